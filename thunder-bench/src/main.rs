@@ -1,0 +1,133 @@
+//! `thunder-bench`: the thunder-rs harness.
+//!
+//! Today it prints traces of realistic programs built with thunder-ir (`thunder-bench trace
+//! llama-block`); the Llama-2 training benchmark (issue 6) will be added as `thunder-bench llama2`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+use thunder_ir::programs::{self, LlamaDims};
+use thunder_ir::{DType, Device, Trace};
+
+#[derive(Parser)]
+#[command(
+    name = "thunder-bench",
+    version,
+    about = "thunder-rs benchmarks and demos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a program with thunder-ir's TraceBuilder and print its trace as Python.
+    Trace {
+        /// Which program.
+        #[arg(value_enum, default_value_t = Program::LlamaBlock)]
+        program: Program,
+        /// Model sizes: `llama2-7b` (Llama-2-7B's block: hidden 4096, 32 heads, seq 4096) or
+        /// `tiny` (a few hundred parameters, grouped-query attention).
+        #[arg(long, value_enum, default_value_t = Size::Llama27b)]
+        size: Size,
+        /// Print only the torch-level statements, without their decompositions into prims.
+        #[arg(long)]
+        no_decompositions: bool,
+        /// Also parse the printed text back and check it gives the same trace.
+        #[arg(long)]
+        check_round_trip: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Program {
+    /// Llama-2 SwiGLU MLP.
+    LlamaMlp,
+    /// Causal self-attention with RoPE.
+    LlamaAttention,
+    /// A whole transformer block (RMSNorm, attention, MLP, residuals).
+    LlamaBlock,
+    /// Final norm, lm_head and cross-entropy loss.
+    LmHeadLoss,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Size {
+    /// Llama-2-7B dimensions, bf16 on cuda:0.
+    #[value(name = "llama2-7b")]
+    Llama27b,
+    /// Tiny f32 dimensions on the CPU.
+    Tiny,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("thunder-bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Trace {
+            program,
+            size,
+            no_decompositions,
+            check_round_trip,
+        } => {
+            let dims = match size {
+                Size::Llama27b => LlamaDims {
+                    batch: 1,
+                    dtype: DType::BF16,
+                    device: Device::Cuda(0),
+                    ..LlamaDims::default()
+                },
+                Size::Tiny => LlamaDims::tiny(),
+            };
+            let trace = match program {
+                Program::LlamaMlp => programs::llama_mlp(&dims)?,
+                Program::LlamaAttention => programs::llama_attention(&dims)?,
+                Program::LlamaBlock => programs::llama_block(&dims)?,
+                Program::LmHeadLoss => programs::lm_head_loss(&dims)?,
+            };
+            let text = trace.to_python();
+            if check_round_trip {
+                let back = thunder_ir::parse_trace(&text)?;
+                if back != trace {
+                    return Err("the printed trace parsed back into a different trace".into());
+                }
+                eprintln!("round trip: the printed text parses back into the same trace");
+            }
+            if no_decompositions {
+                print!("{}", without_decompositions(&trace));
+            } else {
+                print!("{text}");
+            }
+            let n_prims = trace
+                .walk()
+                .iter()
+                .filter(|b| matches!(b.op, thunder_ir::Op::Prim(_)))
+                .count();
+            eprintln!(
+                "{}: {} torch-level statements, {} prims in their decompositions, {} values",
+                trace.name,
+                trace.bound_symbols.len(),
+                n_prims,
+                trace.values.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn without_decompositions(t: &Trace) -> String {
+    let mut flat = t.clone();
+    for b in &mut flat.bound_symbols {
+        b.subsymbols.clear();
+    }
+    flat.to_python()
+}

@@ -1,0 +1,358 @@
+//! [`TraceBuilder`]: build traces from Rust code with calls that read like PyTorch.
+
+use crate::dtype::NumberType;
+use crate::error::{IrError, Result};
+use crate::ops::prims::{self, ArgMeta, PrimOp};
+use crate::ops::{torch, Op, TorchOp};
+use crate::trace::{Arg, Attr, BoundSymbol, Trace};
+use crate::value::{check_name, TensorMeta, Value, ValueInfo, ValueType};
+use std::collections::HashSet;
+
+/// Builds a [`Trace`] one call at a time.
+///
+/// Every call runs the op's meta function (prims) or decomposition (torch-level ops) at once, so
+/// a bad argument is reported where it is passed, with the op and argument named. Methods for
+/// torch-level ops (`linear`, `softmax`, `cross_entropy`, ...) are in [`crate::ops::torch`];
+/// methods for prims start with `prim_` or are reached through [`TraceBuilder::prim`].
+///
+/// ```
+/// use thunder_ir::{DType, TensorMeta, TraceBuilder};
+///
+/// let mut b = TraceBuilder::new("mlp");
+/// let x = b.input("x", TensorMeta::new(DType::F32, [4, 16]))?;
+/// let w = b.input("w", TensorMeta::new(DType::F32, [32, 16]))?;
+/// let h = b.linear(x, w, None)?;
+/// let y = b.relu(h)?;
+/// let trace = b.build(&[y])?;
+/// assert_eq!(trace.tensor(y).unwrap().shape.sizes(), vec![4, 32]);
+/// # Ok::<(), thunder_ir::IrError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TraceBuilder {
+    name: String,
+    values: Vec<ValueInfo>,
+    names: HashSet<String>,
+    next_tmp: usize,
+    inputs: Vec<Value>,
+    /// `scopes[0]` is the top level; a torch-level call opens a scope for its decomposition.
+    scopes: Vec<Vec<BoundSymbol>>,
+}
+
+impl TraceBuilder {
+    /// A builder for a function called `name` (a Python identifier).
+    pub fn new(name: impl Into<String>) -> Self {
+        TraceBuilder {
+            name: name.into(),
+            values: Vec::new(),
+            names: HashSet::new(),
+            next_tmp: 0,
+            inputs: Vec::new(),
+            scopes: vec![Vec::new()],
+        }
+    }
+
+    /// Adds a tensor parameter.
+    pub fn input(&mut self, name: &str, meta: TensorMeta) -> Result<Value> {
+        let v = self.define(name.to_string(), ValueType::Tensor(meta))?;
+        self.inputs.push(v);
+        Ok(v)
+    }
+
+    /// Adds a number parameter (a Python scalar known only at run time).
+    pub fn number_input(&mut self, name: &str, ty: NumberType) -> Result<Value> {
+        let v = self.define(name.to_string(), ValueType::Number(ty))?;
+        self.inputs.push(v);
+        Ok(v)
+    }
+
+    /// The type of a value made by this builder.
+    pub fn ty(&self, v: Value) -> Result<&ValueType> {
+        self.values
+            .get(v.index())
+            .map(|i| &i.ty)
+            .ok_or(IrError::UnknownValue(v.0))
+    }
+
+    /// The tensor metadata of a value; an error naming `op` if it is not a tensor.
+    pub fn tensor(&self, v: Value) -> Result<&TensorMeta> {
+        match self.ty(v)? {
+            ValueType::Tensor(t) => Ok(t),
+            ValueType::Number(n) => Err(IrError::invalid(
+                "TraceBuilder",
+                format!("{} is a {n}, not a tensor", self.values[v.index()].name),
+            )),
+        }
+    }
+
+    /// The printed name of a value.
+    pub fn name_of(&self, v: Value) -> Result<&str> {
+        self.values
+            .get(v.index())
+            .map(|i| i.name.as_str())
+            .ok_or(IrError::UnknownValue(v.0))
+    }
+
+    /// Finishes the trace, returning `outputs`, and checks it with the verifier.
+    ///
+    /// Value handles are renumbered in definition order (see [`Trace::renumbered`]): look values
+    /// of the built trace up by name ([`Trace::value_named`]) or through its inputs and outputs.
+    pub fn build(mut self, outputs: &[Value]) -> Result<Trace> {
+        for &o in outputs {
+            self.ty(o)?;
+        }
+        let bound_symbols = self.scopes.swap_remove(0);
+        let trace = Trace {
+            name: self.name,
+            values: self.values,
+            inputs: self.inputs,
+            bound_symbols,
+            outputs: outputs.to_vec(),
+        };
+        // Inputs may be declared between calls; number values in definition order.
+        let trace = trace.renumbered();
+        crate::verify::verify(&trace)?;
+        Ok(trace)
+    }
+
+    /// Records a call of any op. Torch-level ops run their decomposition, recorded as the new
+    /// bound symbol's subsymbols. On error nothing is recorded.
+    pub fn call(&mut self, op: Op, args: Vec<Arg>, attrs: Vec<Attr>) -> Result<Vec<Value>> {
+        let mark = self.values.len();
+        let depth = self.scopes.len();
+        let result = self.call_inner(op, args, attrs);
+        if result.is_err() {
+            // Forget whatever the failed call defined, so the builder stays usable.
+            for info in self.values.drain(mark..) {
+                self.names.remove(&info.name);
+            }
+            self.scopes.truncate(depth);
+        }
+        result
+    }
+
+    fn call_inner(&mut self, op: Op, args: Vec<Arg>, attrs: Vec<Attr>) -> Result<Vec<Value>> {
+        let sig = op.signature();
+        sig.check_operands(op, &args)?;
+        sig.check_attrs(op, &attrs)?;
+        for a in &args {
+            for v in a.values() {
+                self.ty(v)?;
+            }
+        }
+        match op {
+            Op::Prim(p) => {
+                let tys = self.prim_output_types(p, &args, &attrs)?;
+                let outputs = tys
+                    .into_iter()
+                    .map(|ty| {
+                        let name = self.fresh_name();
+                        self.define(name, ty)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.push(BoundSymbol {
+                    op,
+                    args,
+                    attrs,
+                    outputs: outputs.clone(),
+                    subsymbols: Vec::new(),
+                });
+                Ok(outputs)
+            }
+            Op::Torch(t) => {
+                let mark = self.values.len();
+                self.scopes.push(Vec::new());
+                let outputs = torch::decompose(self, t, &args, &attrs)?;
+                let subsymbols = self.scopes.pop().unwrap_or_default();
+                let fresh = |v: &Value| v.index() >= mark;
+                if subsymbols.is_empty() && !outputs.iter().any(fresh) {
+                    // The op is the identity here (e.g. `to` the same dtype): PyTorch returns the
+                    // input itself, and so does the trace, without recording anything.
+                    return Ok(outputs);
+                }
+                if let Some(v) = outputs.iter().find(|v| !fresh(v)) {
+                    return Err(IrError::invalid(
+                        op.qualified_name(),
+                        format!(
+                            "internal: the decomposition returns {} unchanged next to new values",
+                            self.values[v.index()].name
+                        ),
+                    ));
+                }
+                self.push(BoundSymbol {
+                    op,
+                    args,
+                    attrs,
+                    outputs: outputs.clone(),
+                    subsymbols,
+                });
+                Ok(outputs)
+            }
+        }
+    }
+
+    /// Records a prim with one output.
+    pub fn prim(&mut self, op: PrimOp, args: Vec<Arg>, attrs: Vec<Attr>) -> Result<Value> {
+        let out = self.call(Op::Prim(op), args, attrs)?;
+        out.first()
+            .copied()
+            .ok_or_else(|| IrError::invalid(Op::Prim(op).qualified_name(), "internal: no output"))
+    }
+
+    /// Records a torch-level op with one output.
+    pub(crate) fn torch1(
+        &mut self,
+        op: TorchOp,
+        args: Vec<Arg>,
+        attrs: Vec<Attr>,
+    ) -> Result<Value> {
+        let out = self.call(Op::Torch(op), args, attrs)?;
+        out.first()
+            .copied()
+            .ok_or_else(|| IrError::invalid(Op::Torch(op).qualified_name(), "internal: no output"))
+    }
+
+    /// Output types of a prim call, requires_grad included.
+    pub(crate) fn prim_output_types(
+        &self,
+        p: PrimOp,
+        args: &[Arg],
+        attrs: &[Attr],
+    ) -> Result<Vec<ValueType>> {
+        let types = arg_types(&self.values, args)?;
+        prim_types(p, &types, attrs)
+    }
+
+    fn push(&mut self, b: BoundSymbol) {
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.push(b);
+        }
+    }
+
+    fn fresh_name(&mut self) -> String {
+        loop {
+            let n = format!("t{}", self.next_tmp);
+            self.next_tmp += 1;
+            if !self.names.contains(&n) {
+                return n;
+            }
+        }
+    }
+
+    fn define(&mut self, name: String, ty: ValueType) -> Result<Value> {
+        check_name(&name).map_err(|reason| IrError::InvalidName {
+            name: name.clone(),
+            reason,
+        })?;
+        if !self.names.insert(name.clone()) {
+            return Err(IrError::InvalidName {
+                name,
+                reason: "it is already used in this trace".into(),
+            });
+        }
+        let v = Value(self.values.len() as u32);
+        self.values.push(ValueInfo { name, ty });
+        Ok(v)
+    }
+}
+
+/// An operand's type, as the meta functions and the requires_grad rule see it.
+#[derive(Debug, Clone)]
+pub(crate) enum ArgType {
+    Value(ValueType),
+    Number(NumberType),
+    None,
+    List(Vec<ValueType>),
+}
+
+pub(crate) fn arg_types(values: &[ValueInfo], args: &[Arg]) -> Result<Vec<ArgType>> {
+    let ty = |v: &Value| {
+        values
+            .get(v.index())
+            .map(|i| i.ty.clone())
+            .ok_or(IrError::UnknownValue(v.0))
+    };
+    args.iter()
+        .map(|a| {
+            Ok(match a {
+                Arg::Value(v) => ArgType::Value(ty(v)?),
+                Arg::Int(_) => ArgType::Number(NumberType::Int),
+                Arg::Float(_) => ArgType::Number(NumberType::Float),
+                Arg::Bool(_) => ArgType::Number(NumberType::Bool),
+                Arg::None => ArgType::None,
+                Arg::List(l) => ArgType::List(l.iter().map(ty).collect::<Result<_>>()?),
+            })
+        })
+        .collect()
+}
+
+/// Runs a prim's meta function on operand types and applies the requires_grad rule: an output
+/// requires grad when some tensor operand does and the output's dtype can carry a gradient.
+pub(crate) fn prim_types(p: PrimOp, types: &[ArgType], attrs: &[Attr]) -> Result<Vec<ValueType>> {
+    let mut metas: Vec<ArgMeta<'_>> = Vec::new();
+    let mut requires_grad = false;
+    for t in types {
+        match t {
+            ArgType::Value(ValueType::Tensor(m)) => {
+                requires_grad |= m.requires_grad;
+                metas.push(ArgMeta::Tensor(m));
+            }
+            ArgType::Value(ValueType::Number(n)) | ArgType::Number(n) => {
+                metas.push(ArgMeta::Number(*n))
+            }
+            ArgType::None => metas.push(ArgMeta::None),
+            ArgType::List(l) => {
+                for v in l {
+                    match v {
+                        ValueType::Tensor(m) => {
+                            requires_grad |= m.requires_grad;
+                            metas.push(ArgMeta::Tensor(m));
+                        }
+                        ValueType::Number(n) => metas.push(ArgMeta::Number(*n)),
+                    }
+                }
+            }
+        }
+    }
+    // Copying into a buffer (optimizer updates) is never differentiated.
+    let differentiable = !p.is_inplace();
+    let mut out = prims::meta(p, &metas, attrs)?;
+    for ty in &mut out {
+        if let ValueType::Tensor(t) = ty {
+            t.requires_grad = differentiable && requires_grad && t.dtype.is_inexact();
+        }
+    }
+    Ok(out)
+}
+
+/// Output types of a torch-level op on operands of the given types: the op is decomposed in a
+/// scratch builder. Used by the parser (for ops printed without their decomposition) and the
+/// verifier.
+pub(crate) fn torch_output_types(
+    op: TorchOp,
+    types: &[ArgType],
+    args: &[Arg],
+    attrs: &[Attr],
+) -> Result<Vec<ValueType>> {
+    let mut b = TraceBuilder::new("meta");
+    let mut scratch_args = Vec::with_capacity(args.len());
+    let mut k = 0;
+    let mut input = |b: &mut TraceBuilder, ty: &ValueType| -> Result<Value> {
+        k += 1;
+        let v = b.define(format!("a{k}"), ty.clone())?;
+        b.inputs.push(v);
+        Ok(v)
+    };
+    for (a, t) in args.iter().zip(types) {
+        scratch_args.push(match (a, t) {
+            (Arg::Value(_), ArgType::Value(ty)) => Arg::Value(input(&mut b, ty)?),
+            (Arg::List(_), ArgType::List(tys)) => Arg::List(
+                tys.iter()
+                    .map(|ty| input(&mut b, ty))
+                    .collect::<Result<_>>()?,
+            ),
+            (other, _) => other.clone(),
+        });
+    }
+    let outs = b.call(Op::Torch(op), scratch_args, attrs.to_vec())?;
+    outs.iter().map(|&v| b.ty(v).cloned()).collect()
+}

@@ -1,0 +1,176 @@
+//! The verifier: checks a trace's invariants.
+//!
+//! - every value has a valid, unique name, and every handle points into the value table;
+//! - SSA: each value is defined once (as an input or by one bound symbol), and used only after
+//!   its definition; a decomposition may use values defined before its parent and inside it;
+//! - the outputs of a torch-level op with a decomposition are defined by that decomposition;
+//! - metadata agrees with the meta functions: the recorded type of each output equals what the
+//!   prim's meta function (or the torch-level op's decomposition) computes from its operands.
+
+use crate::builder::{arg_types, prim_types, torch_output_types};
+use crate::error::{IrError, Result};
+use crate::ops::Op;
+use crate::trace::{BoundSymbol, Trace};
+use crate::value::{check_name, Value};
+use std::collections::HashSet;
+
+/// Checks `trace`; the first broken invariant is returned as [`IrError::Verify`].
+pub fn verify(trace: &Trace) -> Result<()> {
+    let mut names = HashSet::new();
+    for (i, info) in trace.values.iter().enumerate() {
+        check_name(&info.name).map_err(|m| {
+            IrError::Verify(format!("value v{i} has invalid name {:?}: {m}", info.name))
+        })?;
+        if !names.insert(info.name.as_str()) {
+            return Err(IrError::Verify(format!(
+                "the name {} is used by two values",
+                info.name
+            )));
+        }
+    }
+    check_name(&trace.name)
+        .map_err(|m| IrError::Verify(format!("trace name {:?}: {m}", trace.name)))?;
+    let mut v = Verifier {
+        trace,
+        defined: vec![false; trace.values.len()],
+    };
+    for &i in &trace.inputs {
+        v.define(i, "the inputs")?;
+    }
+    let mut visible: HashSet<Value> = trace.inputs.iter().copied().collect();
+    v.block(&trace.bound_symbols, &mut visible)?;
+    for &o in &trace.outputs {
+        v.check_handle(o)?;
+        if !visible.contains(&o) {
+            return Err(IrError::Verify(format!(
+                "output {} is not defined at the top level",
+                trace.name_of(o)
+            )));
+        }
+    }
+    Ok(())
+}
+
+struct Verifier<'a> {
+    trace: &'a Trace,
+    defined: Vec<bool>,
+}
+
+impl Verifier<'_> {
+    fn check_handle(&self, v: Value) -> Result<()> {
+        if v.index() < self.trace.values.len() {
+            Ok(())
+        } else {
+            Err(IrError::Verify(format!(
+                "handle v{} is outside the value table ({} values)",
+                v.0,
+                self.trace.values.len()
+            )))
+        }
+    }
+
+    fn define(&mut self, v: Value, by: &str) -> Result<()> {
+        self.check_handle(v)?;
+        if std::mem::replace(&mut self.defined[v.index()], true) {
+            return Err(IrError::Verify(format!(
+                "{} is defined twice (again by {by})",
+                self.trace.name_of(v)
+            )));
+        }
+        Ok(())
+    }
+
+    fn block(&mut self, bsyms: &[BoundSymbol], visible: &mut HashSet<Value>) -> Result<()> {
+        for b in bsyms {
+            self.bound_symbol(b, visible)?;
+        }
+        Ok(())
+    }
+
+    fn bound_symbol(&mut self, b: &BoundSymbol, visible: &mut HashSet<Value>) -> Result<()> {
+        let t = self.trace;
+        let qn = b.op.qualified_name();
+        let here = || crate::printer::statement(t, b);
+        for v in b.inputs() {
+            self.check_handle(v)?;
+            if !visible.contains(&v) {
+                return Err(IrError::Verify(format!(
+                    "{} is used before it is defined, in `{}`",
+                    t.name_of(v),
+                    here()
+                )));
+            }
+        }
+        for &o in &b.outputs {
+            self.check_handle(o)?;
+        }
+        let sig = b.op.signature();
+        sig.check_operands(b.op, &b.args)
+            .map_err(|e| IrError::Verify(format!("{e}, in `{}`", here())))?;
+        sig.check_attrs(b.op, &b.attrs)
+            .map_err(|e| IrError::Verify(format!("{e}, in `{}`", here())))?;
+        if let Some(n) = sig.num_outputs {
+            if b.outputs.len() != n {
+                return Err(IrError::Verify(format!(
+                    "{qn} defines {n} values, not {}, in `{}`",
+                    b.outputs.len(),
+                    here()
+                )));
+            }
+        }
+        let types = arg_types(&t.values, &b.args)?;
+        let expected = match b.op {
+            Op::Prim(p) => {
+                if !b.subsymbols.is_empty() {
+                    return Err(IrError::Verify(format!(
+                        "prim {qn} has a decomposition, in `{}`",
+                        here()
+                    )));
+                }
+                prim_types(p, &types, &b.attrs)
+            }
+            Op::Torch(op) => torch_output_types(op, &types, &b.args, &b.attrs),
+        }
+        .map_err(|e| IrError::Verify(format!("{e}, in `{}`", here())))?;
+        if expected.len() != b.outputs.len() {
+            return Err(IrError::Verify(format!(
+                "{qn} should define {} values but defines {}, in `{}`",
+                expected.len(),
+                b.outputs.len(),
+                here()
+            )));
+        }
+        for (&o, e) in b.outputs.iter().zip(&expected) {
+            if t.ty(o) != e {
+                return Err(IrError::Verify(format!(
+                    "{} is recorded as \"{}\" but {qn} makes \"{e}\", in `{}`",
+                    t.name_of(o),
+                    t.ty(o),
+                    here()
+                )));
+            }
+        }
+        if b.subsymbols.is_empty() {
+            for &o in &b.outputs {
+                self.define(o, &qn)?;
+            }
+        } else {
+            let mut inner = visible.clone();
+            self.block(&b.subsymbols, &mut inner)?;
+            for &o in &b.outputs {
+                if !inner.contains(&o) || visible.contains(&o) {
+                    return Err(IrError::Verify(format!(
+                        "output {} of {qn} is not defined by its decomposition, in `{}`",
+                        t.name_of(o),
+                        here()
+                    )));
+                }
+            }
+        }
+        for b2 in &b.outputs {
+            visible.insert(*b2);
+        }
+        // Values a decomposition defines internally stay local to it.
+        Ok(())
+    }
+}
