@@ -205,11 +205,12 @@ impl DType {
         }
     }
 
-    /// The complex dtype with the precision of a real float (`f32 -> c64`, `f64 -> c128`).
-    /// `None` for the 16-bit and 8-bit floats, whose complex counterparts thunder does not model.
+    /// The complex dtype with the precision of a real float (`f32 -> c64`, `f64 -> c128`, and
+    /// `bf16 -> c64` as in PyTorch, bfloat16 having float32's range). `None` for float16 (whose
+    /// counterpart complex32 thunder does not model) and the fp8 types.
     pub fn to_complex(self) -> Option<DType> {
         match self {
-            DType::F32 => Some(DType::C64),
+            DType::F32 | DType::BF16 => Some(DType::C64),
             DType::F64 => Some(DType::C128),
             DType::C64 | DType::C128 => Some(self),
             _ => None,

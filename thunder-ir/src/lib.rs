@@ -34,6 +34,14 @@ pub mod value;
 pub mod verify;
 
 pub use builder::TraceBuilder;
+
+// The examples in the crate README and the workspace README are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct CrateReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;
 pub use device::Device;
 pub use dtype::{promote_types, Category, DType, NumberType};
 pub use error::{IrError, Result};

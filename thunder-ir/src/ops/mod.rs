@@ -131,22 +131,24 @@ impl AttrKind {
     /// Whether `attr` is of this kind.
     pub fn accepts(self, attr: &Attr) -> bool {
         use AttrKind as K;
-        match (self, attr) {
+        matches!(
+            (self, attr),
             (
                 K::OptInt | K::OptFloat | K::OptNumber | K::OptInts | K::OptDType | K::OptDevice,
-                Attr::None,
-            ) => true,
-            (K::Int | K::OptInt | K::IntOrInts, Attr::Int(_)) => true,
-            (K::Float | K::OptFloat, Attr::Float(_)) => true,
-            (K::Number | K::OptNumber, Attr::Int(_) | Attr::Float(_) | Attr::Bool(_)) => true,
-            (K::Bool, Attr::Bool(_)) => true,
-            (K::Str, Attr::Str(_)) => true,
-            (K::Ints | K::OptInts | K::IntOrInts, Attr::Ints(_)) => true,
-            (K::IntLists, Attr::IntLists(_)) => true,
-            (K::DType | K::OptDType, Attr::DType(_)) => true,
-            (K::Device | K::OptDevice, Attr::Device(_)) => true,
-            _ => false,
-        }
+                Attr::None
+            ) | (K::Int | K::OptInt | K::IntOrInts, Attr::Int(_))
+                | (K::Float | K::OptFloat, Attr::Float(_))
+                | (
+                    K::Number | K::OptNumber,
+                    Attr::Int(_) | Attr::Float(_) | Attr::Bool(_)
+                )
+                | (K::Bool, Attr::Bool(_))
+                | (K::Str, Attr::Str(_))
+                | (K::Ints | K::OptInts | K::IntOrInts, Attr::Ints(_))
+                | (K::IntLists, Attr::IntLists(_))
+                | (K::DType | K::OptDType, Attr::DType(_))
+                | (K::Device | K::OptDevice, Attr::Device(_))
+        )
     }
     /// A human description for error messages.
     pub fn describe(self) -> &'static str {

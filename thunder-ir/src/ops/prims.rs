@@ -416,7 +416,7 @@ fn binary(op: PrimOp, n: &str, args: &[ArgMeta<'_>]) -> Result<ValueType> {
         ShiftLeft | ShiftRight => c == Category::Integer,
         Remainder | Fmod | Maximum | Minimum | Lt | Le | Gt | Ge => c != Category::Complex,
         Atan2 => c == Category::Float,
-        Add | Sub | Mul | Div | Pow => c != Category::Bool || matches!(op, Add | Mul),
+        Add | Sub | Mul | Div | Pow => c != Category::Bool || matches!(op, Add | Mul | Pow),
         _ => true,
     };
     require(n, ok, || format!("operands of dtype {d} are not supported"))?;

@@ -131,6 +131,10 @@ impl TorchOp {
                     &[("alpha", A::OptNumber)],
                 );
             }
+            if matches!(self, T::Maximum | T::Minimum) {
+                // torch.maximum takes no Python numbers (clamp does).
+                return s(&[("a", P::Tensor), ("b", P::Tensor)], &[]);
+            }
             return s(&[("a", P::TensorOrNumber), ("b", P::TensorOrNumber)], &[]);
         }
         const REDUCE: &[(&str, A)] = &[
@@ -1026,9 +1030,11 @@ pub(crate) fn decompose(
     if let Some((prim, kind)) = op.unary_prim() {
         let a = tensor_arg(b, 0)?;
         let t = b.tensor(a)?.clone();
-        if matches!(op, T::Floor | T::Ceil | T::Round | T::Trunc)
-            && t.dtype.category() <= crate::Category::Integer
-        {
+        let rounding = matches!(op, T::Floor | T::Ceil | T::Round | T::Trunc);
+        if rounding && t.dtype.is_bool() {
+            return Err(IrError::invalid(n, "a must not be a bool tensor"));
+        }
+        if rounding && t.dtype.is_integer() {
             // PyTorch returns integer input unchanged.
             return Ok(vec![a]);
         }
@@ -1070,6 +1076,13 @@ pub(crate) fn decompose(
         }
         T::Sigmoid | T::Silu => {
             let a = tensor_arg(b, 0)?;
+            let d = b.tensor(a)?.dtype;
+            if op == T::Silu && !d.is_inexact() {
+                return Err(IrError::invalid(
+                    n,
+                    format!("a must have a floating dtype, got {d}"),
+                ));
+            }
             let pt = elementwise_promotion(n, &[b.operand(&args[0])?], K::IntToFloat)?;
             let x = b.convert(a, pt.computation)?;
             let e = b.p1(PrimOp::Neg, x)?;
@@ -1683,6 +1696,9 @@ pub(crate) fn decompose(
         T::Narrow => {
             let a = tensor_arg(b, 0)?;
             let t = b.tensor(a)?.clone();
+            if t.rank() == 0 {
+                return Err(IrError::invalid(n, "a 0-dim tensor cannot be narrowed"));
+            }
             let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, t.rank())?;
             let size = t.shape.size(d) as i64;
             let mut start = attr_int(n, attrs, 1)?;

@@ -1,0 +1,78 @@
+# Entry points for people and CI. Plain cargo works too, after `make env` (or ci/bootstrap-env.sh)
+# once per checkout: it links the pinned libtorch (see .cargo/config.toml).
+#
+#   make test        format, lint, dependency rule, all tests (what .ci/run runs)
+#   make bench       the Llama block benchmark trace
+#   make docs        API docs of every crate
+#   make gpu-bundle  release test binaries for a GPU machine (see ci/README.md)
+#   make clean-env   drop this checkout's .venv/.libtorch symlinks
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# thunder-ir must stay usable alone: no libtorch, no CUDA (ARCHITECTURE.md).
+IR_CRATE := thunder-ir
+IR_FORBIDDEN_DEPS := torch-sys tch cudarc
+
+.PHONY: help env ir-deps test bench docs gpu-bundle clean-env
+
+help:
+	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
+
+# Internal: the Python environment with torch that tch links against, and the .venv/.libtorch
+# symlinks. Idempotent and quick once made.
+env:
+	@echo "==> env"
+	@py=$$(ci/bootstrap-env.sh); echo "    python: $$py"
+
+test: env
+	@echo "==> fmt"
+	@$(CARGO) fmt --all --check
+	@echo "==> clippy"
+	@$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@$(MAKE) --no-print-directory ir-deps
+	@echo "==> cargo test --workspace"
+	@$(CARGO) test --workspace
+	@# Nothing of libtorch is needed for thunder-ir. .cargo/config.toml's [env] still hands cargo
+	@# LIBTORCH (a config cannot be switched off per command); the dependency check above is the
+	@# real guard, this only keeps shell exports such as LIBTORCH_USE_PYTORCH out of the run.
+	@echo "==> cargo test -p $(IR_CRATE), libtorch variables unset"
+	@env -u LIBTORCH -u LIBTORCH_USE_PYTORCH -u LIBTORCH_CXX11_ABI $(CARGO) test -p $(IR_CRATE)
+	@echo "==> test: all passed"
+
+# Internal, part of test: the dependency rule, over every feature, target and dependency kind.
+ir-deps:
+	@echo "==> $(IR_CRATE) has no libtorch/CUDA dependency"
+	@tree=$$($(CARGO) tree -p $(IR_CRATE) -e normal,dev,build --all-features --target all --prefix none); \
+	 bad=$$(for dep in $(IR_FORBIDDEN_DEPS); do grep -oE "^$$dep v[^ ]+" <<<"$$tree" || true; done | sort -u); \
+	 if [ -n "$$bad" ]; then \
+	   echo "error: $(IR_CRATE) must not depend on libtorch or CUDA crates ($(IR_FORBIDDEN_DEPS))," >&2; \
+	   echo "but its dependency tree has (see: cargo tree -p $(IR_CRATE) -i <crate>):" >&2; \
+	   sed 's/^/    /' <<<"$$bad" >&2; \
+	   exit 1; \
+	 fi
+
+bench: env
+	@echo "==> bench: trace llama-block"
+	@$(CARGO) run --release -p thunder-bench -- trace llama-block
+
+# cargo doc runs the build scripts (torch-sys compiles against the libtorch headers), hence env.
+docs: env
+	@echo "==> docs"
+	@$(CARGO) doc --workspace --no-deps
+	@echo "==> docs: open $(abspath $(or $(CARGO_TARGET_DIR),target))/doc/thunder_ir/index.html (one index.html per crate next to it)"
+
+gpu-bundle: env
+	@echo "==> gpu-bundle"
+	@ci/gpu-bundle.sh
+
+# Only this checkout's symlinks; the shared environment (several GB) stays in the cache for other
+# checkouts. ci/bootstrap-env.sh explains where it lives.
+clean-env:
+	@echo "==> clean-env"
+	@for link in .venv .libtorch; do \
+	   if [ -L "$$link" ]; then target=$$(readlink "$$link"); rm "$$link"; echo "    removed $$link (pointed at $$target)"; \
+	   elif [ -e "$$link" ]; then echo "    left $$link alone: not a symlink" >&2; fi; \
+	 done
+	@echo "    the shared environment in $${THUNDER_RS_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/thunder-rs} was kept; delete it by hand to free its disk space"

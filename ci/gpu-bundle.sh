@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds the workspace's release test binaries and binaries here (no GPU needed) into bundle/
+# (git-ignored), stripped, with bundle/run-tests.sh, which runs every test binary on a GPU machine.
+#
+#   ci/gpu-bundle.sh                # or: make gpu-bundle
+#   bundle/run-tests.sh [ARGS...]   # on the GPU machine; ARGS go to every test binary
+#
+# Environment knobs:
+#   BUNDLE_LIMIT_MB   fail when the bundle is bigger (default 60: the device runner carries 64 MiB)
+#
+# Doc tests are not in the bundle: they need rustdoc and the sources.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+limit_mb=${BUNDLE_LIMIT_MB:-60}
+bundle="$root/bundle"
+
+die() { printf 'gpu-bundle: error: %s\n' "$*" >&2; exit 1; }
+command -v strip >/dev/null || die "no 'strip' on PATH (Debian: apt-get install binutils)"
+py=$(ci/bootstrap-env.sh)   # the libtorch to link; its Python also reads cargo's JSON below
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# artifacts WHAT < cargo JSON messages -> lines "executable<TAB>bundle name<TAB>package folder",
+# WHAT = tests (test harness executables) or bins. Bundle names are unique: a package's lib and bin
+# targets often share a name.
+artifacts() {
+  "$py" -c '
+import json, os, sys
+what, root = sys.argv[1], sys.argv[2]
+for line in sys.stdin:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+        continue
+    target, is_test = msg["target"], msg["profile"]["test"]
+    if what == "tests" and not is_test:
+        continue
+    if what == "bins" and (is_test or "bin" not in target["kind"]):
+        continue
+    pkg = os.path.relpath(os.path.dirname(msg["manifest_path"]), root)
+    kind = "lib" if any(k.endswith("lib") for k in target["kind"]) else target["kind"][0]
+    name = target["name"] if what == "bins" else "--".join((pkg, kind, target["name"]))
+    print(msg["executable"], name, pkg, sep="\t")
+' "$1" "$root"
+}
+
+echo "==> gpu-bundle: cargo test --release --workspace --no-run"
+cargo test --release --workspace --no-run --message-format=json-render-diagnostics >"$tmp/tests.json"
+echo "==> gpu-bundle: cargo build --release --workspace --bins"
+cargo build --release --workspace --bins --message-format=json-render-diagnostics >"$tmp/bins.json"
+
+rm -rf "$bundle"
+mkdir -p "$bundle/tests" "$bundle/bin"
+: >"$bundle/tests.tsv"
+while IFS=$'\t' read -r exe name pkg; do
+  strip -o "$bundle/tests/$name" "$exe"
+  printf '%s\t%s\n' "$name" "$pkg" >>"$bundle/tests.tsv"
+done < <(artifacts tests <"$tmp/tests.json" | sort)
+while IFS=$'\t' read -r exe name _; do
+  strip -o "$bundle/bin/$name" "$exe"
+done < <(artifacts bins <"$tmp/bins.json")
+[ -s "$bundle/tests.tsv" ] || die "cargo reported no test executables"
+
+cat >"$bundle/run-tests.sh" <<'EOF'
+#!/usr/bin/env bash
+# Runs this bundle's test binaries on a GPU machine. Made by ci/gpu-bundle.sh; see ci/README.md.
+#
+#   bundle/run-tests.sh [ARGS...]   # ARGS go to every test binary (a name filter, --nocapture, ...)
+#
+# Logs: ${OUT:-bundle/out}/<binary>.log, and summary.txt. Exit status 1 when any binary failed.
+# PYTHON (default python3) names the interpreter whose torch (2.11.0) provides libtorch.
+set -uo pipefail   # no -e: run every binary, then report
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+out=${OUT:-$here/out}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+
+# The binaries' run path names the build machine's libtorch, which does not exist here: point the
+# loader at this machine's torch wheel (LD_LIBRARY_PATH is searched before a RUNPATH).
+mapfile -t torch < <("$py" -c 'import os, torch; print(torch.__version__); print(os.path.dirname(torch.__file__))' 2>/dev/null)
+if [ "${#torch[@]}" -ne 2 ]; then
+  echo "run-tests: error: $py cannot import torch; set PYTHON to an interpreter with torch 2.11.0" >&2
+  exit 2
+fi
+case "${torch[0]}" in
+  2.11.0|2.11.0+*) ;;
+  *) echo "run-tests: error: $py has torch ${torch[0]}; these binaries were linked against torch 2.11.0" >&2; exit 2 ;;
+esac
+export LD_LIBRARY_PATH="${torch[1]}/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+summary="$out/summary.txt"
+{
+  echo "host:            $(uname -n)"
+  echo "torch:           ${torch[0]} (${torch[1]})"
+  echo "LD_LIBRARY_PATH: $LD_LIBRARY_PATH"
+  echo "gpus:"
+  { nvidia-smi -L 2>&1 || echo "(nvidia-smi failed or is missing)"; } | sed 's/^/  /'
+} >"$summary"
+
+failed=0
+run() { # NAME LOG DIR COMMAND...
+  local name=$1 log=$2 dir=$3 start=$SECONDS rc
+  shift 3
+  (cd "$dir" && "$@") >"$log" 2>&1
+  rc=$?
+  if [ "$rc" -eq 0 ]; then status=ok; else status="FAILED (exit $rc)"; failed=$((failed + 1)); fi
+  printf '%-60s %s, %ss\n' "$name" "$status" "$((SECONDS - start))" | tee -a "$summary"
+}
+
+if [ -x "$here/bin/thunder-runtime-info" ]; then
+  run thunder-runtime-info "$out/thunder-runtime-info.log" "$here" "$here/bin/thunder-runtime-info"
+  sed 's/^/    /' "$out/thunder-runtime-info.log"
+fi
+while IFS=$'\t' read -r name pkg; do
+  # cargo runs a test in its package folder; do the same when the sources came along.
+  dir="$repo/$pkg"
+  [ -d "$dir" ] || dir=$here
+  CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "$@"
+done <"$here/tests.tsv"
+
+echo "$failed failed; logs in $out" | tee -a "$summary"
+[ "$failed" -eq 0 ]
+EOF
+chmod +x "$bundle/run-tests.sh"
+
+bytes=$(du -sb "$bundle" | cut -f1)
+count=$(find "$bundle/tests" "$bundle/bin" -type f | wc -l)
+mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
+echo "==> gpu-bundle: $bundle: $count binaries, $mb MB"
+if [ "$bytes" -gt $((limit_mb * 1000 * 1000)) ]; then
+  du -b "$bundle"/tests/* "$bundle"/bin/* | sort -rn | head -n 5 >&2
+  die "the bundle is $mb MB, over the ${limit_mb} MB limit (BUNDLE_LIMIT_MB)"
+fi
