@@ -23,20 +23,27 @@ pub fn print_trace(t: &Trace) -> String {
     let _ = writeln!(s, "def {}({}):", t.name, params.join(", "));
     let pad = " ".repeat(INDENT);
     for &v in &t.inputs {
-        let _ = writeln!(s, "{pad}# {}: \"{}\"", t.name_of(v), t.ty(v));
+        let _ = writeln!(s, "{pad}# {}: \"{}\"", t.name_of(v), ty(t, v));
     }
     for b in &t.bound_symbols {
         let _ = write!(s, "{pad}{}", statement(t, b));
         let ann: Vec<String> = b
             .outputs
             .iter()
-            .map(|&o| format!("{}: \"{}\"", t.name_of(o), t.ty(o)))
+            .map(|&o| format!("{}: \"{}\"", t.name_of(o), ty(t, o)))
             .collect();
         let _ = writeln!(s, "  # {}", ann.join(", "));
         print_subsymbols(t, &b.subsymbols, 1, &mut s);
     }
     let _ = writeln!(s, "{pad}return {}", outputs(t, &t.outputs));
     s
+}
+
+/// The annotation of a value; `?` for a handle outside the table, so a damaged trace still prints.
+fn ty(t: &Trace, v: Value) -> String {
+    t.values
+        .get(v.index())
+        .map_or_else(|| "?".to_string(), |i| i.ty.to_string())
 }
 
 fn print_subsymbols(t: &Trace, subs: &[BoundSymbol], depth: usize, s: &mut String) {

@@ -208,9 +208,12 @@ impl Trace {
     pub fn info(&self, v: Value) -> &ValueInfo {
         &self.values[v.index()]
     }
-    /// The printed name of a value.
+    /// The printed name of a value; `<invalid>` for a handle from another trace (the verifier
+    /// reports those), so that printing a damaged trace never panics.
     pub fn name_of(&self, v: Value) -> &str {
-        &self.info(v).name
+        self.values
+            .get(v.index())
+            .map_or("<invalid>", |i| i.name.as_str())
     }
     /// The type of a value.
     pub fn ty(&self, v: Value) -> &ValueType {

@@ -90,9 +90,12 @@ impl Verifier<'_> {
     fn bound_symbol(&mut self, b: &BoundSymbol, visible: &mut HashSet<Value>) -> Result<()> {
         let t = self.trace;
         let qn = b.op.qualified_name();
+        // Every handle first: the error messages below print the statement, which names them all.
+        for v in b.inputs().into_iter().chain(b.outputs.iter().copied()) {
+            self.check_handle(v)?;
+        }
         let here = || crate::printer::statement(t, b);
         for v in b.inputs() {
-            self.check_handle(v)?;
             if !visible.contains(&v) {
                 return Err(IrError::Verify(format!(
                     "{} is used before it is defined, in `{}`",
@@ -100,9 +103,6 @@ impl Verifier<'_> {
                     here()
                 )));
             }
-        }
-        for &o in &b.outputs {
-            self.check_handle(o)?;
         }
         let sig = b.op.signature();
         sig.check_operands(b.op, &b.args)

@@ -198,3 +198,47 @@ fn random_programs_are_not_trivial() {
     assert!(t.walk().len() > t.bound_symbols.len() * 2);
     assert_eq!(parse_trace(&t.to_python()).expect("parses"), t);
 }
+
+/// Damaged trace text is reported as an error, never a panic: the parser reads files.
+mod damaged_text {
+    use super::*;
+
+    fn golden() -> String {
+        let d = thunder_ir::programs::LlamaDims {
+            dtype: DType::BF16,
+            device: Device::Cuda(0),
+            ..thunder_ir::programs::LlamaDims::tiny()
+        };
+        thunder_ir::programs::lm_head_loss(&d)
+            .expect("builds")
+            .to_python()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_text_parses_or_errors(edits in prop::collection::vec((any::<usize>(), 0u8..4, any::<char>()), 1..6)) {
+            let mut text: Vec<char> = golden().chars().collect();
+            for (pos, kind, c) in edits {
+                let i = pos % (text.len() + 1);
+                match kind {
+                    0 if i < text.len() => { text.remove(i); }
+                    1 => text.insert(i, c),
+                    2 if i < text.len() => text[i] = c,
+                    _ => text.truncate(i),
+                }
+            }
+            let s: String = text.into_iter().collect();
+            // Either outcome is fine; a panic fails the test.
+            if let Ok(t) = parse_trace(&s) {
+                prop_assert!(t.verify().is_ok());
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_parses_or_errors(s in "(def f\\(x\\):\n)?[ -~\n]{0,200}") {
+            let _ = parse_trace(&s);
+        }
+    }
+}
