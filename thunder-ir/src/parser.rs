@@ -181,6 +181,7 @@ fn parse_def(t: &str, line: usize, raw: &str) -> Result<(String, Vec<String>)> {
         .ok_or_else(|| perr(line, 5, "expected `(` after the function name", raw))?;
     let close = rest
         .rfind("):")
+        .filter(|&c| c > open)
         .ok_or_else(|| perr(line, t.len(), "expected `):` at the end of the def", raw))?;
     let name = rest[..open].trim().to_string();
     check_name(&name).map_err(|m| perr(line, 5, &format!("function name: {m}"), raw))?;

@@ -178,6 +178,8 @@ fn parser_errors_name_the_line() {
     assert!(m.contains("expected `def NAME(...):`"), "{m}");
     let (_, m) = parse_err("def f):x(\n");
     assert!(m.contains("expected `):` at the end of the def"), "{m}");
+    let (_, m) = parse_err("def f(x:\n");
+    assert!(m.contains("expected `):` at the end of the def"), "{m}");
     // Meta errors surface as parse errors on their line, with the op's message.
     let bad = "def f(x, w):\n  # x: \"cpu f32[4, 16]\"\n  # w: \"cpu f32[64, 32]\"\n  t0 = prims.linear(x, w, None)\n  return t0\n";
     let (l, m) = parse_err(bad);
