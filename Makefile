@@ -54,6 +54,8 @@ ir-deps:
 	 fi
 
 bench: env
+	@echo "==> bench: build the workspace (release)"
+	@$(CARGO) build --release --workspace
 	@echo "==> bench: trace llama-block"
 	@$(CARGO) run --release -p thunder-bench -- trace llama-block
 
