@@ -15,6 +15,51 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// An executor could not compile a bound symbol it claimed.
+    #[error("{executor} executor cannot compile `{statement}`: {message}")]
+    Compile {
+        /// The executor's name.
+        executor: &'static str,
+        /// The bound symbol as printed in the trace.
+        statement: String,
+        /// Why.
+        message: String,
+    },
+    /// A kernel failed at run time (libtorch raised).
+    #[error("trace line {line}: `{statement}` failed in the {executor} executor: {message}")]
+    Kernel {
+        /// The executor's name.
+        executor: &'static str,
+        /// The 1-based line of the bound symbol in the printed trace (`Trace::to_python`).
+        line: usize,
+        /// The bound symbol as printed.
+        statement: String,
+        /// libtorch's message, without its C++ backtrace.
+        message: String,
+    },
+    /// No executor claims a bound symbol, and it has no decomposition to descend into.
+    #[error("trace line {line}: no executor can run `{statement}` (and it has no decomposition)")]
+    Unclaimed {
+        /// The 1-based line in the printed trace.
+        line: usize,
+        /// The bound symbol as printed.
+        statement: String,
+    },
+    /// A run was given inputs that do not match the trace the plan was compiled for.
+    #[error("input {index} ({name}): expected {expected}, got {given}")]
+    Input {
+        /// Position among the trace's inputs.
+        index: usize,
+        /// The input's name in the trace.
+        name: String,
+        /// What the plan was compiled for.
+        expected: String,
+        /// What was passed.
+        given: String,
+    },
+    /// The trace itself is invalid.
+    #[error(transparent)]
+    Ir(#[from] thunder_ir::IrError),
     /// A device computed a wrong result: a broken libtorch install or driver.
     #[error("device {device} computed {got:?} for {op}, expected {expected:?}")]
     WrongResult {

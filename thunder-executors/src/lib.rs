@@ -1,27 +1,52 @@
 //! Executors for thunder-rs traces: they claim the operations of a trace and run them.
 //!
-//! This crate will hold, per the workspace's `ARCHITECTURE.md`:
+//! - [`Executor`]: what an executor claims (by op and operand metadata) and how it compiles a
+//!   bound symbol into a [`Kernel`].
+//! - [`TorchExecutor`]: runs every prim, and a set of torch-level ops whole, through libtorch
+//!   (tch); always last in the list, it runs whatever no other executor claims.
+//! - [`claim`]: the claim pass (trace -> [`ClaimedTrace`], every op with its executor; unclaimed
+//!   torch-level ops descend into their decompositions).
+//! - [`ExecutionPlan`]: the claimed trace compiled into instructions over numbered slots, run many
+//!   times with low host overhead; intermediates are freed after their last use.
+//! - [`runtime_info`]: what this process can use (libtorch, CUDA, cuDNN).
 //!
-//! - the `Executor` trait: what an executor claims (with a checker on metadata) and how it runs it;
-//! - the torch executor, which runs any operation through libtorch (tch) and is the fallback for
-//!   whatever no other executor claims;
-//! - the fusion executor: CUDA C++ generated for fusible regions, compiled with NVRTC, launched on
-//!   torch's current stream;
-//! - vendor-kernel executors (flash SDPA, fused cross-entropy, fused AdamW);
-//! - `ExecutionPlan`, the claimed trace ready to run, and its runtime.
+//! Coming (issue 5): the fusion executor (CUDA C++ generated for fusible regions, NVRTC) and
+//! vendor-kernel executors.
 //!
-//! Today it holds the groundwork they stand on: libtorch is linked so that binaries run without
-//! `LD_LIBRARY_PATH` and see CUDA on GPU machines (see `build.rs`), and [`runtime_info`] reports what
-//! this process can use.
+//! ```no_run
+//! use thunder_executors::{ExecutionPlan, TorchExecutor};
+//! use thunder_ir::{DType, TensorMeta, TraceBuilder};
+//!
+//! let mut b = TraceBuilder::new("f");
+//! let x = b.input("x", TensorMeta::new(DType::F32, [2, 3]))?;
+//! let y = b.softmax(x, -1)?;
+//! let trace = b.build(&[y])?;
+//! let plan = ExecutionPlan::compile(&trace, &[&TorchExecutor::new()])?;
+//! let out = plan.run_tensors(&[tch::Tensor::randn([2, 3], (tch::Kind::Float, tch::Device::Cpu))])?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Modules
 //!
 //! - `error`: [`Error`], the crate's one error type.
-//! - `runtime`: [`runtime_info`], [`RuntimeInfo`] and [`check_device`], the libtorch and CUDA probe.
+//! - `executor`: the trait, kernels and run-time values.
+//! - `claim`, `plan`: the claim pass and the execution plan.
+//! - `torch_executor`: the libtorch executor.
+//! - `convert`: dtype/device conversions between thunder-ir and tch.
+//! - `runtime`: [`runtime_info`], [`RuntimeInfo`] and [`check_device`].
 #![warn(missing_docs)]
 
+pub mod claim;
+pub mod convert;
 mod error;
+pub mod executor;
+pub mod plan;
 mod runtime;
+pub mod torch_executor;
 
+pub use claim::{claim, ClaimedOp, ClaimedTrace};
 pub use error::{Error, Result};
+pub use executor::{Executor, KArg, Kernel, KernelError, Outputs, RtValue};
+pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
+pub use torch_executor::TorchExecutor;

@@ -14,6 +14,13 @@ pub(crate) const INDENT: usize = 2;
 
 /// The trace as Python source.
 pub fn print_trace(t: &Trace) -> String {
+    print_trace_with_lines(t).0
+}
+
+/// The trace as Python source, and the 1-based line of every bound symbol, keyed by its path:
+/// `[i]` for the i-th top-level bound symbol, `[i, j]` for the j-th subsymbol of that one, and so
+/// on. Executors use it to point error messages at the trace line.
+pub fn print_trace_with_lines(t: &Trace) -> (String, Vec<(Vec<usize>, usize)>) {
     let mut s = String::new();
     s.push_str("# Printed by thunder-rs (thunder-ir ");
     s.push_str(env!("CARGO_PKG_VERSION"));
@@ -25,7 +32,12 @@ pub fn print_trace(t: &Trace) -> String {
     for &v in &t.inputs {
         let _ = writeln!(s, "{pad}# {}: \"{}\"", t.name_of(v), ty(t, v));
     }
-    for b in &t.bound_symbols {
+    let mut lines = Vec::new();
+    // Line numbers are counted as lines are written: recounting the text would be quadratic.
+    let mut line = s.lines().count();
+    for (i, b) in t.bound_symbols.iter().enumerate() {
+        line += 1;
+        lines.push((vec![i], line));
         let _ = write!(s, "{pad}{}", statement(t, b));
         let ann: Vec<String> = b
             .outputs
@@ -33,10 +45,17 @@ pub fn print_trace(t: &Trace) -> String {
             .map(|&o| format!("{}: \"{}\"", t.name_of(o), ty(t, o)))
             .collect();
         let _ = writeln!(s, "  # {}", ann.join(", "));
-        print_subsymbols(t, &b.subsymbols, 1, &mut s);
+        print_subsymbols(
+            t,
+            &b.subsymbols,
+            1,
+            &mut s,
+            &mut vec![i],
+            &mut (&mut line, &mut lines),
+        );
     }
     let _ = writeln!(s, "{pad}return {}", outputs(t, &t.outputs));
-    s
+    (s, lines)
 }
 
 /// The annotation of a value; `?` for a handle outside the table, so a damaged trace still prints.
@@ -46,15 +65,26 @@ fn ty(t: &Trace, v: Value) -> String {
         .map_or_else(|| "?".to_string(), |i| i.ty.to_string())
 }
 
-fn print_subsymbols(t: &Trace, subs: &[BoundSymbol], depth: usize, s: &mut String) {
-    for b in subs {
+fn print_subsymbols(
+    t: &Trace,
+    subs: &[BoundSymbol],
+    depth: usize,
+    s: &mut String,
+    path: &mut Vec<usize>,
+    lines: &mut (&mut usize, &mut Vec<(Vec<usize>, usize)>),
+) {
+    for (j, b) in subs.iter().enumerate() {
+        path.push(j);
+        *lines.0 += 1;
+        lines.1.push((path.clone(), *lines.0));
         let _ = writeln!(
             s,
             "{}# {}",
             " ".repeat(INDENT * (depth + 1)),
             statement(t, b)
         );
-        print_subsymbols(t, &b.subsymbols, depth + 1, s);
+        print_subsymbols(t, &b.subsymbols, depth + 1, s, path, lines);
+        path.pop();
     }
 }
 

@@ -114,3 +114,23 @@ fn golden_files_are_valid_python() {
         assert!(status.success(), "{} is not valid Python", f.display());
     }
 }
+
+#[test]
+fn line_numbers_point_at_statements() {
+    let t = programs::lm_head_loss(&bf16_cuda_tiny()).expect("builds");
+    let (text, lines) = thunder_ir::printer::print_trace_with_lines(&t);
+    let all: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), t.walk().len());
+    for (path, line) in &lines {
+        let mut bs = &t.bound_symbols[path[0]];
+        for &j in &path[1..] {
+            bs = &bs.subsymbols[j];
+        }
+        let printed = thunder_ir::printer::statement(&t, bs);
+        assert!(
+            all[line - 1].contains(&printed),
+            "line {line}: {:?} does not hold {printed:?}",
+            all[line - 1]
+        );
+    }
+}

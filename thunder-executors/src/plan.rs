@@ -1,0 +1,319 @@
+//! `ExecutionPlan`: a claimed trace compiled into instructions over numbered slots.
+//!
+//! Compiled once, run many times. A run does no string lookups and builds no metadata: each
+//! instruction reads its operands from slots (one per value of the trace), calls its kernel, stores
+//! the results, and clears the slots whose last use it was, so intermediates are freed as early as
+//! possible.
+
+use crate::claim::{claim, ClaimedTrace};
+use crate::convert;
+use crate::executor::{Executor, KArg, Kernel, RtValue};
+use crate::torch_executor::TorchExecutor;
+use crate::{Error, Result};
+use smallvec::SmallVec;
+use thunder_ir::printer::statement;
+use thunder_ir::{Arg, Trace, Value, ValueType};
+
+#[derive(Debug, Clone)]
+enum ArgRef {
+    Slot(u32),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    None,
+    List(Box<[u32]>),
+}
+
+struct Instr {
+    kernel: Kernel,
+    args: SmallVec<[ArgRef; 4]>,
+    outs: SmallVec<[u32; 2]>,
+    /// Slots whose last use is this instruction.
+    free: SmallVec<[u32; 4]>,
+    /// Index into the claimed ops (for error messages).
+    op: u32,
+}
+
+/// A compiled trace. See the module docs.
+pub struct ExecutionPlan {
+    claimed: ClaimedTrace,
+    n_slots: usize,
+    inputs: Vec<(u32, ValueType)>,
+    instrs: Vec<Instr>,
+    outputs: Vec<u32>,
+    statements: Vec<String>,
+}
+
+impl std::fmt::Debug for ExecutionPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionPlan")
+            .field("trace", &self.claimed.trace.name)
+            .field("instructions", &self.instrs.len())
+            .field("slots", &self.n_slots)
+            .finish()
+    }
+}
+
+impl ExecutionPlan {
+    /// Compiles `trace` for `executors` (in priority order). The torch executor is appended when
+    /// the list has none, so every prim can run.
+    pub fn compile(trace: &Trace, executors: &[&dyn Executor]) -> Result<ExecutionPlan> {
+        trace.verify()?;
+        let fallback = TorchExecutor::new();
+        let mut list: Vec<&dyn Executor> = executors.to_vec();
+        if !list
+            .iter()
+            .any(|e| e.name() == "torch" || e.name() == "torch-prims")
+        {
+            list.push(&fallback);
+        }
+        let claimed = claim(trace, &list)?;
+        let n_slots = trace.values.len();
+        let slot = |v: Value| v.0;
+        // Last use of each slot, by instruction index; outputs are never freed.
+        let mut last_use: Vec<Option<usize>> = vec![None; n_slots];
+        for (i, op) in claimed.ops.iter().enumerate() {
+            for v in op.bsym.inputs() {
+                last_use[v.index()] = Some(i);
+            }
+        }
+        for &o in &trace.outputs {
+            last_use[o.index()] = None;
+        }
+        let mut instrs = Vec::with_capacity(claimed.ops.len());
+        let mut statements = Vec::with_capacity(claimed.ops.len());
+        for (i, op) in claimed.ops.iter().enumerate() {
+            let kernel = list[op.executor].compile(trace, &op.bsym)?;
+            let args = op
+                .bsym
+                .args
+                .iter()
+                .map(|a| match a {
+                    Arg::Value(v) => ArgRef::Slot(slot(*v)),
+                    Arg::Int(x) => ArgRef::Int(*x),
+                    Arg::Float(x) => ArgRef::Float(*x),
+                    Arg::Bool(x) => ArgRef::Bool(*x),
+                    Arg::None => ArgRef::None,
+                    Arg::List(l) => ArgRef::List(l.iter().map(|v| slot(*v)).collect()),
+                })
+                .collect();
+            let mut free: SmallVec<[u32; 4]> = SmallVec::new();
+            for v in op.bsym.inputs() {
+                if last_use[v.index()] == Some(i) && !free.contains(&slot(v)) {
+                    free.push(slot(v));
+                }
+            }
+            instrs.push(Instr {
+                kernel,
+                args,
+                outs: op.bsym.outputs.iter().map(|v| slot(*v)).collect(),
+                free,
+                op: i as u32,
+            });
+            statements.push(statement(trace, &op.bsym));
+        }
+        let inputs = trace
+            .inputs
+            .iter()
+            .map(|&v| (slot(v), trace.ty(v).clone()))
+            .collect();
+        let outputs = trace.outputs.iter().map(|&v| slot(v)).collect();
+        Ok(ExecutionPlan {
+            claimed,
+            n_slots,
+            inputs,
+            instrs,
+            outputs,
+            statements,
+        })
+    }
+
+    /// The claimed trace the plan runs (print it with [`ClaimedTrace::to_python`]).
+    pub fn claimed(&self) -> &ClaimedTrace {
+        &self.claimed
+    }
+
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.instrs.len()
+    }
+
+    /// Whether the plan has no instructions (the trace returns its inputs).
+    pub fn is_empty(&self) -> bool {
+        self.instrs.is_empty()
+    }
+
+    /// Runs the plan on `inputs` (in the trace's input order), returning the trace's outputs.
+    ///
+    /// Inputs are checked against the metadata the plan was compiled for (dtype, device, shape),
+    /// since a mismatch would otherwise broadcast silently or fail deep inside libtorch.
+    pub fn run(&self, inputs: &[RtValue]) -> Result<Vec<RtValue>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(Error::Input {
+                index: inputs.len().min(self.inputs.len()),
+                name: "(count)".into(),
+                expected: format!("{} inputs", self.inputs.len()),
+                given: format!("{} inputs", inputs.len()),
+            });
+        }
+        let mut slots: Vec<Option<RtValue>> =
+            std::iter::repeat_with(|| None).take(self.n_slots).collect();
+        for (i, ((slot, ty), v)) in self.inputs.iter().zip(inputs).enumerate() {
+            self.check_input(i, ty, v)?;
+            slots[*slot as usize] = Some(v.share());
+        }
+        for instr in &self.instrs {
+            let outs = {
+                let slots = &slots;
+                let get = |s: u32| slots[s as usize].as_ref();
+                // Lists (only `cat` has one) are gathered first, so the operands can borrow them.
+                let mut lists: SmallVec<[SmallVec<[&RtValue; 8]>; 1]> = SmallVec::new();
+                for a in &instr.args {
+                    if let ArgRef::List(l) = a {
+                        lists.push(
+                            l.iter()
+                                .map(|&s| get(s).ok_or(s))
+                                .collect::<std::result::Result<_, u32>>()
+                                .map_err(|s| self.missing(instr, s))?,
+                        );
+                    }
+                }
+                let mut li = 0;
+                let mut args: SmallVec<[KArg<'_>; 6]> = SmallVec::new();
+                for a in &instr.args {
+                    args.push(match a {
+                        ArgRef::Slot(s) => {
+                            KArg::Value(get(*s).ok_or_else(|| self.missing(instr, *s))?)
+                        }
+                        ArgRef::Int(x) => KArg::Int(*x),
+                        ArgRef::Float(x) => KArg::Float(*x),
+                        ArgRef::Bool(x) => KArg::Bool(*x),
+                        ArgRef::None => KArg::None,
+                        ArgRef::List(_) => {
+                            li += 1;
+                            KArg::List(&lists[li - 1])
+                        }
+                    });
+                }
+                (instr.kernel)(&args).map_err(|e| self.kernel_error(instr, e.0))?
+            };
+            if outs.len() != instr.outs.len() {
+                return Err(self.kernel_error(
+                    instr,
+                    format!(
+                        "the kernel returned {} values, the trace expects {}",
+                        outs.len(),
+                        instr.outs.len()
+                    ),
+                ));
+            }
+            for (s, v) in instr.outs.iter().zip(outs) {
+                slots[*s as usize] = Some(v);
+            }
+            for &s in &instr.free {
+                slots[s as usize] = None;
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|&s| {
+                slots[s as usize]
+                    .as_ref()
+                    .map(RtValue::share)
+                    .ok_or_else(|| Error::Kernel {
+                        executor: "plan",
+                        line: 0,
+                        statement: format!("return {}", self.claimed.trace.name_of(Value(s))),
+                        message: "the output was never computed".into(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Runs the plan on tensors only, returning tensors (a convenience for tensor programs).
+    pub fn run_tensors(&self, inputs: &[tch::Tensor]) -> Result<Vec<tch::Tensor>> {
+        let ins: Vec<RtValue> = inputs
+            .iter()
+            .map(|t| RtValue::Tensor(t.shallow_clone()))
+            .collect();
+        self.run(&ins)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.into_tensor().ok_or_else(|| Error::Input {
+                    index: i,
+                    name: "output".into(),
+                    expected: "a tensor".into(),
+                    given: "a number (use run)".into(),
+                })
+            })
+            .collect()
+    }
+
+    fn check_input(&self, i: usize, ty: &ValueType, v: &RtValue) -> Result<()> {
+        let name = || {
+            self.claimed
+                .trace
+                .name_of(self.claimed.trace.inputs[i])
+                .to_string()
+        };
+        let given = match (ty, v) {
+            (ValueType::Tensor(m), RtValue::Tensor(t)) => {
+                let ok_kind = convert::kind(m.dtype) == t.kind();
+                let ok_dev = convert::device(m.device) == t.device();
+                let ok_shape = t.dim() == m.rank()
+                    && t.size()
+                        .iter()
+                        .zip(m.shape.sizes())
+                        .all(|(&a, b)| a as usize == b);
+                if ok_kind && ok_dev && ok_shape {
+                    return Ok(());
+                }
+                let dt =
+                    convert::dtype(t.kind()).map_or(format!("{:?}", t.kind()), |d| d.to_string());
+                let dev = convert::from_tch_device(t.device())
+                    .map_or(format!("{:?}", t.device()), |d| d.to_string());
+                format!("{dev} {dt}{:?}", t.size())
+            }
+            (ValueType::Number(n), RtValue::Int(_)) if *n == thunder_ir::NumberType::Int => {
+                return Ok(())
+            }
+            (ValueType::Number(n), RtValue::Float(_)) if *n == thunder_ir::NumberType::Float => {
+                return Ok(())
+            }
+            (ValueType::Number(n), RtValue::Bool(_)) if *n == thunder_ir::NumberType::Bool => {
+                return Ok(())
+            }
+            (_, RtValue::Tensor(_)) => "a tensor".to_string(),
+            (_, RtValue::Int(_)) => "an int".to_string(),
+            (_, RtValue::Float(_)) => "a float".to_string(),
+            (_, RtValue::Bool(_)) => "a bool".to_string(),
+        };
+        Err(Error::Input {
+            index: i,
+            name: name(),
+            expected: ty.to_string(),
+            given,
+        })
+    }
+
+    fn kernel_error(&self, instr: &Instr, message: String) -> Error {
+        let op = &self.claimed.ops[instr.op as usize];
+        Error::Kernel {
+            executor: self.claimed.executor_names[op.executor],
+            line: op.line,
+            statement: self.statements[instr.op as usize].clone(),
+            message,
+        }
+    }
+
+    fn missing(&self, instr: &Instr, s: u32) -> Error {
+        self.kernel_error(
+            instr,
+            format!(
+                "internal: {} was freed or never computed",
+                self.claimed.trace.name_of(Value(s))
+            ),
+        )
+    }
+}
