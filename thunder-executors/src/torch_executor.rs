@@ -21,7 +21,18 @@ type KResult<T> = std::result::Result<T, KernelError>;
 /// Runs prims and (optionally) torch-level ops through libtorch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TorchExecutor {
-    direct: bool,
+    policy: Policy,
+}
+
+/// Which torch-level ops the torch executor calls directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    /// [`DIRECT_OPS`]: where one libtorch call beats the decomposition.
+    Default,
+    /// Every torch-level op: eager PyTorch, op by op.
+    All,
+    /// None: every torch-level op runs its decomposition.
+    None,
 }
 
 impl Default for TorchExecutor {
@@ -57,31 +68,46 @@ pub const DIRECT_OPS: &[TorchOp] = &[
 impl TorchExecutor {
     /// Runs the torch-level ops of [`DIRECT_OPS`] with their libtorch op, and prims.
     pub fn new() -> Self {
-        TorchExecutor { direct: true }
+        TorchExecutor {
+            policy: Policy::Default,
+        }
+    }
+    /// Runs every torch-level op with its libtorch op: eager PyTorch, one ATen call per op. The
+    /// conformance tests use it as the reference.
+    pub fn eager() -> Self {
+        TorchExecutor {
+            policy: Policy::All,
+        }
     }
     /// Runs prims only: every torch-level op goes through its decomposition.
     pub fn decomposing() -> Self {
-        TorchExecutor { direct: false }
+        TorchExecutor {
+            policy: Policy::None,
+        }
     }
-    /// Whether torch-level ops are called directly.
-    pub fn is_direct(&self) -> bool {
-        self.direct
+    /// Whether `op` is called directly (rather than decomposed) by this executor.
+    pub fn runs_directly(&self, op: TorchOp) -> bool {
+        match self.policy {
+            Policy::Default => DIRECT_OPS.contains(&op),
+            Policy::All => true,
+            Policy::None => false,
+        }
     }
 }
 
 impl Executor for TorchExecutor {
     fn name(&self) -> &'static str {
-        if self.direct {
-            "torch"
-        } else {
-            "torch-prims"
+        match self.policy {
+            Policy::Default => "torch",
+            Policy::All => "torch-eager",
+            Policy::None => "torch-prims",
         }
     }
 
-    fn claims(&self, trace: &Trace, bsym: &BoundSymbol) -> bool {
+    fn claims(&self, _trace: &Trace, bsym: &BoundSymbol) -> bool {
         match bsym.op {
-            Op::Prim(p) => prim_supported(trace, p, bsym),
-            Op::Torch(t) => self.direct && DIRECT_OPS.contains(&t) && torch_supported(t, bsym),
+            Op::Prim(p) => prim_supported(p, bsym),
+            Op::Torch(t) => self.runs_directly(t),
         }
     }
 
@@ -101,22 +127,11 @@ impl Executor for TorchExecutor {
     }
 }
 
-fn prim_supported(_trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> bool {
+fn prim_supported(p: PrimOp, bsym: &BoundSymbol) -> bool {
     match p {
         // max_norm renormalizes the weight in place, which a functional trace cannot express.
         PrimOp::Embedding => matches!(bsym.attrs.get(1), Some(Attr::None)),
         _ => true,
-    }
-}
-
-fn torch_supported(t: TorchOp, bsym: &BoundSymbol) -> bool {
-    match t {
-        // libtorch has no label smoothing with ignore_index=-100 difference; all supported.
-        TorchOp::CrossEntropy => true,
-        _ => {
-            let _ = bsym;
-            true
-        }
     }
 }
 
@@ -960,6 +975,400 @@ fn compile_torch(
                     r = r.f_to_kind(k)?;
                 }
                 one(r)
+            })
+        }
+        _ => return compile_torch_eager(t, bsym, out0, out_shape, out_kind),
+    })
+}
+
+/// The unary ATen call of a torch-level op (PyTorch's own promotion included).
+fn torch_unary(t: TorchOp, a: &Tensor) -> KResult<Tensor> {
+    use TorchOp as T;
+    Ok(match t {
+        T::Abs => a.f_abs()?,
+        T::Neg => a.f_neg()?,
+        T::Exp => a.f_exp()?,
+        T::Expm1 => a.f_expm1()?,
+        T::Log => a.f_log()?,
+        T::Log1p => a.f_log1p()?,
+        T::Log2 => a.f_log2()?,
+        T::Sqrt => a.f_sqrt()?,
+        T::Rsqrt => a.f_rsqrt()?,
+        T::Reciprocal => a.f_reciprocal()?,
+        T::Sin => a.f_sin()?,
+        T::Cos => a.f_cos()?,
+        T::Tan => a.f_tan()?,
+        T::Tanh => a.f_tanh()?,
+        T::Erf => a.f_erf()?,
+        T::Floor => a.f_floor()?,
+        T::Ceil => a.f_ceil()?,
+        T::Round => a.f_round()?,
+        T::Trunc => a.f_trunc()?,
+        T::Sign => a.f_sign()?,
+        T::IsFinite => a.f_isfinite()?,
+        T::BitwiseNot => a.f_bitwise_not()?,
+        T::LogicalNot => a.f_logical_not()?,
+        _ => return Err(KernelError(format!("ltorch.{} is not unary", t.name()))),
+    })
+}
+
+const UNARY: &[TorchOp] = &[
+    TorchOp::Abs,
+    TorchOp::Neg,
+    TorchOp::Exp,
+    TorchOp::Expm1,
+    TorchOp::Log,
+    TorchOp::Log1p,
+    TorchOp::Log2,
+    TorchOp::Sqrt,
+    TorchOp::Rsqrt,
+    TorchOp::Reciprocal,
+    TorchOp::Sin,
+    TorchOp::Cos,
+    TorchOp::Tan,
+    TorchOp::Tanh,
+    TorchOp::Erf,
+    TorchOp::Floor,
+    TorchOp::Ceil,
+    TorchOp::Round,
+    TorchOp::Trunc,
+    TorchOp::Sign,
+    TorchOp::IsFinite,
+    TorchOp::BitwiseNot,
+    TorchOp::LogicalNot,
+];
+
+/// The prim whose ATen call has the semantics of a binary torch-level op (ATen promotes and
+/// broadcasts by itself).
+fn binary_as_prim(t: TorchOp) -> Option<PrimOp> {
+    use TorchOp as T;
+    Some(match t {
+        T::Add => PrimOp::Add,
+        T::Sub => PrimOp::Sub,
+        T::Mul => PrimOp::Mul,
+        T::Pow => PrimOp::Pow,
+        T::Remainder => PrimOp::Remainder,
+        T::Atan2 => PrimOp::Atan2,
+        T::Maximum => PrimOp::Maximum,
+        T::Minimum => PrimOp::Minimum,
+        T::Eq => PrimOp::Eq,
+        T::Ne => PrimOp::Ne,
+        T::Lt => PrimOp::Lt,
+        T::Le => PrimOp::Le,
+        T::Gt => PrimOp::Gt,
+        T::Ge => PrimOp::Ge,
+        T::BitwiseAnd => PrimOp::BitwiseAnd,
+        T::BitwiseOr => PrimOp::BitwiseOr,
+        T::BitwiseXor => PrimOp::BitwiseXor,
+        _ => return None,
+    })
+}
+
+fn opt_dims(a: &Attr) -> std::result::Result<Option<Vec<i64>>, String> {
+    match a {
+        Attr::None => Ok(None),
+        Attr::Ints(v) if v.is_empty() => Ok(None),
+        _ => ints(a).map(Some),
+    }
+}
+
+fn num_f64(n: Num) -> f64 {
+    match n {
+        Num::Int(i) => i as f64,
+        Num::Float(f) => f,
+        Num::Bool(b) => b as i64 as f64,
+    }
+}
+
+fn opt_num(a: &Attr) -> std::result::Result<Option<Num>, String> {
+    match a {
+        Attr::None => Ok(None),
+        _ => num_attr(a).map(Some),
+    }
+}
+
+/// A binary torch-level op on two operands, as ATen computes it.
+fn torch_binary(
+    t: TorchOp,
+    x: Operand<'_>,
+    y: Operand<'_>,
+    number_out: Option<NumberType>,
+) -> KResult<RtValue> {
+    let prim = binary_as_prim(t).unwrap_or(PrimOp::Add);
+    let r = match (t, x, y) {
+        // True division whatever the dtypes (ATen's div promotes integers to float).
+        (TorchOp::Div, Operand::T(a), Operand::T(b)) => a.f_div(b)?,
+        (TorchOp::Div, Operand::T(a), Operand::N(n)) => a.f_div_scalar(n.scalar())?,
+        (TorchOp::Div, Operand::N(n), Operand::T(b)) => {
+            let k = if crate::convert::dtype(b.kind()).is_some_and(|d| d.is_inexact()) {
+                b.kind()
+            } else {
+                tch::Kind::Float
+            };
+            n.tensor(k)?.f_div(b)?
+        }
+        (_, Operand::T(a), Operand::T(b)) => binary_tensors(prim, a, b)?,
+        (_, Operand::T(a), Operand::N(n)) => binary_tensor_number(prim, a, n, false)?,
+        (_, Operand::N(n), Operand::T(b)) => binary_tensor_number(prim, b, n, true)?,
+        (_, Operand::N(a), Operand::N(b)) => {
+            let (ta, tb) = (a.tensor(a.natural_kind())?, b.tensor(b.natural_kind())?);
+            let r = if t == TorchOp::Div {
+                ta.f_div(&tb)?
+            } else {
+                binary_tensors(prim, &ta, &tb)?
+            };
+            return to_number(&r, number_out.unwrap_or(NumberType::Float));
+        }
+    };
+    Ok(RtValue::Tensor(r))
+}
+
+/// Eager kernels for the torch-level ops outside [`DIRECT_OPS`] (used by
+/// [`TorchExecutor::eager`]): each is the ATen call PyTorch makes for it.
+fn compile_torch_eager(
+    t: TorchOp,
+    bsym: &BoundSymbol,
+    out0: ValueType,
+    out_shape: Vec<i64>,
+    out_kind: tch::Kind,
+) -> std::result::Result<Kernel, String> {
+    use TorchOp as T;
+    let at = &bsym.attrs;
+    let number_out = match &out0 {
+        ValueType::Number(n) => Some(*n),
+        ValueType::Tensor(_) => None,
+    };
+    let out_device = match &out0 {
+        ValueType::Tensor(m) => device(m.device),
+        ValueType::Number(_) => tch::Device::Cpu,
+    };
+    if UNARY.contains(&t) {
+        return Ok(Box::new(move |args| one(torch_unary(t, tensor(args, 0)?)?)));
+    }
+    if t == T::Div || binary_as_prim(t).is_some() {
+        let alpha = match (t, at.first()) {
+            (T::Add | T::Sub, Some(a)) if !matches!(a, Attr::None) => Some(num_attr(a)?),
+            _ => None,
+        };
+        return Ok(Box::new(move |args| {
+            let (x, y) = (operand(args, 0)?, operand(args, 1)?);
+            // alpha scales the second operand first (ATen fuses it; the difference is rounding).
+            let scaled;
+            let y = match (alpha, y) {
+                (Some(al), Operand::T(b)) => {
+                    scaled = b.f_mul_scalar(al.scalar())?;
+                    Operand::T(&scaled)
+                }
+                (Some(al), Operand::N(n)) => Operand::N(match (n, al) {
+                    (Num::Int(a), Num::Int(b)) => Num::Int(a * b),
+                    (n, al) => Num::Float(num_f64(n) * num_f64(al)),
+                }),
+                (None, y) => y,
+            };
+            Ok(smallvec![torch_binary(t, x, y, number_out)?])
+        }));
+    }
+    Ok(match t {
+        T::Where => Box::new(move |args| {
+            let c = tensor(args, 0)?;
+            let r = match (operand(args, 1)?, operand(args, 2)?) {
+                (Operand::T(a), Operand::T(b)) => a.f_where_self(c, b)?,
+                (Operand::T(a), Operand::N(n)) => a.f_where_scalarother(c, n.scalar())?,
+                (Operand::N(n), Operand::T(b)) => Tensor::f_where_scalarself(c, n.scalar(), b)?,
+                (Operand::N(x), Operand::N(y)) => {
+                    Tensor::f_where_scalar(c, x.scalar(), y.scalar())?
+                }
+            };
+            one(r)
+        }),
+        T::MaskedFill => Box::new(move |args| {
+            let (a, m) = (tensor(args, 0)?, tensor(args, 1)?);
+            one(match operand(args, 2)? {
+                Operand::T(v) => a.f_masked_fill_tensor(m, v)?,
+                Operand::N(n) => a.f_masked_fill(m, n.scalar())?,
+            })
+        }),
+        T::Clamp => {
+            let (lo, hi) = (opt_num(&at[0])?, opt_num(&at[1])?);
+            Box::new(move |args| {
+                let mut r = tensor(args, 0)?.shallow_clone();
+                if let Some(lo) = lo {
+                    r = r.f_clamp_min(lo.scalar())?;
+                }
+                if let Some(hi) = hi {
+                    r = r.f_clamp_max(hi.scalar())?;
+                }
+                one(r)
+            })
+        }
+        T::Sum | T::Mean => {
+            let dims = opt_dims(&at[0])?;
+            let keepdim = boolean(&at[1])?;
+            let dt = opt_dtype_attr(&at[2])?.map(kind);
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                let d = dims.as_deref();
+                one(if t == T::Sum {
+                    a.f_sum_dim_intlist(d, keepdim, dt)?
+                } else {
+                    a.f_mean_dim(d, keepdim, dt)?
+                })
+            })
+        }
+        T::Amax | T::Amin => {
+            let dims = opt_dims(&at[0])?.unwrap_or_default();
+            let keepdim = boolean(&at[1])?;
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                one(if t == T::Amax {
+                    a.f_amax(dims.as_slice(), keepdim)?
+                } else {
+                    a.f_amin(dims.as_slice(), keepdim)?
+                })
+            })
+        }
+        T::Var | T::Std => {
+            let dims = opt_dims(&at[0])?;
+            let correction = float(&at[1])?;
+            let keepdim = boolean(&at[2])?;
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                let d = dims.as_deref();
+                let c = Scalar::float(correction);
+                one(if t == T::Var {
+                    a.f_var_correction(d, c, keepdim)?
+                } else {
+                    a.f_std_correction(d, c, keepdim)?
+                })
+            })
+        }
+        T::Argmax | T::Argmin => {
+            let dim = opt_int(&at[0])?;
+            let keepdim = boolean(&at[1])?;
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                one(if t == T::Argmax {
+                    a.f_argmax(dim, keepdim)?
+                } else {
+                    a.f_argmin(dim, keepdim)?
+                })
+            })
+        }
+        T::Dropout => {
+            let (p, training) = (float(&at[0])?, boolean(&at[1])?);
+            Box::new(move |args| one(tensor(args, 0)?.f_dropout(p, training)?))
+        }
+        T::Flatten => {
+            let (s, e) = (int(&at[0])?, int(&at[1])?);
+            Box::new(move |args| one(tensor(args, 0)?.f_flatten(s, e)?))
+        }
+        T::Squeeze => {
+            let dims = match &at[0] {
+                Attr::None => None,
+                a => Some(ints(a)?),
+            };
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                one(match &dims {
+                    None => a.f_squeeze()?,
+                    Some(d) => a.f_squeeze_dims(d.as_slice())?,
+                })
+            })
+        }
+        T::Expand => {
+            let shape = ints(&at[0])?;
+            Box::new(move |args| one(tensor(args, 0)?.f_expand(shape.as_slice(), false)?))
+        }
+        T::Split => {
+            let dim = int(&at[1])?;
+            match &at[0] {
+                Attr::Int(size) => {
+                    let size = *size;
+                    Box::new(move |args| {
+                        Ok(tensor(args, 0)?
+                            .f_split(size, dim)?
+                            .into_iter()
+                            .map(RtValue::Tensor)
+                            .collect())
+                    })
+                }
+                Attr::Ints(sections) => {
+                    let sections = sections.clone();
+                    Box::new(move |args| {
+                        Ok(tensor(args, 0)?
+                            .f_split_with_sizes(sections.as_slice(), dim)?
+                            .into_iter()
+                            .map(RtValue::Tensor)
+                            .collect())
+                    })
+                }
+                other => {
+                    return Err(format!(
+                        "split_size_or_sections must be an int or ints, got {other:?}"
+                    ))
+                }
+            }
+        }
+        T::Narrow => {
+            let (dim, start, len) = (int(&at[0])?, int(&at[1])?, int(&at[2])?);
+            Box::new(move |args| one(tensor(args, 0)?.f_narrow(dim, start, len)?))
+        }
+        T::Cat | T::Stack => {
+            let dim = int(&at[0])?;
+            Box::new(move |args| match args.first() {
+                Some(KArg::List(items)) => {
+                    let ts: Vec<&Tensor> = items
+                        .iter()
+                        .map(|v| {
+                            v.as_tensor()
+                                .ok_or_else(|| KernelError("cat takes tensors".into()))
+                        })
+                        .collect::<KResult<_>>()?;
+                    one(if t == T::Cat {
+                        Tensor::f_cat(&ts, dim)?
+                    } else {
+                        Tensor::f_stack(&ts, dim)?
+                    })
+                }
+                other => Err(KernelError(format!(
+                    "{} needs a list of tensors, got {other:?}",
+                    t.name()
+                ))),
+            })
+        }
+        // Creation: PyTorch's dtype and device inference is in the decomposition (and checked
+        // against PyTorch in thunder-ir's tests); the kernel creates what the trace says.
+        T::Zeros => Box::new(move |_| {
+            one(Tensor::f_zeros(
+                out_shape.as_slice(),
+                (out_kind, out_device),
+            )?)
+        }),
+        T::Ones => Box::new(move |_| {
+            one(Tensor::f_ones(
+                out_shape.as_slice(),
+                (out_kind, out_device),
+            )?)
+        }),
+        T::Full => {
+            let value = num_attr(&at[1])?;
+            Box::new(move |_| {
+                one(Tensor::f_full(
+                    out_shape.as_slice(),
+                    value.scalar(),
+                    (out_kind, out_device),
+                )?)
+            })
+        }
+        T::Arange => {
+            let (start, end, step) = (num_attr(&at[0])?, num_attr(&at[1])?, num_attr(&at[2])?);
+            Box::new(move |_| {
+                one(Tensor::f_arange_start_step(
+                    start.scalar(),
+                    end.scalar(),
+                    step.scalar(),
+                    (out_kind, out_device),
+                )?)
             })
         }
         other => return Err(format!("ltorch.{} has no direct kernel", other.name())),

@@ -256,3 +256,34 @@ fn number_inputs_and_outputs() {
         0.0
     ));
 }
+
+#[test]
+fn eager_runs_every_torch_level_op_directly_and_agrees_with_the_decompositions() {
+    let d = LlamaDims::tiny();
+    for t in [
+        programs::llama_block(&d).unwrap(),
+        programs::lm_head_loss(&d).unwrap(),
+        programs::llama_mlp(&d).unwrap(),
+    ] {
+        let eager = ExecutionPlan::compile(&t, &[&TorchExecutor::eager()]).unwrap();
+        assert_eq!(
+            eager.len(),
+            t.bound_symbols.len(),
+            "one ATen call per torch-level op"
+        );
+        assert!(eager
+            .claimed()
+            .ops
+            .iter()
+            .all(|o| matches!(o.bsym.op, thunder_ir::Op::Torch(_))));
+        let ins = inputs(&t, 4);
+        let a = eager.run_tensors(&ins).unwrap();
+        let b = run(&t, &TorchExecutor::decomposing(), &ins);
+        assert!(
+            close(&a[0], &b[0], 1e-5, 1e-4),
+            "{}: diff {}",
+            t.name,
+            max_diff(&a[0], &b[0])
+        );
+    }
+}
