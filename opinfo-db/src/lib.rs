@@ -1,15 +1,55 @@
-//! The op database of thunder-rs: one description per op drives the op, grad and executor tests,
-//! all compared against eager PyTorch.
+//! The op database of thunder-rs: one YAML description per op drives the op, grad and executor
+//! tests, all compared against eager PyTorch.
 //!
-//! This crate will hold, per the workspace's `ARCHITECTURE.md`:
+//! ```
+//! use opinfo_db::OpDb;
+//! use thunder_ir::{DType, Device};
 //!
-//! - the YAML op database (`opinfo-db/ops/*.yaml`): samples, dtypes, per-dtype tolerances and the
-//!   error inputs that must be rejected with the right error;
-//! - sample generation;
-//! - reference calls into eager libtorch (tch);
-//! - the generated conformance tests.
+//! let db = OpDb::builtin()?;
+//! let softmax = db.by_name("ltorch.softmax").expect("an entry");
+//! assert!(softmax.supports(Device::Cpu, DType::BF16));
+//! for sample in softmax.samples(Device::Cpu, DType::F32, 0) {
+//!     let trace = sample.build_trace().expect("the sample agrees with thunder-ir");
+//!     assert_eq!(trace.outputs.len(), 1);
+//! }
+//! # Ok::<(), opinfo_db::DbError>(())
+//! ```
 //!
-//! It will depend on `thunder-ir`, serde_yaml, tch and proptest.
+//! Map of the crate:
+//! - [`schema`]: the YAML schema as serde reads it (`ops/*.yaml`; documented in the README).
+//! - [`load`]: validation against thunder-ir's op signatures, with file:line errors.
+//! - [`entry`]: the validated entries ([`OpEntry`]), default tolerances ([`Tolerance`]).
+//! - [`db`]: [`OpDb`], from a directory or from the files built into the crate.
+//! - [`sample`]: concrete [`Sample`]s for a device and dtype, deterministic from a seed, and
+//!   their one-op traces ([`Sample::build_trace`]).
+//! - [`strategy`]: proptest strategies (random seeds; random broadcastable shapes for
+//!   elementwise ops).
+//! - [`coverage`]: the coverage report (`opinfo-coverage`, `COVERAGE.md`).
+//! - [`error`]: the error type, [`DbError`], with file and line.
 //!
-//! Status: not started (issue 3); no public items yet.
+//! This crate does not make tensors: the conformance tests that run samples through
+//! thunder-executors and libtorch build the tensors from [`TensorSpec`]s.
 #![warn(missing_docs)]
+
+pub mod coverage;
+pub mod db;
+pub mod entry;
+pub mod error;
+pub mod load;
+pub mod sample;
+pub mod schema;
+pub mod strategy;
+
+pub use db::{all_ops, OpDb, BUILTIN_FILES};
+pub use entry::{
+    ArgSpec, AttrSpec, DTypeSpec, ErrorInput, OpEntry, SampleSpec, Skip, TensorTemplate, Tolerance,
+};
+pub use error::{DbError, Location, Part};
+pub use sample::{Sample, SampleArg, TensorSpec};
+pub use schema::{DeviceKind, ErrorKind};
+pub use strategy::{elementwise, Elementwise};
+
+// The README's example is compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,200 @@
+//! The coverage report: per op and device class, how many cases the database describes for the
+//! forward conformance tests, and how many it plans for grad, jvp and vmap.
+//!
+//! Honest by construction: thunder-transforms has no grad, jvp or vmap yet, so no such case
+//! runs. Those columns say `0/N`: none run, N planned (the cases the database already describes
+//! for them: differentiable entries on floating and complex dtypes for grad and jvp, every
+//! non-random case for vmap).
+
+use crate::db::OpDb;
+use crate::entry::OpEntry;
+use crate::schema::DeviceKind;
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+
+/// Case counts of one op on one device class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Forward cases: samples x listed dtypes, skipped ones not counted.
+    pub forward: usize,
+    /// Skipped forward cases.
+    pub skipped: usize,
+    /// Grad cases that run today (always 0: no grad transform yet).
+    pub grad_run: usize,
+    /// Grad cases planned: forward cases of a differentiable op with an inexact dtype.
+    pub grad_planned: usize,
+    /// Jvp cases that run today (always 0).
+    pub jvp_run: usize,
+    /// Jvp cases planned (as grad).
+    pub jvp_planned: usize,
+    /// Vmap cases that run today (always 0).
+    pub vmap_run: usize,
+    /// Vmap cases planned: non-random forward cases.
+    pub vmap_planned: usize,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.forward += o.forward;
+        self.skipped += o.skipped;
+        self.grad_run += o.grad_run;
+        self.grad_planned += o.grad_planned;
+        self.jvp_run += o.jvp_run;
+        self.jvp_planned += o.jvp_planned;
+        self.vmap_run += o.vmap_run;
+        self.vmap_planned += o.vmap_planned;
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Qualified op name.
+    pub op: String,
+    /// File category (`nn`).
+    pub category: String,
+    /// Counts on the CPU.
+    pub cpu: Counts,
+    /// Counts on CUDA.
+    pub cuda: Counts,
+}
+
+/// Counts of one entry on one device class.
+pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
+    let mut c = Counts::default();
+    for &dtype in e.dtypes(device) {
+        for (i, s) in e.samples.iter().enumerate() {
+            if !s.applies_to(dtype) {
+                continue;
+            }
+            if e.skip_for(device, dtype, i).is_some() {
+                c.skipped += 1;
+                continue;
+            }
+            c.forward += 1;
+            if e.differentiable && dtype.is_inexact() {
+                c.grad_planned += 1;
+                c.jvp_planned += 1;
+            }
+            if !e.random {
+                c.vmap_planned += 1;
+            }
+        }
+    }
+    c
+}
+
+/// The rows of the report, in database order, and the totals.
+pub fn rows(db: &OpDb) -> (Vec<Row>, Row) {
+    let mut total = Row {
+        op: "total".into(),
+        category: String::new(),
+        cpu: Counts::default(),
+        cuda: Counts::default(),
+    };
+    let rows: Vec<Row> = db
+        .entries()
+        .iter()
+        .map(|e| {
+            let r = Row {
+                op: e.name.clone(),
+                category: e.category().to_string(),
+                cpu: counts(e, DeviceKind::Cpu),
+                cuda: counts(e, DeviceKind::Cuda),
+            };
+            total.cpu.add(&r.cpu);
+            total.cuda.add(&r.cuda);
+            r
+        })
+        .collect();
+    (rows, total)
+}
+
+fn cells(r: &Row) -> Vec<Cell> {
+    let mut v = vec![Cell::new(&r.op), Cell::new(&r.category)];
+    for c in [&r.cpu, &r.cuda] {
+        let fwd = if c.skipped > 0 {
+            format!("{} ({} skipped)", c.forward, c.skipped)
+        } else {
+            c.forward.to_string()
+        };
+        v.push(Cell::new(fwd).set_alignment(CellAlignment::Right));
+        for (run, planned) in [
+            (c.grad_run, c.grad_planned),
+            (c.jvp_run, c.jvp_planned),
+            (c.vmap_run, c.vmap_planned),
+        ] {
+            v.push(Cell::new(format!("{run}/{planned}")).set_alignment(CellAlignment::Right));
+        }
+    }
+    v
+}
+
+/// The table: op x {cpu, cuda} x {forward, grad, jvp, vmap}, with a totals row. `markdown`
+/// selects a Markdown table instead of box drawing.
+pub fn table(db: &OpDb, markdown: bool) -> String {
+    let (rows, total) = rows(db);
+    let mut t = Table::new();
+    t.load_preset(if markdown {
+        presets::ASCII_MARKDOWN
+    } else {
+        presets::UTF8_FULL_CONDENSED
+    })
+    .set_content_arrangement(ContentArrangement::Disabled)
+    .set_header(vec![
+        "op",
+        "file",
+        "cpu forward",
+        "cpu grad",
+        "cpu jvp",
+        "cpu vmap",
+        "cuda forward",
+        "cuda grad",
+        "cuda jvp",
+        "cuda vmap",
+    ]);
+    for r in &rows {
+        t.add_row(cells(r));
+    }
+    t.add_row(cells(&total));
+    t.to_string()
+}
+
+/// A summary line: entries, samples, cases.
+pub fn summary(db: &OpDb) -> String {
+    let (_, total) = rows(db);
+    let samples: usize = db.entries().iter().map(|e| e.samples.len()).sum();
+    let errors: usize = db.entries().iter().map(|e| e.error_inputs.len()).sum();
+    format!(
+        "{} ops, {} samples, {} error inputs; forward cases: {} cpu + {} cuda = {} ({} skipped)",
+        db.entries().len(),
+        samples,
+        errors,
+        total.cpu.forward,
+        total.cuda.forward,
+        total.cpu.forward + total.cuda.forward,
+        total.cpu.skipped + total.cuda.skipped,
+    )
+}
+
+const LEGEND: &str = "\
+forward: cases the database describes (samples x listed dtypes; skipped cases are counted apart). \
+`cargo test -p opinfo-db` builds the one-op trace of each; they are the cases that the \
+conformance tests run through thunder-executors and compare against eager libtorch.
+
+grad, jvp, vmap: `run/planned`. No case runs yet: thunder-transforms has no grad, jvp or vmap \
+transform. `planned` counts the cases the database already describes for them (grad and jvp: \
+differentiable ops on floating and complex dtypes; vmap: every non-random case).";
+
+/// The whole `COVERAGE.md` document (generated; `OPINFO_BLESS=1 cargo test -p opinfo-db`
+/// rewrites it).
+pub fn markdown_document(db: &OpDb) -> String {
+    format!(
+        "# opinfo-db coverage\n\n\
+         Generated by `cargo run -p opinfo-db --bin opinfo-coverage -- --markdown`; \
+         do not edit. `OPINFO_BLESS=1 cargo test -p opinfo-db` regenerates it, and a test fails \
+         when it is out of date.\n\n\
+         {}.\n\n{LEGEND}\n\n{}\n",
+        summary(db),
+        table(db, true)
+    )
+}
