@@ -1,60 +1,11 @@
 //! Links libtorch into this crate's binaries and tests so that they run without `LD_LIBRARY_PATH`
-//! and see CUDA on GPU machines.
-//!
-//! torch-sys (tch's FFI crate, `links = "tch"`) tells the build scripts of the crates that depend on it
-//! directly where libtorch lives, as `DEP_TCH_LIBTORCH_LIB`; this crate depends on torch-sys for that
-//! alone. With that folder this script adds two link arguments:
-//!
-//! - `-Wl,-rpath,<lib dir>`: torch-sys adds `-L` but no run path, so without it every binary needs
-//!   `LD_LIBRARY_PATH` to find `libtorch.so`. The linker writes it as RUNPATH, which `LD_LIBRARY_PATH`
-//!   still overrides: that is how `ci/gpu-bundle.sh` runs these binaries on another machine.
-//! - `-Wl,--no-as-needed -ltorch_cuda -Wl,--as-needed`, when the folder has `libtorch_cuda.so`: no
-//!   symbol of libtorch_cuda is referenced, so under rustc's default `--as-needed` the linker drops it,
-//!   libtorch never registers its CUDA backend, and `tch::Cuda::is_available()` is false on a GPU
-//!   machine.
-//!
-//! `cargo:rustc-link-arg` applies to this package's own binaries, tests, benches and examples only; it
-//! does not propagate to crates that depend on thunder-executors. Every crate that produces binaries or
-//! tests linking tch (thunder-distributed, thunder-py, thunder-bench, opinfo-db) needs this same build
-//! script and the same direct torch-sys dependency. Doc tests get neither: a doc test that calls into
-//! libtorch must be `no_run`.
-//!
-//! It also bakes the folder into the crate as `THUNDER_LIBTORCH_LIB_DIR` (see `RuntimeInfo`).
+//! and see CUDA on GPU machines: see `ci/build/torch_link.rs`, shared with the other crates that
+//! link tch.
 
-use std::env;
-use std::path::PathBuf;
+include!("../ci/build/torch_link.rs");
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let lib_dir = match env::var_os("DEP_TCH_LIBTORCH_LIB") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            // torch-sys with its `doc-only` feature (docs.rs) links nothing and reports no folder.
-            println!(
-                "cargo:warning=torch-sys reported no libtorch folder (DEP_TCH_LIBTORCH_LIB); \
-                 binaries will need LD_LIBRARY_PATH"
-            );
-            println!("cargo:rustc-env=THUNDER_LIBTORCH_LIB_DIR=");
-            return;
-        }
-    };
-    let lib = lib_dir.display();
-    // torch-sys reruns only when its variables change, so after `make clean-env` (or a moved
-    // cache) a build gets this far with the folder gone; say why here, not as a linker error.
-    let torch_cpu = lib_dir.join("libtorch_cpu.so");
-    println!("cargo:rerun-if-changed={}", torch_cpu.display());
-    if !torch_cpu.exists() {
-        panic!(
-            "no libtorch in {lib} (the folder torch-sys reported): run ci/bootstrap-env.sh \
-             (or `make env`) to make the .libtorch link to the pinned PyTorch wheel"
-        );
-    }
-    println!("cargo:rustc-env=THUNDER_LIBTORCH_LIB_DIR={lib}");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    if lib_dir.join("libtorch_cuda.so").exists() {
-        // The -L for -ltorch_cuda comes from torch-sys' rustc-link-search.
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
-    }
+    println!("cargo:rerun-if-changed=../ci/build/torch_link.rs");
+    link_libtorch();
 }

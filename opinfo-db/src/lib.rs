@@ -27,10 +27,12 @@
 //! - [`coverage`]: the coverage report (`opinfo-coverage`, `COVERAGE.md`).
 //! - [`error`]: the error type, [`DbError`], with file and line.
 //!
-//! This crate does not make tensors: the conformance tests that run samples through
-//! thunder-executors and libtorch build the tensors from [`TensorSpec`]s.
+//! - [`conformance`]: the runner behind the generated tests (`tests/conformance.rs`): makes the
+//!   tensors from [`TensorSpec`]s, runs each case through thunder-executors (direct and
+//!   decomposed) and compares with eager libtorch.
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod coverage;
 pub mod db;
 pub mod entry;

@@ -308,6 +308,26 @@ fn operand_dtype(trace: &Trace, bsym: &BoundSymbol) -> Option<DType> {
     })
 }
 
+/// `where(pred, x, y)` with tensors or numbers (bool numbers as 0-dim bool tensors, since
+/// libtorch has no bool Scalar); `kind` types a number-only result.
+fn where_op(pred: &Tensor, x: Operand<'_>, y: Operand<'_>, kind: tch::Kind) -> KResult<Tensor> {
+    let boolean = |o: &Operand<'_>| -> KResult<Option<Tensor>> {
+        Ok(match o {
+            Operand::N(n @ Num::Bool(_)) => Some(n.tensor(tch::Kind::Bool)?),
+            _ => None,
+        })
+    };
+    let (bx, by) = (boolean(&x)?, boolean(&y)?);
+    let x = bx.as_ref().map_or(x, Operand::T);
+    let y = by.as_ref().map_or(y, Operand::T);
+    Ok(match (x, y) {
+        (Operand::T(a), Operand::T(b)) => a.f_where_self(pred, b)?,
+        (Operand::T(a), Operand::N(n)) => a.f_where_scalarother(pred, n.scalar())?,
+        (Operand::N(n), Operand::T(b)) => Tensor::f_where_scalarself(pred, n.scalar(), b)?,
+        (Operand::N(a), Operand::N(b)) => a.tensor(kind)?.f_where_self(pred, &b.tensor(kind)?)?,
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Prims.
 
@@ -396,6 +416,15 @@ fn binary_tensors(op: PrimOp, a: &Tensor, b: &Tensor) -> KResult<Tensor> {
 /// that the number is a "wrapped number" (never changes the result dtype), as in eager PyTorch.
 fn binary_tensor_number(op: PrimOp, a: &Tensor, n: Num, number_first: bool) -> KResult<Tensor> {
     use PrimOp::*;
+    if let Num::Bool(_) = n {
+        // libtorch has no bool Scalar: a 0-dim bool tensor is the one that never promotes.
+        let nt = n.tensor(tch::Kind::Bool)?;
+        return if number_first {
+            binary_tensors(op, &nt, a)
+        } else {
+            binary_tensors(op, a, &nt)
+        };
+    }
     let s = n.scalar();
     let commutative = matches!(
         op,
@@ -514,24 +543,14 @@ fn compile_prim(
                     Operand::T(t) => t.shallow_clone(),
                     Operand::N(n) => n.tensor(tch::Kind::Bool)?,
                 };
-                let r = match (operand(args, 1)?, operand(args, 2)?) {
-                    (Operand::T(a), Operand::T(b)) => a.f_where_self(&pred, b)?,
-                    (Operand::T(a), Operand::N(n)) => a.f_where_scalarother(&pred, n.scalar())?,
-                    (Operand::N(n), Operand::T(b)) => {
-                        Tensor::f_where_scalarself(&pred, n.scalar(), b)?
-                    }
-                    (Operand::N(x), Operand::N(y)) => {
-                        let k = match &out0 {
-                            ValueType::Tensor(t) => kind(t.dtype),
-                            ValueType::Number(_) => tch::Kind::Double,
-                        };
-                        let r = x.tensor(k)?.f_where_self(&pred, &y.tensor(k)?)?;
-                        if let Some(n) = number_out {
-                            return Ok(smallvec![to_number(&r, n)?]);
-                        }
-                        r
-                    }
+                let k = match &out0 {
+                    ValueType::Tensor(t) => kind(t.dtype),
+                    ValueType::Number(_) => tch::Kind::Double,
                 };
+                let r = where_op(&pred, operand(args, 1)?, operand(args, 2)?, k)?;
+                if let Some(n) = number_out {
+                    return Ok(smallvec![to_number(&r, n)?]);
+                }
                 one(r)
             }))
         }
@@ -1170,21 +1189,20 @@ fn compile_torch_eager(
     }
     Ok(match t {
         T::Where => Box::new(move |args| {
-            let c = tensor(args, 0)?;
-            let r = match (operand(args, 1)?, operand(args, 2)?) {
-                (Operand::T(a), Operand::T(b)) => a.f_where_self(c, b)?,
-                (Operand::T(a), Operand::N(n)) => a.f_where_scalarother(c, n.scalar())?,
-                (Operand::N(n), Operand::T(b)) => Tensor::f_where_scalarself(c, n.scalar(), b)?,
-                (Operand::N(x), Operand::N(y)) => {
-                    Tensor::f_where_scalar(c, x.scalar(), y.scalar())?
-                }
-            };
-            one(r)
+            one(where_op(
+                tensor(args, 0)?,
+                operand(args, 1)?,
+                operand(args, 2)?,
+                out_kind,
+            )?)
         }),
         T::MaskedFill => Box::new(move |args| {
             let (a, m) = (tensor(args, 0)?, tensor(args, 1)?);
             one(match operand(args, 2)? {
                 Operand::T(v) => a.f_masked_fill_tensor(m, v)?,
+                Operand::N(n @ Num::Bool(_)) => {
+                    a.f_masked_fill_tensor(m, &n.tensor(tch::Kind::Bool)?)?
+                }
                 Operand::N(n) => a.f_masked_fill(m, n.scalar())?,
             })
         }),

@@ -2092,9 +2092,20 @@ fn sdpa(
     let (l, s) = (qt.shape.size(r - 2), kt.shape.size(r - 2));
     let mut perm: Vec<usize> = (0..r).collect();
     perm.swap(r - 1, r - 2);
+    // 16-bit inputs are computed in float32 throughout (both matmuls, the softmax), as
+    // PyTorch's attention kernels accumulate, and rounded once at the end.
+    let comp = if qt.dtype.is_low_precision_float() {
+        DType::F32
+    } else {
+        qt.dtype
+    };
+    let (q, k, v) = (
+        b.convert(q, comp)?,
+        b.convert(k, comp)?,
+        b.convert(v, comp)?,
+    );
     let k_t = b.prim(PrimOp::Transpose, vec![k.into()], vec![ints(perm)])?;
     let scores = b.p2(PrimOp::Matmul, q, k_t).map_err(|e| rename(e, n))?;
-    let scores = b.convert(scores, DType::F32)?;
     let scale = scale.unwrap_or(1.0 / (e as f64).sqrt());
     let mut scores = b.p2(PrimOp::Mul, scores, scale)?;
     let score_shape = b.tensor(scores)?.shape.clone();
@@ -2159,7 +2170,7 @@ fn sdpa(
                 vec![],
             )?
         } else {
-            let mf = b.convert(mb, DType::F32)?;
+            let mf = b.convert(mb, comp)?;
             b.p2(PrimOp::Add, scores, mf)?
         };
     }
@@ -2168,7 +2179,7 @@ fn sdpa(
         vec![scores.into()],
         vec![Attr::Int(-1), Attr::None],
     )?;
-    let mut attn = b.convert(attn, qt.dtype)?;
+    let mut attn = attn;
     if dropout_p > 0.0 {
         attn = b.t(
             TorchOp::Dropout,
@@ -2176,5 +2187,6 @@ fn sdpa(
             vec![Attr::Float(dropout_p), Attr::Bool(true)],
         )?;
     }
-    b.p2(PrimOp::Matmul, attn, v).map_err(|e| rename(e, n))
+    let out = b.p2(PrimOp::Matmul, attn, v).map_err(|e| rename(e, n))?;
+    b.convert(out, qt.dtype)
 }

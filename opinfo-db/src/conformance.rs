@@ -1,0 +1,336 @@
+//! The conformance runner: every sample of an op, built as a one-op trace with thunder-ir, run by
+//! thunder-executors along two paths - the torch executor calling libtorch's op directly where it
+//! does ([`TorchExecutor::new`]) and every torch-level op decomposed into prims
+//! ([`TorchExecutor::decomposing`]) - and compared against eager libtorch
+//! ([`TorchExecutor::eager`]: one ATen call per op) on the same inputs.
+//!
+//! Checks per case:
+//! - each output's shape, dtype and device equal what the meta function predicted (for all three
+//!   runs);
+//! - values agree within the entry's tolerance for the dtype; where a low-precision result
+//!   disagrees, the reference is recomputed in float64 and the case passes only if thunder's result
+//!   is no farther from it than eager's (Lightning Thunder's `assert_closer` rule);
+//! - random ops (`random: true`) are compared by metadata and finiteness only.
+//!
+//! For prims the eager reference is the same ATen call the executor makes, so their cases check
+//! metadata, dtype handling and that every listed sample runs; the numeric comparison that matters
+//! is a torch-level op's decomposition against ATen's own op.
+
+use crate::sample::{mix, Sample, SampleArg, TensorSpec};
+use crate::{OpDb, OpEntry};
+use tch::{Kind, Tensor};
+use thunder_executors::convert::{device as tch_device, kind as tch_kind};
+use thunder_executors::{ExecutionPlan, Executor, RtValue, TorchExecutor};
+use thunder_ir::{DType, Device, Trace, ValueType};
+
+/// The seed every conformance run uses (samples and tensor values derive from it).
+pub const SEED: u64 = 0x0074_6875_6e64_6572; // "thunder" in ASCII
+
+/// The outcome of running one op's cases on one device.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Cases run.
+    pub cases: usize,
+    /// Cases skipped by the YAML (`skips`).
+    pub skipped: usize,
+    /// Cases that passed only through the float64 re-check.
+    pub rechecked: usize,
+    /// One line per failing case: op, sample, dtype, device, path and what differed.
+    pub failures: Vec<String>,
+}
+
+/// A tensor made deterministically from its spec: uniform values in the spec's range (integers
+/// and bool drawn from the half-open range), on the spec's device, non-contiguous if asked.
+pub fn make_tensor(spec: &TensorSpec) -> Result<Tensor, tch::TchError> {
+    let (lo, hi) = spec.value_range();
+    let n = spec.numel();
+    let complex = spec.dtype.is_complex();
+    let draws = if complex { 2 * n } else { n };
+    let noncontig = spec.noncontiguous && !spec.shape.is_empty();
+    // Non-contiguous: twice the elements along the last dim, every other one taken.
+    let total = if noncontig { 2 * draws } else { draws };
+    let mut state = spec.seed;
+    let mut vals = Vec::with_capacity(total);
+    for _ in 0..total {
+        state = mix(state, 0x5eed);
+        let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let v = lo + u * (hi - lo);
+        vals.push(if spec.dtype.is_float() || complex {
+            v
+        } else {
+            v.floor().min(hi - 1.0).max(lo)
+        });
+    }
+    let mut shape: Vec<i64> = spec.shape.iter().map(|&s| s as i64).collect();
+    if noncontig {
+        if let Some(last) = shape.last_mut() {
+            *last *= 2;
+        }
+    }
+    let mut t = Tensor::from_slice(&vals);
+    t = if complex {
+        let mut s2 = shape.clone();
+        s2.push(2);
+        t.f_reshape(s2.as_slice())?.f_view_as_complex()?
+    } else {
+        t.f_reshape(shape.as_slice())?
+    };
+    t = t
+        .f_to_kind(tch_kind(spec.dtype))?
+        .f_to_device(tch_device(spec.device))?;
+    if noncontig {
+        let last = shape.len() as i64 - 1;
+        t = t.f_slice(last, 0, shape[shape.len() - 1], 2)?;
+    }
+    Ok(t)
+}
+
+/// The sample's tensors, freshly made (a run may write into them: `copy_`).
+fn inputs(sample: &Sample) -> Result<Vec<RtValue>, String> {
+    sample
+        .tensors()
+        .iter()
+        .map(|s| {
+            make_tensor(s)
+                .map(RtValue::Tensor)
+                .map_err(|e| format!("cannot make input {s}: {e}"))
+        })
+        .collect()
+}
+
+fn run(trace: &Trace, ex: &dyn Executor, ins: Vec<RtValue>) -> Result<Vec<RtValue>, String> {
+    let plan =
+        ExecutionPlan::compile(trace, &[ex]).map_err(|e| format!("{}: compile: {e}", ex.name()))?;
+    plan.run(&ins).map_err(|e| format!("{}: {e}", ex.name()))
+}
+
+fn as_f64(v: &RtValue) -> Result<Tensor, tch::TchError> {
+    match v {
+        RtValue::Tensor(t) if matches!(t.kind(), Kind::ComplexFloat | Kind::ComplexDouble) => {
+            t.f_view_as_real()?.f_to_kind(Kind::Double)
+        }
+        RtValue::Tensor(t) => t.f_to_kind(Kind::Double),
+        RtValue::Int(i) => Tensor::f_from_slice(&[*i as f64]),
+        RtValue::Float(f) => Tensor::f_from_slice(&[*f]),
+        RtValue::Bool(b) => Tensor::f_from_slice(&[*b as i64 as f64]),
+    }
+}
+
+/// Largest violation of `|a - b| <= atol + rtol * |b|` (0 when within tolerance) and the largest
+/// absolute difference; NaN matches NaN, infinities must match exactly.
+fn deviation(a: &Tensor, b: &Tensor, atol: f64, rtol: f64) -> Result<(f64, f64), tch::TchError> {
+    let (a, b) = (
+        a.f_to_device(tch::Device::Cpu)?,
+        b.f_to_device(tch::Device::Cpu)?,
+    );
+    let both_nan = a.f_isnan()?.f_logical_and(&b.f_isnan()?)?;
+    let same = a.f_eq_tensor(&b)?.f_logical_or(&both_nan)?;
+    let diff = a.f_sub(&b)?.f_abs()?.f_masked_fill(&same, 0.0)?;
+    // A NaN difference (NaN against a number, inf against a different value) is a full miss.
+    let diff = diff.f_nan_to_num(f64::INFINITY, f64::INFINITY, f64::INFINITY)?;
+    let allowed = b
+        .f_abs()?
+        .f_mul_scalar(rtol)?
+        .f_add_scalar(atol)?
+        .f_nan_to_num(0.0, 0.0, 0.0)?;
+    let excess = diff.f_sub(&allowed)?.f_clamp_min(0.0)?;
+    let maxd = if diff.numel() == 0 {
+        0.0
+    } else {
+        diff.f_max()?.f_double_value(&[])?
+    };
+    let maxe = if excess.numel() == 0 {
+        0.0
+    } else {
+        excess.f_max()?.f_double_value(&[])?
+    };
+    Ok((maxe, maxd))
+}
+
+/// Checks an output's metadata against the trace's prediction.
+fn check_meta(expected: &ValueType, got: &RtValue) -> Result<(), String> {
+    match (expected, got) {
+        (ValueType::Tensor(m), RtValue::Tensor(t)) => {
+            let shape: Vec<i64> = m.shape.sizes().iter().map(|&s| s as i64).collect();
+            if t.size() != shape
+                || t.kind() != tch_kind(m.dtype)
+                || t.device() != tch_device(m.device)
+            {
+                return Err(format!(
+                    "metadata: the meta function predicts {m} but the result is {:?} {:?}{:?}",
+                    t.device(),
+                    t.kind(),
+                    t.size()
+                ));
+            }
+            Ok(())
+        }
+        (ValueType::Number(_), RtValue::Tensor(_)) => {
+            Err("metadata: predicted a number, got a tensor".into())
+        }
+        (ValueType::Tensor(m), _) => Err(format!("metadata: predicted {m}, got a number")),
+        (ValueType::Number(_), _) => Ok(()),
+    }
+}
+
+/// The same sample with floating inputs in float64 (complex in complex128), for the re-check.
+fn upcast(sample: &Sample) -> Sample {
+    let up = |t: &TensorSpec| {
+        let mut t = t.clone();
+        if t.dtype.is_float() {
+            t.dtype = DType::F64;
+        } else if t.dtype.is_complex() {
+            t.dtype = DType::C128;
+        }
+        t
+    };
+    let mut s = sample.clone();
+    s.args = s
+        .args
+        .iter()
+        .map(|a| match a {
+            SampleArg::Tensor(t) => SampleArg::Tensor(up(t)),
+            SampleArg::List(l) => SampleArg::List(l.iter().map(up).collect()),
+            other => other.clone(),
+        })
+        .collect();
+    s.attrs = s
+        .attrs
+        .iter()
+        .map(|a| match a {
+            thunder_ir::Attr::DType(d) if d.is_float() => thunder_ir::Attr::DType(DType::F64),
+            other => other.clone(),
+        })
+        .collect();
+    s
+}
+
+/// The upcast sample's inputs: the very values of the original inputs, converted.
+fn upcast_inputs(sample: &Sample) -> Result<Vec<RtValue>, String> {
+    let orig = inputs(sample)?;
+    orig.into_iter()
+        .map(|v| match v {
+            RtValue::Tensor(t) => {
+                let k = match t.kind() {
+                    Kind::Half
+                    | Kind::BFloat16
+                    | Kind::Float
+                    | Kind::Float8e4m3fn
+                    | Kind::Float8e5m2 => Kind::Double,
+                    Kind::ComplexFloat | Kind::ComplexHalf => Kind::ComplexDouble,
+                    k => k,
+                };
+                t.f_to_kind(k)
+                    .map(RtValue::Tensor)
+                    .map_err(|e| e.to_string())
+            }
+            other => Ok(other),
+        })
+        .collect()
+}
+
+fn build(sample: &Sample) -> Result<Trace, String> {
+    sample
+        .build_trace()
+        .map_err(|e| format!("the trace builder rejects the sample: {e}"))
+}
+
+/// Runs one case; `Ok(true)` when it needed the float64 re-check.
+fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
+    let trace = build(sample)?;
+    let expected: Vec<ValueType> = trace.outputs.iter().map(|&v| trace.ty(v).clone()).collect();
+    let reference = run(&trace, &TorchExecutor::eager(), inputs(sample)?)?;
+    for (e, r) in expected.iter().zip(&reference) {
+        check_meta(e, r).map_err(|m| format!("eager: {m}"))?;
+    }
+    let tol = entry.tolerance(sample.dtype);
+    let mut rechecked = false;
+    for ex in [TorchExecutor::new(), TorchExecutor::decomposing()] {
+        let got = run(&trace, &ex, inputs(sample)?)?;
+        for (i, ((e, g), r)) in expected.iter().zip(&got).zip(&reference).enumerate() {
+            check_meta(e, g).map_err(|m| format!("{}: output {i}: {m}", ex.name()))?;
+            if entry.random {
+                if let RtValue::Tensor(t) = g {
+                    let finite = t
+                        .f_isfinite()
+                        .and_then(|f| f.f_all())
+                        .map(|a| a.int64_value(&[]) != 0)
+                        .unwrap_or(false);
+                    if !finite && t.numel() > 0 {
+                        return Err(format!(
+                            "{}: output {i}: random op produced non-finite values",
+                            ex.name()
+                        ));
+                    }
+                }
+                continue;
+            }
+            let (gf, rf) = (
+                as_f64(g).map_err(|e| e.to_string())?,
+                as_f64(r).map_err(|e| e.to_string())?,
+            );
+            let (excess, maxd) =
+                deviation(&gf, &rf, tol.atol, tol.rtol).map_err(|e| e.to_string())?;
+            if excess == 0.0 {
+                continue;
+            }
+            if !sample.dtype.is_low_precision_float()
+                && sample.dtype != DType::C64
+                && sample.dtype != DType::F32
+            {
+                return Err(format!(
+                    "{}: output {i}: max abs diff {maxd:.3e} from eager exceeds atol {} + rtol {} (by {excess:.3e})",
+                    ex.name(),
+                    tol.atol,
+                    tol.rtol
+                ));
+            }
+            // assert_closer: compare both with a float64 computation of the same sample.
+            let s64 = upcast(sample);
+            let t64 = build(&s64)?;
+            let r64 = run(&t64, &TorchExecutor::eager(), upcast_inputs(sample)?)?;
+            let ref64 = as_f64(&r64[i]).map_err(|e| e.to_string())?;
+            let (_, ours) = deviation(&gf, &ref64, 0.0, 0.0).map_err(|e| e.to_string())?;
+            let (_, eager) = deviation(&rf, &ref64, 0.0, 0.0).map_err(|e| e.to_string())?;
+            if ours > eager * 1.01 + tol.atol {
+                return Err(format!(
+                    "{}: output {i}: max abs diff {maxd:.3e} from eager, and farther from float64 than eager ({ours:.3e} vs {eager:.3e})",
+                    ex.name()
+                ));
+            }
+            rechecked = true;
+        }
+    }
+    Ok(rechecked)
+}
+
+/// Runs every case of `entry` on `device` (seeded with [`SEED`]).
+pub fn check_entry(entry: &OpEntry, device: Device) -> Report {
+    let mut report = Report::default();
+    for (sample, skip) in entry.cases(device, SEED) {
+        if skip.is_some() {
+            report.skipped += 1;
+            continue;
+        }
+        report.cases += 1;
+        // libtorch raises C++ exceptions as errors; a panic here is a bug of ours, reported as a
+        // failure of the case rather than aborting the whole op.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_case(entry, &sample)));
+        match outcome {
+            Ok(Ok(rechecked)) => report.rechecked += rechecked as usize,
+            Ok(Err(m)) => report.failures.push(format!("{sample}\n    {m}")),
+            Err(_) => report.failures.push(format!("{sample}\n    panicked")),
+        }
+    }
+    report
+}
+
+/// Loads the builtin database and runs `op`'s cases on `device`.
+pub fn check_op(op: &str, device: Device) -> Result<Report, String> {
+    let db = OpDb::builtin().map_err(|e| e.to_string())?;
+    let entry = db
+        .by_name(op)
+        .ok_or_else(|| format!("no entry named {op} in opinfo-db"))?;
+    Ok(check_entry(entry, device))
+}
