@@ -11,6 +11,7 @@ use crate::executor::{Executor, KArg, Kernel, RtValue};
 use crate::torch_executor::TorchExecutor;
 use crate::{Error, Result};
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use thunder_ir::printer::statement;
 use thunder_ir::{Arg, Trace, Value, ValueType};
 
@@ -32,6 +33,8 @@ struct Instr {
     free: SmallVec<[u32; 4]>,
     /// Index into the claimed ops (for error messages).
     op: u32,
+    /// Whether an operand is a list (only `cat`): the hot path skips gathering otherwise.
+    has_list: bool,
 }
 
 /// A compiled trace. See the module docs.
@@ -103,12 +106,14 @@ impl ExecutionPlan {
                     free.push(slot(v));
                 }
             }
+            let has_list = op.bsym.args.iter().any(|a| matches!(a, Arg::List(_)));
             instrs.push(Instr {
                 kernel,
                 args,
                 outs: op.bsym.outputs.iter().map(|v| slot(*v)).collect(),
                 free,
                 op: i as u32,
+                has_list,
             });
             statements.push(statement(trace, &op.bsym));
         }
@@ -156,8 +161,24 @@ impl ExecutionPlan {
                 given: format!("{} inputs", inputs.len()),
             });
         }
-        let mut slots: Vec<Option<RtValue>> =
-            std::iter::repeat_with(|| None).take(self.n_slots).collect();
+        thread_local! {
+            // The slot vector is reused across runs on a thread (one allocation per thread, not
+            // per run); a run nested inside a kernel finds it borrowed and makes its own.
+            static SLOTS: RefCell<Vec<Option<RtValue>>> = const { RefCell::new(Vec::new()) };
+        }
+        SLOTS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slots) => {
+                let r = self.run_in(&mut slots, inputs);
+                slots.clear();
+                r
+            }
+            Err(_) => self.run_in(&mut Vec::new(), inputs),
+        })
+    }
+
+    fn run_in(&self, slots: &mut Vec<Option<RtValue>>, inputs: &[RtValue]) -> Result<Vec<RtValue>> {
+        slots.clear();
+        slots.resize_with(self.n_slots, || None);
         for (i, ((slot, ty), v)) in self.inputs.iter().zip(inputs).enumerate() {
             self.check_input(i, ty, v)?;
             slots[*slot as usize] = Some(v.share());
@@ -168,7 +189,7 @@ impl ExecutionPlan {
                 let get = |s: u32| slots[s as usize].as_ref();
                 // Lists (only `cat` has one) are gathered first, so the operands can borrow them.
                 let mut lists: SmallVec<[SmallVec<[&RtValue; 8]>; 1]> = SmallVec::new();
-                for a in &instr.args {
+                for a in instr.args.iter().filter(|_| instr.has_list) {
                     if let ArgRef::List(l) = a {
                         lists.push(
                             l.iter()

@@ -497,6 +497,11 @@ fn compile_prim(
     };
     match p.class() {
         PrimClass::Unary => {
+            if matches!(out0, ValueType::Tensor(_)) {
+                return Ok(Box::new(move |args| {
+                    one(unary_tensor(p, tensor(args, 0)?)?)
+                }));
+            }
             return Ok(Box::new(move |args| match operand(args, 0)? {
                 Operand::T(a) => one(unary_tensor(p, a)?),
                 Operand::N(n) => {
@@ -506,9 +511,22 @@ fn compile_prim(
                         number_out.unwrap_or(NumberType::Float)
                     )?])
                 }
-            }))
+            }));
         }
         PrimClass::Binary => {
+            let is_tensor = |a: &Arg| match a {
+                Arg::Value(v) => trace
+                    .values
+                    .get(v.index())
+                    .is_some_and(|i| i.ty.as_tensor().is_some()),
+                _ => false,
+            };
+            if bsym.args.iter().all(is_tensor) {
+                // The common case, without the number dispatch.
+                return Ok(Box::new(move |args| {
+                    one(binary_tensors(p, tensor(args, 0)?, tensor(args, 1)?)?)
+                }));
+            }
             return Ok(Box::new(move |args| {
                 let r = match (operand(args, 0)?, operand(args, 1)?) {
                     (Operand::T(a), Operand::T(b)) => binary_tensors(p, a, b)?,
@@ -535,7 +553,7 @@ fn compile_prim(
                     }
                 };
                 one(r)
-            }))
+            }));
         }
         PrimClass::Ternary => {
             return Ok(Box::new(move |args| {
