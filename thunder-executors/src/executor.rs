@@ -49,6 +49,23 @@ impl From<Tensor> for RtValue {
     }
 }
 
+/// How an instruction refers to one operand: a slot of the plan or a literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgRef {
+    /// The value in this slot.
+    Slot(u32),
+    /// An `int` literal.
+    Int(i64),
+    /// A `float` literal.
+    Float(f64),
+    /// A `bool` literal.
+    Bool(bool),
+    /// `None`.
+    None,
+    /// A list of slots (`cat`).
+    List(Box<[u32]>),
+}
+
 /// An operand as a kernel receives it.
 #[derive(Debug, Clone, Copy)]
 pub enum KArg<'a> {
@@ -62,8 +79,84 @@ pub enum KArg<'a> {
     Bool(bool),
     /// `None`.
     None,
-    /// A list of values (`cat`); the plan resolves it to the slots' values.
-    List(&'a [&'a RtValue]),
+    /// A list of values (`cat`).
+    List(ListArg<'a>),
+}
+
+/// A list operand: the values of some slots.
+#[derive(Debug, Clone, Copy)]
+pub struct ListArg<'a> {
+    slots: &'a [Option<RtValue>],
+    idx: &'a [u32],
+}
+
+impl<'a> ListArg<'a> {
+    /// The values, in order; `None` for a slot that holds nothing (a plan bug).
+    pub fn iter(&self) -> impl Iterator<Item = Option<&'a RtValue>> + 'a {
+        let slots = self.slots;
+        self.idx
+            .iter()
+            .map(move |&s| slots.get(s as usize).and_then(|v| v.as_ref()))
+    }
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+}
+
+/// The operands of one kernel call. They are read from the plan's slots on demand, so a call
+/// builds nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Args<'a> {
+    slots: &'a [Option<RtValue>],
+    refs: &'a [ArgRef],
+}
+
+impl<'a> Args<'a> {
+    /// Operands `refs`, read from `slots`.
+    pub fn new(slots: &'a [Option<RtValue>], refs: &'a [ArgRef]) -> Self {
+        Args { slots, refs }
+    }
+    /// Number of operands.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+    /// Whether there are no operands.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+    /// Operand `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Result<KArg<'a>, KernelError> {
+        Ok(match self.refs.get(i) {
+            Some(ArgRef::Slot(s)) => match self.slots.get(*s as usize) {
+                Some(Some(v)) => KArg::Value(v),
+                _ => {
+                    return Err(KernelError(format!(
+                        "operand {i} was freed or never computed (a plan bug)"
+                    )))
+                }
+            },
+            Some(ArgRef::Int(x)) => KArg::Int(*x),
+            Some(ArgRef::Float(x)) => KArg::Float(*x),
+            Some(ArgRef::Bool(x)) => KArg::Bool(*x),
+            Some(ArgRef::None) => KArg::None,
+            Some(ArgRef::List(l)) => KArg::List(ListArg {
+                slots: self.slots,
+                idx: l,
+            }),
+            None => {
+                return Err(KernelError(format!(
+                    "the kernel asked for operand {i} of {}",
+                    self.refs.len()
+                )))
+            }
+        })
+    }
 }
 
 /// What a kernel returns when libtorch (or the kernel) fails; the plan adds which bound symbol.
@@ -88,8 +181,7 @@ impl From<tch::TchError> for KernelError {
 pub type Outputs = smallvec::SmallVec<[RtValue; 2]>;
 
 /// A compiled bound symbol: called once per run with the operands in signature order.
-pub type Kernel =
-    Box<dyn Fn(&[KArg<'_>]) -> std::result::Result<Outputs, KernelError> + Send + Sync>;
+pub type Kernel = Box<dyn Fn(&Args<'_>) -> std::result::Result<Outputs, KernelError> + Send + Sync>;
 
 /// Something that runs bound symbols.
 ///

@@ -46,7 +46,7 @@ pub mod torch_executor;
 
 pub use claim::{claim, ClaimedOp, ClaimedTrace};
 pub use error::{Error, Result};
-pub use executor::{Executor, KArg, Kernel, KernelError, Outputs, RtValue};
+pub use executor::{ArgRef, Args, Executor, KArg, Kernel, KernelError, ListArg, Outputs, RtValue};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

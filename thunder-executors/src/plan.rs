@@ -7,23 +7,13 @@
 
 use crate::claim::{claim, ClaimedTrace};
 use crate::convert;
-use crate::executor::{Executor, KArg, Kernel, RtValue};
+use crate::executor::{ArgRef, Args, Executor, Kernel, RtValue};
 use crate::torch_executor::TorchExecutor;
 use crate::{Error, Result};
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use thunder_ir::printer::statement;
 use thunder_ir::{Arg, Trace, Value, ValueType};
-
-#[derive(Debug, Clone)]
-enum ArgRef {
-    Slot(u32),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    None,
-    List(Box<[u32]>),
-}
 
 struct Instr {
     kernel: Kernel,
@@ -33,8 +23,6 @@ struct Instr {
     free: SmallVec<[u32; 4]>,
     /// Index into the claimed ops (for error messages).
     op: u32,
-    /// Whether an operand is a list (only `cat`): the hot path skips gathering otherwise.
-    has_list: bool,
 }
 
 /// A compiled trace. See the module docs.
@@ -106,14 +94,12 @@ impl ExecutionPlan {
                     free.push(slot(v));
                 }
             }
-            let has_list = op.bsym.args.iter().any(|a| matches!(a, Arg::List(_)));
             instrs.push(Instr {
                 kernel,
                 args,
                 outs: op.bsym.outputs.iter().map(|v| slot(*v)).collect(),
                 free,
                 op: i as u32,
-                has_list,
             });
             statements.push(statement(trace, &op.bsym));
         }
@@ -184,40 +170,8 @@ impl ExecutionPlan {
             slots[*slot as usize] = Some(v.share());
         }
         for instr in &self.instrs {
-            let outs = {
-                let slots = &slots;
-                let get = |s: u32| slots[s as usize].as_ref();
-                // Lists (only `cat` has one) are gathered first, so the operands can borrow them.
-                let mut lists: SmallVec<[SmallVec<[&RtValue; 8]>; 1]> = SmallVec::new();
-                for a in instr.args.iter().filter(|_| instr.has_list) {
-                    if let ArgRef::List(l) = a {
-                        lists.push(
-                            l.iter()
-                                .map(|&s| get(s).ok_or(s))
-                                .collect::<std::result::Result<_, u32>>()
-                                .map_err(|s| self.missing(instr, s))?,
-                        );
-                    }
-                }
-                let mut li = 0;
-                let mut args: SmallVec<[KArg<'_>; 6]> = SmallVec::new();
-                for a in &instr.args {
-                    args.push(match a {
-                        ArgRef::Slot(s) => {
-                            KArg::Value(get(*s).ok_or_else(|| self.missing(instr, *s))?)
-                        }
-                        ArgRef::Int(x) => KArg::Int(*x),
-                        ArgRef::Float(x) => KArg::Float(*x),
-                        ArgRef::Bool(x) => KArg::Bool(*x),
-                        ArgRef::None => KArg::None,
-                        ArgRef::List(_) => {
-                            li += 1;
-                            KArg::List(&lists[li - 1])
-                        }
-                    });
-                }
-                (instr.kernel)(&args).map_err(|e| self.kernel_error(instr, e.0))?
-            };
+            let outs = (instr.kernel)(&Args::new(slots, &instr.args))
+                .map_err(|e| self.kernel_error(instr, e.0))?;
             if outs.len() != instr.outs.len() {
                 return Err(self.kernel_error(
                     instr,
@@ -326,15 +280,5 @@ impl ExecutionPlan {
             statement: self.statements[instr.op as usize].clone(),
             message,
         }
-    }
-
-    fn missing(&self, instr: &Instr, s: u32) -> Error {
-        self.kernel_error(
-            instr,
-            format!(
-                "internal: {} was freed or never computed",
-                self.claimed.trace.name_of(Value(s))
-            ),
-        )
     }
 }

@@ -7,7 +7,7 @@
 //! the tests compare both paths.
 
 use crate::convert::{device, kind};
-use crate::executor::{Executor, KArg, Kernel, KernelError, Outputs, RtValue};
+use crate::executor::{Args, Executor, KArg, Kernel, KernelError, Outputs, RtValue};
 use crate::{Error, Result};
 use smallvec::smallvec;
 use tch::{Scalar, Tensor};
@@ -138,19 +138,34 @@ fn prim_supported(p: PrimOp, bsym: &BoundSymbol) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Operand access.
 
-fn tensor<'a>(args: &[KArg<'a>], i: usize) -> KResult<&'a Tensor> {
-    match args.get(i) {
-        Some(KArg::Value(RtValue::Tensor(t))) => Ok(t),
+fn tensor<'a>(args: &Args<'a>, i: usize) -> KResult<&'a Tensor> {
+    match args.get(i)? {
+        KArg::Value(RtValue::Tensor(t)) => Ok(t),
         other => Err(KernelError(format!(
             "operand {i} must be a tensor, got {other:?}"
         ))),
     }
 }
 
-fn opt_tensor<'a>(args: &[KArg<'a>], i: usize) -> KResult<Option<&'a Tensor>> {
-    match args.get(i) {
-        Some(KArg::None) => Ok(None),
+fn opt_tensor<'a>(args: &Args<'a>, i: usize) -> KResult<Option<&'a Tensor>> {
+    match args.get(i)? {
+        KArg::None => Ok(None),
         _ => tensor(args, i).map(Some),
+    }
+}
+
+fn tensor_list<'a>(args: &Args<'a>, i: usize) -> KResult<Vec<&'a Tensor>> {
+    match args.get(i)? {
+        KArg::List(items) => items
+            .iter()
+            .map(|v| {
+                v.and_then(RtValue::as_tensor)
+                    .ok_or_else(|| KernelError("a list operand holds a non-tensor".into()))
+            })
+            .collect(),
+        other => Err(KernelError(format!(
+            "operand {i} must be a list of tensors, got {other:?}"
+        ))),
     }
 }
 
@@ -192,12 +207,12 @@ enum Operand<'a> {
     N(Num),
 }
 
-fn operand<'a>(args: &[KArg<'a>], i: usize) -> KResult<Operand<'a>> {
-    Ok(match args.get(i) {
-        Some(KArg::Value(RtValue::Tensor(t))) => Operand::T(t),
-        Some(KArg::Value(RtValue::Int(v))) | Some(KArg::Int(v)) => Operand::N(Num::Int(*v)),
-        Some(KArg::Value(RtValue::Float(v))) | Some(KArg::Float(v)) => Operand::N(Num::Float(*v)),
-        Some(KArg::Value(RtValue::Bool(v))) | Some(KArg::Bool(v)) => Operand::N(Num::Bool(*v)),
+fn operand<'a>(args: &Args<'a>, i: usize) -> KResult<Operand<'a>> {
+    Ok(match args.get(i)? {
+        KArg::Value(RtValue::Tensor(t)) => Operand::T(t),
+        KArg::Value(&RtValue::Int(v)) | KArg::Int(v) => Operand::N(Num::Int(v)),
+        KArg::Value(&RtValue::Float(v)) | KArg::Float(v) => Operand::N(Num::Float(v)),
+        KArg::Value(&RtValue::Bool(v)) | KArg::Bool(v) => Operand::N(Num::Bool(v)),
         other => {
             return Err(KernelError(format!(
                 "operand {i} must be a tensor or a number, got {other:?}"
@@ -670,21 +685,7 @@ fn compile_prim(
         }
         Cat => {
             let dim = int(&at[0])?;
-            Box::new(move |args| match args.first() {
-                Some(KArg::List(items)) => {
-                    let ts: Vec<&Tensor> = items
-                        .iter()
-                        .map(|v| {
-                            v.as_tensor()
-                                .ok_or_else(|| KernelError("cat takes tensors".into()))
-                        })
-                        .collect::<KResult<_>>()?;
-                    one(Tensor::f_cat(&ts, dim)?)
-                }
-                other => Err(KernelError(format!(
-                    "cat needs a list of tensors, got {other:?}"
-                ))),
-            })
+            Box::new(move |args| one(Tensor::f_cat(&tensor_list(args, 0)?, dim)?))
         }
         Pad => {
             let value = num_attr(&at[0])?;
@@ -1351,25 +1352,13 @@ fn compile_torch_eager(
         }
         T::Cat | T::Stack => {
             let dim = int(&at[0])?;
-            Box::new(move |args| match args.first() {
-                Some(KArg::List(items)) => {
-                    let ts: Vec<&Tensor> = items
-                        .iter()
-                        .map(|v| {
-                            v.as_tensor()
-                                .ok_or_else(|| KernelError("cat takes tensors".into()))
-                        })
-                        .collect::<KResult<_>>()?;
-                    one(if t == T::Cat {
-                        Tensor::f_cat(&ts, dim)?
-                    } else {
-                        Tensor::f_stack(&ts, dim)?
-                    })
-                }
-                other => Err(KernelError(format!(
-                    "{} needs a list of tensors, got {other:?}",
-                    t.name()
-                ))),
+            Box::new(move |args| {
+                let ts = tensor_list(args, 0)?;
+                one(if t == T::Cat {
+                    Tensor::f_cat(&ts, dim)?
+                } else {
+                    Tensor::f_stack(&ts, dim)?
+                })
             })
         }
         // Creation: PyTorch's dtype and device inference is in the decomposition (and checked
