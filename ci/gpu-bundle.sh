@@ -51,6 +51,8 @@ for line in sys.stdin:
 
 echo "==> gpu-bundle: cargo test --release --workspace --no-run"
 cargo test --release --workspace --no-run --message-format=json-render-diagnostics >"$tmp/tests.json"
+echo "==> gpu-bundle: cargo bench --workspace --no-run"
+cargo bench --workspace --no-run --message-format=json-render-diagnostics >"$tmp/benches.json"
 echo "==> gpu-bundle: cargo build --release --workspace --bins"
 cargo build --release --workspace --bins --message-format=json-render-diagnostics >"$tmp/bins.json"
 
@@ -64,6 +66,11 @@ done < <(artifacts tests <"$tmp/tests.json" | sort)
 while IFS=$'\t' read -r exe name _; do
   strip -o "$bundle/bin/$name" "$exe"
 done < <(artifacts bins <"$tmp/bins.json")
+# Benchmarks (criterion), run by hand on the GPU machine: bundle/bench/NAME --bench
+mkdir -p "$bundle/bench"
+while IFS=$'\t' read -r exe name _; do
+  strip -o "$bundle/bench/${name##*--}" "$exe"
+done < <(artifacts tests <"$tmp/benches.json" | grep -- '--bench--')
 [ -s "$bundle/tests.tsv" ] || die "cargo reported no test executables"
 
 cat >"$bundle/run-tests.sh" <<'EOF'
@@ -122,8 +129,21 @@ while IFS=$'\t' read -r name pkg; do
   # cargo runs a test in its package folder; do the same when the sources came along.
   dir="$repo/$pkg"
   [ -d "$dir" ] || dir=$here
-  CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "$@"
+  # The conformance suite prints its case counts per op; keep them for the summary below.
+  extra=()
+  [ "$name" = opinfo-db--test--conformance ] && extra=(--nocapture)
+  CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "${extra[@]}" "$@"
 done <"$here/tests.tsv"
+
+conformance="$out/opinfo-db--test--conformance.log"
+if [ -f "$conformance" ]; then
+  echo "opinfo-db conformance (ops, cases, skipped, passed by the float64 re-check, failed):" | tee -a "$summary"
+  grep -hoE 'on (cpu|cuda:[0-9]+): [0-9]+ cases, [0-9]+ skipped, [0-9]+ passed by the float64 re-check, [0-9]+ failed' "$conformance" \
+    | awk '{d=$2; sub(":$", "", d); c[d]+=$3; s[d]+=$5; r[d]+=$7; f[d]+=$14; n[d]++}
+           END {for (k in c) printf "  %-8s %4d ops %6d cases %4d skipped %4d re-checked %4d failed\n", k, n[k], c[k], s[k], r[k], f[k]}' \
+    | sort | tee -a "$summary"
+  grep -h '^skipped: ' "$conformance" | head -n 3 | sed 's/^/  /' | tee -a "$summary"
+fi
 
 echo "$failed failed; logs in $out" | tee -a "$summary"
 [ "$failed" -eq 0 ]
@@ -131,7 +151,7 @@ EOF
 chmod +x "$bundle/run-tests.sh"
 
 bytes=$(du -sb "$bundle" | cut -f1)
-count=$(find "$bundle/tests" "$bundle/bin" -type f | wc -l)
+count=$(find "$bundle/tests" "$bundle/bin" "$bundle/bench" -type f | wc -l)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "==> gpu-bundle: $bundle: $count binaries, $mb MB"
 if [ "$bytes" -gt $((limit_mb * 1000 * 1000)) ]; then

@@ -36,6 +36,11 @@
 //! - `runtime`: [`runtime_info`], [`RuntimeInfo`] and [`check_device`].
 #![warn(missing_docs)]
 
+// The README's example is compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub mod claim;
 pub mod convert;
 mod error;
