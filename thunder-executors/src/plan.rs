@@ -234,18 +234,22 @@ impl ExecutionPlan {
         };
         let given = match (ty, v) {
             (ValueType::Tensor(m), RtValue::Tensor(t)) => {
-                let ok_kind = convert::kind(m.dtype) == t.kind();
+                // f_kind: a tensor of a kind tch does not know (quantized, ...) is an error, not a
+                // panic.
+                let kind = t.f_kind().ok();
+                let ok_kind = kind == Some(convert::kind(m.dtype));
                 let ok_dev = convert::device(m.device) == t.device();
                 let ok_shape = t.dim() == m.rank()
                     && t.size()
                         .iter()
-                        .zip(m.shape.sizes())
-                        .all(|(&a, b)| a as usize == b);
+                        .zip(m.shape.dims())
+                        .all(|(&a, b)| a as usize == b.value());
                 if ok_kind && ok_dev && ok_shape {
                     return Ok(());
                 }
-                let dt =
-                    convert::dtype(t.kind()).map_or(format!("{:?}", t.kind()), |d| d.to_string());
+                let dt = kind
+                    .and_then(convert::dtype)
+                    .map_or_else(|| format!("{kind:?}"), |d| d.to_string());
                 let dev = convert::from_tch_device(t.device())
                     .map_or(format!("{:?}", t.device()), |d| d.to_string());
                 format!("{dev} {dt}{:?}", t.size())
