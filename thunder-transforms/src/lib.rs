@@ -1,17 +1,46 @@
 //! Trace-to-trace transforms for thunder-rs. A pass is a function `Trace -> Result<Trace>` over
 //! `thunder-ir` traces.
 //!
-//! This crate will hold, per the workspace's `ARCHITECTURE.md`:
+//! - [`pass`]: the [`PassManager`], which runs passes in order, verifies the trace after each (in
+//!   debug builds and tests) and keeps every intermediate trace with the pass name and its time
+//!   ([`PassHistory`], what `thunder.last_traces` will show).
+//! - [`dce`]: dead-code elimination.
+//! - [`cse`]: common-subexpression elimination (never across random or in-place ops).
 //!
-//! - the pass manager, which verifies the trace after each pass in debug builds and keeps every
-//!   intermediate trace for inspection (`last_traces`);
-//! - dead-code elimination (dce) and common-subexpression elimination (cse);
-//! - grad/vjp and jvp, and the split of a trace into a forward and a backward trace;
-//! - vmap;
-//! - autocast;
-//! - rematerialization (recomputing cheap values instead of saving them for the backward).
+//! To come (issue 4): grad/vjp and jvp, the forward/backward split, vmap, autocast; then
+//! rematerialization with the fusion executor (issue 5).
 //!
-//! It will depend on `thunder-ir` only.
+//! ```
+//! use thunder_ir::{DType, TensorMeta, TraceBuilder};
+//! use thunder_transforms::{cse, dce, pass_fn, PassManager};
 //!
-//! Status: not started (issue 4); no public items yet.
+//! let mut b = TraceBuilder::new("f");
+//! let x = b.input("x", TensorMeta::new(DType::F32, [4]))?;
+//! let a = b.exp(x)?;
+//! let c = b.exp(x)?; // the same as `a`
+//! let _unused = b.neg(x)?;
+//! let y = b.add(a, c)?;
+//! let trace = b.build(&[y])?;
+//!
+//! let history = PassManager::new().then(pass_fn("cse", cse)).then(pass_fn("dce", dce)).run(&trace)?;
+//! let after = history.last().expect("a trace");
+//! assert_eq!(after.bound_symbols.len(), 2); // one exp, one add
+//! assert_eq!(history.records.iter().map(|r| r.pass.as_str()).collect::<Vec<_>>(), ["input", "cse", "dce"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
+
+// The README's example is compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+pub mod cse;
+pub mod dce;
+mod error;
+pub mod pass;
+
+pub use cse::cse;
+pub use dce::dce;
+pub use error::{Result, TransformError};
+pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
