@@ -182,6 +182,26 @@ impl BoundSymbol {
     pub fn inputs(&self) -> Vec<Value> {
         self.args.iter().flat_map(Arg::values).collect()
     }
+
+    /// The same call with every value it mentions (operands, outputs, and those of its
+    /// decomposition) replaced by `f(value)`.
+    pub fn map_values(&self, f: &dyn Fn(Value) -> Value) -> BoundSymbol {
+        BoundSymbol {
+            op: self.op,
+            args: self
+                .args
+                .iter()
+                .map(|a| match a {
+                    Arg::Value(v) => Arg::Value(f(*v)),
+                    Arg::List(l) => Arg::List(l.iter().map(|v| f(*v)).collect()),
+                    other => other.clone(),
+                })
+                .collect(),
+            attrs: self.attrs.clone(),
+            outputs: self.outputs.iter().map(|v| f(*v)).collect(),
+            subsymbols: self.subsymbols.iter().map(|s| s.map_values(f)).collect(),
+        }
+    }
 }
 
 /// A program: named inputs, bound symbols in program order, outputs.
@@ -277,28 +297,15 @@ impl Trace {
             }
         }
         let m = |v: Value| map.get(v.index()).copied().flatten().map_or(v, Value);
-        fn remap_bs(b: &BoundSymbol, m: &dyn Fn(Value) -> Value) -> BoundSymbol {
-            BoundSymbol {
-                op: b.op,
-                args: b
-                    .args
-                    .iter()
-                    .map(|a| match a {
-                        Arg::Value(v) => Arg::Value(m(*v)),
-                        Arg::List(l) => Arg::List(l.iter().map(|v| m(*v)).collect()),
-                        other => other.clone(),
-                    })
-                    .collect(),
-                attrs: b.attrs.clone(),
-                outputs: b.outputs.iter().map(|v| m(*v)).collect(),
-                subsymbols: b.subsymbols.iter().map(|s| remap_bs(s, m)).collect(),
-            }
-        }
         Trace {
             name: self.name.clone(),
             values: values.into_iter().flatten().collect(),
             inputs: self.inputs.iter().map(|v| m(*v)).collect(),
-            bound_symbols: self.bound_symbols.iter().map(|b| remap_bs(b, &m)).collect(),
+            bound_symbols: self
+                .bound_symbols
+                .iter()
+                .map(|b| b.map_values(&m))
+                .collect(),
             outputs: self.outputs.iter().map(|v| m(*v)).collect(),
         }
     }

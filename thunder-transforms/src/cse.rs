@@ -3,29 +3,10 @@
 use crate::dce::{has_side_effects, is_random};
 use crate::Result;
 use std::collections::HashMap;
-use thunder_ir::{Arg, Attr, BoundSymbol, Op, Trace, Value};
+use thunder_ir::{Arg, Attr, Op, Trace, Value};
 
 fn subst(v: Value, map: &HashMap<Value, Value>) -> Value {
     map.get(&v).copied().unwrap_or(v)
-}
-
-/// The bound symbol with its operands (and its decomposition's) renamed by `map`.
-fn substitute(b: &BoundSymbol, map: &HashMap<Value, Value>) -> BoundSymbol {
-    BoundSymbol {
-        op: b.op,
-        args: b
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Value(v) => Arg::Value(subst(*v, map)),
-                Arg::List(l) => Arg::List(l.iter().map(|v| subst(*v, map)).collect()),
-                other => other.clone(),
-            })
-            .collect(),
-        attrs: b.attrs.clone(),
-        outputs: b.outputs.clone(),
-        subsymbols: b.subsymbols.iter().map(|s| substitute(s, map)).collect(),
-    }
 }
 
 /// Replaces each top-level bound symbol that repeats an earlier one (same op, same operands after
@@ -37,7 +18,8 @@ pub fn cse(trace: &Trace) -> Result<Trace> {
     let mut seen: HashMap<(Op, Vec<Arg>, Vec<Attr>), Vec<Value>> = HashMap::new();
     let mut kept = Vec::with_capacity(trace.bound_symbols.len());
     for b in &trace.bound_symbols {
-        let b = substitute(b, &map);
+        // Earlier replacements apply to the operands (outputs are never in the map).
+        let b = b.map_values(&|v| subst(v, &map));
         if is_random(&b) || has_side_effects(&b) {
             kept.push(b);
             continue;
