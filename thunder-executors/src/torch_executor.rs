@@ -311,18 +311,6 @@ fn out_ty(trace: &Trace, bsym: &BoundSymbol, i: usize) -> std::result::Result<Va
         .ok_or_else(|| "output outside the value table".to_string())
 }
 
-/// The dtype of the first tensor operand, from the trace's metadata.
-fn operand_dtype(trace: &Trace, bsym: &BoundSymbol) -> Option<DType> {
-    bsym.args.iter().find_map(|a| match a {
-        Arg::Value(v) => trace
-            .values
-            .get(v.index())
-            .and_then(|i| i.ty.as_tensor())
-            .map(|t| t.dtype),
-        _ => None,
-    })
-}
-
 /// `where(pred, x, y)` with tensors or numbers (bool numbers as 0-dim bool tensors, since
 /// libtorch has no bool Scalar); `kind` types a number-only result.
 fn where_op(pred: &Tensor, x: Operand<'_>, y: Operand<'_>, kind: tch::Kind) -> KResult<Tensor> {
@@ -884,7 +872,6 @@ fn compile_torch(
         ValueType::Tensor(m) => kind(m.dtype),
         ValueType::Number(_) => tch::Kind::Float,
     };
-    let _ = operand_dtype(trace, bsym);
     Ok(match t {
         T::Softmax | T::LogSoftmax => {
             let dim = int(&at[0])?;
