@@ -6,8 +6,10 @@
 //!   ([`PassHistory`], what `thunder.last_traces` will show).
 //! - [`dce`]: dead-code elimination.
 //! - [`cse`]: common-subexpression elimination (never across random or in-place ops).
+//! - [`grad`]: reverse-mode autodiff over prims (a joint forward and backward trace).
 //!
-//! To come (issue 4): grad/vjp and jvp, the forward/backward split, vmap, autocast; then
+//! To come (issue 4): the remaining VJP rules and custom torch-level rules, the forward/backward
+//! split, jvp, vmap, autocast; then
 //! rematerialization with the fusion executor (issue 5).
 //!
 //! ```
@@ -38,9 +40,11 @@ struct ReadmeDoctests;
 pub mod cse;
 pub mod dce;
 mod error;
+pub mod grad;
 pub mod pass;
 
 pub use cse::cse;
 pub use dce::dce;
 pub use error::{Result, TransformError};
+pub use grad::grad;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
