@@ -20,7 +20,9 @@ use crate::sample::{mix, Sample, SampleArg, TensorSpec};
 use crate::{OpDb, OpEntry};
 use tch::{Kind, Tensor};
 use thunder_executors::convert::{device as tch_device, kind as tch_kind};
-use thunder_executors::{ExecutionPlan, Executor, RtValue, TorchExecutor};
+use thunder_executors::{
+    ExecutionPlan, Executor, KernelError as KernelErrorText, RtValue, TorchExecutor,
+};
 use thunder_ir::{DType, Device, Trace, ValueType};
 
 /// The seed every conformance run uses (samples and tensor values derive from it).
@@ -334,4 +336,121 @@ pub fn check_op(op: &str, device: Device) -> Result<Report, String> {
         .by_name(op)
         .ok_or_else(|| format!("no entry named {op} in opinfo-db"))?;
     Ok(check_entry(entry, device))
+}
+
+/// The outcome of a grad check of one case.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GradOutcome {
+    /// Gradients match autograd.
+    Passed,
+    /// thunder-transforms has no VJP rule for a prim the op decomposes into (the message names it).
+    NoRule(String),
+    /// Nothing to differentiate (no floating tensor input, or a non-differentiable output).
+    NotApplicable,
+    /// PyTorch's autograd itself fails on the case (the message says how): no reference.
+    NoReference(String),
+}
+
+/// Checks `grad` of a case against PyTorch autograd on the same inputs and random output
+/// cotangents, in the sample's dtype (use float64 samples for tight tolerances).
+pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
+    let trace = build(sample)?;
+    let wrt: Vec<thunder_ir::Value> = trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let diff_out = trace
+        .outputs
+        .iter()
+        .any(|&o| trace.tensor(o).is_some_and(|t| t.dtype.is_float()));
+    if wrt.is_empty() || !diff_out || entry.random {
+        return Ok(GradOutcome::NotApplicable);
+    }
+    let g = match thunder_transforms::grad(&trace, &wrt) {
+        Ok(g) => g,
+        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+            return Ok(GradOutcome::NoRule(e.to_string()))
+        }
+        Err(e) => return Err(format!("grad: {e}")),
+    };
+    let ins = inputs(sample)?;
+    let tensors: Vec<Tensor> = ins
+        .iter()
+        .filter_map(|v| v.as_tensor().map(|t| t.shallow_clone()))
+        .collect();
+    // Cotangents for the floating outputs (others get none: the grad trace takes one per
+    // differentiable output).
+    let mut cts = Vec::new();
+    let mut seed = sample.seed;
+    for &o in &trace.outputs {
+        if let Some(m) = trace.tensor(o).filter(|m| m.dtype.is_float()) {
+            seed = mix(seed, 0xc7);
+            let spec = TensorSpec {
+                shape: m.shape.sizes(),
+                dtype: m.dtype,
+                device: m.device,
+                domain: Some((-1.0, 1.0)),
+                noncontiguous: false,
+                seed,
+            };
+            cts.push((o, make_tensor(&spec).map_err(|e| e.to_string())?));
+        }
+    }
+    // Autograd on the eager run.
+    let leaves: Vec<Tensor> = tensors
+        .iter()
+        .map(|t| {
+            if t.is_floating_point() {
+                t.detach().set_requires_grad(true)
+            } else {
+                t.shallow_clone()
+            }
+        })
+        .collect();
+    let plan =
+        ExecutionPlan::compile(&trace, &[&TorchExecutor::eager()]).map_err(|e| e.to_string())?;
+    let outs = plan.run_tensors(&leaves).map_err(|e| e.to_string())?;
+    let mut loss = Tensor::zeros([], (Kind::Double, tch::Device::Cpu));
+    for (o, ct) in &cts {
+        let i = trace.outputs.iter().position(|x| x == o).unwrap_or(0);
+        loss += outs[i]
+            .f_mul(ct)
+            .and_then(|t| t.f_sum(Kind::Double))
+            .map_err(|e| e.to_string())?
+            .f_to_device(tch::Device::Cpu)
+            .map_err(|e| e.to_string())?;
+    }
+    let wrt_leaves: Vec<&Tensor> = trace
+        .inputs
+        .iter()
+        .zip(&leaves)
+        .filter(|(v, _)| wrt.contains(v))
+        .map(|(_, t)| t)
+        .collect();
+    let expected = match Tensor::f_run_backward(&[loss], &wrt_leaves, false, false) {
+        Ok(e) => e,
+        Err(e) => return Ok(GradOutcome::NoReference(KernelErrorText::from(e).0)),
+    };
+    // thunder's grad trace.
+    let gplan = ExecutionPlan::compile(&g, &[&TorchExecutor::new()]).map_err(|e| e.to_string())?;
+    let mut gins: Vec<RtValue> = ins;
+    gins.extend(cts.iter().map(|(_, t)| RtValue::Tensor(t.shallow_clone())));
+    let gouts = gplan.run(&gins).map_err(|e| format!("grad trace: {e}"))?;
+    let got = &gouts[trace.outputs.len()..];
+    let tol = entry.tolerance(sample.dtype);
+    for ((v, e), gv) in wrt.iter().zip(&expected).zip(got) {
+        let gt = as_f64(gv).map_err(|e| e.to_string())?;
+        let et = as_f64(&RtValue::Tensor(e.shallow_clone())).map_err(|e| e.to_string())?;
+        let (excess, maxd) =
+            deviation(&gt, &et, tol.atol * 10.0, tol.rtol * 10.0).map_err(|e| e.to_string())?;
+        if excess > 0.0 {
+            return Err(format!(
+                "gradient of {}: max abs diff {maxd:.3e} from autograd",
+                trace.name_of(*v)
+            ));
+        }
+    }
+    Ok(GradOutcome::Passed)
 }

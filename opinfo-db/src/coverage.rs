@@ -1,10 +1,11 @@
 //! The coverage report: per op and device class, how many cases the database describes for the
 //! forward conformance tests, and how many it plans for grad, jvp and vmap.
 //!
-//! Honest by construction: thunder-transforms has no grad, jvp or vmap yet, so no such case
-//! runs. Those columns say `0/N`: none run, N planned (the cases the database already describes
-//! for them: differentiable entries on floating and complex dtypes for grad and jvp, every
-//! non-random case for vmap).
+//! The grad column counts, on the CPU, the float64 cases that `tests/grad_ops.rs` compares with
+//! PyTorch autograd (those whose VJP rules all exist); CUDA grad cases and jvp and vmap (not
+//! written yet) say `0/N`: none run, N planned (the cases the database already describes for them:
+//! differentiable entries on floating and complex dtypes for grad and jvp, every non-random case
+//! for vmap).
 
 use crate::db::OpDb;
 use crate::entry::OpEntry;
@@ -61,6 +62,9 @@ pub struct Row {
 /// Counts of one entry on one device class.
 pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
     let mut c = Counts::default();
+    if device == DeviceKind::Cpu {
+        c.grad_run = grad_checked(e);
+    }
     for &dtype in e.dtypes(device) {
         for (i, s) in e.samples.iter().enumerate() {
             if !s.applies_to(dtype) {
@@ -181,9 +185,11 @@ forward: cases the database describes (samples x listed dtypes; skipped cases ar
 `cargo test -p opinfo-db` builds the one-op trace of each; they are the cases that the \
 conformance tests run through thunder-executors and compare against eager libtorch.
 
-grad, jvp, vmap: `run/planned`. No case runs yet: thunder-transforms has no grad, jvp or vmap \
-transform. `planned` counts the cases the database already describes for them (grad and jvp: \
-differentiable ops on floating and complex dtypes; vmap: every non-random case).";
+grad, jvp, vmap: `run/planned`. cpu grad `run`: the float64 cases whose gradient \
+`tests/grad_ops.rs` compares with PyTorch autograd (every VJP rule the op needs exists). No cuda \
+grad, jvp or vmap case runs yet (jvp and vmap are not written). `planned` counts the cases the \
+database describes for them (grad and jvp: differentiable ops on floating and complex dtypes; \
+vmap: every non-random case).";
 
 /// The whole `COVERAGE.md` document (generated; `OPINFO_BLESS=1 cargo test -p opinfo-db`
 /// rewrites it).
@@ -197,4 +203,32 @@ pub fn markdown_document(db: &OpDb) -> String {
         summary(db),
         table(db, true)
     )
+}
+
+/// The CPU float64 cases whose gradient `tests/grad_ops.rs` compares with PyTorch autograd: those
+/// with a floating input and output for which thunder-transforms builds the grad trace (every VJP
+/// rule the op needs exists). Building is metadata only, so this needs no libtorch.
+fn grad_checked(e: &OpEntry) -> usize {
+    use thunder_ir::{DType, Device};
+    if !e.differentiable || e.random || !e.supports(Device::Cpu, DType::F64) {
+        return 0;
+    }
+    e.samples(Device::Cpu, DType::F64, crate::conformance::SEED)
+        .iter()
+        .filter(|s| e.skip_for(DeviceKind::Cpu, DType::F64, s.index).is_none())
+        .filter(|s| {
+            let Ok(t) = s.build_trace() else { return false };
+            let wrt: Vec<_> = t
+                .inputs
+                .iter()
+                .copied()
+                .filter(|&v| t.tensor(v).is_some_and(|m| m.dtype.is_float()))
+                .collect();
+            let float_out = t
+                .outputs
+                .iter()
+                .any(|&o| t.tensor(o).is_some_and(|m| m.dtype.is_float()));
+            !wrt.is_empty() && float_out && thunder_transforms::grad(&t, &wrt).is_ok()
+        })
+        .count()
 }

@@ -37,11 +37,20 @@ fn the_report_counts_what_the_database_holds() {
         })
         .sum();
     assert_eq!(total.cpu.forward, cases);
-    // Nothing claims to run that does not exist yet.
+    // Nothing claims to run that does not exist yet: no jvp, no vmap, no CUDA grad; CPU grad cases
+    // are float64 cases of differentiable ops, at most what the database plans.
     assert_eq!(
-        total.cpu.grad_run + total.cpu.jvp_run + total.cpu.vmap_run,
+        total.cpu.jvp_run + total.cpu.vmap_run + total.cuda.grad_run,
         0
     );
+    assert!(total.cpu.grad_run > 0 && total.cpu.grad_run <= total.cpu.grad_planned);
+    let relu = rows.iter().find(|r| r.op == "ltorch.relu").expect("relu");
+    assert!(relu.cpu.grad_run > 0, "relu's gradient is checked");
+    let digamma = rows
+        .iter()
+        .find(|r| r.op == "prims.digamma")
+        .expect("digamma");
+    assert_eq!(digamma.cpu.grad_run, 0, "digamma has no VJP rule");
     assert!(total.cpu.grad_planned > 0 && total.cpu.grad_planned < total.cpu.forward);
     let random = rows.iter().find(|r| r.op == "prims.randn").expect("randn");
     assert_eq!(random.cpu.vmap_planned, 0);

@@ -23,6 +23,16 @@ pub enum TransformError {
         /// Why.
         message: String,
     },
+    /// A transform has no rule for an op (yet): refused rather than answered wrongly.
+    #[error("{op}: no {transform} rule: {reason}")]
+    NoRule {
+        /// The qualified op name (`prims.maximum`).
+        op: String,
+        /// The transform (`VJP`, `JVP`, `batching`).
+        transform: &'static str,
+        /// What is missing.
+        reason: String,
+    },
     /// The input trace is invalid, or building the new trace failed.
     #[error(transparent)]
     Ir(Box<IrError>),

@@ -28,18 +28,58 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
     PrimOp::Reciprocal,
     PrimOp::Sin,
     PrimOp::Cos,
+    PrimOp::Abs,
+    PrimOp::Expm1,
+    PrimOp::Log1p,
+    PrimOp::Log2,
+    PrimOp::Log10,
+    PrimOp::Exp2,
+    PrimOp::Tan,
+    PrimOp::Asin,
+    PrimOp::Acos,
+    PrimOp::Atan,
+    PrimOp::Sinh,
+    PrimOp::Cosh,
+    PrimOp::Asinh,
+    PrimOp::Acosh,
+    PrimOp::Atanh,
+    PrimOp::Erf,
+    PrimOp::Erfc,
+    PrimOp::Erfinv,
+    PrimOp::Lgamma,
+    PrimOp::Floor,
+    PrimOp::Ceil,
+    PrimOp::Round,
+    PrimOp::Trunc,
+    PrimOp::Sign,
+    PrimOp::Maximum,
+    PrimOp::Minimum,
+    PrimOp::Pow,
+    PrimOp::Atan2,
+    PrimOp::Remainder,
+    PrimOp::Fmod,
     PrimOp::ConvertElementType,
+    PrimOp::DevicePut,
     PrimOp::BroadcastInDim,
     PrimOp::Reshape,
     PrimOp::Transpose,
+    PrimOp::Squeeze,
+    PrimOp::Flip,
+    PrimOp::Slice,
+    PrimOp::Cat,
     PrimOp::Sum,
     PrimOp::Amax,
+    PrimOp::Amin,
+    PrimOp::Var,
     PrimOp::Where,
     PrimOp::Matmul,
     PrimOp::Linear,
+    PrimOp::Embedding,
+    PrimOp::Take,
     PrimOp::TakeAlongAxis,
-    PrimOp::Slice,
-    PrimOp::Cat,
+    PrimOp::Gather,
+    PrimOp::IndexAdd,
+    PrimOp::ScatterAdd,
 ];
 
 fn flatten(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
@@ -52,9 +92,10 @@ fn flatten(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
 }
 
 fn no_rule(op: PrimOp, why: &str) -> TransformError {
-    TransformError::Pass {
-        pass: "grad".into(),
-        message: format!("prims.{}: {why}", op.name()),
+    TransformError::NoRule {
+        op: format!("prims.{}", op.name()),
+        transform: "VJP",
+        reason: why.to_string(),
     }
 }
 
@@ -397,54 +438,107 @@ fn vjp(
         }
         Matmul => {
             let (Some(ta), Some(tb)) = (
-                p.args[0].as_value().and_then(|v| trace.tensor(v)),
-                p.args[1].as_value().and_then(|v| trace.tensor(v)),
+                p.args[0].as_value().and_then(|v| trace.tensor(v)).cloned(),
+                p.args[1].as_value().and_then(|v| trace.tensor(v)).cloned(),
             ) else {
                 return Err(no_rule(op, "operands are not tensors"));
             };
-            if ta.rank() < 2
-                || ta.rank() != tb.rank()
-                || ta.shape.dims()[..ta.rank() - 2] != tb.shape.dims()[..tb.rank() - 2]
-            {
-                return Err(no_rule(op, "only matmuls of equal-rank (>= 2) operands without batch broadcasting are differentiated yet"));
-            }
-            let r = ta.rank();
-            let mut perm: Vec<usize> = (0..r).collect();
-            perm.swap(r - 1, r - 2);
+            // 1-D operands become matrices ([k] -> [1, k] on the left, [k, 1] on the right), the
+            // gradient gets the dims the result dropped, and broadcast batch dims are summed away.
+            let (ra, rb) = (ta.rank(), tb.rank());
+            let a_mat: Vec<usize> = if ra == 1 {
+                vec![1, ta.shape.size(0)]
+            } else {
+                ta.shape.sizes()
+            };
+            let b_mat: Vec<usize> = if rb == 1 {
+                vec![tb.shape.size(0), 1]
+            } else {
+                tb.shape.sizes()
+            };
+            let a1 = if ra == 1 {
+                b.prim(Reshape, vec![arg(0)], vec![ints(&a_mat)])?
+            } else {
+                m[&p.args[0].as_value().unwrap_or(p.outputs[0])]
+            };
+            let b1 = if rb == 1 {
+                b.prim(Reshape, vec![arg(1)], vec![ints(&b_mat)])?
+            } else {
+                m[&p.args[1].as_value().unwrap_or(p.outputs[0])]
+            };
+            let full_out = thunder_ir::ops::prims::matmul_shape(
+                "grad",
+                &thunder_ir::Shape::new(a_mat.clone()),
+                &thunder_ir::Shape::new(b_mat.clone()),
+            )?;
+            let g1 = b.prim(Reshape, vec![g.into()], vec![ints(&full_out.sizes())])?;
+            let t = |b: &mut TraceBuilder, v: Value| -> Result<Value> {
+                let r = b.tensor(v)?.rank();
+                let mut perm: Vec<usize> = (0..r).collect();
+                perm.swap(r - 1, r - 2);
+                Ok(b.prim(Transpose, vec![v.into()], vec![ints(&perm)])?)
+            };
             if orig(0).is_some() {
-                let bt = b.prim(Transpose, vec![arg(1)], vec![ints(&perm)])?;
-                push(0, p2(b, Matmul, g.into(), bt.into())?, &mut out);
+                let bt = t(b, b1)?;
+                let full = p2(b, Matmul, g1.into(), bt.into())?;
+                let ga = reduce_to(b, full, &a_mat)?;
+                push(
+                    0,
+                    b.prim(Reshape, vec![ga.into()], vec![ints(&ta.shape.sizes())])?,
+                    &mut out,
+                );
             }
             if orig(1).is_some() {
-                let at = b.prim(Transpose, vec![arg(0)], vec![ints(&perm)])?;
-                push(1, p2(b, Matmul, at.into(), g.into())?, &mut out);
+                let at = t(b, a1)?;
+                let full = p2(b, Matmul, at.into(), g1.into())?;
+                let gb = reduce_to(b, full, &b_mat)?;
+                push(
+                    1,
+                    b.prim(Reshape, vec![gb.into()], vec![ints(&tb.shape.sizes())])?,
+                    &mut out,
+                );
             }
         }
         Linear => {
             let (Some(ta), Some(tw)) = (
-                p.args[0].as_value().and_then(|v| trace.tensor(v)),
-                p.args[1].as_value().and_then(|v| trace.tensor(v)),
+                p.args[0].as_value().and_then(|v| trace.tensor(v)).cloned(),
+                p.args[1].as_value().and_then(|v| trace.tensor(v)).cloned(),
             ) else {
                 return Err(no_rule(op, "operands are not tensors"));
             };
-            if tw.rank() != 2 {
-                return Err(no_rule(op, "only 2-D weights are differentiated yet"));
-            }
-            let (n_in, n_out) = (tw.shape.size(1), tw.shape.size(0));
+            // y = a w^T (+ bias). A 1-D weight is a [1, in] matrix whose output dim was dropped.
+            let n_in = tw.shape.size(tw.rank() - 1);
+            let n_out = if tw.rank() == 2 { tw.shape.size(0) } else { 1 };
             let rows: usize = ta.shape.sizes()[..ta.rank() - 1].iter().product();
+            let w2 = if tw.rank() == 1 {
+                b.prim(Reshape, vec![arg(1)], vec![ints(&[1, n_in])])?
+            } else {
+                m[&p.args[1].as_value().unwrap_or(p.outputs[0])]
+            };
+            let mut g_full = ta.shape.sizes();
+            g_full.pop();
+            g_full.push(n_out);
+            let g2 = b.prim(Reshape, vec![g.into()], vec![ints(&g_full)])?;
             if orig(0).is_some() {
-                // y = a w^T: ga = g w
-                push(0, p2(b, Matmul, g.into(), arg(1))?, &mut out);
+                push(0, p2(b, Matmul, g2.into(), w2.into())?, &mut out);
             }
             if orig(1).is_some() {
-                let g2 = b.prim(Reshape, vec![g.into()], vec![ints(&[rows, n_out])])?;
+                let gr = b.prim(Reshape, vec![g2.into()], vec![ints(&[rows, n_out])])?;
                 let a2 = b.prim(Reshape, vec![arg(0)], vec![ints(&[rows, n_in])])?;
-                let g2t = b.prim(Transpose, vec![g2.into()], vec![ints(&[1, 0])])?;
-                push(1, p2(b, Matmul, g2t.into(), a2.into())?, &mut out);
+                let grt = b.prim(Transpose, vec![gr.into()], vec![ints(&[1, 0])])?;
+                let gw = p2(b, Matmul, grt.into(), a2.into())?;
+                push(
+                    1,
+                    b.prim(Reshape, vec![gw.into()], vec![ints(&tw.shape.sizes())])?,
+                    &mut out,
+                );
             }
-            if orig(2).is_some() {
-                let dims: Vec<usize> = (0..ta.rank() - 1).collect();
-                push(2, b.prim(Sum, vec![g.into()], vec![ints(&dims)])?, &mut out);
+            if let Some(bias) = orig(2) {
+                let shape = trace
+                    .tensor(bias)
+                    .map(|t| t.shape.sizes())
+                    .unwrap_or_default();
+                out.push((bias, reduce_to(b, g, &shape)?));
             }
         }
         TakeAlongAxis => {
@@ -543,11 +637,403 @@ fn vjp(
                 offset += size;
             }
         }
+        Abs | Expm1 | Log1p | Log2 | Log10 | Exp2 | Tan | Asin | Acos | Atan | Sinh | Cosh
+        | Asinh | Acosh | Atanh | Erf | Erfc | Erfinv | Lgamma => {
+            let a = arg(0);
+            let un = |b: &mut TraceBuilder, op: PrimOp, x: Arg| b.prim(op, vec![x], vec![]);
+            // d = dy/da, from a and y.
+            let d = match op {
+                Abs => un(b, Sign, a)?,
+                Expm1 => p2(b, Add, y.into(), Arg::Float(1.0))?,
+                Log1p => {
+                    let t = p2(b, Add, a, Arg::Float(1.0))?;
+                    un(b, Reciprocal, t.into())?
+                }
+                Log2 | Log10 => {
+                    let ln = if op == Log2 {
+                        std::f64::consts::LN_2
+                    } else {
+                        std::f64::consts::LN_10
+                    };
+                    let t = p2(b, Mul, a, Arg::Float(ln))?;
+                    un(b, Reciprocal, t.into())?
+                }
+                Exp2 => p2(b, Mul, y.into(), Arg::Float(std::f64::consts::LN_2))?,
+                Tan => {
+                    let y2 = p2(b, Mul, y.into(), y.into())?;
+                    p2(b, Add, y2.into(), Arg::Float(1.0))?
+                }
+                Asin | Acos => {
+                    let a2 = p2(b, Mul, a.clone(), a)?;
+                    let t = p2(b, Sub, Arg::Float(1.0), a2.into())?;
+                    let r = un(b, Rsqrt, t.into())?;
+                    if op == Acos {
+                        un(b, Neg, r.into())?
+                    } else {
+                        r
+                    }
+                }
+                Atan => {
+                    let a2 = p2(b, Mul, a.clone(), a)?;
+                    let t = p2(b, Add, a2.into(), Arg::Float(1.0))?;
+                    un(b, Reciprocal, t.into())?
+                }
+                Sinh => un(b, Cosh, a)?,
+                Cosh => un(b, Sinh, a)?,
+                Asinh | Acosh => {
+                    let a2 = p2(b, Mul, a.clone(), a)?;
+                    let t = if op == Asinh {
+                        p2(b, Add, a2.into(), Arg::Float(1.0))?
+                    } else {
+                        p2(b, Sub, a2.into(), Arg::Float(1.0))?
+                    };
+                    un(b, Rsqrt, t.into())?
+                }
+                Atanh => {
+                    let a2 = p2(b, Mul, a.clone(), a)?;
+                    let t = p2(b, Sub, Arg::Float(1.0), a2.into())?;
+                    un(b, Reciprocal, t.into())?
+                }
+                Erf | Erfc => {
+                    // 2/sqrt(pi) * exp(-a^2), negated for erfc
+                    let a2 = p2(b, Mul, a.clone(), a)?;
+                    let n = un(b, Neg, a2.into())?;
+                    let e = un(b, Exp, n.into())?;
+                    let c = std::f64::consts::FRAC_2_SQRT_PI * if op == Erfc { -1.0 } else { 1.0 };
+                    p2(b, Mul, e.into(), Arg::Float(c))?
+                }
+                Erfinv => {
+                    // sqrt(pi)/2 * exp(y^2)
+                    let y2 = p2(b, Mul, y.into(), y.into())?;
+                    let e = un(b, Exp, y2.into())?;
+                    p2(
+                        b,
+                        Mul,
+                        e.into(),
+                        Arg::Float(std::f64::consts::PI.sqrt() / 2.0),
+                    )?
+                }
+                _ => un(b, Digamma, a)?, // Lgamma
+            };
+            push(0, p2(b, Mul, g.into(), d.into())?, &mut out);
+        }
+        Floor | Ceil | Round | Trunc | Sign => {
+            // Piecewise constant: the gradient is zero (as in PyTorch).
+            push(0, p2(b, Mul, g.into(), Arg::Float(0.0))?, &mut out);
+        }
+        Maximum | Minimum => {
+            let (strict, tie) = if op == Maximum { (Gt, Lt) } else { (Lt, Gt) };
+            match (
+                orig(0).is_some() || p.args[0].as_value().is_none(),
+                orig(1).is_some(),
+            ) {
+                (_, true) if orig(0).is_some() => {
+                    // Both tensors: the gradient goes to the larger (smaller) one, split on ties.
+                    let half = p2(b, Mul, g.into(), Arg::Float(0.5))?;
+                    let eq = p2(b, Eq, arg(0), arg(1))?;
+                    let wins_a = p2(b, strict, arg(0), arg(1))?;
+                    let wins_b = p2(b, tie, arg(0), arg(1))?;
+                    let tie_share =
+                        b.prim(Where, vec![eq.into(), half.into(), Arg::Float(0.0)], vec![])?;
+                    let ga = b.prim(
+                        Where,
+                        vec![wins_a.into(), g.into(), tie_share.into()],
+                        vec![],
+                    )?;
+                    let gb = b.prim(
+                        Where,
+                        vec![wins_b.into(), g.into(), tie_share.into()],
+                        vec![],
+                    )?;
+                    push(0, ga, &mut out);
+                    push(1, gb, &mut out);
+                }
+                _ => {
+                    // Against a number: clamp's rule, the gradient passes where the tensor is kept
+                    // (ties included).
+                    let (ti, ni) = if orig(0).is_some() { (0, 1) } else { (1, 0) };
+                    let keep = p2(b, if op == Maximum { Ge } else { Le }, arg(ti), arg(ni))?;
+                    push(
+                        ti,
+                        b.prim(Where, vec![keep.into(), g.into(), Arg::Float(0.0)], vec![])?,
+                        &mut out,
+                    );
+                }
+            }
+        }
+        Pow => {
+            if orig(0).is_some() {
+                // b * a^(b-1)
+                let bm1 = p2(b, Sub, arg(1), Arg::Float(1.0))?;
+                let pw = p2(b, Pow, arg(0), bm1.into())?;
+                let d = p2(b, Mul, pw.into(), arg(1))?;
+                push(0, p2(b, Mul, g.into(), d.into())?, &mut out);
+            }
+            if orig(1).is_some() {
+                // y * log(a), zero where a == 0 (PyTorch's convention)
+                let la = b.prim(Log, vec![arg(0)], vec![])?;
+                let d = p2(b, Mul, y.into(), la.into())?;
+                let gd = p2(b, Mul, g.into(), d.into())?;
+                let zero = p2(b, Eq, arg(0), Arg::Float(0.0))?;
+                push(
+                    1,
+                    b.prim(Where, vec![zero.into(), Arg::Float(0.0), gd.into()], vec![])?,
+                    &mut out,
+                );
+            }
+        }
+        Atan2 => {
+            let a2 = p2(b, Mul, arg(0), arg(0))?;
+            let b2 = p2(b, Mul, arg(1), arg(1))?;
+            let den = p2(b, Add, a2.into(), b2.into())?;
+            let gd = p2(b, Div, g.into(), den.into())?;
+            if orig(0).is_some() {
+                push(0, p2(b, Mul, gd.into(), arg(1))?, &mut out);
+            }
+            if orig(1).is_some() {
+                let t = p2(b, Mul, gd.into(), arg(0))?;
+                push(1, b.prim(Neg, vec![t.into()], vec![])?, &mut out);
+            }
+        }
+        Remainder | Fmod => {
+            push(0, g, &mut out);
+            if orig(1).is_some() {
+                // a - b * floor(a / b) (remainder) or trunc(a / b) (fmod)
+                let q = p2(b, Div, arg(0), arg(1))?;
+                let r = b.prim(
+                    if op == Remainder { Floor } else { Trunc },
+                    vec![q.into()],
+                    vec![],
+                )?;
+                let t = p2(b, Mul, g.into(), r.into())?;
+                push(1, b.prim(Neg, vec![t.into()], vec![])?, &mut out);
+            }
+        }
+        Squeeze => {
+            if let Some(x) = orig(0) {
+                let shape = trace.tensor(x).map(|t| t.shape.sizes()).unwrap_or_default();
+                out.push((x, b.prim(Reshape, vec![g.into()], vec![ints(&shape)])?));
+            }
+        }
+        Flip => {
+            if let Some(x) = orig(0) {
+                out.push((x, b.prim(Flip, vec![g.into()], vec![p.attrs[0].clone()])?));
+            }
+        }
+        DevicePut => {
+            if let Some(x) = orig(0) {
+                let dev = trace
+                    .tensor(x)
+                    .map(|t| t.device)
+                    .unwrap_or(thunder_ir::Device::Cpu);
+                out.push((
+                    x,
+                    b.prim(DevicePut, vec![g.into()], vec![Attr::Device(dev)])?,
+                ));
+            }
+        }
+        Var => {
+            if let Some(x) = orig(0) {
+                // 2 (a - mean) / (N - correction)
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                let dims = reduced_dims(&p.attrs[0], a.rank());
+                let correction = match &p.attrs[1] {
+                    Attr::Float(c) => *c,
+                    Attr::Int(c) => *c as f64,
+                    _ => 0.0,
+                };
+                let n: usize = dims.iter().map(|&d| a.shape.size(d)).product();
+                let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
+                let full = |b: &mut TraceBuilder, v: Value| {
+                    b.prim(
+                        BroadcastInDim,
+                        vec![v.into()],
+                        vec![ints(&a.shape.sizes()), ints(&kept)],
+                    )
+                };
+                let s = b.prim(Sum, vec![arg(0)], vec![ints(&dims)])?;
+                let mean = p2(b, Div, s.into(), Arg::Float(n as f64))?;
+                let mb = full(b, mean)?;
+                let c = p2(b, Sub, arg(0), mb.into())?;
+                let gb = full(b, g)?;
+                let t = p2(b, Mul, gb.into(), c.into())?;
+                let scale = 2.0 / (n as f64 - correction);
+                push(0, p2(b, Mul, t.into(), Arg::Float(scale))?, &mut out);
+            }
+        }
+        Amin => {
+            if let Some(x) = orig(0) {
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                let dims = reduced_dims(&p.attrs[0], a.rank());
+                let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
+                let full = |b: &mut TraceBuilder, v: Value| {
+                    b.prim(
+                        BroadcastInDim,
+                        vec![v.into()],
+                        vec![ints(&a.shape.sizes()), ints(&kept)],
+                    )
+                };
+                let yb = full(b, y)?;
+                let is_min = p2(b, Eq, arg(0), yb.into())?;
+                let mask = b.prim(
+                    ConvertElementType,
+                    vec![is_min.into()],
+                    vec![Attr::DType(a.dtype)],
+                )?;
+                let count = b.prim(Sum, vec![mask.into()], vec![ints(&dims)])?;
+                let share = p2(b, Div, g.into(), count.into())?;
+                let shared = full(b, share)?;
+                out.push((x, p2(b, Mul, shared.into(), mask.into())?));
+            }
+        }
+        Gather => {
+            if let Some(x) = orig(0) {
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                let zeros = b.prim(
+                    Full,
+                    vec![],
+                    vec![
+                        ints(&a.shape.sizes()),
+                        Attr::Float(0.0),
+                        Attr::Device(a.device),
+                        Attr::DType(a.dtype),
+                    ],
+                )?;
+                out.push((
+                    x,
+                    b.prim(
+                        ScatterAdd,
+                        vec![zeros.into(), arg(1), g.into()],
+                        vec![p.attrs[0].clone()],
+                    )?,
+                ));
+            }
+        }
+        Take => {
+            if let Some(x) = orig(0) {
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                let dim = match &p.attrs[0] {
+                    Attr::Int(d) if *d < 0 => (*d + a.rank() as i64) as usize,
+                    Attr::Int(d) => *d as usize,
+                    _ => 0,
+                };
+                let idx = p.args[1]
+                    .as_value()
+                    .and_then(|v| trace.tensor(v))
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "index is not a tensor"))?;
+                if a.rank() == 0 || idx.rank() != 1 {
+                    return Err(no_rule(
+                        op,
+                        "only a 1-D index into a tensor with dims is differentiated yet",
+                    ));
+                }
+                let zeros = b.prim(
+                    Full,
+                    vec![],
+                    vec![
+                        ints(&a.shape.sizes()),
+                        Attr::Float(0.0),
+                        Attr::Device(a.device),
+                        Attr::DType(a.dtype),
+                    ],
+                )?;
+                out.push((
+                    x,
+                    b.prim(
+                        IndexAdd,
+                        vec![zeros.into(), arg(1), g.into()],
+                        vec![Attr::Int(dim as i64)],
+                    )?,
+                ));
+            }
+        }
+        IndexAdd => {
+            push(0, g, &mut out);
+            if orig(2).is_some() {
+                push(
+                    2,
+                    b.prim(Take, vec![g.into(), arg(1)], vec![p.attrs[0].clone()])?,
+                    &mut out,
+                );
+            }
+        }
+        ScatterAdd => {
+            push(0, g, &mut out);
+            if let Some(v) = orig(2) {
+                // The value's entries that the index covers get the gathered gradient, the rest
+                // zero (PyTorch's own backward fails when the index is smaller than the value).
+                let gv = b.prim(Gather, vec![g.into(), arg(1)], vec![p.attrs[0].clone()])?;
+                let have = b.tensor(gv)?.shape.sizes();
+                let want = trace.tensor(v).map(|t| t.shape.sizes()).unwrap_or_default();
+                let gv = if have == want {
+                    gv
+                } else {
+                    let config = have
+                        .iter()
+                        .zip(&want)
+                        .map(|(&h, &w)| vec![0, w as i64 - h as i64, 0])
+                        .collect();
+                    b.prim(
+                        Pad,
+                        vec![gv.into()],
+                        vec![Attr::Float(0.0), Attr::IntLists(config)],
+                    )?
+                };
+                out.push((v, gv));
+            }
+        }
+        Embedding => {
+            if orig(1).is_some() {
+                let w = p.args[1]
+                    .as_value()
+                    .and_then(|v| trace.tensor(v))
+                    .cloned()
+                    .ok_or_else(|| no_rule(op, "weight is not a tensor"))?;
+                let attrs = vec![
+                    Attr::Int(w.shape.size(0) as i64),
+                    p.attrs[0].clone(),
+                    p.attrs[3].clone(),
+                    p.attrs[4].clone(),
+                ];
+                push(
+                    1,
+                    b.prim(EmbeddingBackward, vec![g.into(), arg(0)], attrs)?,
+                    &mut out,
+                );
+            }
+        }
         // Comparisons and other non-differentiable results never carry a cotangent; every
         // other prim is refused rather than differentiated wrongly.
-        other => return Err(no_rule(other, "has no VJP rule yet")),
+        other => return Err(no_rule(other, "not written yet")),
     }
     Ok(out)
+}
+
+/// Sums `v` over the dims that broadcasting added or expanded, so that it gets `target`'s shape.
+fn reduce_to(b: &mut TraceBuilder, v: Value, target: &[usize]) -> Result<Value> {
+    let shape = b.tensor(v)?.shape.sizes();
+    if shape == target {
+        return Ok(v);
+    }
+    let offset = shape.len() - target.len();
+    let dims: Vec<usize> = (0..shape.len())
+        .filter(|&d| d < offset || (target[d - offset] == 1 && shape[d] != 1))
+        .collect();
+    let s = b.prim(PrimOp::Sum, vec![v.into()], vec![ints(&dims)])?;
+    Ok(b.prim(PrimOp::Reshape, vec![s.into()], vec![ints(target)])?)
 }
 
 fn reduced_dims(a: &Attr, rank: usize) -> Vec<usize> {
