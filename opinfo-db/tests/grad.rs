@@ -150,3 +150,87 @@ fn unsupported_ops_are_refused_by_name() {
         "{e}"
     );
 }
+
+/// The forward/backward split computes what the joint grad trace computes, and saves less than
+/// every forward value.
+fn check_split(trace: &Trace) {
+    let wrt: Vec<Value> = trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let fb = thunder_transforms::forward_backward(trace, &wrt)
+        .unwrap_or_else(|e| panic!("{}: {e}", trace.name));
+    let joint = grad(trace, &wrt).unwrap();
+    let ins: Vec<Tensor> = trace
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| make(trace, v, i as i64))
+        .collect();
+    let cts: Vec<Tensor> = trace
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(i, &o)| make(trace, o, 100 + i as i64))
+        .collect();
+    let ex = TorchExecutor::new();
+    let run = |t: &Trace, vals: &[Tensor]| {
+        ExecutionPlan::compile(t, &[&ex])
+            .unwrap()
+            .run_tensors(vals)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let all: Vec<Tensor> = ins.iter().chain(&cts).map(|t| t.shallow_clone()).collect();
+    let joint_out = run(&joint, &all);
+    let fwd_out = run(&fb.forward, &ins);
+    let n_out = trace.outputs.len();
+    assert_eq!(fwd_out.len(), n_out + fb.num_saved);
+    let bwd_in: Vec<Tensor> = fwd_out[n_out..]
+        .iter()
+        .chain(&cts)
+        .map(|t| t.shallow_clone())
+        .collect();
+    let grads = run(&fb.backward, &bwd_in);
+    for (o, j) in fwd_out[..n_out].iter().zip(&joint_out[..n_out]) {
+        assert!(
+            o.allclose(j, 0.0, 0.0, false),
+            "{}: forward outputs differ",
+            trace.name
+        );
+    }
+    for (g, j) in grads.iter().zip(&joint_out[n_out..]) {
+        assert!(
+            g.allclose(j, 1e-12, 1e-12, false),
+            "{}: backward gradients differ",
+            trace.name
+        );
+    }
+    let forward_values = fb
+        .forward
+        .walk()
+        .iter()
+        .map(|b| b.outputs.len())
+        .sum::<usize>();
+    assert!(
+        fb.num_saved < forward_values,
+        "{}: saves {} of {forward_values} forward values",
+        trace.name,
+        fb.num_saved
+    );
+    eprintln!(
+        "{}: {} forward prims, {} backward prims, {} saved",
+        trace.name,
+        fb.forward.bound_symbols.len(),
+        fb.backward.bound_symbols.len(),
+        fb.num_saved
+    );
+}
+
+#[test]
+fn forward_backward_split_matches_the_joint_trace() {
+    check_split(&programs::llama_mlp(&f64_tiny()).unwrap());
+    check_split(&programs::lm_head_loss(&f64_tiny()).unwrap());
+    check_split(&programs::llama_block(&f64_tiny()).unwrap());
+}

@@ -61,3 +61,11 @@ fn grad_of_attention() {
         &grad(&t, &wrt_params(&t)).unwrap(),
     );
 }
+
+#[test]
+fn forward_backward_of_llama_mlp() {
+    let t = programs::llama_mlp(&LlamaDims::tiny()).unwrap();
+    let fb = thunder_transforms::forward_backward(&t, &wrt_params(&t)).unwrap();
+    check("forward_llama_mlp", &fb.forward);
+    check("backward_llama_mlp", &fb.backward);
+}
