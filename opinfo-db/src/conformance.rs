@@ -454,3 +454,112 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     }
     Ok(GradOutcome::Passed)
 }
+
+/// The dot-product test of `jvp` against `grad` on a case, in float64:
+/// `<J u, v> = <u, J^T v>` for random tangents `u` and cotangents `v`. `grad` is itself checked
+/// against PyTorch autograd ([`check_grad_case`]), so this checks `jvp` against autograd too.
+pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
+    let trace = build(sample)?;
+    let wrt: Vec<thunder_ir::Value> = trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let float_outs: Vec<thunder_ir::Value> = trace
+        .outputs
+        .iter()
+        .copied()
+        .filter(|&o| trace.tensor(o).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    // An empty input has an empty gradient, while a reduction over it is NaN: nothing to compare.
+    let empty = wrt
+        .iter()
+        .any(|&w| trace.tensor(w).is_some_and(|t| t.shape.numel() == 0));
+    if wrt.is_empty() || float_outs.is_empty() || entry.random || empty {
+        return Ok(GradOutcome::NotApplicable);
+    }
+    // Tolerance of the least precise floating dtype involved (conversions to 16-bit floats round).
+    let rtol = wrt
+        .iter()
+        .chain(&float_outs)
+        .filter_map(|&v| trace.tensor(v).map(|t| t.dtype))
+        .map(|d| match d {
+            DType::F64 => 1e-9,
+            DType::F32 => 1e-5,
+            DType::F16 => 2e-3,
+            _ => 2e-2,
+        })
+        .fold(1e-9, f64::max);
+    let j = match thunder_transforms::jvp(&trace, &wrt) {
+        Ok(j) => j,
+        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+            return Ok(GradOutcome::NoRule(e.to_string()))
+        }
+        Err(e) => return Err(format!("jvp: {e}")),
+    };
+    let g = match thunder_transforms::grad(&trace, &wrt) {
+        Ok(g) => g,
+        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+            return Ok(GradOutcome::NoRule(e.to_string()))
+        }
+        Err(e) => return Err(format!("grad: {e}")),
+    };
+    let random = |meta: &thunder_ir::TensorMeta, seed: u64| {
+        make_tensor(&TensorSpec {
+            shape: meta.shape.sizes(),
+            dtype: meta.dtype,
+            device: meta.device,
+            domain: Some((-1.0, 1.0)),
+            noncontiguous: false,
+            seed,
+        })
+        .map_err(|e| e.to_string())
+    };
+    let mut seed = mix(sample.seed, 0x1f);
+    let mut us = Vec::new();
+    for &w in &wrt {
+        seed = mix(seed, 1);
+        us.push(random(trace.tensor(w).ok_or("not a tensor")?, seed)?);
+    }
+    let mut vs = Vec::new();
+    for &o in &float_outs {
+        seed = mix(seed, 2);
+        vs.push(random(trace.tensor(o).ok_or("not a tensor")?, seed)?);
+    }
+    let ex = TorchExecutor::new();
+    let run = |t: &Trace, vals: Vec<RtValue>| -> Result<Vec<RtValue>, String> { run(t, &ex, vals) };
+    // J u
+    let mut jins = inputs(sample)?;
+    jins.extend(us.iter().map(|u| RtValue::Tensor(u.shallow_clone())));
+    let jout = run(&j, jins)?;
+    let tangents = &jout[trace.outputs.len()..];
+    // J^T v (grad takes one cotangent per differentiable output, in output order)
+    let mut gins = inputs(sample)?;
+    gins.extend(vs.iter().map(|v| RtValue::Tensor(v.shallow_clone())));
+    let gout = run(&g, gins)?;
+    let grads = &gout[trace.outputs.len()..];
+    let dot = |a: &RtValue, b: &Tensor| -> Result<f64, String> {
+        let a = as_f64(a).map_err(|e| e.to_string())?;
+        let b = b.f_to_kind(Kind::Double).map_err(|e| e.to_string())?;
+        a.f_mul(&b)
+            .and_then(|p| p.f_sum(Kind::Double))
+            .and_then(|s| s.f_double_value(&[]))
+            .map_err(|e| e.to_string())
+    };
+    let mut lhs = 0.0;
+    for (t, v) in tangents.iter().zip(&vs) {
+        lhs += dot(t, v)?;
+    }
+    let mut rhs = 0.0;
+    for (gr, u) in grads.iter().zip(&us) {
+        rhs += dot(gr, u)?;
+    }
+    let scale = lhs.abs().max(rhs.abs()).max(1.0);
+    if !((lhs - rhs).abs() <= rtol * scale || (lhs.is_nan() && rhs.is_nan())) {
+        return Err(format!(
+            "dot-product test: <J u, v> = {lhs} but <u, J^T v> = {rhs}"
+        ));
+    }
+    Ok(GradOutcome::Passed)
+}

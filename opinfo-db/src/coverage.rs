@@ -1,9 +1,9 @@
 //! The coverage report: per op and device class, how many cases the database describes for the
 //! forward conformance tests, and how many it plans for grad, jvp and vmap.
 //!
-//! The grad column counts, on the CPU, the float64 cases that `tests/grad_ops.rs` compares with
-//! PyTorch autograd (those whose VJP rules all exist); CUDA grad cases and jvp and vmap (not
-//! written yet) say `0/N`: none run, N planned (the cases the database already describes for them:
+//! The grad and jvp columns count, on the CPU, the float64 cases that `tests/grad_ops.rs` (grad
+//! against PyTorch autograd) and `tests/jvp_ops.rs` (the dot-product test of jvp against grad)
+//! check; CUDA grad and jvp cases and vmap (not written yet) say `0/N`: none run, N planned (the cases the database already describes for them:
 //! differentiable entries on floating and complex dtypes for grad and jvp, every non-random case
 //! for vmap).
 
@@ -63,7 +63,8 @@ pub struct Row {
 pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
     let mut c = Counts::default();
     if device == DeviceKind::Cpu {
-        c.grad_run = grad_checked(e);
+        c.grad_run = grad_checked(e, false);
+        c.jvp_run = grad_checked(e, true);
     }
     for &dtype in e.dtypes(device) {
         for (i, s) in e.samples.iter().enumerate() {
@@ -186,8 +187,9 @@ forward: cases the database describes (samples x listed dtypes; skipped cases ar
 conformance tests run through thunder-executors and compare against eager libtorch.
 
 grad, jvp, vmap: `run/planned`. cpu grad `run`: the float64 cases whose gradient \
-`tests/grad_ops.rs` compares with PyTorch autograd (every VJP rule the op needs exists). No cuda \
-grad, jvp or vmap case runs yet (jvp and vmap are not written). `planned` counts the cases the \
+`tests/grad_ops.rs` compares with PyTorch autograd (every VJP rule the op needs exists); cpu jvp \
+`run`: the float64 cases of the dot-product test of jvp against grad (`tests/jvp_ops.rs`). No cuda \
+grad or jvp case and no vmap case runs yet (vmap is not written). `planned` counts the cases the \
 database describes for them (grad and jvp: differentiable ops on floating and complex dtypes; \
 vmap: every non-random case).";
 
@@ -205,10 +207,11 @@ pub fn markdown_document(db: &OpDb) -> String {
     )
 }
 
-/// The CPU float64 cases whose gradient `tests/grad_ops.rs` compares with PyTorch autograd: those
-/// with a floating input and output for which thunder-transforms builds the grad trace (every VJP
-/// rule the op needs exists). Building is metadata only, so this needs no libtorch.
-fn grad_checked(e: &OpEntry) -> usize {
+/// The CPU float64 cases that `tests/grad_ops.rs` (grad against PyTorch autograd) or, with `jvp`,
+/// `tests/jvp_ops.rs` (the dot-product test of jvp against grad) check: those with a floating
+/// input and output for which thunder-transforms builds the traces (every rule the op needs
+/// exists). Building is metadata only, so this needs no libtorch.
+fn grad_checked(e: &OpEntry, jvp: bool) -> usize {
     use thunder_ir::{DType, Device};
     if !e.differentiable || e.random || !e.supports(Device::Cpu, DType::F64) {
         return 0;
@@ -228,7 +231,14 @@ fn grad_checked(e: &OpEntry) -> usize {
                 .outputs
                 .iter()
                 .any(|&o| t.tensor(o).is_some_and(|m| m.dtype.is_float()));
-            !wrt.is_empty() && float_out && thunder_transforms::grad(&t, &wrt).is_ok()
+            let empty = wrt
+                .iter()
+                .any(|&w| t.tensor(w).is_some_and(|m| m.shape.numel() == 0));
+            let grad_ok = thunder_transforms::grad(&t, &wrt).is_ok();
+            !wrt.is_empty()
+                && float_out
+                && grad_ok
+                && (!jvp || (!empty && thunder_transforms::jvp(&t, &wrt).is_ok()))
         })
         .count()
 }

@@ -183,7 +183,7 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
         if !p.inputs().iter().any(|v| active.contains(v)) {
             continue;
         }
-        let contributions = vjp(&mut b, op, p, g, &m, trace)?;
+        let contributions = vjp_rule(&mut b, op, p, g, &m, trace)?;
         for (x, gx) in contributions {
             if !active.contains(&x) {
                 continue;
@@ -229,8 +229,9 @@ fn tensor_meta(b: &TraceBuilder, v: Value) -> Result<TensorMeta> {
     Ok(b.tensor(v)?.clone())
 }
 
-/// The contributions of one prim to the cotangents of its (original) tensor operands.
-fn vjp(
+/// The contributions of one prim to the cotangents of its (original) tensor operands. For an
+/// elementwise unary prim this is `g * f'(a)`, which [`crate::jvp`] reuses with a tangent as `g`.
+pub(crate) fn vjp_rule(
     b: &mut TraceBuilder,
     op: PrimOp,
     p: &BoundSymbol,

@@ -7,6 +7,7 @@
 //! - [`dce`]: dead-code elimination.
 //! - [`cse`]: common-subexpression elimination (never across random or in-place ops).
 //! - [`grad`]: reverse-mode autodiff over prims (a joint forward and backward trace).
+//! - [`jvp`]: forward-mode autodiff over prims (outputs and their tangents).
 //! - [`split`]: the forward/backward split with saved values ([`forward_backward`]).
 //!
 //! To come (issue 4): the remaining VJP rules and custom torch-level rules, the forward/backward
@@ -42,6 +43,7 @@ pub mod cse;
 pub mod dce;
 mod error;
 pub mod grad;
+pub mod jvp;
 pub mod pass;
 pub mod split;
 
@@ -49,5 +51,6 @@ pub use cse::cse;
 pub use dce::dce;
 pub use error::{Result, TransformError};
 pub use grad::grad;
+pub use jvp::jvp;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
 pub use split::{forward_backward, ForwardBackward};
