@@ -563,3 +563,105 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
     }
     Ok(GradOutcome::Passed)
 }
+
+/// The in_dims [`check_vmap_case`] uses for a sample's tensor inputs: the first batched at dim 0
+/// (even samples) or at its last dim (odd samples), the second shared, the rest batched at dim 0.
+pub fn vmap_in_dims(sample: &Sample) -> Vec<Option<usize>> {
+    sample
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(k, t)| match k {
+            1 => None,
+            0 if sample.index % 2 == 1 => Some(t.shape.len()),
+            _ => Some(0),
+        })
+        .collect()
+}
+
+/// Checks `vmap` of a case against a loop over the batch: a batch of 3 examples, the first tensor
+/// input batched at dim 0 (even samples) or at its last dim (odd samples), the second shared by
+/// all examples (not batched), the rest batched at dim 0; the reference runs the one-example trace
+/// eagerly on each example and stacks the results.
+pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
+    const B: usize = 3;
+    let trace = build(sample)?;
+    let outputs_are_tensors = trace.outputs.iter().all(|&o| trace.tensor(o).is_some());
+    if entry.random || !outputs_are_tensors || trace.outputs.is_empty() {
+        return Ok(GradOutcome::NotApplicable);
+    }
+    let specs: Vec<TensorSpec> = sample.tensors().into_iter().cloned().collect();
+    let in_dims = vmap_in_dims(sample);
+    let v = match thunder_transforms::vmap(&trace, &in_dims, B) {
+        Ok(v) => v,
+        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+            return Ok(GradOutcome::NoRule(e.to_string()))
+        }
+        Err(e) => return Err(format!("vmap: {e}")),
+    };
+    // Per-example inputs: shared inputs are the sample's own tensor, batched ones differ per example.
+    let mut examples: Vec<Vec<Tensor>> = Vec::with_capacity(B);
+    for e in 0..B {
+        let mut ins = Vec::with_capacity(specs.len());
+        for (k, spec) in specs.iter().enumerate() {
+            let mut sp = spec.clone();
+            if in_dims[k].is_some() {
+                sp.seed = mix(spec.seed, e as u64 + 1);
+            }
+            ins.push(make_tensor(&sp).map_err(|e| e.to_string())?);
+        }
+        examples.push(ins);
+    }
+    let eager = TorchExecutor::eager();
+    let mut expected: Vec<Vec<Tensor>> = (0..trace.outputs.len()).map(|_| Vec::new()).collect();
+    for ins in &examples {
+        let outs = run(
+            &trace,
+            &eager,
+            ins.iter()
+                .map(|t| RtValue::Tensor(t.shallow_clone()))
+                .collect(),
+        )?;
+        for (i, o) in outs.into_iter().enumerate() {
+            expected[i].push(o.into_tensor().ok_or("a number output")?);
+        }
+    }
+    let mut batched_ins = Vec::with_capacity(specs.len());
+    for (k, d) in in_dims.iter().enumerate() {
+        batched_ins.push(RtValue::Tensor(match d {
+            None => examples[0][k].shallow_clone(),
+            Some(d) => {
+                let parts: Vec<&Tensor> = examples.iter().map(|ins| &ins[k]).collect();
+                Tensor::f_stack(&parts, *d as i64).map_err(|e| e.to_string())?
+            }
+        }));
+    }
+    let got = run(&v, &TorchExecutor::new(), batched_ins)?;
+    let tol = entry.tolerance(sample.dtype);
+    for (i, (g, parts)) in got.iter().zip(&expected).enumerate() {
+        let want = Tensor::f_stack(parts, 0).map_err(|e| e.to_string())?;
+        let gt = g.as_tensor().ok_or("a number output")?;
+        if gt.size() != want.size() || gt.kind() != want.kind() {
+            return Err(format!(
+                "output {i}: vmap gives {:?} {:?}, the loop {:?} {:?}",
+                gt.kind(),
+                gt.size(),
+                want.kind(),
+                want.size()
+            ));
+        }
+        let (excess, maxd) = deviation(
+            &as_f64(g).map_err(|e| e.to_string())?,
+            &as_f64(&RtValue::Tensor(want)).map_err(|e| e.to_string())?,
+            tol.atol * 10.0,
+            tol.rtol * 10.0,
+        )
+        .map_err(|e| e.to_string())?;
+        if excess > 0.0 {
+            return Err(format!(
+                "output {i}: max abs diff {maxd:.3e} from the loop over the batch"
+            ));
+        }
+    }
+    Ok(GradOutcome::Passed)
+}

@@ -3,7 +3,8 @@
 //!
 //! The grad and jvp columns count, on the CPU, the float64 cases that `tests/grad_ops.rs` (grad
 //! against PyTorch autograd) and `tests/jvp_ops.rs` (the dot-product test of jvp against grad)
-//! check; CUDA grad and jvp cases and vmap (not written yet) say `0/N`: none run, N planned (the cases the database already describes for them:
+//! check, and the vmap column the float32 and int64 cases that `tests/vmap_ops.rs` compares with a
+//! loop over the batch; CUDA cases say `0/N`: none run, N planned (the cases the database already describes for them:
 //! differentiable entries on floating and complex dtypes for grad and jvp, every non-random case
 //! for vmap).
 
@@ -65,6 +66,7 @@ pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
     if device == DeviceKind::Cpu {
         c.grad_run = grad_checked(e, false);
         c.jvp_run = grad_checked(e, true);
+        c.vmap_run = vmap_checked(e);
     }
     for &dtype in e.dtypes(device) {
         for (i, s) in e.samples.iter().enumerate() {
@@ -188,8 +190,9 @@ conformance tests run through thunder-executors and compare against eager libtor
 
 grad, jvp, vmap: `run/planned`. cpu grad `run`: the float64 cases whose gradient \
 `tests/grad_ops.rs` compares with PyTorch autograd (every VJP rule the op needs exists); cpu jvp \
-`run`: the float64 cases of the dot-product test of jvp against grad (`tests/jvp_ops.rs`). No cuda \
-grad or jvp case and no vmap case runs yet (vmap is not written). `planned` counts the cases the \
+`run`: the float64 cases of the dot-product test of jvp against grad (`tests/jvp_ops.rs`); cpu \
+vmap `run`: the float32 and int64 cases compared with a loop over the batch (`tests/vmap_ops.rs`). \
+No cuda grad, jvp or vmap case runs yet. `planned` counts the cases the \
 database describes for them (grad and jvp: differentiable ops on floating and complex dtypes; \
 vmap: every non-random case).";
 
@@ -239,6 +242,30 @@ fn grad_checked(e: &OpEntry, jvp: bool) -> usize {
                 && float_out
                 && grad_ok
                 && (!jvp || (!empty && thunder_transforms::jvp(&t, &wrt).is_ok()))
+        })
+        .count()
+}
+
+/// The CPU float32 and int64 cases that `tests/vmap_ops.rs` compares with a loop over the batch:
+/// those whose batching rules all exist (metadata only, like [`grad_checked`]). The in_dims are
+/// the test's: see `conformance::check_vmap_case`.
+fn vmap_checked(e: &OpEntry) -> usize {
+    use thunder_ir::{DType, Device};
+    if e.random {
+        return 0;
+    }
+    [DType::F32, DType::I64]
+        .into_iter()
+        .filter(|&d| e.supports(Device::Cpu, d))
+        .flat_map(|d| e.samples(Device::Cpu, d, crate::conformance::SEED))
+        .filter(|s| e.skip_for(DeviceKind::Cpu, s.dtype, s.index).is_none())
+        .filter(|s| {
+            let Ok(t) = s.build_trace() else { return false };
+            if t.outputs.is_empty() || t.outputs.iter().any(|&o| t.tensor(o).is_none()) {
+                return false;
+            }
+            let in_dims = crate::conformance::vmap_in_dims(s);
+            thunder_transforms::vmap(&t, &in_dims, 3).is_ok()
         })
         .count()
 }

@@ -37,12 +37,13 @@ fn the_report_counts_what_the_database_holds() {
         })
         .sum();
     assert_eq!(total.cpu.forward, cases);
-    // Nothing claims to run that does not exist yet: no vmap, no CUDA grad or jvp; CPU grad and jvp
-    // cases are float64 cases of differentiable ops, at most what the database plans.
+    // Nothing claims to run that does not: no CUDA grad, jvp or vmap; CPU cases are at most what
+    // the database plans.
     assert_eq!(
-        total.cpu.vmap_run + total.cuda.grad_run + total.cuda.jvp_run,
+        total.cuda.grad_run + total.cuda.jvp_run + total.cuda.vmap_run,
         0
     );
+    assert!(total.cpu.vmap_run > 0 && total.cpu.vmap_run <= total.cpu.vmap_planned);
     assert!(total.cpu.grad_run > 0 && total.cpu.grad_run <= total.cpu.grad_planned);
     assert!(total.cpu.jvp_run > 0 && total.cpu.jvp_run <= total.cpu.grad_run);
     let relu = rows.iter().find(|r| r.op == "ltorch.relu").expect("relu");

@@ -8,6 +8,7 @@
 //! - [`cse`]: common-subexpression elimination (never across random or in-place ops).
 //! - [`grad`]: reverse-mode autodiff over prims (a joint forward and backward trace).
 //! - [`jvp`]: forward-mode autodiff over prims (outputs and their tangents).
+//! - [`vmap`]: batching, like `torch.func.vmap` (`in_dims` per input, outputs batched first).
 //! - [`split`]: the forward/backward split with saved values ([`forward_backward`]).
 //!
 //! To come (issue 4): the remaining VJP rules and custom torch-level rules, the forward/backward
@@ -46,6 +47,7 @@ pub mod grad;
 pub mod jvp;
 pub mod pass;
 pub mod split;
+pub mod vmap;
 
 pub use cse::cse;
 pub use dce::dce;
@@ -54,3 +56,4 @@ pub use grad::grad;
 pub use jvp::jvp;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
 pub use split::{forward_backward, ForwardBackward};
+pub use vmap::vmap;
