@@ -131,7 +131,8 @@ while IFS=$'\t' read -r name pkg; do
   [ -d "$dir" ] || dir=$here
   # The conformance suite prints its case counts per op; keep them for the summary below.
   extra=()
-  [ "$name" = opinfo-db--test--conformance ] && extra=(--nocapture)
+  # (one thread: parallel tests would interleave their lines in the log)
+  [ "$name" = opinfo-db--test--conformance ] && extra=(--nocapture --test-threads=1)
   CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "${extra[@]}" "$@"
 done <"$here/tests.tsv"
 
