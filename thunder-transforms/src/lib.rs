@@ -9,6 +9,7 @@
 //! - [`grad`]: reverse-mode autodiff over prims (a joint forward and backward trace).
 //! - [`jvp`]: forward-mode autodiff over prims (outputs and their tangents).
 //! - [`vmap`]: batching, like `torch.func.vmap` (`in_dims` per input, outputs batched first).
+//! - [`autocast`]: matmuls in bf16/f16, sensitive ops in f32, like `torch.autocast`.
 //! - [`split`]: the forward/backward split with saved values ([`forward_backward`]).
 //!
 //! To come (issue 4): the remaining VJP rules and custom torch-level rules, the forward/backward
@@ -40,6 +41,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod autocast;
 pub mod cse;
 pub mod dce;
 mod error;
@@ -49,6 +51,7 @@ pub mod pass;
 pub mod split;
 pub mod vmap;
 
+pub use autocast::autocast;
 pub use cse::cse;
 pub use dce::dce;
 pub use error::{Result, TransformError};

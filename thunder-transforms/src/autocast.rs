@@ -1,0 +1,97 @@
+//! Autocast: run matrix multiplications in bfloat16 or float16 and keep the numerically sensitive
+//! ops in float32, like `torch.autocast(device_type="cuda", dtype=...)`.
+//!
+//! The trace is rebuilt at the torch level (so that PyTorch's type promotion applies to what
+//! follows a low-precision result): the operands of ops on the lower-precision list are cast to
+//! the autocast dtype, those of ops on the float32 list to float32, and every other op runs on what
+//! it is given, as under torch.autocast. Decompositions are recomputed for the new dtypes.
+
+use crate::{Result, TransformError};
+use std::collections::HashMap;
+use thunder_ir::{Arg, DType, Op, PrimOp, TorchOp, Trace, TraceBuilder, Value, ValueType};
+
+/// Ops autocast runs in the lower precision (torch.autocast's CUDA "lower_precision_fp" list, the
+/// entries thunder-ir has).
+pub const LOWER_PRECISION_OPS: &[TorchOp] = &[
+    TorchOp::Linear,
+    TorchOp::Matmul,
+    TorchOp::Bmm,
+    TorchOp::ScaledDotProductAttention,
+];
+
+/// Ops autocast runs in float32 (torch.autocast's CUDA "fp32" list, the entries thunder-ir has).
+pub const FLOAT32_OPS: &[TorchOp] = &[
+    TorchOp::Softmax,
+    TorchOp::LogSoftmax,
+    TorchOp::CrossEntropy,
+    TorchOp::LayerNorm,
+    TorchOp::RmsNorm,
+    TorchOp::Sum,
+    TorchOp::Mean,
+    TorchOp::Var,
+    TorchOp::Std,
+    TorchOp::Exp,
+    TorchOp::Log,
+    TorchOp::Log1p,
+    TorchOp::Expm1,
+    TorchOp::Pow,
+    TorchOp::Reciprocal,
+    TorchOp::Rsqrt,
+];
+
+/// `trace` under autocast to `dtype` (bfloat16 or float16).
+pub fn autocast(trace: &Trace, dtype: DType) -> Result<Trace> {
+    if !matches!(dtype, DType::BF16 | DType::F16) {
+        return Err(TransformError::Pass {
+            pass: "autocast".into(),
+            message: format!("autocast runs in bf16 or f16, not {dtype}"),
+        });
+    }
+    let mut b = TraceBuilder::new(format!("{}_autocast", trace.name));
+    let mut m: HashMap<Value, Value> = HashMap::new();
+    for &i in &trace.inputs {
+        let v = match trace.ty(i) {
+            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
+            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
+        };
+        m.insert(i, v);
+    }
+    for bsym in &trace.bound_symbols {
+        let target = match bsym.op {
+            Op::Torch(t) if LOWER_PRECISION_OPS.contains(&t) => Some(dtype),
+            Op::Prim(PrimOp::Matmul | PrimOp::Linear) => Some(dtype),
+            Op::Torch(t) if FLOAT32_OPS.contains(&t) => Some(DType::F32),
+            _ => None,
+        };
+        let mut args = Vec::with_capacity(bsym.args.len());
+        for a in &bsym.args {
+            args.push(match a {
+                Arg::Value(v) => Arg::Value(cast(&mut b, m[v], target)?),
+                Arg::List(l) => Arg::List(
+                    l.iter()
+                        .map(|v| cast(&mut b, m[v], target))
+                        .collect::<Result<_>>()?,
+                ),
+                other => other.clone(),
+            });
+        }
+        let outs = b.call(bsym.op, args, bsym.attrs.clone())?;
+        for (o, n) in bsym.outputs.iter().zip(outs) {
+            m.insert(*o, n);
+        }
+    }
+    let outputs: Vec<Value> = trace.outputs.iter().map(|o| m[o]).collect();
+    Ok(b.build(&outputs)?)
+}
+
+/// Casts a floating tensor to `target` (no-op for other values or without a target). Only float32
+/// and the 16-bit floats are cast, as torch.autocast does: float64 stays float64.
+fn cast(b: &mut TraceBuilder, v: Value, target: Option<DType>) -> Result<Value> {
+    let Some(target) = target else { return Ok(v) };
+    let Ok(t) = b.tensor(v) else { return Ok(v) };
+    let d = t.dtype;
+    if d == target || !matches!(d, DType::F32 | DType::BF16 | DType::F16) {
+        return Ok(v);
+    }
+    Ok(b.to_dtype(v, target)?)
+}
