@@ -6,9 +6,9 @@
 //! the autocast dtype, those of ops on the float32 list to float32, and every other op runs on what
 //! it is given, as under torch.autocast. Decompositions are recomputed for the new dtypes.
 
+use crate::util::copy_inputs;
 use crate::{Result, TransformError};
-use std::collections::HashMap;
-use thunder_ir::{Arg, DType, Op, PrimOp, TorchOp, Trace, TraceBuilder, Value, ValueType};
+use thunder_ir::{Arg, DType, Op, PrimOp, TorchOp, Trace, TraceBuilder, Value};
 
 /// Ops autocast runs in the lower precision (torch.autocast's CUDA "lower_precision_fp" list, the
 /// entries thunder-ir has).
@@ -48,14 +48,7 @@ pub fn autocast(trace: &Trace, dtype: DType) -> Result<Trace> {
         });
     }
     let mut b = TraceBuilder::new(format!("{}_autocast", trace.name));
-    let mut m: HashMap<Value, Value> = HashMap::new();
-    for &i in &trace.inputs {
-        let v = match trace.ty(i) {
-            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
-            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
-        };
-        m.insert(i, v);
-    }
+    let mut m = copy_inputs(&mut b, trace)?;
     for bsym in &trace.bound_symbols {
         let target = match bsym.op {
             Op::Torch(t) if LOWER_PRECISION_OPS.contains(&t) => Some(dtype),

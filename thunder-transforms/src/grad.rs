@@ -7,10 +7,11 @@
 //! program order, with cotangents of a value used several times summed. A prim without a rule is a
 //! typed error naming it, never a wrong answer.
 
+use crate::util::{copy_inputs, flatten_prims, ints, no_rule, zeros};
 use crate::{Result, TransformError};
 use std::collections::{HashMap, HashSet};
 use thunder_ir::{
-    Arg, Attr, BoundSymbol, DType, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value, ValueType,
+    Arg, Attr, BoundSymbol, DType, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value,
 };
 
 /// The prims [`grad`] differentiates.
@@ -82,23 +83,6 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
     PrimOp::ScatterAdd,
 ];
 
-fn flatten(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
-    for b in bsyms {
-        match b.op {
-            Op::Prim(_) => out.push(b.clone()),
-            Op::Torch(_) => flatten(&b.subsymbols, out),
-        }
-    }
-}
-
-fn no_rule(op: PrimOp, why: &str) -> TransformError {
-    TransformError::NoRule {
-        op: format!("prims.{}", op.name()),
-        transform: "VJP",
-        reason: why.to_string(),
-    }
-}
-
 /// A trace computing `trace`'s outputs and the gradients of `wrt` (inputs of `trace`).
 ///
 /// The new trace takes the original inputs followed by one cotangent per tensor output
@@ -125,18 +109,9 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
             });
         }
     }
-    let mut prims = Vec::new();
-    flatten(&trace.bound_symbols, &mut prims);
-
+    let prims = flatten_prims(trace);
     let mut b = TraceBuilder::new(format!("{}_grad", trace.name));
-    let mut m: HashMap<Value, Value> = HashMap::new();
-    for &i in &trace.inputs {
-        let v = match trace.ty(i) {
-            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
-            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
-        };
-        m.insert(i, v);
-    }
+    let mut m = copy_inputs(&mut b, trace)?;
     // Forward: replay, and track which values depend on `wrt`.
     let mut active: HashSet<Value> = wrt.iter().copied().collect();
     let map_arg = |a: &Arg, m: &HashMap<Value, Value>| match a {
@@ -204,25 +179,12 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
                     .tensor(w)
                     .cloned()
                     .unwrap_or_else(|| TensorMeta::new(DType::F32, [0usize; 0]));
-                b.prim(
-                    PrimOp::Full,
-                    vec![],
-                    vec![
-                        ints(&t.shape.sizes()),
-                        Attr::Float(0.0),
-                        Attr::Device(t.device),
-                        Attr::DType(t.dtype),
-                    ],
-                )?
+                zeros(&mut b, &t)?
             }
         };
         outputs.push(gw);
     }
     Ok(b.build(&outputs)?)
-}
-
-fn ints(v: &[usize]) -> Attr {
-    Attr::Ints(v.iter().map(|&x| x as i64).collect())
 }
 
 fn tensor_meta(b: &TraceBuilder, v: Value) -> Result<TensorMeta> {
@@ -337,11 +299,11 @@ pub(crate) fn vjp_rule(
             let a = trace
                 .tensor(x)
                 .cloned()
-                .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
             let shape = tensor_meta(b, y)?.shape;
             let bdims: Vec<usize> = match &p.attrs[1] {
                 Attr::Ints(v) => v.iter().map(|&d| d as usize).collect(),
-                _ => return Err(no_rule(op, "bad broadcast_dimensions")),
+                _ => return Err(no_rule("VJP", op, "bad broadcast_dimensions")),
             };
             let mut reduce: Vec<usize> = (0..shape.rank()).filter(|d| !bdims.contains(d)).collect();
             for (i, &d) in bdims.iter().enumerate() {
@@ -351,7 +313,7 @@ pub(crate) fn vjp_rule(
             }
             reduce.sort_unstable();
             let s = b.prim(Sum, vec![g.into()], vec![ints(&reduce)])?;
-            let gx = b.prim(Reshape, vec![s.into()], vec![ints(&a.shape.sizes())])?;
+            let gx = b.prim(Reshape, vec![s.into()], vec![ints(a.shape.sizes())])?;
             out.push((x, gx));
         }
         Reshape => {
@@ -364,7 +326,7 @@ pub(crate) fn vjp_rule(
             if let Some(x) = orig(0) {
                 let perm: Vec<usize> = match &p.attrs[0] {
                     Attr::Ints(v) => v.iter().map(|&d| d as usize).collect(),
-                    _ => return Err(no_rule(op, "bad permutation")),
+                    _ => return Err(no_rule("VJP", op, "bad permutation")),
                 };
                 let mut inv = vec![0usize; perm.len()];
                 for (i, &d) in perm.iter().enumerate() {
@@ -378,7 +340,7 @@ pub(crate) fn vjp_rule(
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
                 let dims = reduced_dims(&p.attrs[0], a.rank());
                 let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
                 out.push((
@@ -386,32 +348,32 @@ pub(crate) fn vjp_rule(
                     b.prim(
                         BroadcastInDim,
                         vec![g.into()],
-                        vec![ints(&a.shape.sizes()), ints(&kept)],
+                        vec![ints(a.shape.sizes()), ints(&kept)],
                     )?,
                 ));
             }
         }
-        Amax => {
+        Amax | Amin => {
             if let Some(x) = orig(0) {
-                // The gradient is split evenly among the maxima, as in PyTorch.
+                // The gradient is split evenly among the extrema, as in PyTorch.
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
                 let dims = reduced_dims(&p.attrs[0], a.rank());
                 let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
                 let full = |b: &mut TraceBuilder, v: Value| {
                     b.prim(
                         BroadcastInDim,
                         vec![v.into()],
-                        vec![ints(&a.shape.sizes()), ints(&kept)],
+                        vec![ints(a.shape.sizes()), ints(&kept)],
                     )
                 };
                 let yb = full(b, y)?;
-                let is_max = p2(b, Eq, arg(0), yb.into())?;
+                let is_extremum = p2(b, Eq, arg(0), yb.into())?;
                 let mask = b.prim(
                     ConvertElementType,
-                    vec![is_max.into()],
+                    vec![is_extremum.into()],
                     vec![Attr::DType(a.dtype)],
                 )?;
                 let count = b.prim(Sum, vec![mask.into()], vec![ints(&dims)])?;
@@ -442,7 +404,7 @@ pub(crate) fn vjp_rule(
                 p.args[0].as_value().and_then(|v| trace.tensor(v)).cloned(),
                 p.args[1].as_value().and_then(|v| trace.tensor(v)).cloned(),
             ) else {
-                return Err(no_rule(op, "operands are not tensors"));
+                return Err(no_rule("VJP", op, "operands are not tensors"));
             };
             // 1-D operands become matrices ([k] -> [1, k] on the left, [k, 1] on the right), the
             // gradient gets the dims the result dropped, and broadcast batch dims are summed away.
@@ -472,7 +434,7 @@ pub(crate) fn vjp_rule(
                 &thunder_ir::Shape::new(a_mat.clone()),
                 &thunder_ir::Shape::new(b_mat.clone()),
             )?;
-            let g1 = b.prim(Reshape, vec![g.into()], vec![ints(&full_out.sizes())])?;
+            let g1 = b.prim(Reshape, vec![g.into()], vec![ints(full_out.sizes())])?;
             let t = |b: &mut TraceBuilder, v: Value| -> Result<Value> {
                 let r = b.tensor(v)?.rank();
                 let mut perm: Vec<usize> = (0..r).collect();
@@ -485,7 +447,7 @@ pub(crate) fn vjp_rule(
                 let ga = reduce_to(b, full, &a_mat)?;
                 push(
                     0,
-                    b.prim(Reshape, vec![ga.into()], vec![ints(&ta.shape.sizes())])?,
+                    b.prim(Reshape, vec![ga.into()], vec![ints(ta.shape.sizes())])?,
                     &mut out,
                 );
             }
@@ -495,7 +457,7 @@ pub(crate) fn vjp_rule(
                 let gb = reduce_to(b, full, &b_mat)?;
                 push(
                     1,
-                    b.prim(Reshape, vec![gb.into()], vec![ints(&tb.shape.sizes())])?,
+                    b.prim(Reshape, vec![gb.into()], vec![ints(tb.shape.sizes())])?,
                     &mut out,
                 );
             }
@@ -505,14 +467,14 @@ pub(crate) fn vjp_rule(
                 p.args[0].as_value().and_then(|v| trace.tensor(v)).cloned(),
                 p.args[1].as_value().and_then(|v| trace.tensor(v)).cloned(),
             ) else {
-                return Err(no_rule(op, "operands are not tensors"));
+                return Err(no_rule("VJP", op, "operands are not tensors"));
             };
             // y = a w^T (+ bias). A 1-D weight is a [1, in] matrix whose output dim was dropped.
             let n_in = tw.shape.size(tw.rank() - 1);
             let n_out = if tw.rank() == 2 { tw.shape.size(0) } else { 1 };
             let rows: usize = ta.shape.sizes()[..ta.rank() - 1].iter().product();
             let w2 = if tw.rank() == 1 {
-                b.prim(Reshape, vec![arg(1)], vec![ints(&[1, n_in])])?
+                b.prim(Reshape, vec![arg(1)], vec![ints([1, n_in])])?
             } else {
                 m[&p.args[1].as_value().unwrap_or(p.outputs[0])]
             };
@@ -524,13 +486,13 @@ pub(crate) fn vjp_rule(
                 push(0, p2(b, Matmul, g2.into(), w2.into())?, &mut out);
             }
             if orig(1).is_some() {
-                let gr = b.prim(Reshape, vec![g2.into()], vec![ints(&[rows, n_out])])?;
-                let a2 = b.prim(Reshape, vec![arg(0)], vec![ints(&[rows, n_in])])?;
-                let grt = b.prim(Transpose, vec![gr.into()], vec![ints(&[1, 0])])?;
+                let gr = b.prim(Reshape, vec![g2.into()], vec![ints([rows, n_out])])?;
+                let a2 = b.prim(Reshape, vec![arg(0)], vec![ints([rows, n_in])])?;
+                let grt = b.prim(Transpose, vec![gr.into()], vec![ints([1, 0])])?;
                 let gw = p2(b, Matmul, grt.into(), a2.into())?;
                 push(
                     1,
-                    b.prim(Reshape, vec![gw.into()], vec![ints(&tw.shape.sizes())])?,
+                    b.prim(Reshape, vec![gw.into()], vec![ints(tw.shape.sizes())])?,
                     &mut out,
                 );
             }
@@ -542,22 +504,13 @@ pub(crate) fn vjp_rule(
                 out.push((bias, reduce_to(b, g, &shape)?));
             }
         }
-        TakeAlongAxis => {
+        TakeAlongAxis | Gather => {
             if let Some(x) = orig(0) {
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
-                let zeros = b.prim(
-                    Full,
-                    vec![],
-                    vec![
-                        ints(&a.shape.sizes()),
-                        Attr::Float(0.0),
-                        Attr::Device(a.device),
-                        Attr::DType(a.dtype),
-                    ],
-                )?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
+                let zeros = zeros(b, &a)?;
                 out.push((
                     x,
                     b.prim(
@@ -573,7 +526,7 @@ pub(crate) fn vjp_rule(
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
                 let attr = |i: usize| match &p.attrs[i] {
                     Attr::Ints(v) => v.clone(),
                     _ => Vec::new(),
@@ -606,7 +559,7 @@ pub(crate) fn vjp_rule(
         }
         Cat => {
             let Arg::List(parts) = &p.args[0] else {
-                return Err(no_rule(op, "tensors must be a list"));
+                return Err(no_rule("VJP", op, "tensors must be a list"));
             };
             let dim = match &p.attrs[0] {
                 Attr::Int(d) => *d,
@@ -839,7 +792,7 @@ pub(crate) fn vjp_rule(
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
                 let dims = reduced_dims(&p.attrs[0], a.rank());
                 let correction = match &p.attrs[1] {
                     Attr::Float(c) => *c,
@@ -852,7 +805,7 @@ pub(crate) fn vjp_rule(
                     b.prim(
                         BroadcastInDim,
                         vec![v.into()],
-                        vec![ints(&a.shape.sizes()), ints(&kept)],
+                        vec![ints(a.shape.sizes()), ints(&kept)],
                     )
                 };
                 let s = b.prim(Sum, vec![arg(0)], vec![ints(&dims)])?;
@@ -865,66 +818,12 @@ pub(crate) fn vjp_rule(
                 push(0, p2(b, Mul, t.into(), Arg::Float(scale))?, &mut out);
             }
         }
-        Amin => {
-            if let Some(x) = orig(0) {
-                let a = trace
-                    .tensor(x)
-                    .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
-                let dims = reduced_dims(&p.attrs[0], a.rank());
-                let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
-                let full = |b: &mut TraceBuilder, v: Value| {
-                    b.prim(
-                        BroadcastInDim,
-                        vec![v.into()],
-                        vec![ints(&a.shape.sizes()), ints(&kept)],
-                    )
-                };
-                let yb = full(b, y)?;
-                let is_min = p2(b, Eq, arg(0), yb.into())?;
-                let mask = b.prim(
-                    ConvertElementType,
-                    vec![is_min.into()],
-                    vec![Attr::DType(a.dtype)],
-                )?;
-                let count = b.prim(Sum, vec![mask.into()], vec![ints(&dims)])?;
-                let share = p2(b, Div, g.into(), count.into())?;
-                let shared = full(b, share)?;
-                out.push((x, p2(b, Mul, shared.into(), mask.into())?));
-            }
-        }
-        Gather => {
-            if let Some(x) = orig(0) {
-                let a = trace
-                    .tensor(x)
-                    .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
-                let zeros = b.prim(
-                    Full,
-                    vec![],
-                    vec![
-                        ints(&a.shape.sizes()),
-                        Attr::Float(0.0),
-                        Attr::Device(a.device),
-                        Attr::DType(a.dtype),
-                    ],
-                )?;
-                out.push((
-                    x,
-                    b.prim(
-                        ScatterAdd,
-                        vec![zeros.into(), arg(1), g.into()],
-                        vec![p.attrs[0].clone()],
-                    )?,
-                ));
-            }
-        }
         Take => {
             if let Some(x) = orig(0) {
                 let a = trace
                     .tensor(x)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
                 let dim = match &p.attrs[0] {
                     Attr::Int(d) if *d < 0 => (*d + a.rank() as i64) as usize,
                     Attr::Int(d) => *d as usize,
@@ -934,23 +833,15 @@ pub(crate) fn vjp_rule(
                     .as_value()
                     .and_then(|v| trace.tensor(v))
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "index is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "index is not a tensor"))?;
                 if a.rank() == 0 || idx.rank() != 1 {
                     return Err(no_rule(
+                        "VJP",
                         op,
                         "only a 1-D index into a tensor with dims is differentiated yet",
                     ));
                 }
-                let zeros = b.prim(
-                    Full,
-                    vec![],
-                    vec![
-                        ints(&a.shape.sizes()),
-                        Attr::Float(0.0),
-                        Attr::Device(a.device),
-                        Attr::DType(a.dtype),
-                    ],
-                )?;
+                let zeros = zeros(b, &a)?;
                 out.push((
                     x,
                     b.prim(
@@ -1002,7 +893,7 @@ pub(crate) fn vjp_rule(
                     .as_value()
                     .and_then(|v| trace.tensor(v))
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "weight is not a tensor"))?;
+                    .ok_or_else(|| no_rule("VJP", op, "weight is not a tensor"))?;
                 let attrs = vec![
                     Attr::Int(w.shape.size(0) as i64),
                     p.attrs[0].clone(),
@@ -1018,7 +909,7 @@ pub(crate) fn vjp_rule(
         }
         // Comparisons and other non-differentiable results never carry a cotangent; every
         // other prim is refused rather than differentiated wrongly.
-        other => return Err(no_rule(other, "not written yet")),
+        other => return Err(no_rule("VJP", other, "not written yet")),
     }
     Ok(out)
 }

@@ -4,32 +4,10 @@
 //! Like [`crate::grad`], it works on prims (torch-level ops through their decompositions), with one
 //! JVP rule per prim; a prim without a rule is a typed error naming it.
 
+use crate::util::{copy_inputs, flatten_prims, ints, no_rule, zeros};
 use crate::{Result, TransformError};
 use std::collections::{HashMap, HashSet};
-use thunder_ir::{
-    Arg, Attr, BoundSymbol, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value, ValueType,
-};
-
-fn no_rule(op: PrimOp, why: &str) -> TransformError {
-    TransformError::NoRule {
-        op: format!("prims.{}", op.name()),
-        transform: "JVP",
-        reason: why.to_string(),
-    }
-}
-
-fn flatten(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
-    for b in bsyms {
-        match b.op {
-            Op::Prim(_) => out.push(b.clone()),
-            Op::Torch(_) => flatten(&b.subsymbols, out),
-        }
-    }
-}
-
-fn ints(v: &[usize]) -> Attr {
-    Attr::Ints(v.iter().map(|&x| x as i64).collect())
-}
+use thunder_ir::{Arg, Attr, BoundSymbol, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value};
 
 /// A trace computing `trace`'s outputs and their tangents along tangents of `wrt`.
 ///
@@ -49,17 +27,9 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
             });
         }
     }
-    let mut prims = Vec::new();
-    flatten(&trace.bound_symbols, &mut prims);
+    let prims = flatten_prims(trace);
     let mut b = TraceBuilder::new(format!("{}_jvp", trace.name));
-    let mut m: HashMap<Value, Value> = HashMap::new();
-    for &i in &trace.inputs {
-        let v = match trace.ty(i) {
-            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
-            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
-        };
-        m.insert(i, v);
-    }
+    let mut m = copy_inputs(&mut b, trace)?;
     let mut tan: HashMap<Value, Value> = HashMap::new();
     for &w in wrt {
         let t = trace
@@ -117,19 +87,6 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
     Ok(b.build(&outputs)?)
 }
 
-fn zeros(b: &mut TraceBuilder, t: &TensorMeta) -> Result<Value> {
-    Ok(b.prim(
-        PrimOp::Full,
-        vec![],
-        vec![
-            ints(&t.shape.sizes()),
-            Attr::Float(0.0),
-            Attr::Device(t.device),
-            Attr::DType(t.dtype),
-        ],
-    )?)
-}
-
 /// The tangent of `p`'s (first) output.
 fn rule(
     b: &mut TraceBuilder,
@@ -156,11 +113,11 @@ fn rule(
             None => {
                 let v = p.args[i]
                     .as_value()
-                    .ok_or_else(|| no_rule(op, "operand is not a value"))?;
+                    .ok_or_else(|| no_rule("JVP", op, "operand is not a value"))?;
                 let meta = trace
                     .tensor(v)
                     .cloned()
-                    .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                    .ok_or_else(|| no_rule("JVP", op, "operand is not a tensor"))?;
                 zeros(b, &meta)
             }
         }
@@ -181,7 +138,7 @@ fn rule(
                 Some(a) => b.prim(Add, vec![a.into(), t.into()], vec![])?,
             });
         }
-        acc.ok_or_else(|| no_rule(op, "no operand has a tangent"))
+        acc.ok_or_else(|| no_rule("JVP", op, "no operand has a tangent"))
     };
     // Rules linear in their (first) tensor operand: the same prim applied to the tangent.
     let same_on_tangent = |b: &mut TraceBuilder, i: usize| -> Result<Value> {
@@ -239,7 +196,7 @@ fn rule(
         }
         Cat => {
             let Arg::List(parts) = &p.args[0] else {
-                return Err(no_rule(op, "tensors must be a list"));
+                return Err(no_rule("JVP", op, "tensors must be a list"));
             };
             let mut ts = Vec::with_capacity(parts.len());
             for &x in parts {
@@ -250,7 +207,7 @@ fn rule(
                         &trace
                             .tensor(x)
                             .cloned()
-                            .ok_or_else(|| no_rule(op, "not a tensor"))?,
+                            .ok_or_else(|| no_rule("JVP", op, "not a tensor"))?,
                     )?,
                 });
             }
@@ -299,7 +256,7 @@ fn rule(
                         Some(b.prim(
                             BroadcastInDim,
                             vec![t.into()],
-                            vec![ints(&shape.sizes()), ints(&bd)],
+                            vec![ints(shape.sizes()), ints(&bd)],
                         )?)
                     }
                     None => None,
@@ -327,7 +284,7 @@ fn rule(
                     let kb = b.prim(
                         BroadcastInDim,
                         vec![keep.into()],
-                        vec![ints(&shape.sizes()), ints(&(0..r).collect::<Vec<_>>())],
+                        vec![ints(shape.sizes()), ints((0..r).collect::<Vec<_>>())],
                     )?;
                     b.prim(Where, vec![kb.into(), t.into(), Arg::Float(0.0)], vec![])?
                 }
@@ -354,11 +311,11 @@ fn rule(
         Amax | Amin | Var => {
             let x = p.args[0]
                 .as_value()
-                .ok_or_else(|| no_rule(op, "operand is not a value"))?;
+                .ok_or_else(|| no_rule("JVP", op, "operand is not a value"))?;
             let a = trace
                 .tensor(x)
                 .cloned()
-                .ok_or_else(|| no_rule(op, "operand is not a tensor"))?;
+                .ok_or_else(|| no_rule("JVP", op, "operand is not a tensor"))?;
             let dims: Vec<usize> = match &p.attrs[0] {
                 Attr::Ints(v) => v
                     .iter()
@@ -377,7 +334,7 @@ fn rule(
                 Ok(b.prim(
                     BroadcastInDim,
                     vec![v.into()],
-                    vec![ints(&a.shape.sizes()), ints(&kept)],
+                    vec![ints(a.shape.sizes()), ints(&kept)],
                 )?)
             };
             let t = dz(b, 0)?;
@@ -417,14 +374,14 @@ fn rule(
             // diagonal) and refused otherwise.
             let elementwise_unary = op.class() == thunder_ir::ops::prims::PrimClass::Unary;
             if !elementwise_unary {
-                return Err(no_rule(op, "not written yet"));
+                return Err(no_rule("JVP", op, "not written yet"));
             }
             let t = dz(b, 0)?;
             let contributions = crate::grad::vjp_rule(b, op, p, t, m, trace)?;
             contributions
                 .first()
                 .map(|(_, v)| *v)
-                .ok_or_else(|| no_rule(op, "the derivative is zero"))?
+                .ok_or_else(|| no_rule("JVP", op, "the derivative is zero"))?
         }
     })
 }

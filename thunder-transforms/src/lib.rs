@@ -49,6 +49,7 @@ pub mod grad;
 pub mod jvp;
 pub mod pass;
 pub mod split;
+mod util;
 pub mod vmap;
 
 pub use autocast::autocast;

@@ -5,31 +5,11 @@
 //! mixes them with batched ones. Each prim has a batching rule; a prim without one (or a case a rule
 //! does not handle) is a typed error naming it.
 
+use crate::util::{flatten_prims, ints, no_rule};
 use crate::{Result, TransformError};
 use std::collections::HashMap;
 use thunder_ir::ops::prims::PrimClass;
 use thunder_ir::{Arg, Attr, BoundSymbol, Op, PrimOp, Trace, TraceBuilder, Value, ValueType};
-
-fn no_rule(op: PrimOp, why: &str) -> TransformError {
-    TransformError::NoRule {
-        op: format!("prims.{}", op.name()),
-        transform: "batching",
-        reason: why.to_string(),
-    }
-}
-
-fn flatten(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
-    for b in bsyms {
-        match b.op {
-            Op::Prim(_) => out.push(b.clone()),
-            Op::Torch(_) => flatten(&b.subsymbols, out),
-        }
-    }
-}
-
-fn ints(v: impl IntoIterator<Item = usize>) -> Attr {
-    Attr::Ints(v.into_iter().map(|x| x as i64).collect())
-}
 
 fn attr_ints(a: &Attr) -> Vec<i64> {
     match a {
@@ -51,8 +31,7 @@ pub fn vmap(trace: &Trace, in_dims: &[Option<usize>], batch: usize) -> Result<Tr
             ),
         });
     }
-    let mut prims = Vec::new();
-    flatten(&trace.bound_symbols, &mut prims);
+    let prims = flatten_prims(trace);
     let mut b = TraceBuilder::new(format!("{}_vmap", trace.name));
     // value -> (new value, batched with the batch dim first)
     let mut m: HashMap<Value, (Value, bool)> = HashMap::new();
@@ -199,7 +178,11 @@ fn rule(
         PrimClass::Reduction => {
             let args = all_batched(b)?;
             let r = b
-                .tensor(args[0].as_value().ok_or_else(|| no_rule(op, "operand"))?)?
+                .tensor(
+                    args[0]
+                        .as_value()
+                        .ok_or_else(|| no_rule("batching", op, "operand"))?,
+                )?
                 .rank()
                 - 1;
             let mut attrs = p.attrs.clone();
@@ -213,7 +196,7 @@ fn rule(
         Ok(b.tensor(
             args[i]
                 .as_value()
-                .ok_or_else(|| no_rule(op, "operand is not a tensor"))?,
+                .ok_or_else(|| no_rule("batching", op, "operand is not a tensor"))?,
         )?
         .rank()
             - 1)
@@ -270,7 +253,7 @@ fn rule(
         }
         Cat => {
             let Arg::List(l) = &args[0] else {
-                return Err(no_rule(op, "tensors must be a list"));
+                return Err(no_rule("batching", op, "tensors must be a list"));
             };
             let r = b.tensor(l[0])?.rank() - 1;
             let d = match &p.attrs[0] {
@@ -284,7 +267,9 @@ fn rule(
             match &p.attrs[0] {
                 Attr::Int(d) => b.prim(op, args, vec![Attr::Int(shifted(&[*d], r)[0])])?,
                 _ => {
-                    let a = args[0].as_value().ok_or_else(|| no_rule(op, "operand"))?;
+                    let a = args[0]
+                        .as_value()
+                        .ok_or_else(|| no_rule("batching", op, "operand"))?;
                     let numel: usize = b.tensor(a)?.shape.numel() / batch.max(1);
                     let flat = b.prim(Reshape, vec![a.into()], vec![ints([batch, numel])])?;
                     b.prim(op, vec![flat.into()], vec![Attr::Int(1)])?
@@ -304,12 +289,14 @@ fn rule(
             // lines the batch dims up.
             let (ra, rb) = (arg_rank(b, 0)?, arg_rank(b, 1)?);
             if ra < 2 || rb < 2 {
-                return Err(no_rule(op, "1-D operands are not batched yet"));
+                return Err(no_rule("batching", op, "1-D operands are not batched yet"));
             }
             let r = ra.max(rb);
             let mut lifted = Vec::new();
             for (i, ri) in [(0, ra), (1, rb)] {
-                let v = args[i].as_value().ok_or_else(|| no_rule(op, "operand"))?;
+                let v = args[i]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "operand"))?;
                 if ri == r {
                     lifted.push(v);
                     continue;
@@ -332,7 +319,7 @@ fn rule(
             vec![args[0].clone(), plain[1].clone()],
             p.attrs.clone(),
         )?,
-        other => return Err(no_rule(other, "not written yet")),
+        other => return Err(no_rule("batching", other, "not written yet")),
     };
     one(v)
 }

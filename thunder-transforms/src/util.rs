@@ -1,0 +1,65 @@
+//! Pieces shared by the transforms that rebuild a trace (grad, jvp, vmap, autocast).
+
+use crate::{Result, TransformError};
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use thunder_ir::{
+    Attr, BoundSymbol, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value, ValueType,
+};
+
+/// Every prim of `trace` in program order, torch-level ops replaced by their decompositions.
+pub(crate) fn flatten_prims(trace: &Trace) -> Vec<BoundSymbol> {
+    fn go(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
+        for b in bsyms {
+            match b.op {
+                Op::Prim(_) => out.push(b.clone()),
+                Op::Torch(_) => go(&b.subsymbols, out),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(&trace.bound_symbols, &mut out);
+    out
+}
+
+/// Declares `trace`'s inputs, with their names and types, as inputs of `b`; returns the map from
+/// the old values to the new ones.
+pub(crate) fn copy_inputs(b: &mut TraceBuilder, trace: &Trace) -> Result<HashMap<Value, Value>> {
+    let mut m = HashMap::with_capacity(trace.inputs.len());
+    for &i in &trace.inputs {
+        let v = match trace.ty(i) {
+            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
+            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
+        };
+        m.insert(i, v);
+    }
+    Ok(m)
+}
+
+/// A list-of-ints attribute.
+pub(crate) fn ints<I: IntoIterator<Item = B>, B: Borrow<usize>>(v: I) -> Attr {
+    Attr::Ints(v.into_iter().map(|x| *x.borrow() as i64).collect())
+}
+
+/// A tensor of zeros with `t`'s shape, dtype and device.
+pub(crate) fn zeros(b: &mut TraceBuilder, t: &TensorMeta) -> Result<Value> {
+    Ok(b.prim(
+        PrimOp::Full,
+        vec![],
+        vec![
+            ints(t.shape.sizes()),
+            Attr::Float(0.0),
+            Attr::Device(t.device),
+            Attr::DType(t.dtype),
+        ],
+    )?)
+}
+
+/// The error for a prim that `transform` (`"VJP"`, `"JVP"`, `"batching"`) has no rule for.
+pub(crate) fn no_rule(transform: &'static str, op: PrimOp, why: &str) -> TransformError {
+    TransformError::NoRule {
+        op: format!("prims.{}", op.name()),
+        transform,
+        reason: why.to_string(),
+    }
+}
