@@ -665,3 +665,82 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     }
     Ok(GradOutcome::Passed)
 }
+
+/// What a transform test found over the database: see [`survey`].
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// Cases checked, per op.
+    pub passed: std::collections::BTreeMap<String, usize>,
+    /// Ops with a missing rule, and the error naming it.
+    pub no_rule: std::collections::BTreeMap<String, String>,
+    /// Cases whose reference itself failed (listed, not failed).
+    pub no_reference: Vec<String>,
+    /// Failing cases: sample and what differed.
+    pub failures: Vec<String>,
+}
+
+/// Runs `check` on every CPU sample, of each of `dtypes`, of the entries `select` keeps (skips
+/// honoured), and sorts the outcomes.
+pub fn survey(
+    db: &OpDb,
+    select: impl Fn(&OpEntry) -> bool,
+    dtypes: &[DType],
+    check: impl Fn(&OpEntry, &Sample) -> Result<GradOutcome, String>,
+) -> Survey {
+    let mut s = Survey::default();
+    for e in db.entries().iter().filter(|e| select(e)) {
+        for &dtype in dtypes {
+            if !e.supports(Device::Cpu, dtype) {
+                continue;
+            }
+            for sample in e.samples(Device::Cpu, dtype, SEED) {
+                if e.skip_for(crate::DeviceKind::Cpu, dtype, sample.index)
+                    .is_some()
+                {
+                    continue;
+                }
+                match check(e, &sample) {
+                    Ok(GradOutcome::Passed) => *s.passed.entry(e.name.clone()).or_default() += 1,
+                    Ok(GradOutcome::NoRule(m)) => {
+                        s.no_rule.insert(e.name.clone(), m);
+                    }
+                    Ok(GradOutcome::NotApplicable) => {}
+                    Ok(GradOutcome::NoReference(m)) => {
+                        s.no_reference.push(format!("{sample}: {m}"))
+                    }
+                    Err(m) => s.failures.push(format!("{sample}\n    {m}")),
+                }
+            }
+        }
+    }
+    s
+}
+
+impl Survey {
+    /// Prints what was checked and what has no rule, then fails on any failing case or when
+    /// fewer than `floor` ops were checked (`what` names the check in the messages).
+    pub fn report(&self, what: &str, floor: usize) {
+        eprintln!(
+            "{what}: {} ops, {} cases",
+            self.passed.len(),
+            self.passed.values().sum::<usize>()
+        );
+        for (op, why) in &self.no_rule {
+            eprintln!("  no rule yet: {op}: {why}");
+        }
+        for m in &self.no_reference {
+            eprintln!("  no reference: {m}");
+        }
+        assert!(
+            self.failures.is_empty(),
+            "{} cases of {what} fail:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+        assert!(
+            self.passed.len() >= floor,
+            "{what}: only {} ops checked, fewer than the floor {floor}",
+            self.passed.len()
+        );
+    }
+}
