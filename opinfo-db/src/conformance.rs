@@ -354,6 +354,9 @@ pub enum GradOutcome {
 /// Checks `grad` of a case against PyTorch autograd on the same inputs and random output
 /// cotangents, in the sample's dtype (use float64 samples for tight tolerances).
 pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
+    if let Some(skip) = transform_skip(entry, "grad", sample) {
+        return Ok(GradOutcome::NoReference(skip));
+    }
     let trace = build(sample)?;
     let wrt: Vec<thunder_ir::Value> = trace
         .inputs
@@ -365,7 +368,7 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         .outputs
         .iter()
         .any(|&o| trace.tensor(o).is_some_and(|t| t.dtype.is_float()));
-    if wrt.is_empty() || !diff_out || entry.random {
+    if wrt.is_empty() || !diff_out {
         return Ok(GradOutcome::NotApplicable);
     }
     let g = match thunder_transforms::grad(&trace, &wrt) {
@@ -398,7 +401,94 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
             cts.push((o, make_tensor(&spec).map_err(|e| e.to_string())?));
         }
     }
-    // Autograd on the eager run.
+    let expected = match autograd(&trace, &wrt, &tensors, &cts, entry.random)? {
+        Ok(e) => e,
+        Err(m) => return Ok(GradOutcome::NoReference(m)),
+    };
+    // thunder's grad trace.
+    let gplan = ExecutionPlan::compile(&g, &[&TorchExecutor::new()]).map_err(|e| e.to_string())?;
+    let mut gins: Vec<RtValue> = ins;
+    gins.extend(cts.iter().map(|(_, t)| RtValue::Tensor(t.shallow_clone())));
+    if entry.random {
+        tch::manual_seed(RANDOM_SEED);
+    }
+    let gouts = gplan.run(&gins).map_err(|e| format!("grad trace: {e}"))?;
+    let got = &gouts[trace.outputs.len()..];
+    let tol = entry.tolerance(sample.dtype);
+    let mut reference64: Option<Vec<Tensor>> = None;
+    for (k, ((v, e), gv)) in wrt.iter().zip(&expected).zip(got).enumerate() {
+        let gt = as_f64(gv).map_err(|e| e.to_string())?;
+        let et = as_f64(&RtValue::Tensor(e.shallow_clone())).map_err(|e| e.to_string())?;
+        let (excess, maxd) =
+            deviation(&gt, &et, tol.atol * 10.0, tol.rtol * 10.0).map_err(|e| e.to_string())?;
+        if excess <= 0.0 {
+            continue;
+        }
+        if sample.dtype == DType::F64 {
+            return Err(format!(
+                "gradient of {}: max abs diff {maxd:.3e} from autograd",
+                trace.name_of(*v)
+            ));
+        }
+        // The float64 re-check: autograd in float64 on the same values is the reference, and
+        // thunder's gradient must be no farther from it than eager's low-precision one.
+        if reference64.is_none() {
+            let t64 = build(&upcast(sample))?;
+            let ins64: Vec<Tensor> = upcast_inputs(sample)?
+                .iter()
+                .filter_map(|v| v.as_tensor().map(|t| t.shallow_clone()))
+                .collect();
+            let cts64 = cts
+                .iter()
+                .map(|(o, t)| Ok((*o, t.f_to_kind(Kind::Double).map_err(|e| e.to_string())?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            let wrt64: Vec<thunder_ir::Value> = wrt.clone();
+            reference64 = Some(
+                autograd(&t64, &wrt64, &ins64, &cts64, entry.random)?
+                    .map_err(|m| format!("float64 re-check: autograd fails: {m}"))?,
+            );
+        }
+        let r64 = &reference64.as_ref().ok_or("no float64 reference")?[k];
+        let (_, ours) = deviation(&gt, r64, 0.0, 0.0).map_err(|e| e.to_string())?;
+        let (_, eager) = deviation(&et, r64, 0.0, 0.0).map_err(|e| e.to_string())?;
+        if ours > eager * 1.01 + tol.atol {
+            return Err(format!(
+                "gradient of {}: max abs diff {maxd:.3e} from autograd, and farther from float64 autograd than eager ({ours:.3e} vs {eager:.3e})",
+                trace.name_of(*v)
+            ));
+        }
+    }
+    Ok(GradOutcome::Passed)
+}
+
+/// The reason of the database's skip of `transform`'s check of a case, if it has one.
+fn transform_skip(entry: &OpEntry, transform: &str, sample: &Sample) -> Option<String> {
+    let device = if sample.device.is_cuda() {
+        crate::DeviceKind::Cuda
+    } else {
+        crate::DeviceKind::Cpu
+    };
+    entry
+        .transform_skip(transform, device, sample.dtype, sample.index)
+        .map(|s| format!("skipped by the database: {}", s.reason))
+}
+
+/// The seed of libtorch's generator before each run of a random op's grad check.
+const RANDOM_SEED: i64 = 0x5eed;
+
+/// PyTorch autograd on the eager run of `trace`: the gradients of `sum(output * cotangent)` with
+/// respect to `wrt`, in `wrt`'s order; `Ok(Err(..))` when autograd itself fails on the case.
+///
+/// A random op (dropout) runs through its decomposition with libtorch's generator seeded with
+/// [`RANDOM_SEED`], as thunder's grad trace runs: both draw the same random numbers, so autograd
+/// differentiates the very function thunder's trace computes.
+fn autograd(
+    trace: &Trace,
+    wrt: &[thunder_ir::Value],
+    tensors: &[Tensor],
+    cts: &[(thunder_ir::Value, Tensor)],
+    random: bool,
+) -> Result<Result<Vec<Tensor>, String>, String> {
     let leaves: Vec<Tensor> = tensors
         .iter()
         .map(|t| {
@@ -409,11 +499,16 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
             }
         })
         .collect();
-    let plan =
-        ExecutionPlan::compile(&trace, &[&TorchExecutor::eager()]).map_err(|e| e.to_string())?;
+    let ex = if random {
+        tch::manual_seed(RANDOM_SEED);
+        TorchExecutor::decomposing()
+    } else {
+        TorchExecutor::eager()
+    };
+    let plan = ExecutionPlan::compile(trace, &[&ex]).map_err(|e| e.to_string())?;
     let outs = plan.run_tensors(&leaves).map_err(|e| e.to_string())?;
     let mut loss = Tensor::zeros([], (Kind::Double, tch::Device::Cpu));
-    for (o, ct) in &cts {
+    for (o, ct) in cts {
         let i = trace.outputs.iter().position(|x| x == o).unwrap_or(0);
         loss += outs[i]
             .f_mul(ct)
@@ -429,30 +524,16 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         .filter(|(v, _)| wrt.contains(v))
         .map(|(_, t)| t)
         .collect();
-    let expected = match Tensor::f_run_backward(&[loss], &wrt_leaves, false, false) {
-        Ok(e) => e,
-        Err(e) => return Ok(GradOutcome::NoReference(KernelErrorText::from(e).0)),
-    };
-    // thunder's grad trace.
-    let gplan = ExecutionPlan::compile(&g, &[&TorchExecutor::new()]).map_err(|e| e.to_string())?;
-    let mut gins: Vec<RtValue> = ins;
-    gins.extend(cts.iter().map(|(_, t)| RtValue::Tensor(t.shallow_clone())));
-    let gouts = gplan.run(&gins).map_err(|e| format!("grad trace: {e}"))?;
-    let got = &gouts[trace.outputs.len()..];
-    let tol = entry.tolerance(sample.dtype);
-    for ((v, e), gv) in wrt.iter().zip(&expected).zip(got) {
-        let gt = as_f64(gv).map_err(|e| e.to_string())?;
-        let et = as_f64(&RtValue::Tensor(e.shallow_clone())).map_err(|e| e.to_string())?;
-        let (excess, maxd) =
-            deviation(&gt, &et, tol.atol * 10.0, tol.rtol * 10.0).map_err(|e| e.to_string())?;
-        if excess > 0.0 {
-            return Err(format!(
-                "gradient of {}: max abs diff {maxd:.3e} from autograd",
-                trace.name_of(*v)
-            ));
-        }
+    if !loss.requires_grad() {
+        // No output depends on the inputs (dropout with p = 1 is all zeros): the gradients are
+        // zeros. (libtorch's backward must not be called on a graph-less loss: it crashes.)
+        return Ok(wrt_leaves
+            .iter()
+            .map(|t| t.f_zeros_like().map_err(|e| e.to_string()))
+            .collect());
     }
-    Ok(GradOutcome::Passed)
+    Ok(Tensor::f_run_backward(&[loss], &wrt_leaves, false, false)
+        .map_err(|e| KernelErrorText::from(e).0))
 }
 
 /// The dot-product test of `jvp` against `grad` on a case, in float64:
@@ -476,7 +557,7 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
     let empty = wrt
         .iter()
         .any(|&w| trace.tensor(w).is_some_and(|t| t.shape.numel() == 0));
-    if wrt.is_empty() || float_outs.is_empty() || entry.random || empty {
+    if wrt.is_empty() || float_outs.is_empty() || empty {
         return Ok(GradOutcome::NotApplicable);
     }
     // Tolerance of the least precise floating dtype involved (conversions to 16-bit floats round).
@@ -532,11 +613,18 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
     // J u
     let mut jins = inputs(sample)?;
     jins.extend(us.iter().map(|u| RtValue::Tensor(u.shallow_clone())));
+    // A random op draws the same numbers in both traces (see `autograd`).
+    if entry.random {
+        tch::manual_seed(RANDOM_SEED);
+    }
     let jout = run(&j, jins)?;
     let tangents = &jout[trace.outputs.len()..];
     // J^T v (grad takes one cotangent per differentiable output, in output order)
     let mut gins = inputs(sample)?;
     gins.extend(vs.iter().map(|v| RtValue::Tensor(v.shallow_clone())));
+    if entry.random {
+        tch::manual_seed(RANDOM_SEED);
+    }
     let gout = run(&g, gins)?;
     let grads = &gout[trace.outputs.len()..];
     let dot = |a: &RtValue, b: &Tensor| -> Result<f64, String> {
@@ -564,15 +652,121 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
     Ok(GradOutcome::Passed)
 }
 
+/// `jvp` of a float64 case against central finite differences:
+/// `J u ~ (f(x + h u) - f(x - h u)) / 2h` for a random direction `u` of every floating input
+/// (h = 1e-6; the error of the difference is ~h^2, far below the 1e-5 relative tolerance).
+pub fn check_jvp_fd_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
+    const H: f64 = 1e-6;
+    let trace = build(sample)?;
+    let wrt: Vec<thunder_ir::Value> = trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let float_outs: Vec<usize> = (0..trace.outputs.len())
+        .filter(|&i| {
+            trace
+                .tensor(trace.outputs[i])
+                .is_some_and(|t| t.dtype == DType::F64)
+        })
+        .collect();
+    if wrt.is_empty() || float_outs.is_empty() || entry.random || sample.dtype != DType::F64 {
+        return Ok(GradOutcome::NotApplicable);
+    }
+    let j = match thunder_transforms::jvp(&trace, &wrt) {
+        Ok(j) => j,
+        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+            return Ok(GradOutcome::NoRule(e.to_string()))
+        }
+        Err(e) => return Err(format!("jvp: {e}")),
+    };
+    let ins = inputs(sample)?;
+    let mut seed = mix(sample.seed, 0xfd);
+    let mut us = Vec::new();
+    for &w in &wrt {
+        seed = mix(seed, 1);
+        let meta = trace.tensor(w).ok_or("not a tensor")?;
+        us.push(
+            make_tensor(&TensorSpec {
+                shape: meta.shape.sizes(),
+                dtype: meta.dtype,
+                device: meta.device,
+                domain: Some((-1.0, 1.0)),
+                noncontiguous: false,
+                seed,
+            })
+            .map_err(|e| e.to_string())?,
+        );
+    }
+    let ex = TorchExecutor::eager();
+    let shifted = |sign: f64| -> Result<Vec<RtValue>, String> {
+        let mut k = 0;
+        let mut out = Vec::with_capacity(ins.len());
+        for (&v, x) in trace.inputs.iter().zip(&ins) {
+            out.push(if wrt.contains(&v) {
+                let t = x.as_tensor().ok_or("not a tensor")?;
+                let moved = t
+                    .f_add(&us[k].f_mul_scalar(sign * H).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                k += 1;
+                RtValue::Tensor(moved)
+            } else {
+                match x {
+                    RtValue::Tensor(t) => RtValue::Tensor(t.shallow_clone()),
+                    RtValue::Int(i) => RtValue::Int(*i),
+                    RtValue::Float(f) => RtValue::Float(*f),
+                    RtValue::Bool(b) => RtValue::Bool(*b),
+                }
+            });
+        }
+        Ok(out)
+    };
+    let plus = run(&trace, &ex, shifted(1.0)?)?;
+    let minus = run(&trace, &ex, shifted(-1.0)?)?;
+    let mut jins = inputs(sample)?;
+    jins.extend(us.iter().map(|u| RtValue::Tensor(u.shallow_clone())));
+    let jout = run(&j, &TorchExecutor::new(), jins)?;
+    // jvp returns one tangent per floating output, in output order.
+    let tangents = &jout[trace.outputs.len()..];
+    let float_any: Vec<usize> = (0..trace.outputs.len())
+        .filter(|&i| {
+            trace
+                .tensor(trace.outputs[i])
+                .is_some_and(|t| t.dtype.is_float())
+        })
+        .collect();
+    for &i in &float_outs {
+        let k = float_any.iter().position(|&x| x == i).ok_or("no tangent")?;
+        let p = as_f64(&plus[i]).map_err(|e| e.to_string())?;
+        let m = as_f64(&minus[i]).map_err(|e| e.to_string())?;
+        let fd = p
+            .f_sub(&m)
+            .and_then(|d| d.f_div_scalar(2.0 * H))
+            .map_err(|e| e.to_string())?;
+        let t = as_f64(&tangents[k]).map_err(|e| e.to_string())?;
+        let (excess, maxd) = deviation(&t, &fd, 1e-5, 1e-5).map_err(|e| e.to_string())?;
+        if excess > 0.0 {
+            return Err(format!(
+                "output {i}: jvp differs from central finite differences by up to {maxd:.3e}"
+            ));
+        }
+    }
+    Ok(GradOutcome::Passed)
+}
+
 /// The in_dims [`check_vmap_case`] uses for a sample's tensor inputs: the first batched at dim 0
 /// (even samples) or at its last dim (odd samples), the second shared, the rest batched at dim 0.
+/// An op that writes into an operand (`copy_`) has every input batched: writing a batch into a
+/// shared tensor is refused, as `torch.func.vmap` refuses it.
 pub fn vmap_in_dims(sample: &Sample) -> Vec<Option<usize>> {
+    let inplace = matches!(sample.op, thunder_ir::Op::Prim(p) if p.is_inplace());
     sample
         .tensors()
         .iter()
         .enumerate()
         .map(|(k, t)| match k {
-            1 => None,
+            1 if !inplace => None,
             0 if sample.index % 2 == 1 => Some(t.shape.len()),
             _ => Some(0),
         })
@@ -688,6 +882,8 @@ pub fn survey(
     check: impl Fn(&OpEntry, &Sample) -> Result<GradOutcome, String>,
 ) -> Survey {
     let mut s = Survey::default();
+    // OPINFO_VERBOSE=1 names each case before it runs (to find one that crashes the process).
+    let verbose = std::env::var_os("OPINFO_VERBOSE").is_some_and(|v| v == "1");
     for e in db.entries().iter().filter(|e| select(e)) {
         for &dtype in dtypes {
             if !e.supports(Device::Cpu, dtype) {
@@ -698,6 +894,9 @@ pub fn survey(
                     .is_some()
                 {
                     continue;
+                }
+                if verbose {
+                    eprintln!("  {sample}");
                 }
                 match check(e, &sample) {
                     Ok(GradOutcome::Passed) => *s.passed.entry(e.name.clone()).or_default() += 1,
@@ -726,11 +925,21 @@ impl Survey {
             self.passed.values().sum::<usize>()
         );
         for (op, why) in &self.no_rule {
-            eprintln!("  no rule yet: {op}: {why}");
+            eprintln!("  no rule: {op}: {why}");
         }
         for m in &self.no_reference {
             eprintln!("  no reference: {m}");
         }
+        assert!(
+            self.no_rule.is_empty(),
+            "{what}: {} ops have no rule:\n{}",
+            self.no_rule.len(),
+            self.no_rule
+                .iter()
+                .map(|(op, why)| format!("  {op}: {why}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
         assert!(
             self.failures.is_empty(),
             "{} cases of {what} fail:\n{}",

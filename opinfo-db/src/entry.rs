@@ -194,6 +194,9 @@ pub struct Skip {
     pub dtype: Option<DType>,
     /// Only this sample (`None`: all).
     pub sample: Option<usize>,
+    /// Only this transform's check: `grad`, `jvp` or `vmap` (`None`: every check, forward
+    /// included).
+    pub transform: Option<String>,
     /// Why.
     pub reason: String,
 }
@@ -259,7 +262,22 @@ impl OpEntry {
     }
     /// The first skip that covers sample `sample` on `device` with `dtype`, if any.
     pub fn skip_for(&self, device: DeviceKind, dtype: DType, sample: usize) -> Option<&Skip> {
-        self.skips.iter().find(|s| s.covers(device, dtype, sample))
+        self.skips
+            .iter()
+            .find(|s| s.transform.is_none() && s.covers(device, dtype, sample))
+    }
+    /// The skip, if any, of `transform`'s check (`grad`, `jvp`, `vmap`) of a case: a skip of
+    /// every check or one of that transform only.
+    pub fn transform_skip(
+        &self,
+        transform: &str,
+        device: DeviceKind,
+        dtype: DType,
+        sample: usize,
+    ) -> Option<&Skip> {
+        self.skips.iter().find(|s| {
+            s.transform.as_deref().is_none_or(|t| t == transform) && s.covers(device, dtype, sample)
+        })
     }
     /// Which file category the entry is in (`nn` for `ops/nn.yaml`).
     pub fn category(&self) -> &str {
@@ -305,6 +323,7 @@ mod tests {
             device: Some(DeviceKind::Cuda),
             dtype: None,
             sample: Some(2),
+            transform: None,
             reason: "r".into(),
         };
         assert!(s.covers(DeviceKind::Cuda, DType::F16, 2));

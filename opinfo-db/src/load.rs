@@ -316,10 +316,18 @@ fn validate_entry(r: &RawEntry, at: Location) -> Result<OpEntry> {
         if s.reason.trim().is_empty() {
             return Err(kcx.bad("a skip needs a reason"));
         }
+        if let Some(t) = s.transform.as_deref() {
+            if !["grad", "jvp", "vmap"].contains(&t) {
+                return Err(kcx.bad(format!(
+                    "transform: {t:?} is not one of \"grad\", \"jvp\", \"vmap\""
+                )));
+            }
+        }
         skips.push(Skip {
             device: s.device,
             dtype: s.dtype.as_deref().map(|d| kcx.dtype(d)).transpose()?,
             sample: s.sample,
+            transform: s.transform.clone(),
             reason: s.reason.clone(),
         });
     }

@@ -260,6 +260,10 @@ pub struct RawSkip {
     /// Only this sample (0-based index into `samples`).
     #[serde(default)]
     pub sample: Option<usize>,
+    /// Only this transform's check (`grad`, `jvp` or `vmap`); without it the case is skipped
+    /// everywhere, forward included.
+    #[serde(default)]
+    pub transform: Option<String>,
     /// Why: a bug, a missing kernel, a known difference.
     pub reason: String,
 }

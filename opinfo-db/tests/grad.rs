@@ -128,9 +128,14 @@ fn grad_of_a_whole_block_matches_autograd() {
 fn unsupported_ops_are_refused_by_name() {
     let mut b = TraceBuilder::new("f");
     let x = b.input("x", TensorMeta::new(DType::F64, [4])).unwrap();
-    // prims.digamma: its derivative (polygamma) is not a prim.
+    let buf = b.input("buf", TensorMeta::new(DType::F64, [4])).unwrap();
+    // prims.copy_ writes in place: grad refuses it rather than guess what aliasing means.
     let y = b
-        .prim(thunder_ir::PrimOp::Digamma, vec![x.into()], vec![])
+        .prim(
+            thunder_ir::PrimOp::Copy_,
+            vec![x.into(), buf.into()],
+            vec![],
+        )
         .unwrap();
     let t = b.build(&[y]).unwrap();
     let e = grad(&t, &[t.inputs[0]]).unwrap_err();
@@ -138,7 +143,42 @@ fn unsupported_ops_are_refused_by_name() {
         matches!(e, thunder_transforms::TransformError::NoRule { .. }),
         "{e}"
     );
-    assert_eq!(e.to_string(), "prims.digamma: no VJP rule: not written yet");
+    assert!(
+        e.to_string()
+            .starts_with("prims.copy_: no VJP rule: it writes into copy_to in place"),
+        "{e}"
+    );
+    // Complex inputs, and complex values made from real ones, are refused, not differentiated
+    // with the wrong convention.
+    let mut b = TraceBuilder::new("f");
+    let z = b.input("z", TensorMeta::new(DType::C128, [4])).unwrap();
+    let y = b.neg(z).unwrap();
+    let t = b.build(&[y]).unwrap();
+    let e = grad(&t, &[t.inputs[0]]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("gradients of complex tensors are not supported yet"),
+        "{e}"
+    );
+    let mut b = TraceBuilder::new("f");
+    let x = b.input("x", TensorMeta::new(DType::F64, [4])).unwrap();
+    let z = b
+        .prim(
+            thunder_ir::PrimOp::ConvertElementType,
+            vec![x.into()],
+            vec![thunder_ir::Attr::DType(DType::C128)],
+        )
+        .unwrap();
+    let r = b
+        .prim(thunder_ir::PrimOp::Real, vec![z.into()], vec![])
+        .unwrap();
+    let t = b.build(&[r]).unwrap();
+    for e in [
+        grad(&t, &[t.inputs[0]]).unwrap_err(),
+        thunder_transforms::jvp(&t, &[t.inputs[0]]).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("makes the complex value"), "{e}");
+    }
     let mut b = TraceBuilder::new("f");
     let i = b.input("i", TensorMeta::new(DType::I64, [4])).unwrap();
     let y = b.neg(i).unwrap();

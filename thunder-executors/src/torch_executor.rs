@@ -811,6 +811,10 @@ fn compile_prim(
                 )?)
             })
         }
+        Polygamma => {
+            let order = int(&at[0])?;
+            Box::new(move |args| one(tensor(args, 0)?.f_polygamma(order)?))
+        }
         Copy_ => Box::new(move |args| {
             let mut dst = tensor(args, 1)?.shallow_clone();
             dst.f_copy_(tensor(args, 0)?)?;

@@ -48,6 +48,8 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
     PrimOp::Erfc,
     PrimOp::Erfinv,
     PrimOp::Lgamma,
+    PrimOp::Digamma,
+    PrimOp::Polygamma,
     PrimOp::Floor,
     PrimOp::Ceil,
     PrimOp::Round,
@@ -68,7 +70,9 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
     PrimOp::Flip,
     PrimOp::Slice,
     PrimOp::Cat,
+    PrimOp::Pad,
     PrimOp::Sum,
+    PrimOp::Prod,
     PrimOp::Amax,
     PrimOp::Amin,
     PrimOp::Var,
@@ -76,6 +80,7 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
     PrimOp::Matmul,
     PrimOp::Linear,
     PrimOp::Embedding,
+    PrimOp::EmbeddingBackward,
     PrimOp::Take,
     PrimOp::TakeAlongAxis,
     PrimOp::Gather,
@@ -85,7 +90,7 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
 
 /// A trace computing `trace`'s outputs and the gradients of `wrt` (inputs of `trace`).
 ///
-/// The new trace takes the original inputs followed by one cotangent per tensor output
+/// The new trace takes the original inputs followed by one cotangent per floating tensor output
 /// (`ct_<output name>`, the gradient flowing in, as `torch.autograd.grad`'s `grad_outputs`), and
 /// returns the original outputs followed by one gradient per `wrt` input (zeros when the outputs
 /// do not depend on it).
@@ -102,10 +107,19 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
                 message: format!("{name} is not an input of the trace"),
             });
         }
-        if !meta.dtype.is_inexact() {
+        if meta.dtype.is_complex() {
             return Err(TransformError::Pass {
                 pass: "grad".into(),
-                message: format!("{name} has dtype {}, which has no gradient (only floating and complex tensors do)", meta.dtype),
+                message: format!("{name} has dtype {}: gradients of complex tensors are not supported yet (the VJP rules are written for real inputs; PyTorch's conjugate Wirtinger convention needs conj in each)", meta.dtype),
+            });
+        }
+        if !meta.dtype.is_float() {
+            return Err(TransformError::Pass {
+                pass: "grad".into(),
+                message: format!(
+                    "{name} has dtype {}, which has no gradient (only floating tensors do)",
+                    meta.dtype
+                ),
             });
         }
     }
@@ -124,21 +138,25 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
         let args: Vec<Arg> = p.args.iter().map(|a| map_arg(a, &m)).collect();
         let outs = b.call(p.op, args, p.attrs.clone())?;
         let is_active = p.inputs().iter().any(|v| active.contains(v));
+        if is_active && !op.is_random() {
+            crate::util::refuse_complex("grad", op, p, trace)?;
+        }
         for (o, n) in p.outputs.iter().zip(outs) {
             m.insert(*o, n);
-            if is_active
-                && trace.tensor(*o).is_some_and(|t| t.dtype.is_inexact())
-                && !op.is_random()
+            if is_active && trace.tensor(*o).is_some_and(|t| t.dtype.is_float()) && !op.is_random()
             {
                 active.insert(*o);
             }
         }
     }
     // Cotangents of the outputs.
+    // One cotangent per floating tensor output (an output that does not depend on `wrt` still
+    // takes one, unused, so that the signature depends on the trace only).
     let mut ct: HashMap<Value, Value> = HashMap::new();
+    let mut declared: HashSet<Value> = HashSet::new();
     for &o in &trace.outputs {
-        if let (Some(t), true) = (trace.tensor(o), active.contains(&o)) {
-            if ct.contains_key(&o) {
+        if let Some(t) = trace.tensor(o).filter(|t| t.dtype.is_float()) {
+            if !declared.insert(o) {
                 continue;
             }
             let meta = TensorMeta {
@@ -146,7 +164,9 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
                 ..t.clone()
             };
             let v = b.input(&format!("ct_{}", trace.name_of(o)), meta)?;
-            ct.insert(o, v);
+            if active.contains(&o) {
+                ct.insert(o, v);
+            }
         }
     }
     // Backward.
@@ -824,32 +844,35 @@ pub(crate) fn vjp_rule(
                     .tensor(x)
                     .cloned()
                     .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
-                let dim = match &p.attrs[0] {
-                    Attr::Int(d) if *d < 0 => (*d + a.rank() as i64) as usize,
-                    Attr::Int(d) => *d as usize,
-                    _ => 0,
-                };
                 let idx = p.args[1]
                     .as_value()
                     .and_then(|v| trace.tensor(v))
                     .cloned()
                     .ok_or_else(|| no_rule("VJP", op, "index is not a tensor"))?;
-                if a.rank() == 0 || idx.rank() != 1 {
-                    return Err(no_rule(
-                        "VJP",
-                        op,
-                        "only a 1-D index into a tensor with dims is differentiated yet",
-                    ));
-                }
-                let zeros = zeros(b, &a)?;
-                out.push((
-                    x,
+                let gx = if a.rank() == 0 {
+                    // Every index picks the one element.
+                    let s = b.prim(Sum, vec![g.into()], vec![ints(0..idx.rank())])?;
+                    b.prim(Reshape, vec![s.into()], vec![ints([0usize; 0])])?
+                } else {
+                    let dim = match &p.attrs[0] {
+                        Attr::Int(d) if *d < 0 => (*d + a.rank() as i64) as usize,
+                        Attr::Int(d) => *d as usize,
+                        _ => 0,
+                    };
+                    // A 0-d index took one slice and dropped the dim: put it back as size 1.
+                    let k = idx.shape.numel();
+                    let mut gshape = a.shape.sizes();
+                    gshape[dim] = k;
+                    let g1 = b.prim(Reshape, vec![g.into()], vec![ints(&gshape)])?;
+                    let i1 = b.prim(Reshape, vec![arg(1)], vec![ints([k])])?;
+                    let zeros = zeros(b, &a)?;
                     b.prim(
                         IndexAdd,
-                        vec![zeros.into(), arg(1), g.into()],
+                        vec![zeros.into(), i1.into(), g1.into()],
                         vec![Attr::Int(dim as i64)],
-                    )?,
-                ));
+                    )?
+                };
+                out.push((x, gx));
             }
         }
         IndexAdd => {
@@ -907,11 +930,219 @@ pub(crate) fn vjp_rule(
                 );
             }
         }
+        Digamma | Polygamma => {
+            // d/da polygamma(n, a) = polygamma(n + 1, a); digamma is polygamma(0, a).
+            let n = match p.attrs.first() {
+                Some(Attr::Int(n)) => *n,
+                _ => 0,
+            };
+            let d = b.prim(Polygamma, vec![arg(0)], vec![Attr::Int(n + 1)])?;
+            push(0, p2(b, Mul, g.into(), d.into())?, &mut out);
+        }
+        Prod => {
+            if let Some(x) = orig(0) {
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
+                let dims = reduced_dims(&p.attrs[0], a.rank());
+                let d = prod_partials(b, arg(0), &a, &dims)?;
+                let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
+                let gb = b.prim(
+                    BroadcastInDim,
+                    vec![g.into()],
+                    vec![ints(a.shape.sizes()), ints(&kept)],
+                )?;
+                out.push((x, p2(b, Mul, gb.into(), d.into())?));
+            }
+        }
+        Pad => {
+            if let Some(x) = orig(0) {
+                let a = trace
+                    .tensor(x)
+                    .cloned()
+                    .ok_or_else(|| no_rule("VJP", op, "operand is not a tensor"))?;
+                let config = match &p.attrs[1] {
+                    Attr::IntLists(c) => c.clone(),
+                    _ => return Err(no_rule("VJP", op, "bad padding_config")),
+                };
+                out.push((x, pad_vjp(b, g, &a, &config)?));
+            }
+        }
+        EmbeddingBackward => {
+            // Linear in the gradient it scatters: the VJP gathers the rows back (the padding
+            // row's entries got nothing, so they get nothing back).
+            if orig(0).is_some() {
+                let rows = b.prim(
+                    Embedding,
+                    vec![arg(1), g.into()],
+                    vec![
+                        Attr::None,
+                        Attr::None,
+                        Attr::Float(2.0),
+                        Attr::Bool(false),
+                        Attr::Bool(false),
+                    ],
+                )?;
+                let gx = match &p.attrs[1] {
+                    Attr::Int(pad) => {
+                        let num = match &p.attrs[0] {
+                            Attr::Int(n) => *n,
+                            _ => 0,
+                        };
+                        let pad = if *pad < 0 { *pad + num } else { *pad };
+                        let keep = p2(b, Ne, arg(1), Arg::Int(pad))?;
+                        let shape = b.tensor(rows)?.shape.clone();
+                        let r = b.tensor(keep)?.rank();
+                        let kb = b.prim(
+                            BroadcastInDim,
+                            vec![keep.into()],
+                            vec![ints(shape.sizes()), ints(0..r)],
+                        )?;
+                        b.prim(Where, vec![kb.into(), rows.into(), Arg::Float(0.0)], vec![])?
+                    }
+                    _ => rows,
+                };
+                let gx = if matches!(p.attrs[2], Attr::Bool(true)) {
+                    // scale_grad_by_freq divided each row's sum by how often its index occurs:
+                    // divide each gathered entry by its index's count.
+                    let num = p.attrs[0].clone();
+                    let gt = orig(0)
+                        .and_then(|v| trace.tensor(v))
+                        .cloned()
+                        .ok_or_else(|| no_rule("VJP", op, "grad is not a tensor"))?;
+                    let mut ones_shape = gt.shape.sizes();
+                    if let Some(last) = ones_shape.last_mut() {
+                        *last = 1;
+                    }
+                    let ones = b.prim(
+                        Full,
+                        vec![],
+                        vec![
+                            ints(&ones_shape),
+                            Attr::Float(1.0),
+                            Attr::Device(gt.device),
+                            Attr::DType(gt.dtype),
+                        ],
+                    )?;
+                    let counts = b.prim(
+                        EmbeddingBackward,
+                        vec![ones.into(), arg(1)],
+                        vec![num, Attr::None, Attr::Bool(false), Attr::Bool(false)],
+                    )?;
+                    let at = b.prim(
+                        Embedding,
+                        vec![arg(1), counts.into()],
+                        vec![
+                            Attr::None,
+                            Attr::None,
+                            Attr::Float(2.0),
+                            Attr::Bool(false),
+                            Attr::Bool(false),
+                        ],
+                    )?;
+                    let r = ones_shape.len();
+                    let ab = b.prim(
+                        BroadcastInDim,
+                        vec![at.into()],
+                        vec![ints(gt.shape.sizes()), ints(0..r)],
+                    )?;
+                    p2(b, Div, gx.into(), ab.into())?
+                } else {
+                    gx
+                };
+                push(0, gx, &mut out);
+            }
+        }
+        Copy_ => {
+            return Err(no_rule(
+                "VJP",
+                op,
+                "it writes into copy_to in place; differentiate the functional program (the value it copies) instead",
+            ))
+        }
         // Comparisons and other non-differentiable results never carry a cotangent; every
         // other prim is refused rather than differentiated wrongly.
         other => return Err(no_rule("VJP", other, "not written yet")),
     }
     Ok(out)
+}
+
+/// The partial derivatives of `prod(a, dims)` with respect to each element of `a`, with `a`'s
+/// shape: the product of the other elements of its reduction group. Zeros are handled without
+/// dividing by them: with no zero in the group it is `prod / a`; with one zero, the product of the
+/// non-zeros at the zero and 0 elsewhere; with two or more, 0 everywhere.
+pub(crate) fn prod_partials(
+    b: &mut TraceBuilder,
+    a: Arg,
+    meta: &TensorMeta,
+    dims: &[usize],
+) -> Result<Value> {
+    use PrimOp::*;
+    let kept: Vec<usize> = (0..meta.rank()).filter(|d| !dims.contains(d)).collect();
+    let full = |b: &mut TraceBuilder, v: Value| -> Result<Value> {
+        Ok(b.prim(
+            BroadcastInDim,
+            vec![v.into()],
+            vec![ints(meta.shape.sizes()), ints(&kept)],
+        )?)
+    };
+    let is0 = b.prim(Eq, vec![a.clone(), Arg::Float(0.0)], vec![])?;
+    let a1 = b.prim(Where, vec![is0.into(), Arg::Float(1.0), a], vec![])?;
+    let p_nz = b.prim(Prod, vec![a1.into()], vec![ints(dims)])?;
+    let p_nz = full(b, p_nz)?;
+    let zf = b.prim(
+        ConvertElementType,
+        vec![is0.into()],
+        vec![Attr::DType(meta.dtype)],
+    )?;
+    let count = b.prim(Sum, vec![zf.into()], vec![ints(dims)])?;
+    let count = full(b, count)?;
+    let none = b.prim(Eq, vec![count.into(), Arg::Float(0.0)], vec![])?;
+    let one = b.prim(Eq, vec![count.into(), Arg::Float(1.0)], vec![])?;
+    let at_zero = b.prim(
+        Where,
+        vec![one.into(), p_nz.into(), Arg::Float(0.0)],
+        vec![],
+    )?;
+    let q = b.prim(Div, vec![p_nz.into(), a1.into()], vec![])?;
+    let elsewhere = b.prim(Where, vec![none.into(), q.into(), Arg::Float(0.0)], vec![])?;
+    Ok(b.prim(
+        Where,
+        vec![is0.into(), at_zero.into(), elsewhere.into()],
+        vec![],
+    )?)
+}
+
+/// The VJP of `pad(a, config)`: undo the low/high padding (negative padding cropped `a`, so the
+/// cropped elements get zeros back) and take every `interior + 1`-th element.
+fn pad_vjp(b: &mut TraceBuilder, g: Value, a: &TensorMeta, config: &[Vec<i64>]) -> Result<Value> {
+    use PrimOp::*;
+    if a.shape.numel() == 0 {
+        return zeros(b, a);
+    }
+    let mut v = g;
+    if config.iter().any(|c| c[0] != 0 || c[1] != 0) {
+        let undo: Vec<Vec<i64>> = config.iter().map(|c| vec![-c[0], -c[1], 0]).collect();
+        v = b.prim(
+            Pad,
+            vec![v.into()],
+            vec![Attr::Float(0.0), Attr::IntLists(undo)],
+        )?;
+    }
+    if config.iter().any(|c| c[2] != 0) {
+        let sizes = b.tensor(v)?.shape.sizes();
+        v = b.prim(
+            Slice,
+            vec![v.into()],
+            vec![
+                Attr::Ints(vec![0; sizes.len()]),
+                Attr::Ints(sizes.iter().map(|&s| s as i64).collect()),
+                Attr::Ints(config.iter().map(|c| c[2] + 1).collect()),
+            ],
+        )?;
+    }
+    Ok(v)
 }
 
 /// Sums `v` over the dims that broadcasting added or expanded, so that it gets `target`'s shape.

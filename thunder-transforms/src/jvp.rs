@@ -63,6 +63,9 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
             m.insert(*o, *n);
         }
         let is_active = p.inputs().iter().any(|v| active.contains(v)) && !op.is_random();
+        if is_active {
+            crate::util::refuse_complex("jvp", op, p, trace)?;
+        }
         let out_float = trace
             .tensor(p.outputs[0])
             .is_some_and(|t| t.dtype.is_float());
@@ -185,7 +188,9 @@ fn rule(
             sum(b, vec![ta, tb])?
         }
         Neg | ConvertElementType | BroadcastInDim | Reshape | Transpose | Sum | Slice | Squeeze
-        | Flip | DevicePut | Take | TakeAlongAxis | Gather => same_on_tangent(b, 0)?,
+        | Flip | DevicePut | Take | TakeAlongAxis | Gather | EmbeddingBackward => {
+            same_on_tangent(b, 0)?
+        }
         Pad => {
             let t = dz(b, 0)?;
             b.prim(
@@ -307,6 +312,40 @@ fn rule(
                 }
             }
             sum(b, terms)?
+        }
+        Polygamma => {
+            let t = dz(b, 0)?;
+            let contributions = crate::grad::vjp_rule(b, op, p, t, m, trace)?;
+            contributions
+                .first()
+                .map(|(_, v)| *v)
+                .ok_or_else(|| no_rule("JVP", op, "the derivative is zero"))?
+        }
+        Prod => {
+            let x = p.args[0]
+                .as_value()
+                .ok_or_else(|| no_rule("JVP", op, "operand is not a value"))?;
+            let a = trace
+                .tensor(x)
+                .cloned()
+                .ok_or_else(|| no_rule("JVP", op, "operand is not a tensor"))?;
+            let dims: Vec<usize> = match &p.attrs[0] {
+                Attr::Ints(v) => v
+                    .iter()
+                    .map(|&d| {
+                        if d < 0 {
+                            (d + a.rank() as i64) as usize
+                        } else {
+                            d as usize
+                        }
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let d = crate::grad::prod_partials(b, arg(0), &a, &dims)?;
+            let t = dz(b, 0)?;
+            let td = p2(b, Mul, t.into(), d.into())?;
+            b.prim(Sum, vec![td.into()], vec![ints(&dims)])?
         }
         Amax | Amin | Var => {
             let x = p.args[0]

@@ -60,4 +60,4 @@ pub use grad::grad;
 pub use jvp::jvp;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
 pub use split::{forward_backward, ForwardBackward};
-pub use vmap::vmap;
+pub use vmap::{vmap, vmap_dims};

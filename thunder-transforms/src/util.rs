@@ -63,3 +63,23 @@ pub(crate) fn no_rule(transform: &'static str, op: PrimOp, why: &str) -> Transfo
         reason: why.to_string(),
     }
 }
+
+/// Refuses a prim on the differentiated path that makes a complex value: the rules are written for
+/// real values, and a complex intermediate would get a silently wrong derivative.
+pub(crate) fn refuse_complex(pass: &str, op: PrimOp, p: &BoundSymbol, trace: &Trace) -> Result<()> {
+    match p
+        .outputs
+        .iter()
+        .find(|&&o| trace.tensor(o).is_some_and(|t| t.dtype.is_complex()))
+    {
+        Some(&o) => Err(TransformError::Pass {
+            pass: pass.into(),
+            message: format!(
+                "prims.{} makes the complex value {} from a differentiated input: derivatives through complex values are not supported yet",
+                op.name(),
+                trace.name_of(o)
+            ),
+        }),
+        None => Ok(()),
+    }
+}

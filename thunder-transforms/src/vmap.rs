@@ -21,6 +21,27 @@ fn attr_ints(a: &Attr) -> Vec<i64> {
 /// `trace` over a batch of `batch` examples. `in_dims[i]` is where input `i` carries the batch dim
 /// (`None`: the input is shared by every example). Outputs carry the batch dim first.
 pub fn vmap(trace: &Trace, in_dims: &[Option<usize>], batch: usize) -> Result<Trace> {
+    vmap_dims(trace, in_dims, &vec![0; trace.outputs.len()], batch)
+}
+
+/// [`vmap`] with the batch dim of output `i` at `out_dims[i]` (`torch.func.vmap`'s `out_dims`).
+/// Nested vmap is vmap of the trace vmap returns.
+pub fn vmap_dims(
+    trace: &Trace,
+    in_dims: &[Option<usize>],
+    out_dims: &[usize],
+    batch: usize,
+) -> Result<Trace> {
+    if out_dims.len() != trace.outputs.len() {
+        return Err(TransformError::Pass {
+            pass: "vmap".into(),
+            message: format!(
+                "out_dims has {} entries but the trace has {} outputs",
+                out_dims.len(),
+                trace.outputs.len()
+            ),
+        });
+    }
     if in_dims.len() != trace.inputs.len() {
         return Err(TransformError::Pass {
             pass: "vmap".into(),
@@ -84,12 +105,45 @@ pub fn vmap(trace: &Trace, in_dims: &[Option<usize>], batch: usize) -> Result<Tr
         }
     }
     let mut outputs = Vec::with_capacity(trace.outputs.len());
-    for o in &trace.outputs {
+    for (o, &d) in trace.outputs.iter().zip(out_dims) {
         let (v, batched) = m[o];
-        outputs.push(if batched {
+        let v = if batched {
             v
         } else {
             batched_copy(&mut b, v, batch)?
+        };
+        let rank = b
+            .tensor(v)
+            .map(|t| t.rank())
+            .map_err(|_| TransformError::Pass {
+                pass: "vmap".into(),
+                message: format!(
+                    "output {} is a number: only tensors can be batched",
+                    trace.name_of(*o)
+                ),
+            })?;
+        if d >= rank {
+            return Err(TransformError::Pass {
+                pass: "vmap".into(),
+                message: format!(
+                    "out_dims: {} has rank {} with the batch dim, so its batch dim cannot be {d}",
+                    trace.name_of(*o),
+                    rank
+                ),
+            });
+        }
+        outputs.push(if d == 0 {
+            v
+        } else {
+            // Move the batch dim from the front to `d`.
+            let perm: Vec<usize> = (0..rank)
+                .map(|j| match j.cmp(&d) {
+                    std::cmp::Ordering::Less => j + 1,
+                    std::cmp::Ordering::Equal => 0,
+                    std::cmp::Ordering::Greater => j,
+                })
+                .collect();
+            b.prim(PrimOp::Transpose, vec![v.into()], vec![ints(perm)])?
         });
     }
     Ok(b.build(&outputs)?)
@@ -202,7 +256,7 @@ fn rule(
             - 1)
     };
     let v = match op {
-        ConvertElementType | DevicePut => b.prim(op, args, p.attrs.clone())?,
+        ConvertElementType | DevicePut | Polygamma => b.prim(op, args, p.attrs.clone())?,
         BroadcastInDim => {
             let mut shape = vec![batch as i64];
             shape.extend(attr_ints(&p.attrs[0]));
@@ -276,7 +330,7 @@ fn rule(
                 }
             }
         }
-        TakeAlongAxis | Gather => {
+        TakeAlongAxis | Gather | ScatterAdd => {
             let r = arg_rank(b, 0)?;
             let d = match &p.attrs[0] {
                 Attr::Int(d) => shifted(&[*d], r)[0],
@@ -286,17 +340,43 @@ fn rule(
         }
         Matmul => {
             // Equal ranks (>= 2) with the batch dim first, so that libtorch's batch broadcasting
-            // lines the batch dims up.
-            let (ra, rb) = (arg_rank(b, 0)?, arg_rank(b, 1)?);
-            if ra < 2 || rb < 2 {
-                return Err(no_rule("batching", op, "1-D operands are not batched yet"));
+            // lines the batch dims up. A 1-D operand becomes a matrix ([k] -> [1, k] on the
+            // left, [k, 1] on the right) and the result loses that dim again.
+            let (ra0, rb0) = (arg_rank(b, 0)?, arg_rank(b, 1)?);
+            let operand = |i: usize| {
+                args[i]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "operand"))
+            };
+            let (mut va, mut vb) = (operand(0)?, operand(1)?);
+            let per_example = |b: &TraceBuilder, v: Value| -> Result<thunder_ir::Shape> {
+                Ok(thunder_ir::Shape::new(
+                    b.tensor(v)?.shape.sizes()[1..].to_vec(),
+                ))
+            };
+            let want = thunder_ir::ops::prims::matmul_shape(
+                "matmul",
+                &per_example(b, va)?,
+                &per_example(b, vb)?,
+            )?;
+            if ra0 == 1 {
+                va = b.prim(
+                    Reshape,
+                    vec![va.into()],
+                    vec![ints([batch, 1, b.tensor(va)?.shape.size(1)])],
+                )?;
             }
+            if rb0 == 1 {
+                vb = b.prim(
+                    Reshape,
+                    vec![vb.into()],
+                    vec![ints([batch, b.tensor(vb)?.shape.size(1), 1])],
+                )?;
+            }
+            let (ra, rb) = (ra0.max(2), rb0.max(2));
             let r = ra.max(rb);
             let mut lifted = Vec::new();
-            for (i, ri) in [(0, ra), (1, rb)] {
-                let v = args[i]
-                    .as_value()
-                    .ok_or_else(|| no_rule("batching", op, "operand"))?;
+            for (v, ri) in [(va, ra), (vb, rb)] {
                 if ri == r {
                     lifted.push(v);
                     continue;
@@ -307,7 +387,14 @@ fn rule(
                 shape.extend(&s[1..]);
                 lifted.push(b.prim(Reshape, vec![v.into()], vec![ints(shape)])?);
             }
-            b.prim(Matmul, vec![lifted[0].into(), lifted[1].into()], vec![])?
+            let y = b.prim(Matmul, vec![lifted[0].into(), lifted[1].into()], vec![])?;
+            let mut shape = vec![batch];
+            shape.extend(want.sizes());
+            if b.tensor(y)?.shape.sizes() == shape {
+                y
+            } else {
+                b.prim(Reshape, vec![y.into()], vec![ints(shape)])?
+            }
         }
         Linear if !batched(&p.args[1]) && !batched(&p.args[2]) => b.prim(
             Linear,
@@ -319,7 +406,298 @@ fn rule(
             vec![args[0].clone(), plain[1].clone()],
             p.attrs.clone(),
         )?,
+        Linear => {
+            // A batched weight or bias: x w^T as a batched matmul, then the bias broadcast.
+            let (x, w) = (
+                args[0]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "operand"))?,
+                args[1]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "weight"))?,
+            );
+            let xs = b.tensor(x)?.shape.sizes();
+            let n_in = *xs
+                .last()
+                .ok_or_else(|| no_rule("batching", op, "0-d input"))?;
+            let mid: Vec<usize> = xs[1..xs.len() - 1].to_vec();
+            let rows: usize = mid.iter().product();
+            let y = if batched(&p.args[1]) {
+                let ws = b.tensor(w)?.shape.sizes();
+                let (wt, n_out) = if ws.len() == 3 {
+                    (
+                        b.prim(Transpose, vec![w.into()], vec![ints([0, 2, 1])])?,
+                        Some(ws[1]),
+                    )
+                } else {
+                    (
+                        b.prim(Reshape, vec![w.into()], vec![ints([batch, n_in, 1])])?,
+                        None,
+                    )
+                };
+                let x3 = b.prim(Reshape, vec![x.into()], vec![ints([batch, rows, n_in])])?;
+                let y3 = b.prim(Matmul, vec![x3.into(), wt.into()], vec![])?;
+                let mut shape = vec![batch];
+                shape.extend(&mid);
+                shape.extend(n_out);
+                b.prim(Reshape, vec![y3.into()], vec![ints(shape)])?
+            } else {
+                b.prim(Linear, vec![x.into(), plain[1].clone(), Arg::None], vec![])?
+            };
+            match &p.args[2] {
+                Arg::Value(bias) => {
+                    let (bv, bt) = m[bias];
+                    let ys = b.tensor(y)?.shape.sizes();
+                    let rb = b.tensor(bv)?.rank();
+                    let bd: Vec<usize> = if bt {
+                        std::iter::once(0)
+                            .chain(ys.len() + 1 - rb..ys.len())
+                            .collect()
+                    } else {
+                        (ys.len() - rb..ys.len()).collect()
+                    };
+                    let bb = b.prim(BroadcastInDim, vec![bv.into()], vec![ints(&ys), ints(bd)])?;
+                    b.prim(Add, vec![y.into(), bb.into()], vec![])?
+                }
+                _ => y,
+            }
+        }
+        Take => {
+            let a = args[0]
+                .as_value()
+                .ok_or_else(|| no_rule("batching", op, "operand"))?;
+            let dim = match &p.attrs[0] {
+                Attr::Int(d) => *d,
+                _ => 0,
+            };
+            let r = arg_rank(b, 0)?;
+            // A 0-d tensor is taken from as if it were [1].
+            let a = if r == 0 {
+                b.prim(Reshape, vec![a.into()], vec![ints([batch, 1])])?
+            } else {
+                a
+            };
+            let r = r.max(1);
+            let dim = if dim < 0 { dim + r as i64 } else { dim } as usize;
+            if !batched(&p.args[1]) {
+                b.prim(
+                    Take,
+                    vec![a.into(), plain[1].clone()],
+                    vec![Attr::Int(dim as i64 + 1)],
+                )?
+            } else {
+                // Per-example indices: fold the batch into the indexed dim and offset each
+                // example's indices by its position.
+                let idx = args[1]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "index"))?;
+                let kr = b.tensor(idx)?.rank() - 1;
+                let (folded, n, rest) = fold_dim(b, a, dim, batch)?;
+                let off = offsets(b, idx, n, batch)?;
+                let k = b.tensor(off)?.shape.numel();
+                let flat = b.prim(Reshape, vec![off.into()], vec![ints([k])])?;
+                let t = b.prim(Take, vec![folded.into(), flat.into()], vec![Attr::Int(0)])?;
+                let mut shape = b.tensor(off)?.shape.sizes();
+                shape.extend(&rest);
+                let t = b.prim(Reshape, vec![t.into()], vec![ints(&shape)])?;
+                // [B, idx.., a[:dim].., a[dim+1:]..] -> [B, a[:dim].., idx.., a[dim+1:]..]
+                let mut perm = vec![0usize];
+                perm.extend(1 + kr..1 + kr + dim);
+                perm.extend(1..1 + kr);
+                perm.extend(1 + kr + dim..shape.len());
+                b.prim(Transpose, vec![t.into()], vec![ints(perm)])?
+            }
+        }
+        IndexAdd => {
+            let (a, v) = (
+                args[0]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "operand"))?,
+                args[2]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "value"))?,
+            );
+            let r = arg_rank(b, 0)?;
+            if r == 0 {
+                return Err(no_rule("batching", op, "a 0-d tensor is not batched"));
+            }
+            let dim = match &p.attrs[0] {
+                Attr::Int(d) if *d < 0 => (*d + r as i64) as usize,
+                Attr::Int(d) => *d as usize,
+                _ => 0,
+            };
+            if !batched(&p.args[1]) {
+                b.prim(
+                    IndexAdd,
+                    vec![a.into(), plain[1].clone(), v.into()],
+                    vec![Attr::Int(dim as i64 + 1)],
+                )?
+            } else {
+                let idx = args[1]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "index"))?;
+                let (fa, n, _) = fold_dim(b, a, dim, batch)?;
+                let (fv, _, _) = fold_dim(b, v, dim, batch)?;
+                let off = offsets(b, idx, n, batch)?;
+                let k = b.tensor(off)?.shape.numel();
+                let flat = b.prim(Reshape, vec![off.into()], vec![ints([k])])?;
+                let s = b.prim(
+                    IndexAdd,
+                    vec![fa.into(), flat.into(), fv.into()],
+                    vec![Attr::Int(0)],
+                )?;
+                unfold_dim(b, s, a, dim)?
+            }
+        }
+        EmbeddingBackward => {
+            // Per-example gradients of per-example tables: example e's rows are e * num + i of a
+            // table `batch` times taller. The padding row gets no gradient: mask it first.
+            let (g, idx) = (
+                args[0]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "grad"))?,
+                args[1]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "indices"))?,
+            );
+            let num = match &p.attrs[0] {
+                Attr::Int(n) => *n as usize,
+                _ => return Err(no_rule("batching", op, "num_weights")),
+            };
+            let g = match &p.attrs[1] {
+                Attr::Int(pad) => {
+                    let pad = if *pad < 0 { *pad + num as i64 } else { *pad };
+                    let keep = b.prim(Ne, vec![idx.into(), Arg::Int(pad)], vec![])?;
+                    let gs = b.tensor(g)?.shape.sizes();
+                    let kr = b.tensor(keep)?.rank();
+                    let kb = b.prim(
+                        BroadcastInDim,
+                        vec![keep.into()],
+                        vec![ints(&gs), ints(0..kr)],
+                    )?;
+                    b.prim(Where, vec![kb.into(), g.into(), Arg::Float(0.0)], vec![])?
+                }
+                _ => g,
+            };
+            let off = offsets(b, idx, num, batch)?;
+            let t = b.prim(
+                EmbeddingBackward,
+                vec![g.into(), off.into()],
+                vec![
+                    Attr::Int((num * batch) as i64),
+                    Attr::None,
+                    p.attrs[2].clone(),
+                    p.attrs[3].clone(),
+                ],
+            )?;
+            let d = b.tensor(t)?.shape.size(1);
+            b.prim(Reshape, vec![t.into()], vec![ints([batch, num, d])])?
+        }
+        Embedding => {
+            // A batched table: example e's rows are e * num + i of the stacked tables.
+            if !matches!(p.attrs[0], Attr::None) || !matches!(p.attrs[1], Attr::None) {
+                return Err(no_rule(
+                    "batching",
+                    op,
+                    "a batched weight with padding_idx or max_norm (per-example padding rows and renormalization have no single-table form)",
+                ));
+            }
+            let (idx, w) = (
+                args[0]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "indices"))?,
+                args[1]
+                    .as_value()
+                    .ok_or_else(|| no_rule("batching", op, "weight"))?,
+            );
+            let ws = b.tensor(w)?.shape.sizes();
+            let w2 = b.prim(Reshape, vec![w.into()], vec![ints([ws[0] * ws[1], ws[2]])])?;
+            let off = offsets(b, idx, ws[1], batch)?;
+            b.prim(Embedding, vec![off.into(), w2.into()], p.attrs.clone())?
+        }
+        Copy_ => {
+            if !batched(&p.args[1]) {
+                return Err(TransformError::Pass {
+                    pass: "vmap".into(),
+                    message: "copy_ would write a batched value into a tensor that is not batched; batch copy_to too (torch.func.vmap refuses this as well)".into(),
+                });
+            }
+            b.prim(Copy_, args, vec![])?
+        }
         other => return Err(no_rule("batching", other, "not written yet")),
     };
     one(v)
+}
+
+/// `v` (batched, batch dim first) with its per-example dim `dim` folded into the batch:
+/// `[B, .., n, ..]` -> `[B * n, ..]` (the other dims in order). Returns the folded tensor, `n` and
+/// the other per-example sizes.
+fn fold_dim(
+    b: &mut TraceBuilder,
+    v: Value,
+    dim: usize,
+    batch: usize,
+) -> Result<(Value, usize, Vec<usize>)> {
+    let s = b.tensor(v)?.shape.sizes();
+    let mut perm = vec![0usize, dim + 1];
+    perm.extend((1..s.len()).filter(|&j| j != dim + 1));
+    let moved = if dim == 0 {
+        v
+    } else {
+        b.prim(PrimOp::Transpose, vec![v.into()], vec![ints(&perm)])?
+    };
+    let n = s[dim + 1];
+    let rest: Vec<usize> = perm[2..].iter().map(|&j| s[j]).collect();
+    let mut shape = vec![batch * n];
+    shape.extend(&rest);
+    let folded = b.prim(PrimOp::Reshape, vec![moved.into()], vec![ints(shape)])?;
+    Ok((folded, n, rest))
+}
+
+/// The inverse of [`fold_dim`]: `folded` back to the shape and dim order of `like`.
+fn unfold_dim(b: &mut TraceBuilder, folded: Value, like: Value, dim: usize) -> Result<Value> {
+    let s = b.tensor(like)?.shape.sizes();
+    let mut perm = vec![0usize, dim + 1];
+    perm.extend((1..s.len()).filter(|&j| j != dim + 1));
+    let moved_shape: Vec<usize> = perm.iter().map(|&j| s[j]).collect();
+    let r = b.prim(
+        PrimOp::Reshape,
+        vec![folded.into()],
+        vec![ints(moved_shape)],
+    )?;
+    if dim == 0 {
+        return Ok(r);
+    }
+    let mut inv = vec![0usize; perm.len()];
+    for (i, &d) in perm.iter().enumerate() {
+        inv[d] = i;
+    }
+    Ok(b.prim(PrimOp::Transpose, vec![r.into()], vec![ints(inv)])?)
+}
+
+/// Per-example indices (`idx`, batched, into a dim of size `n`) made global for the folded dim
+/// of [`fold_dim`]: negative indices wrapped, then example `e`'s shifted by `e * n`.
+fn offsets(b: &mut TraceBuilder, idx: Value, n: usize, batch: usize) -> Result<Value> {
+    use PrimOp::*;
+    let t = b.tensor(idx)?.clone();
+    let neg = b.prim(Lt, vec![idx.into(), Arg::Int(0)], vec![])?;
+    let wrapped = b.prim(Add, vec![idx.into(), Arg::Int(n as i64)], vec![])?;
+    let idx = b.prim(Where, vec![neg.into(), wrapped.into(), idx.into()], vec![])?;
+    let base = b.prim(
+        Iota,
+        vec![],
+        vec![
+            Attr::Int(batch as i64),
+            Attr::Int(0),
+            Attr::Int(n as i64),
+            Attr::Device(t.device),
+            Attr::DType(t.dtype),
+        ],
+    )?;
+    let base = b.prim(
+        BroadcastInDim,
+        vec![base.into()],
+        vec![ints(t.shape.sizes()), ints([0usize])],
+    )?;
+    Ok(b.prim(Add, vec![idx.into(), base.into()], vec![])?)
 }

@@ -28,7 +28,7 @@ op_enum! {
         Acosh = "acosh", Atanh = "atanh", Erf = "erf", Erfc = "erfc", Erfinv = "erfinv",
         Lgamma = "lgamma", Digamma = "digamma", Floor = "floor", Ceil = "ceil", Round = "round",
         Trunc = "trunc", Sign = "sign", Signbit = "signbit", IsFinite = "isfinite",
-        BitwiseNot = "bitwise_not", Real = "real", Imag = "imag",
+        BitwiseNot = "bitwise_not", Real = "real", Imag = "imag", Polygamma = "polygamma",
         // binary elementwise
         Add = "add", Sub = "sub", Mul = "mul", Div = "div", Remainder = "remainder", Fmod = "fmod",
         Pow = "pow", Atan2 = "atan2", Maximum = "maximum", Minimum = "minimum", Eq = "eq", Ne = "ne",
@@ -187,6 +187,7 @@ impl PrimOp {
                     ("dtype", A::DType),
                 ],
             ),
+            Polygamma => s(&[("a", P::Tensor)], &[("n", A::Int)]),
             Take | TakeAlongAxis | Gather => s(
                 &[("a", P::Tensor), ("index", P::Tensor)],
                 &[("dim", A::Int)],
@@ -928,6 +929,15 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 g.dtype,
                 g.device,
             ))
+        }
+        Polygamma => {
+            let a = tensor(n, args, 0, "a")?;
+            require(n, a.dtype.is_float(), || {
+                format!("a must have a floating dtype, got {}", a.dtype)
+            })?;
+            let order = attr_int(n, attrs, 0)?;
+            require(n, order >= 0, || format!("n={order} must be >= 0"))?;
+            Ok(like(a, a.dtype))
         }
         Copy_ => {
             let src = tensor(n, args, 0, "copy_from")?;
