@@ -133,3 +133,94 @@ fn jvp_of_grad_gives_a_symmetric_hessian() {
         "H u differs from finite differences by {err}"
     );
 }
+
+/// g(x, w) = (tanh(x @ w^T), sum(x)) with x: [4, 6], w: [5, 6]: two outputs of different ranks.
+fn g2() -> Trace {
+    let mut b = TraceBuilder::new("g");
+    let x = b.input("x", TensorMeta::new(DType::F64, [4, 6])).unwrap();
+    let w = b.input("w", TensorMeta::new(DType::F64, [5, 6])).unwrap();
+    let h = b.linear(x, w, None).unwrap();
+    let h = b.tanh(h).unwrap();
+    let s = b.sum(x, &[1], false).unwrap();
+    b.build(&[h, s]).unwrap()
+}
+
+#[test]
+fn nested_vmap_matches_a_double_loop() {
+    // Inner vmap over x's dim 1 (3 examples, w shared); outer over a batch of 2 at x's dim 0 and
+    // w's dim 2: x: [2, 4, 3, 6], w: [5, 6, 2].
+    let t = g2();
+    let inner = vmap(&t, &[Some(1), None], 3).unwrap();
+    let outer = vmap(&inner, &[Some(0), Some(2)], 2).unwrap();
+    let xs = randn(&[2, 4, 3, 6], 3);
+    let ws = randn(&[5, 6, 2], 4);
+    let out = run(&outer, &[xs.shallow_clone(), ws.shallow_clone()]);
+    assert_eq!(out[0].size(), [2, 3, 4, 5]);
+    assert_eq!(out[1].size(), [2, 3, 4]);
+    for o in 0..2 {
+        for i in 0..3 {
+            let x = xs.get(o).select(1, i);
+            let w = ws.select(2, o);
+            let one = run(&t, &[x, w]);
+            assert!(close(&out[0].get(o).get(i), &one[0]), "({o}, {i})");
+            assert!(close(&out[1].get(o).get(i), &one[1]), "({o}, {i})");
+        }
+    }
+}
+
+#[test]
+fn vmap_out_dims_put_the_batch_dim_where_asked() {
+    let t = g2();
+    let v = thunder_transforms::vmap_dims(&t, &[Some(0), None], &[2, 1], 3).unwrap();
+    let xs = randn(&[3, 4, 6], 5);
+    let w = randn(&[5, 6], 6);
+    let out = run(&v, &[xs.shallow_clone(), w.shallow_clone()]);
+    assert_eq!(out[0].size(), [4, 5, 3]);
+    assert_eq!(out[1].size(), [4, 3]);
+    for e in 0..3 {
+        let one = run(&t, &[xs.get(e), w.shallow_clone()]);
+        assert!(close(&out[0].select(2, e), &one[0]), "example {e}");
+        assert!(close(&out[1].select(1, e), &one[1]), "example {e}");
+    }
+    // An out_dim past the output's rank is a typed error naming the output.
+    let e = thunder_transforms::vmap_dims(&t, &[Some(0), None], &[3, 0], 3).unwrap_err();
+    assert!(e.to_string().contains("cannot be 3"), "{e}");
+    let e = thunder_transforms::vmap_dims(&t, &[Some(0), None], &[0], 3).unwrap_err();
+    assert!(e.to_string().contains("out_dims has 1 entries but the trace has 2 outputs"), "{e}");
+}
+
+#[test]
+fn grad_of_prod_with_zeros_matches_autograd() {
+    // prod's gradient without dividing by zero: no zero, one zero and two zeros in a row.
+    let mut b = TraceBuilder::new("p");
+    let x = b.input("x", TensorMeta::new(DType::F64, [3, 4])).unwrap();
+    let y = b
+        .prim(
+            thunder_ir::PrimOp::Prod,
+            vec![x.into()],
+            vec![thunder_ir::Attr::Ints(vec![1])],
+        )
+        .unwrap();
+    let t = b.build(&[y]).unwrap();
+    let gt = grad(&t, &[t.inputs[0]]).unwrap();
+    let jt = jvp(&t, &[t.inputs[0]]).unwrap();
+    let xv = Tensor::from_slice(&[
+        1.5, -2.0, 0.5, 3.0, //
+        2.0, 0.0, -1.5, 0.75, //
+        0.0, 1.25, 0.0, 2.0,
+    ])
+    .reshape([3, 4]);
+    let ct = randn(&[3], 7);
+    let got = run(&gt, &[xv.shallow_clone(), ct.shallow_clone()]);
+    let leaf = xv.detach().set_requires_grad(true);
+    let loss = (leaf.prod_dim_int(1, false, Kind::Double) * &ct).sum(Kind::Double);
+    let want = Tensor::run_backward(&[loss], &[&leaf], false, false);
+    assert!(close(&got[1], &want[0]), "{} vs {}", got[1], want[0]);
+    // jvp along a direction agrees with <grad, u> row by row (each row is its own function).
+    let u = randn(&[3, 4], 8);
+    let tangent = run(&jt, &[xv.shallow_clone(), u.shallow_clone()]);
+    let ones = Tensor::ones([3], (Kind::Double, tch::Device::Cpu));
+    let full = run(&gt, &[xv.shallow_clone(), ones]);
+    let dot = (&full[1] * &u).sum_dim_intlist(1, false, Kind::Double);
+    assert!(close(&tangent[1], &dot), "{} vs {}", tangent[1], dot);
+}
