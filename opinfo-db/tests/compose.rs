@@ -186,7 +186,11 @@ fn vmap_out_dims_put_the_batch_dim_where_asked() {
     let e = thunder_transforms::vmap_dims(&t, &[Some(0), None], &[3, 0], 3).unwrap_err();
     assert!(e.to_string().contains("cannot be 3"), "{e}");
     let e = thunder_transforms::vmap_dims(&t, &[Some(0), None], &[0], 3).unwrap_err();
-    assert!(e.to_string().contains("out_dims has 1 entries but the trace has 2 outputs"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("out_dims has 1 entries but the trace has 2 outputs"),
+        "{e}"
+    );
 }
 
 #[test]

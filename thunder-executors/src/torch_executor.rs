@@ -47,6 +47,7 @@ pub const DIRECT_OPS: &[TorchOp] = &[
     TorchOp::LogSoftmax,
     TorchOp::CrossEntropy,
     TorchOp::ScaledDotProductAttention,
+    TorchOp::ScaledDotProductAttentionBackward,
     TorchOp::Linear,
     TorchOp::Matmul,
     TorchOp::Bmm,
@@ -926,6 +927,66 @@ fn compile_torch(
                     scale,
                     gqa,
                 )?)
+            })
+        }
+        T::ScaledDotProductAttentionBackward => {
+            // libtorch's own attention backward (flash or memory-efficient on CUDA where they
+            // apply), reached through autograd: the forward is rerun on detached leaves, then
+            // differentiated with `grad_out` as the output's gradient.
+            let (is_causal, scale, gqa) = (boolean(&at[0])?, opt_float(&at[1])?, boolean(&at[2])?);
+            Box::new(move |args| {
+                let g = tensor(args, 0)?;
+                // Inputs that already require grad stay in their graph, and the gradients are
+                // built differentiably then (a double backward through eager PyTorch).
+                let create_graph = (0..4).any(|i| tensor(args, i).is_ok_and(|t| t.requires_grad()));
+                let leaves: Vec<Tensor> = (1..4)
+                    .map(|i| {
+                        let t = tensor(args, i)?;
+                        Ok(if t.requires_grad() {
+                            t.shallow_clone()
+                        } else {
+                            t.detach().set_requires_grad(true)
+                        })
+                    })
+                    .collect::<KResult<_>>()?;
+                let grads = tch::with_grad(|| -> KResult<Vec<Tensor>> {
+                    // A differentiable backward needs the math path: the fused kernels'
+                    // backwards have no derivative.
+                    let out = if create_graph {
+                        Tensor::f_internal_scaled_dot_product_attention_math(
+                            &leaves[0],
+                            &leaves[1],
+                            &leaves[2],
+                            opt_tensor(args, 4)?,
+                            0.0,
+                            is_causal,
+                            None,
+                            scale,
+                            gqa,
+                        )?
+                        .0
+                    } else {
+                        Tensor::f_scaled_dot_product_attention(
+                            &leaves[0],
+                            &leaves[1],
+                            &leaves[2],
+                            opt_tensor(args, 4)?,
+                            0.0,
+                            is_causal,
+                            scale,
+                            gqa,
+                        )?
+                    };
+                    let loss = out.f_mul(g)?.f_sum(out.kind())?;
+                    let refs: Vec<&Tensor> = leaves.iter().collect();
+                    Ok(Tensor::f_run_backward(
+                        &[loss],
+                        &refs,
+                        create_graph,
+                        create_graph,
+                    )?)
+                })?;
+                Ok(grads.into_iter().map(RtValue::Tensor).collect())
             })
         }
         T::Linear => Box::new(move |args| {

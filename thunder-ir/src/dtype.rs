@@ -188,6 +188,18 @@ impl DType {
     pub fn is_fp8(self) -> bool {
         matches!(self, DType::F8E4M3FN | DType::F8E5M2)
     }
+    /// `torch.finfo(dtype).eps` of a floating dtype (the real part's for complex; float32's for
+    /// other dtypes, where PyTorch has none).
+    pub fn finfo_eps(self) -> f64 {
+        match self {
+            DType::F64 | DType::C128 => f64::EPSILON,
+            DType::F16 => 0.0009765625,
+            DType::BF16 => 0.0078125,
+            DType::F8E4M3FN => 0.125,
+            DType::F8E5M2 => 0.25,
+            _ => f32::EPSILON as f64,
+        }
+    }
     /// 16-bit floats, which thunder computes in float32 (as Lightning Thunder does).
     pub fn is_low_precision_float(self) -> bool {
         matches!(

@@ -1,13 +1,16 @@
 //! Reverse-mode autodiff: a trace and the inputs to differentiate give a trace that computes the
 //! outputs and the gradients.
 //!
-//! The transform works on prims: torch-level ops are replaced by their decompositions (custom
-//! rules for softmax, cross_entropy, norms and attention, which save less, come next), the forward
-//! prims are replayed, and the backward is built from one VJP rule per prim, applied in reverse
-//! program order, with cotangents of a value used several times summed. A prim without a rule is a
-//! typed error naming it, never a wrong answer.
+//! The transform works on prims and on the torch-level ops of
+//! [`crate::grad_torch::TORCH_OPS_WITH_VJP`] (softmax, log_softmax, cross_entropy, rms_norm,
+//! layer_norm, attention), which keep their own rule, save less than their decompositions would,
+//! and stay one op in the forward (attention's backward is one op too, which an executor may run
+//! whole); every other torch-level op is replaced by its decomposition. The forward is replayed,
+//! and the backward is built from one VJP rule per op, applied in reverse program order, with
+//! cotangents of a value used several times summed. An op without a rule is a typed error naming
+//! it, never a wrong answer.
 
-use crate::util::{copy_inputs, flatten_prims, ints, no_rule, zeros};
+use crate::util::{copy_inputs, ints, no_rule, zeros};
 use crate::{Result, TransformError};
 use std::collections::{HashMap, HashSet};
 use thunder_ir::{
@@ -95,6 +98,26 @@ pub const PRIMS_WITH_VJP: &[PrimOp] = &[
 /// returns the original outputs followed by one gradient per `wrt` input (zeros when the outputs
 /// do not depend on it).
 pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
+    grad_with(trace, wrt, &GradOptions::default())
+}
+
+/// Options of [`grad_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GradOptions {
+    /// Differentiate the torch-level ops of [`crate::grad_torch::TORCH_OPS_WITH_VJP`] whole with
+    /// their own rules (the default); `false` sends every torch-level op through its
+    /// decomposition (to compare, or to debug a rule).
+    pub torch_rules: bool,
+}
+
+impl Default for GradOptions {
+    fn default() -> Self {
+        GradOptions { torch_rules: true }
+    }
+}
+
+/// [`grad`] with options.
+pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<Trace> {
     for &w in wrt {
         let name = trace.name_of(w).to_string();
         let meta = trace.tensor(w).ok_or_else(|| TransformError::Pass {
@@ -123,33 +146,41 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
             });
         }
     }
-    let prims = flatten_prims(trace);
     let mut b = TraceBuilder::new(format!("{}_grad", trace.name));
     let mut m = copy_inputs(&mut b, trace)?;
-    // Forward: replay, and track which values depend on `wrt`.
+    // Forward: replay, and track which values depend on `wrt`. Torch-level ops with their own
+    // rule stay whole (an executor runs them as one op); the rest are replaced by their
+    // decompositions, down to prims.
     let mut active: HashSet<Value> = wrt.iter().copied().collect();
     let map_arg = |a: &Arg, m: &HashMap<Value, Value>| match a {
         Arg::Value(v) => Arg::Value(m[v]),
         Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
         other => other.clone(),
     };
-    for p in &prims {
-        let Op::Prim(op) = p.op else { continue };
+    let mut units: Vec<&BoundSymbol> = Vec::new();
+    let mut stack: Vec<&BoundSymbol> = trace.bound_symbols.iter().rev().collect();
+    while let Some(p) = stack.pop() {
+        if let Op::Torch(t) = p.op {
+            if !(options.torch_rules && crate::grad_torch::differentiates_whole(t, p, &active)) {
+                stack.extend(p.subsymbols.iter().rev());
+                continue;
+            }
+        }
+        let random = matches!(p.op, Op::Prim(op) if op.is_random());
         let args: Vec<Arg> = p.args.iter().map(|a| map_arg(a, &m)).collect();
         let outs = b.call(p.op, args, p.attrs.clone())?;
         let is_active = p.inputs().iter().any(|v| active.contains(v));
-        if is_active && !op.is_random() {
-            crate::util::refuse_complex("grad", op, p, trace)?;
+        if is_active && !random {
+            crate::util::refuse_complex("grad", p.op, p, trace)?;
         }
         for (o, n) in p.outputs.iter().zip(outs) {
             m.insert(*o, n);
-            if is_active && trace.tensor(*o).is_some_and(|t| t.dtype.is_float()) && !op.is_random()
-            {
+            if is_active && !random && trace.tensor(*o).is_some_and(|t| t.dtype.is_float()) {
                 active.insert(*o);
             }
         }
+        units.push(p);
     }
-    // Cotangents of the outputs.
     // One cotangent per floating tensor output (an output that does not depend on `wrt` still
     // takes one, unused, so that the signature depends on the trace only).
     let mut ct: HashMap<Value, Value> = HashMap::new();
@@ -170,15 +201,17 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
         }
     }
     // Backward.
-    for p in prims.iter().rev() {
-        let Op::Prim(op) = p.op else { continue };
+    for p in units.iter().rev() {
         let Some(&g) = p.outputs.first().and_then(|o| ct.get(o)) else {
             continue;
         };
         if !p.inputs().iter().any(|v| active.contains(v)) {
             continue;
         }
-        let contributions = vjp_rule(&mut b, op, p, g, &m, trace)?;
+        let contributions = match p.op {
+            Op::Prim(op) => vjp_rule(&mut b, op, p, g, &m, trace)?,
+            Op::Torch(t) => crate::grad_torch::vjp(&mut b, t, p, g, &m, trace)?,
+        };
         for (x, gx) in contributions {
             if !active.contains(&x) {
                 continue;
@@ -204,7 +237,8 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
         };
         outputs.push(gw);
     }
-    Ok(b.build(&outputs)?)
+    // Rules emit the gradients of every operand; those nobody asked for are dropped here.
+    Ok(crate::dce::dce(&b.build(&outputs)?)?.renumbered())
 }
 
 fn tensor_meta(b: &TraceBuilder, v: Value) -> Result<TensorMeta> {

@@ -64,7 +64,7 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
         }
         let is_active = p.inputs().iter().any(|v| active.contains(v)) && !op.is_random();
         if is_active {
-            crate::util::refuse_complex("jvp", op, p, trace)?;
+            crate::util::refuse_complex("jvp", p.op, p, trace)?;
         }
         let out_float = trace
             .tensor(p.outputs[0])

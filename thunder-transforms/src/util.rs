@@ -66,7 +66,7 @@ pub(crate) fn no_rule(transform: &'static str, op: PrimOp, why: &str) -> Transfo
 
 /// Refuses a prim on the differentiated path that makes a complex value: the rules are written for
 /// real values, and a complex intermediate would get a silently wrong derivative.
-pub(crate) fn refuse_complex(pass: &str, op: PrimOp, p: &BoundSymbol, trace: &Trace) -> Result<()> {
+pub(crate) fn refuse_complex(pass: &str, op: Op, p: &BoundSymbol, trace: &Trace) -> Result<()> {
     match p
         .outputs
         .iter()
@@ -75,8 +75,8 @@ pub(crate) fn refuse_complex(pass: &str, op: PrimOp, p: &BoundSymbol, trace: &Tr
         Some(&o) => Err(TransformError::Pass {
             pass: pass.into(),
             message: format!(
-                "prims.{} makes the complex value {} from a differentiated input: derivatives through complex values are not supported yet",
-                op.name(),
+                "{} makes the complex value {} from a differentiated input: derivatives through complex values are not supported yet",
+                op.qualified_name(),
                 trace.name_of(o)
             ),
         }),

@@ -44,6 +44,7 @@ op_enum! {
         RmsNorm = "rms_norm", LayerNorm = "layer_norm", Dropout = "dropout", Embedding = "embedding",
         Linear = "linear", Matmul = "matmul", Bmm = "bmm",
         ScaledDotProductAttention = "scaled_dot_product_attention",
+        ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward",
         // shape
         Reshape = "reshape", View = "view", Permute = "permute", Transpose = "transpose",
         Unsqueeze = "unsqueeze", Squeeze = "squeeze", Flatten = "flatten", Expand = "expand",
@@ -235,6 +236,21 @@ impl TorchOp {
                     ("enable_gqa", A::Bool),
                 ],
             ),
+            T::ScaledDotProductAttentionBackward => Signature {
+                operands: &[
+                    ("grad_out", P::Tensor),
+                    ("query", P::Tensor),
+                    ("key", P::Tensor),
+                    ("value", P::Tensor),
+                    ("attn_mask", P::OptTensor),
+                ],
+                attrs: &[
+                    ("is_causal", A::Bool),
+                    ("scale", A::OptFloat),
+                    ("enable_gqa", A::Bool),
+                ],
+                num_outputs: Some(3),
+            },
             T::Reshape | T::View | T::Expand => s(&[("a", P::Tensor)], &[("shape", A::Ints)]),
             T::Permute => s(&[("a", P::Tensor)], &[("dims", A::Ints)]),
             T::Transpose => s(&[("a", P::Tensor)], &[("dim0", A::Int), ("dim1", A::Int)]),
@@ -589,6 +605,34 @@ impl TraceBuilder {
     /// `torch.bmm(a, b)`
     pub fn bmm(&mut self, a: Value, b: Value) -> Result<Value> {
         self.t(TorchOp::Bmm, vec![a.into(), b.into()], vec![])
+    }
+    /// The gradients `(d query, d key, d value)` of attention without dropout from the output's
+    /// gradient `g` (`o.dropout_p` must be 0): the backward as one op, which an executor may run
+    /// whole (the torch executor runs libtorch's attention backward).
+    pub fn scaled_dot_product_attention_backward(
+        &mut self,
+        g: Value,
+        q: Value,
+        k: Value,
+        v: Value,
+        o: &SdpaOptions,
+    ) -> Result<[Value; 3]> {
+        if o.dropout_p != 0.0 {
+            return Err(IrError::invalid(
+                crate::ops::Op::Torch(TorchOp::ScaledDotProductAttentionBackward).qualified_name(),
+                format!("dropout_p={} must be 0: the backward of attention with dropout needs its mask, so it is differentiated through its decomposition", o.dropout_p),
+            ));
+        }
+        let outs = self.call(
+            crate::ops::Op::Torch(TorchOp::ScaledDotProductAttentionBackward),
+            vec![g.into(), q.into(), k.into(), v.into(), o.attn_mask.into()],
+            vec![
+                Attr::Bool(o.is_causal),
+                opt(o.scale, Attr::Float),
+                Attr::Bool(o.enable_gqa),
+            ],
+        )?;
+        Ok([outs[0], outs[1], outs[2]])
     }
     /// `torch.nn.functional.scaled_dot_product_attention(query, key, value, ...)`
     pub fn scaled_dot_product_attention(
@@ -960,14 +1004,7 @@ fn promoted_input(computation: DType, operands: &[PromotionOperand], op: &str) -
 }
 
 fn finfo_eps(d: DType) -> f64 {
-    match d {
-        DType::F64 | DType::C128 => f64::EPSILON,
-        DType::F16 => 0.0009765625,
-        DType::BF16 => 0.0078125,
-        DType::F8E4M3FN => 0.125,
-        DType::F8E5M2 => 0.25,
-        _ => f32::EPSILON as f64,
-    }
+    d.finfo_eps()
 }
 
 /// Resolves one `-1` in a requested shape, as `reshape`/`view` do.
@@ -1566,6 +1603,16 @@ pub(crate) fn decompose(
             &args[3],
             attrs,
         )?,
+        T::ScaledDotProductAttentionBackward => {
+            return sdpa_backward(
+                b,
+                n,
+                tensor_arg(b, 0)?,
+                [tensor_arg(b, 1)?, tensor_arg(b, 2)?, tensor_arg(b, 3)?],
+                &args[4],
+                attrs,
+            )
+        }
         T::Reshape | T::View => {
             let a = tensor_arg(b, 0)?;
             let t = b.tensor(a)?.clone();
@@ -2012,23 +2059,37 @@ fn cross_entropy(
     b.convert(y, it.dtype)
 }
 
-fn sdpa(
+/// What the forward and the backward of attention share: the checked operands, key and value
+/// with their heads repeated for grouped-query attention, all in the computation dtype, and the
+/// attention weights `softmax(q k^T * scale + mask)`.
+struct SdpaParts {
+    q: Value,
+    k: Value,
+    v: Value,
+    attn: Value,
+    scale: f64,
+    comp: DType,
+    /// The query's, key's and value's metadata.
+    metas: [crate::value::TensorMeta; 3],
+    /// Query heads per key/value head (1 without grouped-query attention).
+    group: usize,
+}
+
+/// [`SdpaParts`]; `flags` are `is_causal`, `scale` and `enable_gqa`.
+fn sdpa_parts(
     b: &mut TraceBuilder,
     n: &str,
     qkv: [Value; 3],
     mask: &Arg,
-    attrs: &[Attr],
-) -> Result<Value> {
+    flags: (bool, Option<f64>, bool),
+) -> Result<SdpaParts> {
     let [q, k, v] = qkv;
+    let (is_causal, scale, enable_gqa) = flags;
     let (qt, kt, vt) = (
         b.tensor(q)?.clone(),
         b.tensor(k)?.clone(),
         b.tensor(v)?.clone(),
     );
-    let dropout_p = attr_float(n, attrs, 0)?;
-    let is_causal = attr_bool(n, attrs, 1)?;
-    let scale = attr_opt_float(n, attrs, 2)?;
-    let enable_gqa = attr_bool(n, attrs, 3)?;
     if qt.rank() < 2 || kt.rank() != qt.rank() || vt.rank() != qt.rank() {
         return Err(IrError::invalid(
             n,
@@ -2062,6 +2123,7 @@ fn sdpa(
         ));
     }
     let (mut k, mut v) = (k, v);
+    let mut group = 1;
     if r >= 3 {
         let (hq, hk) = (qt.shape.size(r - 3), kt.shape.size(r - 3));
         if hq != hk {
@@ -2071,6 +2133,7 @@ fn sdpa(
                     format!("query has {hq} heads but key/value have {hk}: pass enable_gqa=True with a query head count that is a multiple"),
                 ));
             }
+            group = hq / hk;
             // Repeat each key/value head hq/hk times (repeat_interleave along the head dim).
             for x in [&mut k, &mut v] {
                 let s = b.tensor(*x)?.shape.sizes();
@@ -2179,6 +2242,32 @@ fn sdpa(
         vec![scores.into()],
         vec![Attr::Int(-1), Attr::None],
     )?;
+    Ok(SdpaParts {
+        q,
+        k,
+        v,
+        attn,
+        scale,
+        comp,
+        metas: [qt, kt, vt],
+        group,
+    })
+}
+
+fn sdpa(
+    b: &mut TraceBuilder,
+    n: &str,
+    qkv: [Value; 3],
+    mask: &Arg,
+    attrs: &[Attr],
+) -> Result<Value> {
+    let dropout_p = attr_float(n, attrs, 0)?;
+    let flags = (
+        attr_bool(n, attrs, 1)?,
+        attr_opt_float(n, attrs, 2)?,
+        attr_bool(n, attrs, 3)?,
+    );
+    let SdpaParts { v, attn, metas, .. } = sdpa_parts(b, n, qkv, mask, flags)?;
     let mut attn = attn;
     if dropout_p > 0.0 {
         attn = b.t(
@@ -2188,5 +2277,91 @@ fn sdpa(
         )?;
     }
     let out = b.p2(PrimOp::Matmul, attn, v).map_err(|e| rename(e, n))?;
-    b.convert(out, qt.dtype)
+    b.convert(out, metas[0].dtype)
+}
+
+/// The backward of attention without dropout, as one op (an executor may run it whole, as
+/// flash attention's backward): gradients of query, key and value from the output's gradient,
+/// with the attention weights recomputed from the saved query and key.
+fn sdpa_backward(
+    b: &mut TraceBuilder,
+    n: &str,
+    grad_out: Value,
+    qkv: [Value; 3],
+    mask: &Arg,
+    attrs: &[Attr],
+) -> Result<Vec<Value>> {
+    let flags = (
+        attr_bool(n, attrs, 0)?,
+        attr_opt_float(n, attrs, 1)?,
+        attr_bool(n, attrs, 2)?,
+    );
+    let SdpaParts {
+        q,
+        k,
+        v,
+        attn,
+        scale,
+        comp,
+        metas,
+        group,
+    } = sdpa_parts(b, n, qkv, mask, flags)?;
+    let gt = b.tensor(grad_out)?.clone();
+    let r = metas[0].rank();
+    let mut want = metas[0].shape.sizes();
+    want[r - 1] = metas[2].shape.size(r - 1);
+    if gt.shape.sizes() != want || gt.dtype != metas[0].dtype {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "grad_out is {} {} but the attention output is {} {}",
+                gt.dtype,
+                gt.shape,
+                metas[0].dtype,
+                Shape::new(want)
+            ),
+        ));
+    }
+    let mut perm: Vec<usize> = (0..r).collect();
+    perm.swap(r - 1, r - 2);
+    let tr = |b: &mut TraceBuilder, x: Value| -> Result<Value> {
+        b.prim(PrimOp::Transpose, vec![x.into()], vec![ints(perm.clone())])
+    };
+    let g = b.convert(grad_out, comp)?;
+    // dV = P^T dO; dP = dO V^T; dS = P * (dP - rowsum(P * dP)); dQ = dS K scale; dK = dS^T Q scale.
+    let attn_t = tr(b, attn)?;
+    let dv = b.p2(PrimOp::Matmul, attn_t, g)?;
+    let v_t = tr(b, v)?;
+    let dp = b.p2(PrimOp::Matmul, g, v_t)?;
+    let pdp = b.p2(PrimOp::Mul, attn, dp)?;
+    let delta = b.reduce(PrimOp::Sum, pdp, &[r - 1])?;
+    let pshape = b.tensor(attn)?.shape.clone();
+    let delta = b.expand_reduced(delta, &pshape, &[r - 1])?;
+    let centered = b.p2(PrimOp::Sub, dp, delta)?;
+    let ds = b.p2(PrimOp::Mul, attn, centered)?;
+    let dq = b.p2(PrimOp::Matmul, ds, k)?;
+    let dq = b.p2(PrimOp::Mul, dq, scale)?;
+    let ds_t = tr(b, ds)?;
+    let dk = b.p2(PrimOp::Matmul, ds_t, q)?;
+    let dk = b.p2(PrimOp::Mul, dk, scale)?;
+    // Grouped-query attention: each key/value head served `group` query heads; sum their parts.
+    let (dk, dv) = if group > 1 {
+        let mut out = Vec::with_capacity(2);
+        for (x, meta) in [(dk, &metas[1]), (dv, &metas[2])] {
+            let s = b.tensor(x)?.shape.sizes();
+            let mut split = s[..r - 3].to_vec();
+            split.extend([meta.shape.size(r - 3), group]);
+            split.extend_from_slice(&s[r - 2..]);
+            let x = b.prim(PrimOp::Reshape, vec![x.into()], vec![ints(split)])?;
+            out.push(b.reduce(PrimOp::Sum, x, &[r - 2])?);
+        }
+        (out[0], out[1])
+    } else {
+        (dk, dv)
+    };
+    Ok(vec![
+        b.convert(dq, metas[0].dtype)?,
+        b.convert(dk, metas[1].dtype)?,
+        b.convert(dv, metas[2].dtype)?,
+    ])
 }

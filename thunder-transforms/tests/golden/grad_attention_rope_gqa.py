@@ -38,28 +38,30 @@ def llama_attention_grad(x, cos, sin, attn_weight, attn_proj_weight, ct_t52):
   t25 = prims.broadcast_in_dim(sin, shape=[2, 2, 8, 4], broadcast_dimensions=[2, 3])  # t25: "cpu f32[2, 2, 8, 4]"
   t26 = prims.mul(t22, t25)  # t26: "cpu f32[2, 2, 8, 4] requires_grad"
   t27 = prims.add(t24, t26)  # t27: "cpu f32[2, 2, 8, 4] requires_grad"
-  t28 = prims.broadcast_in_dim(t27, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])  # t28: "cpu f32[2, 2, 2, 8, 4] requires_grad"
-  t29 = prims.reshape(t28, shape=[2, 4, 8, 4])  # t29: "cpu f32[2, 4, 8, 4] requires_grad"
-  t30 = prims.broadcast_in_dim(t9, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])  # t30: "cpu f32[2, 2, 2, 8, 4] requires_grad"
-  t31 = prims.reshape(t30, shape=[2, 4, 8, 4])  # t31: "cpu f32[2, 4, 8, 4] requires_grad"
-  t32 = prims.transpose(t29, permutation=[0, 1, 3, 2])  # t32: "cpu f32[2, 4, 4, 8] requires_grad"
-  t33 = prims.matmul(t18, t32)  # t33: "cpu f32[2, 4, 8, 8] requires_grad"
-  t34 = prims.mul(t33, 0.5)  # t34: "cpu f32[2, 4, 8, 8] requires_grad"
-  t35 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)  # t35: "cpu i64[8]"
-  t36 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)  # t36: "cpu i64[8]"
-  t37 = prims.broadcast_in_dim(t35, shape=[8, 8], broadcast_dimensions=[0])  # t37: "cpu i64[8, 8]"
-  t38 = prims.broadcast_in_dim(t36, shape=[8, 8], broadcast_dimensions=[1])  # t38: "cpu i64[8, 8]"
-  t39 = prims.ge(t37, t38)  # t39: "cpu b8[8, 8]"
-  t40 = prims.broadcast_in_dim(t39, shape=[2, 4, 8, 8], broadcast_dimensions=[2, 3])  # t40: "cpu b8[2, 4, 8, 8]"
-  t41 = prims.where(t40, t34, -float('inf'))  # t41: "cpu f32[2, 4, 8, 8] requires_grad"
-  t42 = prims.amax(t41, dims=[3])  # t42: "cpu f32[2, 4, 8] requires_grad"
-  t43 = prims.broadcast_in_dim(t42, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])  # t43: "cpu f32[2, 4, 8, 8] requires_grad"
-  t44 = prims.sub(t41, t43)  # t44: "cpu f32[2, 4, 8, 8] requires_grad"
-  t45 = prims.exp(t44)  # t45: "cpu f32[2, 4, 8, 8] requires_grad"
-  t46 = prims.sum(t45, dims=[3])  # t46: "cpu f32[2, 4, 8] requires_grad"
-  t47 = prims.broadcast_in_dim(t46, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])  # t47: "cpu f32[2, 4, 8, 8] requires_grad"
-  t48 = prims.div(t45, t47)  # t48: "cpu f32[2, 4, 8, 8] requires_grad"
-  t49 = prims.matmul(t48, t31)  # t49: "cpu f32[2, 4, 8, 4] requires_grad"
+  t49 = ltorch.scaled_dot_product_attention(t18, t27, t9, None, dropout_p=0.0, is_causal=True, scale=None, enable_gqa=True)  # t49: "cpu f32[2, 4, 8, 4] requires_grad"
+    # t28 = prims.broadcast_in_dim(t27, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])
+    # t29 = prims.reshape(t28, shape=[2, 4, 8, 4])
+    # t30 = prims.broadcast_in_dim(t9, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])
+    # t31 = prims.reshape(t30, shape=[2, 4, 8, 4])
+    # t32 = prims.transpose(t29, permutation=[0, 1, 3, 2])
+    # t33 = prims.matmul(t18, t32)
+    # t34 = prims.mul(t33, 0.5)
+    # t35 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)
+    # t36 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)
+    # t37 = prims.broadcast_in_dim(t35, shape=[8, 8], broadcast_dimensions=[0])
+    # t38 = prims.broadcast_in_dim(t36, shape=[8, 8], broadcast_dimensions=[1])
+    # t39 = prims.ge(t37, t38)
+    # t40 = prims.broadcast_in_dim(t39, shape=[2, 4, 8, 8], broadcast_dimensions=[2, 3])
+    # t41 = prims.where(t40, t34, -float('inf'))
+    # t48 = ltorch.softmax(t41, dim=-1, dtype=None)
+      # t42 = prims.amax(t41, dims=[3])
+      # t43 = prims.broadcast_in_dim(t42, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])
+      # t44 = prims.sub(t41, t43)
+      # t45 = prims.exp(t44)
+      # t46 = prims.sum(t45, dims=[3])
+      # t47 = prims.broadcast_in_dim(t46, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])
+      # t48 = prims.div(t45, t47)
+    # t49 = prims.matmul(t48, t31)
   t50 = prims.transpose(t49, permutation=[0, 2, 1, 3])  # t50: "cpu f32[2, 8, 4, 4] requires_grad"
   t51 = prims.reshape(t50, shape=[2, 8, 16])  # t51: "cpu f32[2, 8, 16] requires_grad"
   t52 = prims.linear(t51, attn_proj_weight, None)  # t52: "cpu f32[2, 8, 16] requires_grad"
@@ -72,87 +74,80 @@ def llama_attention_grad(x, cos, sin, attn_weight, attn_proj_weight, ct_t52):
   t59 = prims.reshape(t58, shape=[16, 16])  # t59: "cpu f32[16, 16] requires_grad"
   t60 = prims.reshape(t54, shape=[2, 8, 4, 4])  # t60: "cpu f32[2, 8, 4, 4] requires_grad"
   t61 = prims.transpose(t60, permutation=[0, 2, 1, 3])  # t61: "cpu f32[2, 4, 8, 4] requires_grad"
-  t62 = prims.reshape(t61, shape=[2, 4, 8, 4])  # t62: "cpu f32[2, 4, 8, 4] requires_grad"
-  t63 = prims.transpose(t31, permutation=[0, 1, 3, 2])  # t63: "cpu f32[2, 4, 4, 8] requires_grad"
-  t64 = prims.matmul(t62, t63)  # t64: "cpu f32[2, 4, 8, 8] requires_grad"
-  t65 = prims.reshape(t64, shape=[2, 4, 8, 8])  # t65: "cpu f32[2, 4, 8, 8] requires_grad"
-  t66 = prims.transpose(t48, permutation=[0, 1, 3, 2])  # t66: "cpu f32[2, 4, 8, 8] requires_grad"
-  t67 = prims.matmul(t66, t62)  # t67: "cpu f32[2, 4, 8, 4] requires_grad"
-  t68 = prims.reshape(t67, shape=[2, 4, 8, 4])  # t68: "cpu f32[2, 4, 8, 4] requires_grad"
-  t69 = prims.div(t65, t47)  # t69: "cpu f32[2, 4, 8, 8] requires_grad"
-  t70 = prims.mul(t65, t48)  # t70: "cpu f32[2, 4, 8, 8] requires_grad"
-  t71 = prims.div(t70, t47)  # t71: "cpu f32[2, 4, 8, 8] requires_grad"
-  t72 = prims.neg(t71)  # t72: "cpu f32[2, 4, 8, 8] requires_grad"
-  t73 = prims.sum(t72, dims=[3])  # t73: "cpu f32[2, 4, 8] requires_grad"
-  t74 = prims.reshape(t73, shape=[2, 4, 8])  # t74: "cpu f32[2, 4, 8] requires_grad"
-  t75 = prims.broadcast_in_dim(t74, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])  # t75: "cpu f32[2, 4, 8, 8] requires_grad"
-  t76 = prims.add(t69, t75)  # t76: "cpu f32[2, 4, 8, 8] requires_grad"
-  t77 = prims.mul(t76, t45)  # t77: "cpu f32[2, 4, 8, 8] requires_grad"
-  t78 = prims.neg(t77)  # t78: "cpu f32[2, 4, 8, 8] requires_grad"
-  t79 = prims.sum(t78, dims=[3])  # t79: "cpu f32[2, 4, 8] requires_grad"
-  t80 = prims.reshape(t79, shape=[2, 4, 8])  # t80: "cpu f32[2, 4, 8] requires_grad"
-  t81 = prims.broadcast_in_dim(t42, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])  # t81: "cpu f32[2, 4, 8, 8] requires_grad"
-  t82 = prims.eq(t41, t81)  # t82: "cpu b8[2, 4, 8, 8]"
-  t83 = prims.convert_element_type(t82, dtype=dtypes.float32)  # t83: "cpu f32[2, 4, 8, 8]"
-  t84 = prims.sum(t83, dims=[3])  # t84: "cpu f32[2, 4, 8]"
-  t85 = prims.div(t80, t84)  # t85: "cpu f32[2, 4, 8] requires_grad"
-  t86 = prims.broadcast_in_dim(t85, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])  # t86: "cpu f32[2, 4, 8, 8] requires_grad"
-  t87 = prims.mul(t86, t83)  # t87: "cpu f32[2, 4, 8, 8] requires_grad"
-  t88 = prims.add(t77, t87)  # t88: "cpu f32[2, 4, 8, 8] requires_grad"
-  t89 = prims.where(t40, t88, 0.0)  # t89: "cpu f32[2, 4, 8, 8] requires_grad"
-  t90 = prims.mul(t89, 0.5)  # t90: "cpu f32[2, 4, 8, 8] requires_grad"
-  t91 = prims.reshape(t90, shape=[2, 4, 8, 8])  # t91: "cpu f32[2, 4, 8, 8] requires_grad"
-  t92 = prims.transpose(t32, permutation=[0, 1, 3, 2])  # t92: "cpu f32[2, 4, 8, 4] requires_grad"
-  t93 = prims.matmul(t91, t92)  # t93: "cpu f32[2, 4, 8, 4] requires_grad"
-  t94 = prims.reshape(t93, shape=[2, 4, 8, 4])  # t94: "cpu f32[2, 4, 8, 4] requires_grad"
-  t95 = prims.transpose(t18, permutation=[0, 1, 3, 2])  # t95: "cpu f32[2, 4, 4, 8] requires_grad"
-  t96 = prims.matmul(t95, t91)  # t96: "cpu f32[2, 4, 4, 8] requires_grad"
-  t97 = prims.reshape(t96, shape=[2, 4, 4, 8])  # t97: "cpu f32[2, 4, 4, 8] requires_grad"
-  t98 = prims.transpose(t97, permutation=[0, 1, 3, 2])  # t98: "cpu f32[2, 4, 8, 4] requires_grad"
-  t99 = prims.reshape(t68, shape=[2, 2, 2, 8, 4])  # t99: "cpu f32[2, 2, 2, 8, 4] requires_grad"
-  t100 = prims.sum(t99, dims=[2])  # t100: "cpu f32[2, 2, 8, 4] requires_grad"
-  t101 = prims.reshape(t100, shape=[2, 2, 8, 4])  # t101: "cpu f32[2, 2, 8, 4] requires_grad"
-  t102 = prims.reshape(t98, shape=[2, 2, 2, 8, 4])  # t102: "cpu f32[2, 2, 2, 8, 4] requires_grad"
-  t103 = prims.sum(t102, dims=[2])  # t103: "cpu f32[2, 2, 8, 4] requires_grad"
-  t104 = prims.reshape(t103, shape=[2, 2, 8, 4])  # t104: "cpu f32[2, 2, 8, 4] requires_grad"
-  t105 = prims.mul(t104, t25)  # t105: "cpu f32[2, 2, 8, 4] requires_grad"
-  t106 = prims.mul(t104, t22)  # t106: "cpu f32[2, 2, 8, 4] requires_grad"
-  t107 = prims.mul(t104, t23)  # t107: "cpu f32[2, 2, 8, 4] requires_grad"
-  t108 = prims.mul(t104, t7)  # t108: "cpu f32[2, 2, 8, 4] requires_grad"
-  t109 = prims.slice(t105, start_indices=[0, 0, 0, 0], end_indices=[2, 2, 8, 2], strides=[1, 1, 1, 1])  # t109: "cpu f32[2, 2, 8, 2] requires_grad"
-  t110 = prims.slice(t105, start_indices=[0, 0, 0, 2], end_indices=[2, 2, 8, 4], strides=[1, 1, 1, 1])  # t110: "cpu f32[2, 2, 8, 2] requires_grad"
-  t111 = prims.neg(t109)  # t111: "cpu f32[2, 2, 8, 2] requires_grad"
-  t112 = prims.pad(t111, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [2, 0, 0]])  # t112: "cpu f32[2, 2, 8, 4] requires_grad"
-  t113 = prims.add(t107, t112)  # t113: "cpu f32[2, 2, 8, 4] requires_grad"
-  t114 = prims.pad(t110, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 2, 0]])  # t114: "cpu f32[2, 2, 8, 4] requires_grad"
-  t115 = prims.add(t113, t114)  # t115: "cpu f32[2, 2, 8, 4] requires_grad"
-  t116 = prims.mul(t94, t16)  # t116: "cpu f32[2, 4, 8, 4] requires_grad"
-  t117 = prims.mul(t94, t13)  # t117: "cpu f32[2, 4, 8, 4] requires_grad"
-  t118 = prims.mul(t94, t14)  # t118: "cpu f32[2, 4, 8, 4] requires_grad"
-  t119 = prims.mul(t94, t5)  # t119: "cpu f32[2, 4, 8, 4] requires_grad"
-  t120 = prims.slice(t116, start_indices=[0, 0, 0, 0], end_indices=[2, 4, 8, 2], strides=[1, 1, 1, 1])  # t120: "cpu f32[2, 4, 8, 2] requires_grad"
-  t121 = prims.slice(t116, start_indices=[0, 0, 0, 2], end_indices=[2, 4, 8, 4], strides=[1, 1, 1, 1])  # t121: "cpu f32[2, 4, 8, 2] requires_grad"
-  t122 = prims.neg(t120)  # t122: "cpu f32[2, 4, 8, 2] requires_grad"
-  t123 = prims.pad(t122, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [2, 0, 0]])  # t123: "cpu f32[2, 4, 8, 4] requires_grad"
-  t124 = prims.add(t118, t123)  # t124: "cpu f32[2, 4, 8, 4] requires_grad"
-  t125 = prims.pad(t121, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 2, 0]])  # t125: "cpu f32[2, 4, 8, 4] requires_grad"
-  t126 = prims.add(t124, t125)  # t126: "cpu f32[2, 4, 8, 4] requires_grad"
-  t127 = prims.transpose(t101, permutation=[0, 2, 1, 3])  # t127: "cpu f32[2, 8, 2, 4] requires_grad"
-  t128 = prims.reshape(t127, shape=[2, 8, 8])  # t128: "cpu f32[2, 8, 8] requires_grad"
-  t129 = prims.transpose(t115, permutation=[0, 2, 1, 3])  # t129: "cpu f32[2, 8, 2, 4] requires_grad"
-  t130 = prims.reshape(t129, shape=[2, 8, 8])  # t130: "cpu f32[2, 8, 8] requires_grad"
-  t131 = prims.transpose(t126, permutation=[0, 2, 1, 3])  # t131: "cpu f32[2, 8, 4, 4] requires_grad"
-  t132 = prims.reshape(t131, shape=[2, 8, 16])  # t132: "cpu f32[2, 8, 16] requires_grad"
-  t133 = prims.pad(t128, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [24, 0, 0]])  # t133: "cpu f32[2, 8, 32] requires_grad"
-  t134 = prims.pad(t130, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [16, 8, 0]])  # t134: "cpu f32[2, 8, 32] requires_grad"
-  t135 = prims.add(t133, t134)  # t135: "cpu f32[2, 8, 32] requires_grad"
-  t136 = prims.pad(t132, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 16, 0]])  # t136: "cpu f32[2, 8, 32] requires_grad"
-  t137 = prims.add(t135, t136)  # t137: "cpu f32[2, 8, 32] requires_grad"
-  t138 = prims.reshape(t137, shape=[2, 8, 32])  # t138: "cpu f32[2, 8, 32] requires_grad"
-  t139 = prims.matmul(t138, attn_weight)  # t139: "cpu f32[2, 8, 16] requires_grad"
-  t140 = prims.reshape(t138, shape=[16, 32])  # t140: "cpu f32[16, 32] requires_grad"
-  t141 = prims.reshape(x, shape=[16, 16])  # t141: "cpu f32[16, 16]"
-  t142 = prims.transpose(t140, permutation=[1, 0])  # t142: "cpu f32[32, 16] requires_grad"
-  t143 = prims.matmul(t142, t141)  # t143: "cpu f32[32, 16] requires_grad"
-  t144 = prims.reshape(t143, shape=[32, 16])  # t144: "cpu f32[32, 16] requires_grad"
-  return (t52, t144, t59)
+  t93, t98, t100 = ltorch.scaled_dot_product_attention_backward(t61, t18, t27, t9, None, is_causal=True, scale=None, enable_gqa=True)  # t93: "cpu f32[2, 4, 8, 4] requires_grad", t98: "cpu f32[2, 2, 8, 4] requires_grad", t100: "cpu f32[2, 2, 8, 4] requires_grad"
+    # t62 = prims.broadcast_in_dim(t27, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])
+    # t63 = prims.reshape(t62, shape=[2, 4, 8, 4])
+    # t64 = prims.broadcast_in_dim(t9, shape=[2, 2, 2, 8, 4], broadcast_dimensions=[0, 1, 3, 4])
+    # t65 = prims.reshape(t64, shape=[2, 4, 8, 4])
+    # t66 = prims.transpose(t63, permutation=[0, 1, 3, 2])
+    # t67 = prims.matmul(t18, t66)
+    # t68 = prims.mul(t67, 0.5)
+    # t69 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)
+    # t70 = prims.iota(length=8, start=0, step=1, device="cpu", dtype=dtypes.int64)
+    # t71 = prims.broadcast_in_dim(t69, shape=[8, 8], broadcast_dimensions=[0])
+    # t72 = prims.broadcast_in_dim(t70, shape=[8, 8], broadcast_dimensions=[1])
+    # t73 = prims.ge(t71, t72)
+    # t74 = prims.broadcast_in_dim(t73, shape=[2, 4, 8, 8], broadcast_dimensions=[2, 3])
+    # t75 = prims.where(t74, t68, -float('inf'))
+    # t82 = ltorch.softmax(t75, dim=-1, dtype=None)
+      # t76 = prims.amax(t75, dims=[3])
+      # t77 = prims.broadcast_in_dim(t76, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])
+      # t78 = prims.sub(t75, t77)
+      # t79 = prims.exp(t78)
+      # t80 = prims.sum(t79, dims=[3])
+      # t81 = prims.broadcast_in_dim(t80, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])
+      # t82 = prims.div(t79, t81)
+    # t83 = prims.transpose(t82, permutation=[0, 1, 3, 2])
+    # t84 = prims.matmul(t83, t61)
+    # t85 = prims.transpose(t65, permutation=[0, 1, 3, 2])
+    # t86 = prims.matmul(t61, t85)
+    # t87 = prims.mul(t82, t86)
+    # t88 = prims.sum(t87, dims=[3])
+    # t89 = prims.broadcast_in_dim(t88, shape=[2, 4, 8, 8], broadcast_dimensions=[0, 1, 2])
+    # t90 = prims.sub(t86, t89)
+    # t91 = prims.mul(t82, t90)
+    # t92 = prims.matmul(t91, t63)
+    # t93 = prims.mul(t92, 0.5)
+    # t94 = prims.transpose(t91, permutation=[0, 1, 3, 2])
+    # t95 = prims.matmul(t94, t18)
+    # t96 = prims.mul(t95, 0.5)
+    # t97 = prims.reshape(t96, shape=[2, 2, 2, 8, 4])
+    # t98 = prims.sum(t97, dims=[2])
+    # t99 = prims.reshape(t84, shape=[2, 2, 2, 8, 4])
+    # t100 = prims.sum(t99, dims=[2])
+  t101 = prims.mul(t98, t25)  # t101: "cpu f32[2, 2, 8, 4] requires_grad"
+  t103 = prims.mul(t98, t23)  # t103: "cpu f32[2, 2, 8, 4] requires_grad"
+  t105 = prims.slice(t101, start_indices=[0, 0, 0, 0], end_indices=[2, 2, 8, 2], strides=[1, 1, 1, 1])  # t105: "cpu f32[2, 2, 8, 2] requires_grad"
+  t106 = prims.slice(t101, start_indices=[0, 0, 0, 2], end_indices=[2, 2, 8, 4], strides=[1, 1, 1, 1])  # t106: "cpu f32[2, 2, 8, 2] requires_grad"
+  t107 = prims.neg(t105)  # t107: "cpu f32[2, 2, 8, 2] requires_grad"
+  t108 = prims.pad(t107, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [2, 0, 0]])  # t108: "cpu f32[2, 2, 8, 4] requires_grad"
+  t109 = prims.add(t103, t108)  # t109: "cpu f32[2, 2, 8, 4] requires_grad"
+  t110 = prims.pad(t106, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 2, 0]])  # t110: "cpu f32[2, 2, 8, 4] requires_grad"
+  t111 = prims.add(t109, t110)  # t111: "cpu f32[2, 2, 8, 4] requires_grad"
+  t112 = prims.mul(t93, t16)  # t112: "cpu f32[2, 4, 8, 4] requires_grad"
+  t114 = prims.mul(t93, t14)  # t114: "cpu f32[2, 4, 8, 4] requires_grad"
+  t116 = prims.slice(t112, start_indices=[0, 0, 0, 0], end_indices=[2, 4, 8, 2], strides=[1, 1, 1, 1])  # t116: "cpu f32[2, 4, 8, 2] requires_grad"
+  t117 = prims.slice(t112, start_indices=[0, 0, 0, 2], end_indices=[2, 4, 8, 4], strides=[1, 1, 1, 1])  # t117: "cpu f32[2, 4, 8, 2] requires_grad"
+  t118 = prims.neg(t116)  # t118: "cpu f32[2, 4, 8, 2] requires_grad"
+  t119 = prims.pad(t118, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [2, 0, 0]])  # t119: "cpu f32[2, 4, 8, 4] requires_grad"
+  t120 = prims.add(t114, t119)  # t120: "cpu f32[2, 4, 8, 4] requires_grad"
+  t121 = prims.pad(t117, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 2, 0]])  # t121: "cpu f32[2, 4, 8, 4] requires_grad"
+  t122 = prims.add(t120, t121)  # t122: "cpu f32[2, 4, 8, 4] requires_grad"
+  t123 = prims.transpose(t100, permutation=[0, 2, 1, 3])  # t123: "cpu f32[2, 8, 2, 4] requires_grad"
+  t124 = prims.reshape(t123, shape=[2, 8, 8])  # t124: "cpu f32[2, 8, 8] requires_grad"
+  t125 = prims.transpose(t111, permutation=[0, 2, 1, 3])  # t125: "cpu f32[2, 8, 2, 4] requires_grad"
+  t126 = prims.reshape(t125, shape=[2, 8, 8])  # t126: "cpu f32[2, 8, 8] requires_grad"
+  t127 = prims.transpose(t122, permutation=[0, 2, 1, 3])  # t127: "cpu f32[2, 8, 4, 4] requires_grad"
+  t128 = prims.reshape(t127, shape=[2, 8, 16])  # t128: "cpu f32[2, 8, 16] requires_grad"
+  t129 = prims.pad(t124, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [24, 0, 0]])  # t129: "cpu f32[2, 8, 32] requires_grad"
+  t130 = prims.pad(t126, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [16, 8, 0]])  # t130: "cpu f32[2, 8, 32] requires_grad"
+  t131 = prims.add(t129, t130)  # t131: "cpu f32[2, 8, 32] requires_grad"
+  t132 = prims.pad(t128, padding_value=0.0, padding_config=[[0, 0, 0], [0, 0, 0], [0, 16, 0]])  # t132: "cpu f32[2, 8, 32] requires_grad"
+  t133 = prims.add(t131, t132)  # t133: "cpu f32[2, 8, 32] requires_grad"
+  t134 = prims.reshape(t133, shape=[2, 8, 32])  # t134: "cpu f32[2, 8, 32] requires_grad"
+  t136 = prims.reshape(t134, shape=[16, 32])  # t136: "cpu f32[16, 32] requires_grad"
+  t137 = prims.reshape(x, shape=[16, 16])  # t137: "cpu f32[16, 16]"
+  t138 = prims.transpose(t136, permutation=[1, 0])  # t138: "cpu f32[32, 16] requires_grad"
+  t139 = prims.matmul(t138, t137)  # t139: "cpu f32[32, 16] requires_grad"
+  t140 = prims.reshape(t139, shape=[32, 16])  # t140: "cpu f32[32, 16] requires_grad"
+  return (t52, t140, t59)
