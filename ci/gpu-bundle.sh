@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the workspace's release test binaries and binaries here (no GPU needed) into bundle/
-# (git-ignored), stripped, with bundle/run-tests.sh, which runs every test binary on a GPU machine.
+# (git-ignored), stripped and compressed (bundle/binaries.tar.gz), with bundle/run-tests.sh, which
+# unpacks them and runs every test binary on a GPU machine. Benchmarks and bins are in the same
+# archive: after run-tests.sh (or `tar -xzf bundle/binaries.tar.gz -C bundle`), bundle/bench/NAME
+# --bench and bundle/bin/NAME.
 #
 #   ci/gpu-bundle.sh                # or: make gpu-bundle
 #   bundle/run-tests.sh [ARGS...]   # on the GPU machine; ARGS go to every test binary
@@ -86,6 +89,10 @@ set -uo pipefail   # no -e: run every binary, then report
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 out=${OUT:-$here/out}
+# The binaries travel compressed (the device runner carries 64 MiB); unpack them once.
+if [ -f "$here/binaries.tar.gz" ] && [ ! -d "$here/tests" ]; then
+  tar -xzf "$here/binaries.tar.gz" -C "$here" || { echo "run-tests: error: cannot unpack $here/binaries.tar.gz" >&2; exit 2; }
+fi
 mkdir -p "$out"
 py=${PYTHON:-python3}
 
@@ -132,9 +139,25 @@ while IFS=$'\t' read -r name pkg; do
   # The conformance suite prints its case counts per op; keep them for the summary below.
   extra=()
   # (one thread: parallel tests would interleave their lines in the log)
-  [ "$name" = opinfo-db--test--conformance ] && extra=(--nocapture --test-threads=1)
+  case "$name" in
+    opinfo-db--test--conformance | opinfo-db--test--*_ops) extra=(--nocapture --test-threads=1) ;;
+  esac
   CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "${extra[@]}" "$@"
 done <"$here/tests.tsv"
+
+# The transform surveys (grad, jvp, vmap against PyTorch) once more, on cuda:0.
+for name in opinfo-db--test--grad_ops opinfo-db--test--jvp_ops opinfo-db--test--vmap_ops; do
+  grep -q "^$name"$'\t' "$here/tests.tsv" || continue
+  dir="$repo/opinfo-db"
+  [ -d "$dir" ] || dir=$here
+  OPINFO_DEVICE=cuda CARGO_MANIFEST_DIR=$dir run "$name (cuda)" "$out/$name-cuda.log" "$dir" \
+    "$here/tests/$name" --nocapture --test-threads=1 "$@"
+done
+if ls "$out"/opinfo-db--test--*_ops*.log >/dev/null 2>&1; then
+  echo "opinfo-db transform surveys:" | tee -a "$summary"
+  grep -h ' on \(cpu\|cuda:[0-9]*\): [0-9]* ops, [0-9]* cases' "$out"/opinfo-db--test--*_ops*.log \
+    | sed 's/^test .* \.\.\. //; s/^/  /' | tee -a "$summary"
+fi
 
 conformance="$out/opinfo-db--test--conformance.log"
 if [ -f "$conformance" ]; then
@@ -151,11 +174,14 @@ echo "$failed failed; logs in $out" | tee -a "$summary"
 EOF
 chmod +x "$bundle/run-tests.sh"
 
-bytes=$(du -sb "$bundle" | cut -f1)
 count=$(find "$bundle/tests" "$bundle/bin" "$bundle/bench" -type f | wc -l)
+# Compressed, the binaries take about a third of the space (run-tests.sh unpacks them).
+tar -czf "$bundle/binaries.tar.gz" -C "$bundle" tests bin bench
+rm -rf "$bundle/tests" "$bundle/bin" "$bundle/bench"
+bytes=$(du -sb "$bundle" | cut -f1)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "==> gpu-bundle: $bundle: $count binaries, $mb MB"
 if [ "$bytes" -gt $((limit_mb * 1000 * 1000)) ]; then
-  du -b "$bundle"/tests/* "$bundle"/bin/* | sort -rn | head -n 5 >&2
+  tar -tvzf "$bundle/binaries.tar.gz" | sort -k3 -rn | head -n 5 >&2
   die "the bundle is $mb MB, over the ${limit_mb} MB limit (BUNDLE_LIMIT_MB)"
 fi

@@ -62,12 +62,12 @@ pub struct Row {
 
 /// Counts of one entry on one device class.
 pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
-    let mut c = Counts::default();
-    if device == DeviceKind::Cpu {
-        c.grad_run = grad_checked(e, false);
-        c.jvp_run = grad_checked(e, true);
-        c.vmap_run = vmap_checked(e);
-    }
+    let mut c = Counts {
+        grad_run: grad_checked(e, false, device),
+        jvp_run: grad_checked(e, true, device),
+        vmap_run: vmap_checked(e, device),
+        ..Counts::default()
+    };
     for &dtype in e.dtypes(device) {
         for (i, s) in e.samples.iter().enumerate() {
             if !s.applies_to(dtype) {
@@ -194,7 +194,9 @@ re-check); cpu jvp `run`: the float64 and float32 cases of the dot-product test 
 grad (`tests/jvp_ops.rs`, which also compares each op's first float64 case with central finite \
 differences); cpu vmap `run`: the float32, int64 and complex64 cases compared with a loop over \
 the batch (`tests/vmap_ops.rs`). A case counts when every rule it needs exists; the tests fail on \
-any case that then differs. No cuda grad, jvp or vmap case runs yet. `planned` counts the cases \
+any case that then differs. cuda: the same tests with `OPINFO_DEVICE=cuda`, which the GPU bundle \
+runs (`make gpu-bundle`, then `bundle/run-tests.sh` on a GPU machine; CI has no GPU): the same \
+counts on cuda:0 (the latest run, on an NVIDIA H200, passed them all). `planned` counts the cases \
 the database describes for them (grad and jvp: differentiable ops on floating and complex \
 dtypes; vmap: every non-random case); the list under the table says why the rest do not run.";
 
@@ -218,8 +220,9 @@ pub fn markdown_document(db: &OpDb) -> String {
 /// grad, float64 and float32) check: those with a floating input and output for which
 /// thunder-transforms builds the traces (every rule the op needs exists), less the database's
 /// skips of the check. Building is metadata only, so this needs no libtorch.
-fn grad_checked(e: &OpEntry, jvp: bool) -> usize {
-    use thunder_ir::{DType, Device};
+fn grad_checked(e: &OpEntry, jvp: bool, kind: DeviceKind) -> usize {
+    use thunder_ir::DType;
+    let device = kind.device();
     if !e.differentiable {
         return 0;
     }
@@ -231,12 +234,9 @@ fn grad_checked(e: &OpEntry, jvp: bool) -> usize {
     let what = if jvp { "jvp" } else { "grad" };
     dtypes
         .iter()
-        .filter(|&&d| e.supports(Device::Cpu, d))
-        .flat_map(|&d| e.samples(Device::Cpu, d, crate::conformance::SEED))
-        .filter(|s| {
-            e.transform_skip(what, DeviceKind::Cpu, s.dtype, s.index)
-                .is_none()
-        })
+        .filter(|&&d| e.supports(device, d))
+        .flat_map(|&d| e.samples(device, d, crate::conformance::SEED))
+        .filter(|s| e.transform_skip(what, kind, s.dtype, s.index).is_none())
         .filter(|s| grad_builds(s, jvp).is_ok())
         .count()
 }
@@ -278,16 +278,16 @@ const VMAP_DTYPES: [thunder_ir::DType; 3] = [
 /// The CPU float32, int64 and complex64 cases that `tests/vmap_ops.rs` compares with a loop over
 /// the batch: those whose batching rules all exist (metadata only, like [`grad_checked`]). The
 /// in_dims are the test's: see `conformance::check_vmap_case`.
-fn vmap_checked(e: &OpEntry) -> usize {
-    use thunder_ir::Device;
+fn vmap_checked(e: &OpEntry, kind: DeviceKind) -> usize {
     if e.random {
         return 0;
     }
+    let device = kind.device();
     VMAP_DTYPES
         .into_iter()
-        .filter(|&d| e.supports(Device::Cpu, d))
-        .flat_map(|d| e.samples(Device::Cpu, d, crate::conformance::SEED))
-        .filter(|s| e.skip_for(DeviceKind::Cpu, s.dtype, s.index).is_none())
+        .filter(|&d| e.supports(device, d))
+        .flat_map(|d| e.samples(device, d, crate::conformance::SEED))
+        .filter(|s| e.skip_for(kind, s.dtype, s.index).is_none())
         .filter(|s| vmap_builds(s).is_ok())
         .count()
 }
