@@ -782,8 +782,11 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     const B: usize = 3;
     let trace = build(sample)?;
     let outputs_are_tensors = trace.outputs.iter().all(|&o| trace.tensor(o).is_some());
-    if entry.random || !outputs_are_tensors || trace.outputs.is_empty() {
+    if !outputs_are_tensors || trace.outputs.is_empty() {
         return Ok(GradOutcome::NotApplicable);
+    }
+    if entry.random {
+        return check_vmap_random_case(sample, &trace);
     }
     let specs: Vec<TensorSpec> = sample.tensors().into_iter().cloned().collect();
     let in_dims = vmap_in_dims(sample);
@@ -856,6 +859,95 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
             return Err(format!(
                 "output {i}: max abs diff {maxd:.3e} from the loop over the batch"
             ));
+        }
+    }
+    Ok(GradOutcome::Passed)
+}
+
+/// vmap of a random op, which no loop can reproduce: with `Randomness::Same` and `Different`, each
+/// output has the batched shape, the dtype and finite values; with `Same`, every example sees the
+/// same numbers (equal outputs without tensor inputs, equal dropout masks otherwise); with
+/// `Different`, examples of an op without tensor inputs differ.
+fn check_vmap_random_case(sample: &Sample, trace: &Trace) -> Result<GradOutcome, String> {
+    use thunder_transforms::{vmap_with, Randomness, VmapOptions};
+    const B: usize = 3;
+    let in_dims = vmap_in_dims(sample);
+    let specs: Vec<TensorSpec> = sample.tensors().into_iter().cloned().collect();
+    let mut batched_ins = Vec::with_capacity(specs.len());
+    for (k, spec) in specs.iter().enumerate() {
+        let parts: Vec<Tensor> = (0..B)
+            .map(|e| {
+                let mut sp = spec.clone();
+                sp.seed = mix(spec.seed, e as u64 + 1);
+                make_tensor(&sp).map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        batched_ins.push(match in_dims[k] {
+            None => parts[0].shallow_clone(),
+            Some(d) => Tensor::f_stack(&parts, d as i64).map_err(|e| e.to_string())?,
+        });
+    }
+    for randomness in [Randomness::Same, Randomness::Different] {
+        let options = VmapOptions {
+            randomness,
+            ..VmapOptions::default()
+        };
+        let v = match vmap_with(trace, &in_dims, B, &options) {
+            Ok(v) => v,
+            Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
+                return Ok(GradOutcome::NoRule(e.to_string()))
+            }
+            Err(e) => return Err(format!("vmap ({randomness:?}): {e}")),
+        };
+        let ins = batched_ins
+            .iter()
+            .map(|t| RtValue::Tensor(t.shallow_clone()))
+            .collect();
+        let got = run(&v, &TorchExecutor::new(), ins)?;
+        for (i, (g, &o)) in got.iter().zip(&trace.outputs).enumerate() {
+            let want = trace.tensor(o).ok_or("a number output")?;
+            let gt = g.as_tensor().ok_or("a number output")?;
+            let mut shape: Vec<i64> = vec![B as i64];
+            shape.extend(want.shape.sizes().iter().map(|&s| s as i64));
+            if gt.size() != shape || gt.kind() != tch_kind(want.dtype) {
+                return Err(format!(
+                    "{randomness:?}: output {i} is {:?} {:?}, not {:?} {shape:?}",
+                    gt.kind(),
+                    gt.size(),
+                    want.dtype
+                ));
+            }
+            let finite = gt
+                .f_isfinite()
+                .and_then(|f| f.f_all())
+                .and_then(|a| a.f_int64_value(&[]))
+                .map_err(|e| e.to_string())?;
+            if finite != 1 {
+                return Err(format!("{randomness:?}: output {i} has non-finite values"));
+            }
+            if want.shape.numel() == 0 {
+                continue;
+            }
+            // What must be shared (Same) or differ (Different) across examples.
+            let key = if specs.is_empty() {
+                gt.shallow_clone()
+            } else {
+                gt.f_eq(0.0).map_err(|e| e.to_string())?
+            };
+            let same = (1..B as i64).all(|b| key.get(b).equal(&key.get(0)));
+            match randomness {
+                Randomness::Same if !same => {
+                    return Err(format!(
+                        "Same: output {i} differs between examples in its random part"
+                    ))
+                }
+                Randomness::Different if specs.is_empty() && same => {
+                    return Err(format!(
+                        "Different: output {i} is the same for every example"
+                    ))
+                }
+                _ => {}
+            }
         }
     }
     Ok(GradOutcome::Passed)

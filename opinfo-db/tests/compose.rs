@@ -228,3 +228,45 @@ fn grad_of_prod_with_zeros_matches_autograd() {
     let dot = (&full[1] * &u).sum_dim_intlist(1, false, Kind::Double);
     assert!(close(&tangent[1], &dot), "{} vs {}", tangent[1], dot);
 }
+
+#[test]
+fn vmap_of_a_random_op_follows_the_randomness_policy() {
+    use thunder_transforms::{vmap_with, Randomness, VmapOptions};
+    // f(x) = x + randn(shape of x)
+    let mut b = TraceBuilder::new("noisy");
+    let x = b.input("x", TensorMeta::new(DType::F64, [4])).unwrap();
+    let r = b
+        .prim(
+            thunder_ir::PrimOp::Randn,
+            vec![],
+            vec![
+                thunder_ir::Attr::Ints(vec![4]),
+                thunder_ir::Attr::Device(thunder_ir::Device::Cpu),
+                thunder_ir::Attr::DType(DType::F64),
+            ],
+        )
+        .unwrap();
+    let y = b.add(x, r).unwrap();
+    let t = b.build(&[y]).unwrap();
+    // PyTorch's default: refuse, and say what to choose.
+    let e = vmap(&t, &[Some(0)], 3).unwrap_err();
+    assert!(e.to_string().contains("prims.randn is random"), "{e}");
+    let xs = Tensor::zeros([3, 4], (Kind::Double, tch::Device::Cpu));
+    let with = |randomness| {
+        let o = VmapOptions {
+            randomness,
+            ..Default::default()
+        };
+        run(
+            &vmap_with(&t, &[Some(0)], 3, &o).unwrap(),
+            &[xs.shallow_clone()],
+        )
+        .remove(0)
+    };
+    let same = with(Randomness::Same);
+    assert_eq!(same.size(), [3, 4]);
+    assert!(same.get(1).equal(&same.get(0)) && same.get(2).equal(&same.get(0)));
+    let different = with(Randomness::Different);
+    assert_eq!(different.size(), [3, 4]);
+    assert!(!different.get(1).equal(&different.get(0)));
+}

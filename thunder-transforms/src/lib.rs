@@ -63,4 +63,4 @@ pub use grad::{grad, grad_with, GradOptions};
 pub use jvp::jvp;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
 pub use split::{forward_backward, forward_backward_with, ForwardBackward};
-pub use vmap::{vmap, vmap_dims};
+pub use vmap::{vmap, vmap_dims, vmap_with, Randomness, VmapOptions};

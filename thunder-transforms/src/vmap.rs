@@ -1,9 +1,9 @@
 //! vmap: a trace over one example gives a trace over a batch of them, like `torch.func.vmap`.
 //!
 //! Batched inputs may carry the batch dim anywhere (`in_dims`); inside, every batched value keeps
-//! it first, and outputs have it first (`out_dims = 0`). Unbatched values stay unbatched until an op
-//! mixes them with batched ones. Each prim has a batching rule; a prim without one (or a case a rule
-//! does not handle) is a typed error naming it.
+//! it first, and outputs have it first unless `out_dims` says otherwise. Unbatched values stay
+//! unbatched until an op mixes them with batched ones. Each prim has a batching rule (random ones
+//! follow [`Randomness`]); a case a rule does not handle is a typed error naming the prim.
 
 use crate::util::{flatten_prims, ints, no_rule};
 use crate::{Result, TransformError};
@@ -18,10 +18,32 @@ fn attr_ints(a: &Attr) -> Vec<i64> {
     }
 }
 
+/// How vmap treats random ops: `torch.func.vmap`'s `randomness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Randomness {
+    /// A random op under vmap is an error (PyTorch's default).
+    #[default]
+    Error,
+    /// Every example sees the same random numbers.
+    Same,
+    /// Each example draws its own.
+    Different,
+}
+
+/// Options of [`vmap_with`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VmapOptions {
+    /// Where each output carries the batch dim (`None`: first, for every output).
+    pub out_dims: Option<Vec<usize>>,
+    /// What random ops do.
+    pub randomness: Randomness,
+}
+
 /// `trace` over a batch of `batch` examples. `in_dims[i]` is where input `i` carries the batch dim
-/// (`None`: the input is shared by every example). Outputs carry the batch dim first.
+/// (`None`: the input is shared by every example). Outputs carry the batch dim first; a random op
+/// is an error (see [`vmap_with`]).
 pub fn vmap(trace: &Trace, in_dims: &[Option<usize>], batch: usize) -> Result<Trace> {
-    vmap_dims(trace, in_dims, &vec![0; trace.outputs.len()], batch)
+    vmap_with(trace, in_dims, batch, &VmapOptions::default())
 }
 
 /// [`vmap`] with the batch dim of output `i` at `out_dims[i]` (`torch.func.vmap`'s `out_dims`).
@@ -32,6 +54,22 @@ pub fn vmap_dims(
     out_dims: &[usize],
     batch: usize,
 ) -> Result<Trace> {
+    let options = VmapOptions {
+        out_dims: Some(out_dims.to_vec()),
+        ..VmapOptions::default()
+    };
+    vmap_with(trace, in_dims, batch, &options)
+}
+
+/// [`vmap`] with options: `out_dims` and `randomness`.
+pub fn vmap_with(
+    trace: &Trace,
+    in_dims: &[Option<usize>],
+    batch: usize,
+    options: &VmapOptions,
+) -> Result<Trace> {
+    let zeros = vec![0; trace.outputs.len()];
+    let out_dims: &[usize] = options.out_dims.as_deref().unwrap_or(&zeros);
     if out_dims.len() != trace.outputs.len() {
         return Err(TransformError::Pass {
             pass: "vmap".into(),
@@ -99,7 +137,11 @@ pub fn vmap_dims(
     }
     for p in &prims {
         let Op::Prim(op) = p.op else { continue };
-        let outs = rule(&mut b, op, p, &m, batch)?;
+        let outs = if op.is_random() {
+            random_rule(&mut b, op, p, batch, options.randomness)?
+        } else {
+            rule(&mut b, op, p, &m, batch)?
+        };
         for (o, v) in p.outputs.iter().zip(outs) {
             m.insert(*o, v);
         }
@@ -147,6 +189,38 @@ pub fn vmap_dims(
         });
     }
     Ok(b.build(&outputs)?)
+}
+
+/// The batching rule of a random prim (it has no tensor operands): refused, one draw shared by
+/// every example, or one draw per example (its shape with the batch dim in front).
+fn random_rule(
+    b: &mut TraceBuilder,
+    op: PrimOp,
+    p: &BoundSymbol,
+    batch: usize,
+    randomness: Randomness,
+) -> Result<Vec<(Value, bool)>> {
+    match randomness {
+        Randomness::Error => Err(TransformError::Pass {
+            pass: "vmap".into(),
+            message: format!(
+                "prims.{} is random: choose what each example sees with randomness Same or Different (torch.func.vmap's randomness=\"same\"/\"different\"); the default refuses, as PyTorch's does",
+                op.name()
+            ),
+        }),
+        Randomness::Same => {
+            let v = b.prim(op, Vec::new(), p.attrs.clone())?;
+            Ok(vec![(v, false)])
+        }
+        Randomness::Different => {
+            let mut attrs = p.attrs.clone();
+            let mut shape = vec![batch as i64];
+            shape.extend(attr_ints(&p.attrs[0]));
+            attrs[0] = Attr::Ints(shape);
+            let v = b.prim(op, Vec::new(), attrs)?;
+            Ok(vec![(v, true)])
+        }
+    }
 }
 
 /// An unbatched tensor broadcast to `[batch] + shape`.
