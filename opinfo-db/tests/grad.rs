@@ -294,3 +294,44 @@ fn forward_backward_split_matches_the_joint_trace() {
     // bytes (measured when both were added); keep the gain.
     assert!(saved < 100_000, "the Llama block saves {saved} bytes");
 }
+
+#[test]
+fn value_and_grad_of_a_loss_is_grad_with_a_unit_cotangent() {
+    let trace = programs::lm_head_loss(&f64_tiny()).unwrap();
+    let wrt: Vec<Value> = trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let vg = thunder_transforms::value_and_grad(&trace, &wrt).unwrap();
+    assert_eq!(vg.inputs.len(), trace.inputs.len());
+    assert_eq!(vg.outputs.len(), 1 + wrt.len());
+    let joint = grad(&trace, &wrt).unwrap();
+    let ins: Vec<Tensor> = trace
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| make(&trace, v, i as i64))
+        .collect();
+    let run = |t: &Trace, vals: &[Tensor]| {
+        ExecutionPlan::compile(t, &[&TorchExecutor::new()])
+            .unwrap()
+            .run_tensors(vals)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let got = run(&vg, &ins);
+    let mut with_one: Vec<Tensor> = ins.iter().map(|t| t.shallow_clone()).collect();
+    with_one.push(Tensor::ones([], (Kind::Double, tch::Device::Cpu)));
+    let want = run(&joint, &with_one);
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.allclose(w, 0.0, 0.0, false));
+    }
+    // Not a scalar loss: refused, pointing at grad.
+    let mlp = programs::llama_mlp(&f64_tiny()).unwrap();
+    let e = thunder_transforms::value_and_grad(&mlp, &[mlp.inputs[0]]).unwrap_err();
+    assert!(
+        e.to_string().contains("must return one floating scalar"),
+        "{e}"
+    );
+}

@@ -101,6 +101,51 @@ pub fn grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
     grad_with(trace, wrt, &GradOptions::default())
 }
 
+/// `jax.value_and_grad` for a trace with one output, a floating scalar (a loss): a trace that takes
+/// `trace`'s inputs only and returns the output followed by its gradient with respect to each of
+/// `wrt` (the output's cotangent is 1).
+pub fn value_and_grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
+    let scalar = match trace.outputs.as_slice() {
+        [o] => trace
+            .tensor(*o)
+            .filter(|t| t.rank() == 0 && t.dtype.is_float())
+            .cloned(),
+        _ => None,
+    };
+    let Some(meta) = scalar else {
+        return Err(TransformError::Pass {
+            pass: "value_and_grad".into(),
+            message: format!(
+                "{} must return one floating scalar (a loss), it returns {} values; use grad, which takes the outputs' cotangents",
+                trace.name,
+                trace.outputs.len()
+            ),
+        });
+    };
+    let mut joint = grad(trace, wrt)?;
+    let n_in = trace.inputs.len();
+    let ct = joint.inputs[n_in];
+    joint.inputs.truncate(n_in);
+    joint.bound_symbols.insert(
+        0,
+        BoundSymbol {
+            op: Op::Prim(PrimOp::Full),
+            args: Vec::new(),
+            attrs: vec![
+                ints([0usize; 0]),
+                Attr::Float(1.0),
+                Attr::Device(meta.device),
+                Attr::DType(meta.dtype),
+            ],
+            outputs: vec![ct],
+            subsymbols: Vec::new(),
+        },
+    );
+    joint.name = format!("{}_value_and_grad", trace.name);
+    joint.verify()?;
+    Ok(joint.renumbered())
+}
+
 /// Options of [`grad_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradOptions {

@@ -59,7 +59,7 @@ pub use autocast::autocast;
 pub use cse::cse;
 pub use dce::dce;
 pub use error::{Result, TransformError};
-pub use grad::{grad, grad_with, GradOptions};
+pub use grad::{grad, grad_with, value_and_grad, GradOptions};
 pub use jvp::jvp;
 pub use pass::{pass_fn, FnPass, Pass, PassHistory, PassManager, PassRecord};
 pub use split::{forward_backward, forward_backward_with, ForwardBackward};
