@@ -248,10 +248,23 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
     }
     let tol = entry.tolerance(sample.dtype);
     let mut rechecked = false;
-    for ex in [TorchExecutor::new(), TorchExecutor::decomposing()] {
-        let got = run(&trace, &ex, inputs(sample)?)?;
+    let (direct, decomposing) = (TorchExecutor::new(), TorchExecutor::decomposing());
+    let mut paths: Vec<(&str, Vec<&dyn Executor>)> = vec![
+        (direct.name(), vec![&direct]),
+        (decomposing.name(), vec![&decomposing]),
+    ];
+    // On CUDA, the fusion executor runs every op it can fuse (the rest on the torch executor).
+    let fusion = thunder_executors::FusionExecutor;
+    if sample.device.is_cuda() {
+        paths.push(("fusion", vec![&fusion, &direct]));
+    }
+    for (name, list) in &paths {
+        let got = ExecutionPlan::compile(&trace, list)
+            .map_err(|e| format!("{name}: {e}"))?
+            .run(&inputs(sample)?)
+            .map_err(|e| format!("{name}: {e}"))?;
         for (i, ((e, g), r)) in expected.iter().zip(&got).zip(&reference).enumerate() {
-            check_meta(e, g).map_err(|m| format!("{}: output {i}: {m}", ex.name()))?;
+            check_meta(e, g).map_err(|m| format!("{}: output {i}: {m}", name))?;
             if entry.random {
                 if let RtValue::Tensor(t) = g {
                     let finite = t
@@ -262,7 +275,7 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
                     if !finite && t.numel() > 0 {
                         return Err(format!(
                             "{}: output {i}: random op produced non-finite values",
-                            ex.name()
+                            name
                         ));
                     }
                 }
@@ -283,7 +296,7 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
             {
                 return Err(format!(
                     "{}: output {i}: max abs diff {maxd:.3e} from eager exceeds atol {} + rtol {} (by {excess:.3e})",
-                    ex.name(),
+                    name,
                     tol.atol,
                     tol.rtol
                 ));
@@ -298,7 +311,7 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
             if ours > eager * 1.01 + tol.atol {
                 return Err(format!(
                     "{}: output {i}: max abs diff {maxd:.3e} from eager, and farther from float64 than eager ({ours:.3e} vs {eager:.3e})",
-                    ex.name()
+                    name
                 ));
             }
             rechecked = true;

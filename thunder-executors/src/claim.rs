@@ -15,6 +15,8 @@ pub struct ClaimedOp {
     pub executor: usize,
     /// Its 1-based line in the original trace's printed text.
     pub line: usize,
+    /// The fusion region it runs in (an index into [`ClaimedTrace::regions`]), if any.
+    pub region: Option<usize>,
 }
 
 /// A trace after the claim pass: a flat list of bound symbols in program order, each with its
@@ -27,6 +29,9 @@ pub struct ClaimedTrace {
     pub ops: Vec<ClaimedOp>,
     /// The executors' names, indexed by [`ClaimedOp::executor`].
     pub executor_names: Vec<&'static str>,
+    /// The fusion regions (filled by [`crate::ExecutionPlan::compile`]; their op indices refer
+    /// to [`ClaimedTrace::ops`]).
+    pub regions: Vec<crate::fusion::Region>,
 }
 
 /// Assigns every bound symbol of `trace` to the first executor of `executors` that claims it,
@@ -48,6 +53,7 @@ pub fn claim(trace: &Trace, executors: &[&dyn Executor]) -> Result<ClaimedTrace>
         trace: trace.clone(),
         ops,
         executor_names: executors.iter().map(|e| e.name()).collect(),
+        regions: Vec::new(),
     })
 }
 
@@ -62,25 +68,66 @@ fn visit(
     for (i, b) in bsyms.iter().enumerate() {
         path.push(i);
         let line = lines.get(path.as_slice()).copied().unwrap_or(0);
-        if let Some(e) = executors.iter().position(|e| e.claims(trace, b)) {
-            let mut bsym = b.clone();
-            bsym.subsymbols.clear();
-            ops.push(ClaimedOp {
-                bsym,
-                executor: e,
-                line,
-            });
-        } else if !b.subsymbols.is_empty() {
-            visit(trace, &b.subsymbols, executors, lines, path, ops)?;
-        } else {
-            return Err(Error::Unclaimed {
-                line,
-                statement: statement(trace, b),
-            });
+        match choose(trace, b, executors) {
+            Choice::Whole(e) => {
+                let mut bsym = b.clone();
+                bsym.subsymbols.clear();
+                ops.push(ClaimedOp {
+                    bsym,
+                    executor: e,
+                    line,
+                    region: None,
+                });
+            }
+            Choice::Descend => visit(trace, &b.subsymbols, executors, lines, path, ops)?,
+            Choice::None if !b.subsymbols.is_empty() => {
+                visit(trace, &b.subsymbols, executors, lines, path, ops)?
+            }
+            Choice::None => {
+                return Err(Error::Unclaimed {
+                    line,
+                    statement: statement(trace, b),
+                })
+            }
         }
         path.pop();
     }
     Ok(())
+}
+
+enum Choice {
+    /// This executor runs it whole (for a fusion executor: inside a region).
+    Whole(usize),
+    /// A fusion executor fuses every prim of its decomposition: descend into it.
+    Descend,
+    /// No executor takes it.
+    None,
+}
+
+/// The first executor, in priority order, that runs `b` whole, or fuses it (a prim) or all of its
+/// decomposition (a torch-level op).
+fn choose(trace: &Trace, b: &BoundSymbol, executors: &[&dyn Executor]) -> Choice {
+    for (i, e) in executors.iter().enumerate() {
+        if e.claims(trace, b) {
+            return Choice::Whole(i);
+        }
+        if let Some(f) = e.fuser() {
+            match b.op {
+                thunder_ir::Op::Prim(_) if f.fusible(trace, b) => return Choice::Whole(i),
+                thunder_ir::Op::Torch(_) if all_fusible(trace, b, f) => return Choice::Descend,
+                _ => {}
+            }
+        }
+    }
+    Choice::None
+}
+
+fn all_fusible(trace: &Trace, b: &BoundSymbol, f: &dyn crate::executor::Fuser) -> bool {
+    !b.subsymbols.is_empty()
+        && b.subsymbols.iter().all(|s| match s.op {
+            thunder_ir::Op::Prim(_) => f.fusible(trace, s),
+            thunder_ir::Op::Torch(_) => all_fusible(trace, s, f),
+        })
 }
 
 impl ClaimedTrace {
@@ -96,6 +143,9 @@ impl ClaimedTrace {
             if let Some(&i) = by_line.get(&(n + 1)) {
                 out.push_str(" [");
                 out.push_str(self.executor_names[self.ops[i].executor]);
+                if let Some(r) = self.ops[i].region {
+                    out.push_str(&format!(" fusion{r}"));
+                }
                 out.push(']');
             }
             out.push('\n');

@@ -196,4 +196,25 @@ pub trait Executor: Send + Sync {
     fn claims(&self, trace: &Trace, bsym: &BoundSymbol) -> bool;
     /// Compiles a claimed bound symbol. Called once per plan, not per run.
     fn compile(&self, trace: &Trace, bsym: &BoundSymbol) -> Result<Kernel>;
+    /// A fusion executor's region support: the prims it fuses take its place in the list, and
+    /// the plan groups them into regions it compiles whole. `None` (the default) for executors
+    /// that run one op at a time.
+    fn fuser(&self) -> Option<&dyn Fuser> {
+        None
+    }
+}
+
+/// What a fusion executor adds to [`Executor`]: which prims it can put in a region, and how it
+/// compiles a region into one [`Kernel`].
+pub trait Fuser: Send + Sync {
+    /// Whether `bsym` (a prim of `trace`) may join a region.
+    fn fusible(&self, trace: &Trace, bsym: &BoundSymbol) -> bool;
+    /// Compiles `region` (its op indices refer to `ops`, the claimed trace's ops) into a kernel
+    /// that takes the region's inputs and returns its outputs, in order.
+    fn compile_region(
+        &self,
+        trace: &Trace,
+        ops: &[BoundSymbol],
+        region: &crate::fusion::Region,
+    ) -> Result<Kernel>;
 }

@@ -45,13 +45,18 @@ pub mod claim;
 pub mod convert;
 mod error;
 pub mod executor;
+pub mod fusion;
 pub mod plan;
 mod runtime;
 pub mod torch_executor;
 
 pub use claim::{claim, ClaimedOp, ClaimedTrace};
 pub use error::{Error, Result};
-pub use executor::{ArgRef, Args, Executor, KArg, Kernel, KernelError, ListArg, Outputs, RtValue};
+pub use executor::{
+    ArgRef, Args, Executor, Fuser, KArg, Kernel, KernelError, ListArg, Outputs, RtValue,
+};
+#[cfg(feature = "cuda")]
+pub use fusion::FusionExecutor;
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

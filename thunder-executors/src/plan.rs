@@ -58,38 +58,186 @@ impl ExecutionPlan {
         {
             list.push(&fallback);
         }
-        let claimed = claim(trace, &list)?;
+        let mut claimed = claim(trace, &list)?;
+        let torch = list
+            .iter()
+            .position(|e| e.name() == "torch" || e.name() == "torch-prims")
+            .unwrap_or(list.len() - 1);
+        // Fusion: group each fusion executor's ops into regions; what it claimed but no region
+        // took (views) runs on the torch executor.
+        let bsyms: Vec<thunder_ir::BoundSymbol> =
+            claimed.ops.iter().map(|o| o.bsym.clone()).collect();
+        let mut regions: Vec<crate::fusion::Region> = Vec::new();
+        let mut region_exec: Vec<usize> = Vec::new();
+        for (ei, e) in list.iter().enumerate() {
+            if e.fuser().is_none() {
+                continue;
+            }
+            let rs = crate::fusion::partition(trace, &bsyms, |i| claimed.ops[i].executor == ei);
+            for r in rs {
+                for &i in &r.ops {
+                    claimed.ops[i].region = Some(regions.len());
+                }
+                regions.push(r);
+                region_exec.push(ei);
+            }
+            for op in claimed.ops.iter_mut() {
+                if op.executor == ei && op.region.is_none() {
+                    op.executor = torch;
+                }
+            }
+        }
+        // The units the plan runs: regions, and ops outside regions (a region's view op whose
+        // result is also needed outside runs outside as well).
+        #[derive(Clone, Copy)]
+        enum Unit {
+            Op(usize),
+            Region(usize),
+        }
+        let mut needed_outside: std::collections::HashSet<Value> =
+            trace.outputs.iter().copied().collect();
+        for op in claimed.ops.iter().filter(|o| o.region.is_none()) {
+            needed_outside.extend(op.bsym.inputs());
+        }
+        for r in &regions {
+            needed_outside.extend(r.inputs.iter().copied());
+        }
+        let mut units: Vec<(usize, Unit)> = Vec::new();
+        for (i, op) in claimed.ops.iter().enumerate() {
+            match op.region {
+                None => units.push((i, Unit::Op(i))),
+                Some(r) => {
+                    let exported = regions[r]
+                        .outputs
+                        .iter()
+                        .any(|o| op.bsym.outputs.contains(o));
+                    let needed = op.bsym.outputs.iter().any(|o| needed_outside.contains(o));
+                    if needed && !exported {
+                        units.push((i, Unit::Op(i)));
+                    }
+                }
+            }
+        }
+        for (r, reg) in regions.iter().enumerate() {
+            units.push((reg.ops[0], Unit::Region(r)));
+        }
+        let unit_io = |u: Unit| -> (Vec<Value>, Vec<Value>) {
+            match u {
+                Unit::Op(i) => (
+                    claimed.ops[i].bsym.inputs(),
+                    claimed.ops[i].bsym.outputs.clone(),
+                ),
+                Unit::Region(r) => (regions[r].inputs.clone(), regions[r].outputs.clone()),
+            }
+        };
+        // Topological order, earliest original position first.
+        let mut producer: std::collections::HashMap<Value, usize> =
+            std::collections::HashMap::new();
+        for (k, &(_, u)) in units.iter().enumerate() {
+            for o in unit_io(u).1 {
+                producer.insert(o, k);
+            }
+        }
+        let mut indegree = vec![0usize; units.len()];
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+        for (k, &(_, u)) in units.iter().enumerate() {
+            let mut deps: Vec<usize> = unit_io(u)
+                .0
+                .iter()
+                .filter_map(|v| producer.get(v).copied())
+                .filter(|&d| d != k)
+                .collect();
+            deps.sort_unstable();
+            deps.dedup();
+            indegree[k] = deps.len();
+            for d in deps {
+                users[d].push(k);
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize)>> = units
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| indegree[*k] == 0)
+            .map(|(k, &(pos, _))| std::cmp::Reverse((pos, k)))
+            .collect();
+        let mut order: Vec<Unit> = Vec::with_capacity(units.len());
+        while let Some(std::cmp::Reverse((_, k))) = ready.pop() {
+            order.push(units[k].1);
+            for &u in &users[k] {
+                indegree[u] -= 1;
+                if indegree[u] == 0 {
+                    ready.push(std::cmp::Reverse((units[u].0, u)));
+                }
+            }
+        }
+        if order.len() != units.len() {
+            return Err(Error::Compile {
+                executor: "plan",
+                statement: trace.name.clone(),
+                message: "the fusion regions form a cycle (a partitioner bug)".into(),
+            });
+        }
         let n_slots = trace.values.len();
         let slot = |v: Value| v.0;
         // Last use of each slot, by instruction index; outputs are never freed.
         let mut last_use: Vec<Option<usize>> = vec![None; n_slots];
-        for (i, op) in claimed.ops.iter().enumerate() {
-            for v in op.bsym.inputs() {
+        for (i, &u) in order.iter().enumerate() {
+            for v in unit_io(u).0 {
                 last_use[v.index()] = Some(i);
             }
         }
         for &o in &trace.outputs {
             last_use[o.index()] = None;
         }
-        let mut instrs = Vec::with_capacity(claimed.ops.len());
+        let mut instrs = Vec::with_capacity(order.len());
         let mut statements = Vec::with_capacity(claimed.ops.len());
-        for (i, op) in claimed.ops.iter().enumerate() {
-            let kernel = list[op.executor].compile(trace, &op.bsym)?;
-            let args = op
-                .bsym
-                .args
-                .iter()
-                .map(|a| match a {
-                    Arg::Value(v) => ArgRef::Slot(slot(*v)),
-                    Arg::Int(x) => ArgRef::Int(*x),
-                    Arg::Float(x) => ArgRef::Float(*x),
-                    Arg::Bool(x) => ArgRef::Bool(*x),
-                    Arg::None => ArgRef::None,
-                    Arg::List(l) => ArgRef::List(l.iter().map(|v| slot(*v)).collect()),
-                })
-                .collect();
+        for op in &claimed.ops {
+            statements.push(statement(trace, &op.bsym));
+        }
+        for (i, &u) in order.iter().enumerate() {
+            let (ins, outs) = unit_io(u);
+            let (kernel, args, first_op) = match u {
+                Unit::Op(k) => {
+                    let op = &claimed.ops[k];
+                    // A region's view op needed outside too runs on the torch executor there.
+                    let ex = if op.region.is_some() {
+                        torch
+                    } else {
+                        op.executor
+                    };
+                    let kernel = list[ex].compile(trace, &op.bsym)?;
+                    let args = op
+                        .bsym
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            Arg::Value(v) => ArgRef::Slot(slot(*v)),
+                            Arg::Int(x) => ArgRef::Int(*x),
+                            Arg::Float(x) => ArgRef::Float(*x),
+                            Arg::Bool(x) => ArgRef::Bool(*x),
+                            Arg::None => ArgRef::None,
+                            Arg::List(l) => ArgRef::List(l.iter().map(|v| slot(*v)).collect()),
+                        })
+                        .collect();
+                    (kernel, args, k)
+                }
+                Unit::Region(r) => {
+                    let fuser = list[region_exec[r]].fuser().ok_or_else(|| Error::Compile {
+                        executor: list[region_exec[r]].name(),
+                        statement: format!("fusion{r}"),
+                        message: "a region of an executor that does not fuse".into(),
+                    })?;
+                    let kernel = fuser.compile_region(trace, &bsyms, &regions[r])?;
+                    let args = regions[r]
+                        .inputs
+                        .iter()
+                        .map(|&v| ArgRef::Slot(slot(v)))
+                        .collect();
+                    (kernel, args, regions[r].ops[0])
+                }
+            };
             let mut free: SmallVec<[u32; 4]> = SmallVec::new();
-            for v in op.bsym.inputs() {
+            for v in ins {
                 if last_use[v.index()] == Some(i) && !free.contains(&slot(v)) {
                     free.push(slot(v));
                 }
@@ -97,12 +245,17 @@ impl ExecutionPlan {
             instrs.push(Instr {
                 kernel,
                 args,
-                outs: op.bsym.outputs.iter().map(|v| slot(*v)).collect(),
+                outs: outs.iter().map(|v| slot(*v)).collect(),
                 free,
-                op: i as u32,
+                op: first_op as u32,
             });
-            statements.push(statement(trace, &op.bsym));
         }
+        for (r, reg) in regions.iter().enumerate() {
+            let body: Vec<&str> = reg.ops.iter().map(|&k| statements[k].as_str()).collect();
+            let head = format!("fusion{r}: {}", body.join("; "));
+            statements[reg.ops[0]] = head;
+        }
+        claimed.regions = regions;
         let inputs = trace
             .inputs
             .iter()

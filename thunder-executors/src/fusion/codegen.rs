@@ -1,0 +1,1313 @@
+//! CUDA C++ for a region: the kernels, their parameters and how to launch them.
+//!
+//! Every value of a region is an expression of an index. Pointwise kernels give each thread one
+//! element of an output (16-byte vector loads and stores where every operand read at the output's
+//! own index is contiguous, a strided scalar path otherwise) and evaluate the region at that index;
+//! a view op (broadcast, reshape, transpose, slice, pad, cat, flip) only changes the index its
+//! operand is read at. Rows kernels give each block one row (the leading dims) of the reduced
+//! shape: each thread keeps its columns in registers, each reduction is a warp-shuffle and
+//! shared-memory block reduction, and the values computed before a reduction are kept for the
+//! ones after it, so the row is read from memory once.
+//!
+//! Arithmetic on 16-bit floats runs in float32 and is rounded to the op's dtype after every op
+//! (as eager PyTorch rounds every op's result); float64 runs in double.
+
+use super::partition::{kind, trailing_reduction, Kind, Region, Schedule};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use thunder_ir::ops::prims::PrimClass;
+use thunder_ir::{Arg, Attr, BoundSymbol, DType, Op, PrimOp, Trace, Value, ValueType};
+
+/// Why a region cannot be generated.
+pub type GenError = String;
+
+/// One kernel launch of a region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelEntry {
+    /// The `extern "C"` entry point.
+    pub name: String,
+    /// The region outputs (indices into [`Region::outputs`]) it writes.
+    pub outputs: Vec<usize>,
+    /// How to launch it.
+    pub launch: Launch,
+}
+
+/// A launch configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launch {
+    /// `numel` elements, one per thread in a grid-stride loop; with `vector`, a second entry
+    /// point (`<name>_vec`) handles `vector` consecutive elements per thread with 16-byte accesses,
+    /// usable when the `direct` inputs are contiguous and every pointer is aligned.
+    Pointwise {
+        /// Elements.
+        numel: usize,
+        /// Elements per thread of the vector variant (`None`: no vector variant).
+        vector: Option<usize>,
+        /// Region inputs (indices into [`Region::inputs`]) the vector variant reads contiguously.
+        direct: Vec<usize>,
+    },
+    /// `rows` blocks of `threads` threads.
+    Rows {
+        /// Rows (the product of the leading dims).
+        rows: usize,
+        /// Threads per block.
+        threads: u32,
+    },
+}
+
+/// The generated source of a region and its entry points, in launch order. Every entry takes the
+/// same parameters: per region input a pointer and one stride per dim (tensors) or the value
+/// (numbers: `double` or `long long`), then one pointer per region output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionKernel {
+    /// CUDA C++.
+    pub source: String,
+    /// Launches.
+    pub entries: Vec<KernelEntry>,
+}
+
+/// The storage type of a dtype in CUDA C++, or `None` when fusion does not take it.
+pub fn storage_type(d: DType) -> Option<&'static str> {
+    Some(match d {
+        DType::F64 => "double",
+        DType::F32 => "float",
+        DType::F16 => "__half",
+        DType::BF16 => "__nv_bfloat16",
+        DType::I64 => "long long",
+        DType::I32 => "int",
+        DType::I16 => "short",
+        DType::I8 => "signed char",
+        DType::U8 => "unsigned char",
+        DType::Bool => "bool",
+        _ => return None,
+    })
+}
+
+/// The type arithmetic on a dtype runs in.
+fn compute_type(d: DType) -> &'static str {
+    match d {
+        DType::F32 | DType::F16 | DType::BF16 => "float",
+        other => storage_type(other).unwrap_or("float"),
+    }
+}
+
+/// Whether the fusion executor can run `b` inside a region: a prim it has a formula for, on
+/// dtypes it handles, with reductions over trailing dims only.
+pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
+    let Op::Prim(op) = b.op else { return false };
+    let Some(k) = kind(op) else { return false };
+    let dtypes_ok = b
+        .inputs()
+        .iter()
+        .chain(&b.outputs)
+        .all(|&v| match trace.ty(v) {
+            ValueType::Tensor(t) => storage_type(t.dtype).is_some(),
+            ValueType::Number(_) => true,
+        });
+    if !dtypes_ok {
+        return false;
+    }
+    let out_dtype = trace.tensor(b.outputs[0]).map(|t| t.dtype);
+    let operand_dtype = b
+        .args
+        .first()
+        .and_then(Arg::as_value)
+        .and_then(|v| trace.tensor(v))
+        .map(|t| t.dtype);
+    let float = |d: Option<DType>| d.is_some_and(|d| d.is_float());
+    use PrimOp::*;
+    match k {
+        Kind::Reduction => {
+            // Warp shuffles take 32- and 64-bit values.
+            trailing_reduction(trace, b).is_some()
+                && out_dtype.is_some_and(|d| {
+                    matches!(compute_type(d), "float" | "double" | "long long" | "int")
+                })
+                && operand_dtype == out_dtype
+        }
+        Kind::View => true,
+        Kind::Elementwise => match op {
+            // Digamma and polygamma have no CUDA library function; integer division and power
+            // follow rules the kernels do not implement.
+            Digamma | Polygamma | Real | Imag => false,
+            Div | Pow => float(out_dtype),
+            Exp | Exp2 | Expm1 | Log | Log1p | Log2 | Log10 | Sqrt | Rsqrt | Reciprocal | Sin
+            | Cos | Tan | Asin | Acos | Atan | Sinh | Cosh | Tanh | Asinh | Acosh | Atanh | Erf
+            | Erfc | Erfinv | Lgamma | Floor | Ceil | Round | Trunc | Atan2 => float(out_dtype),
+            Iota => true,
+            _ => true,
+        },
+    }
+}
+
+/// A C literal of `x` in compute type `ty`.
+fn float_lit(x: f64, ty: &str) -> String {
+    let double = ty == "double";
+    if x.is_nan() {
+        return if double {
+            "__longlong_as_double(0x7ff8000000000000LL)".into()
+        } else {
+            "__int_as_float(0x7fc00000)".into()
+        };
+    }
+    if x.is_infinite() {
+        let neg = x < 0.0;
+        return match (double, neg) {
+            (true, false) => "__longlong_as_double(0x7ff0000000000000LL)".into(),
+            (true, true) => "__longlong_as_double(0xfff0000000000000ULL)".into(),
+            (false, false) => "__int_as_float(0x7f800000)".into(),
+            (false, true) => "__int_as_float(0xff800000)".into(),
+        };
+    }
+    format!("(({ty}){x:e})")
+}
+
+fn literal(a: &Arg, ty: &str) -> Option<String> {
+    Some(match a {
+        Arg::Int(i) => {
+            if ty == "float" || ty == "double" {
+                float_lit(*i as f64, ty)
+            } else {
+                format!("(({ty}){i}LL)")
+            }
+        }
+        Arg::Float(f) => float_lit(*f, ty),
+        Arg::Bool(b) => format!("(({ty}){})", if *b { 1 } else { 0 }),
+        _ => return None,
+    })
+}
+
+const PRELUDE: &str = r#"#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+__device__ __forceinline__ float tc(__half x) { return __half2float(x); }
+__device__ __forceinline__ float tc(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float tc(float x) { return x; }
+__device__ __forceinline__ double tc(double x) { return x; }
+__device__ __forceinline__ long long tc(long long x) { return x; }
+__device__ __forceinline__ int tc(int x) { return x; }
+__device__ __forceinline__ short tc(short x) { return x; }
+__device__ __forceinline__ signed char tc(signed char x) { return x; }
+__device__ __forceinline__ unsigned char tc(unsigned char x) { return x; }
+__device__ __forceinline__ bool tc(bool x) { return x; }
+__device__ __forceinline__ void st(__half* p, float x) { *p = __float2half_rn(x); }
+__device__ __forceinline__ void st(__nv_bfloat16* p, float x) { *p = __float2bfloat16_rn(x); }
+template <typename S, typename T> __device__ __forceinline__ void st(S* p, T x) { *p = (S)x; }
+__device__ __forceinline__ float rnd_f16(float x) { return __half2float(__float2half_rn(x)); }
+__device__ __forceinline__ float rnd_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+template <typename T> __device__ __forceinline__ T nan_max(T a, T b) { return (a != a || a > b) ? a : ((b != b) ? b : b); }
+template <typename T> __device__ __forceinline__ T nan_min(T a, T b) { return (a != a || a < b) ? a : ((b != b) ? b : b); }
+template <typename T> __device__ __forceinline__ T py_rem(T a, T b) { T r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+__device__ __forceinline__ float py_rem(float a, float b) { float r = fmodf(a, b); return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r; }
+__device__ __forceinline__ double py_rem(double a, double b) { double r = fmod(a, b); return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r; }
+template <typename T> __device__ __forceinline__ T c_fmod(T a, T b) { return a % b; }
+__device__ __forceinline__ float c_fmod(float a, float b) { return fmodf(a, b); }
+__device__ __forceinline__ double c_fmod(double a, double b) { return fmod(a, b); }
+template <typename T> __device__ __forceinline__ T sgn(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : x); }
+template <typename T> __device__ __forceinline__ T absv(T x) { return x < (T)0 ? -x : x; }
+__device__ __forceinline__ float absv(float x) { return fabsf(x); }
+__device__ __forceinline__ double absv(double x) { return fabs(x); }
+template <typename T> __device__ __forceinline__ T red_sum(T a, T b) { return a + b; }
+template <typename T> __device__ __forceinline__ T red_prod(T a, T b) { return a * b; }
+template <typename T> __device__ __forceinline__ T red_max(T a, T b) { return nan_max(a, b); }
+template <typename T> __device__ __forceinline__ T red_min(T a, T b) { return nan_min(a, b); }
+#define BLOCK_REDUCE(T, OP, v, smem, ident)                                        \
+  do {                                                                             \
+    for (int o_ = 16; o_ > 0; o_ >>= 1) v = OP(v, __shfl_xor_sync(0xffffffffu, v, o_)); \
+    __syncthreads();                                                               \
+    if ((threadIdx.x & 31) == 0) smem[threadIdx.x >> 5] = v;                       \
+    __syncthreads();                                                               \
+    int nw_ = (blockDim.x + 31) >> 5;                                              \
+    v = (int)threadIdx.x < nw_ ? smem[threadIdx.x] : (ident);                      \
+    if (threadIdx.x < 32) {                                                        \
+      for (int o_ = 16; o_ > 0; o_ >>= 1) v = OP(v, __shfl_xor_sync(0xffffffffu, v, o_)); \
+      if (threadIdx.x == 0) smem[32] = v;                                          \
+    }                                                                              \
+    __syncthreads();                                                               \
+    v = smem[32];                                                                  \
+  } while (0)
+"#;
+
+/// How the generator reaches region inputs: strided loads, or (vector variant) a register array.
+#[derive(Clone)]
+enum InputAccess {
+    Strided,
+    /// `arr[e]` for the inputs read at the output's index.
+    Direct(HashMap<usize, String>),
+}
+
+struct Gen<'a> {
+    trace: &'a Trace,
+    producer: HashMap<Value, &'a BoundSymbol>,
+    input_pos: HashMap<Value, usize>,
+    idx: &'static str,
+    tmp: usize,
+}
+
+/// A block of statements being built, with its memo of evaluated (value, index) pairs.
+struct Block {
+    code: String,
+    memo: HashMap<String, String>,
+    indent: usize,
+}
+
+impl Block {
+    fn line(&mut self, s: &str) {
+        for _ in 0..self.indent {
+            self.code.push_str("  ");
+        }
+        self.code.push_str(s);
+        self.code.push('\n');
+    }
+}
+
+fn shape_of(trace: &Trace, v: Value) -> Vec<usize> {
+    trace.tensor(v).map(|t| t.shape.sizes()).unwrap_or_default()
+}
+
+fn dtype_of(trace: &Trace, v: Value) -> Option<DType> {
+    trace.tensor(v).map(|t| t.dtype)
+}
+
+fn ints_attr(a: &Attr) -> Vec<i64> {
+    match a {
+        Attr::Ints(v) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// `C` expressions for the multi-index of linear index `lin` in `shape`.
+fn unravel(lin: &str, shape: &[usize]) -> Vec<String> {
+    let mut out = Vec::with_capacity(shape.len());
+    let mut stride = 1usize;
+    let mut strides = vec![0usize; shape.len()];
+    for d in (0..shape.len()).rev() {
+        strides[d] = stride;
+        stride *= shape[d].max(1);
+    }
+    for d in 0..shape.len() {
+        out.push(if shape[d] == 1 {
+            "0".to_string()
+        } else if d == 0 {
+            format!("(({lin}) / {})", strides[d])
+        } else if strides[d] == 1 {
+            format!("(({lin}) % {})", shape[d])
+        } else {
+            format!("((({lin}) / {}) % {})", strides[d], shape[d])
+        });
+    }
+    out
+}
+
+fn ravel(idx: &[String], shape: &[usize]) -> String {
+    if idx.is_empty() {
+        return "0".into();
+    }
+    let mut s = String::new();
+    for (d, i) in idx.iter().enumerate() {
+        if d == 0 {
+            s = i.clone();
+        } else {
+            s = format!("(({s}) * {} + {i})", shape[d]);
+        }
+    }
+    s
+}
+
+impl<'a> Gen<'a> {
+    fn fresh(&mut self, p: &str) -> String {
+        self.tmp += 1;
+        format!("{p}{}", self.tmp)
+    }
+
+    /// The compute type of a value.
+    fn cty(&self, v: Value) -> &'static str {
+        match self.trace.ty(v) {
+            ValueType::Tensor(t) => compute_type(t.dtype),
+            ValueType::Number(n) => match n {
+                thunder_ir::NumberType::Int => "long long",
+                thunder_ir::NumberType::Bool => "bool",
+                _ => "double",
+            },
+        }
+    }
+
+    /// An operand as a `ty` expression: a literal, a number input, or a tensor evaluated at `idx`.
+    fn operand(
+        &mut self,
+        blk: &mut Block,
+        a: &Arg,
+        idx: &[String],
+        ty: &str,
+        acc: &InputAccess,
+    ) -> Result<String, GenError> {
+        if let Some(l) = literal(a, ty) {
+            return Ok(l);
+        }
+        let v = a.as_value().ok_or("an operand that is not a value")?;
+        let e = self.eval(blk, v, idx, acc)?;
+        Ok(if self.cty(v) == ty {
+            e
+        } else {
+            format!("(({ty}){e})")
+        })
+    }
+
+    /// Statements computing `v` at `idx` (one expression per dim of `v`); returns its name.
+    fn eval(
+        &mut self,
+        blk: &mut Block,
+        v: Value,
+        idx: &[String],
+        acc: &InputAccess,
+    ) -> Result<String, GenError> {
+        let key = format!("{}@{}", v.0, idx.join(","));
+        if let Some(n) = blk.memo.get(&key) {
+            return Ok(n.clone());
+        }
+        let name = if let Some(&k) = self.input_pos.get(&v) {
+            match self.trace.ty(v) {
+                ValueType::Number(_) => format!("p{k}"),
+                ValueType::Tensor(t) => {
+                    let direct = match acc {
+                        InputAccess::Direct(m) => m.get(&k).cloned(),
+                        InputAccess::Strided => None,
+                    };
+                    let expr = match direct {
+                        Some(d) => format!("tc({d})"),
+                        None => {
+                            let mut off = String::from("0");
+                            for (d, i) in idx.iter().enumerate() {
+                                if t.shape.size(d) != 1 {
+                                    off = format!("{off} + (long long)({i}) * s{k}_{d}");
+                                }
+                            }
+                            format!("tc(in{k}[{off}])")
+                        }
+                    };
+                    let n = self.fresh("x");
+                    blk.line(&format!("const {} {n} = {expr};", compute_type(t.dtype)));
+                    n
+                }
+            }
+        } else {
+            let b = *self
+                .producer
+                .get(&v)
+                .ok_or_else(|| format!("value {} is neither an input nor computed", v.0))?;
+            self.eval_op(blk, b, v, idx, acc)?
+        };
+        blk.memo.insert(key, name.clone());
+        Ok(name)
+    }
+
+    fn eval_op(
+        &mut self,
+        blk: &mut Block,
+        b: &BoundSymbol,
+        v: Value,
+        idx: &[String],
+        acc: &InputAccess,
+    ) -> Result<String, GenError> {
+        let Op::Prim(op) = b.op else {
+            return Err("a torch-level op inside a region".into());
+        };
+        let out_dt = dtype_of(self.trace, v).ok_or("a number output")?;
+        let ty = compute_type(out_dt);
+        use PrimOp::*;
+        // View ops: the operand at another index.
+        let arg_v = |i: usize| b.args.get(i).and_then(Arg::as_value);
+        match op {
+            BroadcastInDim => {
+                let x = arg_v(0).ok_or("broadcast of a non-tensor")?;
+                let xs = shape_of(self.trace, x);
+                let bd = ints_attr(&b.attrs[1]);
+                let j: Vec<String> = xs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| {
+                        if s == 1 {
+                            "0".into()
+                        } else {
+                            idx[bd[i] as usize].clone()
+                        }
+                    })
+                    .collect();
+                return self.eval(blk, x, &j, acc);
+            }
+            Reshape => {
+                let x = arg_v(0).ok_or("reshape of a non-tensor")?;
+                let xs = shape_of(self.trace, x);
+                let lin = ravel(idx, &shape_of(self.trace, v));
+                let n = self.fresh("l");
+                blk.line(&format!("const {} {n} = {lin};", self.idx));
+                return self.eval(blk, x, &unravel(&n, &xs), acc);
+            }
+            Transpose => {
+                let x = arg_v(0).ok_or("transpose of a non-tensor")?;
+                let perm = ints_attr(&b.attrs[0]);
+                let mut j = vec![String::new(); perm.len()];
+                for (o, &p) in perm.iter().enumerate() {
+                    j[p as usize] = idx[o].clone();
+                }
+                return self.eval(blk, x, &j, acc);
+            }
+            Squeeze => {
+                let x = arg_v(0).ok_or("squeeze of a non-tensor")?;
+                let xs = shape_of(self.trace, x);
+                let r = xs.len() as i64;
+                let dims: HashSet<usize> = ints_attr(&b.attrs[0])
+                    .iter()
+                    .map(|&d| if d < 0 { d + r } else { d } as usize)
+                    .collect();
+                let mut it = idx.iter();
+                let j: Vec<String> = (0..xs.len())
+                    .map(|d| {
+                        if dims.contains(&d) {
+                            "0".to_string()
+                        } else {
+                            it.next().cloned().unwrap_or_else(|| "0".into())
+                        }
+                    })
+                    .collect();
+                return self.eval(blk, x, &j, acc);
+            }
+            Slice => {
+                let x = arg_v(0).ok_or("slice of a non-tensor")?;
+                let start = ints_attr(&b.attrs[0]);
+                let strides = ints_attr(&b.attrs[2]);
+                let j: Vec<String> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(d, i)| format!("({} + ({i}) * {})", start[d], strides[d]))
+                    .collect();
+                return self.eval(blk, x, &j, acc);
+            }
+            Flip => {
+                let x = arg_v(0).ok_or("flip of a non-tensor")?;
+                let xs = shape_of(self.trace, x);
+                let r = xs.len() as i64;
+                let dims: HashSet<usize> = ints_attr(&b.attrs[0])
+                    .iter()
+                    .map(|&d| if d < 0 { d + r } else { d } as usize)
+                    .collect();
+                let j: Vec<String> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(d, i)| {
+                        if dims.contains(&d) {
+                            format!("({} - ({i}))", xs[d] as i64 - 1)
+                        } else {
+                            i.clone()
+                        }
+                    })
+                    .collect();
+                return self.eval(blk, x, &j, acc);
+            }
+            Pad => {
+                let x = arg_v(0).ok_or("pad of a non-tensor")?;
+                let xs = shape_of(self.trace, x);
+                let config: Vec<Vec<i64>> = match &b.attrs[1] {
+                    Attr::IntLists(c) => c.clone(),
+                    _ => return Err("bad padding_config".into()),
+                };
+                let pad = match &b.attrs[0] {
+                    Attr::Float(f) => literal(&Arg::Float(*f), ty),
+                    Attr::Int(i) => literal(&Arg::Int(*i), ty),
+                    Attr::Bool(x) => literal(&Arg::Bool(*x), ty),
+                    _ => None,
+                }
+                .ok_or("bad padding_value")?;
+                let mut conds = Vec::new();
+                let mut j = Vec::new();
+                for (d, i) in idx.iter().enumerate() {
+                    let (lo, step) = (config[d][0], config[d][2] + 1);
+                    let p = format!("(({i}) - ({lo}))");
+                    conds.push(format!("{p} >= 0"));
+                    if step > 1 {
+                        conds.push(format!("{p} % {step} == 0"));
+                    }
+                    conds.push(format!("{p} / {step} < {}", xs[d]));
+                    j.push(if step > 1 {
+                        format!("({p} / {step})")
+                    } else {
+                        p
+                    });
+                }
+                return self.select(blk, &conds, x, &j, &pad, ty, acc);
+            }
+            Cat => {
+                let Arg::List(parts) = &b.args[0] else {
+                    return Err("cat of a non-list".into());
+                };
+                let r = shape_of(self.trace, v).len() as i64;
+                let dim = match &b.attrs[0] {
+                    Attr::Int(d) => (if *d < 0 { d + r } else { *d }) as usize,
+                    _ => 0,
+                };
+                let n = self.fresh("c");
+                blk.line(&format!("{ty} {n};"));
+                let mut offset = 0usize;
+                for (pi, &x) in parts.iter().enumerate() {
+                    let size = shape_of(self.trace, x)[dim];
+                    let mut j = idx.to_vec();
+                    j[dim] = format!("(({}) - {offset})", idx[dim]);
+                    let cond = format!("({}) < {}", idx[dim], offset + size);
+                    let head = if pi == 0 {
+                        format!("if ({cond}) {{")
+                    } else if pi + 1 == parts.len() {
+                        "else {".to_string()
+                    } else {
+                        format!("else if ({cond}) {{")
+                    };
+                    blk.line(&head);
+                    let mut inner = Block {
+                        code: String::new(),
+                        memo: blk.memo.clone(),
+                        indent: blk.indent + 1,
+                    };
+                    let e = self.eval(&mut inner, x, &j, acc)?;
+                    let cast = if self.cty(x) == ty {
+                        e
+                    } else {
+                        format!("(({ty}){e})")
+                    };
+                    inner.line(&format!("{n} = {cast};"));
+                    blk.code.push_str(&inner.code);
+                    blk.line("}");
+                    offset += size;
+                }
+                return Ok(n);
+            }
+            _ => {}
+        }
+        // Elementwise.
+        let expr = match op {
+            Full => {
+                let val = match &b.attrs[1] {
+                    Attr::Float(f) => literal(&Arg::Float(*f), ty),
+                    Attr::Int(i) => literal(&Arg::Int(*i), ty),
+                    Attr::Bool(x) => literal(&Arg::Bool(*x), ty),
+                    _ => None,
+                };
+                val.ok_or("bad fill value")?
+            }
+            Iota => {
+                let num = |a: &Attr| match a {
+                    Attr::Int(i) => literal(&Arg::Int(*i), ty),
+                    Attr::Float(f) => literal(&Arg::Float(*f), ty),
+                    _ => None,
+                };
+                let start = num(&b.attrs[1]).ok_or("bad iota start")?;
+                let step = num(&b.attrs[2]).ok_or("bad iota step")?;
+                format!("({start} + ({ty})({}) * {step})", idx[0])
+            }
+            ConvertElementType => {
+                let x = arg_v(0);
+                let src = x.map(|x| self.cty(x)).unwrap_or("double");
+                let e = self.operand(blk, &b.args[0], idx, src, acc)?;
+                if out_dt == DType::Bool {
+                    format!("({e} != 0)")
+                } else {
+                    format!("(({ty}){e})")
+                }
+            }
+            _ => {
+                let class = op.class();
+                let operand_ty = match class {
+                    PrimClass::Ternary => ty,
+                    _ => {
+                        // Comparisons compute in the operands' type; the rest in the output's.
+                        if out_dt == DType::Bool
+                            && !matches!(op, BitwiseAnd | BitwiseOr | BitwiseXor | BitwiseNot)
+                        {
+                            b.args
+                                .iter()
+                                .filter_map(Arg::as_value)
+                                .find_map(|x| dtype_of(self.trace, x))
+                                .map(compute_type)
+                                .unwrap_or(ty)
+                        } else {
+                            ty
+                        }
+                    }
+                };
+                let float = operand_ty == "float";
+                let f = |name: &str| {
+                    if float {
+                        format!("{name}f")
+                    } else {
+                        name.to_string()
+                    }
+                };
+                if class == PrimClass::Ternary {
+                    let p = self.operand(blk, &b.args[0], idx, "bool", acc)?;
+                    let x = self.operand(blk, &b.args[1], idx, ty, acc)?;
+                    let y = self.operand(blk, &b.args[2], idx, ty, acc)?;
+                    format!("({p} ? {x} : {y})")
+                } else if class == PrimClass::Unary {
+                    let a = self.operand(blk, &b.args[0], idx, operand_ty, acc)?;
+                    match op {
+                        Abs => format!("absv({a})"),
+                        Neg => format!("(-{a})"),
+                        Exp => format!("{}({a})", f("exp")),
+                        Exp2 => format!("{}({a})", f("exp2")),
+                        Expm1 => format!("{}({a})", f("expm1")),
+                        Log => format!("{}({a})", f("log")),
+                        Log1p => format!("{}({a})", f("log1p")),
+                        Log2 => format!("{}({a})", f("log2")),
+                        Log10 => format!("{}({a})", f("log10")),
+                        Sqrt => format!("{}({a})", f("sqrt")),
+                        Rsqrt => format!("{}({a})", f("rsqrt")),
+                        Reciprocal => format!("(({operand_ty})1 / {a})"),
+                        Sin => format!("{}({a})", f("sin")),
+                        Cos => format!("{}({a})", f("cos")),
+                        Tan => format!("{}({a})", f("tan")),
+                        Asin => format!("{}({a})", f("asin")),
+                        Acos => format!("{}({a})", f("acos")),
+                        Atan => format!("{}({a})", f("atan")),
+                        Sinh => format!("{}({a})", f("sinh")),
+                        Cosh => format!("{}({a})", f("cosh")),
+                        Tanh => format!("{}({a})", f("tanh")),
+                        Asinh => format!("{}({a})", f("asinh")),
+                        Acosh => format!("{}({a})", f("acosh")),
+                        Atanh => format!("{}({a})", f("atanh")),
+                        Erf => format!("{}({a})", f("erf")),
+                        Erfc => format!("{}({a})", f("erfc")),
+                        Erfinv => format!("{}({a})", f("erfinv")),
+                        Lgamma => format!("{}({a})", f("lgamma")),
+                        Floor => format!("{}({a})", f("floor")),
+                        Ceil => format!("{}({a})", f("ceil")),
+                        Round => format!("{}({a})", f("rint")),
+                        Trunc => format!("{}({a})", f("trunc")),
+                        Sign => format!("sgn({a})"),
+                        Signbit => {
+                            if operand_ty == "float" || operand_ty == "double" {
+                                format!("(signbit({a}) != 0)")
+                            } else {
+                                format!("({a} < 0)")
+                            }
+                        }
+                        IsFinite => {
+                            if operand_ty == "float" || operand_ty == "double" {
+                                format!("(isfinite({a}) != 0)")
+                            } else {
+                                "true".into()
+                            }
+                        }
+                        BitwiseNot => {
+                            if operand_ty == "bool" {
+                                format!("(!{a})")
+                            } else {
+                                format!("(~{a})")
+                            }
+                        }
+                        other => return Err(format!("no formula for prims.{}", other.name())),
+                    }
+                } else {
+                    let x = self.operand(blk, &b.args[0], idx, operand_ty, acc)?;
+                    let y = self.operand(blk, &b.args[1], idx, operand_ty, acc)?;
+                    match op {
+                        Add => format!("({x} + {y})"),
+                        Sub => format!("({x} - {y})"),
+                        Mul => format!("({x} * {y})"),
+                        Div => format!("({x} / {y})"),
+                        Remainder => format!("py_rem({x}, {y})"),
+                        Fmod => format!("c_fmod({x}, {y})"),
+                        Pow => format!("{}({x}, {y})", f("pow")),
+                        Atan2 => format!("{}({x}, {y})", f("atan2")),
+                        Maximum => format!("nan_max({x}, {y})"),
+                        Minimum => format!("nan_min({x}, {y})"),
+                        Eq => format!("({x} == {y})"),
+                        Ne => format!("({x} != {y})"),
+                        Lt => format!("({x} < {y})"),
+                        Le => format!("({x} <= {y})"),
+                        Gt => format!("({x} > {y})"),
+                        Ge => format!("({x} >= {y})"),
+                        BitwiseAnd => format!("({x} & {y})"),
+                        BitwiseOr => format!("({x} | {y})"),
+                        BitwiseXor => format!("({x} ^ {y})"),
+                        ShiftLeft => format!("({x} << {y})"),
+                        ShiftRight => format!("({x} >> {y})"),
+                        other => return Err(format!("no formula for prims.{}", other.name())),
+                    }
+                }
+            }
+        };
+        let n = self.fresh("v");
+        let rounded = match out_dt {
+            DType::BF16 => format!("rnd_bf16({expr})"),
+            DType::F16 => format!("rnd_f16({expr})"),
+            _ => format!("({ty})({expr})"),
+        };
+        blk.line(&format!("const {ty} {n} = {rounded};"));
+        Ok(n)
+    }
+
+    /// `conds ? x(j) : other`, evaluating `x` only where `conds` hold (it may be out of bounds
+    /// elsewhere).
+    #[allow(clippy::too_many_arguments)]
+    fn select(
+        &mut self,
+        blk: &mut Block,
+        conds: &[String],
+        x: Value,
+        j: &[String],
+        other: &str,
+        ty: &str,
+        acc: &InputAccess,
+    ) -> Result<String, GenError> {
+        let n = self.fresh("s");
+        blk.line(&format!("{ty} {n} = {other};"));
+        blk.line(&format!("if ({}) {{", conds.join(" && ")));
+        let mut inner = Block {
+            code: String::new(),
+            memo: blk.memo.clone(),
+            indent: blk.indent + 1,
+        };
+        let e = self.eval(&mut inner, x, j, acc)?;
+        let cast = if self.cty(x) == ty {
+            e
+        } else {
+            format!("(({ty}){e})")
+        };
+        inner.line(&format!("{n} = {cast};"));
+        blk.code.push_str(&inner.code);
+        blk.line("}");
+        Ok(n)
+    }
+}
+
+/// The kernel parameters, shared by every entry of a region.
+fn params(trace: &Trace, region: &Region) -> Result<String, GenError> {
+    let mut ps = Vec::new();
+    for (k, &v) in region.inputs.iter().enumerate() {
+        match trace.ty(v) {
+            ValueType::Tensor(t) => {
+                let st = storage_type(t.dtype).ok_or("an unsupported dtype")?;
+                ps.push(format!("const {st}* __restrict__ in{k}"));
+                for d in 0..t.rank() {
+                    ps.push(format!("long long s{k}_{d}"));
+                }
+            }
+            ValueType::Number(n) => ps.push(format!(
+                "{} p{k}",
+                match n {
+                    thunder_ir::NumberType::Int => "long long",
+                    thunder_ir::NumberType::Float => "double",
+                    thunder_ir::NumberType::Bool => "bool",
+                    thunder_ir::NumberType::Complex => {
+                        return Err("a complex number input".into());
+                    }
+                }
+            )),
+        }
+    }
+    for (k, &o) in region.outputs.iter().enumerate() {
+        let t = trace.tensor(o).ok_or("a number output")?;
+        let st = storage_type(t.dtype).ok_or("an unsupported dtype")?;
+        ps.push(format!("{st}* __restrict__ out{k}"));
+    }
+    Ok(ps.join(", "))
+}
+
+/// Generates the kernels of `region` (whose op indices refer to `ops`). `name` prefixes the entry
+/// points.
+pub fn generate(
+    trace: &Trace,
+    ops: &[BoundSymbol],
+    region: &Region,
+    name: &str,
+) -> Result<RegionKernel, GenError> {
+    let mut producer = HashMap::new();
+    for &i in &region.ops {
+        for &o in &ops[i].outputs {
+            producer.insert(o, &ops[i]);
+        }
+    }
+    let input_pos: HashMap<Value, usize> = region
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| (v, k))
+        .collect();
+    let big = region
+        .inputs
+        .iter()
+        .chain(&region.outputs)
+        .chain(region.ops.iter().flat_map(|&i| ops[i].outputs.iter()))
+        .filter_map(|&v| trace.tensor(v))
+        .any(|t| t.shape.numel() >= (1usize << 31));
+    let mut g = Gen {
+        trace,
+        producer,
+        input_pos,
+        idx: if big { "long long" } else { "int" },
+        tmp: 0,
+    };
+    let ps = params(trace, region)?;
+    let mut source = String::from(PRELUDE);
+    let _ = writeln!(source, "typedef {} idx_t;", g.idx);
+    let mut entries = Vec::new();
+    match &region.schedule {
+        Schedule::Pointwise => {
+            // One kernel per output shape.
+            let mut shapes: Vec<Vec<usize>> = Vec::new();
+            for &o in &region.outputs {
+                let s = shape_of(trace, o);
+                if !shapes.contains(&s) {
+                    shapes.push(s);
+                }
+            }
+            for (si, shape) in shapes.iter().enumerate() {
+                let outs: Vec<usize> = (0..region.outputs.len())
+                    .filter(|&k| shape_of(trace, region.outputs[k]) == *shape)
+                    .collect();
+                let ename = format!("{name}_{si}");
+                let numel: usize = shape.iter().product();
+                pointwise(&mut g, &mut source, &ps, region, &outs, shape, &ename)?;
+                let (vector, direct) = vector_plan(trace, region, &outs, shape, ops);
+                if let Some(vec) = vector {
+                    pointwise_vec(
+                        &mut g,
+                        &mut source,
+                        &ps,
+                        region,
+                        &outs,
+                        shape,
+                        &ename,
+                        vec,
+                        &direct,
+                    )?;
+                }
+                entries.push(KernelEntry {
+                    name: ename,
+                    outputs: outs,
+                    launch: Launch::Pointwise {
+                        numel,
+                        vector,
+                        direct,
+                    },
+                });
+            }
+        }
+        Schedule::Rows { full, k } => {
+            let (rows, threads) =
+                rows_kernel(&mut g, &mut source, &ps, region, ops, full, *k, name)?;
+            entries.push(KernelEntry {
+                name: name.to_string(),
+                outputs: (0..region.outputs.len()).collect(),
+                launch: Launch::Rows { rows, threads },
+            });
+        }
+    }
+    Ok(RegionKernel { source, entries })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pointwise(
+    g: &mut Gen,
+    source: &mut String,
+    ps: &str,
+    region: &Region,
+    outs: &[usize],
+    shape: &[usize],
+    ename: &str,
+) -> Result<(), GenError> {
+    let numel: usize = shape.iter().product();
+    let mut blk = Block {
+        code: String::new(),
+        memo: HashMap::new(),
+        indent: 2,
+    };
+    let idx = unravel("i", shape);
+    let mut idx_names = Vec::new();
+    for (d, e) in idx.iter().enumerate() {
+        let n = format!("i{d}");
+        blk.line(&format!("const idx_t {n} = {e};"));
+        idx_names.push(n);
+    }
+    for &k in outs {
+        let o = region.outputs[k];
+        let v = g.eval(&mut blk, o, &idx_names, &InputAccess::Strided)?;
+        blk.line(&format!("st(&out{k}[i], {v});"));
+    }
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void {ename}({ps}) {{\n  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}\n}}",
+        blk.code
+    );
+    Ok(())
+}
+
+/// The vector width of a pointwise kernel and the inputs it reads directly (same shape as the
+/// output, used only at the output's own index), or `None` when a vector variant does not pay.
+fn vector_plan(
+    trace: &Trace,
+    region: &Region,
+    outs: &[usize],
+    shape: &[usize],
+    ops: &[BoundSymbol],
+) -> (Option<usize>, Vec<usize>) {
+    let numel: usize = shape.iter().product();
+    // Inputs read by a view op go through their index map; the others, of the output's shape,
+    // are read at the output's index.
+    let viewed: HashSet<Value> = region
+        .ops
+        .iter()
+        .map(|&i| &ops[i])
+        .filter(|b| matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::View)))
+        .flat_map(|b| b.inputs())
+        .collect();
+    let direct: Vec<usize> = region
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            trace.tensor(**v).is_some_and(|t| t.shape.sizes() == shape) && !viewed.contains(v)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    let widest = direct
+        .iter()
+        .map(|&k| region.inputs[k])
+        .chain(outs.iter().map(|&k| region.outputs[k]))
+        .filter_map(|v| trace.tensor(v).map(|t| t.dtype.itemsize()))
+        .max()
+        .unwrap_or(1);
+    let vec = (16 / widest).max(1);
+    if vec < 2 || numel % vec != 0 || numel < vec * 256 {
+        return (None, direct);
+    }
+    (Some(vec), direct)
+}
+
+fn vec_type(bytes: usize) -> &'static str {
+    match bytes {
+        16 => "uint4",
+        8 => "uint2",
+        4 => "unsigned int",
+        2 => "unsigned short",
+        _ => "unsigned char",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pointwise_vec(
+    g: &mut Gen,
+    source: &mut String,
+    ps: &str,
+    region: &Region,
+    outs: &[usize],
+    shape: &[usize],
+    ename: &str,
+    vec: usize,
+    direct: &[usize],
+) -> Result<(), GenError> {
+    let numel: usize = shape.iter().product();
+    let mut blk = Block {
+        code: String::new(),
+        memo: HashMap::new(),
+        indent: 2,
+    };
+    blk.line("const idx_t base = i * VEC;");
+    let mut access = HashMap::new();
+    for &k in direct {
+        let t = g.trace.tensor(region.inputs[k]).ok_or("not a tensor")?;
+        let st = storage_type(t.dtype).ok_or("dtype")?;
+        let bytes = vec * t.dtype.itemsize();
+        blk.line(&format!("{st} a{k}[VEC];"));
+        blk.line(&format!(
+            "*reinterpret_cast<{}*>(a{k}) = *reinterpret_cast<const {}*>(in{k} + base);",
+            vec_type(bytes),
+            vec_type(bytes)
+        ));
+        access.insert(k, format!("a{k}[e]"));
+    }
+    for &k in outs {
+        let t = g.trace.tensor(region.outputs[k]).ok_or("not a tensor")?;
+        let st = storage_type(t.dtype).ok_or("dtype")?;
+        blk.line(&format!("{st} r{k}[VEC];"));
+    }
+    blk.line("#pragma unroll");
+    blk.line("for (int e = 0; e < VEC; ++e) {");
+    let mut inner = Block {
+        code: String::new(),
+        memo: HashMap::new(),
+        indent: 3,
+    };
+    let idx = unravel("(base + e)", shape);
+    let mut idx_names = Vec::new();
+    for (d, e) in idx.iter().enumerate() {
+        let n = format!("i{d}");
+        inner.line(&format!("const idx_t {n} = {e};"));
+        idx_names.push(n);
+    }
+    let acc = InputAccess::Direct(access);
+    for &k in outs {
+        let o = region.outputs[k];
+        let v = g.eval(&mut inner, o, &idx_names, &acc)?;
+        inner.line(&format!("st(&r{k}[e], {v});"));
+    }
+    blk.code.push_str(&inner.code);
+    blk.line("}");
+    for &k in outs {
+        let t = g.trace.tensor(region.outputs[k]).ok_or("not a tensor")?;
+        let bytes = vec * t.dtype.itemsize();
+        blk.line(&format!(
+            "*reinterpret_cast<{}*>(out{k} + base) = *reinterpret_cast<const {}*>(r{k});",
+            vec_type(bytes),
+            vec_type(bytes)
+        ));
+    }
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void {ename}_vec({ps}) {{\n  const int VEC = {vec};\n  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}\n}}",
+        numel / vec,
+        blk.code
+    );
+    Ok(())
+}
+
+/// The rows kernel: see the module docs. Returns (rows, threads).
+#[allow(clippy::too_many_arguments)]
+fn rows_kernel(
+    g: &mut Gen,
+    source: &mut String,
+    ps: &str,
+    region: &Region,
+    ops: &[BoundSymbol],
+    full: &[usize],
+    k: usize,
+    name: &str,
+) -> Result<(usize, u32), GenError> {
+    let trace = g.trace;
+    let n = full.len();
+    let lead = &full[..n - k];
+    let trail = &full[n - k..];
+    let rows: usize = lead.iter().product();
+    let cols: usize = trail.iter().product();
+    let threads: usize = (cols.div_ceil(4)).next_power_of_two().clamp(32, 1024);
+    let per_thread = cols.div_ceil(threads).max(1);
+    // Stage of each value: how many reductions it depends on.
+    let mut stage: HashMap<Value, usize> = HashMap::new();
+    let is_full = |v: Value| shape_of(trace, v) == full;
+    for &v in &region.inputs {
+        stage.insert(v, 0);
+    }
+    let mut reductions: Vec<&BoundSymbol> = Vec::new();
+    for &i in &region.ops {
+        let b = &ops[i];
+        let s_in = b
+            .inputs()
+            .iter()
+            .map(|v| stage.get(v).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let is_red = matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction));
+        let s = if is_red { s_in + 1 } else { s_in };
+        for &o in &b.outputs {
+            stage.insert(o, s);
+        }
+        if is_red {
+            reductions.push(b);
+        }
+    }
+    let max_stage = stage.values().copied().max().unwrap_or(0);
+    // Full values computed in one stage and used in a later one are kept in registers.
+    let mut cached: Vec<Value> = Vec::new();
+    let cache_if = |v: Value, user_stage: usize, cached: &mut Vec<Value>| {
+        if is_full(v) && stage.get(&v).copied().unwrap_or(0) < user_stage && !cached.contains(&v) {
+            cached.push(v);
+        }
+    };
+    for &i in &region.ops {
+        let b = &ops[i];
+        let us = stage[&b.outputs[0]];
+        let is_red = matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction));
+        let us = if is_red { us - 1 } else { us };
+        for v in b.inputs() {
+            cache_if(v, us, &mut cached);
+        }
+    }
+    let mut body = Block {
+        code: String::new(),
+        memo: HashMap::new(),
+        indent: 2,
+    };
+    // Row index and the leading multi-index.
+    let lead_idx = unravel("r", lead);
+    let mut lead_names = Vec::new();
+    for (d, e) in lead_idx.iter().enumerate() {
+        let nm = format!("r{d}");
+        body.line(&format!("const idx_t {nm} = {e};"));
+        lead_names.push(nm);
+    }
+    for &v in &cached {
+        let ty = g.cty(v);
+        body.line(&format!("{ty} k{}[PT];", v.0));
+    }
+    // Reduced values (one per row) evaluated at the leading index; full values at (lead, trail).
+    let reduced_shape = lead.to_vec();
+    let mut row_memo: HashMap<String, String> = HashMap::new();
+    let out_full: Vec<usize> = (0..region.outputs.len())
+        .filter(|&j| is_full(region.outputs[j]))
+        .collect();
+    let out_reduced: Vec<usize> = (0..region.outputs.len())
+        .filter(|&j| {
+            shape_of(trace, region.outputs[j]) == reduced_shape && !is_full(region.outputs[j])
+        })
+        .collect();
+    let mut smem_types: HashSet<&'static str> = HashSet::new();
+    for s in 0..=max_stage {
+        // The loop over this thread's columns.
+        let roots_red: Vec<&BoundSymbol> = reductions
+            .iter()
+            .copied()
+            .filter(|b| stage[&b.outputs[0]] == s + 1)
+            .collect();
+        let full_outs: Vec<usize> = out_full
+            .iter()
+            .copied()
+            .filter(|&j| stage[&region.outputs[j]] == s)
+            .collect();
+        let to_cache: Vec<Value> = cached.iter().copied().filter(|v| stage[v] == s).collect();
+        let mut accs = Vec::new();
+        for b in &roots_red {
+            let o = b.outputs[0];
+            let ty = g.cty(o);
+            let (init, _) = red_init(b, ty)?;
+            let a = format!("acc{}", o.0);
+            body.line(&format!("{ty} {a} = {init};"));
+            accs.push(a);
+        }
+        if roots_red.is_empty() && full_outs.is_empty() && to_cache.is_empty() {
+            continue;
+        }
+        body.line("#pragma unroll");
+        body.line("for (int j = 0; j < PT; ++j) {");
+        body.line("  const idx_t c = (idx_t)threadIdx.x + (idx_t)j * blockDim.x;");
+        body.line(&format!("  if (c < {cols}) {{"));
+        let mut inner = Block {
+            code: String::new(),
+            memo: row_memo.clone(),
+            indent: body.indent + 2,
+        };
+        let trail_idx = unravel("c", trail);
+        let mut idx_names = lead_names.clone();
+        for (d, e) in trail_idx.iter().enumerate() {
+            let nm = format!("c{d}");
+            inner.line(&format!("const idx_t {nm} = {e};"));
+            idx_names.push(nm);
+        }
+        // Cached values of earlier stages are read from registers.
+        for &v in &cached {
+            if stage[&v] < s {
+                inner.memo.insert(
+                    format!("{}@{}", v.0, idx_names.join(",")),
+                    format!("k{}[j]", v.0),
+                );
+            }
+        }
+        for (b, a) in roots_red.iter().zip(&accs) {
+            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let ty = g.cty(b.outputs[0]);
+            let e = g.eval(&mut inner, x, &idx_names, &InputAccess::Strided)?;
+            let (_, comb) = red_init(b, ty)?;
+            inner.line(&format!("{a} = {comb}({a}, ({ty}){e});"));
+        }
+        for &v in &to_cache {
+            let e = g.eval(&mut inner, v, &idx_names, &InputAccess::Strided)?;
+            inner.line(&format!("k{}[j] = {e};", v.0));
+        }
+        for &j in &full_outs {
+            let o = region.outputs[j];
+            let e = g.eval(&mut inner, o, &idx_names, &InputAccess::Strided)?;
+            inner.line(&format!("st(&out{j}[(idx_t)r * {cols} + c], {e});"));
+        }
+        body.code.push_str(&inner.code);
+        body.line("  }");
+        body.line("}");
+        // Block reductions; their results are row values of stage s + 1.
+        for (b, a) in roots_red.iter().zip(&accs) {
+            let o = b.outputs[0];
+            let ty = g.cty(o);
+            let (init, comb) = red_init(b, ty)?;
+            smem_types.insert(ty);
+            let sm = smem_name(ty);
+            body.line(&format!("BLOCK_REDUCE({ty}, {comb}, {a}, {sm}, {init});"));
+            let dt = dtype_of(trace, o).ok_or("dtype")?;
+            let rounded = match dt {
+                DType::BF16 => format!("rnd_bf16({a})"),
+                DType::F16 => format!("rnd_f16({a})"),
+                _ => a.clone(),
+            };
+            let nm = format!("red{}", o.0);
+            body.line(&format!("const {ty} {nm} = {rounded};"));
+            row_memo.insert(format!("{}@{}", o.0, lead_names.join(",")), nm);
+        }
+    }
+    // Reduced outputs: thread 0 of the row.
+    if !out_reduced.is_empty() {
+        let mut blk = Block {
+            code: String::new(),
+            memo: row_memo.clone(),
+            indent: body.indent + 1,
+        };
+        for &j in &out_reduced {
+            let o = region.outputs[j];
+            let e = g.eval(&mut blk, o, &lead_names, &InputAccess::Strided)?;
+            blk.line(&format!("st(&out{j}[r], {e});"));
+        }
+        body.line("if (threadIdx.x == 0) {");
+        body.code.push_str(&blk.code);
+        body.line("}");
+    }
+    body.line("__syncthreads();");
+    let mut decls = String::new();
+    for ty in &smem_types {
+        let _ = writeln!(decls, "  __shared__ {ty} {}[33];", smem_name(ty));
+    }
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void __launch_bounds__({threads}) {name}({ps}) {{\n  const int PT = {per_thread};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n}}",
+        body.code
+    );
+    Ok((rows, threads as u32))
+}
+
+fn smem_name(ty: &str) -> String {
+    format!("sm_{}", ty.replace(' ', "_"))
+}
+
+/// The identity and the combining function of a reduction in type `ty`.
+fn red_init(b: &BoundSymbol, ty: &str) -> Result<(String, &'static str), GenError> {
+    let Op::Prim(op) = b.op else {
+        return Err("not a reduction".into());
+    };
+    let float = ty == "float" || ty == "double";
+    Ok(match op {
+        PrimOp::Sum => (format!("(({ty})0)"), "red_sum"),
+        PrimOp::Prod => (format!("(({ty})1)"), "red_prod"),
+        PrimOp::Amax => (
+            if float {
+                float_lit(f64::NEG_INFINITY, ty)
+            } else if ty == "int" {
+                "(-2147483647 - 1)".to_string()
+            } else {
+                "(-9223372036854775807LL - 1)".to_string()
+            },
+            "red_max",
+        ),
+        PrimOp::Amin => (
+            if float {
+                float_lit(f64::INFINITY, ty)
+            } else if ty == "int" {
+                "2147483647".to_string()
+            } else {
+                "9223372036854775807LL".to_string()
+            },
+            "red_min",
+        ),
+        other => return Err(format!("prims.{} is not a fusible reduction", other.name())),
+    })
+}

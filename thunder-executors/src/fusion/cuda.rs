@@ -1,0 +1,524 @@
+//! Compiling region kernels with NVRTC and launching them with the CUDA driver (feature `cuda`).
+//!
+//! - NVRTC and the CUDA headers are found at run time: `THUNDER_CUDA_HOME`, the PyTorch wheel's
+//!   `nvidia/cu13` (next to the libtorch this process uses or was built with), `CUDA_HOME`,
+//!   `/usr/local/cuda`. The wheel ships both, so kernels compile on machines without a GPU.
+//! - PTX is cached in memory and on disk (`THUNDER_KERNEL_CACHE`, default
+//!   `~/.cache/thunder-rs/kernels`), keyed by a hash of the source (which spells out the region,
+//!   its shapes and dtypes) and the architecture, so a second process starts warm.
+//! - Kernels run on PyTorch's current stream of the device (from libtorch's C shim), in the
+//!   device's primary context (PyTorch's); outputs are allocated by libtorch, so its caching
+//!   allocator owns them. Nothing synchronizes.
+
+use super::codegen::{fusible as codegen_fusible, generate, Launch, RegionKernel};
+use super::partition::Region;
+use crate::convert;
+use crate::executor::{Args, Executor, Fuser, KArg, Kernel, KernelError, Outputs, RtValue};
+use crate::{Error, Result};
+use cudarc::driver::{result as drv, sys as dsys};
+use cudarc::nvrtc::{self, CompileOptions};
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use tch::Tensor;
+use thunder_ir::{BoundSymbol, Trace, ValueType};
+
+/// Where the CUDA headers are, once NVRTC is loaded.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    /// The folder with `cuda_bf16.h`.
+    pub include: PathBuf,
+}
+
+fn cuda_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(h) = std::env::var_os("THUNDER_CUDA_HOME") {
+        roots.push(PathBuf::from(h));
+    }
+    let wheel = |torch_lib: &Path| torch_lib.join("../../nvidia/cu13");
+    if let Some(p) = std::env::var_os("LD_LIBRARY_PATH") {
+        for dir in std::env::split_paths(&p) {
+            if dir.join("libtorch_cpu.so").exists() {
+                roots.push(wheel(&dir));
+            }
+        }
+    }
+    let baked = env!("THUNDER_LIBTORCH_LIB_DIR");
+    if !baked.is_empty() {
+        roots.push(wheel(Path::new(baked)));
+    }
+    if let Some(h) = std::env::var_os("CUDA_HOME") {
+        roots.push(PathBuf::from(h));
+    }
+    roots.push(PathBuf::from("/usr/local/cuda"));
+    roots
+}
+
+/// Loads NVRTC and finds the CUDA headers (once per process).
+pub fn toolchain() -> std::result::Result<&'static Toolchain, String> {
+    static TC: OnceLock<std::result::Result<Toolchain, String>> = OnceLock::new();
+    TC.get_or_init(|| {
+        let roots = cuda_roots();
+        // SAFETY: loading a shared library runs its initializers; libnvrtc's are benign.
+        let present = unsafe { nvrtc::sys::is_culib_present() };
+        if !present {
+            // Load it by path: a later dlopen by soname (cudarc's) finds the loaded library.
+            let found = roots.iter().flat_map(|r| [r.join("lib"), r.join("lib64")]).find_map(|d| {
+                let p = d.join("libnvrtc.so.13");
+                // SAFETY: as above.
+                unsafe { libloading::Library::new(&p) }.ok()
+            });
+            match found {
+                Some(lib) => std::mem::forget(lib),
+                None => {
+                    return Err(format!(
+                        "NVRTC (libnvrtc.so.13) was not found on the loader path or under {}; set THUNDER_CUDA_HOME to a CUDA 13 installation",
+                        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ))
+                }
+            }
+        }
+        // NVRTC opens its builtins library by name at the first compile: load it by path too.
+        for d in roots.iter().flat_map(|r| [r.join("lib"), r.join("lib64")]) {
+            let p = d.join("libnvrtc-builtins.so.13.0");
+            if p.exists() {
+                // SAFETY: as above.
+                if let Ok(lib) = unsafe { libloading::Library::new(&p) } {
+                    std::mem::forget(lib);
+                    break;
+                }
+            }
+        }
+        let include = roots
+            .iter()
+            .map(|r| r.join("include"))
+            .find(|d| d.join("cuda_bf16.h").exists())
+            .ok_or_else(|| {
+                format!(
+                    "the CUDA headers (cuda_bf16.h) were not found under {}; set THUNDER_CUDA_HOME",
+                    roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+                )
+            })?;
+        Ok(Toolchain { include })
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// FNV-1a, stable across processes and machines (the disk cache's key).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn disk_cache() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("THUNDER_KERNEL_CACHE") {
+        return (!d.is_empty()).then(|| PathBuf::from(d));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/thunder-rs/kernels"))
+}
+
+/// Compiles `source` to PTX for `arch` (`compute_90`), through the in-memory and disk caches.
+/// A compile error carries NVRTC's log and the numbered source.
+pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<String, String> {
+    static MEM: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+    let key = fnv1a(&[
+        source.as_bytes(),
+        arch.as_bytes(),
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    ]);
+    let mem = MEM.get_or_init(Default::default);
+    if let Some(p) = mem.lock().map_err(|e| e.to_string())?.get(&key) {
+        return Ok(p.clone());
+    }
+    let file = disk_cache().map(|d| d.join(format!("{key:016x}.ptx")));
+    if let Some(f) = &file {
+        if let Ok(p) = std::fs::read_to_string(f) {
+            mem.lock()
+                .map_err(|e| e.to_string())?
+                .insert(key, p.clone());
+            return Ok(p);
+        }
+    }
+    let tc = toolchain()?;
+    let opts = CompileOptions {
+        arch: Some(arch),
+        include_paths: vec![tc.include.display().to_string()],
+        options: vec!["--std=c++17".into()],
+        ..Default::default()
+    };
+    let ptx = match nvrtc::compile_ptx_with_opts(source, opts) {
+        Ok(p) => p.to_src(),
+        Err(e) => {
+            let log = match &e {
+                nvrtc::CompileError::CompileError { log, .. } => log.to_string_lossy().into_owned(),
+                other => format!("{other:?}"),
+            };
+            let numbered: String = source
+                .lines()
+                .enumerate()
+                .map(|(i, l)| format!("{:4} {l}\n", i + 1))
+                .collect();
+            return Err(format!(
+                "NVRTC could not compile a generated kernel:\n{log}\n--- source ---\n{numbered}"
+            ));
+        }
+    };
+    if let Some(f) = &file {
+        // Best effort: a cache that cannot be written only costs a compile next time.
+        if let Some(dir) = f.parent() {
+            let _ = std::fs::create_dir_all(dir);
+            let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, &ptx).is_ok() {
+                let _ = std::fs::rename(&tmp, f);
+            }
+        }
+    }
+    mem.lock()
+        .map_err(|e| e.to_string())?
+        .insert(key, ptx.clone());
+    Ok(ptx)
+}
+
+/// The device's primary context (PyTorch's), made current on this thread.
+fn enter_device(index: i32) -> std::result::Result<dsys::CUcontext, String> {
+    static CTX: OnceLock<Mutex<HashMap<i32, usize>>> = OnceLock::new();
+    let map = CTX.get_or_init(Default::default);
+    let mut m = map.lock().map_err(|e| e.to_string())?;
+    let ctx = match m.get(&index) {
+        Some(&c) => c as dsys::CUcontext,
+        None => {
+            drv::init().map_err(|e| format!("cuInit: {e:?}"))?;
+            let dev =
+                drv::device::get(index).map_err(|e| format!("cuDeviceGet({index}): {e:?}"))?;
+            // SAFETY: retaining the primary context of a valid device.
+            let c = unsafe { drv::primary_ctx::retain(dev) }
+                .map_err(|e| format!("cuDevicePrimaryCtxRetain: {e:?}"))?;
+            m.insert(index, c as usize);
+            c
+        }
+    };
+    // SAFETY: a context retained above, never released.
+    unsafe { drv::ctx::set_current(ctx) }.map_err(|e| format!("cuCtxSetCurrent: {e:?}"))?;
+    Ok(ctx)
+}
+
+fn arch_of(index: i32) -> std::result::Result<&'static str, String> {
+    static ARCH: OnceLock<Mutex<HashMap<i32, &'static str>>> = OnceLock::new();
+    let map = ARCH.get_or_init(Default::default);
+    let mut m = map.lock().map_err(|e| e.to_string())?;
+    if let Some(a) = m.get(&index) {
+        return Ok(a);
+    }
+    let dev = drv::device::get(index).map_err(|e| format!("cuDeviceGet: {e:?}"))?;
+    let attr = |a| unsafe { drv::device::get_attribute(dev, a) };
+    let major = attr(dsys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        .map_err(|e| format!("{e:?}"))?;
+    let minor = attr(dsys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+        .map_err(|e| format!("{e:?}"))?;
+    let a: &'static str = Box::leak(format!("compute_{major}{minor}").into_boxed_str());
+    m.insert(index, a);
+    Ok(a)
+}
+
+type StreamFn = unsafe extern "C" fn(i32, *mut *mut c_void) -> i32;
+
+/// PyTorch's current stream on device `index` (libtorch_cuda's `aoti_torch_get_current_cuda_stream`).
+fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
+    static F: OnceLock<std::result::Result<StreamFn, String>> = OnceLock::new();
+    let f = F
+        .get_or_init(|| {
+            let this = libloading::os::unix::Library::this();
+            // SAFETY: the symbol has this signature in torch/csrc/inductor/aoti_torch/c/shim.h.
+            unsafe { this.get::<StreamFn>(b"aoti_torch_get_current_cuda_stream\0") }
+                .map(|s| *s)
+                .map_err(|e| {
+                    format!("libtorch_cuda's aoti_torch_get_current_cuda_stream is not loaded: {e}")
+                })
+        })
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let mut s: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a valid out pointer.
+    let rc = unsafe { f(index, &mut s) };
+    if rc != 0 {
+        return Err(format!(
+            "aoti_torch_get_current_cuda_stream({index}) failed ({rc})"
+        ));
+    }
+    Ok(s as dsys::CUstream)
+}
+
+/// A region's kernels loaded on one device.
+struct Loaded {
+    /// Per entry: the scalar function and the vector one (if any).
+    funcs: Vec<(usize, Option<usize>)>,
+}
+
+struct CompiledRegion {
+    kernel: RegionKernel,
+    /// Per region input: `Some(rank)` for tensors, `None` for numbers.
+    inputs: Vec<Option<usize>>,
+    /// Per region output: shape and dtype.
+    outputs: Vec<(Vec<i64>, tch::Kind)>,
+    loaded: Mutex<HashMap<i32, Arc<Loaded>>>,
+}
+
+impl CompiledRegion {
+    fn load(&self, dev: i32) -> std::result::Result<Arc<Loaded>, String> {
+        if let Some(l) = self.loaded.lock().map_err(|e| e.to_string())?.get(&dev) {
+            return Ok(l.clone());
+        }
+        let arch = arch_of(dev)?;
+        let ptx = compile_ptx(&self.kernel.source, arch)?;
+        let c = CString::new(ptx).map_err(|e| e.to_string())?;
+        // SAFETY: NUL-terminated PTX text, in the current (primary) context.
+        let module = unsafe { drv::module::load_data(c.as_ptr() as *const c_void) }
+            .map_err(|e| format!("cuModuleLoadData: {e:?}"))?;
+        let get = |name: &str| -> std::result::Result<usize, String> {
+            let n = CString::new(name).map_err(|e| e.to_string())?;
+            // SAFETY: a module loaded above, never unloaded (kernels live as long as the process).
+            unsafe { drv::module::get_function(module, n) }
+                .map(|f| f as usize)
+                .map_err(|e| format!("cuModuleGetFunction({name}): {e:?}"))
+        };
+        let mut funcs = Vec::new();
+        for e in &self.kernel.entries {
+            let vec = match &e.launch {
+                Launch::Pointwise {
+                    vector: Some(_), ..
+                } => Some(get(&format!("{}_vec", e.name))?),
+                _ => None,
+            };
+            funcs.push((get(&e.name)?, vec));
+        }
+        let l = Arc::new(Loaded { funcs });
+        self.loaded
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(dev, l.clone());
+        Ok(l)
+    }
+
+    fn run(&self, args: &Args<'_>) -> std::result::Result<Outputs, KernelError> {
+        // Parameters: 8-byte slots (the driver reads each argument's size from the kernel).
+        let mut slots: Vec<u64> = Vec::with_capacity(4 * self.inputs.len() + self.outputs.len());
+        let mut device: Option<i32> = None;
+        let mut tensors: Vec<Tensor> = Vec::with_capacity(self.inputs.len());
+        for (k, rank) in self.inputs.iter().enumerate() {
+            match (args.get(k)?, rank) {
+                (KArg::Value(RtValue::Tensor(t)), Some(r)) => {
+                    let d = match t.device() {
+                        tch::Device::Cuda(i) => i as i32,
+                        other => {
+                            return Err(KernelError(format!(
+                                "fusion kernels run on CUDA tensors, input {k} is on {other:?}"
+                            )))
+                        }
+                    };
+                    if *device.get_or_insert(d) != d {
+                        return Err(KernelError(
+                            "a region's inputs are on different devices".into(),
+                        ));
+                    }
+                    slots.push(t.data_ptr() as u64);
+                    let st = t.stride();
+                    if st.len() != *r {
+                        return Err(KernelError(format!(
+                            "input {k} has rank {} not {r}",
+                            st.len()
+                        )));
+                    }
+                    slots.extend(st.iter().map(|&s| s as u64));
+                    tensors.push(t.shallow_clone());
+                }
+                (KArg::Value(RtValue::Int(i)), None) => slots.push(*i as u64),
+                (KArg::Int(i), None) => slots.push(i as u64),
+                (KArg::Value(RtValue::Float(f)), None) => slots.push(f.to_bits()),
+                (KArg::Float(f), None) => slots.push(f.to_bits()),
+                (KArg::Value(RtValue::Bool(b)), None) => slots.push(*b as u64),
+                (KArg::Bool(b), None) => slots.push(b as u64),
+                _ => return Err(KernelError(format!("region input {k} has the wrong kind"))),
+            }
+        }
+        let dev = match device {
+            Some(d) => d,
+            None => {
+                return Err(KernelError(
+                    "a fusion region without CUDA tensor inputs".into(),
+                ))
+            }
+        };
+        enter_device(dev).map_err(KernelError)?;
+        let loaded = self.load(dev).map_err(KernelError)?;
+        let mut outs = Outputs::new();
+        let out_start = slots.len();
+        for (shape, kind) in &self.outputs {
+            let t = Tensor::f_empty(shape.as_slice(), (*kind, tch::Device::Cuda(dev as usize)))?;
+            slots.push(t.data_ptr() as u64);
+            outs.push(RtValue::Tensor(t));
+        }
+        let _ = out_start;
+        let stream = current_stream(dev).map_err(KernelError)?;
+        let mut ptrs: Vec<*mut c_void> = slots
+            .iter_mut()
+            .map(|s| s as *mut u64 as *mut c_void)
+            .collect();
+        for (e, &(scalar, vector)) in self.kernel.entries.iter().zip(&loaded.funcs) {
+            let (func, grid, block) = match &e.launch {
+                Launch::Pointwise {
+                    numel,
+                    vector: vec,
+                    direct,
+                } => {
+                    if *numel == 0 {
+                        continue;
+                    }
+                    let use_vec = match (vec, vector) {
+                        (Some(w), Some(_)) => {
+                            let aligned = |t: &Tensor| {
+                                (t.data_ptr() as usize) % (w * t.kind().elt_size_in_bytes()) == 0
+                            };
+                            direct.iter().all(|&k| {
+                                tensors
+                                    .get(input_tensor_pos(&self.inputs, k))
+                                    .is_some_and(|t| t.is_contiguous() && aligned(t))
+                            }) && outs.iter().all(|o| o.as_tensor().is_some_and(aligned))
+                        }
+                        _ => false,
+                    };
+                    let (f, n) = match (use_vec, vec, vector) {
+                        (true, Some(w), Some(vf)) => (vf, numel / w),
+                        _ => (scalar, *numel),
+                    };
+                    let threads = 256usize;
+                    let blocks = n.div_ceil(threads).clamp(1, 1 << 20);
+                    (f, blocks as u32, threads as u32)
+                }
+                Launch::Rows { rows, threads } => {
+                    if *rows == 0 {
+                        continue;
+                    }
+                    (scalar, (*rows).clamp(1, 1 << 20) as u32, *threads)
+                }
+            };
+            // SAFETY: the function takes exactly these parameters (generated together with it),
+            // the pointers are live tensors of the right dtypes and shapes, and the launch is
+            // ordered on PyTorch's stream with the ops that produce and consume them.
+            unsafe {
+                drv::launch_kernel(
+                    func as dsys::CUfunction,
+                    (grid, 1, 1),
+                    (block, 1, 1),
+                    0,
+                    stream,
+                    &mut ptrs,
+                )
+            }
+            .map_err(|err| KernelError(format!("cuLaunchKernel({}): {err:?}", e.name)))?;
+        }
+        // Keep the inputs alive until the launches are queued (libtorch's allocator reuses
+        // memory only in stream order, so queued is enough).
+        drop(tensors);
+        Ok(outs)
+    }
+}
+
+/// The position among the tensor inputs of region input `k`.
+fn input_tensor_pos(inputs: &[Option<usize>], k: usize) -> usize {
+    inputs[..k].iter().filter(|r| r.is_some()).count()
+}
+
+/// The fusion executor: fusible prims on CUDA tensors become regions compiled into CUDA kernels.
+/// Put it before the torch executor: `ExecutionPlan::compile(&trace, &[&FusionExecutor, &torch])`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FusionExecutor;
+
+impl Executor for FusionExecutor {
+    fn name(&self) -> &'static str {
+        "fusion"
+    }
+    fn claims(&self, _trace: &Trace, _bsym: &BoundSymbol) -> bool {
+        false
+    }
+    fn compile(&self, trace: &Trace, bsym: &BoundSymbol) -> Result<Kernel> {
+        Err(Error::Compile {
+            executor: "fusion",
+            statement: thunder_ir::printer::statement(trace, bsym),
+            message: "the fusion executor compiles regions, not single ops".into(),
+        })
+    }
+    fn fuser(&self) -> Option<&dyn Fuser> {
+        Some(self)
+    }
+}
+
+impl Fuser for FusionExecutor {
+    fn fusible(&self, trace: &Trace, bsym: &BoundSymbol) -> bool {
+        let on_cuda = bsym
+            .inputs()
+            .iter()
+            .chain(&bsym.outputs)
+            .all(|&v| match trace.ty(v) {
+                ValueType::Tensor(t) => t.device.is_cuda(),
+                ValueType::Number(_) => true,
+            });
+        on_cuda && codegen_fusible(trace, bsym)
+    }
+
+    fn compile_region(
+        &self,
+        trace: &Trace,
+        ops: &[BoundSymbol],
+        region: &Region,
+    ) -> Result<Kernel> {
+        let name = format!(
+            "thunder_region_{:016x}",
+            fnv1a(&[
+                format!("{:?}", region.ops).as_bytes(),
+                trace.name.as_bytes()
+            ])
+        );
+        let kernel = generate(trace, ops, region, &name).map_err(|m| Error::Compile {
+            executor: "fusion",
+            statement: format!("a region of {} ops", region.ops.len()),
+            message: m,
+        })?;
+        let inputs = region
+            .inputs
+            .iter()
+            .map(|&v| trace.tensor(v).map(|t| t.rank()))
+            .collect();
+        let outputs = region
+            .outputs
+            .iter()
+            .map(|&v| {
+                let t = trace.tensor(v).ok_or_else(|| Error::Compile {
+                    executor: "fusion",
+                    statement: trace.name_of(v).to_string(),
+                    message: "a region output that is not a tensor".into(),
+                })?;
+                Ok((
+                    t.shape.sizes().iter().map(|&s| s as i64).collect(),
+                    convert::kind(t.dtype),
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let compiled = Arc::new(CompiledRegion {
+            kernel,
+            inputs,
+            outputs,
+            loaded: Mutex::new(HashMap::new()),
+        });
+        Ok(Box::new(move |args: &Args<'_>| compiled.run(args)))
+    }
+}

@@ -1,0 +1,354 @@
+//! Grouping fusible ops into regions by data flow.
+//!
+//! Ops are visited in program order. A fusible op joins the region of one of its producers (or of
+//! the most recent region) when
+//! - the region's schedule can take it ([`Schedule`]: pointwise regions take any elementwise or
+//!   indexing op; a region with reductions takes reductions over the same trailing dims of the
+//!   same shape, elementwise ops on that shape or on the reduced one, and broadcasts from the
+//!   reduced shape back), and
+//! - joining creates no cycle: none of the op's operands from outside the region depends on the
+//!   region.
+//!
+//! Otherwise it starts a region of its own. Regions without any computation (only reshapes,
+//! transposes, broadcasts) are dropped: libtorch runs those as views, for free. A view op whose
+//! result is also needed outside its region stays outside too, so that no region copies a view
+//! out.
+
+use std::collections::{HashMap, HashSet};
+use thunder_ir::ops::prims::PrimClass;
+use thunder_ir::{Attr, BoundSymbol, Op, PrimOp, Trace, Value};
+
+/// The kernel schedule a region needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Schedule {
+    /// Elementwise and indexing ops only: one thread per output element.
+    Pointwise,
+    /// Reductions over the trailing `k` dims of tensors of shape `full`: one block per row (the
+    /// leading dims), the row kept in registers across the reductions.
+    Rows {
+        /// The shape the reductions read.
+        full: Vec<usize>,
+        /// How many trailing dims they reduce.
+        k: usize,
+    },
+}
+
+/// A group of ops compiled into one kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    /// Indices of the region's ops in the op list, in program order.
+    pub ops: Vec<usize>,
+    /// Values the region reads from outside (tensors and numbers), in order of first use.
+    pub inputs: Vec<Value>,
+    /// Values the region defines that are needed outside (by later ops or as trace outputs).
+    pub outputs: Vec<Value>,
+    /// The schedule its kernel uses.
+    pub schedule: Schedule,
+}
+
+/// What a prim is to the partitioner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Computes elementwise (including conversions, `where`, constants).
+    Elementwise,
+    /// Reads its operands at other indices: broadcast, reshape, transpose, slice, ...
+    View,
+    /// A sum/amax/amin/prod over trailing dims.
+    Reduction,
+}
+
+/// The fusion kind of a prim, or `None` when the fusion executor does not take it.
+pub(crate) fn kind(op: PrimOp) -> Option<Kind> {
+    use PrimOp::*;
+    match op.class() {
+        PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary => {
+            return Some(Kind::Elementwise)
+        }
+        PrimClass::Reduction => {
+            return matches!(op, Sum | Amax | Amin | Prod).then_some(Kind::Reduction)
+        }
+        PrimClass::Other => {}
+    }
+    match op {
+        ConvertElementType | Full | Iota | Polygamma => Some(Kind::Elementwise),
+        BroadcastInDim | Reshape | Transpose | Squeeze | Slice | Flip | Pad | Cat => {
+            Some(Kind::View)
+        }
+        _ => None,
+    }
+}
+
+/// The sorted dims a reduction reduces, or `None` when they are not the trailing ones.
+pub(crate) fn trailing_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, usize)> {
+    let x = b.args.first()?.as_value()?;
+    let shape = trace.tensor(x)?.shape.sizes();
+    let n = shape.len();
+    let mut dims: Vec<usize> = match b.attrs.first()? {
+        Attr::Ints(d) => d
+            .iter()
+            .map(|&d| if d < 0 { d + n as i64 } else { d } as usize)
+            .collect(),
+        _ => return None,
+    };
+    dims.sort_unstable();
+    dims.dedup();
+    let k = dims.len();
+    (k > 0 && dims.iter().copied().eq(n - k..n)).then_some((shape, k))
+}
+
+fn out_shape(trace: &Trace, b: &BoundSymbol) -> Option<Vec<usize>> {
+    Some(trace.tensor(*b.outputs.first()?)?.shape.sizes())
+}
+
+/// Whether `b` fits a region with schedule `s` whose members define `defined`, of which `leaf`
+/// are computed from region inputs alone (without reductions: they can be read at any index).
+fn fits(
+    trace: &Trace,
+    b: &BoundSymbol,
+    s: &Schedule,
+    defined: &HashSet<Value>,
+    leaf: &HashSet<Value>,
+) -> bool {
+    let Op::Prim(op) = b.op else { return false };
+    let Some(k) = kind(op) else { return false };
+    let Schedule::Rows { full, k: nk } = s else {
+        return k != Kind::Reduction;
+    };
+    let reduced = &full[..full.len() - nk];
+    let Some(shape) = out_shape(trace, b) else {
+        return false;
+    };
+    let from_inputs = b
+        .inputs()
+        .iter()
+        .all(|v| !defined.contains(v) || leaf.contains(v));
+    match k {
+        Kind::Reduction => {
+            trailing_reduction(trace, b).is_some_and(|(f, kk)| &f == full && kk == *nk)
+        }
+        // Computed from region inputs alone: any shape (read through its index map).
+        _ if from_inputs => true,
+        Kind::Elementwise => shape == *full || shape == reduced,
+        Kind::View => {
+            // Of computed values only the reduced-to-full broadcast.
+            op == PrimOp::BroadcastInDim
+                && shape == *full
+                && b.args[0]
+                    .as_value()
+                    .and_then(|v| trace.tensor(v))
+                    .is_some_and(|t| t.shape.sizes() == reduced)
+                && matches!(&b.attrs[1], Attr::Ints(d) if d.iter().copied().eq(0..reduced.len() as i64))
+        }
+    }
+}
+
+/// Whether `b` is computed from region inputs alone (given the group's `defined` and `leaf`).
+fn is_leaf(b: &BoundSymbol, defined: &HashSet<Value>, leaf: &HashSet<Value>) -> bool {
+    kind_of(b) != Some(Kind::Reduction)
+        && b.inputs()
+            .iter()
+            .all(|v| !defined.contains(v) || leaf.contains(v))
+}
+
+/// Groups the ops `is_fusible` accepts into regions (see the module docs). `ops` are the claimed
+/// trace's bound symbols in program order; `outputs` the trace's outputs.
+pub fn partition(
+    trace: &Trace,
+    ops: &[BoundSymbol],
+    is_fusible: impl Fn(usize) -> bool,
+) -> Vec<Region> {
+    let n = ops.len();
+    let mut producer: HashMap<Value, usize> = HashMap::new();
+    for (i, b) in ops.iter().enumerate() {
+        for &o in &b.outputs {
+            producer.insert(o, i);
+        }
+    }
+    // group[i]: the group of op i; ancestors[i]: the groups op i depends on (through any path).
+    let mut group: Vec<Option<usize>> = vec![None; n];
+    let mut ancestors: Vec<HashSet<usize>> = vec![HashSet::new(); n];
+    let mut schedules: Vec<Schedule> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut defined: Vec<HashSet<Value>> = Vec::new();
+    let mut leaves: Vec<HashSet<Value>> = Vec::new();
+    for i in 0..n {
+        let b = &ops[i];
+        let producers: Vec<usize> = {
+            let mut p: Vec<usize> = b
+                .inputs()
+                .iter()
+                .filter_map(|v| producer.get(v).copied())
+                .collect();
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        let mut anc: HashSet<usize> = HashSet::new();
+        for &p in &producers {
+            anc.extend(ancestors[p].iter().copied());
+            if let Some(g) = group[p] {
+                anc.insert(g);
+            }
+        }
+        if is_fusible(i) {
+            // Candidates: the producers' groups, latest first, then the latest group.
+            let mut cands: Vec<usize> = producers.iter().rev().filter_map(|&p| group[p]).collect();
+            if let Some(last) = members.len().checked_sub(1) {
+                cands.push(last);
+            }
+            let mut seen = HashSet::new();
+            cands.retain(|g| seen.insert(*g));
+            let mut joined = None;
+            for g in cands {
+                // No operand from outside g may depend on g.
+                let acyclic = producers
+                    .iter()
+                    .all(|&p| group[p] == Some(g) || !ancestors[p].contains(&g));
+                if !acyclic {
+                    continue;
+                }
+                if let Some(s) = merged_schedule(
+                    trace,
+                    ops,
+                    &members[g],
+                    &schedules[g],
+                    b,
+                    (&defined[g], &leaves[g]),
+                ) {
+                    schedules[g] = s;
+                    joined = Some(g);
+                    break;
+                }
+            }
+            let g = joined.unwrap_or_else(|| {
+                members.push(Vec::new());
+                defined.push(HashSet::new());
+                leaves.push(HashSet::new());
+                schedules.push(match kind_of(b) {
+                    Some(Kind::Reduction) => match trailing_reduction(trace, b) {
+                        Some((full, k)) => Schedule::Rows { full, k },
+                        None => Schedule::Pointwise,
+                    },
+                    _ => Schedule::Pointwise,
+                });
+                members.len() - 1
+            });
+            group[i] = Some(g);
+            members[g].push(i);
+            if is_leaf(b, &defined[g], &leaves[g]) {
+                leaves[g].extend(b.outputs.iter().copied());
+            }
+            defined[g].extend(b.outputs.iter().copied());
+            anc.remove(&g);
+        }
+        ancestors[i] = anc;
+    }
+    // Uses outside each group.
+    let mut used_outside: Vec<HashSet<Value>> = vec![HashSet::new(); members.len()];
+    for (i, b) in ops.iter().enumerate() {
+        for v in b.inputs() {
+            if let Some(&p) = producer.get(&v) {
+                if let Some(g) = group[p] {
+                    if group[i] != Some(g) {
+                        used_outside[g].insert(v);
+                    }
+                }
+            }
+        }
+    }
+    for &o in &trace.outputs {
+        if let Some(g) = producer.get(&o).and_then(|&p| group[p]) {
+            used_outside[g].insert(o);
+        }
+    }
+    let mut regions = Vec::new();
+    for (g, ms) in members.into_iter().enumerate() {
+        // View ops needed outside run outside (libtorch makes them views); those needed only
+        // outside leave the region.
+        let mut ops_in: Vec<usize> = Vec::new();
+        let internal_uses =
+            |v: Value, ms: &[usize]| ms.iter().any(|&j| ops[j].inputs().contains(&v));
+        for &i in &ms {
+            let b = &ops[i];
+            let is_view = kind_of(b) == Some(Kind::View);
+            if is_view && b.outputs.iter().all(|&o| !internal_uses(o, &ms)) {
+                continue;
+            }
+            ops_in.push(i);
+        }
+        if !ops_in.iter().any(|&i| kind_of(&ops[i]) != Some(Kind::View)) {
+            continue;
+        }
+        let defined: HashSet<Value> = ops_in
+            .iter()
+            .flat_map(|&i| ops[i].outputs.iter().copied())
+            .collect();
+        let mut inputs = Vec::new();
+        let mut seen = HashSet::new();
+        for &i in &ops_in {
+            for v in ops[i].inputs() {
+                if !defined.contains(&v) && seen.insert(v) {
+                    inputs.push(v);
+                }
+            }
+        }
+        let mut outputs = Vec::new();
+        for &i in &ops_in {
+            let b = &ops[i];
+            if kind_of(b) == Some(Kind::View) {
+                continue;
+            }
+            for &o in &b.outputs {
+                if used_outside[g].contains(&o) {
+                    outputs.push(o);
+                }
+            }
+        }
+        regions.push(Region {
+            ops: ops_in,
+            inputs,
+            outputs,
+            schedule: schedules[g].clone(),
+        });
+    }
+    regions
+}
+
+fn kind_of(b: &BoundSymbol) -> Option<Kind> {
+    match b.op {
+        Op::Prim(p) => kind(p),
+        Op::Torch(_) => None,
+    }
+}
+
+/// The schedule of group `ms` (schedule `s`) with `b` added, if it fits.
+fn merged_schedule(
+    trace: &Trace,
+    ops: &[BoundSymbol],
+    ms: &[usize],
+    s: &Schedule,
+    b: &BoundSymbol,
+    (defined, leaf): (&HashSet<Value>, &HashSet<Value>),
+) -> Option<Schedule> {
+    if fits(trace, b, s, defined, leaf) {
+        return Some(s.clone());
+    }
+    // A pointwise group meeting its first reduction becomes a rows group if every member fits.
+    if *s != Schedule::Pointwise || kind_of(b) != Some(Kind::Reduction) {
+        return None;
+    }
+    let (full, k) = trailing_reduction(trace, b)?;
+    let rows = Schedule::Rows { full, k };
+    let mut seen: HashSet<Value> = HashSet::new();
+    let mut seen_leaf: HashSet<Value> = HashSet::new();
+    for &j in ms {
+        if !fits(trace, &ops[j], &rows, &seen, &seen_leaf) {
+            return None;
+        }
+        if is_leaf(&ops[j], &seen, &seen_leaf) {
+            seen_leaf.extend(ops[j].outputs.iter().copied());
+        }
+        seen.extend(ops[j].outputs.iter().copied());
+    }
+    fits(trace, b, &rows, defined, leaf).then_some(rows)
+}

@@ -1,0 +1,135 @@
+//! The fusion executor without a GPU: which ops it groups into regions (golden files for a Llama
+//! block's forward and backward), the decisions that matter (norms and softmax in one rows kernel,
+//! matmuls and attention left to the torch executor), and that every generated kernel compiles
+//! with NVRTC (the PyTorch wheel's, for sm_90).
+//!
+//! `THUNDER_BLESS=1` rewrites the golden files.
+
+use std::path::Path;
+use thunder_executors::fusion::{compile_ptx, generate, Schedule};
+use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
+use thunder_ir::programs::{self, LlamaDims};
+use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
+
+fn cuda_tiny() -> LlamaDims {
+    LlamaDims {
+        dtype: DType::BF16,
+        device: Device::Cuda(0),
+        ..LlamaDims::tiny()
+    }
+}
+
+fn plan(t: &Trace) -> ExecutionPlan {
+    ExecutionPlan::compile(t, &[&FusionExecutor, &TorchExecutor::new()])
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn golden(name: &str, text: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("THUNDER_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == text,
+        "{} differs; rerun with THUNDER_BLESS=1 if the change is intended:\n{text}",
+        path.display()
+    );
+}
+
+/// Every region's kernel compiles with NVRTC for sm_90.
+fn compiles(p: &ExecutionPlan) -> usize {
+    let claimed = p.claimed();
+    let ops: Vec<_> = claimed.ops.iter().map(|o| o.bsym.clone()).collect();
+    for (r, region) in claimed.regions.iter().enumerate() {
+        let k = generate(&claimed.trace, &ops, region, &format!("region{r}"))
+            .unwrap_or_else(|e| panic!("region {r}: {e}"));
+        compile_ptx(&k.source, "compute_90").unwrap_or_else(|e| panic!("region {r}: {e}"));
+    }
+    claimed.regions.len()
+}
+
+#[test]
+fn llama_block_forward_and_backward_regions() {
+    let block = programs::llama_block(&cuda_tiny()).unwrap();
+    let fwd = plan(&block);
+    golden("fusion_llama_block_forward.py", &fwd.claimed().to_python());
+    let wrt: Vec<Value> = block
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| block.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let fb = thunder_transforms::forward_backward(&block, &wrt).unwrap();
+    let bwd = plan(&fb.backward);
+    golden("fusion_llama_block_backward.py", &bwd.claimed().to_python());
+    assert!(compiles(&fwd) >= 4);
+    assert!(compiles(&bwd) >= 4);
+}
+
+#[test]
+fn norms_and_softmax_are_one_rows_kernel_and_matmuls_stay_with_torch() {
+    let mut b = TraceBuilder::new("f");
+    let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
+    let x = b.input("x", meta(&[8, 64])).unwrap();
+    let w = b.input("w", meta(&[64])).unwrap();
+    let m = b.input("m", meta(&[64, 64])).unwrap();
+    let n = b.rms_norm(x, &[64], Some(w), None).unwrap();
+    let h = b.matmul(n, m).unwrap();
+    let s = b.softmax(h, -1).unwrap();
+    let t = b.build(&[s]).unwrap();
+    let p = plan(&t);
+    let c = p.claimed();
+    assert_eq!(c.regions.len(), 2, "{}", c.to_python());
+    for r in &c.regions {
+        assert!(
+            matches!(&r.schedule, Schedule::Rows { full, k: 1 } if full == &vec![8, 64]),
+            "{r:?}"
+        );
+        assert_eq!(r.outputs.len(), 1);
+    }
+    let text = c.to_python();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ltorch.matmul") && l.ends_with("[torch]")),
+        "{text}"
+    );
+    assert_eq!(compiles(&p), 2);
+}
+
+#[test]
+fn pointwise_chains_fuse_and_views_stay_views() {
+    // silu(a) * b, then a reshape whose result leaves the region: one pointwise kernel; the
+    // reshape of the output runs on the torch executor (a view, no copy).
+    let mut b = TraceBuilder::new("swiglu");
+    let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
+    let a = b.input("a", meta(&[4, 32])).unwrap();
+    let g = b.input("g", meta(&[4, 32])).unwrap();
+    let s = b.silu(a).unwrap();
+    let y = b.mul(s, g).unwrap();
+    let r = b.reshape(y, &[128]).unwrap();
+    let t = b.build(&[r]).unwrap();
+    let p = plan(&t);
+    let c = p.claimed();
+    assert_eq!(c.regions.len(), 1, "{}", c.to_python());
+    assert_eq!(c.regions[0].schedule, Schedule::Pointwise);
+    assert_eq!(c.regions[0].inputs.len(), 2);
+    let text = c.to_python();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("prims.reshape") && l.ends_with("[torch]")),
+        "{text}"
+    );
+    assert_eq!(compiles(&p), 1);
+}
+
+#[test]
+fn cpu_traces_are_not_fused() {
+    let t = programs::llama_block(&LlamaDims::tiny()).unwrap();
+    let p = plan(&t);
+    assert!(p.claimed().regions.is_empty());
+    assert!(!p.claimed().to_python().contains("[fusion"));
+}
