@@ -94,29 +94,14 @@ impl ExecutionPlan {
             Op(usize),
             Region(usize),
         }
-        let mut needed_outside: std::collections::HashSet<Value> =
-            trace.outputs.iter().copied().collect();
-        for op in claimed.ops.iter().filter(|o| o.region.is_none()) {
-            needed_outside.extend(op.bsym.inputs());
-        }
-        for r in &regions {
-            needed_outside.extend(r.inputs.iter().copied());
-        }
         let mut units: Vec<(usize, Unit)> = Vec::new();
         for (i, op) in claimed.ops.iter().enumerate() {
-            match op.region {
-                None => units.push((i, Unit::Op(i))),
-                Some(r) => {
-                    let exported = regions[r]
-                        .outputs
-                        .iter()
-                        .any(|o| op.bsym.outputs.contains(o));
-                    let needed = op.bsym.outputs.iter().any(|o| needed_outside.contains(o));
-                    if needed && !exported {
-                        units.push((i, Unit::Op(i)));
-                    }
-                }
+            if op.region.is_none() {
+                units.push((i, Unit::Op(i)));
             }
+        }
+        for reg in &regions {
+            units.extend(reg.outside.iter().map(|&i| (i, Unit::Op(i))));
         }
         for (r, reg) in regions.iter().enumerate() {
             units.push((reg.ops[0], Unit::Region(r)));
@@ -249,6 +234,30 @@ impl ExecutionPlan {
                 free,
                 op: first_op as u32,
             });
+        }
+        // Every operand is an input or computed earlier (regions and their outside views must not
+        // leave a value uncomputed).
+        let mut available: std::collections::HashSet<u32> =
+            trace.inputs.iter().map(|&v| slot(v)).collect();
+        for (i, instr) in instrs.iter().enumerate() {
+            for a in &instr.args {
+                let missing = match a {
+                    ArgRef::Slot(s) => (!available.contains(s)).then_some(*s),
+                    ArgRef::List(l) => l.iter().copied().find(|s| !available.contains(s)),
+                    _ => None,
+                };
+                if let Some(s) = missing {
+                    return Err(Error::Compile {
+                        executor: "plan",
+                        statement: format!("instruction {i}"),
+                        message: format!(
+                            "reads {}, which nothing computes before it (a partitioner bug)",
+                            trace.name_of(Value(s))
+                        ),
+                    });
+                }
+            }
+            available.extend(instr.outs.iter().copied());
         }
         for (r, reg) in regions.iter().enumerate() {
             let body: Vec<&str> = reg.ops.iter().map(|&k| statements[k].as_str()).collect();

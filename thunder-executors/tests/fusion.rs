@@ -133,3 +133,25 @@ fn cpu_traces_are_not_fused() {
     assert!(p.claimed().regions.is_empty());
     assert!(!p.claimed().to_python().contains("[fusion"));
 }
+
+#[test]
+fn views_needed_outside_a_region_read_what_the_region_exports() {
+    // torch.stack of an f32 and an f64 tensor: the f32 one is converted (fused), then unsqueezed
+    // by a broadcast that the cat reads outside the region.
+    let mut b = TraceBuilder::new("stack");
+    let a = b
+        .input("a", TensorMeta::new(DType::F32, [2, 3]).on(Device::Cuda(0)))
+        .unwrap();
+    let c = b
+        .input("c", TensorMeta::new(DType::F64, [2, 3]).on(Device::Cuda(0)))
+        .unwrap();
+    let s = b.stack(&[a, c], 0).unwrap();
+    let t = b.build(&[s]).unwrap();
+    let p = plan(&t);
+    compiles(&p);
+    // And every region output of a Llama block backward is computed before it is read (checked
+    // when the plan is built).
+    let block = programs::llama_block(&cuda_tiny()).unwrap();
+    let fb = thunder_transforms::forward_backward(&block, &block.inputs[3..]).unwrap();
+    plan(&fb.backward);
+}

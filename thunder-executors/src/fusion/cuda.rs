@@ -266,6 +266,8 @@ struct Loaded {
 
 struct CompiledRegion {
     kernel: RegionKernel,
+    /// The device of the region's outputs (for regions without tensor inputs).
+    device: Option<i32>,
     /// Per region input: `Some(rank)` for tensors, `None` for numbers.
     inputs: Vec<Option<usize>>,
     /// Per region output: shape and dtype.
@@ -350,13 +352,9 @@ impl CompiledRegion {
                 _ => return Err(KernelError(format!("region input {k} has the wrong kind"))),
             }
         }
-        let dev = match device {
+        let dev = match device.or(self.device) {
             Some(d) => d,
-            None => {
-                return Err(KernelError(
-                    "a fusion region without CUDA tensor inputs".into(),
-                ))
-            }
+            None => return Err(KernelError("a fusion region without CUDA tensors".into())),
         };
         enter_device(dev).map_err(KernelError)?;
         let loaded = self.load(dev).map_err(KernelError)?;
@@ -513,8 +511,13 @@ impl Fuser for FusionExecutor {
                 ))
             })
             .collect::<Result<_>>()?;
+        let device = region.outputs.iter().find_map(|&v| match trace.tensor(v).map(|t| t.device) {
+            Some(thunder_ir::Device::Cuda(i)) => Some(i as i32),
+            _ => None,
+        });
         let compiled = Arc::new(CompiledRegion {
             kernel,
+            device,
             inputs,
             outputs,
             loaded: Mutex::new(HashMap::new()),

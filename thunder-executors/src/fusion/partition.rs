@@ -44,6 +44,9 @@ pub struct Region {
     pub outputs: Vec<Value>,
     /// The schedule its kernel uses.
     pub schedule: Schedule,
+    /// View ops of the region whose results are needed outside it too: the plan also runs them
+    /// outside, on the torch executor (as views), instead of the kernel copying them out.
+    pub outside: Vec<usize>,
 }
 
 /// What a prim is to the partitioner.
@@ -262,23 +265,49 @@ pub fn partition(
         }
     }
     let mut regions = Vec::new();
+    let is_view = |i: usize| kind_of(&ops[i]) == Some(Kind::View);
     for (g, ms) in members.into_iter().enumerate() {
-        // View ops needed outside run outside (libtorch makes them views); those needed only
-        // outside leave the region.
-        let mut ops_in: Vec<usize> = Vec::new();
-        let internal_uses =
-            |v: Value, ms: &[usize]| ms.iter().any(|&j| ops[j].inputs().contains(&v));
-        for &i in &ms {
-            let b = &ops[i];
-            let is_view = kind_of(b) == Some(Kind::View);
-            if is_view && b.outputs.iter().all(|&o| !internal_uses(o, &ms)) {
-                continue;
+        // View ops no other member reads leave the region (the torch executor makes them views).
+        let mut ops_in = ms.clone();
+        loop {
+            let before = ops_in.len();
+            let snapshot = ops_in.clone();
+            ops_in.retain(|&i| {
+                !is_view(i)
+                    || ops[i].outputs.iter().any(|o| {
+                        snapshot
+                            .iter()
+                            .any(|&j| j != i && ops[j].inputs().contains(o))
+                    })
+            });
+            if ops_in.len() == before {
+                break;
             }
-            ops_in.push(i);
         }
-        if !ops_in.iter().any(|&i| kind_of(&ops[i]) != Some(Kind::View)) {
+        if !ops_in.iter().any(|&i| !is_view(i)) {
             continue;
         }
+        // What is needed from the region: by later ops, the trace's outputs, and the views that
+        // left it. A view needed outside runs outside too, so what it reads is needed as well.
+        let mut need: HashSet<Value> = used_outside[g].clone();
+        for &i in ms.iter().filter(|i| !ops_in.contains(i)) {
+            need.extend(ops[i].inputs());
+        }
+        let mut outside: Vec<usize> = Vec::new();
+        loop {
+            let mut changed = false;
+            for &i in &ops_in {
+                if is_view(i) && !outside.contains(&i) && ops[i].outputs.iter().any(|o| need.contains(o)) {
+                    outside.push(i);
+                    need.extend(ops[i].inputs());
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        outside.sort_unstable();
         let defined: HashSet<Value> = ops_in
             .iter()
             .flat_map(|&i| ops[i].outputs.iter().copied())
@@ -294,12 +323,11 @@ pub fn partition(
         }
         let mut outputs = Vec::new();
         for &i in &ops_in {
-            let b = &ops[i];
-            if kind_of(b) == Some(Kind::View) {
+            if is_view(i) {
                 continue;
             }
-            for &o in &b.outputs {
-                if used_outside[g].contains(&o) {
+            for &o in &ops[i].outputs {
+                if need.contains(&o) {
                     outputs.push(o);
                 }
             }
@@ -309,6 +337,7 @@ pub fn partition(
             inputs,
             outputs,
             schedule: schedules[g].clone(),
+            outside,
         });
     }
     regions
