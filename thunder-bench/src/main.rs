@@ -3,6 +3,8 @@
 //! Today it prints traces of realistic programs built with thunder-ir (`thunder-bench trace
 //! llama-block`); the Llama-2 training benchmark (issue 6) will be added as `thunder-bench llama2`.
 
+mod ops;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 use thunder_ir::programs::{self, LlamaDims};
@@ -21,6 +23,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Microbenchmarks of a Llama-2-7B training step's memory-bound patterns (RMSNorm, RoPE,
+    /// SwiGLU, softmax, cross entropy; forward and backward): eager libtorch against thunder's
+    /// fusion executor on cuda:0, with achieved bandwidth against the device's copy bandwidth.
+    Ops {
+        /// Tokens per step (batch x sequence).
+        #[arg(long, default_value_t = 4096)]
+        tokens: usize,
+        /// Model width.
+        #[arg(long, default_value_t = 4096)]
+        hidden: usize,
+        /// MLP width.
+        #[arg(long, default_value_t = 11008)]
+        intermediate: usize,
+        /// Vocabulary size.
+        #[arg(long, default_value_t = 32000)]
+        vocab: usize,
+        /// Attention heads.
+        #[arg(long, default_value_t = 32)]
+        heads: usize,
+    },
     /// Build a program with thunder-ir's TraceBuilder and print its trace as Python.
     Trace {
         /// Which program.
@@ -73,6 +95,30 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Ops {
+            tokens,
+            hidden,
+            intermediate,
+            vocab,
+            heads,
+        } => {
+            if hidden % heads != 0 {
+                return Err(
+                    format!("--hidden {hidden} must be a multiple of --heads {heads}").into(),
+                );
+            }
+            let sizes = ops::Sizes {
+                tokens,
+                hidden,
+                intermediate,
+                vocab,
+                heads,
+            };
+            let (rows, copy) = ops::run(&sizes)?;
+            let device = thunder_executors::fusion::device_name(0)
+                .map_or_else(|| "cuda:0".to_string(), |n| format!("{n} (cuda:0)"));
+            println!("{}", ops::table(&rows, copy, &device));
+        }
         Command::Trace {
             program,
             size,

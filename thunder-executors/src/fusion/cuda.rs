@@ -511,10 +511,13 @@ impl Fuser for FusionExecutor {
                 ))
             })
             .collect::<Result<_>>()?;
-        let device = region.outputs.iter().find_map(|&v| match trace.tensor(v).map(|t| t.device) {
-            Some(thunder_ir::Device::Cuda(i)) => Some(i as i32),
-            _ => None,
-        });
+        let device = region
+            .outputs
+            .iter()
+            .find_map(|&v| match trace.tensor(v).map(|t| t.device) {
+                Some(thunder_ir::Device::Cuda(i)) => Some(i as i32),
+                _ => None,
+            });
         let compiled = Arc::new(CompiledRegion {
             kernel,
             device,
@@ -524,4 +527,10 @@ impl Fuser for FusionExecutor {
         });
         Ok(Box::new(move |args: &Args<'_>| compiled.run(args)))
     }
+}
+
+/// The name of CUDA device `index` as the driver reports it (`NVIDIA H200`), if there is one.
+pub fn device_name(index: i32) -> Option<String> {
+    drv::init().ok()?;
+    drv::device::get_name(drv::device::get(index).ok()?).ok()
 }

@@ -16,4 +16,4 @@ pub use partition::{partition, Region, Schedule};
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(feature = "cuda")]
-pub use cuda::{compile_ptx, toolchain, FusionExecutor};
+pub use cuda::{compile_ptx, device_name, toolchain, FusionExecutor};

@@ -297,7 +297,10 @@ pub fn partition(
         loop {
             let mut changed = false;
             for &i in &ops_in {
-                if is_view(i) && !outside.contains(&i) && ops[i].outputs.iter().any(|o| need.contains(o)) {
+                if is_view(i)
+                    && !outside.contains(&i)
+                    && ops[i].outputs.iter().any(|o| need.contains(o))
+                {
                     outside.push(i);
                     need.extend(ops[i].inputs());
                     changed = true;
