@@ -74,10 +74,11 @@ fn llama_block_forward_and_backward_regions() {
 fn norms_and_softmax_are_one_rows_kernel_and_matmuls_stay_with_torch() {
     let mut b = TraceBuilder::new("f");
     let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
-    let x = b.input("x", meta(&[8, 64])).unwrap();
-    let w = b.input("w", meta(&[64])).unwrap();
-    let m = b.input("m", meta(&[64, 64])).unwrap();
-    let n = b.rms_norm(x, &[64], Some(w), None).unwrap();
+    // Large enough for the vector variants (8 bf16 per 16-byte access).
+    let x = b.input("x", meta(&[256, 1024])).unwrap();
+    let w = b.input("w", meta(&[1024])).unwrap();
+    let m = b.input("m", meta(&[1024, 1024])).unwrap();
+    let n = b.rms_norm(x, &[1024], Some(w), None).unwrap();
     let h = b.matmul(n, m).unwrap();
     let s = b.softmax(h, -1).unwrap();
     let t = b.build(&[s]).unwrap();
@@ -86,7 +87,7 @@ fn norms_and_softmax_are_one_rows_kernel_and_matmuls_stay_with_torch() {
     assert_eq!(c.regions.len(), 2, "{}", c.to_python());
     for r in &c.regions {
         assert!(
-            matches!(&r.schedule, Schedule::Rows { full, k: 1 } if full == &vec![8, 64]),
+            matches!(&r.schedule, Schedule::Rows { full, k: 1 } if full == &vec![256, 1024]),
             "{r:?}"
         );
         assert_eq!(r.outputs.len(), 1);
@@ -98,6 +99,23 @@ fn norms_and_softmax_are_one_rows_kernel_and_matmuls_stay_with_torch() {
         "{text}"
     );
     assert_eq!(compiles(&p), 2);
+    // Both rows kernels have a vector variant (16-byte loads of x and of the matmul's output).
+    let ops: Vec<_> = c.ops.iter().map(|o| o.bsym.clone()).collect();
+    for (i, r) in c.regions.iter().enumerate() {
+        let k = generate(&c.trace, &ops, r, &format!("r{i}")).unwrap();
+        assert!(
+            matches!(
+                &k.entries[0].launch,
+                thunder_executors::fusion::Launch::Rows {
+                    vector: Some((8, _, _)),
+                    ..
+                }
+            ),
+            "{:?}",
+            k.entries[0].launch
+        );
+        assert!(k.source.contains("_vec("));
+    }
 }
 
 #[test]

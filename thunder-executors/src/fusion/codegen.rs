@@ -21,6 +21,9 @@ use thunder_ir::{Arg, Attr, BoundSymbol, DType, Op, PrimOp, Trace, Value, ValueT
 /// Why a region cannot be generated.
 pub type GenError = String;
 
+/// The longest row a rows kernel reduces (elements).
+pub const MAX_ROW: usize = 32 * 1024;
+
 /// One kernel launch of a region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelEntry {
@@ -46,12 +49,20 @@ pub enum Launch {
         /// Region inputs (indices into [`Region::inputs`]) the vector variant reads contiguously.
         direct: Vec<usize>,
     },
-    /// `rows` blocks of `threads` threads.
+    /// `blocks` blocks of `threads` threads, looping over `rows` rows.
     Rows {
         /// Rows (the product of the leading dims).
         rows: usize,
         /// Threads per block.
         threads: u32,
+        /// Blocks: one per row, or more when the kernel also writes a larger output computed
+        /// from the inputs alone.
+        blocks: usize,
+        /// The vector variant (`<name>_vec`): elements per access, threads, blocks. Usable when
+        /// the `direct` inputs are contiguous and every pointer is aligned.
+        vector: Option<(usize, u32, usize)>,
+        /// Region inputs the vector variant reads with vector loads.
+        direct: Vec<usize>,
     },
 }
 
@@ -118,12 +129,13 @@ pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
     use PrimOp::*;
     match k {
         Kind::Reduction => {
-            // Warp shuffles take 32- and 64-bit values.
-            trailing_reduction(trace, b).is_some()
-                && out_dtype.is_some_and(|d| {
-                    matches!(compute_type(d), "float" | "double" | "long long" | "int")
-                })
-                && operand_dtype == out_dtype
+            // Warp shuffles take 32- and 64-bit values; a row must fit in registers (32 values
+            // per thread of a 1024-thread block): longer rows are left to libtorch.
+            trailing_reduction(trace, b).is_some_and(|(full, k)| {
+                full[full.len() - k..].iter().product::<usize>() <= MAX_ROW
+            }) && out_dtype.is_some_and(|d| {
+                matches!(compute_type(d), "float" | "double" | "long long" | "int")
+            }) && operand_dtype == out_dtype
         }
         Kind::View => true,
         Kind::Elementwise => match op {
@@ -891,12 +903,50 @@ pub fn generate(
             }
         }
         Schedule::Rows { full, k } => {
-            let (rows, threads) =
-                rows_kernel(&mut g, &mut source, &ps, region, ops, full, *k, name)?;
+            let (rows, threads, blocks) = rows_kernel(
+                &mut g,
+                &mut source,
+                &ps,
+                region,
+                ops,
+                full,
+                *k,
+                name,
+                (1, &[]),
+            )?;
+            let all: Vec<usize> = (0..region.outputs.len())
+                .filter(|&j| shape_of(trace, region.outputs[j]) == *full)
+                .collect();
+            let cols: usize = full[full.len() - k..].iter().product();
+            let (vector, direct) = vector_plan(trace, region, &all, full, ops);
+            let vector = match vector {
+                Some(w) if cols % w == 0 && !direct.is_empty() => {
+                    let vname = format!("{name}_vec");
+                    let (_, t, b) = rows_kernel(
+                        &mut g,
+                        &mut source,
+                        &ps,
+                        region,
+                        ops,
+                        full,
+                        *k,
+                        &vname,
+                        (w, &direct),
+                    )?;
+                    Some((w, t, b))
+                }
+                _ => None,
+            };
             entries.push(KernelEntry {
                 name: name.to_string(),
                 outputs: (0..region.outputs.len()).collect(),
-                launch: Launch::Rows { rows, threads },
+                launch: Launch::Rows {
+                    rows,
+                    threads,
+                    blocks,
+                    vector,
+                    direct,
+                },
             });
         }
     }
@@ -1068,7 +1118,7 @@ fn pointwise_vec(
     Ok(())
 }
 
-/// The rows kernel: see the module docs. Returns (rows, threads).
+/// The rows kernel: see the module docs. Returns (rows, threads, blocks).
 #[allow(clippy::too_many_arguments)]
 fn rows_kernel(
     g: &mut Gen,
@@ -1079,15 +1129,30 @@ fn rows_kernel(
     full: &[usize],
     k: usize,
     name: &str,
-) -> Result<(usize, u32), GenError> {
+    (vec, direct): (usize, &[usize]),
+) -> Result<(usize, u32, usize), GenError> {
     let trace = g.trace;
     let n = full.len();
     let lead = &full[..n - k];
     let trail = &full[n - k..];
     let rows: usize = lead.iter().product();
     let cols: usize = trail.iter().product();
-    let threads: usize = (cols.div_ceil(4)).next_power_of_two().clamp(32, 1024);
-    let per_thread = cols.div_ceil(threads).max(1);
+    // Scalar: about 4 columns per thread; vector: about two vectors per thread.
+    let threads: usize = if vec > 1 {
+        cols.div_ceil(2 * vec).next_power_of_two().clamp(32, 1024)
+    } else {
+        cols.div_ceil(4).next_power_of_two().clamp(32, 1024)
+    };
+    let per_thread = cols.div_ceil(threads * vec).max(1);
+    let mut access = HashMap::new();
+    for &kk in direct {
+        access.insert(kk, format!("a{kk}[e]"));
+    }
+    let acc_mode = if vec > 1 {
+        InputAccess::Direct(access)
+    } else {
+        InputAccess::Strided
+    };
     // Stage of each value: how many reductions it depends on.
     let mut stage: HashMap<Value, usize> = HashMap::new();
     let is_full = |v: Value| shape_of(trace, v) == full;
@@ -1144,7 +1209,7 @@ fn rows_kernel(
     }
     for &v in &cached {
         let ty = g.cty(v);
-        body.line(&format!("{ty} k{}[PT];", v.0));
+        body.line(&format!("{ty} k{}[PT * VEC];", v.0));
     }
     // Reduced values (one per row) evaluated at the leading index; full values at (lead, trail).
     let reduced_shape = lead.to_vec();
@@ -1185,8 +1250,29 @@ fn rows_kernel(
         }
         body.line("#pragma unroll");
         body.line("for (int j = 0; j < PT; ++j) {");
-        body.line("  const idx_t c = (idx_t)threadIdx.x + (idx_t)j * blockDim.x;");
-        body.line(&format!("  if (c < {cols}) {{"));
+        body.line("  const idx_t cb = ((idx_t)threadIdx.x + (idx_t)j * blockDim.x) * VEC;");
+        body.line(&format!("  if (cb < {cols}) {{"));
+        if vec > 1 {
+            for &kk in direct {
+                let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
+                let st = storage_type(t.dtype).ok_or("dtype")?;
+                let vt = vec_type(vec * t.dtype.itemsize());
+                body.line(&format!("    {st} a{kk}[VEC];"));
+                body.line(&format!(
+                    "    *reinterpret_cast<{vt}*>(a{kk}) = *reinterpret_cast<const {vt}*>(in{kk} + (idx_t)r * {cols} + cb);"
+                ));
+            }
+            for &j in &out_full {
+                if stage[&region.outputs[j]] == s {
+                    let t = trace.tensor(region.outputs[j]).ok_or("not a tensor")?;
+                    let st = storage_type(t.dtype).ok_or("dtype")?;
+                    body.line(&format!("    {st} w{j}[VEC];"));
+                }
+            }
+        }
+        body.line("    #pragma unroll");
+        body.line("    for (int e = 0; e < VEC; ++e) {");
+        body.line("    const idx_t c = cb + e;");
         let mut inner = Block {
             code: String::new(),
             memo: row_memo.clone(),
@@ -1204,27 +1290,41 @@ fn rows_kernel(
             if stage[&v] < s {
                 inner.memo.insert(
                     format!("{}@{}", v.0, idx_names.join(",")),
-                    format!("k{}[j]", v.0),
+                    format!("k{}[j * VEC + e]", v.0),
                 );
             }
         }
         for (b, a) in roots_red.iter().zip(&accs) {
             let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
             let ty = g.cty(b.outputs[0]);
-            let e = g.eval(&mut inner, x, &idx_names, &InputAccess::Strided)?;
+            let e = g.eval(&mut inner, x, &idx_names, &acc_mode)?;
             let (_, comb) = red_init(b, ty)?;
             inner.line(&format!("{a} = {comb}({a}, ({ty}){e});"));
         }
         for &v in &to_cache {
-            let e = g.eval(&mut inner, v, &idx_names, &InputAccess::Strided)?;
-            inner.line(&format!("k{}[j] = {e};", v.0));
+            let e = g.eval(&mut inner, v, &idx_names, &acc_mode)?;
+            inner.line(&format!("k{}[j * VEC + e] = {e};", v.0));
         }
         for &j in &full_outs {
             let o = region.outputs[j];
-            let e = g.eval(&mut inner, o, &idx_names, &InputAccess::Strided)?;
-            inner.line(&format!("st(&out{j}[(idx_t)r * {cols} + c], {e});"));
+            let e = g.eval(&mut inner, o, &idx_names, &acc_mode)?;
+            if vec > 1 {
+                inner.line(&format!("st(&w{j}[e], {e});"));
+            } else {
+                inner.line(&format!("st(&out{j}[(idx_t)r * {cols} + c], {e});"));
+            }
         }
         body.code.push_str(&inner.code);
+        body.line("    }");
+        if vec > 1 {
+            for &j in &full_outs {
+                let t = trace.tensor(region.outputs[j]).ok_or("not a tensor")?;
+                let vt = vec_type(vec * t.dtype.itemsize());
+                body.line(&format!(
+                    "    *reinterpret_cast<{vt}*>(out{j} + (idx_t)r * {cols} + cb) = *reinterpret_cast<const {vt}*>(w{j});"
+                ));
+            }
+        }
         body.line("  }");
         body.line("}");
         // Block reductions; their results are row values of stage s + 1.
@@ -1255,7 +1355,7 @@ fn rows_kernel(
         };
         for &j in &out_reduced {
             let o = region.outputs[j];
-            let e = g.eval(&mut blk, o, &lead_names, &InputAccess::Strided)?;
+            let e = g.eval(&mut blk, o, &lead_names, &acc_mode)?;
             blk.line(&format!("st(&out{j}[r], {e});"));
         }
         body.line("if (threadIdx.x == 0) {");
@@ -1263,16 +1363,48 @@ fn rows_kernel(
         body.line("}");
     }
     body.line("__syncthreads();");
+    // Outputs of other shapes are computed from region inputs alone (the partitioner allows no
+    // other): a grid-stride loop over each.
+    let mut tail = String::new();
+    let mut blocks = rows;
+    for j in 0..region.outputs.len() {
+        if out_full.contains(&j) || out_reduced.contains(&j) {
+            continue;
+        }
+        let o = region.outputs[j];
+        let shape = shape_of(trace, o);
+        let numel: usize = shape.iter().product();
+        blocks = blocks.max(numel.div_ceil(threads));
+        let mut blk = Block {
+            code: String::new(),
+            memo: HashMap::new(),
+            indent: 2,
+        };
+        let idx = unravel("i", &shape);
+        let mut names = Vec::new();
+        for (d, e) in idx.iter().enumerate() {
+            let nm = format!("o{d}");
+            blk.line(&format!("const idx_t {nm} = {e};"));
+            names.push(nm);
+        }
+        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
+        blk.line(&format!("st(&out{j}[i], {e});"));
+        let _ = writeln!(
+            tail,
+            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
+            blk.code
+        );
+    }
     let mut decls = String::new();
     for ty in &smem_types {
         let _ = writeln!(decls, "  __shared__ {ty} {}[33];", smem_name(ty));
     }
     let _ = writeln!(
         source,
-        "extern \"C\" __global__ void __launch_bounds__({threads}) {name}({ps}) {{\n  const int PT = {per_thread};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n}}",
+        "extern \"C\" __global__ void __launch_bounds__({threads}) {name}({ps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{tail}}}",
         body.code
     );
-    Ok((rows, threads as u32))
+    Ok((rows, threads as u32, blocks))
 }
 
 fn smem_name(ty: &str) -> String {

@@ -298,6 +298,9 @@ impl CompiledRegion {
             let vec = match &e.launch {
                 Launch::Pointwise {
                     vector: Some(_), ..
+                }
+                | Launch::Rows {
+                    vector: Some(_), ..
                 } => Some(get(&format!("{}_vec", e.name))?),
                 _ => None,
             };
@@ -402,11 +405,35 @@ impl CompiledRegion {
                     let blocks = n.div_ceil(threads).clamp(1, 1 << 20);
                     (f, blocks as u32, threads as u32)
                 }
-                Launch::Rows { rows, threads } => {
-                    if *rows == 0 {
+                Launch::Rows {
+                    blocks,
+                    threads,
+                    vector: vinfo,
+                    direct,
+                    ..
+                } => {
+                    if *blocks == 0 {
                         continue;
                     }
-                    (scalar, (*rows).clamp(1, 1 << 20) as u32, *threads)
+                    let use_vec = match (vinfo, vector) {
+                        (Some((w, _, _)), Some(_)) => {
+                            let aligned = |t: &Tensor| {
+                                (t.data_ptr() as usize) % (w * t.kind().elt_size_in_bytes()) == 0
+                            };
+                            direct.iter().all(|&k| {
+                                tensors
+                                    .get(input_tensor_pos(&self.inputs, k))
+                                    .is_some_and(|t| t.is_contiguous() && aligned(t))
+                            }) && outs.iter().all(|o| o.as_tensor().is_some_and(aligned))
+                        }
+                        _ => false,
+                    };
+                    match (use_vec, vinfo, vector) {
+                        (true, Some((_, t, b)), Some(vf)) => {
+                            (vf, (*b).clamp(1, 1 << 20) as u32, *t)
+                        }
+                        _ => (scalar, (*blocks).clamp(1, 1 << 20) as u32, *threads),
+                    }
                 }
             };
             // SAFETY: the function takes exactly these parameters (generated together with it),

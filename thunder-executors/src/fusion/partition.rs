@@ -167,15 +167,17 @@ pub fn partition(
             producer.insert(o, i);
         }
     }
-    // group[i]: the group of op i; ancestors[i]: the groups op i depends on (through any path).
+    // group[i]: the group of op i.
     let mut group: Vec<Option<usize>> = vec![None; n];
-    let mut ancestors: Vec<HashSet<usize>> = vec![HashSet::new(); n];
     let mut schedules: Vec<Schedule> = Vec::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
     let mut defined: Vec<HashSet<Value>> = Vec::new();
     let mut leaves: Vec<HashSet<Value>> = Vec::new();
     for i in 0..n {
         let b = &ops[i];
+        if !is_fusible(i) {
+            continue;
+        }
         let producers: Vec<usize> = {
             let mut p: Vec<usize> = b
                 .inputs()
@@ -186,65 +188,57 @@ pub fn partition(
             p.dedup();
             p
         };
-        let mut anc: HashSet<usize> = HashSet::new();
-        for &p in &producers {
-            anc.extend(ancestors[p].iter().copied());
-            if let Some(g) = group[p] {
-                anc.insert(g);
+        // Candidates: the producers' groups, latest first, then the latest group.
+        let mut cands: Vec<usize> = producers.iter().rev().filter_map(|&p| group[p]).collect();
+        if let Some(last) = members.len().checked_sub(1) {
+            cands.push(last);
+        }
+        let mut seen = HashSet::new();
+        cands.retain(|g| seen.insert(*g));
+        let mut joined = None;
+        for g in cands {
+            // Joining must not make a cycle of regions: no operand from outside g may depend on
+            // g, with groups taken as the single kernels they become.
+            let outside: Vec<usize> = producers
+                .iter()
+                .copied()
+                .filter(|&p| group[p] != Some(g))
+                .collect();
+            if depends_on(g, outside, ops, &producer, &group, &members) {
+                continue;
+            }
+            if let Some(s) = merged_schedule(
+                trace,
+                ops,
+                &members[g],
+                &schedules[g],
+                b,
+                (&defined[g], &leaves[g]),
+            ) {
+                schedules[g] = s;
+                joined = Some(g);
+                break;
             }
         }
-        if is_fusible(i) {
-            // Candidates: the producers' groups, latest first, then the latest group.
-            let mut cands: Vec<usize> = producers.iter().rev().filter_map(|&p| group[p]).collect();
-            if let Some(last) = members.len().checked_sub(1) {
-                cands.push(last);
-            }
-            let mut seen = HashSet::new();
-            cands.retain(|g| seen.insert(*g));
-            let mut joined = None;
-            for g in cands {
-                // No operand from outside g may depend on g.
-                let acyclic = producers
-                    .iter()
-                    .all(|&p| group[p] == Some(g) || !ancestors[p].contains(&g));
-                if !acyclic {
-                    continue;
-                }
-                if let Some(s) = merged_schedule(
-                    trace,
-                    ops,
-                    &members[g],
-                    &schedules[g],
-                    b,
-                    (&defined[g], &leaves[g]),
-                ) {
-                    schedules[g] = s;
-                    joined = Some(g);
-                    break;
-                }
-            }
-            let g = joined.unwrap_or_else(|| {
-                members.push(Vec::new());
-                defined.push(HashSet::new());
-                leaves.push(HashSet::new());
-                schedules.push(match kind_of(b) {
-                    Some(Kind::Reduction) => match trailing_reduction(trace, b) {
-                        Some((full, k)) => Schedule::Rows { full, k },
-                        None => Schedule::Pointwise,
-                    },
-                    _ => Schedule::Pointwise,
-                });
-                members.len() - 1
+        let g = joined.unwrap_or_else(|| {
+            members.push(Vec::new());
+            defined.push(HashSet::new());
+            leaves.push(HashSet::new());
+            schedules.push(match kind_of(b) {
+                Some(Kind::Reduction) => match trailing_reduction(trace, b) {
+                    Some((full, k)) => Schedule::Rows { full, k },
+                    None => Schedule::Pointwise,
+                },
+                _ => Schedule::Pointwise,
             });
-            group[i] = Some(g);
-            members[g].push(i);
-            if is_leaf(b, &defined[g], &leaves[g]) {
-                leaves[g].extend(b.outputs.iter().copied());
-            }
-            defined[g].extend(b.outputs.iter().copied());
-            anc.remove(&g);
+            members.len() - 1
+        });
+        group[i] = Some(g);
+        members[g].push(i);
+        if is_leaf(b, &defined[g], &leaves[g]) {
+            leaves[g].extend(b.outputs.iter().copied());
         }
-        ancestors[i] = anc;
+        defined[g].extend(b.outputs.iter().copied());
     }
     // Uses outside each group.
     let mut used_outside: Vec<HashSet<Value>> = vec![HashSet::new(); members.len()];
@@ -351,6 +345,45 @@ fn kind_of(b: &BoundSymbol) -> Option<Kind> {
         Op::Prim(p) => kind(p),
         Op::Torch(_) => None,
     }
+}
+
+/// Whether any of the ops `start` depends on group `g` (through ops and whole groups).
+fn depends_on(
+    g: usize,
+    start: Vec<usize>,
+    ops: &[BoundSymbol],
+    producer: &HashMap<Value, usize>,
+    group: &[Option<usize>],
+    members: &[Vec<usize>],
+) -> bool {
+    let mut stack = start;
+    let mut seen_ops: HashSet<usize> = HashSet::new();
+    let mut seen_groups: HashSet<usize> = HashSet::new();
+    while let Some(op) = stack.pop() {
+        let unit: Vec<usize> = match group[op] {
+            Some(h) if h == g => return true,
+            Some(h) => {
+                if !seen_groups.insert(h) {
+                    continue;
+                }
+                members[h].clone()
+            }
+            None => {
+                if !seen_ops.insert(op) {
+                    continue;
+                }
+                vec![op]
+            }
+        };
+        for m in unit {
+            for v in ops[m].inputs() {
+                if let Some(&p) = producer.get(&v) {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    false
 }
 
 /// The schedule of group `ms` (schedule `s`) with `b` added, if it fits.
