@@ -9,9 +9,11 @@
 //! - [`ExecutionPlan`]: the claimed trace compiled into instructions over numbered slots, run many
 //!   times with low host overhead; intermediates are freed after their last use.
 //! - [`runtime_info`]: what this process can use (libtorch, CUDA, cuDNN).
+//! - [`FusionExecutor`] (feature `cuda`, default): CUDA kernels generated for regions of fusible
+//!   prims, compiled with NVRTC, launched on PyTorch's stream (see [`fusion`]).
 //!
-//! Coming (issue 5): the fusion executor (CUDA C++ generated for fusible regions, NVRTC) and
-//! vendor-kernel executors.
+//! Coming (issue 5): reductions over leading dims, min-cut rematerialization, and vendor-kernel
+//! executors (fused cross entropy, fused AdamW).
 //!
 //! ```no_run
 //! use thunder_executors::{ExecutionPlan, TorchExecutor};

@@ -1,6 +1,6 @@
 //! The fusion executor: CUDA kernels generated for regions of fusible ops.
 //!
-//! - [`partition`]: groups fusible ops into [`Region`]s by data flow, without cycles.
+//! - [`mod@partition`]: groups fusible ops into [`Region`]s by data flow, without cycles.
 //! - [`codegen`]: the CUDA C++ of a region ([`RegionKernel`]): pointwise kernels (16-byte vector
 //!   accesses where the layout allows) and rows kernels (reductions over trailing dims, one block
 //!   per row, the row kept in registers).
