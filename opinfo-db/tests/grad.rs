@@ -290,9 +290,9 @@ fn forward_backward_split_matches_the_joint_trace() {
     check_split(&programs::lm_head_loss(&f64_tiny()).unwrap());
     let block = programs::llama_block(&f64_tiny()).unwrap();
     let saved = check_split(&block);
-    // Without the torch-level rules and the recomputation of cheap ops, the block saves 132352
-    // bytes (measured when both were added); keep the gain.
-    assert!(saved < 100_000, "the Llama block saves {saved} bytes");
+    // Without the torch-level rules and any recomputation the block saved 132,352 bytes; with a
+    // greedy recomputation 78,848; with the min-cut 50,944 (measured when each was added).
+    assert!(saved <= 50_944, "the Llama block saves {saved} bytes");
 }
 
 #[test]

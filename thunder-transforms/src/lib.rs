@@ -51,6 +51,7 @@ pub mod grad;
 pub mod grad_torch;
 pub mod jvp;
 pub mod pass;
+mod remat;
 pub mod split;
 mod util;
 pub mod vmap;

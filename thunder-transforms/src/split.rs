@@ -3,34 +3,8 @@
 
 use crate::grad::{grad_with, GradOptions};
 use crate::Result;
-use std::collections::{HashMap, HashSet};
-use thunder_ir::ops::prims::PrimClass;
-use thunder_ir::{BoundSymbol, Op, PrimOp, Trace, Value};
-
-/// Ops cheap enough to recompute in the backward rather than save: elementwise prims, shape
-/// prims and dtype conversions (never random or in-place ones, never reductions or matmuls).
-fn cheap(b: &BoundSymbol) -> bool {
-    use PrimOp::*;
-    match b.op {
-        Op::Prim(p) => {
-            matches!(
-                p.class(),
-                PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary
-            ) || matches!(
-                p,
-                ConvertElementType
-                    | BroadcastInDim
-                    | Reshape
-                    | Transpose
-                    | Squeeze
-                    | Slice
-                    | Full
-                    | Iota
-            )
-        }
-        Op::Torch(_) => false,
-    }
-}
+use std::collections::HashSet;
+use thunder_ir::{BoundSymbol, Trace, Value};
 
 /// A forward trace and its backward trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,10 +38,9 @@ impl ForwardBackward {
 ///
 /// Each bound symbol of the joint trace goes to the backward when it depends on an output
 /// cotangent, to the forward otherwise. The saved values are the forward values (inputs included)
-/// that the backward reads or returns, less those that are cheaper to recompute: a saved value
-/// made by a cheap op (elementwise, shape, conversion) whose operands take fewer bytes, or are
-/// saved anyway, is recomputed at the start of the backward instead. The forward is cleaned by
-/// dce. A min-cut over fused regions (the fusion executor's) can replace this greedy choice.
+/// that the backward needs, chosen by a minimum cut that weighs saving a value (its bytes) against
+/// recomputing it with cheap ops (elementwise, shape, conversion) from values saved anyway (see
+/// `crate::remat`); the backward starts with those recomputations. The forward is cleaned by dce.
 pub fn forward_backward(trace: &Trace, wrt: &[Value]) -> Result<ForwardBackward> {
     forward_backward_with(trace, wrt, &GradOptions::default())
 }
@@ -111,53 +84,27 @@ pub fn forward_backward_with(
         }
         saved
     };
-    // Recompute instead of save: a saved value made by a cheap op (elementwise, shape, dtype
-    // conversion) from values that are saved anyway, or that are smaller, is recomputed at the
-    // start of the backward. Repeated until no such value is left; each step saves bytes.
-    let bytes = |v: Value| {
-        joint
-            .tensor(v)
-            .map_or(0, |t| t.shape.numel() * t.dtype.itemsize())
-    };
-    let producer: HashMap<Value, usize> = fwd
+    // Which values to save and which to recompute in the backward: a minimum cut (see
+    // `crate::remat`) over the values the backward reads.
+    let needed = saved_of(&bwd);
+    let free: HashSet<Value> = joint.inputs[..n_in]
         .iter()
-        .enumerate()
-        .flat_map(|(i, b)| b.outputs.iter().map(move |&o| (o, i)))
+        .chain(&joint.outputs[..n_out])
+        .copied()
         .collect();
-    let mut recomputed: Vec<usize> = Vec::new();
-    loop {
-        let mut all_bwd: Vec<BoundSymbol> = recomputed.iter().map(|&i| fwd[i].clone()).collect();
-        all_bwd.extend(bwd.iter().cloned());
-        let saved = saved_of(&all_bwd);
-        let saved_set: HashSet<Value> = saved.iter().copied().collect();
-        let pick = saved.iter().find_map(|&v| {
-            let &i = producer.get(&v)?;
-            let p = &fwd[i];
-            if recomputed.contains(&i) || !cheap(p) {
-                return None;
-            }
-            let added: usize = p
-                .inputs()
-                .into_iter()
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .filter(|x| !saved_set.contains(x))
-                .map(bytes)
-                .sum();
-            let removed: usize = p.outputs.iter().map(|&o| bytes(o)).sum();
-            (added < removed).then_some(i)
-        });
-        match pick {
-            Some(i) => {
-                recomputed.push(i);
-                recomputed.sort_unstable();
-            }
-            None => break,
-        }
-    }
-    let mut all_bwd: Vec<BoundSymbol> = recomputed.iter().map(|&i| fwd[i].clone()).collect();
+    let (saved, recompute) = crate::remat::min_cut(&joint, &fwd, &needed, &free);
+    let mut all_bwd: Vec<BoundSymbol> = recompute.iter().map(|&i| fwd[i].clone()).collect();
     all_bwd.extend(bwd);
     let bwd = all_bwd;
+    if cfg!(debug_assertions) {
+        let a: HashSet<Value> = saved_of(&bwd).into_iter().collect();
+        let b: HashSet<Value> = saved.iter().copied().collect();
+        let diff: Vec<&str> = a
+            .symmetric_difference(&b)
+            .map(|v| joint.name_of(*v))
+            .collect();
+        assert!(diff.is_empty(), "remat: the saved values {diff:?} disagree");
+    }
     let saved = saved_of(&bwd);
     let mut forward = joint.clone();
     forward.name = format!("{}_forward", trace.name);

@@ -3,18 +3,22 @@ import thunder.core.prims as prims
 import thunder.torch as ltorch
 from thunder.core import dtypes
 
-def llama_mlp_backward(t0, t5, proj_weight, t12, t1, t3, t29, t36, ct_t8):
+def llama_mlp_backward(t0, t1, x, proj_weight, ct_t8):
   # t0: "cpu f32[2, 8, 48] requires_grad"
-  # t5: "cpu f32[2, 8, 48] requires_grad"
-  # proj_weight: "cpu f32[16, 48] requires_grad"
-  # t12: "cpu f32[16, 48] requires_grad"
   # t1: "cpu f32[2, 8, 48] requires_grad"
-  # t3: "cpu f32[2, 8, 48] requires_grad"
-  # t29: "cpu f32[16, 16]"
-  # t36: "cpu f32[16, 16]"
+  # x: "cpu f32[2, 8, 16]"
+  # proj_weight: "cpu f32[16, 48] requires_grad"
   # ct_t8: "cpu f32[2, 8, 16]"
+  t2 = prims.neg(t0)  # t2: "cpu f32[2, 8, 48] requires_grad"
+  t3 = prims.exp(t2)  # t3: "cpu f32[2, 8, 48] requires_grad"
+  t4 = prims.add(t3, 1.0)  # t4: "cpu f32[2, 8, 48] requires_grad"
+  t5 = prims.reciprocal(t4)  # t5: "cpu f32[2, 8, 48] requires_grad"
   t6 = prims.mul(t0, t5)  # t6: "cpu f32[2, 8, 48] requires_grad"
+  t7 = prims.mul(t6, t1)  # t7: "cpu f32[2, 8, 48] requires_grad"
+  t12 = prims.reshape(t7, shape=[16, 48])  # t12: "cpu f32[16, 48] requires_grad"
   t20 = prims.mul(t5, t5)  # t20: "cpu f32[2, 8, 48] requires_grad"
+  t29 = prims.reshape(x, shape=[16, 16])  # t29: "cpu f32[16, 16]"
+  t36 = prims.reshape(x, shape=[16, 16])  # t36: "cpu f32[16, 16]"
   t9 = prims.reshape(ct_t8, shape=[2, 8, 16])  # t9: "cpu f32[2, 8, 16]"
   t10 = prims.matmul(t9, proj_weight)  # t10: "cpu f32[2, 8, 48] requires_grad"
   t11 = prims.reshape(t9, shape=[16, 16])  # t11: "cpu f32[16, 16]"

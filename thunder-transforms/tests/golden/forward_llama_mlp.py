@@ -17,7 +17,4 @@ def llama_mlp_forward(x, fc_1_weight, fc_2_weight, proj_weight):
   t6 = prims.mul(t0, t5)  # t6: "cpu f32[2, 8, 48] requires_grad"
   t7 = prims.mul(t6, t1)  # t7: "cpu f32[2, 8, 48] requires_grad"
   t8 = prims.linear(t7, proj_weight, None)  # t8: "cpu f32[2, 8, 16] requires_grad"
-  t12 = prims.reshape(t7, shape=[16, 48])  # t12: "cpu f32[16, 48] requires_grad"
-  t29 = prims.reshape(x, shape=[16, 16])  # t29: "cpu f32[16, 16]"
-  t36 = prims.reshape(x, shape=[16, 16])  # t36: "cpu f32[16, 16]"
-  return (t8, t0, t5, proj_weight, t12, t1, t3, t29, t36)
+  return (t8, t0, t1, x, proj_weight)

@@ -1,0 +1,217 @@
+//! Rematerialization across the forward/backward split: which forward values to save for the
+//! backward and which to recompute there, chosen by a minimum cut (the approach of Lightning
+//! Thunder and of functorch's min-cut partitioner).
+//!
+//! Every forward value `v` is an edge `v.in -> v.out` whose capacity is what saving it costs (its
+//! bytes; the trace's inputs and outputs cost nothing, the caller keeps them anyway). A cheap op
+//! (elementwise, reduction, shape, conversion; never random, indexing or a matmul) connects its operands'
+//! `out` to its results' `in`, so the backward can recompute it from them; reductions count as
+//! cheap too (memory-bound, like the elementwise ops they feed); every other op's results
+//! hang from the source (only the forward can compute them). Values the backward reads connect to
+//! the sink. A minimum source-sink cut crosses `v.in -> v.out` edges only: those values are saved,
+//! and the backward recomputes the cheap ops between them and what it reads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use thunder_ir::ops::prims::PrimClass;
+use thunder_ir::{BoundSymbol, Op, PrimOp, Trace, Value};
+
+const INF: u64 = u64::MAX / 4;
+
+/// Whether the backward may recompute `b` from its operands: elementwise, reductions, shape ops,
+/// conversions, constants, whole normalizations (not random ops, matmuls, indexing, attention).
+pub(crate) fn recomputable(b: &BoundSymbol) -> bool {
+    use PrimOp::*;
+    match b.op {
+        Op::Prim(p) => {
+            matches!(
+                p.class(),
+                PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary | PrimClass::Reduction
+            ) || matches!(
+                p,
+                ConvertElementType
+                    | BroadcastInDim
+                    | Reshape
+                    | Transpose
+                    | Squeeze
+                    | Slice
+                    | Full
+                    | Iota
+            )
+        }
+        // Whole normalizations are one memory-bound kernel, as cheap to redo as their prims.
+        Op::Torch(t) => {
+            use thunder_ir::ops::torch::TorchOp;
+            matches!(
+                t,
+                TorchOp::Softmax | TorchOp::LogSoftmax | TorchOp::RmsNorm | TorchOp::LayerNorm
+            )
+        }
+    }
+}
+
+struct Graph {
+    head: Vec<usize>,
+    to: Vec<usize>,
+    cap: Vec<u64>,
+    next: Vec<usize>,
+}
+
+impl Graph {
+    fn new(n: usize) -> Self {
+        Graph {
+            head: vec![usize::MAX; n],
+            to: Vec::new(),
+            cap: Vec::new(),
+            next: Vec::new(),
+        }
+    }
+    fn edge(&mut self, a: usize, b: usize, c: u64) {
+        for (x, y, cc) in [(a, b, c), (b, a, 0)] {
+            self.to.push(y);
+            self.cap.push(cc);
+            self.next.push(self.head[x]);
+            self.head[x] = self.to.len() - 1;
+        }
+    }
+    /// Dinic's maximum flow; afterwards, the nodes reachable from `s` in the residual graph.
+    fn min_cut_side(&mut self, s: usize, t: usize) -> Vec<bool> {
+        let n = self.head.len();
+        loop {
+            let mut level = vec![usize::MAX; n];
+            level[s] = 0;
+            let mut q = VecDeque::from([s]);
+            while let Some(x) = q.pop_front() {
+                let mut e = self.head[x];
+                while e != usize::MAX {
+                    if self.cap[e] > 0 && level[self.to[e]] == usize::MAX {
+                        level[self.to[e]] = level[x] + 1;
+                        q.push_back(self.to[e]);
+                    }
+                    e = self.next[e];
+                }
+            }
+            if level[t] == usize::MAX {
+                return level.iter().map(|&l| l != usize::MAX).collect();
+            }
+            let mut it = self.head.clone();
+            while self.push(s, t, INF, &level, &mut it) > 0 {}
+        }
+    }
+    fn push(&mut self, x: usize, t: usize, f: u64, level: &[usize], it: &mut [usize]) -> u64 {
+        if x == t {
+            return f;
+        }
+        while it[x] != usize::MAX {
+            let e = it[x];
+            let y = self.to[e];
+            if self.cap[e] > 0 && level[y] == level[x] + 1 {
+                let d = self.push(y, t, f.min(self.cap[e]), level, it);
+                if d > 0 {
+                    self.cap[e] -= d;
+                    self.cap[e ^ 1] += d;
+                    return d;
+                }
+            }
+            it[x] = self.next[e];
+        }
+        0
+    }
+}
+
+/// The values to save and the forward ops (indices into `fwd`, in order) the backward recomputes,
+/// given the forward ops, the values the backward reads (`needed`), and the trace's inputs and
+/// outputs (free to save).
+pub(crate) fn min_cut(
+    joint: &Trace,
+    fwd: &[BoundSymbol],
+    needed: &[Value],
+    free: &HashSet<Value>,
+) -> (Vec<Value>, Vec<usize>) {
+    let bytes = |v: Value| {
+        joint
+            .tensor(v)
+            .map_or(0, |t| (t.shape.numel() * t.dtype.itemsize()) as u64)
+    };
+    // Nodes: 2 per forward value (in, out), then source and sink.
+    let mut id: HashMap<Value, usize> = HashMap::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut add = |v: Value, values: &mut Vec<Value>| {
+        *id.entry(v).or_insert_with(|| {
+            values.push(v);
+            values.len() - 1
+        })
+    };
+    for &v in &joint.inputs {
+        add(v, &mut values);
+    }
+    let mut producer: HashMap<Value, usize> = HashMap::new();
+    for (i, b) in fwd.iter().enumerate() {
+        for v in b.inputs() {
+            add(v, &mut values);
+        }
+        for &o in &b.outputs {
+            add(o, &mut values);
+            producer.insert(o, i);
+        }
+    }
+    for &v in needed {
+        add(v, &mut values);
+    }
+    let n = values.len();
+    let (s, t) = (2 * n, 2 * n + 1);
+    let mut g = Graph::new(2 * n + 2);
+    for (k, &v) in values.iter().enumerate() {
+        let cost = if free.contains(&v) {
+            0
+        } else {
+            bytes(v).max(1)
+        };
+        g.edge(2 * k, 2 * k + 1, cost);
+        match producer.get(&v) {
+            Some(&p) if recomputable(&fwd[p]) => {
+                for u in fwd[p].inputs() {
+                    g.edge(2 * id[&u] + 1, 2 * k, INF);
+                }
+            }
+            // Computed by an op the backward must not redo, or an input of the trace.
+            _ => g.edge(s, 2 * k, INF),
+        }
+    }
+    for &v in needed {
+        g.edge(2 * id[&v] + 1, t, INF);
+    }
+    let side = g.min_cut_side(s, t);
+    let saved: Vec<Value> = values
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| side[2 * k] && !side[2 * k + 1])
+        .map(|(_, &v)| v)
+        .collect();
+    // What the backward recomputes: the cheap ops between the saved values and what it reads.
+    // (A free value on the cut that nothing reads is not saved.)
+    let saved_set: HashSet<Value> = saved.iter().copied().collect();
+    let mut used: HashSet<Value> = HashSet::new();
+    let mut recompute: HashSet<usize> = HashSet::new();
+    let mut stack: Vec<Value> = needed.to_vec();
+    let mut seen: HashSet<Value> = HashSet::new();
+    while let Some(v) = stack.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        if saved_set.contains(&v) {
+            used.insert(v);
+            continue;
+        }
+        if let Some(&p) = producer.get(&v) {
+            if recompute.insert(p) {
+                stack.extend(fwd[p].inputs());
+            }
+        }
+    }
+    let mut recompute: Vec<usize> = recompute.into_iter().collect();
+    recompute.sort_unstable();
+    (
+        saved.into_iter().filter(|v| used.contains(v)).collect(),
+        recompute,
+    )
+}
