@@ -1,10 +1,43 @@
-//! Prints the fused plan and the generated CUDA source of a program (a debugging aid):
-//! `cargo run -p thunder-executors --example fusion_dump`.
+//! Prints the fused plan and the generated CUDA source of a cross-entropy step (a debugging aid):
+//! `cargo run -p thunder-executors --example fusion_dump`. With `DUMP_BLOCK=1` it instead checks
+//! every region of a Llama-2-7B block's forward and backward generates, and prints any that does
+//! not.
 use thunder_executors::fusion::generate;
 use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
 use thunder_ir::{DType, Device, TensorMeta, TraceBuilder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("DUMP_BLOCK").is_some() {
+        use thunder_ir::programs::{self, LlamaDims};
+        let dims = LlamaDims {
+            dtype: DType::BF16,
+            device: Device::Cuda(0),
+            ..LlamaDims::default()
+        };
+        let block = programs::llama_block(&dims)?;
+        let fb = thunder_transforms::forward_backward(&block, &block.inputs[3..])?;
+        for tr in [&fb.forward, &fb.backward] {
+            let c = thunder_executors::claim(tr, &[&FusionExecutor, &TorchExecutor::new()])?;
+            let ops: Vec<_> = c.ops.iter().map(|o| o.bsym.clone()).collect();
+            let regions =
+                thunder_executors::fusion::partition(tr, &ops, |i| c.ops[i].executor == 0);
+            for (i, r) in regions.iter().enumerate() {
+                let res = std::panic::catch_unwind(|| generate(tr, &ops, r, "x"));
+                if res.is_err() {
+                    println!("region {i} {:?}", r.schedule);
+                    for &k in &r.ops {
+                        println!("  {}", thunder_ir::printer::statement(tr, &ops[k]));
+                    }
+                    println!(
+                        "  inputs {:?} outputs {:?}",
+                        r.inputs.iter().map(|v| tr.name_of(*v)).collect::<Vec<_>>(),
+                        r.outputs.iter().map(|v| tr.name_of(*v)).collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
     let (t, v) = (64usize, 320usize);
     let mut b = TraceBuilder::new("cross_entropy");
     let x = b.input(

@@ -173,3 +173,20 @@ fn views_needed_outside_a_region_read_what_the_region_exports() {
     let fb = thunder_transforms::forward_backward(&block, &block.inputs[3..]).unwrap();
     plan(&fb.backward);
 }
+
+#[test]
+fn a_real_size_llama_block_plans_with_size_one_dims() {
+    // Llama-2-7B's block at batch 1: the rows of its norms have a size-1 leading dim.
+    let dims = LlamaDims {
+        dtype: DType::BF16,
+        device: Device::Cuda(0),
+        ..LlamaDims::default()
+    };
+    let block = programs::llama_block(&dims).unwrap();
+    let fb = thunder_transforms::forward_backward(&block, &block.inputs[3..]).unwrap();
+    let fwd = plan(&fb.forward);
+    let bwd = plan(&fb.backward);
+    assert!(fwd.claimed().regions.len() >= 4 && bwd.claimed().regions.len() >= 4);
+    // Every kernel compiles with NVRTC.
+    assert!(compiles(&fwd) >= 4 && compiles(&bwd) >= 4);
+}

@@ -372,6 +372,25 @@ impl<'a> Gen<'a> {
         idx: &[String],
         acc: &InputAccess,
     ) -> Result<String, GenError> {
+        // A size-1 dim has index 0, however it was reached (so that memo keys agree).
+        let canon: Vec<String>;
+        let idx: &[String] = match self.trace.tensor(v) {
+            Some(t) if t.shape.dims().iter().any(|d| d.value() == 1) => {
+                canon = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(d, i)| {
+                        if t.shape.size(d) == 1 {
+                            "0".to_string()
+                        } else {
+                            i.clone()
+                        }
+                    })
+                    .collect();
+                &canon
+            }
+            _ => idx,
+        };
         let key = format!("{}@{}", v.0, idx.join(","));
         if let Some(n) = blk.memo.get(&key) {
             return Ok(n.clone());
@@ -591,6 +610,12 @@ impl<'a> Gen<'a> {
                 return Ok(n);
             }
             _ => {}
+        }
+        if op.class() == PrimClass::Reduction {
+            return Err(format!(
+                "prims.{} read outside its row loop (a fusion codegen bug)",
+                op.name()
+            ));
         }
         // Elementwise.
         let expr = match op {
@@ -1203,6 +1228,10 @@ fn rows_kernel(
     let lead_idx = unravel("r", lead);
     let mut lead_names = Vec::new();
     for (d, e) in lead_idx.iter().enumerate() {
+        if lead[d] == 1 {
+            lead_names.push("0".to_string());
+            continue;
+        }
         let nm = format!("r{d}");
         body.line(&format!("const idx_t {nm} = {e};"));
         lead_names.push(nm);
@@ -1281,6 +1310,10 @@ fn rows_kernel(
         let trail_idx = unravel("c", trail);
         let mut idx_names = lead_names.clone();
         for (d, e) in trail_idx.iter().enumerate() {
+            if trail[d] == 1 {
+                idx_names.push("0".to_string());
+                continue;
+            }
             let nm = format!("c{d}");
             inner.line(&format!("const idx_t {nm} = {e};"));
             idx_names.push(nm);
