@@ -351,6 +351,30 @@ pub fn check_op(op: &str, device: Device) -> Result<Report, String> {
     Ok(check_entry(entry, device))
 }
 
+/// The floating tensor inputs of a trace: what the transform checks differentiate.
+pub(crate) fn float_inputs(trace: &Trace) -> Vec<thunder_ir::Value> {
+    trace
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect()
+}
+
+/// A tensor of `meta`'s shape, dtype and device, uniform in [-1, 1) from `seed`: the tangents and
+/// cotangents of the transform checks.
+fn unit_random(meta: &thunder_ir::TensorMeta, seed: u64) -> Result<Tensor, String> {
+    make_tensor(&TensorSpec {
+        shape: meta.shape.sizes(),
+        dtype: meta.dtype,
+        device: meta.device,
+        domain: Some((-1.0, 1.0)),
+        noncontiguous: false,
+        seed,
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// The outcome of a grad check of one case.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GradOutcome {
@@ -371,12 +395,7 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         return Ok(GradOutcome::NoReference(skip));
     }
     let trace = build(sample)?;
-    let wrt: Vec<thunder_ir::Value> = trace
-        .inputs
-        .iter()
-        .copied()
-        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
-        .collect();
+    let wrt = float_inputs(&trace);
     let diff_out = trace
         .outputs
         .iter()
@@ -403,15 +422,7 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     for &o in &trace.outputs {
         if let Some(m) = trace.tensor(o).filter(|m| m.dtype.is_float()) {
             seed = mix(seed, 0xc7);
-            let spec = TensorSpec {
-                shape: m.shape.sizes(),
-                dtype: m.dtype,
-                device: m.device,
-                domain: Some((-1.0, 1.0)),
-                noncontiguous: false,
-                seed,
-            };
-            cts.push((o, make_tensor(&spec).map_err(|e| e.to_string())?));
+            cts.push((o, unit_random(m, seed)?));
         }
     }
     let expected = match autograd(&trace, &wrt, &tensors, &cts, entry.random)? {
@@ -554,12 +565,7 @@ fn autograd(
 /// against PyTorch autograd ([`check_grad_case`]), so this checks `jvp` against autograd too.
 pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
     let trace = build(sample)?;
-    let wrt: Vec<thunder_ir::Value> = trace
-        .inputs
-        .iter()
-        .copied()
-        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
-        .collect();
+    let wrt = float_inputs(&trace);
     let float_outs: Vec<thunder_ir::Value> = trace
         .outputs
         .iter()
@@ -600,27 +606,16 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
         }
         Err(e) => return Err(format!("grad: {e}")),
     };
-    let random = |meta: &thunder_ir::TensorMeta, seed: u64| {
-        make_tensor(&TensorSpec {
-            shape: meta.shape.sizes(),
-            dtype: meta.dtype,
-            device: meta.device,
-            domain: Some((-1.0, 1.0)),
-            noncontiguous: false,
-            seed,
-        })
-        .map_err(|e| e.to_string())
-    };
     let mut seed = mix(sample.seed, 0x1f);
     let mut us = Vec::new();
     for &w in &wrt {
         seed = mix(seed, 1);
-        us.push(random(trace.tensor(w).ok_or("not a tensor")?, seed)?);
+        us.push(unit_random(trace.tensor(w).ok_or("not a tensor")?, seed)?);
     }
     let mut vs = Vec::new();
     for &o in &float_outs {
         seed = mix(seed, 2);
-        vs.push(random(trace.tensor(o).ok_or("not a tensor")?, seed)?);
+        vs.push(unit_random(trace.tensor(o).ok_or("not a tensor")?, seed)?);
     }
     let ex = TorchExecutor::new();
     let run = |t: &Trace, vals: Vec<RtValue>| -> Result<Vec<RtValue>, String> { run(t, &ex, vals) };
@@ -672,12 +667,7 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
 pub fn check_jvp_fd_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
     const H: f64 = 1e-6;
     let trace = build(sample)?;
-    let wrt: Vec<thunder_ir::Value> = trace
-        .inputs
-        .iter()
-        .copied()
-        .filter(|&v| trace.tensor(v).is_some_and(|t| t.dtype.is_float()))
-        .collect();
+    let wrt = float_inputs(&trace);
     let float_outs: Vec<usize> = (0..trace.outputs.len())
         .filter(|&i| {
             trace
@@ -700,18 +690,7 @@ pub fn check_jvp_fd_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome
     let mut us = Vec::new();
     for &w in &wrt {
         seed = mix(seed, 1);
-        let meta = trace.tensor(w).ok_or("not a tensor")?;
-        us.push(
-            make_tensor(&TensorSpec {
-                shape: meta.shape.sizes(),
-                dtype: meta.dtype,
-                device: meta.device,
-                domain: Some((-1.0, 1.0)),
-                noncontiguous: false,
-                seed,
-            })
-            .map_err(|e| e.to_string())?,
-        );
+        us.push(unit_random(trace.tensor(w).ok_or("not a tensor")?, seed)?);
     }
     let ex = TorchExecutor::eager();
     let shifted = |sign: f64| -> Result<Vec<RtValue>, String> {

@@ -247,12 +247,7 @@ fn grad_checked(e: &OpEntry, jvp: bool, kind: DeviceKind) -> usize {
 /// nothing to differentiate).
 fn grad_builds(s: &crate::Sample, jvp: bool) -> Result<bool, String> {
     let t = s.build_trace().map_err(|e| e.to_string())?;
-    let wrt: Vec<_> = t
-        .inputs
-        .iter()
-        .copied()
-        .filter(|&v| t.tensor(v).is_some_and(|m| m.dtype.is_float()))
-        .collect();
+    let wrt = crate::conformance::float_inputs(&t);
     let float_out = t
         .outputs
         .iter()
