@@ -1055,13 +1055,7 @@ pub(crate) fn vjp_rule(
                 let rows = b.prim(
                     Embedding,
                     vec![arg(1), g.into()],
-                    vec![
-                        Attr::None,
-                        Attr::None,
-                        Attr::Float(2.0),
-                        Attr::Bool(false),
-                        Attr::Bool(false),
-                    ],
+                    crate::util::plain_embedding_attrs(),
                 )?;
                 let gx = match &p.attrs[1] {
                     Attr::Int(pad) => {
@@ -1070,15 +1064,7 @@ pub(crate) fn vjp_rule(
                             _ => 0,
                         };
                         let pad = if *pad < 0 { *pad + num } else { *pad };
-                        let keep = p2(b, Ne, arg(1), Arg::Int(pad))?;
-                        let shape = b.tensor(rows)?.shape.clone();
-                        let r = b.tensor(keep)?.rank();
-                        let kb = b.prim(
-                            BroadcastInDim,
-                            vec![keep.into()],
-                            vec![ints(shape.sizes()), ints(0..r)],
-                        )?;
-                        b.prim(Where, vec![kb.into(), rows.into(), Arg::Float(0.0)], vec![])?
+                        crate::util::zero_where_index(b, arg(1), pad, rows)?
                     }
                     _ => rows,
                 };
@@ -1112,13 +1098,7 @@ pub(crate) fn vjp_rule(
                     let at = b.prim(
                         Embedding,
                         vec![arg(1), counts.into()],
-                        vec![
-                            Attr::None,
-                            Attr::None,
-                            Attr::Float(2.0),
-                            Attr::Bool(false),
-                            Attr::Bool(false),
-                        ],
+                        crate::util::plain_embedding_attrs(),
                     )?;
                     let r = ones_shape.len();
                     let ab = b.prim(
@@ -1238,7 +1218,7 @@ fn reduce_to(b: &mut TraceBuilder, v: Value, target: &[usize]) -> Result<Value> 
     Ok(b.prim(PrimOp::Reshape, vec![s.into()], vec![ints(target)])?)
 }
 
-fn reduced_dims(a: &Attr, rank: usize) -> Vec<usize> {
+pub(crate) fn reduced_dims(a: &Attr, rank: usize) -> Vec<usize> {
     match a {
         Attr::Ints(v) => v
             .iter()

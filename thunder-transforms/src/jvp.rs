@@ -282,17 +282,7 @@ fn rule(
             match &p.attrs[0] {
                 // PyTorch treats the padding row as constant (no gradient reaches it); so does
                 // the tangent.
-                Attr::Int(pad) => {
-                    let keep = p2(b, Ne, arg(0), Arg::Int(*pad))?;
-                    let shape = b.tensor(t)?.shape.clone();
-                    let r = b.tensor(keep)?.rank();
-                    let kb = b.prim(
-                        BroadcastInDim,
-                        vec![keep.into()],
-                        vec![ints(shape.sizes()), ints((0..r).collect::<Vec<_>>())],
-                    )?;
-                    b.prim(Where, vec![kb.into(), t.into(), Arg::Float(0.0)], vec![])?
-                }
+                Attr::Int(pad) => crate::util::zero_where_index(b, arg(0), *pad, t)?,
                 _ => t,
             }
         }
@@ -313,14 +303,6 @@ fn rule(
             }
             sum(b, terms)?
         }
-        Polygamma => {
-            let t = dz(b, 0)?;
-            let contributions = crate::grad::vjp_rule(b, op, p, t, m, trace)?;
-            contributions
-                .first()
-                .map(|(_, v)| *v)
-                .ok_or_else(|| no_rule("JVP", op, "the derivative is zero"))?
-        }
         Prod => {
             let x = p.args[0]
                 .as_value()
@@ -329,19 +311,7 @@ fn rule(
                 .tensor(x)
                 .cloned()
                 .ok_or_else(|| no_rule("JVP", op, "operand is not a tensor"))?;
-            let dims: Vec<usize> = match &p.attrs[0] {
-                Attr::Ints(v) => v
-                    .iter()
-                    .map(|&d| {
-                        if d < 0 {
-                            (d + a.rank() as i64) as usize
-                        } else {
-                            d as usize
-                        }
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let dims = crate::grad::reduced_dims(&p.attrs[0], a.rank());
             let d = crate::grad::prod_partials(b, arg(0), &a, &dims)?;
             let t = dz(b, 0)?;
             let td = p2(b, Mul, t.into(), d.into())?;
@@ -355,19 +325,7 @@ fn rule(
                 .tensor(x)
                 .cloned()
                 .ok_or_else(|| no_rule("JVP", op, "operand is not a tensor"))?;
-            let dims: Vec<usize> = match &p.attrs[0] {
-                Attr::Ints(v) => v
-                    .iter()
-                    .map(|&d| {
-                        if d < 0 {
-                            (d + a.rank() as i64) as usize
-                        } else {
-                            d as usize
-                        }
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let dims = crate::grad::reduced_dims(&p.attrs[0], a.rank());
             let kept: Vec<usize> = (0..a.rank()).filter(|d| !dims.contains(d)).collect();
             let full = |b: &mut TraceBuilder, v: Value| -> Result<Value> {
                 Ok(b.prim(
@@ -411,7 +369,8 @@ fn rule(
             // Elementwise and reductions: reuse the VJP rule's local derivative by running the
             // VJP rule on the tangent, which is exact for elementwise ops (their Jacobian is
             // diagonal) and refused otherwise.
-            let elementwise_unary = op.class() == thunder_ir::ops::prims::PrimClass::Unary;
+            let elementwise_unary =
+                op.class() == thunder_ir::ops::prims::PrimClass::Unary || op == Polygamma;
             if !elementwise_unary {
                 return Err(no_rule("JVP", op, "not written yet"));
             }

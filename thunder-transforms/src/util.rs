@@ -83,3 +83,39 @@ pub(crate) fn refuse_complex(pass: &str, op: Op, p: &BoundSymbol, trace: &Trace)
         None => Ok(()),
     }
 }
+
+/// `v` with zeros where `idx` equals `pad`; `v`'s leading dims are `idx`'s (the rows an
+/// embedding's padding index selects get no gradient or tangent).
+pub(crate) fn zero_where_index(
+    b: &mut TraceBuilder,
+    idx: thunder_ir::Arg,
+    pad: i64,
+    v: Value,
+) -> Result<Value> {
+    use thunder_ir::Arg;
+    let keep = b.prim(PrimOp::Ne, vec![idx, Arg::Int(pad)], vec![])?;
+    let shape = b.tensor(v)?.shape.sizes();
+    let r = b.tensor(keep)?.rank();
+    let kb = b.prim(
+        PrimOp::BroadcastInDim,
+        vec![keep.into()],
+        vec![ints(&shape), ints(0..r)],
+    )?;
+    Ok(b.prim(
+        PrimOp::Where,
+        vec![kb.into(), v.into(), Arg::Float(0.0)],
+        vec![],
+    )?)
+}
+
+/// The attributes of a plain `prims.embedding` (no padding row, no max_norm, no scaling): the
+/// gathers the VJP rules build.
+pub(crate) fn plain_embedding_attrs() -> Vec<Attr> {
+    vec![
+        Attr::None,
+        Attr::None,
+        Attr::Float(2.0),
+        Attr::Bool(false),
+        Attr::Bool(false),
+    ]
+}

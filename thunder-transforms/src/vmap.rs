@@ -641,15 +641,7 @@ fn rule(
             let g = match &p.attrs[1] {
                 Attr::Int(pad) => {
                     let pad = if *pad < 0 { *pad + num as i64 } else { *pad };
-                    let keep = b.prim(Ne, vec![idx.into(), Arg::Int(pad)], vec![])?;
-                    let gs = b.tensor(g)?.shape.sizes();
-                    let kr = b.tensor(keep)?.rank();
-                    let kb = b.prim(
-                        BroadcastInDim,
-                        vec![keep.into()],
-                        vec![ints(&gs), ints(0..kr)],
-                    )?;
-                    b.prim(Where, vec![kb.into(), g.into(), Arg::Float(0.0)], vec![])?
+                    crate::util::zero_where_index(b, idx.into(), pad, g)?
                 }
                 _ => g,
             };
