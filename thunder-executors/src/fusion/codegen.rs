@@ -263,6 +263,29 @@ struct Block {
 }
 
 impl Block {
+    fn new(indent: usize, memo: HashMap<String, String>) -> Self {
+        Block {
+            code: String::new(),
+            memo,
+            indent,
+        }
+    }
+    /// Declares `const idx_t <prefix><d>` for the multi-index of linear index `lin` in `shape`;
+    /// returns one name per dim (`0` for size-1 dims, which need no variable).
+    fn index(&mut self, prefix: &str, lin: &str, shape: &[usize]) -> Vec<String> {
+        unravel(lin, shape)
+            .into_iter()
+            .enumerate()
+            .map(|(d, e)| {
+                if shape[d] == 1 {
+                    return "0".to_string();
+                }
+                let n = format!("{prefix}{d}");
+                self.line(&format!("const idx_t {n} = {e};"));
+                n
+            })
+            .collect()
+    }
     fn line(&mut self, s: &str) {
         for _ in 0..self.indent {
             self.code.push_str("  ");
@@ -591,11 +614,7 @@ impl<'a> Gen<'a> {
                         format!("else if ({cond}) {{")
                     };
                     blk.line(&head);
-                    let mut inner = Block {
-                        code: String::new(),
-                        memo: blk.memo.clone(),
-                        indent: blk.indent + 1,
-                    };
+                    let mut inner = Block::new(blk.indent + 1, blk.memo.clone());
                     let e = self.eval(&mut inner, x, &j, acc)?;
                     let cast = if self.cty(x) == ty {
                         e
@@ -796,11 +815,7 @@ impl<'a> Gen<'a> {
         let n = self.fresh("s");
         blk.line(&format!("{ty} {n} = {other};"));
         blk.line(&format!("if ({}) {{", conds.join(" && ")));
-        let mut inner = Block {
-            code: String::new(),
-            memo: blk.memo.clone(),
-            indent: blk.indent + 1,
-        };
+        let mut inner = Block::new(blk.indent + 1, blk.memo.clone());
         let e = self.eval(&mut inner, x, j, acc)?;
         let cast = if self.cty(x) == ty {
             e
@@ -989,18 +1004,8 @@ fn pointwise(
     ename: &str,
 ) -> Result<(), GenError> {
     let numel: usize = shape.iter().product();
-    let mut blk = Block {
-        code: String::new(),
-        memo: HashMap::new(),
-        indent: 2,
-    };
-    let idx = unravel("i", shape);
-    let mut idx_names = Vec::new();
-    for (d, e) in idx.iter().enumerate() {
-        let n = format!("i{d}");
-        blk.line(&format!("const idx_t {n} = {e};"));
-        idx_names.push(n);
-    }
+    let mut blk = Block::new(2, HashMap::new());
+    let idx_names = blk.index("i", "i", shape);
     for &k in outs {
         let o = region.outputs[k];
         let v = g.eval(&mut blk, o, &idx_names, &InputAccess::Strided)?;
@@ -1079,11 +1084,7 @@ fn pointwise_vec(
     direct: &[usize],
 ) -> Result<(), GenError> {
     let numel: usize = shape.iter().product();
-    let mut blk = Block {
-        code: String::new(),
-        memo: HashMap::new(),
-        indent: 2,
-    };
+    let mut blk = Block::new(2, HashMap::new());
     blk.line("const idx_t base = i * VEC;");
     let mut access = HashMap::new();
     for &k in direct {
@@ -1105,18 +1106,8 @@ fn pointwise_vec(
     }
     blk.line("#pragma unroll");
     blk.line("for (int e = 0; e < VEC; ++e) {");
-    let mut inner = Block {
-        code: String::new(),
-        memo: HashMap::new(),
-        indent: 3,
-    };
-    let idx = unravel("(base + e)", shape);
-    let mut idx_names = Vec::new();
-    for (d, e) in idx.iter().enumerate() {
-        let n = format!("i{d}");
-        inner.line(&format!("const idx_t {n} = {e};"));
-        idx_names.push(n);
-    }
+    let mut inner = Block::new(3, HashMap::new());
+    let idx_names = inner.index("i", "(base + e)", shape);
     let acc = InputAccess::Direct(access);
     for &k in outs {
         let o = region.outputs[k];
@@ -1219,23 +1210,9 @@ fn rows_kernel(
             cache_if(v, us, &mut cached);
         }
     }
-    let mut body = Block {
-        code: String::new(),
-        memo: HashMap::new(),
-        indent: 2,
-    };
+    let mut body = Block::new(2, HashMap::new());
     // Row index and the leading multi-index.
-    let lead_idx = unravel("r", lead);
-    let mut lead_names = Vec::new();
-    for (d, e) in lead_idx.iter().enumerate() {
-        if lead[d] == 1 {
-            lead_names.push("0".to_string());
-            continue;
-        }
-        let nm = format!("r{d}");
-        body.line(&format!("const idx_t {nm} = {e};"));
-        lead_names.push(nm);
-    }
+    let lead_names = body.index("r", "r", lead);
     for &v in &cached {
         let ty = g.cty(v);
         body.line(&format!("{ty} k{}[PT * VEC];", v.0));
@@ -1302,22 +1279,9 @@ fn rows_kernel(
         body.line("    #pragma unroll");
         body.line("    for (int e = 0; e < VEC; ++e) {");
         body.line("    const idx_t c = cb + e;");
-        let mut inner = Block {
-            code: String::new(),
-            memo: row_memo.clone(),
-            indent: body.indent + 2,
-        };
-        let trail_idx = unravel("c", trail);
+        let mut inner = Block::new(body.indent + 2, row_memo.clone());
         let mut idx_names = lead_names.clone();
-        for (d, e) in trail_idx.iter().enumerate() {
-            if trail[d] == 1 {
-                idx_names.push("0".to_string());
-                continue;
-            }
-            let nm = format!("c{d}");
-            inner.line(&format!("const idx_t {nm} = {e};"));
-            idx_names.push(nm);
-        }
+        idx_names.extend(inner.index("c", "c", trail));
         // Cached values of earlier stages are read from registers.
         for &v in &cached {
             if stage[&v] < s {
@@ -1381,11 +1345,7 @@ fn rows_kernel(
     }
     // Reduced outputs: thread 0 of the row.
     if !out_reduced.is_empty() {
-        let mut blk = Block {
-            code: String::new(),
-            memo: row_memo.clone(),
-            indent: body.indent + 1,
-        };
+        let mut blk = Block::new(body.indent + 1, row_memo.clone());
         for &j in &out_reduced {
             let o = region.outputs[j];
             let e = g.eval(&mut blk, o, &lead_names, &acc_mode)?;
@@ -1408,18 +1368,8 @@ fn rows_kernel(
         let shape = shape_of(trace, o);
         let numel: usize = shape.iter().product();
         blocks = blocks.max(numel.div_ceil(threads));
-        let mut blk = Block {
-            code: String::new(),
-            memo: HashMap::new(),
-            indent: 2,
-        };
-        let idx = unravel("i", &shape);
-        let mut names = Vec::new();
-        for (d, e) in idx.iter().enumerate() {
-            let nm = format!("o{d}");
-            blk.line(&format!("const idx_t {nm} = {e};"));
-            names.push(nm);
-        }
+        let mut blk = Block::new(2, HashMap::new());
+        let names = blk.index("o", "i", &shape);
         let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
         blk.line(&format!("st(&out{j}[i], {e});"));
         let _ = writeln!(

@@ -314,6 +314,18 @@ impl CompiledRegion {
         Ok(l)
     }
 
+    /// Whether a vector variant reading `w` elements per access may run: its `direct` inputs
+    /// contiguous, and they and every output aligned to the access.
+    fn vector_ok(&self, w: usize, direct: &[usize], tensors: &[Tensor], outs: &Outputs) -> bool {
+        let aligned =
+            |t: &Tensor| (t.data_ptr() as usize) % (w * t.kind().elt_size_in_bytes()) == 0;
+        direct.iter().all(|&k| {
+            tensors
+                .get(input_tensor_pos(&self.inputs, k))
+                .is_some_and(|t| t.is_contiguous() && aligned(t))
+        }) && outs.iter().all(|o| o.as_tensor().is_some_and(aligned))
+    }
+
     fn run(&self, args: &Args<'_>) -> std::result::Result<Outputs, KernelError> {
         // Parameters: 8-byte slots (the driver reads each argument's size from the kernel).
         let mut slots: Vec<u64> = Vec::with_capacity(4 * self.inputs.len() + self.outputs.len());
@@ -362,13 +374,11 @@ impl CompiledRegion {
         enter_device(dev).map_err(KernelError)?;
         let loaded = self.load(dev).map_err(KernelError)?;
         let mut outs = Outputs::new();
-        let out_start = slots.len();
         for (shape, kind) in &self.outputs {
             let t = Tensor::f_empty(shape.as_slice(), (*kind, tch::Device::Cuda(dev as usize)))?;
             slots.push(t.data_ptr() as u64);
             outs.push(RtValue::Tensor(t));
         }
-        let _ = out_start;
         let stream = current_stream(dev).map_err(KernelError)?;
         let mut ptrs: Vec<*mut c_void> = slots
             .iter_mut()
@@ -385,16 +395,7 @@ impl CompiledRegion {
                         continue;
                     }
                     let use_vec = match (vec, vector) {
-                        (Some(w), Some(_)) => {
-                            let aligned = |t: &Tensor| {
-                                (t.data_ptr() as usize) % (w * t.kind().elt_size_in_bytes()) == 0
-                            };
-                            direct.iter().all(|&k| {
-                                tensors
-                                    .get(input_tensor_pos(&self.inputs, k))
-                                    .is_some_and(|t| t.is_contiguous() && aligned(t))
-                            }) && outs.iter().all(|o| o.as_tensor().is_some_and(aligned))
-                        }
+                        (Some(w), Some(_)) => self.vector_ok(*w, direct, &tensors, &outs),
                         _ => false,
                     };
                     let (f, n) = match (use_vec, vec, vector) {
@@ -416,16 +417,7 @@ impl CompiledRegion {
                         continue;
                     }
                     let use_vec = match (vinfo, vector) {
-                        (Some((w, _, _)), Some(_)) => {
-                            let aligned = |t: &Tensor| {
-                                (t.data_ptr() as usize) % (w * t.kind().elt_size_in_bytes()) == 0
-                            };
-                            direct.iter().all(|&k| {
-                                tensors
-                                    .get(input_tensor_pos(&self.inputs, k))
-                                    .is_some_and(|t| t.is_contiguous() && aligned(t))
-                            }) && outs.iter().all(|o| o.as_tensor().is_some_and(aligned))
-                        }
+                        (Some((w, _, _)), Some(_)) => self.vector_ok(*w, direct, &tensors, &outs),
                         _ => false,
                     };
                     match (use_vec, vinfo, vector) {
