@@ -189,6 +189,16 @@ fn literal(a: &Arg, ty: &str) -> Option<String> {
     })
 }
 
+/// A number attribute (a fill or padding value) as a C literal in compute type `ty`.
+fn attr_literal(a: &Attr, ty: &str) -> Option<String> {
+    match a {
+        Attr::Float(f) => literal(&Arg::Float(*f), ty),
+        Attr::Int(i) => literal(&Arg::Int(*i), ty),
+        Attr::Bool(x) => literal(&Arg::Bool(*x), ty),
+        _ => None,
+    }
+}
+
 const PRELUDE: &str = r#"#include <cuda_fp16.h>
 #include <cuda_bf16.h>
 __device__ __forceinline__ float tc(__half x) { return __half2float(x); }
@@ -564,13 +574,7 @@ impl<'a> Gen<'a> {
                     Attr::IntLists(c) => c.clone(),
                     _ => return Err("bad padding_config".into()),
                 };
-                let pad = match &b.attrs[0] {
-                    Attr::Float(f) => literal(&Arg::Float(*f), ty),
-                    Attr::Int(i) => literal(&Arg::Int(*i), ty),
-                    Attr::Bool(x) => literal(&Arg::Bool(*x), ty),
-                    _ => None,
-                }
-                .ok_or("bad padding_value")?;
+                let pad = attr_literal(&b.attrs[0], ty).ok_or("bad padding_value")?;
                 let mut conds = Vec::new();
                 let mut j = Vec::new();
                 for (d, i) in idx.iter().enumerate() {
@@ -638,15 +642,7 @@ impl<'a> Gen<'a> {
         }
         // Elementwise.
         let expr = match op {
-            Full => {
-                let val = match &b.attrs[1] {
-                    Attr::Float(f) => literal(&Arg::Float(*f), ty),
-                    Attr::Int(i) => literal(&Arg::Int(*i), ty),
-                    Attr::Bool(x) => literal(&Arg::Bool(*x), ty),
-                    _ => None,
-                };
-                val.ok_or("bad fill value")?
-            }
+            Full => attr_literal(&b.attrs[1], ty).ok_or("bad fill value")?,
             Iota => {
                 let num = |a: &Attr| match a {
                     Attr::Int(i) => literal(&Arg::Int(*i), ty),
