@@ -253,10 +253,14 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
         (direct.name(), vec![&direct]),
         (decomposing.name(), vec![&decomposing]),
     ];
-    // On CUDA, the fusion executor runs every op it can fuse (the rest on the torch executor).
-    let fusion = thunder_executors::FusionExecutor;
+    // On CUDA, the fused cross entropy and the fusion executor run every op they can (the rest
+    // on the torch executor).
+    let (xent, fusion) = (
+        thunder_executors::CrossEntropyExecutor,
+        thunder_executors::FusionExecutor,
+    );
     if sample.device.is_cuda() {
-        paths.push(("fusion", vec![&fusion, &direct]));
+        paths.push(("fusion", vec![&xent, &fusion, &direct]));
     }
     for (name, list) in &paths {
         let got = ExecutionPlan::compile(&trace, list)

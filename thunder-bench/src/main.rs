@@ -25,7 +25,8 @@ struct Cli {
 enum Command {
     /// Microbenchmarks of a Llama-2-7B training step's memory-bound patterns (RMSNorm, RoPE,
     /// SwiGLU, softmax, cross entropy; forward and backward): eager libtorch against thunder's
-    /// fusion executor on cuda:0, with achieved bandwidth against the device's copy bandwidth.
+    /// fusion and cross-entropy executors on cuda:0, with achieved bandwidth against the device's
+    /// copy bandwidth.
     Ops {
         /// Tokens per step (batch x sequence).
         #[arg(long, default_value_t = 4096)]
@@ -42,6 +43,10 @@ enum Command {
         /// Attention heads.
         #[arg(long, default_value_t = 32)]
         heads: usize,
+        /// Run only the patterns whose name contains this text (case-insensitive), e.g.
+        /// `--only softmax` or `--only "cross entropy"`.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Build a program with thunder-ir's TraceBuilder and print its trace as Python.
     Trace {
@@ -101,6 +106,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             intermediate,
             vocab,
             heads,
+            only,
         } => {
             if hidden % heads != 0 {
                 return Err(
@@ -114,7 +120,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 vocab,
                 heads,
             };
-            let (rows, copy) = ops::run(&sizes)?;
+            let (rows, copy) = ops::run(&sizes, only.as_deref())?;
             let device = thunder_executors::fusion::device_name(0)
                 .map_or_else(|| "cuda:0".to_string(), |n| format!("{n} (cuda:0)"));
             println!("{}", ops::table(&rows, copy, &device));

@@ -3,7 +3,8 @@
 //!
 //! Each row is a small program built with thunder-ir. Eager runs it op by op through libtorch
 //! (`TorchExecutor::eager`, libtorch autograd for the rows with a backward); thunder runs the plan
-//! with the fusion executor first (and its forward/backward split for those rows). Before timing,
+//! with the cross-entropy and fusion executors first (and its forward/backward split for those
+//! rows, whose saved-for-backward bytes the table reports). Before timing,
 //! the two results are compared on fresh random data. Timing: warm-up, then the median over
 //! repetitions of a batch of iterations between device synchronizations, the inputs rotating over
 //! several copies so the L2 cache does not hold them. Bandwidth: the bytes the fused program must
@@ -13,7 +14,9 @@
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use std::time::Instant;
 use tch::{Device as TDevice, Kind, Tensor};
-use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
+use thunder_executors::{
+    CrossEntropyExecutor, ExecutionPlan, Executor, FusionExecutor, TorchExecutor,
+};
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -121,6 +124,20 @@ fn rows(z: &Sizes) -> Result<Vec<Row>, BoxError> {
         trace: b.build(&[y])?,
         wrt: None,
     });
+    // RoPE forward + backward (loss = sum(rope(q) * c)).
+    let mut b = TraceBuilder::new("rope_fb");
+    let q = b.input("q", meta(&[1, z.heads, t, hd]))?;
+    let cos = b.input("cos", meta(&[t, hd]))?;
+    let sin = b.input("sin", meta(&[t, hd]))?;
+    let c = b.input("c", meta(&[1, z.heads, t, hd]))?;
+    let y = thunder_ir::programs::apply_rope(&mut b, q, cos, sin)?;
+    let p = b.mul(y, c)?;
+    let l = b.sum(p, &[], false)?;
+    out.push(Row {
+        name: "RoPE fwd+bwd",
+        trace: b.build(&[l])?,
+        wrt: Some(vec![0]),
+    });
     // Softmax over the vocabulary.
     let mut b = TraceBuilder::new("softmax");
     let x = b.input("x", meta(&[t, v]))?;
@@ -130,7 +147,19 @@ fn rows(z: &Sizes) -> Result<Vec<Row>, BoxError> {
         trace: b.build(&[y])?,
         wrt: None,
     });
-    // Cross entropy forward + backward.
+    // Cross entropy forward, then forward + backward.
+    let mut b = TraceBuilder::new("cross_entropy_fwd");
+    let x = b.input("logits", meta(&[t, v]))?;
+    let tg = b.input(
+        "targets",
+        TensorMeta::new(DType::I64, [t]).on(Device::Cuda(0)),
+    )?;
+    let l = b.cross_entropy(x, tg)?;
+    out.push(Row {
+        name: "cross entropy fwd",
+        trace: b.build(&[l])?,
+        wrt: None,
+    });
     let mut b = TraceBuilder::new("cross_entropy");
     let x = b.input("logits", meta(&[t, v]))?;
     let tg = b.input(
@@ -218,12 +247,28 @@ pub struct Measured {
     pub bytes: usize,
     /// Fusion regions in the fused plans.
     pub regions: usize,
+    /// Rows with a backward: bytes the forward saves for it (inputs it passes on included).
+    pub saved_bytes: Option<usize>,
     /// Largest difference between the two results, relative to the largest value.
     pub max_rel_diff: f64,
 }
 
-/// Runs every row; returns the measurements and the copy bandwidth (GB/s).
-pub fn run(z: &Sizes) -> Result<(Vec<Measured>, f64), BoxError> {
+/// Runs every row (or those whose name contains `only`, ignoring case); returns the
+/// measurements and the copy bandwidth (GB/s).
+pub fn run(z: &Sizes, only: Option<&str>) -> Result<(Vec<Measured>, f64), BoxError> {
+    let mut selected = rows(z)?;
+    if let Some(o) = only {
+        let names: Vec<&str> = selected.iter().map(|r| r.name).collect();
+        let o = o.to_lowercase();
+        selected.retain(|r| r.name.to_lowercase().contains(&o));
+        if selected.is_empty() {
+            return Err(format!(
+                "--only {o:?} matches no pattern; the patterns are: {}",
+                names.join(", ")
+            )
+            .into());
+        }
+    }
     if !tch::Cuda::is_available() {
         return Err("thunder-bench ops needs a CUDA device (libtorch sees none)".into());
     }
@@ -237,17 +282,17 @@ pub fn run(z: &Sizes) -> Result<(Vec<Measured>, f64), BoxError> {
     })?;
     drop((src, dst));
     let copy_gbs = (2 * 2 * n) as f64 / (copy_ms * 1e-3) / 1e9;
-    let fusion = FusionExecutor;
     let torch = TorchExecutor::new();
+    let thunder: [&dyn Executor; 3] = [&CrossEntropyExecutor, &FusionExecutor, &torch];
     let eager = TorchExecutor::eager();
     let mut out = Vec::new();
-    for row in rows(z)? {
+    for row in selected {
         let sets: Vec<Vec<Tensor>> = (0..ROTATE)
             .map(|_| random_inputs(&row.trace, z.vocab))
             .collect();
         let m = match &row.wrt {
             None => {
-                let fused = ExecutionPlan::compile(&row.trace, &[&fusion, &torch])?;
+                let fused = ExecutionPlan::compile(&row.trace, &thunder)?;
                 let plain = ExecutionPlan::compile(&row.trace, &[&eager])?;
                 let check = random_inputs(&row.trace, z.vocab);
                 let a = fused.run_tensors(&check)?;
@@ -278,14 +323,15 @@ pub fn run(z: &Sizes) -> Result<(Vec<Measured>, f64), BoxError> {
                     fused_ms,
                     bytes: bytes_of(&row.trace, &io),
                     regions: fused.claimed().regions.len(),
+                    saved_bytes: None,
                     max_rel_diff: diff,
                 }
             }
             Some(wrt_idx) => {
                 let wrt: Vec<Value> = wrt_idx.iter().map(|&k| row.trace.inputs[k]).collect();
                 let fb = thunder_transforms::forward_backward(&row.trace, &wrt)?;
-                let fwd = ExecutionPlan::compile(&fb.forward, &[&fusion, &torch])?;
-                let bwd = ExecutionPlan::compile(&fb.backward, &[&fusion, &torch])?;
+                let fwd = ExecutionPlan::compile(&fb.forward, &thunder)?;
+                let bwd = ExecutionPlan::compile(&fb.backward, &thunder)?;
                 let plain = ExecutionPlan::compile(&row.trace, &[&eager])?;
                 let n_out = row.trace.outputs.len();
                 let ones = Tensor::ones([], (Kind::BFloat16, TDevice::Cuda(0)));
@@ -333,13 +379,20 @@ pub fn run(z: &Sizes) -> Result<(Vec<Measured>, f64), BoxError> {
                     fused_step(&sets[k])?;
                     Ok(())
                 })?;
+                // A saved forward input is passed on, not written again.
                 let fio: Vec<Value> = fb
                     .forward
                     .inputs
                     .iter()
-                    .chain(&fb.forward.outputs)
+                    .chain(
+                        fb.forward
+                            .outputs
+                            .iter()
+                            .filter(|v| !fb.forward.inputs.contains(v)),
+                    )
                     .copied()
                     .collect();
+                let saved: Vec<Value> = fb.forward.outputs[n_out..].to_vec();
                 let bio: Vec<Value> = fb
                     .backward
                     .inputs
@@ -353,6 +406,7 @@ pub fn run(z: &Sizes) -> Result<(Vec<Measured>, f64), BoxError> {
                     fused_ms,
                     bytes: bytes_of(&fb.forward, &fio) + bytes_of(&fb.backward, &bio),
                     regions: fwd.claimed().regions.len() + bwd.claimed().regions.len(),
+                    saved_bytes: Some(bytes_of(&fb.forward, &saved)),
                     max_rel_diff: diff,
                 }
             }
@@ -379,6 +433,7 @@ pub fn table(rows: &[Measured], copy_gbs: f64, device: &str) -> String {
         "eager % copy",
         "thunder % copy",
         "regions",
+        "saved MB",
         "max rel diff",
     ]);
     for r in rows {
@@ -394,6 +449,10 @@ pub fn table(rows: &[Measured], copy_gbs: f64, device: &str) -> String {
             right(format!("{:.0}%", 100.0 * gbs(r.eager_ms) / copy_gbs)),
             right(format!("{:.0}%", 100.0 * gbs(r.fused_ms) / copy_gbs)),
             right(r.regions.to_string()),
+            right(
+                r.saved_bytes
+                    .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1e6)),
+            ),
             right(format!("{:.1e}", r.max_rel_diff)),
         ]);
     }

@@ -1,9 +1,10 @@
 //! Prints the fused plan and the generated CUDA source of a cross-entropy step (a debugging aid):
-//! `cargo run -p thunder-executors --example fusion_dump`. With `DUMP_BLOCK=1` it instead checks
+//! `cargo run -p thunder-executors --example fusion_dump`; `DUMP=rmsnorm` or `DUMP=softmax` prints
+//! the forward kernel of that pattern at Llama-2-7B sizes. With `DUMP_BLOCK=1` it instead checks
 //! every region of a Llama-2-7B block's forward and backward generates, and prints any that does
 //! not.
 use thunder_executors::fusion::generate;
-use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
+use thunder_executors::{CrossEntropyExecutor, ExecutionPlan, FusionExecutor, TorchExecutor};
 use thunder_ir::{DType, Device, TensorMeta, TraceBuilder};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +39,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    // DUMP=rmsnorm or DUMP=softmax: the forward kernel of that pattern at Llama-2-7B sizes.
+    let pattern = std::env::var("DUMP").unwrap_or_default();
+    if pattern == "rmsnorm" || pattern == "softmax" {
+        let (t, h) = if pattern == "rmsnorm" {
+            (4096usize, 4096usize)
+        } else {
+            (4096, 32000)
+        };
+        let mut b = TraceBuilder::new(&pattern);
+        let x = b.input(
+            "x",
+            TensorMeta::new(DType::BF16, [t, h]).on(Device::Cuda(0)),
+        )?;
+        let y = if pattern == "rmsnorm" {
+            let w = b.input("w", TensorMeta::new(DType::BF16, [h]).on(Device::Cuda(0)))?;
+            b.rms_norm(x, &[h], Some(w), Some(1e-5))?
+        } else {
+            b.softmax(x, -1)?
+        };
+        let trace = b.build(&[y])?;
+        let p = ExecutionPlan::compile(&trace, &[&FusionExecutor, &TorchExecutor::new()])?;
+        let ops: Vec<_> = p.claimed().ops.iter().map(|o| o.bsym.clone()).collect();
+        for (i, r) in p.claimed().regions.iter().enumerate() {
+            let k = generate(&p.claimed().trace, &ops, r, &format!("r{i}"))?;
+            println!(
+                "// region {i}: {:?}\n// launch {:?}",
+                r.schedule, k.entries[0].launch
+            );
+            println!("{}", k.source.split("typedef").nth(1).unwrap_or(""));
+        }
+        return Ok(());
+    }
     let (t, v) = (64usize, 320usize);
     let mut b = TraceBuilder::new("cross_entropy");
     let x = b.input(
@@ -52,7 +85,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let trace = b.build(&[l])?;
     let fb = thunder_transforms::forward_backward(&trace, &[trace.inputs[0]])?;
     for tr in [&fb.forward, &fb.backward] {
-        let p = ExecutionPlan::compile(tr, &[&FusionExecutor, &TorchExecutor::new()])?;
+        let p = ExecutionPlan::compile(
+            tr,
+            &[
+                &CrossEntropyExecutor,
+                &FusionExecutor,
+                &TorchExecutor::new(),
+            ],
+        )?;
         println!("{}", p.claimed().to_python());
         let ops: Vec<_> = p.claimed().ops.iter().map(|o| o.bsym.clone()).collect();
         for (i, r) in p.claimed().regions.iter().enumerate() {

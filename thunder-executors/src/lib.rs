@@ -12,8 +12,11 @@
 //! - [`FusionExecutor`] (feature `cuda`, default): CUDA kernels generated for regions of fusible
 //!   prims, compiled with NVRTC, launched on PyTorch's stream (see [`fusion`]).
 //!
-//! Coming (issue 5): reductions over leading dims, min-cut rematerialization, and vendor-kernel
-//! executors (fused cross entropy, fused AdamW).
+//! - [`CrossEntropyExecutor`] (feature `cuda`): cross entropy's forward and backward as fused
+//!   kernels that never store the softmax.
+//!
+//! Coming (issue 5): reductions over leading dims, min-cut rematerialization between regions, and
+//! a multi-tensor AdamW executor.
 //!
 //! ```no_run
 //! use thunder_executors::{ExecutionPlan, TorchExecutor};
@@ -58,7 +61,7 @@ pub use executor::{
     ArgRef, Args, Executor, Fuser, KArg, Kernel, KernelError, ListArg, Outputs, RtValue,
 };
 #[cfg(feature = "cuda")]
-pub use fusion::FusionExecutor;
+pub use fusion::{CrossEntropyExecutor, FusionExecutor};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

@@ -46,6 +46,7 @@ pub const DIRECT_OPS: &[TorchOp] = &[
     TorchOp::Softmax,
     TorchOp::LogSoftmax,
     TorchOp::CrossEntropy,
+    TorchOp::CrossEntropyBackward,
     TorchOp::ScaledDotProductAttention,
     TorchOp::ScaledDotProductAttentionBackward,
     TorchOp::Linear,
@@ -907,6 +908,44 @@ fn compile_torch(
                     ignore_index,
                     smoothing,
                 )?)
+            })
+        }
+        T::CrossEntropyBackward => {
+            // PyTorch's own backward (log_softmax and nll_loss backwards), through autograd: the
+            // forward is rerun on a detached leaf and differentiated with `grad_out`.
+            let ignore_index = int(&at[0])?;
+            let reduction = match &at[1] {
+                Attr::Str(s) if s == "mean" => tch::Reduction::Mean,
+                Attr::Str(s) if s == "sum" => tch::Reduction::Sum,
+                Attr::Str(s) if s == "none" => tch::Reduction::None,
+                other => return Err(format!("unknown reduction {other:?}")),
+            };
+            Box::new(move |args| {
+                let g = tensor(args, 0)?;
+                let x = tensor(args, 1)?;
+                let create_graph = g.requires_grad() || x.requires_grad();
+                let leaf = if x.requires_grad() {
+                    x.shallow_clone()
+                } else {
+                    x.detach().set_requires_grad(true)
+                };
+                let grads = tch::with_grad(|| -> KResult<Vec<Tensor>> {
+                    let loss = leaf.f_cross_entropy_loss::<&Tensor>(
+                        tensor(args, 2)?,
+                        None,
+                        reduction,
+                        ignore_index,
+                        0.0,
+                    )?;
+                    let l = loss.f_mul(g)?.f_sum(loss.kind())?;
+                    Ok(Tensor::f_run_backward(
+                        &[l],
+                        &[&leaf],
+                        create_graph,
+                        create_graph,
+                    )?)
+                })?;
+                Ok(grads.into_iter().map(RtValue::Tensor).collect())
             })
         }
         T::ScaledDotProductAttention => {

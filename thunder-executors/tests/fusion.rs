@@ -190,3 +190,56 @@ fn a_real_size_llama_block_plans_with_size_one_dims() {
     // Every kernel compiles with NVRTC.
     assert!(compiles(&fwd) >= 4 && compiles(&bwd) >= 4);
 }
+
+#[test]
+fn cross_entropy_kernels_compile_for_every_dtype_and_row_length() {
+    use thunder_executors::fusion::xent;
+    // Short rows, rows kept in registers (vector and scalar), rows read twice, odd lengths.
+    for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
+        for classes in [1usize, 5, 1001, 4000, 32000, 40000, 256_000] {
+            let src = xent::source(dtype, classes).unwrap();
+            compile_ptx(&src, "compute_90").unwrap_or_else(|e| panic!("{dtype} x {classes}: {e}"));
+        }
+    }
+    let e = xent::source(DType::I64, 5).unwrap_err();
+    assert!(e.contains("floating"), "{e}");
+}
+
+#[test]
+fn the_loss_and_its_gradient_go_to_the_cross_entropy_executor() {
+    use thunder_executors::CrossEntropyExecutor;
+    let head = programs::lm_head_loss(&cuda_tiny()).unwrap();
+    let wrt: Vec<Value> = head
+        .inputs
+        .iter()
+        .copied()
+        .filter(|&v| head.tensor(v).is_some_and(|t| t.dtype.is_float()))
+        .collect();
+    let fb = thunder_transforms::forward_backward(&head, &wrt).unwrap();
+    let list: [&dyn thunder_executors::Executor; 3] = [
+        &CrossEntropyExecutor,
+        &FusionExecutor,
+        &TorchExecutor::new(),
+    ];
+    for (t, op) in [
+        (&fb.forward, "ltorch.cross_entropy("),
+        (&fb.backward, "ltorch.cross_entropy_backward("),
+    ] {
+        let p = ExecutionPlan::compile(t, &list).unwrap_or_else(|e| panic!("{e}"));
+        let text = p.claimed().to_python();
+        assert!(
+            text.lines()
+                .any(|l| l.contains(op) && l.ends_with("[cross-entropy]")),
+            "{op} is not claimed by the cross-entropy executor:\n{text}"
+        );
+        // Nothing of the softmax is left for the other executors.
+        assert!(
+            !text.contains("prims.exp"),
+            "a softmax outside the fused kernel:\n{text}"
+        );
+    }
+    // On CPU the executor declines, and the torch executor runs libtorch's op.
+    let cpu = programs::lm_head_loss(&LlamaDims::tiny()).unwrap();
+    let p = ExecutionPlan::compile(&cpu, &list).unwrap();
+    assert!(!p.claimed().to_python().contains("[cross-entropy]"));
+}

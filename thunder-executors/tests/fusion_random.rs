@@ -1,5 +1,6 @@
-//! Random fused regions: chains of 2 to 12 elementwise ops, broadcasts and reductions over the
-//! last dim (with their results broadcast back and combined, as norms and softmax do), on random
+//! Random fused regions: chains of 2 to 12 elementwise ops, broadcasts, reductions over the last
+//! dim (with their results broadcast back and combined, as norms and softmax do) and RoPE's
+//! rotate-half (slices and a concatenation: one input read at several indices), on random
 //! shapes, in float32 and bfloat16. Every chain's kernels must compile with NVRTC; on a machine
 //! with a GPU the fusion executor's results must also match the torch executor running the same
 //! trace.
@@ -28,7 +29,12 @@ impl Rng {
 fn chain(seed: u64) -> (Trace, String) {
     let mut r = Rng(seed);
     let rows = 1 + r.below(48) as usize;
-    let cols = 1 + r.below(700) as usize;
+    // Half the shapes have a multiple of 8 columns, so the 16-byte vector variants run.
+    let cols = if r.below(2) == 0 {
+        8 * (1 + r.below(88) as usize)
+    } else {
+        1 + r.below(700) as usize
+    };
     let dtype = if r.below(2) == 0 {
         DType::F32
     } else {
@@ -50,7 +56,7 @@ fn chain(seed: u64) -> (Trace, String) {
     for _ in 0..n_ops {
         let a = vals[r.below(vals.len() as u64) as usize];
         let c = vals[r.below(vals.len() as u64) as usize];
-        let (v, name) = match r.below(10) {
+        let (v, name) = match r.below(11) {
             0 => {
                 // exp of tanh: bounded, so chains stay finite.
                 let t = b.tanh(a).unwrap();
@@ -74,10 +80,20 @@ fn chain(seed: u64) -> (Trace, String) {
                 let d = b.add(m, 1.0).unwrap();
                 (b.div(a, d).unwrap(), "norm")
             }
-            _ => {
+            9 => {
                 let s = b.sum(a, &[-1], true).unwrap();
                 (b.add(a, s).unwrap(), "add sum")
             }
+            _ if cols >= 2 => {
+                // RoPE's rotate-half plus the value itself: one input read at two indices.
+                let h = (cols / 2) as i64;
+                let hi = b.narrow(a, -1, h, cols as i64 - h).unwrap();
+                let lo = b.narrow(a, -1, 0, h).unwrap();
+                let n = b.neg(hi).unwrap();
+                let rot = b.cat(&[n, lo], -1).unwrap();
+                (b.add(rot, a).unwrap(), "rotate half + a")
+            }
+            _ => (b.neg(a).unwrap(), "neg"),
         };
         desc.push(' ');
         desc.push_str(name);

@@ -5,7 +5,7 @@
 //! |----|-------------------|----------|
 //! | `softmax` | the output `y` | `y * (g - sum(g * y))` |
 //! | `log_softmax` | the output `y` | `g - exp(y) * sum(g)` |
-//! | `cross_entropy` | the logits | `(softmax(x) - onehot(target)) * weight of the row` |
+//! | `cross_entropy` | the logits | one `cross_entropy_backward` op: `(softmax(x) - onehot(target)) * weight of the row` |
 //! | `rms_norm` | `x` (and the weight) | `rstd * gw - x * rstd^3 * mean(gw * x)`, `gw = g * weight` |
 //! | `layer_norm` | `x` (and the weight) | `rstd * (gw - mean(gw) - xhat * mean(gw * xhat))` |
 //! | `scaled_dot_product_attention` | query, key, value | one `scaled_dot_product_attention_backward` op |
@@ -97,14 +97,6 @@ impl B<'_> {
             vec![ints(shape), ints(kept)],
         )?)
     }
-    fn reshape(&mut self, v: Value, shape: &[usize]) -> Result<Value> {
-        if self.b.tensor(v)?.shape.sizes() == shape {
-            return Ok(v);
-        }
-        Ok(self
-            .b
-            .prim(PrimOp::Reshape, vec![v.into()], vec![ints(shape)])?)
-    }
 }
 
 /// The dtype 16-bit floats are computed in.
@@ -166,8 +158,7 @@ pub(crate) fn vjp(
             out.push((orig(0).unwrap_or(p.outputs[0]), h.convert(gx, a.dtype)?));
         }
         TorchOp::CrossEntropy => {
-            let a = meta(0)?;
-            let tgt = new(1)?;
+            // One op (an executor may fuse it whole); its decomposition recomputes the softmax.
             let ignore_index = match &p.attrs[0] {
                 Attr::Int(i) => *i,
                 _ => return Err(bad(op, "ignore_index must be an int")),
@@ -176,76 +167,9 @@ pub(crate) fn vjp(
                 Attr::Str(s) => s.clone(),
                 _ => return Err(bad(op, "reduction must be a string")),
             };
-            let (rows, classes) = if a.rank() == 2 {
-                (a.shape.size(0), a.shape.size(1))
-            } else {
-                (1, a.shape.size(0))
-            };
-            let c = comp(a.dtype);
-            // softmax of the logits, recomputed.
-            let x = h.reshape(new(0)?, &[rows, classes])?;
-            let x = h.convert(x, c)?;
-            let mx =
-                h.b.prim(PrimOp::Amax, vec![x.into()], vec![ints([1usize])])?;
-            let mxb = h.expand(mx, &[rows, classes], &[1])?;
-            let s = h.p2(PrimOp::Sub, x, mxb)?;
-            let e = h.p1(PrimOp::Exp, s)?;
-            let z = h.sum(e, &[1])?;
-            let zb = h.expand(z, &[rows, classes], &[1])?;
-            let probs = h.p2(PrimOp::Div, e, zb)?;
-            // Each row's weight: the output's cotangent, zero for ignored rows, divided by the
-            // number of counted rows for the mean.
-            let t1 = h.reshape(tgt, &[rows])?;
-            let valid = h.p2(PrimOp::Ne, t1, Arg::Int(ignore_index))?;
-            let vf = h.convert(valid, c)?;
-            let gc = h.convert(g, c)?;
-            let w = match reduction.as_str() {
-                "none" => {
-                    let g1 = h.reshape(gc, &[rows])?;
-                    h.p2(PrimOp::Mul, g1, vf)?
-                }
-                "sum" | "mean" => {
-                    let gb = h.b.prim(
-                        PrimOp::BroadcastInDim,
-                        vec![gc.into()],
-                        vec![ints([rows]), ints([0usize; 0])],
-                    )?;
-                    let w = h.p2(PrimOp::Mul, gb, vf)?;
-                    if reduction == "mean" {
-                        let count = h.sum(vf, &[0])?;
-                        let cb = h.b.prim(
-                            PrimOp::BroadcastInDim,
-                            vec![count.into()],
-                            vec![ints([rows]), ints([0usize; 0])],
-                        )?;
-                        h.p2(PrimOp::Div, w, cb)?
-                    } else {
-                        w
-                    }
-                }
-                other => return Err(bad(op, format!("unknown reduction {other:?}"))),
-            };
-            let iota = h.b.prim(
-                PrimOp::Iota,
-                vec![],
-                vec![
-                    Attr::Int(classes as i64),
-                    Attr::Int(0),
-                    Attr::Int(1),
-                    Attr::Device(a.device),
-                    Attr::DType(DType::I64),
-                ],
-            )?;
-            let cols = h.expand(iota, &[rows, classes], &[0])?;
-            let tb = h.expand(t1, &[rows, classes], &[1])?;
-            let hit = h.p2(PrimOp::Eq, cols, tb)?;
-            let onehot = h.convert(hit, c)?;
-            let wb = h.expand(w, &[rows, classes], &[1])?;
-            let pw = h.p2(PrimOp::Mul, probs, wb)?;
-            let ow = h.p2(PrimOp::Mul, onehot, wb)?;
-            let gx = h.p2(PrimOp::Sub, pw, ow)?;
-            let gx = h.reshape(gx, &a.shape.sizes())?;
-            out.push((orig(0).unwrap_or(p.outputs[0]), h.convert(gx, a.dtype)?));
+            let gx =
+                h.b.cross_entropy_backward(g, new(0)?, new(1)?, ignore_index, &reduction)?;
+            out.push((orig(0).unwrap_or(p.outputs[0]), gx));
         }
         TorchOp::RmsNorm | TorchOp::LayerNorm => {
             let a = meta(0)?;

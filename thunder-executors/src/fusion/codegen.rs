@@ -199,7 +199,29 @@ fn attr_literal(a: &Attr, ty: &str) -> Option<String> {
     }
 }
 
-const PRELUDE: &str = r#"#include <cuda_fp16.h>
+/// Blocks per SM the rows kernels (and the cross-entropy kernels) ask the compiler to fit
+/// (`__launch_bounds__(threads, n)`, which caps registers per thread at 64K / (threads * n)):
+/// `THUNDER_MIN_BLOCKS_PER_SM` (1 to 8), default 2, so that one block's reductions overlap
+/// another's loads.
+pub fn min_blocks_per_sm() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("THUNDER_MIN_BLOCKS_PER_SM")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| (1..=8).contains(n))
+            .unwrap_or(2)
+    })
+}
+
+/// `__launch_bounds__` for a block of `threads` threads of a rows kernel.
+pub(crate) fn rows_launch_bounds(threads: usize) -> String {
+    let n = min_blocks_per_sm().min((2048 / threads.max(1)).max(1));
+    format!("__launch_bounds__({threads}, {n})")
+}
+
+/// Helpers every generated source starts with (conversions, stores, reductions).
+pub(crate) const PRELUDE: &str = r#"#include <cuda_fp16.h>
 #include <cuda_bf16.h>
 __device__ __forceinline__ float tc(__half x) { return __half2float(x); }
 __device__ __forceinline__ float tc(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -254,7 +276,23 @@ template <typename T> __device__ __forceinline__ T red_min(T a, T b) { return na
 enum InputAccess {
     Strided,
     /// `arr[e]` for the inputs read at the output's index.
-    Direct(HashMap<usize, String>),
+    /// Only where the input is read at the home index (the element being computed); a read at
+    /// another index (through a pad, a slice, a flip...) goes through the strides.
+    Direct(HashMap<usize, String>, Vec<String>),
+}
+
+/// `idx` with the index of every size-1 dim of `t` replaced by `0`.
+fn canonical_index(idx: &[String], t: &thunder_ir::TensorMeta) -> Vec<String> {
+    idx.iter()
+        .enumerate()
+        .map(|(d, i)| {
+            if t.shape.size(d) == 1 {
+                "0".to_string()
+            } else {
+                i.clone()
+            }
+        })
+        .collect()
 }
 
 struct Gen<'a> {
@@ -409,17 +447,7 @@ impl<'a> Gen<'a> {
         let canon: Vec<String>;
         let idx: &[String] = match self.trace.tensor(v) {
             Some(t) if t.shape.dims().iter().any(|d| d.value() == 1) => {
-                canon = idx
-                    .iter()
-                    .enumerate()
-                    .map(|(d, i)| {
-                        if t.shape.size(d) == 1 {
-                            "0".to_string()
-                        } else {
-                            i.clone()
-                        }
-                    })
-                    .collect();
+                canon = canonical_index(idx, t);
                 &canon
             }
             _ => idx,
@@ -433,8 +461,12 @@ impl<'a> Gen<'a> {
                 ValueType::Number(_) => format!("p{k}"),
                 ValueType::Tensor(t) => {
                     let direct = match acc {
-                        InputAccess::Direct(m) => m.get(&k).cloned(),
-                        InputAccess::Strided => None,
+                        InputAccess::Direct(m, home)
+                            if home.len() == idx.len() && canonical_index(home, t) == idx =>
+                        {
+                            m.get(&k).cloned()
+                        }
+                        _ => None,
                     };
                     let expr = match direct {
                         Some(d) => format!("tc({d})"),
@@ -1104,7 +1136,7 @@ fn pointwise_vec(
     blk.line("for (int e = 0; e < VEC; ++e) {");
     let mut inner = Block::new(3, HashMap::new());
     let idx_names = inner.index("i", "(base + e)", shape);
-    let acc = InputAccess::Direct(access);
+    let acc = InputAccess::Direct(access, idx_names.clone());
     for &k in outs {
         let o = region.outputs[k];
         let v = g.eval(&mut inner, o, &idx_names, &acc)?;
@@ -1149,22 +1181,16 @@ fn rows_kernel(
     let trail = &full[n - k..];
     let rows: usize = lead.iter().product();
     let cols: usize = trail.iter().product();
-    // Scalar: about 4 columns per thread; vector: about two vectors per thread.
+    // Scalar: about 4 columns per thread; vector: about two vectors per thread, at most 512
+    // threads (a long row then takes more vectors per thread, which the register budget of 128
+    // per thread at 512 threads holds).
     let threads: usize = if vec > 1 {
-        cols.div_ceil(2 * vec).next_power_of_two().clamp(32, 1024)
+        cols.div_ceil(2 * vec).next_power_of_two().clamp(32, 512)
     } else {
         cols.div_ceil(4).next_power_of_two().clamp(32, 1024)
     };
     let per_thread = cols.div_ceil(threads * vec).max(1);
-    let mut access = HashMap::new();
-    for &kk in direct {
-        access.insert(kk, format!("a{kk}[e]"));
-    }
-    let acc_mode = if vec > 1 {
-        InputAccess::Direct(access)
-    } else {
-        InputAccess::Strided
-    };
+
     // Stage of each value: how many reductions it depends on.
     let mut stage: HashMap<Value, usize> = HashMap::new();
     let is_full = |v: Value| shape_of(trace, v) == full;
@@ -1206,6 +1232,31 @@ fn rows_kernel(
             cache_if(v, us, &mut cached);
         }
     }
+    // When those values would take more than 32 registers per thread, the vector variant keeps
+    // the row's 16-byte loads of its direct inputs in registers instead (packed, 2 bytes per
+    // bf16 value) and recomputes what later stages need from them: caching the float32
+    // intermediates of a long row would take more registers than the kernel may use (it would
+    // spill to memory, or run one block per SM).
+    let cache_regs: usize = cached
+        .iter()
+        .map(|&v| per_thread * vec * dtype_of(trace, v).map_or(1, |d| d.itemsize().div_ceil(4)))
+        .sum();
+    let raw = vec > 1 && cache_regs > 32;
+    if raw {
+        cached.clear();
+    }
+    let mut access = HashMap::new();
+    for &kk in direct {
+        let a = if raw {
+            let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
+            let st = storage_type(t.dtype).ok_or("dtype")?;
+            format!("reinterpret_cast<const {st}*>(&a{kk}[j])[e]")
+        } else {
+            format!("a{kk}[e]")
+        };
+        access.insert(kk, a);
+    }
+    let strided = InputAccess::Strided;
     let mut body = Block::new(2, HashMap::new());
     // Row index and the leading multi-index.
     let lead_names = body.index("r", "r", lead);
@@ -1213,6 +1264,15 @@ fn rows_kernel(
         let ty = g.cty(v);
         body.line(&format!("{ty} k{}[PT * VEC];", v.0));
     }
+    if raw {
+        for &kk in direct {
+            let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
+            let vt = vec_type(vec * t.dtype.itemsize());
+            body.line(&format!("{vt} a{kk}[PT];"));
+        }
+    }
+    // The first column loop loads the direct inputs; later ones read the registers.
+    let mut loaded = false;
     // Reduced values (one per row) evaluated at the leading index; full values at (lead, trail).
     let reduced_shape = lead.to_vec();
     let mut row_memo: HashMap<String, String> = HashMap::new();
@@ -1257,13 +1317,18 @@ fn rows_kernel(
         if vec > 1 {
             for &kk in direct {
                 let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
-                let st = storage_type(t.dtype).ok_or("dtype")?;
                 let vt = vec_type(vec * t.dtype.itemsize());
-                body.line(&format!("    {st} a{kk}[VEC];"));
-                body.line(&format!(
-                    "    *reinterpret_cast<{vt}*>(a{kk}) = *reinterpret_cast<const {vt}*>(in{kk} + (idx_t)r * {cols} + cb);"
-                ));
+                let src =
+                    format!("*reinterpret_cast<const {vt}*>(in{kk} + (idx_t)r * {cols} + cb)");
+                if !raw {
+                    let st = storage_type(t.dtype).ok_or("dtype")?;
+                    body.line(&format!("    {st} a{kk}[VEC];"));
+                    body.line(&format!("    *reinterpret_cast<{vt}*>(a{kk}) = {src};"));
+                } else if !loaded {
+                    body.line(&format!("    a{kk}[j] = {src};"));
+                }
             }
+            loaded = true;
             for &j in &out_full {
                 if stage[&region.outputs[j]] == s {
                     let t = trace.tensor(region.outputs[j]).ok_or("not a tensor")?;
@@ -1278,6 +1343,11 @@ fn rows_kernel(
         let mut inner = Block::new(body.indent + 2, row_memo.clone());
         let mut idx_names = lead_names.clone();
         idx_names.extend(inner.index("c", "c", trail));
+        let acc_mode = if vec > 1 {
+            InputAccess::Direct(access.clone(), idx_names.clone())
+        } else {
+            InputAccess::Strided
+        };
         // Cached values of earlier stages are read from registers.
         for &v in &cached {
             if stage[&v] < s {
@@ -1344,7 +1414,7 @@ fn rows_kernel(
         let mut blk = Block::new(body.indent + 1, row_memo.clone());
         for &j in &out_reduced {
             let o = region.outputs[j];
-            let e = g.eval(&mut blk, o, &lead_names, &acc_mode)?;
+            let e = g.eval(&mut blk, o, &lead_names, &strided)?;
             blk.line(&format!("st(&out{j}[r], {e});"));
         }
         body.line("if (threadIdx.x == 0) {");
@@ -1380,8 +1450,9 @@ fn rows_kernel(
     }
     let _ = writeln!(
         source,
-        "extern \"C\" __global__ void __launch_bounds__({threads}) {name}({ps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{tail}}}",
-        body.code
+        "extern \"C\" __global__ void {lb} {name}({ps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{tail}}}",
+        body.code,
+        lb = rows_launch_bounds(threads),
     );
     Ok((rows, threads as u32, blocks))
 }

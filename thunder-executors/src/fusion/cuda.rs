@@ -190,7 +190,7 @@ pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<Stri
 }
 
 /// The device's primary context (PyTorch's), made current on this thread.
-fn enter_device(index: i32) -> std::result::Result<dsys::CUcontext, String> {
+pub(crate) fn enter_device(index: i32) -> std::result::Result<dsys::CUcontext, String> {
     static CTX: OnceLock<Mutex<HashMap<i32, usize>>> = OnceLock::new();
     let map = CTX.get_or_init(Default::default);
     let mut m = map.lock().map_err(|e| e.to_string())?;
@@ -233,7 +233,7 @@ fn arch_of(index: i32) -> std::result::Result<&'static str, String> {
 type StreamFn = unsafe extern "C" fn(i32, *mut *mut c_void) -> i32;
 
 /// PyTorch's current stream on device `index` (libtorch_cuda's `aoti_torch_get_current_cuda_stream`).
-fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
+pub(crate) fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
     static F: OnceLock<std::result::Result<StreamFn, String>> = OnceLock::new();
     let f = F
         .get_or_init(|| {
@@ -258,10 +258,98 @@ fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
     Ok(s as dsys::CUstream)
 }
 
-/// A region's kernels loaded on one device.
-struct Loaded {
-    /// Per entry: the scalar function and the vector one (if any).
-    funcs: Vec<(usize, Option<usize>)>,
+/// CUDA C++ source compiled (through [`compile_ptx`]) and loaded once per device; the functions
+/// are looked up by name, in the order given.
+pub(crate) struct Module {
+    source: String,
+    names: Vec<String>,
+    loaded: Mutex<HashMap<i32, Arc<Vec<usize>>>>,
+}
+
+impl Module {
+    /// A module of `source` whose functions `names` the launches use.
+    pub(crate) fn new(source: String, names: Vec<String>) -> Self {
+        Module {
+            source,
+            names,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The functions (`CUfunction`s, in `names` order) on device `dev`, compiling and loading
+    /// the module on first use. The device's context must be current ([`enter_device`]).
+    pub(crate) fn functions(&self, dev: i32) -> std::result::Result<Arc<Vec<usize>>, String> {
+        if let Some(l) = self.loaded.lock().map_err(|e| e.to_string())?.get(&dev) {
+            return Ok(l.clone());
+        }
+        let arch = arch_of(dev)?;
+        let ptx = compile_ptx(&self.source, arch)?;
+        let c = CString::new(ptx).map_err(|e| e.to_string())?;
+        // SAFETY: NUL-terminated PTX text, in the current (primary) context.
+        let module = unsafe { drv::module::load_data(c.as_ptr() as *const c_void) }
+            .map_err(|e| format!("cuModuleLoadData: {e:?}"))?;
+        let funcs = self
+            .names
+            .iter()
+            .map(|name| {
+                let n = CString::new(name.as_str()).map_err(|e| e.to_string())?;
+                // SAFETY: a module loaded above, never unloaded (kernels live as long as the
+                // process).
+                unsafe { drv::module::get_function(module, n) }
+                    .map(|f| f as usize)
+                    .map_err(|e| format!("cuModuleGetFunction({name}): {e:?}"))
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let l = Arc::new(funcs);
+        self.loaded
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(dev, l.clone());
+        Ok(l)
+    }
+}
+
+/// Launches `func` (from a [`Module`]) on `stream` with `params`, one 8-byte slot per kernel
+/// parameter (pointers, `long long`, `double`).
+///
+/// # Safety
+/// `params` must match the kernel's parameter list, and every pointer in it must stay valid
+/// until the launch has run (tensors kept alive until queued: libtorch's allocator reuses memory
+/// in stream order).
+pub(crate) unsafe fn launch(
+    func: usize,
+    grid: u32,
+    block: u32,
+    stream: dsys::CUstream,
+    params: &mut [u64],
+    name: &str,
+) -> std::result::Result<(), KernelError> {
+    let mut ptrs: Vec<*mut c_void> = params
+        .iter_mut()
+        .map(|s| s as *mut u64 as *mut c_void)
+        .collect();
+    // SAFETY: the caller's contract.
+    unsafe {
+        drv::launch_kernel(
+            func as dsys::CUfunction,
+            (grid, 1, 1),
+            (block, 1, 1),
+            0,
+            stream,
+            &mut ptrs,
+        )
+    }
+    .map_err(|err| KernelError(format!("cuLaunchKernel({name}): {err:?}")))
+}
+
+/// The CUDA device index of a tensor, or an error naming `what` when it is not on CUDA.
+pub(crate) fn cuda_index(t: &Tensor, what: &str) -> std::result::Result<i32, KernelError> {
+    match t.device() {
+        tch::Device::Cuda(i) => Ok(i as i32),
+        other => Err(KernelError(format!(
+            "{what} must be a CUDA tensor, it is on {other:?}"
+        ))),
+    }
 }
 
 struct CompiledRegion {
@@ -272,46 +360,62 @@ struct CompiledRegion {
     inputs: Vec<Option<usize>>,
     /// Per region output: shape and dtype.
     outputs: Vec<(Vec<i64>, tch::Kind)>,
-    loaded: Mutex<HashMap<i32, Arc<Loaded>>>,
+    /// The kernels; per entry its scalar function, then its vector one if it has one.
+    module: Module,
 }
 
 impl CompiledRegion {
-    fn load(&self, dev: i32) -> std::result::Result<Arc<Loaded>, String> {
-        if let Some(l) = self.loaded.lock().map_err(|e| e.to_string())?.get(&dev) {
-            return Ok(l.clone());
+    fn new(
+        kernel: RegionKernel,
+        device: Option<i32>,
+        inputs: Vec<Option<usize>>,
+        outputs: Vec<(Vec<i64>, tch::Kind)>,
+    ) -> Self {
+        let mut names = Vec::new();
+        for e in &kernel.entries {
+            names.push(e.name.clone());
+            if Self::has_vector(&e.launch) {
+                names.push(format!("{}_vec", e.name));
+            }
         }
-        let arch = arch_of(dev)?;
-        let ptx = compile_ptx(&self.kernel.source, arch)?;
-        let c = CString::new(ptx).map_err(|e| e.to_string())?;
-        // SAFETY: NUL-terminated PTX text, in the current (primary) context.
-        let module = unsafe { drv::module::load_data(c.as_ptr() as *const c_void) }
-            .map_err(|e| format!("cuModuleLoadData: {e:?}"))?;
-        let get = |name: &str| -> std::result::Result<usize, String> {
-            let n = CString::new(name).map_err(|e| e.to_string())?;
-            // SAFETY: a module loaded above, never unloaded (kernels live as long as the process).
-            unsafe { drv::module::get_function(module, n) }
-                .map(|f| f as usize)
-                .map_err(|e| format!("cuModuleGetFunction({name}): {e:?}"))
-        };
-        let mut funcs = Vec::new();
+        let module = Module::new(kernel.source.clone(), names);
+        CompiledRegion {
+            kernel,
+            device,
+            inputs,
+            outputs,
+            module,
+        }
+    }
+
+    fn has_vector(l: &Launch) -> bool {
+        matches!(
+            l,
+            Launch::Pointwise {
+                vector: Some(_),
+                ..
+            } | Launch::Rows {
+                vector: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Per entry: the scalar function and the vector one (if any).
+    fn load(&self, dev: i32) -> std::result::Result<Vec<(usize, Option<usize>)>, String> {
+        let f = self.module.functions(dev)?;
+        let mut it = f.iter().copied();
+        let mut out = Vec::with_capacity(self.kernel.entries.len());
         for e in &self.kernel.entries {
-            let vec = match &e.launch {
-                Launch::Pointwise {
-                    vector: Some(_), ..
-                }
-                | Launch::Rows {
-                    vector: Some(_), ..
-                } => Some(get(&format!("{}_vec", e.name))?),
-                _ => None,
+            let scalar = it.next().ok_or("a region module lacks a function")?;
+            let vector = if Self::has_vector(&e.launch) {
+                Some(it.next().ok_or("a region module lacks a vector function")?)
+            } else {
+                None
             };
-            funcs.push((get(&e.name)?, vec));
+            out.push((scalar, vector));
         }
-        let l = Arc::new(Loaded { funcs });
-        self.loaded
-            .lock()
-            .map_err(|e| e.to_string())?
-            .insert(dev, l.clone());
-        Ok(l)
+        Ok(out)
     }
 
     /// Whether a vector variant reading `w` elements per access may run: its `direct` inputs
@@ -372,7 +476,7 @@ impl CompiledRegion {
             None => return Err(KernelError("a fusion region without CUDA tensors".into())),
         };
         enter_device(dev).map_err(KernelError)?;
-        let loaded = self.load(dev).map_err(KernelError)?;
+        let funcs = self.load(dev).map_err(KernelError)?;
         let mut outs = Outputs::new();
         for (shape, kind) in &self.outputs {
             let t = Tensor::f_empty(shape.as_slice(), (*kind, tch::Device::Cuda(dev as usize)))?;
@@ -380,11 +484,7 @@ impl CompiledRegion {
             outs.push(RtValue::Tensor(t));
         }
         let stream = current_stream(dev).map_err(KernelError)?;
-        let mut ptrs: Vec<*mut c_void> = slots
-            .iter_mut()
-            .map(|s| s as *mut u64 as *mut c_void)
-            .collect();
-        for (e, &(scalar, vector)) in self.kernel.entries.iter().zip(&loaded.funcs) {
+        for (e, &(scalar, vector)) in self.kernel.entries.iter().zip(&funcs) {
             let (func, grid, block) = match &e.launch {
                 Launch::Pointwise {
                     numel,
@@ -431,17 +531,7 @@ impl CompiledRegion {
             // SAFETY: the function takes exactly these parameters (generated together with it),
             // the pointers are live tensors of the right dtypes and shapes, and the launch is
             // ordered on PyTorch's stream with the ops that produce and consume them.
-            unsafe {
-                drv::launch_kernel(
-                    func as dsys::CUfunction,
-                    (grid, 1, 1),
-                    (block, 1, 1),
-                    0,
-                    stream,
-                    &mut ptrs,
-                )
-            }
-            .map_err(|err| KernelError(format!("cuLaunchKernel({}): {err:?}", e.name)))?;
+            unsafe { launch(func, grid, block, stream, &mut slots, &e.name) }?;
         }
         // Keep the inputs alive until the launches are queued (libtorch's allocator reuses
         // memory only in stream order, so queued is enough).
@@ -537,13 +627,7 @@ impl Fuser for FusionExecutor {
                 Some(thunder_ir::Device::Cuda(i)) => Some(i as i32),
                 _ => None,
             });
-        let compiled = Arc::new(CompiledRegion {
-            kernel,
-            device,
-            inputs,
-            outputs,
-            loaded: Mutex::new(HashMap::new()),
-        });
+        let compiled = Arc::new(CompiledRegion::new(kernel, device, inputs, outputs));
         Ok(Box::new(move |args: &Args<'_>| compiled.run(args)))
     }
 }

@@ -4,6 +4,8 @@
 //! - [`codegen`]: the CUDA C++ of a region ([`RegionKernel`]): pointwise kernels (16-byte vector
 //!   accesses where the layout allows) and rows kernels (reductions over trailing dims, one block
 //!   per row, the row kept in registers).
+//! - [`xent`]: the cross-entropy executor, fused forward and backward kernels that never store
+//!   the softmax.
 //!
 //! Source generation needs no GPU. Compiling (NVRTC) and launching need the `cuda` feature.
 
@@ -17,3 +19,7 @@ pub use partition::{partition, Region, Schedule};
 pub mod cuda;
 #[cfg(feature = "cuda")]
 pub use cuda::{compile_ptx, device_name, toolchain, FusionExecutor};
+#[cfg(feature = "cuda")]
+pub mod xent;
+#[cfg(feature = "cuda")]
+pub use xent::CrossEntropyExecutor;

@@ -41,6 +41,7 @@ op_enum! {
         Argmax = "argmax", Argmin = "argmin",
         // nn
         Softmax = "softmax", LogSoftmax = "log_softmax", CrossEntropy = "cross_entropy",
+        CrossEntropyBackward = "cross_entropy_backward",
         RmsNorm = "rms_norm", LayerNorm = "layer_norm", Dropout = "dropout", Embedding = "embedding",
         Linear = "linear", Matmul = "matmul", Bmm = "bmm",
         ScaledDotProductAttention = "scaled_dot_product_attention",
@@ -196,6 +197,14 @@ impl TorchOp {
                     ("reduction", A::Str),
                     ("label_smoothing", A::Float),
                 ],
+            ),
+            T::CrossEntropyBackward => s(
+                &[
+                    ("grad_out", P::Tensor),
+                    ("input", P::Tensor),
+                    ("target", P::Tensor),
+                ],
+                &[("ignore_index", A::Int), ("reduction", A::Str)],
             ),
             T::RmsNorm => s(
                 &[("a", P::Tensor), ("weight", P::OptTensor)],
@@ -540,6 +549,25 @@ impl TraceBuilder {
                 Attr::Str(reduction.into()),
                 Attr::Float(0.0),
             ],
+        )
+    }
+    /// The gradient of `cross_entropy(input, target)` (no label smoothing) with respect to
+    /// `input`, from the loss's gradient `g` (0-d for the `"mean"` and `"sum"` reductions, one
+    /// value per row for `"none"`): `(softmax(input) - onehot(target)) * weight of the row`. One op
+    /// that an executor may run whole (a fused kernel that never stores the softmax); its
+    /// decomposition recomputes the softmax from `input`.
+    pub fn cross_entropy_backward(
+        &mut self,
+        g: Value,
+        input: Value,
+        target: Value,
+        ignore_index: i64,
+        reduction: &str,
+    ) -> Result<Value> {
+        self.t(
+            TorchOp::CrossEntropyBackward,
+            vec![g.into(), input.into(), target.into()],
+            vec![Attr::Int(ignore_index), Attr::Str(reduction.into())],
         )
     }
     /// `torch.nn.functional.rms_norm(a, normalized_shape, weight, eps)`
@@ -1424,6 +1452,12 @@ pub(crate) fn decompose(
             b.convert(y, result)?
         }
         T::CrossEntropy => cross_entropy(b, n, tensor_arg(b, 0)?, tensor_arg(b, 1)?, attrs)?,
+        T::CrossEntropyBackward => cross_entropy_backward(
+            b,
+            n,
+            [tensor_arg(b, 0)?, tensor_arg(b, 1)?, tensor_arg(b, 2)?],
+            attrs,
+        )?,
         T::RmsNorm | T::LayerNorm => {
             let a = tensor_arg(b, 0)?;
             let t = b.tensor(a)?.clone();
@@ -1968,37 +2002,7 @@ fn cross_entropy(
             format!("label_smoothing={label_smoothing} is not supported yet (only 0.0)"),
         ));
     }
-    if !it.dtype.is_float() {
-        return Err(IrError::invalid(
-            n,
-            format!("input must have a floating dtype, got {}", it.dtype),
-        ));
-    }
-    if tt.dtype != DType::I64 {
-        return Err(IrError::invalid(
-            n,
-            format!("target must hold int64 class indices, got {} (class-probability targets are not supported yet)", tt.dtype),
-        ));
-    }
-    let ok = match it.rank() {
-        2 => tt.rank() == 1 && tt.shape.size(0) == it.shape.size(0),
-        1 => tt.rank() == 0,
-        _ => false,
-    };
-    if !ok {
-        return Err(IrError::invalid(
-            n,
-            format!(
-                "input of shape {} and target of shape {} must be [N, C] and [N], or [C] and []",
-                it.shape, tt.shape
-            ),
-        ));
-    }
-    let (rows, classes) = if it.rank() == 2 {
-        (it.shape.size(0), it.shape.size(1))
-    } else {
-        (1, it.shape.size(0))
-    };
+    let (rows, classes) = cross_entropy_operands(n, &it, &tt)?;
     let (x, tgt) = if it.rank() == 1 {
         (
             b.prim(
@@ -2057,6 +2061,159 @@ fn cross_entropy(
         }
     };
     b.convert(y, it.dtype)
+}
+
+/// Checks `cross_entropy`'s input and target (shapes `[N, C]` and `[N]`, or `[C]` and `[]`) and
+/// returns `(rows, classes)`.
+fn cross_entropy_operands(
+    n: &str,
+    it: &crate::value::TensorMeta,
+    tt: &crate::value::TensorMeta,
+) -> Result<(usize, usize)> {
+    if !it.dtype.is_float() {
+        return Err(IrError::invalid(
+            n,
+            format!("input must have a floating dtype, got {}", it.dtype),
+        ));
+    }
+    if tt.dtype != DType::I64 {
+        return Err(IrError::invalid(
+            n,
+            format!("target must hold int64 class indices, got {} (class-probability targets are not supported yet)", tt.dtype),
+        ));
+    }
+    let ok = match it.rank() {
+        2 => tt.rank() == 1 && tt.shape.size(0) == it.shape.size(0),
+        1 => tt.rank() == 0,
+        _ => false,
+    };
+    if !ok {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input of shape {} and target of shape {} must be [N, C] and [N], or [C] and []",
+                it.shape, tt.shape
+            ),
+        ));
+    }
+    Ok(if it.rank() == 2 {
+        (it.shape.size(0), it.shape.size(1))
+    } else {
+        (1, it.shape.size(0))
+    })
+}
+
+/// `cross_entropy_backward(g, input, target)`: `(softmax(x) - onehot(target)) * w` per row, `w`
+/// the row's cotangent, zero for ignored rows, divided by the number of counted rows for the mean.
+fn cross_entropy_backward(
+    b: &mut TraceBuilder,
+    n: &str,
+    [g, input, target]: [Value; 3],
+    attrs: &[Attr],
+) -> Result<Value> {
+    let it = b.tensor(input)?.clone();
+    let tt = b.tensor(target)?.clone();
+    let gt = b.tensor(g)?.clone();
+    let ignore_index = attr_int(n, attrs, 0)?;
+    let reduction = attr_str(n, attrs, 1)?.to_string();
+    let (rows, classes) = cross_entropy_operands(n, &it, &tt)?;
+    let g_shape: Vec<usize> = match reduction.as_str() {
+        "mean" | "sum" => vec![],
+        "none" => tt.shape.sizes().to_vec(),
+        other => {
+            return Err(IrError::invalid(
+                n,
+                format!("reduction={other:?} must be \"mean\", \"sum\" or \"none\""),
+            ))
+        }
+    };
+    if gt.shape.sizes() != g_shape.as_slice() || !gt.dtype.is_float() {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "grad_out of shape {} and dtype {} must be a floating tensor of the loss's shape {:?}",
+                gt.shape, gt.dtype, g_shape
+            ),
+        ));
+    }
+    let comp = if it.dtype.is_low_precision_float() {
+        DType::F32
+    } else {
+        it.dtype
+    };
+    let rc = [rows, classes];
+    let expand = |b: &mut TraceBuilder, v: Value, dims: &[usize]| {
+        b.prim(
+            PrimOp::BroadcastInDim,
+            vec![v.into()],
+            vec![ints(rc), ints(dims.iter().copied())],
+        )
+    };
+    // The softmax of the logits, recomputed.
+    let x = b.prim(PrimOp::Reshape, vec![input.into()], vec![ints(rc)])?;
+    let x = b.convert(x, comp)?;
+    let mx = b.prim(PrimOp::Amax, vec![x.into()], vec![ints([1])])?;
+    let mxb = expand(b, mx, &[0])?;
+    let s = b.p2(PrimOp::Sub, x, mxb)?;
+    let e = b.p1(PrimOp::Exp, s)?;
+    let z = b.reduce(PrimOp::Sum, e, &[1])?;
+    let zb = expand(b, z, &[0])?;
+    let probs = b.p2(PrimOp::Div, e, zb)?;
+    // Each row's weight.
+    let t1 = b.prim(PrimOp::Reshape, vec![target.into()], vec![ints([rows])])?;
+    let valid = b.p2(PrimOp::Ne, t1, ignore_index)?;
+    let vf = b.convert(valid, comp)?;
+    let gc = b.convert(g, comp)?;
+    let w = if reduction == "none" {
+        let g1 = b.prim(PrimOp::Reshape, vec![gc.into()], vec![ints([rows])])?;
+        b.p2(PrimOp::Mul, g1, vf)?
+    } else {
+        let gb = b.prim(
+            PrimOp::BroadcastInDim,
+            vec![gc.into()],
+            vec![ints([rows]), ints([0usize; 0])],
+        )?;
+        let w = b.p2(PrimOp::Mul, gb, vf)?;
+        if reduction == "mean" {
+            // Divided by the number of counted rows, at least 1: when every row is ignored the
+            // gradient is 0 (as PyTorch's), and its own derivatives stay finite.
+            let count = b.reduce(PrimOp::Sum, vf, &[0])?;
+            let count = b.p2(PrimOp::Maximum, count, 1.0)?;
+            let cb = b.prim(
+                PrimOp::BroadcastInDim,
+                vec![count.into()],
+                vec![ints([rows]), ints([0usize; 0])],
+            )?;
+            b.p2(PrimOp::Div, w, cb)?
+        } else {
+            w
+        }
+    };
+    let iota = b.prim(
+        PrimOp::Iota,
+        vec![],
+        vec![
+            Attr::Int(classes as i64),
+            Attr::Int(0),
+            Attr::Int(1),
+            Attr::Device(it.device),
+            Attr::DType(DType::I64),
+        ],
+    )?;
+    let cols = expand(b, iota, &[1])?;
+    let tb = expand(b, t1, &[0])?;
+    let hit = b.p2(PrimOp::Eq, cols, tb)?;
+    let onehot = b.convert(hit, comp)?;
+    let wb = expand(b, w, &[0])?;
+    let pw = b.p2(PrimOp::Mul, probs, wb)?;
+    let ow = b.p2(PrimOp::Mul, onehot, wb)?;
+    let gx = b.p2(PrimOp::Sub, pw, ow)?;
+    let gx = b.prim(
+        PrimOp::Reshape,
+        vec![gx.into()],
+        vec![ints(it.shape.sizes().iter().copied())],
+    )?;
+    b.convert(gx, it.dtype)
 }
 
 /// What the forward and the backward of attention share: the checked operands, key and value

@@ -48,50 +48,55 @@ def lm_head_loss_grad(x, targets, ln_f_weight, lm_head_weight, ct_t35):
     # t33 = prims.sum(t32, dims=[0, 1])
     # t34 = prims.div(t31, t33)
     # t35 = prims.convert_element_type(t34, dtype=dtypes.bfloat16)
-  t36 = prims.convert_element_type(t13, dtype=dtypes.float32)  # t36: "cuda:0 f32[16, 64] requires_grad"
-  t37 = prims.amax(t36, dims=[1])  # t37: "cuda:0 f32[16] requires_grad"
-  t38 = prims.broadcast_in_dim(t37, shape=[16, 64], broadcast_dimensions=[0])  # t38: "cuda:0 f32[16, 64] requires_grad"
-  t39 = prims.sub(t36, t38)  # t39: "cuda:0 f32[16, 64] requires_grad"
-  t40 = prims.exp(t39)  # t40: "cuda:0 f32[16, 64] requires_grad"
-  t41 = prims.sum(t40, dims=[1])  # t41: "cuda:0 f32[16] requires_grad"
-  t42 = prims.broadcast_in_dim(t41, shape=[16, 64], broadcast_dimensions=[0])  # t42: "cuda:0 f32[16, 64] requires_grad"
-  t43 = prims.div(t40, t42)  # t43: "cuda:0 f32[16, 64] requires_grad"
-  t44 = prims.ne(t14, -100)  # t44: "cuda:0 b8[16]"
-  t45 = prims.convert_element_type(t44, dtype=dtypes.float32)  # t45: "cuda:0 f32[16]"
-  t46 = prims.convert_element_type(ct_t35, dtype=dtypes.float32)  # t46: "cuda:0 f32[]"
-  t47 = prims.broadcast_in_dim(t46, shape=[16], broadcast_dimensions=[])  # t47: "cuda:0 f32[16]"
-  t48 = prims.mul(t47, t45)  # t48: "cuda:0 f32[16]"
-  t49 = prims.sum(t45, dims=[0])  # t49: "cuda:0 f32[]"
-  t50 = prims.broadcast_in_dim(t49, shape=[16], broadcast_dimensions=[])  # t50: "cuda:0 f32[16]"
-  t51 = prims.div(t48, t50)  # t51: "cuda:0 f32[16]"
-  t52 = prims.iota(length=64, start=0, step=1, device="cuda:0", dtype=dtypes.int64)  # t52: "cuda:0 i64[64]"
-  t53 = prims.broadcast_in_dim(t52, shape=[16, 64], broadcast_dimensions=[1])  # t53: "cuda:0 i64[16, 64]"
-  t54 = prims.broadcast_in_dim(t14, shape=[16, 64], broadcast_dimensions=[0])  # t54: "cuda:0 i64[16, 64]"
-  t55 = prims.eq(t53, t54)  # t55: "cuda:0 b8[16, 64]"
-  t56 = prims.convert_element_type(t55, dtype=dtypes.float32)  # t56: "cuda:0 f32[16, 64]"
-  t57 = prims.broadcast_in_dim(t51, shape=[16, 64], broadcast_dimensions=[0])  # t57: "cuda:0 f32[16, 64]"
-  t58 = prims.mul(t43, t57)  # t58: "cuda:0 f32[16, 64] requires_grad"
-  t59 = prims.mul(t56, t57)  # t59: "cuda:0 f32[16, 64]"
-  t60 = prims.sub(t58, t59)  # t60: "cuda:0 f32[16, 64] requires_grad"
-  t61 = prims.convert_element_type(t60, dtype=dtypes.bfloat16)  # t61: "cuda:0 bf16[16, 64] requires_grad"
-  t62 = prims.reshape(t61, shape=[2, 8, 64])  # t62: "cuda:0 bf16[2, 8, 64] requires_grad"
-  t63 = prims.reshape(t62, shape=[2, 8, 64])  # t63: "cuda:0 bf16[2, 8, 64] requires_grad"
-  t64 = prims.matmul(t63, lm_head_weight)  # t64: "cuda:0 bf16[2, 8, 16] requires_grad"
-  t65 = prims.reshape(t63, shape=[16, 64])  # t65: "cuda:0 bf16[16, 64] requires_grad"
-  t66 = prims.reshape(t11, shape=[16, 16])  # t66: "cuda:0 bf16[16, 16] requires_grad"
-  t67 = prims.transpose(t65, permutation=[1, 0])  # t67: "cuda:0 bf16[64, 16] requires_grad"
-  t68 = prims.matmul(t67, t66)  # t68: "cuda:0 bf16[64, 16] requires_grad"
-  t69 = prims.reshape(t68, shape=[64, 16])  # t69: "cuda:0 bf16[64, 16] requires_grad"
-  t70 = prims.convert_element_type(x, dtype=dtypes.float32)  # t70: "cuda:0 f32[2, 8, 16]"
-  t71 = prims.convert_element_type(t64, dtype=dtypes.float32)  # t71: "cuda:0 f32[2, 8, 16] requires_grad"
-  t75 = prims.mul(t70, t70)  # t75: "cuda:0 f32[2, 8, 16]"
-  t76 = prims.sum(t75, dims=[2])  # t76: "cuda:0 f32[2, 8]"
-  t77 = prims.div(t76, 16.0)  # t77: "cuda:0 f32[2, 8]"
-  t78 = prims.add(t77, 1e-5)  # t78: "cuda:0 f32[2, 8]"
-  t79 = prims.rsqrt(t78)  # t79: "cuda:0 f32[2, 8]"
-  t80 = prims.broadcast_in_dim(t79, shape=[2, 8, 16], broadcast_dimensions=[0, 1])  # t80: "cuda:0 f32[2, 8, 16]"
-  t91 = prims.mul(t71, t70)  # t91: "cuda:0 f32[2, 8, 16] requires_grad"
-  t92 = prims.mul(t91, t80)  # t92: "cuda:0 f32[2, 8, 16] requires_grad"
-  t93 = prims.sum(t92, dims=[0, 1])  # t93: "cuda:0 f32[16] requires_grad"
-  t94 = prims.convert_element_type(t93, dtype=dtypes.bfloat16)  # t94: "cuda:0 bf16[16] requires_grad"
-  return (t35, t94, t69)
+  t65 = ltorch.cross_entropy_backward(ct_t35, t13, t14, ignore_index=-100, reduction="mean")  # t65: "cuda:0 bf16[16, 64] requires_grad"
+    # t36 = prims.reshape(t13, shape=[16, 64])
+    # t37 = prims.convert_element_type(t36, dtype=dtypes.float32)
+    # t38 = prims.amax(t37, dims=[1])
+    # t39 = prims.broadcast_in_dim(t38, shape=[16, 64], broadcast_dimensions=[0])
+    # t40 = prims.sub(t37, t39)
+    # t41 = prims.exp(t40)
+    # t42 = prims.sum(t41, dims=[1])
+    # t43 = prims.broadcast_in_dim(t42, shape=[16, 64], broadcast_dimensions=[0])
+    # t44 = prims.div(t41, t43)
+    # t45 = prims.reshape(t14, shape=[16])
+    # t46 = prims.ne(t45, -100)
+    # t47 = prims.convert_element_type(t46, dtype=dtypes.float32)
+    # t48 = prims.convert_element_type(ct_t35, dtype=dtypes.float32)
+    # t49 = prims.broadcast_in_dim(t48, shape=[16], broadcast_dimensions=[])
+    # t50 = prims.mul(t49, t47)
+    # t51 = prims.sum(t47, dims=[0])
+    # t52 = prims.maximum(t51, 1.0)
+    # t53 = prims.broadcast_in_dim(t52, shape=[16], broadcast_dimensions=[])
+    # t54 = prims.div(t50, t53)
+    # t55 = prims.iota(length=64, start=0, step=1, device="cuda:0", dtype=dtypes.int64)
+    # t56 = prims.broadcast_in_dim(t55, shape=[16, 64], broadcast_dimensions=[1])
+    # t57 = prims.broadcast_in_dim(t45, shape=[16, 64], broadcast_dimensions=[0])
+    # t58 = prims.eq(t56, t57)
+    # t59 = prims.convert_element_type(t58, dtype=dtypes.float32)
+    # t60 = prims.broadcast_in_dim(t54, shape=[16, 64], broadcast_dimensions=[0])
+    # t61 = prims.mul(t44, t60)
+    # t62 = prims.mul(t59, t60)
+    # t63 = prims.sub(t61, t62)
+    # t64 = prims.reshape(t63, shape=[16, 64])
+    # t65 = prims.convert_element_type(t64, dtype=dtypes.bfloat16)
+  t66 = prims.reshape(t65, shape=[2, 8, 64])  # t66: "cuda:0 bf16[2, 8, 64] requires_grad"
+  t67 = prims.reshape(t66, shape=[2, 8, 64])  # t67: "cuda:0 bf16[2, 8, 64] requires_grad"
+  t68 = prims.matmul(t67, lm_head_weight)  # t68: "cuda:0 bf16[2, 8, 16] requires_grad"
+  t69 = prims.reshape(t67, shape=[16, 64])  # t69: "cuda:0 bf16[16, 64] requires_grad"
+  t70 = prims.reshape(t11, shape=[16, 16])  # t70: "cuda:0 bf16[16, 16] requires_grad"
+  t71 = prims.transpose(t69, permutation=[1, 0])  # t71: "cuda:0 bf16[64, 16] requires_grad"
+  t72 = prims.matmul(t71, t70)  # t72: "cuda:0 bf16[64, 16] requires_grad"
+  t73 = prims.reshape(t72, shape=[64, 16])  # t73: "cuda:0 bf16[64, 16] requires_grad"
+  t74 = prims.convert_element_type(x, dtype=dtypes.float32)  # t74: "cuda:0 f32[2, 8, 16]"
+  t75 = prims.convert_element_type(t68, dtype=dtypes.float32)  # t75: "cuda:0 f32[2, 8, 16] requires_grad"
+  t79 = prims.mul(t74, t74)  # t79: "cuda:0 f32[2, 8, 16]"
+  t80 = prims.sum(t79, dims=[2])  # t80: "cuda:0 f32[2, 8]"
+  t81 = prims.div(t80, 16.0)  # t81: "cuda:0 f32[2, 8]"
+  t82 = prims.add(t81, 1e-5)  # t82: "cuda:0 f32[2, 8]"
+  t83 = prims.rsqrt(t82)  # t83: "cuda:0 f32[2, 8]"
+  t84 = prims.broadcast_in_dim(t83, shape=[2, 8, 16], broadcast_dimensions=[0, 1])  # t84: "cuda:0 f32[2, 8, 16]"
+  t95 = prims.mul(t75, t74)  # t95: "cuda:0 f32[2, 8, 16] requires_grad"
+  t96 = prims.mul(t95, t84)  # t96: "cuda:0 f32[2, 8, 16] requires_grad"
+  t97 = prims.sum(t96, dims=[0, 1])  # t97: "cuda:0 f32[16] requires_grad"
+  t98 = prims.convert_element_type(t97, dtype=dtypes.bfloat16)  # t98: "cuda:0 bf16[16] requires_grad"
+  return (t35, t98, t73)
