@@ -809,12 +809,12 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     let eager = TorchExecutor::eager();
     let mut expected: Vec<Vec<Tensor>> = (0..trace.outputs.len()).map(|_| Vec::new()).collect();
     for ins in &examples {
+        // Copies: a trace that donates its inputs (adamw with inplace=True) overwrites them, and
+        // the batched run below needs the originals.
         let outs = run(
             &trace,
             &eager,
-            ins.iter()
-                .map(|t| RtValue::Tensor(t.shallow_clone()))
-                .collect(),
+            ins.iter().map(|t| RtValue::Tensor(t.copy())).collect(),
         )?;
         for (i, o) in outs.into_iter().enumerate() {
             expected[i].push(o.into_tensor().ok_or("a number output")?);

@@ -24,6 +24,7 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("ops/nn.yaml", include_str!("../ops/nn.yaml")),
     ("ops/linalg.yaml", include_str!("../ops/linalg.yaml")),
     ("ops/creation.yaml", include_str!("../ops/creation.yaml")),
+    ("ops/optim.yaml", include_str!("../ops/optim.yaml")),
 ];
 
 /// The op database: one [`OpEntry`] per op, in file order.

@@ -53,6 +53,7 @@ pub mod executor;
 pub mod fusion;
 pub mod plan;
 mod runtime;
+pub mod shim;
 pub mod torch_executor;
 
 pub use claim::{claim, ClaimedOp, ClaimedTrace};

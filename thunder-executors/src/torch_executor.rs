@@ -65,6 +65,7 @@ pub const DIRECT_OPS: &[TorchOp] = &[
     TorchOp::Transpose,
     TorchOp::Unsqueeze,
     TorchOp::To,
+    TorchOp::Adamw,
 ];
 
 impl TorchExecutor {
@@ -948,6 +949,7 @@ fn compile_torch(
                 Ok(grads.into_iter().map(RtValue::Tensor).collect())
             })
         }
+        T::Adamw => adamw_kernel(at)?,
         T::ScaledDotProductAttention => {
             let (dropout_p, is_causal, scale, gqa) = (
                 float(&at[0])?,
@@ -1254,6 +1256,82 @@ fn torch_binary(
 
 /// Eager kernels for the torch-level ops outside [`DIRECT_OPS`] (used by
 /// [`TorchExecutor::eager`]): each is the ATen call PyTorch makes for it.
+/// `ltorch.adamw` through `torch._fused_adamw_` (one call per dtype). Donated (`inplace`)
+/// contiguous buffers are updated in place and returned; otherwise the step works on copies.
+fn adamw_kernel(at: &[Attr]) -> std::result::Result<Kernel, String> {
+    let h = crate::shim::AdamwHyper {
+        lr: float(&at[0])?,
+        beta1: float(&at[1])?,
+        beta2: float(&at[2])?,
+        eps: float(&at[3])?,
+        weight_decay: float(&at[4])?,
+    };
+    let inplace = boolean(&at[5])?;
+    Ok(Box::new(move |args| {
+        let lists = [
+            tensor_list(args, 0)?,
+            tensor_list(args, 1)?,
+            tensor_list(args, 2)?,
+            tensor_list(args, 3)?,
+        ];
+        let step = tensor(args, 4)?;
+        let fresh = |t: &Tensor| -> KResult<Tensor> {
+            let mut c = Tensor::f_empty(t.size(), (t.kind(), t.device()))?;
+            c.f_copy_(t)?;
+            Ok(c)
+        };
+        // The buffers the step writes: the donated tensors themselves when contiguous, else
+        // contiguous copies (copied back below when donated).
+        let mut work: [Vec<Tensor>; 3] = Default::default();
+        for (k, w) in [0usize, 2, 3].into_iter().zip(work.iter_mut()) {
+            for t in &lists[k] {
+                w.push(if inplace && t.is_contiguous() {
+                    t.shallow_clone()
+                } else {
+                    fresh(t)?
+                });
+            }
+        }
+        let grads: Vec<Tensor> = lists[1]
+            .iter()
+            .map(|g| g.f_contiguous())
+            .collect::<Result<_, _>>()?;
+        let mut kinds: Vec<tch::Kind> = lists[0].iter().map(|p| p.kind()).collect();
+        kinds.sort_by_key(|k| format!("{k:?}"));
+        kinds.dedup();
+        for kd in kinds {
+            let idx: Vec<usize> = (0..lists[0].len())
+                .filter(|&i| lists[0][i].kind() == kd)
+                .collect();
+            fn pick<'a>(ts: &'a [Tensor], idx: &[usize]) -> Vec<&'a Tensor> {
+                idx.iter().map(|&i| &ts[i]).collect()
+            }
+            crate::shim::fused_adamw_(
+                &pick(&work[0], &idx),
+                &pick(&grads, &idx),
+                &pick(&work[1], &idx),
+                &pick(&work[2], &idx),
+                step,
+                h,
+            )?;
+        }
+        let mut out = Outputs::new();
+        for (k, w) in [0usize, 2, 3].into_iter().zip(work) {
+            for (t, new) in lists[k].iter().zip(w) {
+                if inplace {
+                    if new.data_ptr() != t.data_ptr() {
+                        t.shallow_clone().f_copy_(&new)?;
+                    }
+                    out.push(RtValue::Tensor(t.shallow_clone()));
+                } else {
+                    out.push(RtValue::Tensor(new));
+                }
+            }
+        }
+        Ok(out)
+    }))
+}
+
 fn compile_torch_eager(
     t: TorchOp,
     bsym: &BoundSymbol,

@@ -5,7 +5,9 @@
 //!   its definition; a decomposition may use values defined before its parent and inside it;
 //! - the outputs of a torch-level op with a decomposition are defined by that decomposition;
 //! - metadata agrees with the meta functions: the recorded type of each output equals what the
-//!   prim's meta function (or the torch-level op's decomposition) computes from its operands.
+//!   prim's meta function (or the torch-level op's decomposition) computes from its operands;
+//! - donated buffers (`adamw` with `inplace=True`) are distinct inputs of the trace that nothing
+//!   reads after the op and the trace does not return.
 
 use crate::builder::{arg_types, prim_types, torch_output_types};
 use crate::error::{IrError, Result};
@@ -46,6 +48,63 @@ pub fn verify(trace: &Trace) -> Result<()> {
                 "output {} is not defined at the top level",
                 trace.name_of(o)
             )));
+        }
+    }
+    check_donations(trace)
+}
+
+/// The operands an op may overwrite: `adamw` with `inplace=True` donates its parameters and
+/// moments.
+pub(crate) fn donated_operands(b: &BoundSymbol) -> Vec<Value> {
+    use crate::ops::TorchOp;
+    use crate::trace::{Arg, Attr};
+    match (b.op, b.attrs.get(5)) {
+        (Op::Torch(TorchOp::Adamw), Some(Attr::Bool(true))) => [0, 2, 3]
+            .iter()
+            .filter_map(|&k| match b.args.get(k) {
+                Some(Arg::List(l)) => Some(l.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn check_donations(trace: &Trace) -> Result<()> {
+    let inputs: HashSet<Value> = trace.inputs.iter().copied().collect();
+    let outputs: HashSet<Value> = trace.outputs.iter().copied().collect();
+    for (i, b) in trace.bound_symbols.iter().enumerate() {
+        let donated = donated_operands(b);
+        if donated.is_empty() {
+            continue;
+        }
+        let here = || crate::printer::statement(trace, b);
+        let mut seen = HashSet::new();
+        for &v in &donated {
+            let name = trace.name_of(v);
+            let why = if !inputs.contains(&v) {
+                Some("is not an input of the trace (only the caller's buffers may be donated)")
+            } else if !seen.insert(v) {
+                Some("is donated twice")
+            } else if outputs.contains(&v) {
+                Some("is also returned by the trace")
+            } else if b.inputs().iter().filter(|&&u| u == v).count() > 1 {
+                Some("is also read by the same op as a gradient or step")
+            } else if trace.bound_symbols[i + 1..]
+                .iter()
+                .any(|later| later.inputs().contains(&v))
+            {
+                Some("is read after the op that overwrites it")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(IrError::Verify(format!(
+                    "{name} {why}, in `{}`; build the op with inplace=False to keep it",
+                    here()
+                )));
+            }
         }
     }
     Ok(())

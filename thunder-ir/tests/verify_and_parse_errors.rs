@@ -225,3 +225,114 @@ fn torch_level_errors_name_the_torch_op() {
         "ltorch.gelu: approximate=\"fast\" must be \"none\" or \"tanh\""
     );
 }
+
+/// A trace with one AdamW step over two parameters (bf16 and f32), optionally donating its
+/// buffers, and optionally returning the old parameter `p0` as well.
+fn adamw_trace(inplace: bool, also_return_p0: bool, read_p0_after: bool) -> Result<Trace, IrError> {
+    use thunder_ir::AdamwOptions;
+    let mut b = TraceBuilder::new("step");
+    let mut state = Vec::new();
+    for (i, (dt, shape)) in [(DType::BF16, vec![4, 3]), (DType::F32, vec![5])]
+        .into_iter()
+        .enumerate()
+    {
+        let mut four = Vec::new();
+        for what in ["p", "g", "m", "v"] {
+            four.push(b.input(&format!("{what}{i}"), TensorMeta::new(dt, shape.clone()))?);
+        }
+        state.push(four);
+    }
+    let step = b.input("step", TensorMeta::new(DType::F32, Vec::<usize>::new()))?;
+    let col = |k: usize| state.iter().map(|s| s[k]).collect::<Vec<_>>();
+    let o = AdamwOptions {
+        inplace,
+        ..AdamwOptions::default()
+    };
+    let up = b.adamw(&col(0), &col(1), &col(2), &col(3), step, &o)?;
+    let mut outs: Vec<Value> = up
+        .params
+        .iter()
+        .chain(&up.exp_avgs)
+        .chain(&up.exp_avg_sqs)
+        .copied()
+        .collect();
+    if read_p0_after {
+        outs.push(b.sum(state[0][0], &[], false)?);
+    }
+    if also_return_p0 {
+        outs.push(state[0][0]);
+    }
+    b.build(&outs)
+}
+
+#[test]
+fn adamw_prints_parses_and_keeps_dtypes() {
+    let t = adamw_trace(true, false, false).expect("builds");
+    let text = t.to_python();
+    assert!(text.contains("ltorch.adamw("), "{text}");
+    let back = parse_trace(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(back.to_python(), text);
+    let dtypes: Vec<DType> = t
+        .outputs
+        .iter()
+        .map(|&v| match t.ty(v) {
+            ValueType::Tensor(m) => m.dtype,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    use DType::{BF16, F32};
+    assert_eq!(dtypes, [BF16, F32, BF16, F32, BF16, F32]);
+}
+
+/// `build` verifies, so a bad donation is refused there.
+#[test]
+fn donated_buffers_must_be_dead_after_the_op() {
+    let m = match adamw_trace(true, false, true) {
+        Err(IrError::Verify(m)) => m,
+        other => panic!("expected a verifier error, got {other:?}"),
+    };
+    assert!(
+        m.contains("p0 is read after the op that overwrites it"),
+        "{m}"
+    );
+    assert!(m.contains("inplace=False"), "{m}");
+    let m = match adamw_trace(true, true, false) {
+        Err(IrError::Verify(m)) => m,
+        other => panic!("expected a verifier error, got {other:?}"),
+    };
+    assert!(m.contains("p0 is also returned by the trace"), "{m}");
+    // Without donation the same traces are fine.
+    adamw_trace(false, true, true)
+        .expect("builds")
+        .verify()
+        .expect("valid");
+}
+
+#[test]
+fn adamw_rejects_mismatched_state_and_bad_hyperparameters() {
+    use thunder_ir::AdamwOptions;
+    let mut b = TraceBuilder::new("bad");
+    let p = b.input("p", TensorMeta::new(DType::F32, vec![3])).unwrap();
+    let g = b.input("g", TensorMeta::new(DType::F32, vec![4])).unwrap();
+    let step = b
+        .input("step", TensorMeta::new(DType::F32, Vec::<usize>::new()))
+        .unwrap();
+    let o = AdamwOptions::default();
+    let e = b.adamw(&[p], &[g], &[p], &[p], step, &o).unwrap_err();
+    assert!(e.to_string().contains("grads[0] (shape [4]"), "{e}");
+    let e = b.adamw(&[p], &[p, p], &[p], &[p], step, &o).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("grads has 2 tensors but params has 1"),
+        "{e}"
+    );
+    let e = b.adamw(&[p], &[p], &[p], &[p], p, &o).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("step must be a 0-dim floating tensor"),
+        "{e}"
+    );
+    let bad = AdamwOptions { beta2: 1.0, ..o };
+    let e = b.adamw(&[p], &[p], &[p], &[p], step, &bad).unwrap_err();
+    assert!(e.to_string().contains("beta2 (must be in [0, 1))=1"), "{e}");
+}

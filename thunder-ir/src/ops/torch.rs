@@ -50,6 +50,8 @@ op_enum! {
         Reshape = "reshape", View = "view", Permute = "permute", Transpose = "transpose",
         Unsqueeze = "unsqueeze", Squeeze = "squeeze", Flatten = "flatten", Expand = "expand",
         Split = "split", Narrow = "narrow", Cat = "cat", Stack = "stack",
+        // optimizers
+        Adamw = "adamw",
         // conversion and creation
         To = "to", Zeros = "zeros", Ones = "ones", Full = "full", Arange = "arange",
     }
@@ -269,6 +271,24 @@ impl TorchOp {
                 &[("a", P::Tensor)],
                 &[("start_dim", A::Int), ("end_dim", A::Int)],
             ),
+            T::Adamw => Signature {
+                operands: &[
+                    ("params", P::TensorList),
+                    ("grads", P::TensorList),
+                    ("exp_avgs", P::TensorList),
+                    ("exp_avg_sqs", P::TensorList),
+                    ("step", P::Tensor),
+                ],
+                attrs: &[
+                    ("lr", A::Float),
+                    ("beta1", A::Float),
+                    ("beta2", A::Float),
+                    ("eps", A::Float),
+                    ("weight_decay", A::Float),
+                    ("inplace", A::Bool),
+                ],
+                num_outputs: None,
+            },
             T::Split => Signature {
                 operands: &[("a", P::Tensor)],
                 attrs: &[("split_size_or_sections", A::IntOrInts), ("dim", A::Int)],
@@ -306,6 +326,50 @@ impl TorchOp {
             _ => s(&[], &[]),
         }
     }
+}
+
+/// Hyperparameters of [`TraceBuilder::adamw`], with `torch.optim.AdamW`'s defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamwOptions {
+    /// Learning rate (`>= 0`).
+    pub lr: f64,
+    /// Decay of the first moment (`0 <= beta1 < 1`).
+    pub beta1: f64,
+    /// Decay of the second moment (`0 <= beta2 < 1`).
+    pub beta2: f64,
+    /// Added to the denominator (`>= 0`).
+    pub eps: f64,
+    /// Decoupled weight decay (`>= 0`): each parameter is first scaled by `1 - lr * weight_decay`.
+    pub weight_decay: f64,
+    /// The inputs are donated: an executor may write the new parameters and moments into the
+    /// buffers of `params`, `exp_avgs` and `exp_avg_sqs` (as PyTorch's `_fused_adamw_` does) and
+    /// return those. The trace must not read them after the op, and the caller must take the
+    /// results from the outputs (an executor may also return new tensors).
+    pub inplace: bool,
+}
+
+impl Default for AdamwOptions {
+    fn default() -> Self {
+        AdamwOptions {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            inplace: false,
+        }
+    }
+}
+
+/// What [`TraceBuilder::adamw`] returns: the updated state, one value per parameter, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdamwUpdate {
+    /// The new parameters.
+    pub params: Vec<Value>,
+    /// The new first moments.
+    pub exp_avgs: Vec<Value>,
+    /// The new second moments.
+    pub exp_avg_sqs: Vec<Value>,
 }
 
 /// Options of [`TraceBuilder::scaled_dot_product_attention`], with PyTorch's defaults.
@@ -569,6 +633,49 @@ impl TraceBuilder {
             vec![g.into(), input.into(), target.into()],
             vec![Attr::Int(ignore_index), Attr::Str(reduction.into())],
         )
+    }
+    /// One AdamW step over a list of parameters (`torch.optim.AdamW`, the update of PyTorch's
+    /// `_fused_adamw_`): for each parameter `p` with gradient `g` and moments `m`, `v`,
+    /// `p *= 1 - lr * wd; m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g * g;
+    /// p -= lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps)`, computed in float32
+    /// for 16-bit parameters. `step` is a 0-dim float tensor (float32, as PyTorch keeps it) on the
+    /// parameters' device holding the step number, already counted (1 on the first step), so a
+    /// new step needs no new trace.
+    /// All parameters share one device; each parameter's gradient and moments have its shape and
+    /// dtype. One op, so an executor can update every parameter with one multi-tensor kernel.
+    pub fn adamw(
+        &mut self,
+        params: &[Value],
+        grads: &[Value],
+        exp_avgs: &[Value],
+        exp_avg_sqs: &[Value],
+        step: Value,
+        o: &AdamwOptions,
+    ) -> Result<AdamwUpdate> {
+        let outs = self.call(
+            crate::Op::Torch(TorchOp::Adamw),
+            vec![
+                Arg::List(params.to_vec()),
+                Arg::List(grads.to_vec()),
+                Arg::List(exp_avgs.to_vec()),
+                Arg::List(exp_avg_sqs.to_vec()),
+                step.into(),
+            ],
+            vec![
+                Attr::Float(o.lr),
+                Attr::Float(o.beta1),
+                Attr::Float(o.beta2),
+                Attr::Float(o.eps),
+                Attr::Float(o.weight_decay),
+                Attr::Bool(o.inplace),
+            ],
+        )?;
+        let n = params.len();
+        Ok(AdamwUpdate {
+            params: outs[..n].to_vec(),
+            exp_avgs: outs[n..2 * n].to_vec(),
+            exp_avg_sqs: outs[2 * n..].to_vec(),
+        })
     }
     /// `torch.nn.functional.rms_norm(a, normalized_shape, weight, eps)`
     pub fn rms_norm(
@@ -1774,6 +1881,7 @@ pub(crate) fn decompose(
             b.broadcast_to(a, &Shape::new(shape))?
         }
         T::Split => return split(b, n, tensor_arg(b, 0)?, attrs),
+        T::Adamw => return adamw(b, n, args, attrs),
         T::Narrow => {
             let a = tensor_arg(b, 0)?;
             let t = b.tensor(a)?.clone();
@@ -1930,6 +2038,174 @@ fn slice_dim(
             Attr::Ints(vec![1; shape.rank()]),
         ],
     )
+}
+
+/// The operands of `adamw` checked: the four lists (each parameter's gradient and moments match
+/// it) and the step. Returns the lists.
+pub(crate) fn adamw_operands(n: &str, b: &TraceBuilder, args: &[Arg]) -> Result<[Vec<Value>; 4]> {
+    const NAMES: [&str; 4] = ["params", "grads", "exp_avgs", "exp_avg_sqs"];
+    let mut lists: [Vec<Value>; 4] = Default::default();
+    for (k, list) in lists.iter_mut().enumerate() {
+        *list = match args.get(k) {
+            Some(Arg::List(l)) => l.clone(),
+            _ => {
+                return Err(IrError::invalid(
+                    n,
+                    format!("{} must be a list of tensors", NAMES[k]),
+                ))
+            }
+        };
+    }
+    let count = lists[0].len();
+    for (k, l) in lists.iter().enumerate().skip(1) {
+        if l.len() != count {
+            return Err(IrError::invalid(
+                n,
+                format!(
+                    "{} has {} tensors but params has {count}: pass one per parameter",
+                    NAMES[k],
+                    l.len()
+                ),
+            ));
+        }
+    }
+    let step = match args.get(4) {
+        Some(Arg::Value(v)) if b.tensor(*v).is_ok() => b.tensor(*v)?.clone(),
+        _ => return Err(IrError::invalid(n, "step must be a tensor")),
+    };
+    let p0 = b.tensor(lists[0][0])?.clone();
+    if step.rank() != 0 || !step.dtype.is_float() || step.device != p0.device {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "step must be a 0-dim floating tensor (float32, as PyTorch keeps it) on the parameters' device {}, got shape {}, dtype {}, device {}",
+                p0.device, step.shape, step.dtype, step.device
+            ),
+        ));
+    }
+    for i in 0..count {
+        let p = b.tensor(lists[0][i])?.clone();
+        if !p.dtype.is_float() {
+            return Err(IrError::invalid(
+                n,
+                format!("params[{i}] must have a floating dtype, got {}", p.dtype),
+            ));
+        }
+        if p.device != p0.device {
+            return Err(IrError::invalid(
+                n,
+                format!(
+                    "params[{i}] is on {} but params[0] on {}: every parameter must be on one device",
+                    p.device, p0.device
+                ),
+            ));
+        }
+        for (k, l) in lists.iter().enumerate().skip(1) {
+            let t = b.tensor(l[i])?;
+            if t.shape != p.shape || t.dtype != p.dtype || t.device != p.device {
+                return Err(IrError::invalid(
+                    n,
+                    format!(
+                        "{}[{i}] (shape {}, {}, {}) must match params[{i}] (shape {}, {}, {})",
+                        NAMES[k], t.shape, t.dtype, t.device, p.shape, p.dtype, p.device
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(lists)
+}
+
+/// `adamw`: see [`TraceBuilder::adamw`]. The bias corrections are computed once from `step`, then
+/// each parameter's update, in float32 for 16-bit parameters.
+fn adamw(b: &mut TraceBuilder, n: &str, args: &[Arg], attrs: &[Attr]) -> Result<Vec<Value>> {
+    let [params, grads, ms, vs] = adamw_operands(n, b, args)?;
+    let step = match &args[4] {
+        Arg::Value(v) => *v,
+        _ => return Err(IrError::invalid(n, "step must be a tensor")),
+    };
+    let [lr, beta1, beta2, eps, wd] = [0, 1, 2, 3, 4].map(|i| attr_float(n, attrs, i));
+    let (lr, beta1, beta2, eps, wd) = (lr?, beta1?, beta2?, eps?, wd?);
+    attr_bool(n, attrs, 5)?;
+    let bad = |what: &str, v: f64| {
+        Err(IrError::invalid(
+            n,
+            format!("{what}={v} is out of range, as torch.optim.AdamW would reject it"),
+        ))
+    };
+    if !(0.0..=f64::INFINITY).contains(&lr) {
+        return bad("lr (must be >= 0)", lr);
+    }
+    if !(0.0..1.0).contains(&beta1) {
+        return bad("beta1 (must be in [0, 1))", beta1);
+    }
+    if !(0.0..1.0).contains(&beta2) {
+        return bad("beta2 (must be in [0, 1))", beta2);
+    }
+    if !(0.0..=f64::INFINITY).contains(&eps) {
+        return bad("eps (must be >= 0)", eps);
+    }
+    if !(0.0..=f64::INFINITY).contains(&wd) {
+        return bad("weight_decay (must be >= 0)", wd);
+    }
+    // Per computation dtype (float32, or float64 for float64 parameters): the step size and
+    // sqrt(1 - beta2^step), as 0-dim tensors.
+    let mut scalars: Vec<(DType, Value, Value)> = Vec::new();
+    let mut new_p = Vec::with_capacity(params.len());
+    let mut new_m = Vec::with_capacity(params.len());
+    let mut new_v = Vec::with_capacity(params.len());
+    for i in 0..params.len() {
+        let pt = b.tensor(params[i])?.clone();
+        let comp = if pt.dtype == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let (step_size, bc2_sqrt) = match scalars.iter().find(|s| s.0 == comp) {
+            Some(&(_, a, c)) => (a, c),
+            None => {
+                let s = b.convert(step, comp)?;
+                let p1 = b.p2(PrimOp::Pow, beta1, s)?;
+                let bc1 = b.p2(PrimOp::Sub, 1.0, p1)?;
+                let step_size = b.p2(PrimOp::Div, lr, bc1)?;
+                let p2 = b.p2(PrimOp::Pow, beta2, s)?;
+                let bc2 = b.p2(PrimOp::Sub, 1.0, p2)?;
+                let bc2_sqrt = b.p1(PrimOp::Sqrt, bc2)?;
+                scalars.push((comp, step_size, bc2_sqrt));
+                (step_size, bc2_sqrt)
+            }
+        };
+        let p = b.convert(params[i], comp)?;
+        let g = b.convert(grads[i], comp)?;
+        let m = b.convert(ms[i], comp)?;
+        let v = b.convert(vs[i], comp)?;
+        let p = if wd != 0.0 {
+            b.p2(PrimOp::Mul, p, 1.0 - lr * wd)?
+        } else {
+            p
+        };
+        let m1 = b.p2(PrimOp::Mul, m, beta1)?;
+        let g1 = b.p2(PrimOp::Mul, g, 1.0 - beta1)?;
+        let m = b.p2(PrimOp::Add, m1, g1)?;
+        let v1 = b.p2(PrimOp::Mul, v, beta2)?;
+        let gg = b.p2(PrimOp::Mul, g, g)?;
+        let g2 = b.p2(PrimOp::Mul, gg, 1.0 - beta2)?;
+        let v = b.p2(PrimOp::Add, v1, g2)?;
+        let sq = b.p1(PrimOp::Sqrt, v)?;
+        let bc = b.broadcast_to(bc2_sqrt, &pt.shape)?;
+        let d = b.p2(PrimOp::Div, sq, bc)?;
+        let denom = b.p2(PrimOp::Add, d, eps)?;
+        let ss = b.broadcast_to(step_size, &pt.shape)?;
+        let upd = b.p2(PrimOp::Mul, ss, m)?;
+        let upd = b.p2(PrimOp::Div, upd, denom)?;
+        let p = b.p2(PrimOp::Sub, p, upd)?;
+        new_p.push(b.convert(p, pt.dtype)?);
+        new_m.push(b.convert(m, pt.dtype)?);
+        new_v.push(b.convert(v, pt.dtype)?);
+    }
+    new_p.extend(new_m);
+    new_p.extend(new_v);
+    Ok(new_p)
 }
 
 fn split(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Vec<Value>> {

@@ -1,0 +1,65 @@
+// thunder-rs's C++ shim: libtorch entry points that tch 0.24 does not expose, behind a C ABI.
+//
+// Tensors cross as `at::Tensor*`, which is what tch's `Tensor::as_ptr` returns (torch-sys's
+// `tensor` type). Each function returns NULL on success, or a message that the caller frees with
+// `thunder_shim_free` when libtorch throws: no C++ exception crosses into Rust.
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_fused_adamw.h>
+#include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace {
+
+char* copy_message(const char* m) {
+  size_t n = std::strlen(m);
+  char* out = static_cast<char*>(std::malloc(n + 1));
+  if (out != nullptr) {
+    std::memcpy(out, m, n + 1);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> list(at::Tensor* const* ts, size_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(*ts[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+void thunder_shim_free(char* message) { std::free(message); }
+
+// `torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, [], [step] * n, lr=..., beta1=...,
+// beta2=..., weight_decay=..., eps=..., amsgrad=False, maximize=False)`: one AdamW step, in place.
+// All tensors of one call share a dtype and a device; `step` holds the step number (already
+// counted), read by every parameter.
+char* thunder_fused_adamw_(at::Tensor* const* params, at::Tensor* const* grads,
+                           at::Tensor* const* exp_avgs, at::Tensor* const* exp_avg_sqs,
+                           const at::Tensor* step, size_t n, double lr, double beta1, double beta2,
+                           double weight_decay, double eps) {
+  try {
+    std::vector<at::Tensor> steps(n, *step);
+    at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
+                      {}, steps, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
+                      /*maximize=*/false);
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+}  // extern "C"
