@@ -253,14 +253,15 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
         (direct.name(), vec![&direct]),
         (decomposing.name(), vec![&decomposing]),
     ];
-    // On CUDA, the fused cross entropy and the fusion executor run every op they can (the rest
-    // on the torch executor).
-    let (xent, fusion) = (
+    // On CUDA, the fused cross entropy, the multi-tensor AdamW and the fusion executor run
+    // every op they can (the rest on the torch executor).
+    let (xent, adamw, fusion) = (
         thunder_executors::CrossEntropyExecutor,
+        thunder_executors::AdamwExecutor,
         thunder_executors::FusionExecutor,
     );
     if sample.device.is_cuda() {
-        paths.push(("fusion", vec![&xent, &fusion, &direct]));
+        paths.push(("fusion", vec![&xent, &adamw, &fusion, &direct]));
     }
     for (name, list) in &paths {
         let got = ExecutionPlan::compile(&trace, list)

@@ -24,9 +24,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Microbenchmarks of a Llama-2-7B training step's memory-bound patterns (RMSNorm, RoPE,
-    /// SwiGLU, softmax, cross entropy; forward and backward): eager libtorch against thunder's
-    /// fusion and cross-entropy executors on cuda:0, with achieved bandwidth against the device's
-    /// copy bandwidth.
+    /// SwiGLU, softmax, cross entropy; forward and backward; the AdamW step over every
+    /// parameter): eager libtorch against thunder's fusion, cross-entropy and AdamW executors on
+    /// cuda:0, with achieved bandwidth against the device's copy bandwidth.
     Ops {
         /// Tokens per step (batch x sequence).
         #[arg(long, default_value_t = 4096)]
@@ -43,6 +43,10 @@ enum Command {
         /// Attention heads.
         #[arg(long, default_value_t = 32)]
         heads: usize,
+        /// Transformer blocks (the AdamW row updates the parameters of a Llama-2 model of these
+        /// sizes: 32 blocks is Llama-2-7B's 6.7B parameters).
+        #[arg(long, default_value_t = 32)]
+        layers: usize,
         /// Run only the patterns whose name contains this text (case-insensitive), e.g.
         /// `--only softmax` or `--only "cross entropy"`.
         #[arg(long)]
@@ -106,6 +110,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             intermediate,
             vocab,
             heads,
+            layers,
             only,
         } => {
             if hidden % heads != 0 {
@@ -119,6 +124,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 intermediate,
                 vocab,
                 heads,
+                layers,
             };
             let (rows, copy) = ops::run(&sizes, only.as_deref())?;
             let device = thunder_executors::fusion::device_name(0)

@@ -10,12 +10,15 @@
 //! several copies so the L2 cache does not hold them. Bandwidth: the bytes the fused program must
 //! move at least (its inputs and outputs, saved tensors included), over the time; the device's
 //! copy bandwidth is measured in the same run (a device-to-device copy of 1 GiB).
+//!
+//! The last row is an AdamW step over every parameter of the model (bf16, updated in place):
+//! PyTorch's `_fused_adamw_` against thunder's multi-tensor AdamW executor.
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use std::time::Instant;
 use tch::{Device as TDevice, Kind, Tensor};
 use thunder_executors::{
-    CrossEntropyExecutor, ExecutionPlan, Executor, FusionExecutor, TorchExecutor,
+    AdamwExecutor, CrossEntropyExecutor, ExecutionPlan, Executor, FusionExecutor, TorchExecutor,
 };
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
 
@@ -34,7 +37,12 @@ pub struct Sizes {
     pub vocab: usize,
     /// Attention heads.
     pub heads: usize,
+    /// Transformer blocks (the AdamW row's parameter count).
+    pub layers: usize,
 }
+
+/// The AdamW row's name.
+const ADAMW: &str = "AdamW step (all parameters)";
 
 const ROTATE: usize = 3;
 
@@ -251,11 +259,14 @@ pub struct Measured {
 /// measurements and the copy bandwidth (GB/s).
 pub fn run(z: &Sizes, only: Option<&str>) -> Result<(Vec<Measured>, f64), BoxError> {
     let mut selected = rows(z)?;
+    let mut with_adamw = true;
     if let Some(o) = only {
-        let names: Vec<&str> = selected.iter().map(|r| r.name).collect();
+        let mut names: Vec<&str> = selected.iter().map(|r| r.name).collect();
+        names.push(ADAMW);
         let o = o.to_lowercase();
         selected.retain(|r| r.name.to_lowercase().contains(&o));
-        if selected.is_empty() {
+        with_adamw = ADAMW.to_lowercase().contains(&o);
+        if selected.is_empty() && !with_adamw {
             return Err(format!(
                 "--only {o:?} matches no pattern; the patterns are: {}",
                 names.join(", ")
@@ -277,7 +288,12 @@ pub fn run(z: &Sizes, only: Option<&str>) -> Result<(Vec<Measured>, f64), BoxErr
     drop((src, dst));
     let copy_gbs = (2 * 2 * n) as f64 / (copy_ms * 1e-3) / 1e9;
     let torch = TorchExecutor::new();
-    let thunder: [&dyn Executor; 3] = [&CrossEntropyExecutor, &FusionExecutor, &torch];
+    let thunder: [&dyn Executor; 4] = [
+        &CrossEntropyExecutor,
+        &AdamwExecutor,
+        &FusionExecutor,
+        &torch,
+    ];
     let eager = TorchExecutor::eager();
     let mut out = Vec::new();
     for row in selected {
@@ -411,7 +427,146 @@ pub fn run(z: &Sizes, only: Option<&str>) -> Result<(Vec<Measured>, f64), BoxErr
         );
         out.push(m);
     }
+    if with_adamw {
+        let m = adamw_row(z, &thunder)?;
+        eprintln!(
+            "{}: eager {:.3} ms, thunder {:.3} ms, max rel diff {:.2e}",
+            m.name, m.eager_ms, m.fused_ms, m.max_rel_diff
+        );
+        out.push(m);
+    }
     Ok((out, copy_gbs))
+}
+
+/// The parameter shapes of a Llama-2 model of `z`'s sizes (LitGPT's layout: fused qkv, untied
+/// head).
+fn llama_parameter_shapes(z: &Sizes) -> Vec<Vec<i64>> {
+    let (h, i, v) = (z.hidden as i64, z.intermediate as i64, z.vocab as i64);
+    let mut shapes = vec![vec![v, h]];
+    for _ in 0..z.layers {
+        shapes.extend([
+            vec![h],
+            vec![3 * h, h],
+            vec![h, h],
+            vec![h],
+            vec![i, h],
+            vec![i, h],
+            vec![h, i],
+        ]);
+    }
+    shapes.extend([vec![h], vec![v, h]]);
+    shapes
+}
+
+/// AdamW state for `shapes` (bf16 on cuda:0): parameters, gradients, first and second moments.
+fn adamw_state(shapes: &[Vec<i64>]) -> [Vec<Tensor>; 4] {
+    let on = (Kind::BFloat16, TDevice::Cuda(0));
+    let mut s: [Vec<Tensor>; 4] = Default::default();
+    for shape in shapes {
+        s[0].push(Tensor::randn(shape.as_slice(), on));
+        s[1].push(Tensor::randn(shape.as_slice(), on) * 1e-2);
+        s[2].push(Tensor::randn(shape.as_slice(), on) * 1e-3);
+        s[3].push(Tensor::rand(shape.as_slice(), on) * 1e-5);
+    }
+    s
+}
+
+fn adamw_trace(shapes: &[Vec<i64>]) -> Result<Trace, BoxError> {
+    let mut b = TraceBuilder::new("adamw_step");
+    let mut cols: [Vec<Value>; 4] = Default::default();
+    for (k, shape) in shapes.iter().enumerate() {
+        let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        for (c, what) in cols.iter_mut().zip(["p", "g", "m", "v"]) {
+            c.push(b.input(&format!("{what}{k}"), meta(&dims))?);
+        }
+    }
+    let step = b.input(
+        "step",
+        TensorMeta::new(DType::F32, Vec::<usize>::new()).on(Device::Cuda(0)),
+    )?;
+    let o = thunder_ir::AdamwOptions {
+        inplace: true,
+        ..Default::default()
+    };
+    let up = b.adamw(&cols[0], &cols[1], &cols[2], &cols[3], step, &o)?;
+    let outs: Vec<Value> = up
+        .params
+        .iter()
+        .chain(&up.exp_avgs)
+        .chain(&up.exp_avg_sqs)
+        .copied()
+        .collect();
+    Ok(b.build(&outs)?)
+}
+
+/// The trace's inputs for `state` and `step`, in order.
+fn adamw_inputs(state: &[Vec<Tensor>; 4], step: &Tensor) -> Vec<Tensor> {
+    let mut ins = Vec::with_capacity(4 * state[0].len() + 1);
+    for k in 0..state[0].len() {
+        for col in state {
+            ins.push(col[k].shallow_clone());
+        }
+    }
+    ins.push(step.shallow_clone());
+    ins
+}
+
+/// One AdamW step over every parameter of the model, updated in place: eager is PyTorch's
+/// `_fused_adamw_` (what `torch.optim.AdamW(fused=True)` runs), thunder the plan of `ltorch.adamw`
+/// with donated buffers. Checked first on one block's parameters (same shapes, fresh values,
+/// both sides from the same state); timed on the whole model, whose state (54 GB for 7B in
+/// bf16) is far larger than any cache, so it is not rotated.
+fn adamw_row(z: &Sizes, thunder: &[&dyn Executor]) -> Result<Measured, BoxError> {
+    let h = thunder_executors::shim::AdamwHyper {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 1e-2,
+    };
+    let step = Tensor::full([], 3.0, (Kind::Float, TDevice::Cuda(0)));
+    let eager = |s: &[Vec<Tensor>; 4]| -> Result<(), BoxError> {
+        let r = |k: usize| s[k].iter().collect::<Vec<&Tensor>>();
+        thunder_executors::shim::fused_adamw_(&r(0), &r(1), &r(2), &r(3), &step, h)
+            .map_err(|e| e.0)?;
+        Ok(())
+    };
+    // Check: one block (and the embedding), both from the same state.
+    let check_shapes = llama_parameter_shapes(&Sizes { layers: 1, ..*z });
+    let a = adamw_state(&check_shapes);
+    let b: [Vec<Tensor>; 4] = std::array::from_fn(|k| a[k].iter().map(|t| t.copy()).collect());
+    let plan = ExecutionPlan::compile(&adamw_trace(&check_shapes)?, thunder)?;
+    let got = plan.run_tensors(&adamw_inputs(&a, &step))?;
+    eager(&b)?;
+    let want: Vec<&Tensor> = [0, 2, 3].iter().flat_map(|&k| b[k].iter()).collect();
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(x, y)| max_rel_diff(x, y))
+        .fold(0.0, f64::max);
+    drop((a, b, got, plan));
+    // Time: the whole model, in place, the same buffers every step.
+    let shapes = llama_parameter_shapes(z);
+    let state = adamw_state(&shapes);
+    let trace = adamw_trace(&shapes)?;
+    let plan = ExecutionPlan::compile(&trace, thunder)?;
+    let ins = adamw_inputs(&state, &step);
+    let eager_ms = time_ms(|_| eager(&state))?;
+    let fused_ms = time_ms(|_| {
+        plan.run_tensors(&ins)?;
+        Ok(())
+    })?;
+    let numel: i64 = shapes.iter().map(|s| s.iter().product::<i64>()).sum();
+    Ok(Measured {
+        name: ADAMW,
+        eager_ms,
+        fused_ms,
+        // Parameter, gradient and both moments read, parameter and moments written.
+        bytes: numel as usize * 2 * 7,
+        regions: plan.claimed().regions.len(),
+        saved_bytes: None,
+        max_rel_diff: diff,
+    })
 }
 
 /// The table: one row per pattern.

@@ -14,9 +14,12 @@
 //!
 //! - [`CrossEntropyExecutor`] (feature `cuda`): cross entropy's forward and backward as fused
 //!   kernels that never store the softmax.
+//! - [`AdamwExecutor`] (feature `cuda`): `ltorch.adamw`, an optimizer step over every parameter,
+//!   as one multi-tensor kernel (in place when the trace donates the buffers).
+//! - [`shim`]: libtorch entry points tch lacks (`torch._fused_adamw_`), from `csrc/shim.cpp`.
 //!
-//! Coming (issue 5): reductions over leading dims, min-cut rematerialization between regions, and
-//! a multi-tensor AdamW executor.
+//! Coming (issue 5): reductions over leading dims and min-cut rematerialization between
+//! regions.
 //!
 //! ```no_run
 //! use thunder_executors::{ExecutionPlan, TorchExecutor};
@@ -62,7 +65,7 @@ pub use executor::{
     ArgRef, Args, Executor, Fuser, KArg, Kernel, KernelError, ListArg, Outputs, RtValue,
 };
 #[cfg(feature = "cuda")]
-pub use fusion::{CrossEntropyExecutor, FusionExecutor};
+pub use fusion::{AdamwExecutor, CrossEntropyExecutor, FusionExecutor};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

@@ -243,3 +243,83 @@ fn the_loss_and_its_gradient_go_to_the_cross_entropy_executor() {
     let p = ExecutionPlan::compile(&cpu, &list).unwrap();
     assert!(!p.claimed().to_python().contains("[cross-entropy]"));
 }
+
+#[test]
+fn adamw_kernels_compile_for_every_dtype() {
+    use thunder_executors::fusion::adamw;
+    for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
+        let src = adamw::source(dtype).unwrap();
+        compile_ptx(&src, "compute_90").unwrap_or_else(|e| panic!("{dtype}: {e}"));
+    }
+    let e = adamw::source(DType::I32).unwrap_err();
+    assert!(e.contains("floating"), "{e}");
+}
+
+/// One AdamW step over `shapes` (bf16 parameters plus one f32) on `device`.
+fn adamw_trace(device: Device, step_dtype: DType) -> Trace {
+    let mut b = TraceBuilder::new("step");
+    let shapes: [(DType, Vec<usize>); 3] = [
+        (DType::BF16, vec![64, 32]),
+        (DType::BF16, vec![32]),
+        (DType::F32, vec![7]),
+    ];
+    let mut cols: [Vec<Value>; 4] = Default::default();
+    for (i, (dt, shape)) in shapes.iter().enumerate() {
+        for (k, what) in ["p", "g", "m", "v"].iter().enumerate() {
+            let meta = TensorMeta::new(*dt, shape.clone()).on(device);
+            cols[k].push(b.input(&format!("{what}{i}"), meta).unwrap());
+        }
+    }
+    let step = b
+        .input(
+            "step",
+            TensorMeta::new(step_dtype, Vec::<usize>::new()).on(device),
+        )
+        .unwrap();
+    let o = thunder_ir::AdamwOptions {
+        inplace: true,
+        ..Default::default()
+    };
+    let up = b
+        .adamw(&cols[0], &cols[1], &cols[2], &cols[3], step, &o)
+        .unwrap();
+    let outs: Vec<Value> = up
+        .params
+        .iter()
+        .chain(&up.exp_avgs)
+        .chain(&up.exp_avg_sqs)
+        .copied()
+        .collect();
+    b.build(&outs).unwrap()
+}
+
+#[test]
+fn the_optimizer_step_is_one_op_for_the_adamw_executor() {
+    use thunder_executors::AdamwExecutor;
+    let list: [&dyn thunder_executors::Executor; 3] =
+        [&AdamwExecutor, &FusionExecutor, &TorchExecutor::new()];
+    let p = ExecutionPlan::compile(&adamw_trace(Device::Cuda(0), DType::F32), &list).unwrap();
+    let text = p.claimed().to_python();
+    let claimed: Vec<&str> = text.lines().filter(|l| l.contains(" = ")).collect();
+    assert_eq!(claimed.len(), 1, "{text}");
+    assert!(
+        claimed[0].contains("ltorch.adamw(") && claimed[0].ends_with("[adamw]"),
+        "{text}"
+    );
+    // A float64 step count is left to the others (here the fusion executor, which fuses the
+    // decomposition); on the CPU the torch executor runs PyTorch's fused AdamW.
+    let claimed = |t: &Trace| {
+        ExecutionPlan::compile(t, &list)
+            .unwrap()
+            .claimed()
+            .to_python()
+    };
+    let text = claimed(&adamw_trace(Device::Cuda(0), DType::F64));
+    assert!(!text.contains("[adamw]") && text.contains("[fusion "), "{text}");
+    let text = claimed(&adamw_trace(Device::Cpu, DType::F32));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("ltorch.adamw(") && l.ends_with("[torch]")),
+        "{text}"
+    );
+}

@@ -329,6 +329,24 @@ pub(crate) unsafe fn launch(
         .map(|s| s as *mut u64 as *mut c_void)
         .collect();
     // SAFETY: the caller's contract.
+    unsafe { launch_raw(func, grid, block, stream, &mut ptrs, name) }
+}
+
+/// Launches `func` with `params`, the address of each kernel parameter (for parameters that are
+/// not 8-byte values, such as a struct passed by value).
+///
+/// # Safety
+/// As [`launch`]: each address points to a value laid out as the kernel's parameter of that
+/// position, and every device pointer in them stays valid until the launch has run.
+pub(crate) unsafe fn launch_raw(
+    func: usize,
+    grid: u32,
+    block: u32,
+    stream: dsys::CUstream,
+    params: &mut [*mut c_void],
+    name: &str,
+) -> std::result::Result<(), KernelError> {
+    // SAFETY: the caller's contract.
     unsafe {
         drv::launch_kernel(
             func as dsys::CUfunction,
@@ -336,7 +354,7 @@ pub(crate) unsafe fn launch(
             (block, 1, 1),
             0,
             stream,
-            &mut ptrs,
+            params,
         )
     }
     .map_err(|err| KernelError(format!("cuLaunchKernel({name}): {err:?}")))

@@ -6,6 +6,8 @@
 //!   per row, the row kept in registers).
 //! - [`xent`]: the cross-entropy executor, fused forward and backward kernels that never store
 //!   the softmax.
+//! - [`adamw`]: the AdamW executor, one multi-tensor kernel for an optimizer step over every
+//!   parameter.
 //!
 //! Source generation needs no GPU. Compiling (NVRTC) and launching need the `cuda` feature.
 
@@ -23,3 +25,7 @@ pub use cuda::{compile_ptx, device_name, toolchain, FusionExecutor};
 pub mod xent;
 #[cfg(feature = "cuda")]
 pub use xent::CrossEntropyExecutor;
+#[cfg(feature = "cuda")]
+pub mod adamw;
+#[cfg(feature = "cuda")]
+pub use adamw::AdamwExecutor;
