@@ -145,6 +145,15 @@ impl ClaimedTrace {
                 out.push_str(self.executor_names[self.ops[i].executor]);
                 if let Some(r) = self.ops[i].region {
                     out.push_str(&format!(" fusion{r}"));
+                    if self.regions.get(r).is_some_and(|g| g.dead.contains(&i)) {
+                        out.push_str(" (not needed there)");
+                    }
+                }
+                // Regions that recompute it rather than reading it (rematerialization).
+                for (r, g) in self.regions.iter().enumerate() {
+                    if g.recompute.contains(&i) {
+                        out.push_str(&format!(", recomputed in fusion{r}"));
+                    }
                 }
                 out.push(']');
             }

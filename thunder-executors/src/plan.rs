@@ -75,7 +75,7 @@ impl ExecutionPlan {
             }
             let rs = crate::fusion::partition(trace, &bsyms, |i| claimed.ops[i].executor == ei);
             for r in rs {
-                for &i in &r.ops {
+                for &i in r.ops.iter().chain(&r.dead) {
                     claimed.ops[i].region = Some(regions.len());
                 }
                 regions.push(r);
@@ -104,7 +104,10 @@ impl ExecutionPlan {
             units.extend(reg.outside.iter().map(|&i| (i, Unit::Op(i))));
         }
         for (r, reg) in regions.iter().enumerate() {
-            units.push((reg.ops[0], Unit::Region(r)));
+            // A region left with nothing to compute (see `Region::dead`) runs nothing.
+            if let Some(&first) = reg.ops.first() {
+                units.push((first, Unit::Region(r)));
+            }
         }
         let unit_io = |u: Unit| -> (Vec<Value>, Vec<Value>) {
             match u {
@@ -262,7 +265,9 @@ impl ExecutionPlan {
         for (r, reg) in regions.iter().enumerate() {
             let body: Vec<&str> = reg.ops.iter().map(|&k| statements[k].as_str()).collect();
             let head = format!("fusion{r}: {}", body.join("; "));
-            statements[reg.ops[0]] = head;
+            if let Some(&first) = reg.ops.first() {
+                statements[first] = head;
+            }
         }
         claimed.regions = regions;
         let inputs = trace

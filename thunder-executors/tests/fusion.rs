@@ -315,11 +315,68 @@ fn the_optimizer_step_is_one_op_for_the_adamw_executor() {
             .to_python()
     };
     let text = claimed(&adamw_trace(Device::Cuda(0), DType::F64));
-    assert!(!text.contains("[adamw]") && text.contains("[fusion "), "{text}");
+    assert!(
+        !text.contains("[adamw]") && text.contains("[fusion "),
+        "{text}"
+    );
     let text = claimed(&adamw_trace(Device::Cpu, DType::F32));
     assert!(
         text.lines()
             .any(|l| l.contains("ltorch.adamw(") && l.ends_with("[torch]")),
         "{text}"
     );
+}
+
+/// The backward of `sum(rms_norm(x, w) * c)`: the weight's gradient, a sum over the rows, is a
+/// columns region that recomputes its operand from the inputs instead of reading a product the
+/// rows region would have to write.
+#[test]
+fn a_norm_weight_gradient_is_a_columns_region_that_recomputes_its_operand() {
+    use thunder_executors::fusion::Schedule;
+    let (t, h) = (64usize, 256usize);
+    let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
+    let mut b = TraceBuilder::new("rmsnorm_fb");
+    let x = b.input("x", meta(&[t, h])).unwrap();
+    let w = b.input("w", meta(&[h])).unwrap();
+    let c = b.input("c", meta(&[t, h])).unwrap();
+    let y = b.rms_norm(x, &[h], Some(w), Some(1e-5)).unwrap();
+    let p = b.mul(y, c).unwrap();
+    let l = b.sum(p, &[], false).unwrap();
+    let trace = b.build(&[l]).unwrap();
+    let fb = thunder_transforms::forward_backward(&trace, &[x, w]).unwrap();
+    let bwd = plan(&fb.backward);
+    let claimed = bwd.claimed();
+    let text = claimed.to_python();
+    let columns: Vec<usize> = claimed
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.schedule, Schedule::Columns { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(columns.len(), 1, "{text}");
+    let r = columns[0];
+    let sum_line = text
+        .lines()
+        .find(|l| l.contains("prims.sum(") && l.contains("dims=[0]"))
+        .unwrap_or_else(|| panic!("no sum over the rows:\n{text}"));
+    assert!(
+        sum_line.ends_with(&format!("[fusion fusion{r}]")),
+        "{sum_line}\n{text}"
+    );
+    assert!(
+        text.contains(&format!("recomputed in fusion{r}]")),
+        "the columns region reads a materialized product:\n{text}"
+    );
+    // The columns region reads only [rows, hidden] bf16 inputs and small values: no float32
+    // intermediate of the full size.
+    for &v in &claimed.regions[r].inputs {
+        let m = fb.backward.tensor(v).unwrap();
+        assert!(
+            m.dtype == DType::BF16 || m.shape.numel() <= t,
+            "reads {} {m:?}:\n{text}",
+            fb.backward.name_of(v)
+        );
+    }
+    assert_eq!(compiles(&bwd), claimed.regions.len());
 }

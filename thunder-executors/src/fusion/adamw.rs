@@ -81,7 +81,11 @@ typedef {acc} ACC;
 #define CHUNK {chunk}LL
 #define MAXT {MAX_TENSORS}
 "#,
-        acc = if dtype == DType::F64 { "double" } else { "float" },
+        acc = if dtype == DType::F64 {
+            "double"
+        } else {
+            "float"
+        },
         vec = 16 / dtype.itemsize(),
         chunk = chunk(dtype),
     ));
@@ -234,13 +238,18 @@ impl Executor for AdamwExecutor {
             message,
         };
         let (dtypes, hyper, inplace) = claimable(trace, bsym).ok_or_else(|| {
-            err("not an AdamW step this executor runs (CUDA, floating parameters, a float32 step)"
-                .into())
+            err(
+                "not an AdamW step this executor runs (CUDA, floating parameters, a float32 step)"
+                    .into(),
+            )
         })?;
         let mut modules: Vec<(DType, Module)> = Vec::new();
         for &d in &dtypes {
             if !modules.iter().any(|(m, _)| *m == d) {
-                modules.push((d, Module::new(source(d).map_err(err)?, vec!["adamw_step".into()])));
+                modules.push((
+                    d,
+                    Module::new(source(d).map_err(err)?, vec!["adamw_step".into()]),
+                ));
             }
         }
         let c = Arc::new(Compiled {
@@ -262,7 +271,9 @@ fn tensor_list<'a>(args: &Args<'a>, i: usize) -> std::result::Result<Vec<&'a Ten
                     .ok_or_else(|| KernelError(format!("operand {i} holds a non-tensor")))
             })
             .collect(),
-        _ => Err(KernelError(format!("operand {i} must be a list of tensors"))),
+        _ => Err(KernelError(format!(
+            "operand {i} must be a list of tensors"
+        ))),
     }
 }
 
@@ -360,9 +371,7 @@ impl Compiled {
                     tb.chunk_start[slot] = blocks as i32;
                     blocks += (numel + per_chunk - 1) / per_chunk;
                     if blocks > i32::MAX as i64 {
-                        return Err(KernelError(
-                            "too many chunks for one AdamW launch".into(),
-                        ));
+                        return Err(KernelError("too many chunks for one AdamW launch".into()));
                     }
                 }
                 tb.chunk_start[group.len()] = blocks as i32;

@@ -12,7 +12,7 @@
 //! Arithmetic on 16-bit floats runs in float32 and is rounded to the op's dtype after every op
 //! (as eager PyTorch rounds every op's result); float64 runs in double.
 
-use super::partition::{kind, trailing_reduction, Kind, Region, Schedule};
+use super::partition::{kind, leading_reduction, trailing_reduction, Kind, Region, Schedule};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use thunder_ir::ops::prims::PrimClass;
@@ -64,6 +64,17 @@ pub enum Launch {
         /// Region inputs the vector variant reads with vector loads.
         direct: Vec<usize>,
     },
+    /// A stage of a columns region: `blocks` blocks of `threads` threads. Besides the region's
+    /// parameters the kernel takes a workspace of `workspace` bytes (the partial results), shared
+    /// by the region's stages of one run.
+    Columns {
+        /// Blocks.
+        blocks: usize,
+        /// Threads per block.
+        threads: u32,
+        /// Workspace bytes.
+        workspace: usize,
+    },
 }
 
 /// The generated source of a region and its entry points, in launch order. Every entry takes the
@@ -103,7 +114,8 @@ fn compute_type(d: DType) -> &'static str {
 }
 
 /// Whether the fusion executor can run `b` inside a region: a prim it has a formula for, on
-/// dtypes it handles, with reductions over trailing dims only.
+/// dtypes it handles, with reductions over trailing dims (rows of at most [`MAX_ROW`]) or over
+/// leading dims.
 pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
     let Op::Prim(op) = b.op else { return false };
     let Some(k) = kind(op) else { return false };
@@ -131,11 +143,13 @@ pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
         Kind::Reduction => {
             // Warp shuffles take 32- and 64-bit values; a row must fit in registers (32 values
             // per thread of a 1024-thread block): longer rows are left to libtorch.
-            trailing_reduction(trace, b).is_some_and(|(full, k)| {
+            (trailing_reduction(trace, b).is_some_and(|(full, k)| {
                 full[full.len() - k..].iter().product::<usize>() <= MAX_ROW
-            }) && out_dtype.is_some_and(|d| {
-                matches!(compute_type(d), "float" | "double" | "long long" | "int")
-            }) && operand_dtype == out_dtype
+            }) || leading_reduction(trace, b).is_some())
+                && out_dtype.is_some_and(|d| {
+                    matches!(compute_type(d), "float" | "double" | "long long" | "int")
+                })
+                && operand_dtype == out_dtype
         }
         Kind::View => true,
         Kind::Elementwise => match op {
@@ -899,7 +913,7 @@ pub fn generate(
     name: &str,
 ) -> Result<RegionKernel, GenError> {
     let mut producer = HashMap::new();
-    for &i in &region.ops {
+    for &i in region.ops.iter().chain(&region.recompute) {
         for &o in &ops[i].outputs {
             producer.insert(o, &ops[i]);
         }
@@ -1017,8 +1031,261 @@ pub fn generate(
                 },
             });
         }
+        Schedule::Columns { full, k } => {
+            entries = columns_kernels(&mut g, &mut source, &ps, region, ops, full, *k, name)?;
+        }
     }
     Ok(RegionKernel { source, entries })
+}
+
+/// Threads of a columns stage.
+const COL_THREADS: usize = 256;
+/// Blocks the first stage aims for (a few per SM of a large GPU).
+const COL_TARGET_BLOCKS: usize = 1024;
+/// Rows of a split at least (fewer splits for fewer rows).
+const COL_MIN_ROWS: usize = 16;
+/// Rows each thread of the first stage reads per loop iteration.
+const COL_UNROLL: usize = 2;
+/// Columns each thread of the first stage reduces.
+const COL_PER_THREAD: usize = 4;
+
+/// The two kernels of a columns region (see [`Schedule::Columns`]): `<name>_part` reduces a
+/// range of rows (a split) of 1024 columns per block (4 per thread) into the workspace;
+/// `<name>_fin` combines the splits of 32 columns per block in a fixed order (its 8 warps take
+/// every 8th split, then one warp adds their sums), then computes and writes the region's
+/// outputs.
+#[allow(clippy::too_many_arguments)]
+fn columns_kernels(
+    g: &mut Gen,
+    source: &mut String,
+    ps: &str,
+    region: &Region,
+    ops: &[BoundSymbol],
+    full: &[usize],
+    k: usize,
+    name: &str,
+) -> Result<Vec<KernelEntry>, GenError> {
+    let trace = g.trace;
+    let (lead, trail) = (&full[..k], &full[k..]);
+    let rows: usize = lead.iter().product();
+    let cols: usize = trail.iter().product();
+    let span = COL_THREADS * COL_PER_THREAD;
+    let tiles = cols.div_ceil(span).max(1);
+    let splits = COL_TARGET_BLOCKS
+        .div_ceil(tiles)
+        .clamp(1, rows.div_ceil(COL_MIN_ROWS).max(1));
+    let per_split = rows.div_ceil(splits).max(1);
+    let reductions: Vec<&BoundSymbol> = region
+        .ops
+        .iter()
+        .map(|&i| &ops[i])
+        .filter(|b| matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction)))
+        .collect();
+    // Workspace: per reduction, splits x cols partials of its compute type, 16-byte aligned.
+    let mut offsets = Vec::with_capacity(reductions.len());
+    let mut workspace = 0usize;
+    for b in &reductions {
+        let ty = g.cty(b.outputs[0]);
+        let size = match ty {
+            "double" | "long long" => 8,
+            _ => 4,
+        };
+        offsets.push(workspace);
+        workspace += (splits * cols * size).div_ceil(16) * 16;
+    }
+    let wps = format!("{ps}, unsigned char* __restrict__ ws");
+    // Stage 1: thread t of a block takes the columns `tile * span + t + e * THREADS` (e <
+    // COL_PER_THREAD: consecutive threads read consecutive columns of a row together, and what
+    // depends on the row alone is computed once for the thread's columns) over the rows of the
+    // block's split. Columns past the end read the last one and add nothing.
+    let mut body = Block::new(1, HashMap::new());
+    body.line(&format!(
+        "const idx_t tile = (idx_t)blockIdx.x % {tiles}, split = (idx_t)blockIdx.x / {tiles};"
+    ));
+    body.line(&format!(
+        "const idx_t rlo = split * {per_split}, rhi = min(rlo + {per_split}, (idx_t){rows});"
+    ));
+    let mut accs: Vec<Vec<String>> = Vec::new();
+    for b in &reductions {
+        let o = b.outputs[0];
+        let ty = g.cty(o);
+        let (init, _) = red_init(b, ty)?;
+        let mut per = Vec::new();
+        for e in 0..COL_PER_THREAD {
+            let a = format!("acc{}_{e}", o.0);
+            body.line(&format!("{ty} {a} = {init};"));
+            per.push(a);
+        }
+        accs.push(per);
+    }
+    for e in 0..COL_PER_THREAD {
+        body.line(&format!(
+            "const idx_t cu{e} = tile * {span} + threadIdx.x + {};",
+            e * COL_THREADS
+        ));
+        body.line(&format!(
+            "const idx_t cc{e} = cu{e} < {cols} ? cu{e} : {};",
+            cols.max(1) - 1
+        ));
+    }
+    // COL_UNROLL rows per iteration, their loads independent (several in flight per thread).
+    body.line(&format!(
+        "for (idx_t rb = rlo; rb < rhi; rb += {COL_UNROLL}) {{"
+    ));
+    body.line("  #pragma unroll");
+    body.line(&format!("  for (int u = 0; u < {COL_UNROLL}; ++u) {{"));
+    body.line("  const idx_t r = rb + u;");
+    body.line("  if (r < rhi) {");
+    let mut inner = Block::new(body.indent + 2, HashMap::new());
+    let lead_idx = inner.index("r", "r", lead);
+    for e in 0..COL_PER_THREAD {
+        let mut idx = lead_idx.clone();
+        idx.extend(inner.index(&format!("c{e}_"), &format!("cc{e}"), trail));
+        for (b, per) in reductions.iter().zip(&accs) {
+            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let ty = g.cty(b.outputs[0]);
+            let v = g.eval(&mut inner, x, &idx, &InputAccess::Strided)?;
+            let (_, comb) = red_init(b, ty)?;
+            let a = &per[e];
+            inner.line(&format!(
+                "if (cu{e} < {cols}) {a} = {comb}({a}, ({ty}){v});"
+            ));
+        }
+    }
+    body.code.push_str(&inner.code);
+    body.line("  }");
+    body.line("  }");
+    body.line("}");
+    for (j, (b, per)) in reductions.iter().zip(&accs).enumerate() {
+        let ty = g.cty(b.outputs[0]);
+        for (e, a) in per.iter().enumerate() {
+            body.line(&format!(
+                "if (cu{e} < {cols}) reinterpret_cast<{ty}*>(ws + {})[split * {cols} + cu{e}] = {a};",
+                offsets[j]
+            ));
+        }
+    }
+    let decls = "";
+    let part = format!("{name}_part");
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {part}({wps}) {{\n{decls}{}}}",
+        body.code
+    );
+    // Stage 2: per column, the splits combined in order; then the outputs.
+    let is_reduced_stage = |v: Value| -> bool {
+        // Whether v depends on a reduction of the region (else it is computed from inputs).
+        let mut stack = vec![v];
+        let mut seen = HashSet::new();
+        while let Some(u) = stack.pop() {
+            if !seen.insert(u) {
+                continue;
+            }
+            if reductions.iter().any(|b| b.outputs[0] == u) {
+                return true;
+            }
+            if let Some(b) = g.producer.get(&u) {
+                stack.extend(b.inputs());
+            }
+        }
+        false
+    };
+    let per_column: Vec<usize> = (0..region.outputs.len())
+        .filter(|&j| is_reduced_stage(region.outputs[j]))
+        .collect();
+    // Per block 32 columns; its 8 warps each add every 8th split, then warp 0 adds the 8 sums
+    // (a fixed order: deterministic) and computes the column's outputs.
+    let warps = COL_THREADS / 32;
+    let col_tiles = cols.div_ceil(32).max(1);
+    let mut fin_decls = String::new();
+    let mut gather = Block::new(2, HashMap::new());
+    gather.line("const idx_t cq = cb * 32 + lane;");
+    gather.line(&format!(
+        "const idx_t cr = cq < {cols} ? cq : {};",
+        cols.max(1) - 1
+    ));
+    let mut body = Block::new(3, HashMap::new());
+    body.line("const idx_t c = cq;");
+    let cidx = body.index("c", "c", trail);
+    for (j, b) in reductions.iter().enumerate() {
+        let o = b.outputs[0];
+        let ty = g.cty(o);
+        let (init, comb) = red_init(b, ty)?;
+        let _ = writeln!(fin_decls, "  __shared__ {ty} fs{j}[{warps}][32];");
+        let a = format!("part{}", o.0);
+        gather.line(&format!("{ty} {a} = {init};"));
+        gather.line(&format!(
+            "for (int s = wy; s < {splits}; s += {warps}) {a} = {comb}({a}, reinterpret_cast<const {ty}*>(ws + {})[(idx_t)s * {cols} + cr]);",
+            offsets[j]
+        ));
+        gather.line(&format!("fs{j}[wy][lane] = {a};"));
+        let a = format!("red{}", o.0);
+        body.line(&format!("{ty} {a} = fs{j}[0][lane];"));
+        body.line(&format!(
+            "for (int w = 1; w < {warps}; ++w) {a} = {comb}({a}, fs{j}[w][lane]);"
+        ));
+        let dt = dtype_of(trace, o).ok_or("dtype")?;
+        let rounded = match dt {
+            DType::BF16 => format!("rnd_bf16({a})"),
+            DType::F16 => format!("rnd_f16({a})"),
+            _ => a.clone(),
+        };
+        let nm = format!("rr{}", o.0);
+        body.line(&format!("const {ty} {nm} = {rounded};"));
+        body.memo.insert(format!("{}@{}", o.0, cidx.join(",")), nm);
+    }
+    for &j in &per_column {
+        let o = region.outputs[j];
+        let e = g.eval(&mut body, o, &cidx, &InputAccess::Strided)?;
+        body.line(&format!("st(&out{j}[c], {e});"));
+    }
+    gather.line("__syncthreads();");
+    gather.line(&format!("if (wy == 0 && cq < {cols}) {{"));
+    gather.code.push_str(&body.code);
+    gather.line("}");
+    gather.line("__syncthreads();");
+    let body = gather;
+    let mut fin_blocks = col_tiles;
+    let mut tail = String::new();
+    for j in (0..region.outputs.len()).filter(|j| !per_column.contains(j)) {
+        // Computed from the inputs alone: a grid-stride loop over it.
+        let o = region.outputs[j];
+        let shape = shape_of(trace, o);
+        let numel: usize = shape.iter().product();
+        fin_blocks = fin_blocks.max(numel.div_ceil(COL_THREADS));
+        let mut blk = Block::new(2, HashMap::new());
+        let names = blk.index("o", "i", &shape);
+        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
+        blk.line(&format!("st(&out{j}[i], {e});"));
+        let _ = writeln!(
+            tail,
+            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
+            blk.code
+        );
+    }
+    let fin = format!("{name}_fin");
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n{tail}}}",
+        body.code
+    );
+    let launch = |blocks: usize| Launch::Columns {
+        blocks: blocks.clamp(1, 1 << 20),
+        threads: COL_THREADS as u32,
+        workspace,
+    };
+    Ok(vec![
+        KernelEntry {
+            name: part,
+            outputs: Vec::new(),
+            launch: launch(tiles * splits),
+        },
+        KernelEntry {
+            name: fin,
+            outputs: (0..region.outputs.len()).collect(),
+            launch: launch(fin_blocks),
+        },
+    ])
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -502,6 +502,28 @@ impl CompiledRegion {
             outs.push(RtValue::Tensor(t));
         }
         let stream = current_stream(dev).map_err(KernelError)?;
+        // A columns region's partial results, shared by its two stages.
+        let workspace = self
+            .kernel
+            .entries
+            .iter()
+            .filter_map(|e| match e.launch {
+                Launch::Columns { workspace, .. } => Some(workspace),
+                _ => None,
+            })
+            .max()
+            .map(|bytes| {
+                Tensor::f_empty(
+                    [bytes as i64],
+                    (tch::Kind::Uint8, tch::Device::Cuda(dev as usize)),
+                )
+            })
+            .transpose()?;
+        let mut ws_slots: Vec<u64> = Vec::new();
+        if let Some(ws) = &workspace {
+            ws_slots = slots.clone();
+            ws_slots.push(ws.data_ptr() as u64);
+        }
         for (e, &(scalar, vector)) in self.kernel.entries.iter().zip(&funcs) {
             let (func, grid, block) = match &e.launch {
                 Launch::Pointwise {
@@ -545,15 +567,32 @@ impl CompiledRegion {
                         _ => (scalar, (*blocks).clamp(1, 1 << 20) as u32, *threads),
                     }
                 }
+                Launch::Columns {
+                    blocks, threads, ..
+                } => {
+                    // SAFETY: as below; the columns stages take the workspace last.
+                    unsafe {
+                        launch(
+                            scalar,
+                            (*blocks).clamp(1, 1 << 20) as u32,
+                            *threads,
+                            stream,
+                            &mut ws_slots,
+                            &e.name,
+                        )
+                    }?;
+                    continue;
+                }
             };
             // SAFETY: the function takes exactly these parameters (generated together with it),
             // the pointers are live tensors of the right dtypes and shapes, and the launch is
             // ordered on PyTorch's stream with the ops that produce and consume them.
             unsafe { launch(func, grid, block, stream, &mut slots, &e.name) }?;
         }
-        // Keep the inputs alive until the launches are queued (libtorch's allocator reuses
-        // memory only in stream order, so queued is enough).
+        // Keep the inputs (and the workspace) alive until the launches are queued (libtorch's
+        // allocator reuses memory only in stream order, so queued is enough).
         drop(tensors);
+        drop(workspace);
         Ok(outs)
     }
 }

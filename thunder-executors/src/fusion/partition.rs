@@ -31,6 +31,17 @@ pub enum Schedule {
         /// How many trailing dims they reduce.
         k: usize,
     },
+    /// Reductions over the leading `k` dims of tensors of shape `full` (column sums, such as a
+    /// norm weight's gradient), in two stages: blocks of 1024 columns (4 per thread) each
+    /// reduce a range of rows to partial results, then one thread per column combines the
+    /// partials in a fixed order (deterministic, no atomics) and computes what follows from
+    /// them.
+    Columns {
+        /// The shape the reductions read.
+        full: Vec<usize>,
+        /// How many leading dims they reduce (fewer than all).
+        k: usize,
+    },
 }
 
 /// A group of ops compiled into one kernel.
@@ -47,6 +58,13 @@ pub struct Region {
     /// View ops of the region whose results are needed outside it too: the plan also runs them
     /// outside, on the torch executor (as views), instead of the kernel copying them out.
     pub outside: Vec<usize>,
+    /// Ops of other regions this one recomputes from their inputs rather than reading their
+    /// results (rematerialization: see [`partition`]), in program order.
+    pub recompute: Vec<usize>,
+    /// Ops of this region whose results nothing needs any more, since the regions that read
+    /// them recompute them: the plan runs them nowhere. A region may be left with dead ops only
+    /// (no `ops`): it runs nothing.
+    pub dead: Vec<usize>,
 }
 
 /// What a prim is to the partitioner.
@@ -56,7 +74,7 @@ pub(crate) enum Kind {
     Elementwise,
     /// Reads its operands at other indices: broadcast, reshape, transpose, slice, ...
     View,
-    /// A sum/amax/amin/prod over trailing dims.
+    /// A sum/amax/amin/prod.
     Reduction,
 }
 
@@ -99,6 +117,25 @@ pub(crate) fn trailing_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<
     (k > 0 && dims.iter().copied().eq(n - k..n)).then_some((shape, k))
 }
 
+/// The shape a reduction reads and how many leading dims it reduces, or `None` when its dims
+/// are not the leading ones (or are all of them: that is a trailing reduction too).
+pub(crate) fn leading_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, usize)> {
+    let x = b.args.first()?.as_value()?;
+    let shape = trace.tensor(x)?.shape.sizes();
+    let n = shape.len();
+    let mut dims: Vec<usize> = match b.attrs.first()? {
+        Attr::Ints(d) => d
+            .iter()
+            .map(|&d| if d < 0 { d + n as i64 } else { d } as usize)
+            .collect(),
+        _ => return None,
+    };
+    dims.sort_unstable();
+    dims.dedup();
+    let k = dims.len();
+    (k > 0 && k < n && dims.iter().copied().eq(0..k)).then_some((shape, k))
+}
+
 fn out_shape(trace: &Trace, b: &BoundSymbol) -> Option<Vec<usize>> {
     Some(trace.tensor(*b.outputs.first()?)?.shape.sizes())
 }
@@ -114,17 +151,35 @@ fn fits(
 ) -> bool {
     let Op::Prim(op) = b.op else { return false };
     let Some(k) = kind(op) else { return false };
-    let Schedule::Rows { full, k: nk } = s else {
-        return k != Kind::Reduction;
+    let from_inputs = b
+        .inputs()
+        .iter()
+        .all(|v| !defined.contains(v) || leaf.contains(v));
+    let (full, nk) = match s {
+        Schedule::Pointwise => return k != Kind::Reduction,
+        Schedule::Columns { full, k: nk } => {
+            let Some(shape) = out_shape(trace, b) else {
+                return false;
+            };
+            return match k {
+                // Over values computed from the region's inputs alone (at any row).
+                Kind::Reduction => {
+                    from_inputs
+                        && leading_reduction(trace, b)
+                            .is_some_and(|(f, kk)| &f == full && kk == *nk)
+                }
+                _ if from_inputs => true,
+                // After the reductions: one value per column.
+                Kind::Elementwise => shape == full[*nk..],
+                Kind::View => false,
+            };
+        }
+        Schedule::Rows { full, k: nk } => (full, nk),
     };
     let reduced = &full[..full.len() - nk];
     let Some(shape) = out_shape(trace, b) else {
         return false;
     };
-    let from_inputs = b
-        .inputs()
-        .iter()
-        .all(|v| !defined.contains(v) || leaf.contains(v));
     match k {
         Kind::Reduction => {
             trailing_reduction(trace, b).is_some_and(|(f, kk)| &f == full && kk == *nk)
@@ -225,10 +280,13 @@ pub fn partition(
             defined.push(HashSet::new());
             leaves.push(HashSet::new());
             schedules.push(match kind_of(b) {
-                Some(Kind::Reduction) => match trailing_reduction(trace, b) {
-                    Some((full, k)) => Schedule::Rows { full, k },
-                    None => Schedule::Pointwise,
-                },
+                Some(Kind::Reduction) => {
+                    match (trailing_reduction(trace, b), leading_reduction(trace, b)) {
+                        (Some((full, k)), _) => Schedule::Rows { full, k },
+                        (None, Some((full, k))) => Schedule::Columns { full, k },
+                        (None, None) => Schedule::Pointwise,
+                    }
+                }
                 _ => Schedule::Pointwise,
             });
             members.len() - 1
@@ -335,9 +393,240 @@ pub fn partition(
             outputs,
             schedule: schedules[g].clone(),
             outside,
+            recompute: Vec::new(),
+            dead: Vec::new(),
         });
     }
+    rematerialize_into_columns(trace, ops, &mut regions);
     regions
+}
+
+fn bytes(trace: &Trace, v: Value) -> usize {
+    trace
+        .tensor(v)
+        .map_or(0, |t| t.shape.numel() * t.dtype.itemsize())
+}
+
+/// Rematerialization between regions, for columns regions: a full-size input of a columns
+/// region computed by elementwise and view ops of other regions (a norm weight's gradient reads
+/// `dy * x * rstd`, which the rows region of the input's gradient computes) is recomputed inside
+/// the columns kernel from what those ops read, when that reads fewer bytes than writing and
+/// reading the intermediate does (a broadcast reads what it broadcasts). Values of those regions
+/// that the recomputation reads become their outputs (only small ones, such as a row's `rstd`),
+/// and ops that nothing needs any more are dropped from their region.
+fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut [Region]) {
+    let mut producer: HashMap<Value, usize> = HashMap::new();
+    for (i, b) in ops.iter().enumerate() {
+        for &o in &b.outputs {
+            producer.insert(o, i);
+        }
+    }
+    // Bytes a kernel reads for `u`: a broadcast reads its operand.
+    let read_bytes = |mut u: Value| loop {
+        match producer.get(&u).map(|&i| &ops[i]) {
+            Some(b) if b.op == Op::Prim(PrimOp::BroadcastInDim) => match b.args[0].as_value() {
+                Some(x) => u = x,
+                None => return 0,
+            },
+            _ => return bytes(trace, u),
+        }
+    };
+    let owner = |i: usize, regions: &[Region]| {
+        regions
+            .iter()
+            .position(|r| r.ops.contains(&i) && !r.outside.contains(&i))
+    };
+    for c in 0..regions.len() {
+        let Schedule::Columns { full, .. } = regions[c].schedule.clone() else {
+            continue;
+        };
+        let candidates: Vec<Value> = regions[c].inputs.clone();
+        for v in candidates {
+            if trace.tensor(v).map(|t| t.shape.sizes()) != Some(full.clone()) {
+                continue;
+            }
+            let Some(&p) = producer.get(&v) else { continue };
+            let Some(g) = owner(p, regions) else { continue };
+            if g == c {
+                continue;
+            }
+            // Walk back through elementwise and view ops of regions other than c (and ops
+            // already dropped from their region because others recompute them).
+            let dead = |i: usize, regions: &[Region]| regions.iter().any(|r| r.dead.contains(&i));
+            let mut pulled: Vec<usize> = Vec::new();
+            let mut boundary: Vec<Value> = Vec::new();
+            let mut stack = vec![v];
+            while let Some(u) = stack.pop() {
+                match producer.get(&u) {
+                    Some(&i)
+                        if (owner(i, regions).is_some_and(|h| h != c) || dead(i, regions))
+                            && matches!(kind_of(&ops[i]), Some(Kind::Elementwise | Kind::View)) =>
+                    {
+                        if !pulled.contains(&i) {
+                            pulled.push(i);
+                            stack.extend(ops[i].inputs());
+                        }
+                    }
+                    _ => {
+                        if !boundary.contains(&u) {
+                            boundary.push(u);
+                        }
+                    }
+                }
+                if pulled.len() > 32 {
+                    break;
+                }
+            }
+            if pulled.len() > 32 {
+                continue;
+            }
+            let vb = bytes(trace, v);
+            let mut cost = 0usize;
+            let mut ok = true;
+            // Per boundary value: the region that would have to export it.
+            let mut exports: Vec<(usize, Value)> = Vec::new();
+            for &u in &boundary {
+                if producer.get(&u).is_some_and(|&i| dead(i, regions)) {
+                    // Computed nowhere any more (a dropped reduction): not available.
+                    ok = false;
+                }
+                if regions[c].inputs.contains(&u) {
+                    continue;
+                }
+                cost += read_bytes(u);
+                if let Some(h) = producer.get(&u).and_then(|&i| owner(i, regions)) {
+                    if !regions[h].outputs.contains(&u) {
+                        // h would have to write it: only small values.
+                        ok &= bytes(trace, u) * 8 <= vb;
+                        cost += bytes(trace, u);
+                        exports.push((h, u));
+                    }
+                }
+            }
+            // Whether anything but c still needs v from g.
+            let needed_elsewhere = trace.outputs.contains(&v)
+                || regions
+                    .iter()
+                    .enumerate()
+                    .any(|(r, reg)| r != c && r != g && reg.inputs.contains(&v))
+                || ops.iter().enumerate().any(|(i, b)| {
+                    b.inputs().contains(&v)
+                        && owner(i, regions).is_none_or(|r| regions[r].outside.contains(&i))
+                });
+            let saved = vb + if needed_elsewhere { 0 } else { vb };
+            if !ok || cost >= saved {
+                continue;
+            }
+            let reg = &mut regions[c];
+            for &i in &pulled {
+                if !reg.recompute.contains(&i) {
+                    reg.recompute.push(i);
+                }
+            }
+            reg.recompute.sort_unstable();
+            reg.inputs.retain(|&u| u != v);
+            for &u in &boundary {
+                if !reg.inputs.contains(&u) {
+                    reg.inputs.push(u);
+                }
+            }
+            for (h, u) in exports {
+                if !regions[h].outputs.contains(&u) {
+                    regions[h].outputs.push(u);
+                }
+            }
+            if !needed_elsewhere {
+                regions[g].outputs.retain(|&u| u != v);
+                drop_dead_ops(ops, &mut regions[g]);
+            }
+        }
+    }
+    // Outputs nothing reads any more (their readers recompute them) go, with the ops that only
+    // computed them and the inputs only those read; until nothing changes.
+    loop {
+        let mut needed: HashSet<Value> = trace.outputs.iter().copied().collect();
+        for r in regions.iter() {
+            needed.extend(r.inputs.iter().copied());
+            for &i in &r.outside {
+                needed.extend(ops[i].inputs());
+            }
+        }
+        for (i, b) in ops.iter().enumerate() {
+            let in_region = regions
+                .iter()
+                .any(|r| r.ops.contains(&i) || r.dead.contains(&i));
+            if !in_region {
+                needed.extend(b.inputs());
+            }
+        }
+        let mut changed = false;
+        for r in regions.iter_mut() {
+            let before = (r.outputs.len(), r.ops.len(), r.inputs.len());
+            r.outputs.retain(|o| needed.contains(o));
+            drop_dead_ops(ops, r);
+            let defined: HashSet<Value> = r
+                .ops
+                .iter()
+                .chain(&r.recompute)
+                .flat_map(|&i| ops[i].outputs.iter().copied())
+                .collect();
+            let read: HashSet<Value> = r
+                .ops
+                .iter()
+                .chain(&r.recompute)
+                .flat_map(|&i| ops[i].inputs())
+                .filter(|u| !defined.contains(u))
+                .collect();
+            r.inputs.retain(|u| read.contains(u));
+            // Recomputed ops the region no longer reads.
+            let mut live: HashSet<Value> = r.ops.iter().flat_map(|&i| ops[i].inputs()).collect();
+            let mut keep = Vec::new();
+            for &i in r.recompute.iter().rev() {
+                if ops[i].outputs.iter().any(|o| live.contains(o)) {
+                    live.extend(ops[i].inputs());
+                    keep.push(i);
+                }
+            }
+            keep.reverse();
+            changed |= keep.len() != r.recompute.len();
+            r.recompute = keep;
+            if matches!(r.schedule, Schedule::Columns { .. })
+                && !r
+                    .ops
+                    .iter()
+                    .any(|&i| kind_of(&ops[i]) == Some(Kind::Reduction))
+            {
+                r.schedule = Schedule::Pointwise;
+            }
+            changed |= before != (r.outputs.len(), r.ops.len(), r.inputs.len());
+        }
+        if !changed {
+            break;
+        }
+    }
+    // A region may be left without ops (all of them recomputed elsewhere or not needed): it
+    // stays, with its dead ops, and the plan runs nothing for it.
+}
+
+/// Moves the ops of `r` whose results neither its outputs nor its other ops need to `r.dead`.
+fn drop_dead_ops(ops: &[BoundSymbol], r: &mut Region) {
+    let mut live: HashSet<Value> = r.outputs.iter().copied().collect();
+    for &i in &r.outside {
+        live.extend(ops[i].inputs());
+        live.extend(ops[i].outputs.iter().copied());
+    }
+    let mut keep = Vec::with_capacity(r.ops.len());
+    for &i in r.ops.iter().rev() {
+        if ops[i].outputs.iter().any(|o| live.contains(o)) {
+            live.extend(ops[i].inputs());
+            keep.push(i);
+        } else {
+            r.dead.push(i);
+        }
+    }
+    keep.reverse();
+    r.ops = keep;
+    r.dead.sort_unstable();
 }
 
 fn kind_of(b: &BoundSymbol) -> Option<Kind> {
@@ -398,12 +687,16 @@ fn merged_schedule(
     if fits(trace, b, s, defined, leaf) {
         return Some(s.clone());
     }
-    // A pointwise group meeting its first reduction becomes a rows group if every member fits.
+    // A pointwise group meeting its first reduction becomes a rows (or columns) group if every
+    // member fits.
     if *s != Schedule::Pointwise || kind_of(b) != Some(Kind::Reduction) {
         return None;
     }
-    let (full, k) = trailing_reduction(trace, b)?;
-    let rows = Schedule::Rows { full, k };
+    let rows = match (trailing_reduction(trace, b), leading_reduction(trace, b)) {
+        (Some((full, k)), _) => Schedule::Rows { full, k },
+        (None, Some((full, k))) => Schedule::Columns { full, k },
+        (None, None) => return None,
+    };
     let mut seen: HashSet<Value> = HashSet::new();
     let mut seen_leaf: HashSet<Value> = HashSet::new();
     for &j in ms {
