@@ -21,7 +21,11 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 /// Random inputs for a trace: normal floats, integer inputs in [0, 8).
+/// Random inputs for `t`, the same for the same seed: libtorch's generator is global, so the
+/// tests of this file (threads of one process) take turns.
 fn inputs(t: &Trace, seed: i64) -> Vec<Tensor> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(seed);
     t.inputs
         .iter()
