@@ -74,6 +74,9 @@ pub enum Launch {
         threads: u32,
         /// Workspace bytes.
         workspace: usize,
+        /// Whether a second entry point (`<name>_vec`) takes the tensor inputs as contiguous
+        /// (their strides compiled in): usable when every one of them is.
+        contiguous: bool,
     },
 }
 
@@ -1172,6 +1175,27 @@ fn columns_kernels(
         "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {part}({wps}) {{\n{decls}{}}}",
         body.code
     );
+    // The same for contiguous inputs (`<name>_part_vec`): their strides as constants, so the
+    // index arithmetic folds.
+    let mut fixed = String::new();
+    for (k, &v) in region.inputs.iter().enumerate() {
+        let Some(t) = trace.tensor(v) else { continue };
+        let shape = t.shape.sizes();
+        let mut stride = 1usize;
+        let mut strides = vec![0usize; shape.len()];
+        for d in (0..shape.len()).rev() {
+            strides[d] = stride;
+            stride *= shape[d].max(1);
+        }
+        for (d, st) in strides.iter().enumerate() {
+            let _ = writeln!(fixed, "  const long long s{k}_{d} = {st}LL;");
+        }
+    }
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {part}_vec({wps}) {{\n{decls}{{\n{fixed}{}}}\n}}",
+        body.code
+    );
     // Stage 2: per column, the splits combined in order; then the outputs.
     let is_reduced_stage = |v: Value| -> bool {
         // Whether v depends on a reduction of the region (else it is computed from inputs).
@@ -1269,21 +1293,22 @@ fn columns_kernels(
         "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n{tail}}}",
         body.code
     );
-    let launch = |blocks: usize| Launch::Columns {
+    let launch = |blocks: usize, contiguous: bool| Launch::Columns {
         blocks: blocks.clamp(1, 1 << 20),
         threads: COL_THREADS as u32,
         workspace,
+        contiguous,
     };
     Ok(vec![
         KernelEntry {
             name: part,
             outputs: Vec::new(),
-            launch: launch(tiles * splits),
+            launch: launch(tiles * splits, true),
         },
         KernelEntry {
             name: fin,
             outputs: (0..region.outputs.len()).collect(),
-            launch: launch(fin_blocks),
+            launch: launch(fin_blocks, false),
         },
     ])
 }

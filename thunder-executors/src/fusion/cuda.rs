@@ -415,6 +415,9 @@ impl CompiledRegion {
             } | Launch::Rows {
                 vector: Some(_),
                 ..
+            } | Launch::Columns {
+                contiguous: true,
+                ..
             }
         )
     }
@@ -570,10 +573,15 @@ impl CompiledRegion {
                 Launch::Columns {
                     blocks, threads, ..
                 } => {
+                    // The variant for contiguous inputs when every tensor input is.
+                    let f = match vector {
+                        Some(vf) if tensors.iter().all(|t| t.is_contiguous()) => vf,
+                        _ => scalar,
+                    };
                     // SAFETY: as below; the columns stages take the workspace last.
                     unsafe {
                         launch(
-                            scalar,
+                            f,
                             (*blocks).clamp(1, 1 << 20) as u32,
                             *threads,
                             stream,
