@@ -216,6 +216,22 @@ fn attr_literal(a: &Attr, ty: &str) -> Option<String> {
     }
 }
 
+/// 16-byte vectors per thread the vector variant of a rows kernel aims for (up to 512 threads
+/// per row): `THUNDER_ROWS_VECTORS_PER_THREAD` (1 to 16), default 1. Measured on an H200 at
+/// Llama-2-7B sizes (1 / 2 / 4 / 8): residual add + RMSNorm 0.037 / 0.051 / 0.057 / 0.070 ms,
+/// RMSNorm 0.026 / 0.027 / 0.037 / 0.055 ms; softmax over 32000 is the same for all (its rows
+/// hit the 512-thread cap).
+pub fn rows_vectors_per_thread() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("THUNDER_ROWS_VECTORS_PER_THREAD")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| (1..=16).contains(n))
+            .unwrap_or(1)
+    })
+}
+
 /// Blocks per SM the rows kernels (and the cross-entropy kernels) ask the compiler to fit
 /// (`__launch_bounds__(threads, n)`, which caps registers per thread at 64K / (threads * n)):
 /// `THUNDER_MIN_BLOCKS_PER_SM` (1 to 8), default 2, so that one block's reductions overlap
@@ -1473,11 +1489,13 @@ fn rows_kernel(
     let trail = &full[n - k..];
     let rows: usize = lead.iter().product();
     let cols: usize = trail.iter().product();
-    // Scalar: about 4 columns per thread; vector: about two vectors per thread, at most 512
-    // threads (a long row then takes more vectors per thread, which the register budget of 128
-    // per thread at 512 threads holds).
+    // Scalar: about 4 columns per thread; vector: about `rows_vectors_per_thread()` vectors
+    // per thread, at most 512 threads (a long row then takes more vectors per thread, which the
+    // register budget of 128 per thread at 512 threads holds).
     let threads: usize = if vec > 1 {
-        cols.div_ceil(2 * vec).next_power_of_two().clamp(32, 512)
+        cols.div_ceil(rows_vectors_per_thread() * vec)
+            .next_power_of_two()
+            .clamp(32, 512)
     } else {
         cols.div_ceil(4).next_power_of_two().clamp(32, 1024)
     };
