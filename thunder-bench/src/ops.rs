@@ -472,31 +472,20 @@ fn adamw_state(shapes: &[Vec<i64>]) -> [Vec<Tensor>; 4] {
 }
 
 fn adamw_trace(shapes: &[Vec<i64>]) -> Result<Trace, BoxError> {
-    let mut b = TraceBuilder::new("adamw_step");
-    let mut cols: [Vec<Value>; 4] = Default::default();
-    for (k, shape) in shapes.iter().enumerate() {
-        let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        for (c, what) in cols.iter_mut().zip(["p", "g", "m", "v"]) {
-            c.push(b.input(&format!("{what}{k}"), meta(&dims))?);
-        }
-    }
-    let step = b.input(
-        "step",
-        TensorMeta::new(DType::F32, Vec::<usize>::new()).on(Device::Cuda(0)),
-    )?;
+    let params: Vec<(DType, Vec<usize>)> = shapes
+        .iter()
+        .map(|s| (DType::BF16, s.iter().map(|&d| d as usize).collect()))
+        .collect();
     let o = thunder_ir::AdamwOptions {
         inplace: true,
         ..Default::default()
     };
-    let up = b.adamw(&cols[0], &cols[1], &cols[2], &cols[3], step, &o)?;
-    let outs: Vec<Value> = up
-        .params
-        .iter()
-        .chain(&up.exp_avgs)
-        .chain(&up.exp_avg_sqs)
-        .copied()
-        .collect();
-    Ok(b.build(&outs)?)
+    Ok(thunder_ir::programs::adamw_step(
+        &params,
+        DType::F32,
+        Device::Cuda(0),
+        &o,
+    )?)
 }
 
 /// The trace's inputs for `state` and `step`, in order.

@@ -255,42 +255,18 @@ fn adamw_kernels_compile_for_every_dtype() {
     assert!(e.contains("floating"), "{e}");
 }
 
-/// One AdamW step over `shapes` (bf16 parameters plus one f32) on `device`.
+/// One AdamW step over two bf16 parameters and a f32 one on `device`, the buffers donated.
 fn adamw_trace(device: Device, step_dtype: DType) -> Trace {
-    let mut b = TraceBuilder::new("step");
-    let shapes: [(DType, Vec<usize>); 3] = [
+    let params = [
         (DType::BF16, vec![64, 32]),
         (DType::BF16, vec![32]),
         (DType::F32, vec![7]),
     ];
-    let mut cols: [Vec<Value>; 4] = Default::default();
-    for (i, (dt, shape)) in shapes.iter().enumerate() {
-        for (k, what) in ["p", "g", "m", "v"].iter().enumerate() {
-            let meta = TensorMeta::new(*dt, shape.clone()).on(device);
-            cols[k].push(b.input(&format!("{what}{i}"), meta).unwrap());
-        }
-    }
-    let step = b
-        .input(
-            "step",
-            TensorMeta::new(step_dtype, Vec::<usize>::new()).on(device),
-        )
-        .unwrap();
     let o = thunder_ir::AdamwOptions {
         inplace: true,
         ..Default::default()
     };
-    let up = b
-        .adamw(&cols[0], &cols[1], &cols[2], &cols[3], step, &o)
-        .unwrap();
-    let outs: Vec<Value> = up
-        .params
-        .iter()
-        .chain(&up.exp_avgs)
-        .chain(&up.exp_avg_sqs)
-        .copied()
-        .collect();
-    b.build(&outs).unwrap()
+    programs::adamw_step(&params, step_dtype, device, &o).unwrap()
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Small realistic programs built with [`TraceBuilder`]: the Llama-2 MLP block, a causal
-//! attention block with rotary position embeddings, and a cross-entropy loss head. Used by the
-//! golden tests, the docs and `thunder-bench trace`.
+//! attention block with rotary position embeddings, a cross-entropy loss head and an AdamW step.
+//! Used by the golden tests, the docs, the executors' tests and `thunder-bench`.
 
 use crate::builder::TraceBuilder;
 use crate::device::Device;
@@ -197,4 +197,37 @@ pub fn lm_head_loss(d: &LlamaDims) -> Result<Trace> {
     let targets = b.reshape(targets, &[-1])?;
     let loss = b.cross_entropy(logits, targets)?;
     b.build(&[loss])
+}
+
+/// One AdamW step ([`TraceBuilder::adamw`]) over parameters of the given dtypes and shapes on
+/// `device`: per parameter the inputs `p{i}`, `g{i}`, `m{i}`, `v{i}` (parameter, gradient, first
+/// and second moment), then `step`, a 0-dim tensor of dtype `step`; the outputs are the new
+/// parameters, then the new first moments, then the new second moments.
+pub fn adamw_step(
+    params: &[(DType, Vec<usize>)],
+    step: DType,
+    device: Device,
+    options: &crate::ops::torch::AdamwOptions,
+) -> Result<Trace> {
+    let mut b = TraceBuilder::new("adamw_step");
+    let mut cols: [Vec<Value>; 4] = Default::default();
+    for (i, (dtype, shape)) in params.iter().enumerate() {
+        for (col, what) in cols.iter_mut().zip(["p", "g", "m", "v"]) {
+            let meta = TensorMeta::new(*dtype, shape.clone()).on(device);
+            col.push(b.input(&format!("{what}{i}"), meta)?);
+        }
+    }
+    let step = b.input(
+        "step",
+        TensorMeta::new(step, Vec::<usize>::new()).on(device),
+    )?;
+    let up = b.adamw(&cols[0], &cols[1], &cols[2], &cols[3], step, options)?;
+    let outs: Vec<Value> = up
+        .params
+        .iter()
+        .chain(&up.exp_avgs)
+        .chain(&up.exp_avg_sqs)
+        .copied()
+        .collect();
+    b.build(&outs)
 }

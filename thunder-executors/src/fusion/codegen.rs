@@ -1285,24 +1285,11 @@ fn columns_kernels(
     gather.line("}");
     gather.line("__syncthreads();");
     let body = gather;
-    let mut fin_blocks = col_tiles;
-    let mut tail = String::new();
-    for j in (0..region.outputs.len()).filter(|j| !per_column.contains(j)) {
-        // Computed from the inputs alone: a grid-stride loop over it.
-        let o = region.outputs[j];
-        let shape = shape_of(trace, o);
-        let numel: usize = shape.iter().product();
-        fin_blocks = fin_blocks.max(numel.div_ceil(COL_THREADS));
-        let mut blk = Block::new(2, HashMap::new());
-        let names = blk.index("o", "i", &shape);
-        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
-        blk.line(&format!("st(&out{j}[i], {e});"));
-        let _ = writeln!(
-            tail,
-            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
-            blk.code
-        );
-    }
+    let others: Vec<usize> = (0..region.outputs.len())
+        .filter(|j| !per_column.contains(j))
+        .collect();
+    let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, COL_THREADS)?;
+    let fin_blocks = col_tiles.max(tail_blocks);
     let fin = format!("{name}_fin");
     let _ = writeln!(
         source,
@@ -1734,26 +1721,11 @@ fn rows_kernel(
     body.line("__syncthreads();");
     // Outputs of other shapes are computed from region inputs alone (the partitioner allows no
     // other): a grid-stride loop over each.
-    let mut tail = String::new();
-    let mut blocks = rows;
-    for j in 0..region.outputs.len() {
-        if out_full.contains(&j) || out_reduced.contains(&j) {
-            continue;
-        }
-        let o = region.outputs[j];
-        let shape = shape_of(trace, o);
-        let numel: usize = shape.iter().product();
-        blocks = blocks.max(numel.div_ceil(threads));
-        let mut blk = Block::new(2, HashMap::new());
-        let names = blk.index("o", "i", &shape);
-        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
-        blk.line(&format!("st(&out{j}[i], {e});"));
-        let _ = writeln!(
-            tail,
-            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
-            blk.code
-        );
-    }
+    let others: Vec<usize> = (0..region.outputs.len())
+        .filter(|j| !out_full.contains(j) && !out_reduced.contains(j))
+        .collect();
+    let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, threads)?;
+    let blocks = rows.max(tail_blocks);
     let mut decls = String::new();
     for ty in &smem_types {
         let _ = writeln!(decls, "  __shared__ {ty} {}[33];", smem_name(ty));
@@ -1765,6 +1737,34 @@ fn rows_kernel(
         lb = rows_launch_bounds(threads),
     );
     Ok((rows, threads as u32, blocks))
+}
+
+/// Grid-stride loops writing the region outputs `outs` (computed from the region's inputs
+/// alone, at any index), and the blocks of `threads` that cover the largest in one pass.
+fn grid_stride_outputs(
+    g: &mut Gen,
+    region: &Region,
+    outs: &[usize],
+    threads: usize,
+) -> Result<(String, usize), GenError> {
+    let mut code = String::new();
+    let mut blocks = 0;
+    for &j in outs {
+        let o = region.outputs[j];
+        let shape = shape_of(g.trace, o);
+        let numel: usize = shape.iter().product();
+        blocks = blocks.max(numel.div_ceil(threads));
+        let mut blk = Block::new(2, HashMap::new());
+        let names = blk.index("o", "i", &shape);
+        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
+        blk.line(&format!("st(&out{j}[i], {e});"));
+        let _ = writeln!(
+            code,
+            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
+            blk.code
+        );
+    }
+    Ok((code, blocks))
 }
 
 fn smem_name(ty: &str) -> String {

@@ -99,8 +99,8 @@ pub(crate) fn kind(op: PrimOp) -> Option<Kind> {
     }
 }
 
-/// The sorted dims a reduction reduces, or `None` when they are not the trailing ones.
-pub(crate) fn trailing_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, usize)> {
+/// The shape a reduction reads and the sorted dims it reduces.
+fn reduced_dims(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, Vec<usize>)> {
     let x = b.args.first()?.as_value()?;
     let shape = trace.tensor(x)?.shape.sizes();
     let n = shape.len();
@@ -113,26 +113,22 @@ pub(crate) fn trailing_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<
     };
     dims.sort_unstable();
     dims.dedup();
-    let k = dims.len();
+    Some((shape, dims))
+}
+
+/// The shape a reduction reads and how many trailing dims it reduces, or `None` when its dims
+/// are not the trailing ones.
+pub(crate) fn trailing_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, usize)> {
+    let (shape, dims) = reduced_dims(trace, b)?;
+    let (n, k) = (shape.len(), dims.len());
     (k > 0 && dims.iter().copied().eq(n - k..n)).then_some((shape, k))
 }
 
 /// The shape a reduction reads and how many leading dims it reduces, or `None` when its dims
 /// are not the leading ones (or are all of them: that is a trailing reduction too).
 pub(crate) fn leading_reduction(trace: &Trace, b: &BoundSymbol) -> Option<(Vec<usize>, usize)> {
-    let x = b.args.first()?.as_value()?;
-    let shape = trace.tensor(x)?.shape.sizes();
-    let n = shape.len();
-    let mut dims: Vec<usize> = match b.attrs.first()? {
-        Attr::Ints(d) => d
-            .iter()
-            .map(|&d| if d < 0 { d + n as i64 } else { d } as usize)
-            .collect(),
-        _ => return None,
-    };
-    dims.sort_unstable();
-    dims.dedup();
-    let k = dims.len();
+    let (shape, dims) = reduced_dims(trace, b)?;
+    let (n, k) = (shape.len(), dims.len());
     (k > 0 && k < n && dims.iter().copied().eq(0..k)).then_some((shape, k))
 }
 
