@@ -63,6 +63,9 @@ pub enum Launch {
         vector: Option<(usize, u32, usize)>,
         /// Region inputs the vector variant reads with vector loads.
         direct: Vec<usize>,
+        /// Bytes of workspace the kernel takes after the region's parameters (the partials of
+        /// the column sums it accumulates; 0: none, and no such parameter).
+        workspace: usize,
     },
     /// A stage of a columns region: `blocks` blocks of `threads` threads. Besides the region's
     /// parameters the kernel takes a workspace of `workspace` bytes (the partial results), shared
@@ -1038,6 +1041,50 @@ pub fn generate(
                 }
                 _ => None,
             };
+            // Column sums accumulated by the rows kernel: a second kernel adds the blocks'
+            // partials.
+            let sums: Vec<&BoundSymbol> = region
+                .ops
+                .iter()
+                .map(|&i| &ops[i])
+                .filter(|b| {
+                    matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction))
+                        && leading_reduction(trace, b).is_some()
+                })
+                .collect();
+            let mut workspace = 0;
+            let mut fin_entry = None;
+            if !sums.is_empty() {
+                let trail = &full[full.len() - k..];
+                let (offsets, bytes) = column_workspace(&g, &sums, blocks, cols);
+                workspace = bytes;
+                let per_column: Vec<usize> = (0..region.outputs.len())
+                    .filter(|&j| sums.iter().any(|b| b.outputs[0] == region.outputs[j]))
+                    .collect();
+                let fin = format!("{name}_fin");
+                let wps = format!("{ps}, unsigned char* __restrict__ ws");
+                let tiles = columns_fin(
+                    &mut g,
+                    &mut source,
+                    &wps,
+                    region,
+                    (&sums, &offsets),
+                    (blocks, trail),
+                    &per_column,
+                    "",
+                    &fin,
+                )?;
+                fin_entry = Some(KernelEntry {
+                    name: fin,
+                    outputs: per_column,
+                    launch: Launch::Columns {
+                        blocks: tiles,
+                        threads: COL_THREADS as u32,
+                        workspace,
+                        contiguous: false,
+                    },
+                });
+            }
             entries.push(KernelEntry {
                 name: name.to_string(),
                 outputs: (0..region.outputs.len()).collect(),
@@ -1047,14 +1094,22 @@ pub fn generate(
                     blocks,
                     vector,
                     direct,
+                    workspace,
                 },
             });
+            entries.extend(fin_entry);
         }
         Schedule::Columns { full, k } => {
             entries = columns_kernels(&mut g, &mut source, &ps, region, ops, full, *k, name)?;
         }
     }
     Ok(RegionKernel { source, entries })
+}
+
+/// Blocks of a rows kernel that also sums columns (each writes one partial per column): a few
+/// per SM of a large GPU, at most one per row.
+fn column_splits(rows: usize) -> usize {
+    rows.clamp(1, 264)
 }
 
 /// Threads of a columns stage.
@@ -1100,18 +1155,7 @@ fn columns_kernels(
         .map(|&i| &ops[i])
         .filter(|b| matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction)))
         .collect();
-    // Workspace: per reduction, splits x cols partials of its compute type, 16-byte aligned.
-    let mut offsets = Vec::with_capacity(reductions.len());
-    let mut workspace = 0usize;
-    for b in &reductions {
-        let ty = g.cty(b.outputs[0]);
-        let size = match ty {
-            "double" | "long long" => 8,
-            _ => 4,
-        };
-        offsets.push(workspace);
-        workspace += (splits * cols * size).div_ceil(16) * 16;
-    }
+    let (offsets, workspace) = column_workspace(g, &reductions, splits, cols);
     let wps = format!("{ps}, unsigned char* __restrict__ ws");
     // Stage 1: thread t of a block takes the columns `tile * span + t + e * THREADS` (e <
     // COL_PER_THREAD: consecutive threads read consecutive columns of a row together, and what
@@ -1233,69 +1277,23 @@ fn columns_kernels(
     let per_column: Vec<usize> = (0..region.outputs.len())
         .filter(|&j| is_reduced_stage(region.outputs[j]))
         .collect();
-    // Per block 32 columns; its 8 warps each add every 8th split, then warp 0 adds the 8 sums
-    // (a fixed order: deterministic) and computes the column's outputs.
-    let warps = COL_THREADS / 32;
-    let col_tiles = cols.div_ceil(32).max(1);
-    let mut fin_decls = String::new();
-    let mut gather = Block::new(2, HashMap::new());
-    gather.line("const idx_t cq = cb * 32 + lane;");
-    gather.line(&format!(
-        "const idx_t cr = cq < {cols} ? cq : {};",
-        cols.max(1) - 1
-    ));
-    let mut body = Block::new(3, HashMap::new());
-    body.line("const idx_t c = cq;");
-    let cidx = body.index("c", "c", trail);
-    for (j, b) in reductions.iter().enumerate() {
-        let o = b.outputs[0];
-        let ty = g.cty(o);
-        let (init, comb) = red_init(b, ty)?;
-        let _ = writeln!(fin_decls, "  __shared__ {ty} fs{j}[{warps}][32];");
-        let a = format!("part{}", o.0);
-        gather.line(&format!("{ty} {a} = {init};"));
-        gather.line(&format!(
-            "for (int s = wy; s < {splits}; s += {warps}) {a} = {comb}({a}, reinterpret_cast<const {ty}*>(ws + {})[(idx_t)s * {cols} + cr]);",
-            offsets[j]
-        ));
-        gather.line(&format!("fs{j}[wy][lane] = {a};"));
-        let a = format!("red{}", o.0);
-        body.line(&format!("{ty} {a} = fs{j}[0][lane];"));
-        body.line(&format!(
-            "for (int w = 1; w < {warps}; ++w) {a} = {comb}({a}, fs{j}[w][lane]);"
-        ));
-        let dt = dtype_of(trace, o).ok_or("dtype")?;
-        let rounded = match dt {
-            DType::BF16 => format!("rnd_bf16({a})"),
-            DType::F16 => format!("rnd_f16({a})"),
-            _ => a.clone(),
-        };
-        let nm = format!("rr{}", o.0);
-        body.line(&format!("const {ty} {nm} = {rounded};"));
-        body.memo.insert(format!("{}@{}", o.0, cidx.join(",")), nm);
-    }
-    for &j in &per_column {
-        let o = region.outputs[j];
-        let e = g.eval(&mut body, o, &cidx, &InputAccess::Strided)?;
-        body.line(&format!("st(&out{j}[c], {e});"));
-    }
-    gather.line("__syncthreads();");
-    gather.line(&format!("if (wy == 0 && cq < {cols}) {{"));
-    gather.code.push_str(&body.code);
-    gather.line("}");
-    gather.line("__syncthreads();");
-    let body = gather;
     let others: Vec<usize> = (0..region.outputs.len())
         .filter(|j| !per_column.contains(j))
         .collect();
     let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, COL_THREADS)?;
-    let fin_blocks = col_tiles.max(tail_blocks);
     let fin = format!("{name}_fin");
-    let _ = writeln!(
+    let col_tiles = columns_fin(
+        g,
         source,
-        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n{tail}}}",
-        body.code
-    );
+        &wps,
+        region,
+        (&reductions, &offsets),
+        (splits, trail),
+        &per_column,
+        &tail,
+        &fin,
+    )?;
+    let fin_blocks = col_tiles.max(tail_blocks);
     let launch = |blocks: usize, contiguous: bool| Launch::Columns {
         blocks: blocks.clamp(1, 1 << 20),
         threads: COL_THREADS as u32,
@@ -1495,6 +1493,9 @@ fn rows_kernel(
         stage.insert(v, 0);
     }
     let mut reductions: Vec<&BoundSymbol> = Vec::new();
+    // Column sums (reductions over the leading dims, accumulated across the block's rows) and
+    // the stage of their operands.
+    let mut column_sums: Vec<(&BoundSymbol, usize)> = Vec::new();
     for &i in &region.ops {
         let b = &ops[i];
         let s_in = b
@@ -1504,6 +1505,10 @@ fn rows_kernel(
             .max()
             .unwrap_or(0);
         let is_red = matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction));
+        if is_red && leading_reduction(trace, b).is_some() {
+            column_sums.push((b, s_in));
+            continue;
+        }
         let s = if is_red { s_in + 1 } else { s_in };
         for &o in &b.outputs {
             stage.insert(o, s);
@@ -1512,6 +1517,7 @@ fn rows_kernel(
             reductions.push(b);
         }
     }
+    let column_outs: Vec<Value> = column_sums.iter().map(|(b, _)| b.outputs[0]).collect();
     let max_stage = stage.values().copied().max().unwrap_or(0);
     // Full values computed in one stage and used in a later one are kept in registers.
     let mut cached: Vec<Value> = Vec::new();
@@ -1522,7 +1528,10 @@ fn rows_kernel(
     };
     for &i in &region.ops {
         let b = &ops[i];
-        let us = stage[&b.outputs[0]];
+        let Some(&us) = stage.get(&b.outputs[0]) else {
+            // A column sum: read in its operand's stage.
+            continue;
+        };
         let is_red = matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::Reduction));
         let us = if is_red { us - 1 } else { us };
         for v in b.inputs() {
@@ -1578,9 +1587,23 @@ fn rows_kernel(
         .collect();
     let out_reduced: Vec<usize> = (0..region.outputs.len())
         .filter(|&j| {
-            shape_of(trace, region.outputs[j]) == reduced_shape && !is_full(region.outputs[j])
+            shape_of(trace, region.outputs[j]) == reduced_shape
+                && !is_full(region.outputs[j])
+                && !column_outs.contains(&region.outputs[j])
         })
         .collect();
+    // Column sums: per thread one accumulator per column it takes, across the block's rows.
+    let mut col_decls = String::new();
+    for (b, _) in &column_sums {
+        let o = b.outputs[0];
+        let ty = g.cty(o);
+        let (init, _) = red_init(b, ty)?;
+        let _ = writeln!(
+            col_decls,
+            "  {ty} cacc{}[PT * VEC];\n  #pragma unroll\n  for (int q = 0; q < PT * VEC; ++q) cacc{}[q] = {init};",
+            o.0, o.0
+        );
+    }
     let mut smem_types: HashSet<&'static str> = HashSet::new();
     for s in 0..=max_stage {
         // The loop over this thread's columns.
@@ -1595,6 +1618,11 @@ fn rows_kernel(
             .filter(|&j| stage[&region.outputs[j]] == s)
             .collect();
         let to_cache: Vec<Value> = cached.iter().copied().filter(|v| stage[v] == s).collect();
+        let cols_here: Vec<&BoundSymbol> = column_sums
+            .iter()
+            .filter(|(_, st)| *st == s)
+            .map(|(b, _)| *b)
+            .collect();
         let mut accs = Vec::new();
         for b in &roots_red {
             let o = b.outputs[0];
@@ -1604,7 +1632,11 @@ fn rows_kernel(
             body.line(&format!("{ty} {a} = {init};"));
             accs.push(a);
         }
-        if roots_red.is_empty() && full_outs.is_empty() && to_cache.is_empty() {
+        if roots_red.is_empty()
+            && full_outs.is_empty()
+            && to_cache.is_empty()
+            && cols_here.is_empty()
+        {
             continue;
         }
         body.line("#pragma unroll");
@@ -1665,6 +1697,17 @@ fn rows_kernel(
             let e = g.eval(&mut inner, v, &idx_names, &acc_mode)?;
             inner.line(&format!("k{}[j * VEC + e] = {e};", v.0));
         }
+        for b in &cols_here {
+            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let o = b.outputs[0];
+            let ty = g.cty(o);
+            let e = g.eval(&mut inner, x, &idx_names, &acc_mode)?;
+            let (_, comb) = red_init(b, ty)?;
+            inner.line(&format!(
+                "cacc{0}[j * VEC + e] = {comb}(cacc{0}[j * VEC + e], ({ty}){e});",
+                o.0
+            ));
+        }
         for &j in &full_outs {
             let o = region.outputs[j];
             let e = g.eval(&mut inner, o, &idx_names, &acc_mode)?;
@@ -1722,21 +1765,148 @@ fn rows_kernel(
     // Outputs of other shapes are computed from region inputs alone (the partitioner allows no
     // other): a grid-stride loop over each.
     let others: Vec<usize> = (0..region.outputs.len())
-        .filter(|j| !out_full.contains(j) && !out_reduced.contains(j))
+        .filter(|j| {
+            !out_full.contains(j)
+                && !out_reduced.contains(j)
+                && !column_outs.contains(&region.outputs[*j])
+        })
         .collect();
     let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, threads)?;
-    let blocks = rows.max(tail_blocks);
+    // With column sums the grid is fixed (each block writes its partials), the rows shared out.
+    let blocks = if column_sums.is_empty() {
+        rows.max(tail_blocks)
+    } else {
+        column_splits(rows)
+    };
+    let mut col_write = String::new();
+    let mut kps = ps.to_string();
+    if !column_sums.is_empty() {
+        let sums: Vec<&BoundSymbol> = column_sums.iter().map(|(b, _)| *b).collect();
+        let (offsets, _) = column_workspace(g, &sums, blocks, cols);
+        kps.push_str(", unsigned char* __restrict__ ws");
+        col_write.push_str("  #pragma unroll\n  for (int j = 0; j < PT; ++j) {\n    const idx_t cb = ((idx_t)threadIdx.x + (idx_t)j * blockDim.x) * VEC;\n    #pragma unroll\n    for (int e = 0; e < VEC; ++e) {\n");
+        for (b, off) in sums.iter().zip(&offsets) {
+            let o = b.outputs[0];
+            let ty = g.cty(o);
+            let _ = writeln!(
+                col_write,
+                "      if (cb + e < {cols}) reinterpret_cast<{ty}*>(ws + {off})[(idx_t)blockIdx.x * {cols} + cb + e] = cacc{}[j * VEC + e];",
+                o.0
+            );
+        }
+        col_write.push_str("    }\n  }\n");
+    }
     let mut decls = String::new();
     for ty in &smem_types {
         let _ = writeln!(decls, "  __shared__ {ty} {}[33];", smem_name(ty));
     }
     let _ = writeln!(
         source,
-        "extern \"C\" __global__ void {lb} {name}({ps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{tail}}}",
+        "extern \"C\" __global__ void {lb} {name}({kps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}{col_decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{col_write}{tail}}}",
         body.code,
         lb = rows_launch_bounds(threads),
     );
     Ok((rows, threads as u32, blocks))
+}
+
+/// The second stage of a columns reduction (`fin`, see [`columns_kernels`]): per block 32
+/// columns; its 8 warps each add every 8th of the `splits` partials of `reductions` (at
+/// `offsets` in the workspace), then warp 0 adds the 8 sums (a fixed order) and writes the
+/// outputs `per_column` computed from them; `tail` runs after. Returns the blocks that cover the
+/// columns.
+#[allow(clippy::too_many_arguments)]
+fn columns_fin(
+    g: &mut Gen,
+    source: &mut String,
+    wps: &str,
+    region: &Region,
+    (reductions, offsets): (&[&BoundSymbol], &[usize]),
+    (splits, trail): (usize, &[usize]),
+    per_column: &[usize],
+    tail: &str,
+    fin: &str,
+) -> Result<usize, GenError> {
+    let trace = g.trace;
+    let cols: usize = trail.iter().product();
+    // Per block 32 columns; its 8 warps each add every 8th split, then warp 0 adds the 8 sums
+    // (a fixed order: deterministic) and computes the column's outputs.
+    let warps = COL_THREADS / 32;
+    let col_tiles = cols.div_ceil(32).max(1);
+    let mut fin_decls = String::new();
+    let mut gather = Block::new(2, HashMap::new());
+    gather.line("const idx_t cq = cb * 32 + lane;");
+    gather.line(&format!(
+        "const idx_t cr = cq < {cols} ? cq : {};",
+        cols.max(1) - 1
+    ));
+    let mut body = Block::new(3, HashMap::new());
+    body.line("const idx_t c = cq;");
+    let cidx = body.index("c", "c", trail);
+    for (j, b) in reductions.iter().enumerate() {
+        let o = b.outputs[0];
+        let ty = g.cty(o);
+        let (init, comb) = red_init(b, ty)?;
+        let _ = writeln!(fin_decls, "  __shared__ {ty} fs{j}[{warps}][32];");
+        let a = format!("part{}", o.0);
+        gather.line(&format!("{ty} {a} = {init};"));
+        gather.line(&format!(
+            "for (int s = wy; s < {splits}; s += {warps}) {a} = {comb}({a}, reinterpret_cast<const {ty}*>(ws + {})[(idx_t)s * {cols} + cr]);",
+            offsets[j]
+        ));
+        gather.line(&format!("fs{j}[wy][lane] = {a};"));
+        let a = format!("red{}", o.0);
+        body.line(&format!("{ty} {a} = fs{j}[0][lane];"));
+        body.line(&format!(
+            "for (int w = 1; w < {warps}; ++w) {a} = {comb}({a}, fs{j}[w][lane]);"
+        ));
+        let dt = dtype_of(trace, o).ok_or("dtype")?;
+        let rounded = match dt {
+            DType::BF16 => format!("rnd_bf16({a})"),
+            DType::F16 => format!("rnd_f16({a})"),
+            _ => a.clone(),
+        };
+        let nm = format!("rr{}", o.0);
+        body.line(&format!("const {ty} {nm} = {rounded};"));
+        body.memo.insert(format!("{}@{}", o.0, cidx.join(",")), nm);
+    }
+    for &j in per_column {
+        let o = region.outputs[j];
+        let e = g.eval(&mut body, o, &cidx, &InputAccess::Strided)?;
+        body.line(&format!("st(&out{j}[c], {e});"));
+    }
+    gather.line("__syncthreads();");
+    gather.line(&format!("if (wy == 0 && cq < {cols}) {{"));
+    gather.code.push_str(&body.code);
+    gather.line("}");
+    gather.line("__syncthreads();");
+    let body = gather;
+    let _ = writeln!(
+        source,
+        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n{tail}}}",
+        body.code
+    );
+    Ok(col_tiles)
+}
+
+/// Where the partials of each column reduction go in the workspace (per reduction `splits` x
+/// `cols` values of its compute type, 16-byte aligned), and the workspace's bytes.
+fn column_workspace(
+    g: &Gen,
+    reductions: &[&BoundSymbol],
+    splits: usize,
+    cols: usize,
+) -> (Vec<usize>, usize) {
+    let mut offsets = Vec::with_capacity(reductions.len());
+    let mut workspace = 0usize;
+    for b in reductions {
+        let size = match g.cty(b.outputs[0]) {
+            "double" | "long long" => 8,
+            _ => 4,
+        };
+        offsets.push(workspace);
+        workspace += (splits * cols * size).div_ceil(16) * 16;
+    }
+    (offsets, workspace)
 }
 
 /// Grid-stride loops writing the region outputs `outs` (computed from the region's inputs

@@ -511,7 +511,11 @@ impl CompiledRegion {
             .entries
             .iter()
             .filter_map(|e| match e.launch {
-                Launch::Columns { workspace, .. } => Some(workspace),
+                Launch::Columns { workspace, .. } | Launch::Rows { workspace, .. }
+                    if workspace > 0 =>
+                {
+                    Some(workspace)
+                }
                 _ => None,
             })
             .max()
@@ -554,6 +558,7 @@ impl CompiledRegion {
                     threads,
                     vector: vinfo,
                     direct,
+                    workspace,
                     ..
                 } => {
                     if *blocks == 0 {
@@ -563,12 +568,19 @@ impl CompiledRegion {
                         (Some((w, _, _)), Some(_)) => self.vector_ok(*w, direct, &tensors, &outs),
                         _ => false,
                     };
-                    match (use_vec, vinfo, vector) {
+                    let (f, grid, block) = match (use_vec, vinfo, vector) {
                         (true, Some((_, t, b)), Some(vf)) => {
                             (vf, (*b).clamp(1, 1 << 20) as u32, *t)
                         }
                         _ => (scalar, (*blocks).clamp(1, 1 << 20) as u32, *threads),
+                    };
+                    if *workspace > 0 {
+                        // SAFETY: as below; a rows kernel with column sums takes the workspace
+                        // last, and its grid is the number of partials the workspace holds.
+                        unsafe { launch(f, grid, block, stream, &mut ws_slots, &e.name) }?;
+                        continue;
                     }
+                    (f, grid, block)
                 }
                 Launch::Columns {
                     blocks, threads, ..

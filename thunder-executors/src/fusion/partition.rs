@@ -3,9 +3,11 @@
 //! Ops are visited in program order. A fusible op joins the region of one of its producers (or of
 //! the most recent region) when
 //! - the region's schedule can take it ([`Schedule`]: pointwise regions take any elementwise or
-//!   indexing op; a region with reductions takes reductions over the same trailing dims of the
-//!   same shape, elementwise ops on that shape or on the reduced one, and broadcasts from the
-//!   reduced shape back), and
+//!   indexing op; a rows region takes reductions over the same trailing dims of the same shape,
+//!   elementwise ops on that shape or on the reduced one, broadcasts from the reduced shape back,
+//!   and sums over exactly the leading dims that nothing in the region reads (column sums the
+//!   kernel accumulates across rows); a columns region takes reductions over the same leading
+//!   dims of values computed from its inputs, and elementwise ops on their results), and
 //! - joining creates no cycle: none of the op's operands from outside the region depends on the
 //!   region.
 //!
@@ -138,15 +140,24 @@ fn out_shape(trace: &Trace, b: &BoundSymbol) -> Option<Vec<usize>> {
 
 /// Whether `b` fits a region with schedule `s` whose members define `defined`, of which `leaf`
 /// are computed from region inputs alone (without reductions: they can be read at any index).
+/// `column_sums`: the results of every reduction over leading dims among the ops.
 fn fits(
     trace: &Trace,
     b: &BoundSymbol,
     s: &Schedule,
-    defined: &HashSet<Value>,
-    leaf: &HashSet<Value>,
+    (defined, leaf): (&HashSet<Value>, &HashSet<Value>),
+    column_sums: &HashSet<Value>,
 ) -> bool {
     let Op::Prim(op) = b.op else { return false };
     let Some(k) = kind(op) else { return false };
+    // A column sum inside a rows region is one of its outputs: nothing in the region reads it.
+    if matches!(s, Schedule::Rows { .. })
+        && b.inputs()
+            .iter()
+            .any(|v| defined.contains(v) && column_sums.contains(v))
+    {
+        return false;
+    }
     let from_inputs = b
         .inputs()
         .iter()
@@ -177,8 +188,12 @@ fn fits(
         return false;
     };
     match k {
+        // Over the trailing dims (per row), or over exactly the leading ones (a column sum the
+        // rows kernel accumulates across the rows each block takes).
         Kind::Reduction => {
             trailing_reduction(trace, b).is_some_and(|(f, kk)| &f == full && kk == *nk)
+                || leading_reduction(trace, b)
+                    .is_some_and(|(f, kk)| &f == full && kk == full.len() - nk)
         }
         // Computed from region inputs alone: any shape (read through its index map).
         _ if from_inputs => true,
@@ -218,6 +233,11 @@ pub fn partition(
             producer.insert(o, i);
         }
     }
+    let column_sums: HashSet<Value> = ops
+        .iter()
+        .filter(|b| kind_of(b) == Some(Kind::Reduction) && leading_reduction(trace, b).is_some())
+        .flat_map(|b| b.outputs.iter().copied())
+        .collect();
     // group[i]: the group of op i.
     let mut group: Vec<Option<usize>> = vec![None; n];
     let mut schedules: Vec<Schedule> = Vec::new();
@@ -265,6 +285,7 @@ pub fn partition(
                 &schedules[g],
                 b,
                 (&defined[g], &leaves[g]),
+                &column_sums,
             ) {
                 schedules[g] = s;
                 joined = Some(g);
@@ -679,8 +700,9 @@ fn merged_schedule(
     s: &Schedule,
     b: &BoundSymbol,
     (defined, leaf): (&HashSet<Value>, &HashSet<Value>),
+    column_sums: &HashSet<Value>,
 ) -> Option<Schedule> {
-    if fits(trace, b, s, defined, leaf) {
+    if fits(trace, b, s, (defined, leaf), column_sums) {
         return Some(s.clone());
     }
     // A pointwise group meeting its first reduction becomes a rows (or columns) group if every
@@ -696,7 +718,7 @@ fn merged_schedule(
     let mut seen: HashSet<Value> = HashSet::new();
     let mut seen_leaf: HashSet<Value> = HashSet::new();
     for &j in ms {
-        if !fits(trace, &ops[j], &rows, &seen, &seen_leaf) {
+        if !fits(trace, &ops[j], &rows, (&seen, &seen_leaf), column_sums) {
             return None;
         }
         if is_leaf(&ops[j], &seen, &seen_leaf) {
@@ -704,5 +726,5 @@ fn merged_schedule(
         }
         seen.extend(ops[j].outputs.iter().copied());
     }
-    fits(trace, b, &rows, defined, leaf).then_some(rows)
+    fits(trace, b, &rows, (defined, leaf), column_sums).then_some(rows)
 }
