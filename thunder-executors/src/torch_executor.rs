@@ -141,7 +141,8 @@ fn prim_supported(p: PrimOp, bsym: &BoundSymbol) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Operand access.
 
-fn tensor<'a>(args: &Args<'a>, i: usize) -> KResult<&'a Tensor> {
+/// Operand `i` as a tensor (shared with the fused executors).
+pub(crate) fn tensor<'a>(args: &Args<'a>, i: usize) -> KResult<&'a Tensor> {
     match args.get(i)? {
         KArg::Value(RtValue::Tensor(t)) => Ok(t),
         other => Err(KernelError(format!(
@@ -157,7 +158,8 @@ fn opt_tensor<'a>(args: &Args<'a>, i: usize) -> KResult<Option<&'a Tensor>> {
     }
 }
 
-fn tensor_list<'a>(args: &Args<'a>, i: usize) -> KResult<Vec<&'a Tensor>> {
+/// Operand `i` as a list of tensors (shared with the fused executors).
+pub(crate) fn tensor_list<'a>(args: &Args<'a>, i: usize) -> KResult<Vec<&'a Tensor>> {
     match args.get(i)? {
         KArg::List(items) => items
             .iter()
@@ -169,6 +171,23 @@ fn tensor_list<'a>(args: &Args<'a>, i: usize) -> KResult<Vec<&'a Tensor>> {
         other => Err(KernelError(format!(
             "operand {i} must be a list of tensors, got {other:?}"
         ))),
+    }
+}
+
+/// A contiguous copy of `t` in new memory (even when `t` is contiguous).
+pub(crate) fn contiguous_copy(t: &Tensor) -> KResult<Tensor> {
+    let mut c = Tensor::f_empty(t.size(), (t.kind(), t.device()))?;
+    c.f_copy_(t)?;
+    Ok(c)
+}
+
+/// A `reduction` attribute (`"mean"`, `"sum"`, `"none"`) as libtorch's.
+fn reduction(a: &Attr) -> std::result::Result<tch::Reduction, String> {
+    match a {
+        Attr::Str(s) if s == "mean" => Ok(tch::Reduction::Mean),
+        Attr::Str(s) if s == "sum" => Ok(tch::Reduction::Sum),
+        Attr::Str(s) if s == "none" => Ok(tch::Reduction::None),
+        other => Err(format!("unknown reduction {other:?}")),
     }
 }
 
@@ -894,12 +913,7 @@ fn compile_torch(
         }
         T::CrossEntropy => {
             let ignore_index = int(&at[0])?;
-            let reduction = match &at[1] {
-                Attr::Str(s) if s == "mean" => tch::Reduction::Mean,
-                Attr::Str(s) if s == "sum" => tch::Reduction::Sum,
-                Attr::Str(s) if s == "none" => tch::Reduction::None,
-                other => return Err(format!("unknown reduction {other:?}")),
-            };
+            let reduction = reduction(&at[1])?;
             let smoothing = float(&at[2])?;
             Box::new(move |args| {
                 one(tensor(args, 0)?.f_cross_entropy_loss::<&Tensor>(
@@ -915,12 +929,7 @@ fn compile_torch(
             // PyTorch's own backward (log_softmax and nll_loss backwards), through autograd: the
             // forward is rerun on a detached leaf and differentiated with `grad_out`.
             let ignore_index = int(&at[0])?;
-            let reduction = match &at[1] {
-                Attr::Str(s) if s == "mean" => tch::Reduction::Mean,
-                Attr::Str(s) if s == "sum" => tch::Reduction::Sum,
-                Attr::Str(s) if s == "none" => tch::Reduction::None,
-                other => return Err(format!("unknown reduction {other:?}")),
-            };
+            let reduction = reduction(&at[1])?;
             Box::new(move |args| {
                 let g = tensor(args, 0)?;
                 let x = tensor(args, 1)?;
@@ -1275,11 +1284,6 @@ fn adamw_kernel(at: &[Attr]) -> std::result::Result<Kernel, String> {
             tensor_list(args, 3)?,
         ];
         let step = tensor(args, 4)?;
-        let fresh = |t: &Tensor| -> KResult<Tensor> {
-            let mut c = Tensor::f_empty(t.size(), (t.kind(), t.device()))?;
-            c.f_copy_(t)?;
-            Ok(c)
-        };
         // The buffers the step writes: the donated tensors themselves when contiguous, else
         // contiguous copies (copied back below when donated).
         let mut work: [Vec<Tensor>; 3] = Default::default();
@@ -1288,7 +1292,7 @@ fn adamw_kernel(at: &[Attr]) -> std::result::Result<Kernel, String> {
                 w.push(if inplace && t.is_contiguous() {
                     t.shallow_clone()
                 } else {
-                    fresh(t)?
+                    contiguous_copy(t)?
                 });
             }
         }
@@ -1296,9 +1300,12 @@ fn adamw_kernel(at: &[Attr]) -> std::result::Result<Kernel, String> {
             .iter()
             .map(|g| g.f_contiguous())
             .collect::<Result<_, _>>()?;
-        let mut kinds: Vec<tch::Kind> = lists[0].iter().map(|p| p.kind()).collect();
-        kinds.sort_by_key(|k| format!("{k:?}"));
-        kinds.dedup();
+        let mut kinds: Vec<tch::Kind> = Vec::new();
+        for p in &lists[0] {
+            if !kinds.contains(&p.kind()) {
+                kinds.push(p.kind());
+            }
+        }
         for kd in kinds {
             let idx: Vec<usize> = (0..lists[0].len())
                 .filter(|&i| lists[0][i].kind() == kd)

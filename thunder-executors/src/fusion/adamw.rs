@@ -18,7 +18,8 @@
 
 use super::cuda::{cuda_index, current_stream, enter_device, launch_raw, Module};
 use crate::convert;
-use crate::executor::{Args, Executor, KArg, Kernel, KernelError, Outputs, RtValue};
+use crate::executor::{Args, Executor, Kernel, KernelError, Outputs, RtValue};
+use crate::torch_executor::{contiguous_copy, tensor, tensor_list};
 use crate::{Error, Result};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -50,16 +51,6 @@ struct Table {
     chunk_start: [i32; MAX_TENSORS + 1],
 }
 
-fn c_type(d: DType) -> Option<&'static str> {
-    Some(match d {
-        DType::F16 => "__half",
-        DType::BF16 => "__nv_bfloat16",
-        DType::F32 => "float",
-        DType::F64 => "double",
-        _ => return None,
-    })
-}
-
 /// Elements per chunk for parameters of `dtype`.
 fn chunk(dtype: DType) -> usize {
     THREADS * CHUNK_VECTORS * (16 / dtype.itemsize())
@@ -68,7 +59,7 @@ fn chunk(dtype: DType) -> usize {
 /// The CUDA C++ of the AdamW kernel for parameters of `dtype` (float16, bfloat16, float32 or
 /// float64).
 pub fn source(dtype: DType) -> std::result::Result<String, String> {
-    let t = c_type(dtype).ok_or_else(|| {
+    let t = super::codegen::float_storage_type(dtype).ok_or_else(|| {
         format!("the AdamW kernel takes floating parameters (f16, bf16, f32, f64), not {dtype}")
     })?;
     let mut src = String::from(super::codegen::PRELUDE);
@@ -201,7 +192,7 @@ fn claimable(trace: &Trace, bsym: &BoundSymbol) -> Option<(Vec<DType>, [f64; 5],
     let mut dtypes = Vec::with_capacity(params.len());
     for &p in params {
         let m = trace.tensor(p)?;
-        c_type(m.dtype)?;
+        super::codegen::float_storage_type(m.dtype)?;
         // Chunk indices are 32-bit in the table.
         if m.shape.numel() / chunk(m.dtype) >= i32::MAX as usize / 2 {
             return None;
@@ -262,28 +253,6 @@ impl Executor for AdamwExecutor {
     }
 }
 
-fn tensor_list<'a>(args: &Args<'a>, i: usize) -> std::result::Result<Vec<&'a Tensor>, KernelError> {
-    match args.get(i)? {
-        KArg::List(items) => items
-            .iter()
-            .map(|v| {
-                v.and_then(RtValue::as_tensor)
-                    .ok_or_else(|| KernelError(format!("operand {i} holds a non-tensor")))
-            })
-            .collect(),
-        _ => Err(KernelError(format!(
-            "operand {i} must be a list of tensors"
-        ))),
-    }
-}
-
-/// A contiguous copy of `t`.
-fn fresh(t: &Tensor) -> std::result::Result<Tensor, KernelError> {
-    let mut c = Tensor::f_empty(t.size(), (t.kind(), t.device()))?;
-    c.f_copy_(t)?;
-    Ok(c)
-}
-
 impl Compiled {
     fn run(&self, args: &Args<'_>) -> std::result::Result<Outputs, KernelError> {
         let lists = [
@@ -292,10 +261,7 @@ impl Compiled {
             tensor_list(args, 2)?,
             tensor_list(args, 3)?,
         ];
-        let step = match args.get(4)? {
-            KArg::Value(RtValue::Tensor(t)) => t,
-            _ => return Err(KernelError("step must be a tensor".into())),
-        };
+        let step = tensor(args, 4)?;
         let n = self.dtypes.len();
         if lists.iter().any(|l| l.len() != n) {
             return Err(KernelError(format!(
@@ -324,7 +290,7 @@ impl Compiled {
             if t.is_contiguous() {
                 Ok(t.shallow_clone())
             } else {
-                fresh(t)
+                contiguous_copy(t)
             }
         };
         let ins: Vec<Vec<Tensor>> = lists

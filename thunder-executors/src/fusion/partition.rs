@@ -568,11 +568,12 @@ fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut 
                 needed.extend(ops[i].inputs());
             }
         }
+        let in_region: HashSet<usize> = regions
+            .iter()
+            .flat_map(|r| r.ops.iter().chain(&r.dead).copied())
+            .collect();
         for (i, b) in ops.iter().enumerate() {
-            let in_region = regions
-                .iter()
-                .any(|r| r.ops.contains(&i) || r.dead.contains(&i));
-            if !in_region {
+            if !in_region.contains(&i) {
                 needed.extend(b.inputs());
             }
         }

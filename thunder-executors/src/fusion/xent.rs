@@ -17,7 +17,8 @@
 
 use super::cuda::{cuda_index, current_stream, enter_device, launch, Module};
 use crate::convert;
-use crate::executor::{Args, Executor, KArg, Kernel, KernelError, Outputs, RtValue};
+use crate::executor::{Args, Executor, Kernel, KernelError, Outputs, RtValue};
+use crate::torch_executor::tensor;
 use crate::{Error, Result};
 use std::sync::Arc;
 use tch::Tensor;
@@ -68,16 +69,6 @@ impl Shape {
     }
 }
 
-fn c_type(d: DType) -> Option<&'static str> {
-    Some(match d {
-        DType::F16 => "__half",
-        DType::BF16 => "__nv_bfloat16",
-        DType::F32 => "float",
-        DType::F64 => "double",
-        _ => return None,
-    })
-}
-
 /// The names of the kernels in [`source`], in the order the executor looks them up.
 const NAMES: [&str; 6] = [
     "xent_fwd_s",
@@ -91,7 +82,7 @@ const NAMES: [&str; 6] = [
 /// The CUDA C++ of the cross-entropy kernels for rows of `classes` values of `dtype` (float16,
 /// bfloat16, float32 or float64).
 pub fn source(dtype: DType, classes: usize) -> std::result::Result<String, String> {
-    let t = c_type(dtype).ok_or_else(|| {
+    let t = super::codegen::float_storage_type(dtype).ok_or_else(|| {
         format!("the fused cross entropy takes floating inputs (f16, bf16, f32, f64), not {dtype}")
     })?;
     let sh = Shape { dtype, classes };
@@ -433,7 +424,11 @@ fn claimable(trace: &Trace, bsym: &BoundSymbol) -> Option<(bool, DType, usize, b
     let on_cuda = ins
         .iter()
         .all(|&v| trace.tensor(v).is_some_and(|m| m.device == x.device));
-    if !x.device.is_cuda() || !on_cuda || t.dtype != DType::I64 || c_type(x.dtype).is_none() {
+    if !x.device.is_cuda()
+        || !on_cuda
+        || t.dtype != DType::I64
+        || super::codegen::float_storage_type(x.dtype).is_none()
+    {
         return None;
     }
     let classes = match x.rank() {
@@ -485,13 +480,6 @@ impl Executor for CrossEntropyExecutor {
             module: Module::new(src, NAMES.iter().map(|s| s.to_string()).collect()),
         });
         Ok(Box::new(move |args: &Args<'_>| c.run(args)))
-    }
-}
-
-fn tensor<'a>(args: &Args<'a>, i: usize) -> std::result::Result<&'a Tensor, KernelError> {
-    match args.get(i)? {
-        KArg::Value(RtValue::Tensor(t)) => Ok(t),
-        _ => Err(KernelError(format!("operand {i} must be a tensor"))),
     }
 }
 
