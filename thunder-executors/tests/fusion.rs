@@ -364,3 +364,214 @@ fn a_norm_weight_gradient_is_summed_by_the_rows_kernel_of_the_input_gradient() {
     );
     assert_eq!(compiles(&bwd), claimed.regions.len());
 }
+
+/// The region of the first statement of `text` that contains `needle`, and whether the line says
+/// which region recomputes it.
+fn region_of(text: &str, needle: &str) -> (usize, Option<usize>) {
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle}:\n{text}"));
+    let num = |s: &str| -> usize {
+        s.chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap_or_else(|_| panic!("{line}"))
+    };
+    let owner = line
+        .split_once("[fusion fusion")
+        .map(|(_, r)| num(r))
+        .unwrap_or_else(|| panic!("not fused: {line}"));
+    let recomputed = line.split_once("recomputed in fusion").map(|(_, r)| num(r));
+    (owner, recomputed)
+}
+
+/// `exp(p.float())` is computed next to `p = x1 + x2 + x3 + x4` (bf16, which a matmul reads as
+/// well) and read by a region after the matmul. Passing it costs 8 bytes an element (float32,
+/// written for that region alone, then read); recomputing it from the four inputs costs as much;
+/// recomputing it from `p`, which is written for the matmul anyway, costs 2. The minimum cut
+/// takes `p`: a rule that recomputes back to the region's inputs would not.
+#[test]
+fn the_min_cut_recomputes_from_the_cheapest_values_between_regions() {
+    let (t, h) = (64usize, 256usize);
+    let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
+    let mut b = TraceBuilder::new("cut");
+    let xs: Vec<Value> = (1..=4)
+        .map(|k| b.input(&format!("x{k}"), meta(&[t, h])).unwrap())
+        .collect();
+    let w = b.input("w", meta(&[h, h])).unwrap();
+    let s1 = b.add(xs[0], xs[1]).unwrap();
+    let s2 = b.add(xs[2], xs[3]).unwrap();
+    let p = b.add(s1, s2).unwrap();
+    let m = b.matmul(p, w).unwrap();
+    let pf = b.to_dtype(p, DType::F32).unwrap();
+    let q = b.exp(pf).unwrap();
+    let mf = b.to_dtype(m, DType::F32).unwrap();
+    let z = b.mul(q, mf).unwrap();
+    let trace = b.build(&[z]).unwrap();
+    let pl = plan(&trace);
+    let claimed = pl.claimed();
+    let text = claimed.to_python();
+    let (producer, recomputed) = region_of(&text, "prims.exp(");
+    let consumer = recomputed.unwrap_or_else(|| panic!("exp is not recomputed:\n{text}"));
+    assert_ne!(producer, consumer, "{text}");
+    let reg = &claimed.regions[consumer];
+    let names: Vec<&str> = reg
+        .inputs
+        .iter()
+        .map(|&v| claimed.trace.name_of(v))
+        .collect();
+    // It reads p (bf16) and the matmul's result, not a float32 value and not the four inputs.
+    assert!(
+        names.contains(&claimed.trace.name_of(p)),
+        "{names:?}\n{text}"
+    );
+    for &v in &reg.inputs {
+        let m = claimed.trace.tensor(v).unwrap();
+        assert_eq!(m.dtype, DType::BF16, "{names:?}\n{text}");
+    }
+    assert!(
+        xs.iter().all(|x| !reg.inputs.contains(x)),
+        "{names:?}\n{text}"
+    );
+    // The producer writes p alone: exp(p) is computed in no region but the consumer.
+    let out: Vec<&str> = claimed.regions[producer]
+        .outputs
+        .iter()
+        .map(|&v| claimed.trace.name_of(v))
+        .collect();
+    assert_eq!(out, [claimed.trace.name_of(p)], "{text}");
+    assert!(text.contains("(not needed there), recomputed in"), "{text}");
+    assert_eq!(compiles(&pl), claimed.regions.len());
+}
+
+/// Recomputing a bf16 value from the three bf16 inputs it is the sum of reads 6 bytes an
+/// element; passing it writes and reads 4: the value is passed (only its conversion to float32,
+/// which the partitioner put next to it, moves to the consumer).
+#[test]
+fn a_value_cheaper_to_pass_than_to_recompute_is_passed() {
+    let (t, h) = (64usize, 256usize);
+    let meta = |s: &[usize]| TensorMeta::new(DType::BF16, s.to_vec()).on(Device::Cuda(0));
+    let mut b = TraceBuilder::new("passed");
+    let x1 = b.input("x1", meta(&[t, h])).unwrap();
+    let x2 = b.input("x2", meta(&[t, h])).unwrap();
+    let x3 = b.input("x3", meta(&[t, h])).unwrap();
+    let w = b.input("w", meta(&[h, h])).unwrap();
+    let s = b.add(x1, x2).unwrap();
+    let a = b.add(s, x3).unwrap();
+    let a2 = b.mul(x1, 2.0).unwrap();
+    let m = b.matmul(a2, w).unwrap();
+    let z = b.mul(a, m).unwrap();
+    let trace = b.build(&[z]).unwrap();
+    let pl = plan(&trace);
+    let claimed = pl.claimed();
+    let text = claimed.to_python();
+    let consumer = claimed
+        .regions
+        .iter()
+        .position(|r| r.inputs.contains(&m))
+        .unwrap_or_else(|| panic!("no region reads the matmul:\n{text}"));
+    let reg = &claimed.regions[consumer];
+    assert!(reg.inputs.contains(&a), "{text}");
+    assert!(
+        [x1, x2, x3].iter().all(|x| !reg.inputs.contains(x)),
+        "{text}"
+    );
+    // The producer's region converts `a` to float32 for the consumer: that conversion is all
+    // the consumer recomputes (reading bf16 rather than float32).
+    let recomputed: Vec<String> = reg
+        .recompute
+        .iter()
+        .map(|&i| format!("{:?}", claimed.ops[i].bsym.op))
+        .collect();
+    assert_eq!(recomputed.len(), 1, "{recomputed:?}\n{text}");
+    assert!(
+        recomputed[0].contains("ConvertElementType"),
+        "{recomputed:?}"
+    );
+}
+
+/// A Llama block's forward and backward (grouped-query attention, vector-sized rows) on the
+/// fusion executor, whose regions recompute what others computed (see the golden files), give
+/// what the torch executor gives on the same inputs: on a GPU, in float32 and in bf16. Without a
+/// GPU the plans are only compiled (NVRTC).
+#[test]
+fn a_llama_block_step_with_rematerialized_regions_matches_the_torch_executor() {
+    for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 3e-2)] {
+        let dims = LlamaDims {
+            batch: 2,
+            seq_len: 64,
+            hidden: 256,
+            heads: 4,
+            kv_heads: 2,
+            intermediate: 688,
+            dtype,
+            device: Device::Cuda(0),
+            ..LlamaDims::tiny()
+        };
+        let block = programs::llama_block(&dims).unwrap();
+        let wrt: Vec<Value> = block
+            .inputs
+            .iter()
+            .copied()
+            .filter(|&v| block.tensor(v).is_some_and(|t| t.dtype.is_float()))
+            .collect();
+        let fb = thunder_transforms::forward_backward(&block, &wrt).unwrap();
+        let fused = [plan(&fb.forward), plan(&fb.backward)];
+        let text = fused[1].claimed().to_python();
+        assert!(text.contains("recomputed in"), "{text}");
+        assert!(compiles(&fused[0]) >= 3 && compiles(&fused[1]) >= 3);
+        if !tch::Cuda::is_available() {
+            continue;
+        }
+        let torch = [&fb.forward, &fb.backward].map(|t| {
+            ExecutionPlan::compile(t, &[&TorchExecutor::new()]).unwrap_or_else(|e| panic!("{e}"))
+        });
+        let randn = |t: &Trace, v: Value| {
+            let m = t.tensor(v).unwrap();
+            let shape: Vec<i64> = m.shape.sizes().iter().map(|&s| s as i64).collect();
+            tch::Tensor::randn(
+                shape.as_slice(),
+                (
+                    thunder_executors::convert::kind(m.dtype),
+                    tch::Device::Cuda(0),
+                ),
+            )
+        };
+        let close = |what: &str, got: &[tch::Tensor], want: &[tch::Tensor]| {
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let (g, w) = (g.to_kind(tch::Kind::Double), w.to_kind(tch::Kind::Double));
+                let err = (&g - &w).abs().max().double_value(&[]);
+                let scale = w.abs().max().double_value(&[]).max(1.0);
+                assert!(
+                    err <= tol * scale,
+                    "{dtype} {what} output {i}: differs by {err:.3e} (scale {scale:.3e})"
+                );
+            }
+        };
+        let ins: Vec<tch::Tensor> = fb
+            .forward
+            .inputs
+            .iter()
+            .map(|&v| randn(&fb.forward, v))
+            .collect();
+        let got = fused[0].run_tensors(&ins).unwrap_or_else(|e| panic!("{e}"));
+        let want = torch[0].run_tensors(&ins).unwrap_or_else(|e| panic!("{e}"));
+        close("forward", &got, &want);
+        // The backward takes the saved values (from the torch executor's forward) and cotangents.
+        let n_out = fb.forward.outputs.len() - fb.num_saved;
+        let mut bins: Vec<tch::Tensor> = want[n_out..].iter().map(|t| t.shallow_clone()).collect();
+        for &v in &fb.backward.inputs[fb.num_saved..] {
+            bins.push(randn(&fb.backward, v));
+        }
+        let got = fused[1]
+            .run_tensors(&bins)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let want = torch[1]
+            .run_tensors(&bins)
+            .unwrap_or_else(|e| panic!("{e}"));
+        close("backward", &got, &want);
+    }
+}

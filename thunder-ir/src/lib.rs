@@ -14,6 +14,7 @@
 //! - [`builder`]: [`TraceBuilder`], to build traces with calls that read like PyTorch.
 //! - [`printer`], [`parser`]: trace <-> Python text.
 //! - [`verify`]: the verifier (SSA and metadata consistency).
+//! - [`mincut`]: minimum cuts (Dinic's maximum flow), which rematerialization decides with.
 //! - [`programs`]: small realistic programs (Llama MLP, attention with RoPE, cross entropy).
 //!
 //! No libtorch, no CUDA: this crate builds in seconds and can be used alone.
@@ -23,6 +24,7 @@ pub mod builder;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod mincut;
 pub mod ops;
 pub mod parser;
 pub mod printer;

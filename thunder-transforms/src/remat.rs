@@ -11,11 +11,10 @@
 //! the sink. A minimum source-sink cut crosses `v.in -> v.out` edges only: those values are saved,
 //! and the backward recomputes the cheap ops between them and what it reads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use thunder_ir::mincut::{FlowGraph, INF};
 use thunder_ir::ops::prims::PrimClass;
 use thunder_ir::{BoundSymbol, Op, PrimOp, Trace, Value};
-
-const INF: u64 = u64::MAX / 4;
 
 /// Whether the backward may recompute `b` from its operands: elementwise, reductions, shape ops,
 /// conversions, constants, whole normalizations (not random ops, matmuls, indexing, attention).
@@ -46,75 +45,6 @@ pub(crate) fn recomputable(b: &BoundSymbol) -> bool {
                 TorchOp::Softmax | TorchOp::LogSoftmax | TorchOp::RmsNorm | TorchOp::LayerNorm
             )
         }
-    }
-}
-
-struct Graph {
-    head: Vec<usize>,
-    to: Vec<usize>,
-    cap: Vec<u64>,
-    next: Vec<usize>,
-}
-
-impl Graph {
-    fn new(n: usize) -> Self {
-        Graph {
-            head: vec![usize::MAX; n],
-            to: Vec::new(),
-            cap: Vec::new(),
-            next: Vec::new(),
-        }
-    }
-    fn edge(&mut self, a: usize, b: usize, c: u64) {
-        for (x, y, cc) in [(a, b, c), (b, a, 0)] {
-            self.to.push(y);
-            self.cap.push(cc);
-            self.next.push(self.head[x]);
-            self.head[x] = self.to.len() - 1;
-        }
-    }
-    /// Dinic's maximum flow; afterwards, the nodes reachable from `s` in the residual graph.
-    fn min_cut_side(&mut self, s: usize, t: usize) -> Vec<bool> {
-        let n = self.head.len();
-        loop {
-            let mut level = vec![usize::MAX; n];
-            level[s] = 0;
-            let mut q = VecDeque::from([s]);
-            while let Some(x) = q.pop_front() {
-                let mut e = self.head[x];
-                while e != usize::MAX {
-                    if self.cap[e] > 0 && level[self.to[e]] == usize::MAX {
-                        level[self.to[e]] = level[x] + 1;
-                        q.push_back(self.to[e]);
-                    }
-                    e = self.next[e];
-                }
-            }
-            if level[t] == usize::MAX {
-                return level.iter().map(|&l| l != usize::MAX).collect();
-            }
-            let mut it = self.head.clone();
-            while self.push(s, t, INF, &level, &mut it) > 0 {}
-        }
-    }
-    fn push(&mut self, x: usize, t: usize, f: u64, level: &[usize], it: &mut [usize]) -> u64 {
-        if x == t {
-            return f;
-        }
-        while it[x] != usize::MAX {
-            let e = it[x];
-            let y = self.to[e];
-            if self.cap[e] > 0 && level[y] == level[x] + 1 {
-                let d = self.push(y, t, f.min(self.cap[e]), level, it);
-                if d > 0 {
-                    self.cap[e] -= d;
-                    self.cap[e ^ 1] += d;
-                    return d;
-                }
-            }
-            it[x] = self.next[e];
-        }
-        0
     }
 }
 
@@ -159,28 +89,28 @@ pub(crate) fn min_cut(
     }
     let n = values.len();
     let (s, t) = (2 * n, 2 * n + 1);
-    let mut g = Graph::new(2 * n + 2);
+    let mut g = FlowGraph::new(2 * n + 2);
     for (k, &v) in values.iter().enumerate() {
         let cost = if free.contains(&v) {
             0
         } else {
             bytes(v).max(1)
         };
-        g.edge(2 * k, 2 * k + 1, cost);
+        g.add_edge(2 * k, 2 * k + 1, cost);
         match producer.get(&v) {
             Some(&p) if recomputable(&fwd[p]) => {
                 for u in fwd[p].inputs() {
-                    g.edge(2 * id[&u] + 1, 2 * k, INF);
+                    g.add_edge(2 * id[&u] + 1, 2 * k, INF);
                 }
             }
             // Computed by an op the backward must not redo, or an input of the trace.
-            _ => g.edge(s, 2 * k, INF),
+            _ => g.add_edge(s, 2 * k, INF),
         }
     }
     for &v in needed {
-        g.edge(2 * id[&v] + 1, t, INF);
+        g.add_edge(2 * id[&v] + 1, t, INF);
     }
-    let side = g.min_cut_side(s, t);
+    let side = g.min_cut(s, t).source_side;
     let saved: Vec<Value> = values
         .iter()
         .enumerate()

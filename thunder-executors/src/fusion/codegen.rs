@@ -971,7 +971,13 @@ pub fn generate(
         .inputs
         .iter()
         .chain(&region.outputs)
-        .chain(region.ops.iter().flat_map(|&i| ops[i].outputs.iter()))
+        .chain(
+            region
+                .ops
+                .iter()
+                .chain(&region.recompute)
+                .flat_map(|&i| ops[i].outputs.iter()),
+        )
         .filter_map(|&v| trace.tensor(v))
         .any(|t| t.shape.numel() >= (1usize << 31));
     let mut g = Gen {
@@ -1376,6 +1382,7 @@ fn vector_plan(
     let viewed: HashSet<Value> = region
         .ops
         .iter()
+        .chain(&region.recompute)
         .map(|&i| &ops[i])
         .filter(|b| matches!(b.op, Op::Prim(p) if kind(p) == Some(Kind::View)))
         .flat_map(|b| b.inputs())
@@ -1512,6 +1519,12 @@ fn rows_kernel(
     let is_full = |v: Value| shape_of(trace, v) == full;
     for &v in &region.inputs {
         stage.insert(v, 0);
+    }
+    // Recomputed ops read region inputs alone.
+    for &i in &region.recompute {
+        for &o in &ops[i].outputs {
+            stage.insert(o, 0);
+        }
     }
     let mut reductions: Vec<&BoundSymbol> = Vec::new();
     // Column sums (reductions over the leading dims, accumulated across the block's rows) and

@@ -17,6 +17,7 @@
 //! out.
 
 use std::collections::{HashMap, HashSet};
+use thunder_ir::mincut::{FlowGraph, INF};
 use thunder_ir::ops::prims::PrimClass;
 use thunder_ir::{Attr, BoundSymbol, Op, PrimOp, Trace, Value};
 
@@ -414,7 +415,7 @@ pub fn partition(
             dead: Vec::new(),
         });
     }
-    rematerialize_into_columns(trace, ops, &mut regions);
+    rematerialize(trace, ops, &mut regions);
     regions
 }
 
@@ -424,14 +425,25 @@ fn bytes(trace: &Trace, v: Value) -> usize {
         .map_or(0, |t| t.shape.numel() * t.dtype.itemsize())
 }
 
-/// Rematerialization between regions, for columns regions: a full-size input of a columns
-/// region computed by elementwise and view ops of other regions (a norm weight's gradient reads
-/// `dy * x * rstd`, which the rows region of the input's gradient computes) is recomputed inside
-/// the columns kernel from what those ops read, when that reads fewer bytes than writing and
-/// reading the intermediate does (a broadcast reads what it broadcasts). Values of those regions
-/// that the recomputation reads become their outputs (only small ones, such as a row's `rstd`),
-/// and ops that nothing needs any more are dropped from their region.
-fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut [Region]) {
+/// Most ops one consumer's cut looks back through (the flow graph has two nodes per value of
+/// these ops): a bound on plan compile time, never on what gets fused.
+const MAX_RECOMPUTE_OPS: usize = 64;
+
+/// Rematerialization between the regions of one trace, by minimum cut (Lightning Thunder's
+/// approach). For each region `c`, in order, the values it reads that other regions compute with
+/// elementwise and view ops may instead be recomputed inside `c` from what those ops read, back
+/// to any frontier: a flow graph has an edge `u.in -> u.out` per value `u`, whose capacity is
+/// what making `u` an input of `c` costs in memory traffic (reading it, where a broadcast reads
+/// what it broadcasts; plus writing it, when its producer writes it for `c` alone or would have
+/// to export it; nothing for what `c` reads anyway; no cut through values computed nowhere any
+/// more). Ops connect their operands' `out` to their results' `in`, the frontier hangs from the
+/// source, the values `c` reads from other regions go to the sink. When the minimum cut costs
+/// less than passing those values as they are, `c` reads the values on the cut and recomputes
+/// the ops after them (`Region::recompute`); producers export what the cut needs of theirs
+/// (small values only, such as a row's statistic) and drop what nobody needs any more
+/// (`Region::dead`). Recomputed ops are computed from `c`'s inputs alone, so every schedule can
+/// read them at any index.
+fn rematerialize(trace: &Trace, ops: &[BoundSymbol], regions: &mut [Region]) {
     let mut producer: HashMap<Value, usize> = HashMap::new();
     for (i, b) in ops.iter().enumerate() {
         for &o in &b.outputs {
@@ -445,121 +457,203 @@ fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut 
                 Some(x) => u = x,
                 None => return 0,
             },
-            _ => return bytes(trace, u),
+            _ => return bytes(trace, u) as u64,
         }
     };
-    let owner = |i: usize, regions: &[Region]| {
-        regions
-            .iter()
-            .position(|r| r.ops.contains(&i) && !r.outside.contains(&i))
-    };
+    let recomputable = |i: usize| matches!(kind_of(&ops[i]), Some(Kind::Elementwise | Kind::View));
     for c in 0..regions.len() {
-        let Schedule::Columns { full, .. } = regions[c].schedule.clone() else {
+        // Which region computes each op (views that run outside belong to none), which ops run
+        // nowhere, and which values units other than `c` read.
+        let mut owner: HashMap<usize, usize> = HashMap::new();
+        let mut dead: HashSet<usize> = HashSet::new();
+        let mut in_region: HashSet<usize> = HashSet::new();
+        let mut read_elsewhere: HashSet<Value> = trace.outputs.iter().copied().collect();
+        for (r, reg) in regions.iter().enumerate() {
+            for &i in &reg.ops {
+                if !reg.outside.contains(&i) {
+                    owner.insert(i, r);
+                }
+            }
+            dead.extend(reg.dead.iter().copied());
+            in_region.extend(reg.ops.iter().chain(&reg.dead).copied());
+            for &i in &reg.outside {
+                read_elsewhere.extend(ops[i].inputs());
+            }
+            if r != c {
+                read_elsewhere.extend(reg.inputs.iter().copied());
+            }
+        }
+        for (i, b) in ops.iter().enumerate() {
+            if !in_region.contains(&i) {
+                read_elsewhere.extend(b.inputs());
+            }
+        }
+        let candidates: Vec<Value> = regions[c]
+            .inputs
+            .iter()
+            .copied()
+            .filter(|v| {
+                producer
+                    .get(v)
+                    .is_some_and(|&p| owner.get(&p).is_some_and(|&g| g != c) && recomputable(p))
+            })
+            .collect();
+        if candidates.is_empty() {
             continue;
-        };
-        let candidates: Vec<Value> = regions[c].inputs.clone();
-        for v in candidates {
-            if trace.tensor(v).map(|t| t.shape.sizes()) != Some(full.clone()) {
+        }
+        // The ops `c` could recompute: back from the candidates through elementwise and view
+        // ops of other regions (and ops no region runs any more).
+        let mut pulled: Vec<usize> = Vec::new();
+        let mut stack: Vec<Value> = candidates.clone();
+        let mut seen: HashSet<Value> = HashSet::new();
+        while let Some(u) = stack.pop() {
+            if !seen.insert(u) || pulled.len() >= MAX_RECOMPUTE_OPS {
                 continue;
             }
-            let Some(&p) = producer.get(&v) else { continue };
-            let Some(g) = owner(p, regions) else { continue };
-            if g == c {
-                continue;
-            }
-            // Walk back through elementwise and view ops of regions other than c (and ops
-            // already dropped from their region because others recompute them).
-            let dead = |i: usize, regions: &[Region]| regions.iter().any(|r| r.dead.contains(&i));
-            let mut pulled: Vec<usize> = Vec::new();
-            let mut boundary: Vec<Value> = Vec::new();
-            let mut stack = vec![v];
-            while let Some(u) = stack.pop() {
-                match producer.get(&u) {
-                    Some(&i)
-                        if (owner(i, regions).is_some_and(|h| h != c) || dead(i, regions))
-                            && matches!(kind_of(&ops[i]), Some(Kind::Elementwise | Kind::View)) =>
-                    {
-                        if !pulled.contains(&i) {
-                            pulled.push(i);
-                            stack.extend(ops[i].inputs());
-                        }
-                    }
-                    _ => {
-                        if !boundary.contains(&u) {
-                            boundary.push(u);
-                        }
-                    }
-                }
-                if pulled.len() > 32 {
-                    break;
+            if let Some(&i) = producer.get(&u) {
+                let other = owner.get(&i).is_some_and(|&g| g != c) || dead.contains(&i);
+                if other && recomputable(i) && !pulled.contains(&i) {
+                    pulled.push(i);
+                    stack.extend(ops[i].inputs());
                 }
             }
-            if pulled.len() > 32 {
-                continue;
-            }
-            let vb = bytes(trace, v);
-            let mut cost = 0usize;
-            let mut ok = true;
-            // Per boundary value: the region that would have to export it.
-            let mut exports: Vec<(usize, Value)> = Vec::new();
-            for &u in &boundary {
-                if producer.get(&u).is_some_and(|&i| dead(i, regions)) {
-                    // Computed nowhere any more (a dropped reduction): not available.
-                    ok = false;
-                }
-                if regions[c].inputs.contains(&u) {
-                    continue;
-                }
-                cost += read_bytes(u);
-                if let Some(h) = producer.get(&u).and_then(|&i| owner(i, regions)) {
-                    if !regions[h].outputs.contains(&u) {
-                        // h would have to write it: only small values.
-                        ok &= bytes(trace, u) * 8 <= vb;
-                        cost += bytes(trace, u);
-                        exports.push((h, u));
-                    }
-                }
-            }
-            // Whether anything but c still needs v from g.
-            let needed_elsewhere = trace.outputs.contains(&v)
-                || regions
-                    .iter()
-                    .enumerate()
-                    .any(|(r, reg)| r != c && r != g && reg.inputs.contains(&v))
-                || ops.iter().enumerate().any(|(i, b)| {
-                    b.inputs().contains(&v)
-                        && owner(i, regions).is_none_or(|r| regions[r].outside.contains(&i))
+        }
+        let pulled_set: HashSet<usize> = pulled.iter().copied().collect();
+        // Two nodes per value, then the source and the sink.
+        let mut values: Vec<Value> = Vec::new();
+        let mut id: HashMap<Value, usize> = HashMap::new();
+        for &i in &pulled {
+            for v in ops[i]
+                .inputs()
+                .into_iter()
+                .chain(ops[i].outputs.iter().copied())
+            {
+                id.entry(v).or_insert_with(|| {
+                    values.push(v);
+                    values.len() - 1
                 });
-            let saved = vb + if needed_elsewhere { 0 } else { vb };
-            if !ok || cost >= saved {
+            }
+        }
+        let cost = |u: Value| -> u64 {
+            let p = producer.get(&u).copied();
+            if p.is_some_and(|i| dead.contains(&i)) {
+                return INF; // computed nowhere any more
+            }
+            if regions[c].inputs.contains(&u) && !candidates.contains(&u) {
+                return 0; // read anyway
+            }
+            let write = match p.and_then(|i| owner.get(&i).map(|&h| (i, h))) {
+                Some((_, h)) if h == c => return 0,
+                Some(_) if read_elsewhere.contains(&u) => 0,
+                Some((i, h))
+                    if regions[h].outputs.contains(&u)
+                        || exportable(trace, ops, &regions[h], i, u) =>
+                {
+                    bytes(trace, u) as u64
+                }
+                Some(_) => return INF,
+                None => 0,
+            };
+            read_bytes(u).saturating_add(write)
+        };
+        let n = values.len();
+        let (s, t) = (2 * n, 2 * n + 1);
+        let mut g = FlowGraph::new(2 * n + 2);
+        for (k, &v) in values.iter().enumerate() {
+            g.add_edge(2 * k, 2 * k + 1, cost(v));
+            match producer.get(&v) {
+                Some(&p) if pulled_set.contains(&p) => {
+                    for u in ops[p].inputs() {
+                        g.add_edge(2 * id[&u] + 1, 2 * k, INF);
+                    }
+                }
+                _ => g.add_edge(s, 2 * k, INF),
+            }
+        }
+        for v in &candidates {
+            g.add_edge(2 * id[v] + 1, t, INF);
+        }
+        let passing: u64 = candidates.iter().map(|&v| cost(v)).sum();
+        let cut = g.min_cut(s, t);
+        if cut.flow >= passing {
+            continue;
+        }
+        // Of equal cuts the one nearest `c`: it recomputes the least.
+        let side: Vec<bool> = cut.sink_side.iter().map(|&r| !r).collect();
+        // Back from the candidates: the values on the cut are read, the ops after them are
+        // recomputed (every value reached is on the sink's side of the cut).
+        let mut read: Vec<Value> = Vec::new();
+        let mut recompute: Vec<usize> = Vec::new();
+        let mut stack: Vec<Value> = candidates.clone();
+        let mut seen: HashSet<Value> = HashSet::new();
+        while let Some(u) = stack.pop() {
+            if !seen.insert(u) {
                 continue;
             }
-            let reg = &mut regions[c];
-            for &i in &pulled {
-                if !reg.recompute.contains(&i) {
-                    reg.recompute.push(i);
+            let k = id[&u];
+            if side[2 * k] {
+                read.push(u);
+            } else if let Some(&p) = producer.get(&u).filter(|p| pulled_set.contains(p)) {
+                if !recompute.contains(&p) {
+                    recompute.push(p);
+                    stack.extend(ops[p].inputs());
                 }
             }
-            reg.recompute.sort_unstable();
-            reg.inputs.retain(|&u| u != v);
-            for &u in &boundary {
-                if !reg.inputs.contains(&u) {
-                    reg.inputs.push(u);
-                }
+        }
+        let reg = &mut regions[c];
+        reg.recompute.extend(recompute);
+        reg.recompute.sort_unstable();
+        reg.recompute.dedup();
+        for &u in &read {
+            if !reg.inputs.contains(&u) {
+                reg.inputs.push(u);
             }
-            for (h, u) in exports {
-                if !regions[h].outputs.contains(&u) {
+        }
+        for &u in &read {
+            if let Some(&h) = producer.get(&u).and_then(|i| owner.get(i)) {
+                if h != c && !regions[h].outputs.contains(&u) {
                     regions[h].outputs.push(u);
                 }
             }
-            if !needed_elsewhere {
-                regions[g].outputs.retain(|&u| u != v);
-                drop_dead_ops(ops, &mut regions[g]);
-            }
         }
+        // The candidates `c` now recomputes leave its inputs (the clean-up below removes them,
+        // and whatever nobody needs any more).
+        let recomputed: HashSet<Value> = regions[c]
+            .recompute
+            .iter()
+            .flat_map(|&i| ops[i].outputs.iter().copied())
+            .collect();
+        regions[c].inputs.retain(|u| !recomputed.contains(u));
+        clean_up(trace, ops, regions);
     }
-    // Outputs nothing reads any more (their readers recompute them) go, with the ops that only
-    // computed them and the inputs only those read; until nothing changes.
+}
+
+/// Whether region `r` can write `u`, the result of its op `i`, as a new output: a value its
+/// kernel computes at the indices it writes (any shape of a pointwise region's outputs; a rows
+/// region's full or reduced shape; a columns region's values after its reductions), not a view.
+fn exportable(trace: &Trace, ops: &[BoundSymbol], r: &Region, i: usize, u: Value) -> bool {
+    if !r.ops.contains(&i) || kind_of(&ops[i]) == Some(Kind::View) {
+        return false;
+    }
+    let Some(shape) = trace.tensor(u).map(|t| t.shape.sizes()) else {
+        return false;
+    };
+    match &r.schedule {
+        Schedule::Pointwise => r
+            .outputs
+            .iter()
+            .any(|&o| trace.tensor(o).is_some_and(|t| t.shape.sizes() == shape)),
+        Schedule::Rows { full, k } => shape == *full || shape[..] == full[..full.len() - k],
+        Schedule::Columns { full, k } => shape[..] == full[*k..],
+    }
+}
+
+/// Outputs nothing reads any more (their readers recompute them) go, with the ops that only
+/// computed them and the inputs only those read; until nothing changes. A region may be left
+/// without ops (all of them recomputed elsewhere or not needed): it stays, with its dead ops, and
+/// the plan runs nothing for it. A columns or rows region left without reductions becomes
+/// pointwise.
+fn clean_up(trace: &Trace, ops: &[BoundSymbol], regions: &mut [Region]) {
     loop {
         let mut needed: HashSet<Value> = trace.outputs.iter().copied().collect();
         for r in regions.iter() {
@@ -608,7 +702,7 @@ fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut 
             keep.reverse();
             changed |= keep.len() != r.recompute.len();
             r.recompute = keep;
-            if matches!(r.schedule, Schedule::Columns { .. })
+            if matches!(r.schedule, Schedule::Columns { .. } | Schedule::Rows { .. })
                 && !r
                     .ops
                     .iter()
@@ -622,8 +716,6 @@ fn rematerialize_into_columns(trace: &Trace, ops: &[BoundSymbol], regions: &mut 
             break;
         }
     }
-    // A region may be left without ops (all of them recomputed elsewhere or not needed): it
-    // stays, with its dead ops, and the plan runs nothing for it.
 }
 
 /// Moves the ops of `r` whose results neither its outputs nor its other ops need to `r.dead`.
