@@ -18,8 +18,9 @@
 //!   as one multi-tensor kernel (in place when the trace donates the buffers).
 //! - [`shim`]: libtorch entry points tch lacks (`torch._fused_adamw_`), from `csrc/shim.cpp`.
 //!
-//! Coming (issue 5): reductions over leading dims and min-cut rematerialization between
-//! regions.
+//! Between the regions of one trace, the partitioner decides by minimum cut which values a
+//! region reads and which it recomputes from what their producers read
+//! ([`fusion::partition()`]).
 //!
 //! ```no_run
 //! use thunder_executors::{ExecutionPlan, TorchExecutor};

@@ -15,8 +15,8 @@
 //! - [`split`]: the forward/backward split with saved values ([`forward_backward`]).
 //!
 //! Every differentiable prim has a VJP and a JVP rule and every prim a batching rule; opinfo-db
-//! checks them all against PyTorch (see its COVERAGE.md). To come with the fusion executor:
-//! rematerialization by min-cut across the forward/backward split.
+//! checks them all against PyTorch (see its COVERAGE.md). The split saves or recomputes each
+//! forward value by a minimum cut ([`thunder_ir::mincut`]), as Lightning Thunder does.
 //!
 //! ```
 //! use thunder_ir::{DType, TensorMeta, TraceBuilder};
