@@ -1,12 +1,13 @@
-//! `thunder-bench`: the thunder-rs harness.
-//!
-//! Today it prints traces of realistic programs built with thunder-ir (`thunder-bench trace
-//! llama-block`); the Llama-2 training benchmark (issue 6) will be added as `thunder-bench llama2`.
-
-mod ops;
+//! `thunder-bench`: the thunder-rs harness. `thunder-bench llama2` trains a Llama-2 model
+//! compiled and eager, `thunder-bench ops` times the memory-bound patterns of its step,
+//! `thunder-bench trace` prints the traces of realistic programs built with thunder-ir.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use thunder_bench::llama::{self, config::Config, Mode};
+use thunder_bench::ops;
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DType, Device, Trace};
 
@@ -23,6 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a Llama-2 model for a few steps in several modes (eager libtorch, thunder's compiled
+    /// step) and compare: ms/step, tokens/s, TFLOP/s, MFU, peak memory, first-step time, and
+    /// the losses step by step (the run fails if they diverge).
+    Llama2(Llama2Args),
     /// Microbenchmarks of a Llama-2-7B training step's memory-bound patterns (RMSNorm, RoPE,
     /// SwiGLU, softmax, cross entropy; forward and backward; the AdamW step over every
     /// parameter): eager libtorch against thunder's fusion, cross-entropy and AdamW executors on
@@ -70,6 +75,70 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct Llama2Args {
+    /// The model: llama2-7b, llama2-13b, tiny-llama-1.1b, llama2-tiny, or auto (llama2-7b on a
+    /// GPU, llama2-tiny on the CPU).
+    #[arg(long, default_value = "auto")]
+    model: String,
+    /// Transformer blocks (overrides the model's).
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Model width.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Query heads.
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Key/value heads (grouped-query attention when fewer than the heads; defaults to the
+    /// model's, or to --heads when that is given and the model has multi-head attention).
+    #[arg(long)]
+    kv_heads: Option<usize>,
+    /// MLP width.
+    #[arg(long)]
+    intermediate: Option<usize>,
+    /// Vocabulary size (padded to a multiple of 64, as LitGPT does).
+    #[arg(long)]
+    vocab: Option<usize>,
+    /// Tokens per sequence (default: the model's block size; 4096 for Llama-2).
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Sequences per step.
+    #[arg(long, default_value_t = 1)]
+    micro_batch: usize,
+    /// bf16, f16, f32 or f64 (default: bf16 on a GPU, f32 on the CPU).
+    #[arg(long)]
+    dtype: Option<String>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// The modes to run, in order: eager, thunder.
+    #[arg(long, default_value = "eager,thunder")]
+    modes: String,
+    /// The thunder mode's executors, highest priority first (torch is added last if missing):
+    /// cross-entropy, adamw, fusion, torch.
+    #[arg(long, default_value = "cross-entropy,adamw,fusion,torch")]
+    executors: String,
+    /// Timed steps per mode (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps after the first one.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Seed of the initial parameters and of the synthetic batch.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// AdamW's learning rate.
+    #[arg(long, default_value_t = 3e-4)]
+    lr: f64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write every trace of the compiled step (Python) into this folder.
+    #[arg(long)]
+    print_traces: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Program {
     /// Llama-2 SwiGLU MLP.
@@ -104,6 +173,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Llama2(a) => llama2(a)?,
         Command::Ops {
             tokens,
             hidden,
@@ -179,6 +249,69 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    Ok(())
+}
+
+fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
+    let device = llama::parse_device(&a.device)?;
+    let name = match (a.model.as_str(), device) {
+        ("auto", Device::Cpu) => "llama2-tiny",
+        ("auto", Device::Cuda(_)) => "llama2-7b",
+        (n, _) => n,
+    };
+    let mut config = Config::named(name)?;
+    let mha = config.kv_heads == config.heads;
+    if let Some(v) = a.layers {
+        config.layers = v;
+    }
+    if let Some(v) = a.hidden {
+        config.hidden = v;
+    }
+    if let Some(v) = a.heads {
+        config.heads = v;
+        if mha {
+            config.kv_heads = v;
+        }
+    }
+    if let Some(v) = a.kv_heads {
+        config.kv_heads = v;
+    }
+    if let Some(v) = a.intermediate {
+        config.intermediate = v;
+    }
+    if let Some(v) = a.vocab {
+        config.vocab = v;
+    }
+    let dtype = match (&a.dtype, device) {
+        (Some(d), _) => llama::parse_dtype(d)?,
+        (None, Device::Cpu) => DType::F32,
+        (None, Device::Cuda(_)) => DType::BF16,
+    };
+    let opts = llama::Options {
+        seq_len: a.seq_len.unwrap_or(config.seq_len),
+        config,
+        micro_batch: a.micro_batch,
+        dtype,
+        device,
+        modes: Mode::parse_list(&a.modes)?,
+        executors: a.executors.split(',').map(|s| s.trim().to_string()).collect(),
+        steps: a.steps,
+        warmup: a.warmup,
+        seed: a.seed,
+        lr: a.lr,
+        print_traces: a.print_traces,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = llama::run(&opts)?;
+    println!("{}", report.table());
+    if let Some(path) = &a.json {
+        std::fs::write(path, report.to_json())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(dir) = &opts.print_traces {
+        eprintln!("traces of the compiled step written to {}", dir.display());
+    }
+    report.check_losses(dtype)?;
     Ok(())
 }
 

@@ -6,8 +6,10 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <c10/util/Exception.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -52,6 +54,71 @@ char* thunder_fused_adamw_(at::Tensor* const* params, at::Tensor* const* grads,
     at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
                       {}, steps, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
                       /*maximize=*/false);
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// The CUDA caching allocator's statistics of `device`, as `torch.cuda.memory_stats` gives them:
+// `out[0..4]` = allocated bytes now, allocated bytes at peak, reserved bytes now, reserved bytes
+// at peak (all pools).
+char* thunder_cuda_memory_stats(int device, int64_t* out) {
+  try {
+    auto* a = c10::getDeviceAllocator(c10::DeviceType::CUDA);
+    auto stats = a->getDeviceStats(static_cast<c10::DeviceIndex>(device));
+    const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    out[0] = stats.allocated_bytes[all].current;
+    out[1] = stats.allocated_bytes[all].peak;
+    out[2] = stats.reserved_bytes[all].current;
+    out[3] = stats.reserved_bytes[all].peak;
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// `t.grad = None`: drops the gradient autograd accumulated (what `optimizer.zero_grad()` does).
+char* thunder_clear_grad(at::Tensor* t) {
+  try {
+    t->mutable_grad().reset();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// `torch.cuda.empty_cache()`: returns the allocator's unused cached blocks to the device.
+char* thunder_cuda_empty_cache() {
+  try {
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
+// `torch.cuda.reset_peak_memory_stats(device)`.
+char* thunder_cuda_reset_peak_memory(int device) {
+  try {
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)
+        ->resetPeakStats(static_cast<c10::DeviceIndex>(device));
     return nullptr;
   } catch (const c10::Error& e) {
     return copy_message(e.what_without_backtrace());

@@ -306,6 +306,13 @@ impl ExecutionPlan {
     /// Inputs are checked against the metadata the plan was compiled for (dtype, device, shape),
     /// since a mismatch would otherwise broadcast silently or fail deep inside libtorch.
     pub fn run(&self, inputs: &[RtValue]) -> Result<Vec<RtValue>> {
+        self.run_owned(inputs.iter().map(RtValue::share).collect())
+    }
+
+    /// [`run`](Self::run), taking the inputs: the plan drops each one after its last use, so
+    /// the memory of an input nobody else holds (a forward's saved tensors, passed to the
+    /// backward) is freed during the run rather than after it.
+    pub fn run_owned(&self, inputs: Vec<RtValue>) -> Result<Vec<RtValue>> {
         if inputs.len() != self.inputs.len() {
             return Err(Error::Input {
                 index: inputs.len().min(self.inputs.len()),
@@ -329,12 +336,12 @@ impl ExecutionPlan {
         })
     }
 
-    fn run_in(&self, slots: &mut Vec<Option<RtValue>>, inputs: &[RtValue]) -> Result<Vec<RtValue>> {
+    fn run_in(&self, slots: &mut Vec<Option<RtValue>>, inputs: Vec<RtValue>) -> Result<Vec<RtValue>> {
         slots.clear();
         slots.resize_with(self.n_slots, || None);
         for (i, ((slot, ty), v)) in self.inputs.iter().zip(inputs).enumerate() {
-            self.check_input(i, ty, v)?;
-            slots[*slot as usize] = Some(v.share());
+            self.check_input(i, ty, &v)?;
+            slots[*slot as usize] = Some(v);
         }
         for instr in &self.instrs {
             let outs = (instr.kernel)(&Args::new(slots, &instr.args))
@@ -374,11 +381,13 @@ impl ExecutionPlan {
 
     /// Runs the plan on tensors only, returning tensors (a convenience for tensor programs).
     pub fn run_tensors(&self, inputs: &[tch::Tensor]) -> Result<Vec<tch::Tensor>> {
-        let ins: Vec<RtValue> = inputs
-            .iter()
-            .map(|t| RtValue::Tensor(t.shallow_clone()))
-            .collect();
-        self.run(&ins)?
+        self.run_tensors_owned(inputs.iter().map(|t| t.shallow_clone()).collect())
+    }
+
+    /// [`run_tensors`](Self::run_tensors), taking the inputs (see [`run_owned`](Self::run_owned)).
+    pub fn run_tensors_owned(&self, inputs: Vec<tch::Tensor>) -> Result<Vec<tch::Tensor>> {
+        let ins: Vec<RtValue> = inputs.into_iter().map(RtValue::Tensor).collect();
+        self.run_owned(ins)?
             .into_iter()
             .enumerate()
             .map(|(i, v)| {

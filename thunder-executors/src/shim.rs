@@ -20,6 +20,66 @@ extern "C" {
         weight_decay: f64,
         eps: f64,
     ) -> *mut c_char;
+    fn thunder_cuda_memory_stats(device: i32, out: *mut i64) -> *mut c_char;
+    fn thunder_cuda_reset_peak_memory(device: i32) -> *mut c_char;
+    fn thunder_clear_grad(t: *mut c_void) -> *mut c_char;
+    fn thunder_cuda_empty_cache() -> *mut c_char;
+}
+
+/// `t.grad = None`: drops the gradient libtorch's autograd accumulated into `t` (what
+/// `optimizer.zero_grad()` does), so its memory is free until the next backward.
+pub fn clear_grad(t: &Tensor) -> Result<(), KernelError> {
+    // SAFETY: `t` is a live tensor handle; the shim resets its grad field and catches every
+    // C++ exception.
+    check(
+        unsafe { thunder_clear_grad(t.as_ptr() as *mut c_void) },
+        "clearing a gradient",
+    )
+}
+
+/// `torch.cuda.empty_cache()`: the caching allocator gives its unused blocks back to the device.
+pub fn cuda_empty_cache() -> Result<(), KernelError> {
+    // SAFETY: no pointers; errors come back as messages.
+    check(unsafe { thunder_cuda_empty_cache() }, "emptying the CUDA cache")
+}
+
+/// The CUDA caching allocator's byte counts for one device (`torch.cuda.memory_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaMemoryStats {
+    /// Bytes in live tensors now (`torch.cuda.memory_allocated`).
+    pub allocated: i64,
+    /// The most bytes in live tensors since the last reset (`torch.cuda.max_memory_allocated`).
+    pub peak_allocated: i64,
+    /// Bytes the allocator holds from the device now (`torch.cuda.memory_reserved`).
+    pub reserved: i64,
+    /// The most bytes it held since the last reset (`torch.cuda.max_memory_reserved`).
+    pub peak_reserved: i64,
+}
+
+/// The caching allocator's statistics for CUDA device `device`. Errs when libtorch has no CUDA
+/// allocator (a build or machine without CUDA).
+pub fn cuda_memory_stats(device: usize) -> Result<CudaMemoryStats, KernelError> {
+    let mut out = [0i64; 4];
+    // SAFETY: `out` has the 4 slots the shim writes; errors come back as messages.
+    check(
+        unsafe { thunder_cuda_memory_stats(device as i32, out.as_mut_ptr()) },
+        "CUDA memory statistics",
+    )?;
+    Ok(CudaMemoryStats {
+        allocated: out[0],
+        peak_allocated: out[1],
+        reserved: out[2],
+        peak_reserved: out[3],
+    })
+}
+
+/// Resets the peak counts of [`cuda_memory_stats`] (`torch.cuda.reset_peak_memory_stats`).
+pub fn cuda_reset_peak_memory(device: usize) -> Result<(), KernelError> {
+    // SAFETY: no pointers; errors come back as messages.
+    check(
+        unsafe { thunder_cuda_reset_peak_memory(device as i32) },
+        "resetting CUDA peak memory statistics",
+    )
 }
 
 /// A shim call's result: `Ok` for NULL, the message otherwise.

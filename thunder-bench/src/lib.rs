@@ -1,0 +1,9 @@
+//! `thunder-bench`: the thunder-rs harness, as a library (the `thunder-bench` binary is its
+//! command line).
+//!
+//! - [`llama`]: `thunder-bench llama2`, end-to-end training steps of the Llama-2 family,
+//!   compiled against eager.
+//! - [`ops`]: `thunder-bench ops`, microbenchmarks of a Llama-2-7B step's memory-bound patterns.
+
+pub mod llama;
+pub mod ops;

@@ -1,0 +1,170 @@
+//! Llama-2 family configurations, as LitGPT defines them, with command-line overrides.
+
+use super::BenchError;
+
+/// One model of the Llama-2 architecture (RMSNorm, RoPE, multi-head or grouped-query attention,
+/// SwiGLU MLP, untied `lm_head`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    /// The configuration's name (`llama2-7b`, ...).
+    pub name: String,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Model width.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (`heads` for multi-head attention, fewer for grouped-query attention).
+    pub kv_heads: usize,
+    /// MLP width.
+    pub intermediate: usize,
+    /// Vocabulary size before padding.
+    pub vocab: usize,
+    /// The padded vocabulary is the next multiple of this (LitGPT's `padding_multiple`).
+    pub vocab_multiple: usize,
+    /// Tokens per sequence used when `--seq-len` is not given (the model's block size).
+    pub seq_len: usize,
+    /// RMSNorm epsilon.
+    pub norm_eps: f64,
+    /// RoPE base.
+    pub rope_base: f64,
+}
+
+/// The named configurations.
+pub const NAMES: [&str; 4] = ["llama2-7b", "llama2-13b", "tiny-llama-1.1b", "llama2-tiny"];
+
+impl Config {
+    /// The configuration called `name` (one of [`NAMES`]).
+    pub fn named(name: &str) -> Result<Config, BenchError> {
+        let c = |layers, hidden, heads, kv_heads, intermediate, seq_len| Config {
+            name: name.to_string(),
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            intermediate,
+            vocab: 32000,
+            vocab_multiple: 64,
+            seq_len,
+            norm_eps: 1e-5,
+            rope_base: 10000.0,
+        };
+        Ok(match name {
+            "llama2-7b" => c(32, 4096, 32, 32, 11008, 4096),
+            "llama2-13b" => c(40, 5120, 40, 40, 13824, 4096),
+            "tiny-llama-1.1b" => c(22, 2048, 32, 4, 5632, 2048),
+            // A few layers, small width: a CPU runs a training step in milliseconds.
+            "llama2-tiny" => Config {
+                vocab: 500,
+                ..c(2, 64, 4, 2, 176, 32)
+            },
+            _ => {
+                return Err(BenchError::Usage(format!(
+                    "unknown model {name:?}; the models are: {}",
+                    NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
+    /// The vocabulary the embedding and `lm_head` have: `vocab` rounded up to a multiple of
+    /// `vocab_multiple`, as LitGPT pads it.
+    pub fn padded_vocab(&self) -> usize {
+        self.vocab.div_ceil(self.vocab_multiple.max(1)) * self.vocab_multiple.max(1)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads.max(1)
+    }
+
+    /// Checks that the sizes make a model; the error says which flag to change.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |m: String| Err(BenchError::Usage(m));
+        for (what, v) in [
+            ("--layers", self.layers),
+            ("--hidden", self.hidden),
+            ("--heads", self.heads),
+            ("--kv-heads", self.kv_heads),
+            ("--intermediate", self.intermediate),
+            ("--vocab", self.vocab),
+        ] {
+            if v == 0 {
+                return bad(format!("{what} must be at least 1"));
+            }
+        }
+        if self.hidden % self.heads != 0 {
+            return bad(format!(
+                "--hidden {} is not a multiple of --heads {}: choose a width that the heads divide",
+                self.hidden, self.heads
+            ));
+        }
+        if self.heads % self.kv_heads != 0 {
+            return bad(format!(
+                "--heads {} is not a multiple of --kv-heads {}: each key/value head must serve the same number of query heads",
+                self.heads, self.kv_heads
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return bad(format!(
+                "the head width --hidden/--heads = {} is odd; RoPE needs an even head width",
+                self.head_dim()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parameters, embedding included.
+    pub fn params(&self) -> usize {
+        self.params_without_embedding() + self.padded_vocab() * self.hidden
+    }
+
+    /// Parameters without the token embedding (the `N` of the PaLM FLOP count; `lm_head` is in).
+    pub fn params_without_embedding(&self) -> usize {
+        let (h, hd) = (self.hidden, self.head_dim());
+        let qkv = (self.heads + 2 * self.kv_heads) * hd * h;
+        let block = 2 * h + qkv + h * h + 3 * h * self.intermediate;
+        self.layers * block + h + self.padded_vocab() * h
+    }
+
+    /// Model FLOPs per token of a training step at sequence length `seq` (PaLM's convention:
+    /// `6 N + 12 L H Q T`, `N` without the embedding).
+    pub fn flops_per_token(&self, seq: usize) -> f64 {
+        6.0 * self.params_without_embedding() as f64
+            + 12.0 * (self.layers * self.heads * self.head_dim() * seq) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama2_7b_has_its_parameter_count() {
+        let c = Config::named("llama2-7b").unwrap();
+        // 6,738,415,616 with the embedding (Llama-2-7B's published size).
+        assert_eq!(c.params(), 6_738_415_616);
+        c.validate().unwrap();
+        for n in NAMES {
+            Config::named(n).unwrap().validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_sizes_say_which_flag_to_change() {
+        let mut c = Config::named("llama2-tiny").unwrap();
+        c.heads = 5;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--hidden 64 is not a multiple of --heads 5"), "{e}");
+        let e = Config::named("llama3").unwrap_err().to_string();
+        assert!(e.contains("unknown model") && e.contains("llama2-7b"), "{e}");
+    }
+
+    #[test]
+    fn the_vocabulary_is_padded_like_litgpt() {
+        let mut c = Config::named("llama2-tiny").unwrap();
+        assert_eq!(c.padded_vocab(), 512);
+        c.vocab = 512;
+        assert_eq!(c.padded_vocab(), 512);
+    }
+}

@@ -1,0 +1,378 @@
+//! The two training steps: `eager` (the model op by op through libtorch, libtorch autograd,
+//! PyTorch's fused AdamW) and `thunder` (the compiled forward, backward and AdamW plans).
+
+use super::config::Config;
+use super::model::{self, Init, ParamSpec, DATA_INPUTS};
+use super::BenchError;
+use tch::{Device as TDevice, Kind, Reduction, Tensor};
+use thunder_executors::shim::{self, AdamwHyper};
+use thunder_executors::{convert, ExecutionPlan, Executor};
+use thunder_ir::ops::torch::AdamwOptions;
+use thunder_ir::{DType, Device, Trace};
+
+/// The data of a step: token ids, next-token targets, and the RoPE tables.
+pub struct Batch {
+    /// `[batch, seq]` int64.
+    pub idx: Tensor,
+    /// `[batch, seq]` int64.
+    pub targets: Tensor,
+    /// `[seq, head_dim]`, the model dtype.
+    pub cos: Tensor,
+    /// `[seq, head_dim]`, the model dtype.
+    pub sin: Tensor,
+}
+
+/// The tch device of a thunder-ir device.
+pub fn tdevice(d: Device) -> TDevice {
+    match d {
+        Device::Cpu => TDevice::Cpu,
+        Device::Cuda(i) => TDevice::Cuda(i as usize),
+    }
+}
+
+/// libtorch's default generator is global: drawing from it under this lock keeps two runs in
+/// one process (tests in parallel) from reseeding each other's draws.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A synthetic batch: random token ids from `seed`, targets the ids shifted by one (as a data
+/// loader of a text gives them), and LitGPT's RoPE cache.
+pub fn batch(
+    c: &Config,
+    micro_batch: usize,
+    seq: usize,
+    dtype: DType,
+    device: Device,
+    seed: i64,
+) -> Result<Batch, BenchError> {
+    let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    let tokens = Tensor::f_randint(
+        c.vocab as i64,
+        [micro_batch as i64, seq as i64 + 1],
+        (Kind::Int64, TDevice::Cpu),
+    )?;
+    let dev = tdevice(device);
+    let idx = tokens.f_narrow(1, 0, seq as i64)?.f_contiguous()?.f_to(dev)?;
+    let targets = tokens.f_narrow(1, 1, seq as i64)?.f_contiguous()?.f_to(dev)?;
+    // theta_i = base^(-2i/d); the cache repeats the angles over both halves of a head.
+    let hd = c.head_dim() as i64;
+    let opts = (Kind::Double, TDevice::Cpu);
+    let i = Tensor::f_arange_start_step(0, hd, 2, opts)?;
+    let theta = (i / hd as f64 * -c.rope_base.ln()).f_exp()?;
+    let pos = Tensor::f_arange(seq as i64, opts)?;
+    let angles = pos.f_outer(&theta)?;
+    let angles = Tensor::f_cat(&[&angles, &angles], -1)?;
+    let kind = convert::kind(dtype);
+    Ok(Batch {
+        idx,
+        targets,
+        cos: angles.f_cos()?.f_to_kind(kind)?.f_to(dev)?,
+        sin: angles.f_sin()?.f_to_kind(kind)?.f_to(dev)?,
+    })
+}
+
+/// The parameters, initialized from `seed` (each from its own seed, so both modes get the same
+/// values on a device without holding two copies at once).
+pub fn init_params(
+    specs: &[ParamSpec],
+    dtype: DType,
+    device: Device,
+    seed: i64,
+) -> Result<Vec<Tensor>, BenchError> {
+    let opts = (convert::kind(dtype), tdevice(device));
+    let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let shape: Vec<i64> = p.shape.iter().map(|&s| s as i64).collect();
+            Ok(match p.init {
+                Init::Ones => Tensor::f_ones(shape.as_slice(), opts)?,
+                Init::Normal(std) => {
+                    tch::manual_seed(seed.wrapping_mul(1_000_003).wrapping_add(i as i64));
+                    let mut t = Tensor::f_empty(shape.as_slice(), opts)?;
+                    let _ = t.f_normal_(0.0, std)?;
+                    t
+                }
+            })
+        })
+        .collect()
+}
+
+/// The optimizer's settings (LitGPT's pretraining defaults but the learning rate).
+pub fn adamw_options(lr: f64) -> AdamwOptions {
+    AdamwOptions {
+        lr,
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        inplace: true,
+    }
+}
+
+/// A training step of one mode.
+pub trait Trainer {
+    /// Issues one step (forward, backward, AdamW) on `b` and returns the loss, without waiting
+    /// for the device.
+    fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError>;
+}
+
+/// PyTorch eager: the model op by op through libtorch, libtorch autograd for the backward,
+/// `torch._fused_adamw_` for the update, gradients dropped after it (`zero_grad()`).
+pub struct Eager {
+    c: Config,
+    params: Vec<Tensor>,
+    exp_avgs: Vec<Tensor>,
+    exp_avg_sqs: Vec<Tensor>,
+    step: Tensor,
+    hyper: AdamwHyper,
+}
+
+impl Eager {
+    /// The eager model with parameters `params` (they become leaves that require grad).
+    pub fn new(c: &Config, params: Vec<Tensor>, lr: f64) -> Result<Self, BenchError> {
+        let o = adamw_options(lr);
+        let params: Vec<Tensor> = params.into_iter().map(|p| p.set_requires_grad(true)).collect();
+        let zeros = |ps: &[Tensor]| -> Result<Vec<Tensor>, BenchError> {
+            ps.iter()
+                .map(|p| Ok(p.f_zeros_like()?.set_requires_grad(false)))
+                .collect()
+        };
+        let device = params[0].device();
+        Ok(Eager {
+            c: c.clone(),
+            exp_avgs: zeros(&params)?,
+            exp_avg_sqs: zeros(&params)?,
+            params,
+            step: Tensor::f_zeros([], (Kind::Float, device))?,
+            hyper: AdamwHyper {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            },
+        })
+    }
+
+    fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor, BenchError> {
+        let hd = x.size()[3];
+        let half = hd / 2;
+        let x1 = x.f_narrow(-1, 0, half)?;
+        let x2 = x.f_narrow(-1, half, half)?;
+        let rotated = Tensor::f_cat(&[&x2.f_neg()?, &x1], -1)?;
+        let roped = x.f_mul(cos)?.f_add(&rotated.f_mul(sin)?)?;
+        Ok(roped.f_to_kind(x.kind())?)
+    }
+
+    /// The loss (LitGPT's `GPT.forward` and cross entropy), recording autograd's graph.
+    pub fn loss(&self, b: &Batch) -> Result<Tensor, BenchError> {
+        let c = &self.c;
+        let (hd, eps) = (c.head_dim() as i64, c.norm_eps);
+        let hidden = c.hidden as i64;
+        let bt = b.idx.size();
+        let (bs, t) = (bt[0], bt[1]);
+        let mut p = self.params.iter();
+        let mut next = || p.next().ok_or_else(|| BenchError::Usage("parameter list".into()));
+        let none = None::<Tensor>;
+        let mut x = Tensor::f_embedding(next()?, &b.idx, -1, false, false)?;
+        for _ in 0..c.layers {
+            let (n1, attn, attn_proj, n2) = (next()?, next()?, next()?, next()?);
+            let (fc_1, fc_2, proj) = (next()?, next()?, next()?);
+            let h = x.f_rms_norm([hidden], Some(n1), eps)?;
+            let qkv = h.f_linear(attn, none.as_ref())?;
+            let sizes = [
+                c.heads as i64 * hd,
+                c.kv_heads as i64 * hd,
+                c.kv_heads as i64 * hd,
+            ];
+            let parts = qkv.f_split_with_sizes(sizes, -1)?;
+            let mut heads = Vec::with_capacity(3);
+            for (i, part) in parts.iter().enumerate() {
+                let n = if i == 0 { c.heads } else { c.kv_heads } as i64;
+                heads.push(part.f_reshape([bs, t, n, hd])?.f_transpose(1, 2)?);
+            }
+            let q = Self::rope(&heads[0], &b.cos, &b.sin)?;
+            let k = Self::rope(&heads[1], &b.cos, &b.sin)?;
+            let y = Tensor::f_scaled_dot_product_attention(
+                &q,
+                &k,
+                &heads[2],
+                none.as_ref(),
+                0.0,
+                true,
+                None,
+                c.kv_heads != c.heads,
+            )?;
+            let y = y.f_transpose(1, 2)?.f_reshape([bs, t, hidden])?;
+            x = x.f_add(&y.f_linear(attn_proj, none.as_ref())?)?;
+            let m = x.f_rms_norm([hidden], Some(n2), eps)?;
+            let g = m.f_linear(fc_1, none.as_ref())?.f_silu()?;
+            let u = m.f_linear(fc_2, none.as_ref())?;
+            x = x.f_add(&g.f_mul(&u)?.f_linear(proj, none.as_ref())?)?;
+        }
+        let ln_f = next()?;
+        let head = next()?;
+        let x = x.f_rms_norm([hidden], Some(ln_f), eps)?;
+        let logits = x.f_linear(head, none.as_ref())?;
+        let v = c.padded_vocab() as i64;
+        Ok(logits.f_reshape([-1, v])?.f_cross_entropy_loss(
+            &b.targets.f_reshape([-1])?,
+            none.as_ref(),
+            Reduction::Mean,
+            -100,
+            0.0,
+        )?)
+    }
+}
+
+fn refs(ts: &[Tensor]) -> Vec<&Tensor> {
+    ts.iter().collect()
+}
+
+impl Trainer for Eager {
+    fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
+        let loss = self.loss(b)?;
+        loss.f_backward()?;
+        let _guard = tch::no_grad_guard();
+        let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).collect();
+        let _ = self.step.f_add_scalar_(1.0)?;
+        shim::fused_adamw_(
+            &refs(&self.params),
+            &refs(&grads),
+            &refs(&self.exp_avgs),
+            &refs(&self.exp_avg_sqs),
+            &self.step,
+            self.hyper,
+        )
+        .map_err(|e| BenchError::Kernel(e.0))?;
+        drop(grads);
+        for p in &self.params {
+            shim::clear_grad(p).map_err(|e| BenchError::Kernel(e.0))?;
+        }
+        Ok(loss.f_detach()?)
+    }
+}
+
+/// The traces of the compiled step, in the order they are made (for `--print-traces`).
+pub struct StepTraces {
+    /// The loss, as the model builder made it.
+    pub loss: Trace,
+    /// The forward (returns the loss and what the backward needs).
+    pub forward: Trace,
+    /// The backward (returns one gradient per parameter).
+    pub backward: Trace,
+    /// The AdamW step over every parameter.
+    pub adamw: Trace,
+}
+
+/// thunder: the loss trace split into forward and backward by the grad transform (with its
+/// min-cut rematerialization), and an AdamW trace that updates the parameters and moments in
+/// place; each compiled into an [`ExecutionPlan`] for the given executors.
+pub struct Compiled {
+    /// The plans: forward, backward, AdamW.
+    pub plans: [ExecutionPlan; 3],
+    /// The traces they run.
+    pub traces: StepTraces,
+    params: Vec<Tensor>,
+    exp_avgs: Vec<Tensor>,
+    exp_avg_sqs: Vec<Tensor>,
+    step: Tensor,
+    cotangent: Tensor,
+}
+
+impl Compiled {
+    /// Builds, transforms and compiles the step for `params` (of `specs`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c: &Config,
+        specs: &[ParamSpec],
+        params: Vec<Tensor>,
+        micro_batch: usize,
+        seq: usize,
+        dtype: DType,
+        device: Device,
+        executors: &[&dyn Executor],
+        lr: f64,
+    ) -> Result<Self, BenchError> {
+        let loss = model::loss_trace(c, micro_batch, seq, dtype, device)?;
+        let wrt = loss.inputs[DATA_INPUTS..].to_vec();
+        let fb = thunder_transforms::forward_backward(&loss, &wrt)?;
+        let shapes: Vec<(DType, Vec<usize>)> =
+            specs.iter().map(|p| (dtype, p.shape.clone())).collect();
+        let adamw =
+            thunder_ir::programs::adamw_step(&shapes, DType::F32, device, &adamw_options(lr))?;
+        let plans = [
+            ExecutionPlan::compile(&fb.forward, executors)?,
+            ExecutionPlan::compile(&fb.backward, executors)?,
+            ExecutionPlan::compile(&adamw, executors)?,
+        ];
+        let loss_meta = fb
+            .forward
+            .tensor(fb.forward.outputs[0])
+            .ok_or_else(|| BenchError::Usage("the loss is not a tensor".into()))?;
+        let tdev = tdevice(device);
+        let zeros = |ps: &[Tensor]| -> Result<Vec<Tensor>, BenchError> {
+            ps.iter().map(|p| Ok(p.f_zeros_like()?)).collect()
+        };
+        Ok(Compiled {
+            plans,
+            traces: StepTraces {
+                loss,
+                forward: fb.forward.clone(),
+                backward: fb.backward.clone(),
+                adamw,
+            },
+            exp_avgs: zeros(&params)?,
+            exp_avg_sqs: zeros(&params)?,
+            params,
+            step: Tensor::f_zeros([], (Kind::Float, tdev))?,
+            cotangent: Tensor::f_ones([], (convert::kind(loss_meta.dtype), tdev))?,
+        })
+    }
+
+    /// Bytes the forward saves for the backward (its outputs after the loss).
+    pub fn saved_bytes(&self) -> usize {
+        let f = &self.traces.forward;
+        f.outputs[1..]
+            .iter()
+            .filter_map(|&v| f.tensor(v))
+            .map(|t| t.shape.numel() * t.dtype.itemsize())
+            .sum()
+    }
+}
+
+impl Trainer for Compiled {
+    fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
+        let [fwd, bwd, adamw] = &self.plans;
+        let mut ins: Vec<Tensor> = Vec::with_capacity(DATA_INPUTS + self.params.len());
+        for t in [&b.idx, &b.targets, &b.cos, &b.sin] {
+            ins.push(t.shallow_clone());
+        }
+        ins.extend(self.params.iter().map(|p| p.shallow_clone()));
+        let mut out = fwd.run_tensors_owned(ins)?.into_iter();
+        let loss = out
+            .next()
+            .ok_or_else(|| BenchError::Kernel("the forward returned nothing".into()))?;
+        let mut saved: Vec<Tensor> = out.collect();
+        saved.push(self.cotangent.shallow_clone());
+        let grads = bwd.run_tensors_owned(saved)?;
+        let _ = self.step.f_add_scalar_(1.0)?;
+        let n = self.params.len();
+        let mut ains: Vec<Tensor> = Vec::with_capacity(4 * n + 1);
+        for (i, g) in grads.into_iter().enumerate() {
+            ains.push(self.params[i].shallow_clone());
+            ains.push(g);
+            ains.push(self.exp_avgs[i].shallow_clone());
+            ains.push(self.exp_avg_sqs[i].shallow_clone());
+        }
+        ains.push(self.step.shallow_clone());
+        let mut updated = adamw.run_tensors_owned(ains)?.into_iter();
+        // In place (the trace donates the buffers): these are the same tensors.
+        self.params = updated.by_ref().take(n).collect();
+        self.exp_avgs = updated.by_ref().take(n).collect();
+        self.exp_avg_sqs = updated.take(n).collect();
+        Ok(loss)
+    }
+}

@@ -1,0 +1,114 @@
+//! `thunder-bench llama2` as a test: the compiled step trains like the eager one.
+//!
+//! - On the CPU (CI): `llama2-tiny` in float32, compiled and eager losses agree step by step over
+//!   5 steps; the compiled step's loss goes down over 20 steps on the fixed batch.
+//! - On a GPU (the GPU bundle): the same parity in bf16 with every executor.
+
+use thunder_bench::llama::{self, config::Config, BenchError, Mode, Options};
+use thunder_ir::{DType, Device};
+
+fn options(device: Device, dtype: DType, modes: Vec<Mode>, steps: usize) -> Options {
+    Options {
+        config: Config::named("llama2-tiny").unwrap(),
+        micro_batch: 2,
+        seq_len: 32,
+        dtype,
+        device,
+        modes,
+        executors: llama::EXECUTORS.iter().map(|s| s.to_string()).collect(),
+        steps,
+        warmup: 0,
+        seed: 7,
+        lr: 3e-3,
+        print_traces: None,
+        progress: false,
+    }
+}
+
+fn parity(device: Device, dtype: DType) {
+    let o = options(device, dtype, vec![Mode::Eager, Mode::Thunder], 4);
+    let r = llama::run(&o).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.modes.len(), 2);
+    let (eager, thunder) = (&r.modes[0].losses, &r.modes[1].losses);
+    assert_eq!(eager.len(), 5, "first step + 4 timed");
+    let (atol, rtol) = llama::loss_tolerance(dtype);
+    for (s, (a, b)) in thunder.iter().zip(eager).enumerate() {
+        eprintln!("step {}: eager {b:.6}, thunder {a:.6}", s + 1);
+        assert!(
+            (a - b).abs() <= atol + rtol * b.abs(),
+            "step {}: eager {b}, thunder {a}\n{}",
+            s + 1,
+            r.table()
+        );
+    }
+    // The parameters moved: the losses are not all equal.
+    assert!(eager[4] < eager[0], "{eager:?}");
+    r.check_losses(dtype).unwrap();
+}
+
+#[test]
+fn compiled_and_eager_losses_agree_step_by_step_on_the_cpu() {
+    parity(Device::Cpu, DType::F32);
+}
+
+#[test]
+fn compiled_and_eager_losses_agree_step_by_step_on_cuda_in_bf16() {
+    if !tch::Cuda::is_available() {
+        eprintln!("no CUDA device: this test runs in the GPU bundle");
+        return;
+    }
+    parity(Device::Cuda(0), DType::BF16);
+}
+
+#[test]
+fn the_compiled_step_lowers_the_loss_on_a_fixed_batch() {
+    let o = options(Device::Cpu, DType::F32, vec![Mode::Thunder], 19);
+    let r = llama::run(&o).unwrap_or_else(|e| panic!("{e}"));
+    let l = &r.modes[0].losses;
+    assert_eq!(l.len(), 20);
+    eprintln!("losses: {l:?}");
+    assert!(
+        l[19] < 0.8 * l[0],
+        "the loss did not go down over 20 steps: {l:?}"
+    );
+    // It goes down on most steps, not by accident once.
+    let down = l.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(down >= 15, "{l:?}");
+}
+
+#[test]
+fn bad_options_give_one_line_errors_that_say_what_to_change() {
+    let mut o = options(Device::Cpu, DType::F32, vec![Mode::Thunder], 1);
+    o.executors = vec!["nvfuser".into()];
+    let e = llama::run(&o).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown executor \"nvfuser\"") && e.contains("cross-entropy, adamw, fusion, torch"),
+        "{e}"
+    );
+    let mut o = options(Device::Cpu, DType::F32, vec![Mode::Thunder], 1);
+    o.config.heads = 3;
+    let e = llama::run(&o).unwrap_err().to_string();
+    assert!(e.contains("--hidden 64 is not a multiple of --heads 3"), "{e}");
+    let n = tch::Cuda::device_count();
+    let e = llama::parse_device(&format!("cuda:{n}")).unwrap_err().to_string();
+    assert!(e.contains("--device cuda:"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    let e = Mode::parse_list("eager,graphs").unwrap_err().to_string();
+    assert!(e.contains("unknown mode \"graphs\""), "{e}");
+    let e = llama::parse_dtype("int8").unwrap_err().to_string();
+    assert!(e.contains("bf16, f16, f32 or f64"), "{e}");
+    assert!(matches!(
+        Config::named("llama-3"),
+        Err(BenchError::Usage(_))
+    ));
+}
+
+#[test]
+fn diverging_losses_fail_the_run() {
+    let o = options(Device::Cpu, DType::F32, vec![Mode::Eager, Mode::Thunder], 1);
+    let mut r = llama::run(&o).unwrap_or_else(|e| panic!("{e}"));
+    r.check_losses(DType::F32).unwrap();
+    r.modes[1].losses[1] += 0.1;
+    let e = r.check_losses(DType::F32).unwrap_err().to_string();
+    assert!(e.contains("the losses diverge at step 2"), "{e}");
+}
