@@ -2,7 +2,8 @@
 # once per checkout: it links the pinned libtorch (see .cargo/config.toml).
 #
 #   make test        format, lint, dependency rule, all tests (what .ci/run runs)
-#   make bench       the Llama block benchmark trace
+#   make bench       thunder-bench llama2: llama2-7b compiled vs eager on a GPU, llama2-tiny on the CPU
+#                    (BENCH_ARGS="--steps 20 ..." adds flags)
 #   make docs        API docs of every crate
 #   make gpu-bundle  release test binaries for a GPU machine (see ci/README.md)
 #   make clean-env   drop this checkout's .venv/.libtorch symlinks
@@ -54,10 +55,8 @@ ir-deps:
 	 fi
 
 bench: env
-	@echo "==> bench: build the workspace (release)"
-	@$(CARGO) build --release --workspace
-	@echo "==> bench: trace llama-block"
-	@$(CARGO) run --release -p thunder-bench -- trace llama-block
+	@echo "==> bench: thunder-bench llama2 $(BENCH_ARGS)"
+	@$(CARGO) run --release -p thunder-bench -- llama2 $(BENCH_ARGS)
 
 # cargo doc runs the build scripts (torch-sys compiles against the libtorch headers), hence env.
 docs: env

@@ -294,7 +294,11 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         dtype,
         device,
         modes: Mode::parse_list(&a.modes)?,
-        executors: a.executors.split(',').map(|s| s.trim().to_string()).collect(),
+        executors: a
+            .executors
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect(),
         steps: a.steps,
         warmup: a.warmup,
         seed: a.seed,

@@ -82,15 +82,21 @@ fn bad_options_give_one_line_errors_that_say_what_to_change() {
     o.executors = vec!["nvfuser".into()];
     let e = llama::run(&o).unwrap_err().to_string();
     assert!(
-        e.contains("unknown executor \"nvfuser\"") && e.contains("cross-entropy, adamw, fusion, torch"),
+        e.contains("unknown executor \"nvfuser\"")
+            && e.contains("cross-entropy, adamw, fusion, torch"),
         "{e}"
     );
     let mut o = options(Device::Cpu, DType::F32, vec![Mode::Thunder], 1);
     o.config.heads = 3;
     let e = llama::run(&o).unwrap_err().to_string();
-    assert!(e.contains("--hidden 64 is not a multiple of --heads 3"), "{e}");
+    assert!(
+        e.contains("--hidden 64 is not a multiple of --heads 3"),
+        "{e}"
+    );
     let n = tch::Cuda::device_count();
-    let e = llama::parse_device(&format!("cuda:{n}")).unwrap_err().to_string();
+    let e = llama::parse_device(&format!("cuda:{n}"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--device cuda:"), "{e}");
     assert!(!e.contains('\n'), "{e}");
     let e = Mode::parse_list("eager,graphs").unwrap_err().to_string();
@@ -111,4 +117,39 @@ fn diverging_losses_fail_the_run() {
     r.modes[1].losses[1] += 0.1;
     let e = r.check_losses(DType::F32).unwrap_err().to_string();
     assert!(e.contains("the losses diverge at step 2"), "{e}");
+}
+
+/// The layers of a model compile to the same kernels: the regions of a 4-layer step have no
+/// more distinct kernel sources than those of a 1-layer step (plus nothing), so NVRTC's work
+/// does not grow with depth.
+#[test]
+fn every_layer_shares_the_first_layers_kernels() {
+    use thunder_executors::fusion::generate;
+    use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
+    let distinct = |layers: usize| {
+        let mut c = Config::named("llama2-tiny").unwrap();
+        c.layers = layers;
+        let t = llama::model::loss_trace(&c, 2, 32, DType::BF16, Device::Cuda(0)).unwrap();
+        let wrt = t.inputs[llama::model::DATA_INPUTS..].to_vec();
+        let fb = thunder_transforms::forward_backward(&t, &wrt).unwrap();
+        let mut sources = std::collections::HashSet::new();
+        let mut regions = 0;
+        for tr in [&fb.forward, &fb.backward] {
+            let p = ExecutionPlan::compile(tr, &[&FusionExecutor, &TorchExecutor::new()])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let claimed = p.claimed();
+            let ops: Vec<_> = claimed.ops.iter().map(|o| o.bsym.clone()).collect();
+            for r in claimed.regions.iter().filter(|r| !r.ops.is_empty()) {
+                regions += 1;
+                let k = generate(&claimed.trace, &ops, r, "k").unwrap();
+                sources.insert(k.source);
+            }
+        }
+        (regions, sources.len())
+    };
+    let (r1, s1) = distinct(1);
+    let (r4, s4) = distinct(4);
+    eprintln!("1 layer: {r1} regions, {s1} sources; 4 layers: {r4} regions, {s4} sources");
+    assert!(r4 > 3 * r1 / 2, "{r1} {r4}");
+    assert!(s4 <= s1 + 2, "1 layer: {s1} kernel sources, 4 layers: {s4}");
 }

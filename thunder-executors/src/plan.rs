@@ -336,7 +336,11 @@ impl ExecutionPlan {
         })
     }
 
-    fn run_in(&self, slots: &mut Vec<Option<RtValue>>, inputs: Vec<RtValue>) -> Result<Vec<RtValue>> {
+    fn run_in(
+        &self,
+        slots: &mut Vec<Option<RtValue>>,
+        inputs: Vec<RtValue>,
+    ) -> Result<Vec<RtValue>> {
         slots.clear();
         slots.resize_with(self.n_slots, || None);
         for (i, ((slot, ty), v)) in self.inputs.iter().zip(inputs).enumerate() {

@@ -40,7 +40,10 @@ pub fn clear_grad(t: &Tensor) -> Result<(), KernelError> {
 /// `torch.cuda.empty_cache()`: the caching allocator gives its unused blocks back to the device.
 pub fn cuda_empty_cache() -> Result<(), KernelError> {
     // SAFETY: no pointers; errors come back as messages.
-    check(unsafe { thunder_cuda_empty_cache() }, "emptying the CUDA cache")
+    check(
+        unsafe { thunder_cuda_empty_cache() },
+        "emptying the CUDA cache",
+    )
 }
 
 /// The CUDA caching allocator's byte counts for one device (`torch.cuda.memory_stats`).

@@ -155,9 +155,15 @@ mod tests {
         let mut c = Config::named("llama2-tiny").unwrap();
         c.heads = 5;
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("--hidden 64 is not a multiple of --heads 5"), "{e}");
+        assert!(
+            e.contains("--hidden 64 is not a multiple of --heads 5"),
+            "{e}"
+        );
         let e = Config::named("llama3").unwrap_err().to_string();
-        assert!(e.contains("unknown model") && e.contains("llama2-7b"), "{e}");
+        assert!(
+            e.contains("unknown model") && e.contains("llama2-7b"),
+            "{e}"
+        );
     }
 
     #[test]

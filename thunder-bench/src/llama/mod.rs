@@ -270,7 +270,7 @@ pub struct ModeReport {
     pub first_step_s: f64,
     /// Seconds of compilation before it (thunder: trace, transforms, plans).
     pub compile_s: f64,
-    /// Bytes the forward saves for the backward (thunder).
+    /// Bytes the forward saves for the backward besides the parameters and the batch (thunder).
     pub saved_bytes: Option<usize>,
     /// The loss after each step (warm-up included).
     pub losses: Vec<f64>,
@@ -495,7 +495,11 @@ fn run_mode(
         mfu: peak.map(|p| tflops / p),
         peak_memory_bytes,
         first_step_s,
-        compile_s: if mode == Mode::Thunder { compile_s } else { 0.0 },
+        compile_s: if mode == Mode::Thunder {
+            compile_s
+        } else {
+            0.0
+        },
         saved_bytes: saved,
         losses,
     })
@@ -594,7 +598,8 @@ impl Report {
                 format!("{:.2}", m.host_ms_per_step),
                 format!("{:.0}", m.tokens_per_s),
                 format!("{:.1}", m.tflops),
-                m.mfu.map_or_else(|| "-".into(), |x| format!("{:.1}%", 100.0 * x)),
+                m.mfu
+                    .map_or_else(|| "-".into(), |x| format!("{:.1}%", 100.0 * x)),
                 m.peak_memory_bytes
                     .map_or_else(|| "-".into(), |b| gib(b as f64)),
                 format!("{:.2}", m.first_step_s),
@@ -612,10 +617,14 @@ impl Report {
             }));
         }
         let c = &self.config;
+        let params = if self.params >= 1_000_000_000 {
+            format!("{:.2}B", self.params as f64 / 1e9)
+        } else {
+            format!("{:.2}M", self.params as f64 / 1e6)
+        };
         format!(
-            "{} ({:.2}B parameters: {} layers, hidden {}, {} heads, {} kv heads, intermediate {}, vocab {}) on {}, {}, micro-batch {} x seq {}, {} steps after {} warm-up\n{t}",
+            "{} ({params} parameters: {} layers, hidden {}, {} heads, {} kv heads, intermediate {}, vocab {}) on {}, {}, micro-batch {} x seq {}, {} steps after {} warm-up\n{t}",
             c.name,
-            self.params as f64 / 1e9,
             c.layers,
             c.hidden,
             c.heads,

@@ -40,7 +40,11 @@ pub fn param_specs(c: &Config) -> Vec<ParamSpec> {
             vec![(c.heads + 2 * c.kv_heads) * hd, h],
             Init::Normal(std),
         ));
-        out.push(p(format!("h{i}_attn_proj"), vec![h, h], Init::Normal(proj_std)));
+        out.push(p(
+            format!("h{i}_attn_proj"),
+            vec![h, h],
+            Init::Normal(proj_std),
+        ));
         out.push(p(format!("h{i}_norm_2"), vec![h], Init::Ones));
         out.push(p(
             format!("h{i}_fc_1"),

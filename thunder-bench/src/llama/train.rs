@@ -52,8 +52,14 @@ pub fn batch(
         (Kind::Int64, TDevice::Cpu),
     )?;
     let dev = tdevice(device);
-    let idx = tokens.f_narrow(1, 0, seq as i64)?.f_contiguous()?.f_to(dev)?;
-    let targets = tokens.f_narrow(1, 1, seq as i64)?.f_contiguous()?.f_to(dev)?;
+    let idx = tokens
+        .f_narrow(1, 0, seq as i64)?
+        .f_contiguous()?
+        .f_to(dev)?;
+    let targets = tokens
+        .f_narrow(1, 1, seq as i64)?
+        .f_contiguous()?
+        .f_to(dev)?;
     // theta_i = base^(-2i/d); the cache repeats the angles over both halves of a head.
     let hd = c.head_dim() as i64;
     let opts = (Kind::Double, TDevice::Cpu);
@@ -133,7 +139,10 @@ impl Eager {
     /// The eager model with parameters `params` (they become leaves that require grad).
     pub fn new(c: &Config, params: Vec<Tensor>, lr: f64) -> Result<Self, BenchError> {
         let o = adamw_options(lr);
-        let params: Vec<Tensor> = params.into_iter().map(|p| p.set_requires_grad(true)).collect();
+        let params: Vec<Tensor> = params
+            .into_iter()
+            .map(|p| p.set_requires_grad(true))
+            .collect();
         let zeros = |ps: &[Tensor]| -> Result<Vec<Tensor>, BenchError> {
             ps.iter()
                 .map(|p| Ok(p.f_zeros_like()?.set_requires_grad(false)))
@@ -174,7 +183,10 @@ impl Eager {
         let bt = b.idx.size();
         let (bs, t) = (bt[0], bt[1]);
         let mut p = self.params.iter();
-        let mut next = || p.next().ok_or_else(|| BenchError::Usage("parameter list".into()));
+        let mut next = || {
+            p.next()
+                .ok_or_else(|| BenchError::Usage("parameter list".into()))
+        };
         let none = None::<Tensor>;
         let mut x = Tensor::f_embedding(next()?, &b.idx, -1, false, false)?;
         for _ in 0..c.layers {
@@ -332,11 +344,13 @@ impl Compiled {
         })
     }
 
-    /// Bytes the forward saves for the backward (its outputs after the loss).
+    /// Bytes the forward saves for the backward (its outputs after the loss) besides its inputs
+    /// (the parameters and the batch, which live on anyway).
     pub fn saved_bytes(&self) -> usize {
         let f = &self.traces.forward;
         f.outputs[1..]
             .iter()
+            .filter(|v| !f.inputs.contains(v))
             .filter_map(|&v| f.tensor(v))
             .map(|t| t.shape.numel() * t.dtype.itemsize())
             .sum()

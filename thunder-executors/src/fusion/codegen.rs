@@ -356,6 +356,11 @@ struct Gen<'a> {
     trace: &'a Trace,
     producer: HashMap<Value, &'a BoundSymbol>,
     input_pos: HashMap<Value, usize>,
+    /// A number per value of the region (inputs first, then results in program order), used in
+    /// the names of the kernel's variables instead of the trace's numbering: regions that
+    /// compute the same thing on values of the same types (a model's layers) get the same
+    /// source, which compiles once.
+    ids: HashMap<Value, usize>,
     idx: &'static str,
     tmp: usize,
 }
@@ -454,6 +459,14 @@ fn ravel(idx: &[String], shape: &[usize]) -> String {
 }
 
 impl<'a> Gen<'a> {
+    /// The region's number for `v` (see [`Gen::ids`]).
+    fn id(&self, v: Value) -> usize {
+        self.ids
+            .get(&v)
+            .copied()
+            .unwrap_or(1_000_000 + v.0 as usize)
+    }
+
     fn fresh(&mut self, p: &str) -> String {
         self.tmp += 1;
         format!("{p}{}", self.tmp)
@@ -980,10 +993,25 @@ pub fn generate(
         )
         .filter_map(|&v| trace.tensor(v))
         .any(|t| t.shape.numel() >= (1usize << 31));
+    let mut ids: HashMap<Value, usize> = input_pos.clone();
+    let mut computed: Vec<usize> = region
+        .ops
+        .iter()
+        .chain(&region.recompute)
+        .copied()
+        .collect();
+    computed.sort_unstable();
+    for i in computed {
+        for &o in &ops[i].outputs {
+            let n = ids.len();
+            ids.entry(o).or_insert(n);
+        }
+    }
     let mut g = Gen {
         trace,
         producer,
         input_pos,
+        ids,
         idx: if big { "long long" } else { "int" },
         tmp: 0,
     };
@@ -1202,7 +1230,7 @@ fn columns_kernels(
         let (init, _) = red_init(b, ty)?;
         let mut per = Vec::new();
         for e in 0..COL_PER_THREAD {
-            let a = format!("acc{}_{e}", o.0);
+            let a = format!("acc{}_{e}", g.id(o));
             body.line(&format!("{ty} {a} = {init};"));
             per.push(a);
         }
@@ -1602,7 +1630,7 @@ fn rows_kernel(
     let lead_names = body.index("r", "r", lead);
     for &v in &cached {
         let ty = g.cty(v);
-        body.line(&format!("{ty} k{}[PT * VEC];", v.0));
+        body.line(&format!("{ty} k{}[PT * VEC];", g.id(v)));
     }
     if raw {
         for &kk in direct {
@@ -1635,7 +1663,7 @@ fn rows_kernel(
         let _ = writeln!(
             col_decls,
             "  {ty} cacc{}[PT * VEC];\n  #pragma unroll\n  for (int q = 0; q < PT * VEC; ++q) cacc{}[q] = {init};",
-            o.0, o.0
+            g.id(o), g.id(o)
         );
     }
     let mut smem_types: HashSet<&'static str> = HashSet::new();
@@ -1662,7 +1690,7 @@ fn rows_kernel(
             let o = b.outputs[0];
             let ty = g.cty(o);
             let (init, _) = red_init(b, ty)?;
-            let a = format!("acc{}", o.0);
+            let a = format!("acc{}", g.id(o));
             body.line(&format!("{ty} {a} = {init};"));
             accs.push(a);
         }
@@ -1716,7 +1744,7 @@ fn rows_kernel(
             if stage[&v] < s {
                 inner.memo.insert(
                     format!("{}@{}", v.0, idx_names.join(",")),
-                    format!("k{}[j * VEC + e]", v.0),
+                    format!("k{}[j * VEC + e]", g.id(v)),
                 );
             }
         }
@@ -1729,7 +1757,7 @@ fn rows_kernel(
         }
         for &v in &to_cache {
             let e = g.eval(&mut inner, v, &idx_names, &acc_mode)?;
-            inner.line(&format!("k{}[j * VEC + e] = {e};", v.0));
+            inner.line(&format!("k{}[j * VEC + e] = {e};", g.id(v)));
         }
         for b in &cols_here {
             let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
@@ -1739,7 +1767,7 @@ fn rows_kernel(
             let (_, comb) = red_init(b, ty)?;
             inner.line(&format!(
                 "cacc{0}[j * VEC + e] = {comb}(cacc{0}[j * VEC + e], ({ty}){e});",
-                o.0
+                g.id(o)
             ));
         }
         for &j in &full_outs {
@@ -1778,7 +1806,7 @@ fn rows_kernel(
                 DType::F16 => format!("rnd_f16({a})"),
                 _ => a.clone(),
             };
-            let nm = format!("red{}", o.0);
+            let nm = format!("red{}", g.id(o));
             body.line(&format!("const {ty} {nm} = {rounded};"));
             row_memo.insert(format!("{}@{}", o.0, lead_names.join(",")), nm);
         }
@@ -1825,7 +1853,7 @@ fn rows_kernel(
             let _ = writeln!(
                 col_write,
                 "      if (cb + e < {cols}) reinterpret_cast<{ty}*>(ws + {off})[(idx_t)blockIdx.x * {cols} + cb + e] = cacc{}[j * VEC + e];",
-                o.0
+                g.id(o)
             );
         }
         col_write.push_str("    }\n  }\n");
@@ -1885,14 +1913,14 @@ fn columns_fin(
         let ty = g.cty(o);
         let (init, comb) = red_init(b, ty)?;
         let _ = writeln!(fin_decls, "  __shared__ {ty} fs{j}[{warps}][32];");
-        let a = format!("part{}", o.0);
+        let a = format!("part{}", g.id(o));
         gather.line(&format!("{ty} {a} = {init};"));
         gather.line(&format!(
             "for (int s = wy; s < {splits}; s += {warps}) {a} = {comb}({a}, reinterpret_cast<const {ty}*>(ws + {})[(idx_t)s * {cols} + cr]);",
             offsets[j]
         ));
         gather.line(&format!("fs{j}[wy][lane] = {a};"));
-        let a = format!("red{}", o.0);
+        let a = format!("red{}", g.id(o));
         body.line(&format!("{ty} {a} = fs{j}[0][lane];"));
         body.line(&format!(
             "for (int w = 1; w < {warps}; ++w) {a} = {comb}({a}, fs{j}[w][lane]);"
@@ -1903,7 +1931,7 @@ fn columns_fin(
             DType::F16 => format!("rnd_f16({a})"),
             _ => a.clone(),
         };
-        let nm = format!("rr{}", o.0);
+        let nm = format!("rr{}", g.id(o));
         body.line(&format!("const {ty} {nm} = {rounded};"));
         body.memo.insert(format!("{}@{}", o.0, cidx.join(",")), nm);
     }

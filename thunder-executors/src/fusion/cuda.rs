@@ -665,18 +665,18 @@ impl Fuser for FusionExecutor {
         ops: &[BoundSymbol],
         region: &Region,
     ) -> Result<Kernel> {
-        let name = format!(
-            "thunder_region_{:016x}",
-            fnv1a(&[
-                format!("{:?}", region.ops).as_bytes(),
-                trace.name.as_bytes()
-            ])
-        );
-        let kernel = generate(trace, ops, region, &name).map_err(|m| Error::Compile {
-            executor: "fusion",
-            statement: format!("a region of {} ops", region.ops.len()),
-            message: m,
-        })?;
+        let gen = |name: &str| {
+            generate(trace, ops, region, name).map_err(|m| Error::Compile {
+                executor: "fusion",
+                statement: format!("a region of {} ops", region.ops.len()),
+                message: m,
+            })
+        };
+        // Named by what it computes: regions alike (a model's layers) share one source, which
+        // NVRTC compiles once (the PTX cache is keyed by source).
+        let draft = gen("thunder_region")?;
+        let name = format!("thunder_region_{:016x}", fnv1a(&[draft.source.as_bytes()]));
+        let kernel = gen(&name)?;
         let inputs = region
             .inputs
             .iter()

@@ -520,19 +520,20 @@ fn rematerialize(trace: &Trace, ops: &[BoundSymbol], regions: &mut [Region]) {
         }
         let pulled_set: HashSet<usize> = pulled.iter().copied().collect();
         // Two nodes per value, then the source and the sink.
+        // (Candidates first: the walk may have stopped before reaching their producers.)
         let mut values: Vec<Value> = Vec::new();
         let mut id: HashMap<Value, usize> = HashMap::new();
-        for &i in &pulled {
-            for v in ops[i]
+        let pulled_values = pulled.iter().flat_map(|&i| {
+            ops[i]
                 .inputs()
                 .into_iter()
                 .chain(ops[i].outputs.iter().copied())
-            {
-                id.entry(v).or_insert_with(|| {
-                    values.push(v);
-                    values.len() - 1
-                });
-            }
+        });
+        for v in candidates.iter().copied().chain(pulled_values) {
+            id.entry(v).or_insert_with(|| {
+                values.push(v);
+                values.len() - 1
+            });
         }
         let cost = |u: Value| -> u64 {
             let p = producer.get(&u).copied();
