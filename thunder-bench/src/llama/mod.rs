@@ -549,7 +549,9 @@ impl Report {
         };
         for m in &self.modes[1..] {
             for (s, (a, b)) in m.losses.iter().zip(&first.losses).enumerate() {
-                if !((a - b).abs() <= atol + rtol * b.abs()) {
+                // NaN losses diverge too.
+                let within = (a - b).abs() <= atol + rtol * b.abs();
+                if !within {
                     return Err(BenchError::Diverged(format!(
                         "the losses diverge at step {}: {} {b:.6}, {} {a:.6} (tolerance {atol:e} + {rtol:e} x |loss| for {})",
                         s + 1,
