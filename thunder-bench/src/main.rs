@@ -27,7 +27,7 @@ enum Command {
     /// Train a Llama-2 model for a few steps in several modes (eager libtorch, thunder's compiled
     /// step) and compare: ms/step, tokens/s, TFLOP/s, MFU, peak memory, first-step time, and
     /// the losses step by step (the run fails if they diverge).
-    Llama2(Llama2Args),
+    Llama2(Box<Llama2Args>),
     /// Microbenchmarks of a Llama-2-7B training step's memory-bound patterns (RMSNorm, RoPE,
     /// SwiGLU, softmax, cross entropy; forward and backward; the AdamW step over every
     /// parameter): eager libtorch against thunder's fusion, cross-entropy and AdamW executors on
@@ -173,7 +173,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Llama2(a) => llama2(a)?,
+        Command::Llama2(a) => llama2(*a)?,
         Command::Ops {
             tokens,
             hidden,
