@@ -130,22 +130,34 @@ fn disk_cache() -> Option<PathBuf> {
 /// Compiles `source` to PTX for `arch` (`compute_90`), through the in-memory and disk caches.
 /// A compile error carries NVRTC's log and the numbered source.
 pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<String, String> {
-    static MEM: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+    type Cell = Arc<OnceLock<std::result::Result<String, String>>>;
+    static MEM: OnceLock<Mutex<HashMap<u64, Cell>>> = OnceLock::new();
     let key = fnv1a(&[
         source.as_bytes(),
         arch.as_bytes(),
         env!("CARGO_PKG_VERSION").as_bytes(),
     ]);
-    let mem = MEM.get_or_init(Default::default);
-    if let Some(p) = mem.lock().map_err(|e| e.to_string())?.get(&key) {
-        return Ok(p.clone());
-    }
+    // One cell per source: a second caller (another thread compiling the same source, such as
+    // a region whose kernel the plan compiler started in the background) waits for the first.
+    let cell: Cell = MEM
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|e| e.to_string())?
+        .entry(key)
+        .or_default()
+        .clone();
+    cell.get_or_init(|| compile_ptx_uncached(source, arch, key))
+        .clone()
+}
+
+fn compile_ptx_uncached(
+    source: &str,
+    arch: &'static str,
+    key: u64,
+) -> std::result::Result<String, String> {
     let file = disk_cache().map(|d| d.join(format!("{key:016x}.ptx")));
     if let Some(f) = &file {
         if let Ok(p) = std::fs::read_to_string(f) {
-            mem.lock()
-                .map_err(|e| e.to_string())?
-                .insert(key, p.clone());
             return Ok(p);
         }
     }
@@ -183,9 +195,6 @@ pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<Stri
             }
         }
     }
-    mem.lock()
-        .map_err(|e| e.to_string())?
-        .insert(key, ptx.clone());
     Ok(ptx)
 }
 
@@ -282,6 +291,30 @@ impl Module {
         if let Some(l) = self.loaded.lock().map_err(|e| e.to_string())?.get(&dev) {
             return Ok(l.clone());
         }
+        // Modules of the same source and names (a model's layers) load once per device: the
+        // driver's PTX JIT is what loading costs.
+        type Cell = Arc<OnceLock<std::result::Result<Arc<Vec<usize>>, String>>>;
+        static LOADED: OnceLock<Mutex<HashMap<(u64, i32), Cell>>> = OnceLock::new();
+        let mut parts: Vec<&[u8]> = vec![self.source.as_bytes()];
+        parts.extend(self.names.iter().map(|n| n.as_bytes()));
+        let key = (fnv1a(&parts), dev);
+        let cell: Cell = LOADED
+            .get_or_init(Default::default)
+            .lock()
+            .map_err(|e| e.to_string())?
+            .entry(key)
+            .or_default()
+            .clone();
+        let l = cell.get_or_init(|| self.load(dev)).clone()?;
+        self.loaded
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(dev, l.clone());
+        Ok(l)
+    }
+
+    /// Compiles the source and loads it on device `dev` (its context current).
+    fn load(&self, dev: i32) -> std::result::Result<Arc<Vec<usize>>, String> {
         let arch = arch_of(dev)?;
         let ptx = compile_ptx(&self.source, arch)?;
         let c = CString::new(ptx).map_err(|e| e.to_string())?;
@@ -300,12 +333,27 @@ impl Module {
                     .map_err(|e| format!("cuModuleGetFunction({name}): {e:?}"))
             })
             .collect::<std::result::Result<Vec<_>, String>>()?;
-        let l = Arc::new(funcs);
-        self.loaded
-            .lock()
-            .map_err(|e| e.to_string())?
-            .insert(dev, l.clone());
-        Ok(l)
+        Ok(Arc::new(funcs))
+    }
+
+    /// Starts compiling and loading the module for device `dev` on another thread, so that the
+    /// first launch finds it ready (a plan's kernels then compile in parallel, not one by one
+    /// during the first run). Errors are left for the first launch to report.
+    /// Without a CUDA device (plans compiled for CUDA on a CPU machine, as tests do) it does
+    /// nothing.
+    pub(crate) fn prefetch(&self, dev: i32) {
+        if !tch::Cuda::is_available() {
+            return;
+        }
+        // The loaded functions land in the process-wide cache `functions` consults.
+        let m = Module::new(self.source.clone(), self.names.clone());
+        let _ = std::thread::Builder::new()
+            .name("thunder-nvrtc".into())
+            .spawn(move || {
+                if enter_device(dev).is_ok() {
+                    let _ = m.functions(dev);
+                }
+            });
     }
 }
 
@@ -397,6 +445,9 @@ impl CompiledRegion {
             }
         }
         let module = Module::new(kernel.source.clone(), names);
+        if let Some(d) = device {
+            module.prefetch(d);
+        }
         CompiledRegion {
             kernel,
             device,

@@ -471,13 +471,17 @@ impl Executor for CrossEntropyExecutor {
             statement: statement(),
             message: m,
         })?;
+        let module = Module::new(src, NAMES.iter().map(|s| s.to_string()).collect());
+        if let Some(thunder_ir::Device::Cuda(d)) = trace.tensor(bsym.outputs[0]).map(|t| t.device) {
+            module.prefetch(d as i32);
+        }
         let c = Arc::new(Compiled {
             shape: Shape { dtype, classes },
             backward,
             ignore_index,
             mode,
             unbatched,
-            module: Module::new(src, NAMES.iter().map(|s| s.to_string()).collect()),
+            module,
         });
         Ok(Box::new(move |args: &Args<'_>| c.run(args)))
     }
