@@ -139,6 +139,11 @@ struct Llama2Args {
     /// Write every trace of the compiled step (Python) into this folder.
     #[arg(long)]
     print_traces: Option<PathBuf>,
+    /// Time every instruction of the compiled step's first step and of one more step after the
+    /// timed ones (each followed by a device synchronization), and write a summary into this
+    /// folder (first_step.txt, step.txt).
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -306,6 +311,7 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: a.seed,
         lr: a.lr,
         print_traces: a.print_traces,
+        profile: a.profile,
         progress: std::io::stderr().is_terminal(),
     };
     let report = llama::run(&opts)?;

@@ -22,6 +22,7 @@ fn options(device: Device, dtype: DType, modes: Vec<Mode>, steps: usize) -> Opti
         lr: 3e-3,
         print_traces: None,
         progress: false,
+        profile: None,
     }
 }
 

@@ -336,10 +336,41 @@ impl ExecutionPlan {
         })
     }
 
+    /// [`run_owned`](Self::run_owned), timing every instruction: `wait` is called before the
+    /// run and after each instruction (pass a device synchronization to time GPU work); returns
+    /// the outputs and, per instruction in run order, its statement (a region's statements
+    /// joined) and seconds. For inspection, never in a timed loop.
+    pub fn run_profiled(
+        &self,
+        inputs: Vec<RtValue>,
+        wait: &dyn Fn(),
+    ) -> Result<(Vec<RtValue>, Vec<(String, f64)>)> {
+        let mut slots = Vec::new();
+        let mut times = Vec::with_capacity(self.instrs.len());
+        wait();
+        let out = self.run_with(&mut slots, inputs, &mut |i, t| {
+            wait();
+            times.push((
+                self.statements[self.instrs[i].op as usize].clone(),
+                t.elapsed().as_secs_f64(),
+            ));
+        })?;
+        Ok((out, times))
+    }
+
     fn run_in(
         &self,
         slots: &mut Vec<Option<RtValue>>,
         inputs: Vec<RtValue>,
+    ) -> Result<Vec<RtValue>> {
+        self.run_with(slots, inputs, &mut |_, _| {})
+    }
+
+    fn run_with(
+        &self,
+        slots: &mut Vec<Option<RtValue>>,
+        inputs: Vec<RtValue>,
+        after: &mut dyn FnMut(usize, std::time::Instant),
     ) -> Result<Vec<RtValue>> {
         slots.clear();
         slots.resize_with(self.n_slots, || None);
@@ -347,7 +378,8 @@ impl ExecutionPlan {
             self.check_input(i, ty, &v)?;
             slots[*slot as usize] = Some(v);
         }
-        for instr in &self.instrs {
+        for (i, instr) in self.instrs.iter().enumerate() {
+            let start = std::time::Instant::now();
             let outs = (instr.kernel)(&Args::new(slots, &instr.args))
                 .map_err(|e| self.kernel_error(instr, e.0))?;
             if outs.len() != instr.outs.len() {
@@ -366,6 +398,7 @@ impl ExecutionPlan {
             for &s in &instr.free {
                 slots[s as usize] = None;
             }
+            after(i, start);
         }
         self.outputs
             .iter()

@@ -172,6 +172,9 @@ pub struct Options {
     pub print_traces: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Time every instruction of the compiled step's first step and of one more step after the
+    /// timed ones, and write the results into this folder.
+    pub profile: Option<PathBuf>,
 }
 
 /// The device chosen by `--device` (`auto`: the first GPU if libtorch sees one, else the CPU),
@@ -427,6 +430,21 @@ fn run_mode(
     let t0 = Instant::now();
     let (mut trainer, saved): (Box<dyn Trainer>, Option<usize>) = match mode {
         Mode::Eager => (Box::new(Eager::new(c, params, o.lr)?), None),
+        Mode::Thunder if o.profile.is_some() => {
+            let compiled = Compiled::new(
+                c,
+                specs,
+                params,
+                o.micro_batch,
+                o.seq_len,
+                o.dtype,
+                o.device,
+                executors,
+                o.lr,
+            )?;
+            let saved = compiled.saved_bytes();
+            (Box::new(Profiled::new(compiled, o)), Some(saved))
+        }
         Mode::Thunder => {
             let compiled = Compiled::new(
                 c,
@@ -475,6 +493,8 @@ fn run_mode(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // The profiled step: after the timed ones.
+    trainer.after_timing(batch)?;
     let peak_memory_bytes = match o.device {
         Device::Cuda(i) => Some(
             thunder_executors::shim::cuda_memory_stats(i as usize)
@@ -503,6 +523,97 @@ fn run_mode(
         saved_bytes: saved,
         losses,
     })
+}
+
+/// The compiled step with its first step and one step after the timed ones profiled
+/// (`--profile`).
+struct Profiled {
+    inner: Compiled,
+    dir: PathBuf,
+    device: Device,
+    first: bool,
+}
+
+impl Profiled {
+    fn new(inner: Compiled, o: &Options) -> Self {
+        Profiled {
+            inner,
+            dir: o.profile.clone().unwrap_or_default(),
+            device: o.device,
+            first: true,
+        }
+    }
+
+    fn profile(&mut self, b: &train::Batch, file: &str) -> Result<tch::Tensor, BenchError> {
+        let device = self.device;
+        let wait = move || sync(device);
+        let (loss, prof) = self.inner.step_profiled(b, Some(&wait))?;
+        let path = self.dir.join(file);
+        std::fs::create_dir_all(&self.dir).map_err(|source| BenchError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        std::fs::write(&path, profile_text(&prof))
+            .map_err(|source| BenchError::Io { path, source })?;
+        Ok(loss)
+    }
+}
+
+impl Trainer for Profiled {
+    fn step(&mut self, b: &train::Batch) -> Result<tch::Tensor, BenchError> {
+        if std::mem::take(&mut self.first) {
+            return self.profile(b, "first_step.txt");
+        }
+        self.inner.step(b)
+    }
+    fn after_timing(&mut self, b: &train::Batch) -> Result<(), BenchError> {
+        self.profile(b, "step.txt").map(|_| ())
+    }
+}
+
+/// Per plan the total, then the instructions grouped by what they run (a fusion region, or the
+/// op's name), most time first, then the 40 slowest instructions.
+fn profile_text(prof: &[(&'static str, String, f64)]) -> String {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let total: f64 = prof.iter().map(|p| p.2).sum();
+    let _ = writeln!(out, "total {:.3} ms over {} instructions", total * 1e3, prof.len());
+    for plan in ["forward", "backward", "adamw"] {
+        let (n, t) = prof
+            .iter()
+            .filter(|p| p.0 == plan)
+            .fold((0, 0.0), |(n, t), p| (n + 1, t + p.2));
+        let _ = writeln!(out, "  {plan}: {:.3} ms, {n} instructions", t * 1e3);
+    }
+    let kind = |s: &str| -> String {
+        if s.starts_with("fusion") {
+            return "fusion region".into();
+        }
+        // `t1 = ltorch.linear(...)`: the callee.
+        let callee = s.split_once(" = ").map_or(s, |(_, r)| r);
+        callee.split('(').next().unwrap_or(callee).trim().to_string()
+    };
+    let mut by: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for p in prof {
+        let e = by.entry(kind(&p.1)).or_default();
+        e.0 += 1;
+        e.1 += p.2;
+    }
+    let mut by: Vec<_> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    let _ = writeln!(out, "\nby kind:");
+    for (k, (n, t)) in by {
+        let _ = writeln!(out, "  {:>10.3} ms {n:>5}x  {k}", t * 1e3);
+    }
+    let mut slow: Vec<&(&str, String, f64)> = prof.iter().collect();
+    slow.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let _ = writeln!(out, "\nslowest:");
+    for p in slow.into_iter().take(40) {
+        let s: String = p.1.chars().take(160).collect();
+        let _ = writeln!(out, "  {:>10.3} ms  {:<8}  {s}", p.2 * 1e3, p.0);
+    }
+    out
 }
 
 fn progress_bar(on: bool, total: usize, mode: Mode) -> Option<indicatif::ProgressBar> {

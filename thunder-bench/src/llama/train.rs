@@ -6,6 +6,7 @@ use super::model::{self, Init, ParamSpec, DATA_INPUTS};
 use super::BenchError;
 use tch::{Device as TDevice, Kind, Reduction, Tensor};
 use thunder_executors::shim::{self, AdamwHyper};
+use thunder_executors::executor::RtValue;
 use thunder_executors::{convert, ExecutionPlan, Executor};
 use thunder_ir::ops::torch::AdamwOptions;
 use thunder_ir::{DType, Device, Trace};
@@ -122,6 +123,10 @@ pub trait Trainer {
     /// Issues one step (forward, backward, AdamW) on `b` and returns the loss, without waiting
     /// for the device.
     fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError>;
+    /// Called once after the timed steps (profiling hooks); does nothing by default.
+    fn after_timing(&mut self, _b: &Batch) -> Result<(), BenchError> {
+        Ok(())
+    }
 }
 
 /// PyTorch eager: the model op by op through libtorch, libtorch autograd for the backward,
@@ -357,21 +362,46 @@ impl Compiled {
     }
 }
 
-impl Trainer for Compiled {
-    fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
-        let [fwd, bwd, adamw] = &self.plans;
+impl Compiled {
+    /// One step; with `wait` (a device synchronization), every instruction of the three plans
+    /// is timed: `(plan, statement, seconds)` in run order.
+    pub fn step_profiled(
+        &mut self,
+        b: &Batch,
+        wait: Option<&dyn Fn()>,
+    ) -> Result<(Tensor, Vec<(&'static str, String, f64)>), BenchError> {
+        let mut prof = Vec::new();
+        let mut run = |k: usize, ins: Vec<Tensor>| -> Result<Vec<Tensor>, BenchError> {
+            let plan = &self.plans[k];
+            let ins: Vec<RtValue> = ins.into_iter().map(RtValue::Tensor).collect();
+            let outs = match wait {
+                None => plan.run_owned(ins)?,
+                Some(w) => {
+                    let (outs, times) = plan.run_profiled(ins, w)?;
+                    let name = ["forward", "backward", "adamw"][k];
+                    prof.extend(times.into_iter().map(|(s, t)| (name, s, t)));
+                    outs
+                }
+            };
+            outs.into_iter()
+                .map(|v| {
+                    v.into_tensor()
+                        .ok_or_else(|| BenchError::Kernel("a plan returned a number".into()))
+                })
+                .collect()
+        };
         let mut ins: Vec<Tensor> = Vec::with_capacity(DATA_INPUTS + self.params.len());
         for t in [&b.idx, &b.targets, &b.cos, &b.sin] {
             ins.push(t.shallow_clone());
         }
         ins.extend(self.params.iter().map(|p| p.shallow_clone()));
-        let mut out = fwd.run_tensors_owned(ins)?.into_iter();
+        let mut out = run(0, ins)?.into_iter();
         let loss = out
             .next()
             .ok_or_else(|| BenchError::Kernel("the forward returned nothing".into()))?;
         let mut saved: Vec<Tensor> = out.collect();
         saved.push(self.cotangent.shallow_clone());
-        let grads = bwd.run_tensors_owned(saved)?;
+        let grads = run(1, saved)?;
         let _ = self.step.f_add_scalar_(1.0)?;
         let n = self.params.len();
         let mut ains: Vec<Tensor> = Vec::with_capacity(4 * n + 1);
@@ -382,11 +412,17 @@ impl Trainer for Compiled {
             ains.push(self.exp_avg_sqs[i].shallow_clone());
         }
         ains.push(self.step.shallow_clone());
-        let mut updated = adamw.run_tensors_owned(ains)?.into_iter();
+        let mut updated = run(2, ains)?.into_iter();
         // In place (the trace donates the buffers): these are the same tensors.
         self.params = updated.by_ref().take(n).collect();
         self.exp_avgs = updated.by_ref().take(n).collect();
         self.exp_avg_sqs = updated.take(n).collect();
-        Ok(loss)
+        Ok((loss, prof))
+    }
+}
+
+impl Trainer for Compiled {
+    fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
+        Ok(self.step_profiled(b, None)?.0)
     }
 }
