@@ -15,6 +15,9 @@ use std::cell::RefCell;
 use thunder_ir::printer::statement;
 use thunder_ir::{Arg, Trace, Value, ValueType};
 
+/// Per instruction of a run, its statement and seconds ([`ExecutionPlan::run_profiled`]).
+pub type Profile = Vec<(String, f64)>;
+
 struct Instr {
     kernel: Kernel,
     args: SmallVec<[ArgRef; 4]>,
@@ -344,7 +347,7 @@ impl ExecutionPlan {
         &self,
         inputs: Vec<RtValue>,
         wait: &dyn Fn(),
-    ) -> Result<(Vec<RtValue>, Vec<(String, f64)>)> {
+    ) -> Result<(Vec<RtValue>, Profile)> {
         let mut slots = Vec::new();
         let mut times = Vec::with_capacity(self.instrs.len());
         wait();

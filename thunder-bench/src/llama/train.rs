@@ -362,6 +362,9 @@ impl Compiled {
     }
 }
 
+/// Per instruction of a compiled step: its plan, statement and seconds.
+pub type StepProfile = Vec<(&'static str, String, f64)>;
+
 impl Compiled {
     /// One step; with `wait` (a device synchronization), every instruction of the three plans
     /// is timed: `(plan, statement, seconds)` in run order.
@@ -369,7 +372,7 @@ impl Compiled {
         &mut self,
         b: &Batch,
         wait: Option<&dyn Fn()>,
-    ) -> Result<(Tensor, Vec<(&'static str, String, f64)>), BenchError> {
+    ) -> Result<(Tensor, StepProfile), BenchError> {
         let mut prof = Vec::new();
         let mut run = |k: usize, ins: Vec<Tensor>| -> Result<Vec<Tensor>, BenchError> {
             let plan = &self.plans[k];
