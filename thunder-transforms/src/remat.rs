@@ -110,7 +110,8 @@ pub(crate) fn min_cut(
     for &v in needed {
         g.add_edge(2 * id[&v] + 1, t, INF);
     }
-    let side = g.min_cut(s, t).source_side;
+    // Of equal cuts the one nearest the backward: it recomputes the least.
+    let side: Vec<bool> = g.min_cut(s, t).sink_side.iter().map(|&r| !r).collect();
     let saved: Vec<Value> = values
         .iter()
         .enumerate()

@@ -93,9 +93,8 @@ pub fn forward_backward_with(
         .copied()
         .collect();
     let (saved, recompute) = crate::remat::min_cut(&joint, &fwd, &needed, &free);
-    let mut all_bwd: Vec<BoundSymbol> = recompute.iter().map(|&i| fwd[i].clone()).collect();
-    all_bwd.extend(bwd);
-    let bwd = all_bwd;
+    let recomputed: Vec<BoundSymbol> = recompute.iter().map(|&i| fwd[i].clone()).collect();
+    let bwd = place_recomputed(recomputed, bwd, &grads);
     if cfg!(debug_assertions) {
         let a: HashSet<Value> = saved_of(&bwd).into_iter().collect();
         let b: HashSet<Value> = saved.iter().copied().collect();
@@ -130,4 +129,62 @@ pub fn forward_backward_with(
         backward,
         num_saved: saved.len(),
     })
+}
+
+/// The backward's ops with the recomputed forward ops each placed just before the first op that
+/// needs it (not all at the start): what they compute lives only as long as it must, and a
+/// layer's recomputation sits next to the layer's backward (where the fusion executor can fuse
+/// it with its consumers).
+fn place_recomputed(
+    recomputed: Vec<BoundSymbol>,
+    bwd: Vec<BoundSymbol>,
+    outputs: &[Value],
+) -> Vec<BoundSymbol> {
+    let mut producer: std::collections::HashMap<Value, usize> = std::collections::HashMap::new();
+    for (i, b) in recomputed.iter().enumerate() {
+        for &o in &b.outputs {
+            producer.insert(o, i);
+        }
+    }
+    let inputs: Vec<Vec<Value>> = recomputed.iter().map(|b| b.inputs()).collect();
+    let mut emitted = vec![false; recomputed.len()];
+    // Emits the recomputed op of `v` after those of its operands (an iterative post-order).
+    let mut need = |v: Value, order: &mut Vec<usize>| {
+        let Some(&r) = producer.get(&v) else { return };
+        let mut stack = vec![(r, false)];
+        while let Some((r, expanded)) = stack.pop() {
+            if emitted[r] {
+                continue;
+            }
+            if expanded {
+                emitted[r] = true;
+                order.push(r);
+                continue;
+            }
+            stack.push((r, true));
+            for &u in inputs[r].iter().rev() {
+                if let Some(&q) = producer.get(&u) {
+                    if !emitted[q] {
+                        stack.push((q, false));
+                    }
+                }
+            }
+        }
+    };
+    let mut out: Vec<BoundSymbol> = Vec::with_capacity(recomputed.len() + bwd.len());
+    let mut slots: Vec<Option<BoundSymbol>> = recomputed.into_iter().map(Some).collect();
+    for b in bwd {
+        let mut here = Vec::new();
+        for v in b.inputs() {
+            need(v, &mut here);
+        }
+        out.extend(here.into_iter().filter_map(|r| slots[r].take()));
+        out.push(b);
+    }
+    let mut here = Vec::new();
+    for &v in outputs {
+        need(v, &mut here);
+    }
+    out.extend(here.into_iter().filter_map(|r| slots[r].take()));
+    out
 }

@@ -578,7 +578,12 @@ fn profile_text(prof: &[(&'static str, String, f64)]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let total: f64 = prof.iter().map(|p| p.2).sum();
-    let _ = writeln!(out, "total {:.3} ms over {} instructions", total * 1e3, prof.len());
+    let _ = writeln!(
+        out,
+        "total {:.3} ms over {} instructions",
+        total * 1e3,
+        prof.len()
+    );
     for plan in ["forward", "backward", "adamw"] {
         let (n, t) = prof
             .iter()
@@ -592,7 +597,12 @@ fn profile_text(prof: &[(&'static str, String, f64)]) -> String {
         }
         // `t1 = ltorch.linear(...)`: the callee.
         let callee = s.split_once(" = ").map_or(s, |(_, r)| r);
-        callee.split('(').next().unwrap_or(callee).trim().to_string()
+        callee
+            .split('(')
+            .next()
+            .unwrap_or(callee)
+            .trim()
+            .to_string()
     };
     let mut by: BTreeMap<String, (usize, f64)> = BTreeMap::new();
     for p in prof {

@@ -262,8 +262,12 @@ pub fn partition(
         };
         // Candidates: the producers' groups, latest first, then the latest group.
         let mut cands: Vec<usize> = producers.iter().rev().filter_map(|&p| group[p]).collect();
+        // (Joining a group the op does not read from only while the group is small: horizontal
+        // fusion of many independent ops makes kernels slow to compile and to run.)
         if let Some(last) = members.len().checked_sub(1) {
-            cands.push(last);
+            if members[last].len() < MAX_HORIZONTAL_OPS {
+                cands.push(last);
+            }
         }
         let mut seen = HashSet::new();
         cands.retain(|g| seen.insert(*g));
@@ -424,6 +428,9 @@ fn bytes(trace: &Trace, v: Value) -> usize {
         .tensor(v)
         .map_or(0, |t| t.shape.numel() * t.dtype.itemsize())
 }
+
+/// Most ops a group may have for an op that reads nothing of it to join it.
+const MAX_HORIZONTAL_OPS: usize = 64;
 
 /// Most ops one consumer's cut looks back through (the flow graph has two nodes per value of
 /// these ops): a bound on plan compile time, never on what gets fused.

@@ -17,4 +17,4 @@ def llama_mlp_forward(x, fc_1_weight, fc_2_weight, proj_weight):
   t6 = prims.mul(t0, t5)  # t6: "cpu f32[2, 8, 48] requires_grad"
   t7 = prims.mul(t6, t1)  # t7: "cpu f32[2, 8, 48] requires_grad"
   t8 = prims.linear(t7, proj_weight, None)  # t8: "cpu f32[2, 8, 16] requires_grad"
-  return (t8, t0, t1, x, proj_weight)
+  return (t8, proj_weight, t0, t1, x)
