@@ -4,6 +4,7 @@
 #   make test        format, lint, dependency rule, all tests (what .ci/run runs)
 #   make bench       thunder-bench llama2: llama2-7b compiled vs eager on a GPU, llama2-tiny on the CPU
 #                    (BENCH_ARGS="--steps 20 ..." adds flags)
+#   make python      the Python package: wheel (maturin), installed into target/pysite, pytest suite
 #   make docs        API docs of every crate
 #   make gpu-bundle  release test binaries for a GPU machine (see ci/README.md)
 #   make clean-env   drop this checkout's .venv/.libtorch symlinks
@@ -16,7 +17,7 @@ CARGO ?= cargo
 IR_CRATE := thunder-ir
 IR_FORBIDDEN_DEPS := torch-sys tch cudarc
 
-.PHONY: help env ir-deps test bench docs gpu-bundle clean-env
+.PHONY: help env ir-deps test python bench docs gpu-bundle clean-env
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
@@ -40,7 +41,22 @@ test: env
 	@# real guard, this only keeps shell exports such as LIBTORCH_USE_PYTORCH out of the run.
 	@echo "==> cargo test -p $(IR_CRATE), libtorch variables unset"
 	@env -u LIBTORCH -u LIBTORCH_USE_PYTORCH -u LIBTORCH_CXX11_ABI $(CARGO) test -p $(IR_CRATE)
+	@echo "==> clippy -p thunder-py --features python"
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" $(CARGO) clippy -p thunder-py --features python -- -D warnings
+	@$(MAKE) --no-print-directory python
 	@echo "==> test: all passed"
+
+# The Python package `thunder`: its wheel (maturin, dev profile; torch-sys finds the Python headers
+# through the venv's python on PATH), installed into target/pysite (the shared venv stays as it is),
+# then its pytest suite, run outside the source tree so `import thunder` finds the installed one.
+python: env
+	@echo "==> python: maturin build (thunder-py)"
+	@rm -f target/wheels/thunder_rs-*.whl
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/maturin build --quiet -m thunder-py/Cargo.toml -i .venv/bin/python -o target/wheels
+	@rm -rf target/pysite
+	@.venv/bin/python -m pip install --quiet --no-deps --target target/pysite target/wheels/thunder_rs-*.whl
+	@echo "==> python: pytest thunder-py/tests"
+	@cd target && PYTHONPATH="$(CURDIR)/target/pysite" "$(CURDIR)/.venv/bin/python" -m pytest -q -p no:cacheprovider -W ignore::UserWarning "$(CURDIR)/thunder-py/tests"
 
 # Internal, part of test: the dependency rule, over every feature, target and dependency kind.
 ir-deps:

@@ -100,6 +100,12 @@ else
   fi
   py="$venv/bin/python"
   load_torch "$py" "$venv/.thunder-rs-torch"
+  # The Python package's build and tests (make python): maturin and pytest, once.
+  if [ ! -x "$venv/bin/maturin" ] || ! "$py" -c "import pytest" 2>/dev/null; then
+    say "installing maturin and pytest into $venv"
+    "$py" -m pip install --quiet --progress-bar off "maturin>=1.9,<2" "pytest>=8" \
+      || die "pip could not install maturin and pytest into $venv (network?). Re-run to retry."
+  fi
   flock -u 9
 fi
 

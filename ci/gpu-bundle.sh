@@ -75,6 +75,12 @@ while IFS=$'\t' read -r exe name _; do
   strip -o "$bundle/bench/${name##*--}" "$exe"
 done < <(artifacts tests <"$tmp/benches.json" | grep -- '--bench--')
 [ -s "$bundle/tests.tsv" ] || die "cargo reported no test executables"
+# The Python package (release, stripped); run-tests.sh installs it and runs thunder-py/tests.
+echo "==> gpu-bundle: maturin build --release (thunder-py)"
+mkdir -p "$bundle/wheels"
+PATH="$root/.venv/bin:$PATH" "$root/.venv/bin/maturin" build --quiet --release --strip \
+  -m "$root/thunder-py/Cargo.toml" -i "$root/.venv/bin/python" -o "$bundle/wheels" \
+  || die "maturin could not build the thunder-py wheel"
 
 cat >"$bundle/run-tests.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -167,6 +173,24 @@ if [ -f "$conformance" ]; then
            END {for (k in c) printf "  %-8s %4d ops %6d cases %4d skipped %4d re-checked %4d failed\n", k, n[k], c[k], s[k], r[k], f[k]}' \
     | sort | tee -a "$summary"
   grep -h '^skipped: ' "$conformance" | head -n 3 | sed 's/^/  /' | tee -a "$summary"
+fi
+
+# The Python package: its wheel installed into a scratch folder, its pytest suite on this GPU.
+wheel=$(ls "$here"/wheels/thunder_rs-*.whl 2>/dev/null | head -n 1)
+if [ -n "$wheel" ] && [ -d "$repo/thunder-py/tests" ]; then
+  site="$out/pysite"
+  rm -rf "$site"
+  if "$py" -m pip install --quiet --no-deps --no-index --target "$site" "$wheel" >"$out/pip.log" 2>&1; then
+    if "$py" -c "import pytest" 2>/dev/null; then
+      PYTHONPATH="$site" run "thunder-py pytest" "$out/pytest.log" "$out" \
+        "$py" -m pytest -q -p no:cacheprovider -W ignore::UserWarning "$repo/thunder-py/tests"
+    else
+      echo "thunder-py pytest: skipped, $py has no pytest" | tee -a "$summary"
+    fi
+  else
+    echo "thunder-py: FAILED to install $wheel (see $out/pip.log)" | tee -a "$summary"
+    failed=$((failed + 1))
+  fi
 fi
 
 echo "$failed failed; logs in $out" | tee -a "$summary"

@@ -70,3 +70,51 @@ pub use fusion::{AdamwExecutor, CrossEntropyExecutor, FusionExecutor};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;
+
+/// The executors a user may name (`--executors`, `thunder.jit(executors=...)`), in the default
+/// order of priority.
+#[cfg(feature = "cuda")]
+pub const EXECUTOR_NAMES: [&str; 4] = ["cross-entropy", "adamw", "fusion", "torch"];
+/// The executors a user may name (without the `cuda` feature, only libtorch's).
+#[cfg(not(feature = "cuda"))]
+pub const EXECUTOR_NAMES: [&str; 1] = ["torch"];
+
+/// The executor called `name` (one of [`EXECUTOR_NAMES`]; `xent` is `cross-entropy`), or `None`.
+pub fn executor_by_name(name: &str) -> Option<Box<dyn Executor>> {
+    Some(match name {
+        #[cfg(feature = "cuda")]
+        "cross-entropy" | "xent" => Box::new(CrossEntropyExecutor),
+        #[cfg(feature = "cuda")]
+        "adamw" => Box::new(AdamwExecutor),
+        #[cfg(feature = "cuda")]
+        "fusion" => Box::new(FusionExecutor),
+        "torch" => Box::new(TorchExecutor::new()),
+        _ => return None,
+    })
+}
+
+/// The executors called `names`, highest priority first, with the torch executor added last
+/// when missing (every op needs one); the error names the unknown executor and the valid ones.
+pub fn executors_by_name<S: AsRef<str>>(
+    names: &[S],
+) -> std::result::Result<Vec<Box<dyn Executor>>, String> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for n in names {
+        let n = n.as_ref().trim();
+        if seen.contains(&n) {
+            continue;
+        }
+        seen.push(n);
+        out.push(executor_by_name(n).ok_or_else(|| {
+            format!(
+                "unknown executor {n:?}; the executors are: {}",
+                EXECUTOR_NAMES.join(", ")
+            )
+        })?);
+    }
+    if !seen.contains(&"torch") {
+        out.push(Box::new(TorchExecutor::new()));
+    }
+    Ok(out)
+}

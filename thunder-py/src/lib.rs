@@ -1,15 +1,17 @@
-//! The Python module `thunder` of thunder-rs, a PyO3 extension.
+//! The Python module `thunder` of thunder-rs: a PyO3 extension (`thunder._C`) and a Python
+//! package around it (`python/thunder`), built with maturin.
 //!
-//! This crate will hold, per the workspace's `ARCHITECTURE.md`:
+//! - [`graph`] (pure Rust, tested by `cargo test`): a captured graph, as the Python side makes
+//!   it from a Dynamo FX graph, and its translation into a thunder-ir trace.
+//! - `py` (feature `python`, which only maturin turns on): the extension module. It compiles a
+//!   graph into an [`ExecutionPlan`](thunder_executors::ExecutionPlan) and runs it on PyTorch
+//!   tensors without copying them, with the GIL released.
 //!
-//! - `thunder.jit`;
-//! - acquisition of programs from FX graphs;
-//! - autograd interop: a compiled function takes part in PyTorch's autograd;
-//! - `thunder.last_traces`: the trace at every stage, printed as Python;
-//! - the one place where the workspace's errors become Python exceptions.
-//!
-//! It will depend on every crate of the workspace, on pyo3 (abi3) and on pyo3-tch, which share
-//! tensors with the calling PyTorch without copies.
-//!
-//! Status: not started (issue 7); no public items yet.
+//! Status (issue 7): `thunder.jit` for functions of elementwise ops and matmuls without grad;
+//! everything else runs eagerly through PyTorch (see the README).
 #![warn(missing_docs)]
+
+pub mod graph;
+
+#[cfg(feature = "python")]
+mod py;

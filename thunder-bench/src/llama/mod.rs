@@ -15,9 +15,7 @@ use comfy_table::{presets, Cell, CellAlignment, Table};
 use config::Config;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use thunder_executors::{
-    AdamwExecutor, CrossEntropyExecutor, Executor, FusionExecutor, TorchExecutor,
-};
+use thunder_executors::Executor;
 use thunder_ir::{DType, Device};
 use train::{Compiled, Eager, Trainer};
 
@@ -111,36 +109,13 @@ impl Mode {
 }
 
 /// The executors `--executors` may name, in the order of the default list.
-pub const EXECUTORS: [&str; 4] = ["cross-entropy", "adamw", "fusion", "torch"];
+pub const EXECUTORS: [&str; 4] = thunder_executors::EXECUTOR_NAMES;
 
 /// The executors of the thunder mode, from their names (highest priority first). The torch
 /// executor is added last when missing: every op must have an executor.
 pub fn executors(names: &[String]) -> Result<Vec<Box<dyn Executor>>, BenchError> {
-    let mut out: Vec<Box<dyn Executor>> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for n in names {
-        let n = n.trim();
-        if seen.contains(&n) {
-            continue;
-        }
-        seen.push(n);
-        out.push(match n {
-            "cross-entropy" | "xent" => Box::new(CrossEntropyExecutor),
-            "adamw" => Box::new(AdamwExecutor),
-            "fusion" => Box::new(FusionExecutor),
-            "torch" => Box::new(TorchExecutor::new()),
-            _ => {
-                return Err(BenchError::Usage(format!(
-                    "unknown executor {n:?} in --executors; the executors are: {}",
-                    EXECUTORS.join(", ")
-                )))
-            }
-        });
-    }
-    if !seen.contains(&"torch") {
-        out.push(Box::new(TorchExecutor::new()));
-    }
-    Ok(out)
+    thunder_executors::executors_by_name(names)
+        .map_err(|e| BenchError::Usage(format!("{e} (--executors)")))
 }
 
 /// What to run.

@@ -246,13 +246,29 @@ pub(crate) fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, 
     static F: OnceLock<std::result::Result<StreamFn, String>> = OnceLock::new();
     let f = F
         .get_or_init(|| {
-            let this = libloading::os::unix::Library::this();
+            use libloading::os::unix::{Library, RTLD_LAZY};
+            // glibc's value (libloading does not export it).
+            const RTLD_NOLOAD: std::ffi::c_int = 4;
+            const NAME: &[u8] = b"aoti_torch_get_current_cuda_stream\0";
+            // In a binary linked with libtorch_cuda the symbol is global; in a Python extension,
+            // `import torch` loaded libtorch_cuda with RTLD_LOCAL, so ask for that library by
+            // name (already loaded: RTLD_NOLOAD) and never unload it.
+            let this = Library::this();
             // SAFETY: the symbol has this signature in torch/csrc/inductor/aoti_torch/c/shim.h.
-            unsafe { this.get::<StreamFn>(b"aoti_torch_get_current_cuda_stream\0") }
+            if let Ok(f) = unsafe { this.get::<StreamFn>(NAME) } {
+                return Ok(*f);
+            }
+            // SAFETY: opening an already loaded library runs no initializers.
+            let lib = unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_LAZY | RTLD_NOLOAD) }
+                .map_err(|e| format!("libtorch_cuda is not loaded: {e}"))?;
+            // SAFETY: as above.
+            let f = unsafe { lib.get::<StreamFn>(NAME) }
                 .map(|s| *s)
                 .map_err(|e| {
                     format!("libtorch_cuda's aoti_torch_get_current_cuda_stream is not loaded: {e}")
-                })
+                })?;
+            std::mem::forget(lib);
+            Ok(f)
         })
         .as_ref()
         .map_err(Clone::clone)?;

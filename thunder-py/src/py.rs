@@ -1,0 +1,218 @@
+//! The extension module `thunder._C` (feature `python`).
+
+use crate::graph::{self, Arg, Graph, Input, Node};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use std::sync::atomic::{AtomicU64, Ordering};
+use thunder_executors::{ExecutionPlan, Executor, RtValue};
+use thunder_ir::{DType, Device, NumberType};
+
+create_exception!(
+    thunder,
+    ThunderError,
+    PyRuntimeError,
+    "An error of thunder-rs."
+);
+create_exception!(
+    thunder,
+    UnsupportedError,
+    ThunderError,
+    "A graph thunder cannot compile yet (it runs eagerly instead)."
+);
+
+fn err(e: impl std::fmt::Display) -> PyErr {
+    ThunderError::new_err(e.to_string())
+}
+
+fn dtype(s: &str) -> PyResult<DType> {
+    Ok(match s {
+        "torch.float32" => DType::F32,
+        "torch.float64" => DType::F64,
+        "torch.float16" => DType::F16,
+        "torch.bfloat16" => DType::BF16,
+        "torch.int64" => DType::I64,
+        "torch.int32" => DType::I32,
+        "torch.int16" => DType::I16,
+        "torch.int8" => DType::I8,
+        "torch.uint8" => DType::U8,
+        "torch.bool" => DType::Bool,
+        _ => return Err(UnsupportedError::new_err(format!("dtype {s}"))),
+    })
+}
+
+fn device(s: &str) -> PyResult<Device> {
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    match s.strip_prefix("cuda:").map(str::parse::<u32>) {
+        Some(Ok(i)) => Ok(Device::Cuda(i as _)),
+        _ => Err(UnsupportedError::new_err(format!("device {s}"))),
+    }
+}
+
+/// `(kind, ...)` tuples from `thunder/_fx.py` into a graph input.
+fn input(t: &Bound<'_, PyTuple>) -> PyResult<Input> {
+    let kind: String = t.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "tensor" => Input::Tensor {
+            dtype: dtype(&t.get_item(1)?.extract::<String>()?)?,
+            shape: t.get_item(2)?.extract()?,
+            device: device(&t.get_item(3)?.extract::<String>()?)?,
+            requires_grad: t.get_item(4)?.extract()?,
+        },
+        "int" => Input::Number(NumberType::Int),
+        "float" => Input::Number(NumberType::Float),
+        "bool" => Input::Number(NumberType::Bool),
+        _ => {
+            return Err(UnsupportedError::new_err(format!(
+                "an input of kind {kind}"
+            )))
+        }
+    })
+}
+
+fn arg(t: &Bound<'_, PyTuple>) -> PyResult<Arg> {
+    let kind: String = t.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "ref" => Arg::Ref(t.get_item(1)?.extract()?),
+        "int" => Arg::Int(t.get_item(1)?.extract()?),
+        "float" => Arg::Float(t.get_item(1)?.extract()?),
+        "bool" => Arg::Bool(t.get_item(1)?.extract()?),
+        "none" => Arg::None,
+        _ => {
+            return Err(UnsupportedError::new_err(format!(
+                "an argument of kind {kind}"
+            )))
+        }
+    })
+}
+
+/// A compiled graph: call it with the graph's inputs.
+#[pyclass(module = "thunder._C", frozen)]
+struct CompiledGraph {
+    plan: ExecutionPlan,
+    traces: Vec<(String, String)>,
+    calls: AtomicU64,
+}
+
+#[pymethods]
+impl CompiledGraph {
+    #[pyo3(signature = (*args))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut ins: Vec<RtValue> = Vec::with_capacity(args.len());
+        for a in args.iter() {
+            ins.push(if let Ok(t) = a.extract::<pyo3_tch::PyTensor>() {
+                RtValue::Tensor(t.0)
+            } else if let Ok(b) = a.extract::<bool>() {
+                RtValue::Bool(b)
+            } else if let Ok(i) = a.extract::<i64>() {
+                RtValue::Int(i)
+            } else if let Ok(f) = a.extract::<f64>() {
+                RtValue::Float(f)
+            } else {
+                return Err(ThunderError::new_err(format!(
+                    "an argument of type {} (thunder takes tensors and numbers)",
+                    a.get_type()
+                )));
+            });
+        }
+        let plan = &self.plan;
+        let outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        let mut objs: Vec<PyObject> = Vec::with_capacity(outs.len());
+        for o in outs {
+            objs.push(match o {
+                RtValue::Tensor(t) => {
+                    let ptr = t.pyobject_wrap().map_err(err)?;
+                    // SAFETY: a new reference to a torch.Tensor from libtorch_python.
+                    unsafe { PyObject::from_owned_ptr(py, ptr as *mut pyo3::ffi::PyObject) }
+                }
+                RtValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+                RtValue::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
+                RtValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+            });
+        }
+        PyTuple::new(py, objs)
+    }
+
+    /// `[(stage, python source)]`: the trace as captured, then as the plan runs it.
+    fn traces(&self) -> Vec<(String, String)> {
+        self.traces.clone()
+    }
+
+    /// How many times it ran.
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
+/// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
+#[pyfunction]
+#[pyo3(signature = (name, inputs, nodes, outputs, executors))]
+fn compile(
+    name: &str,
+    inputs: Vec<Bound<'_, PyTuple>>,
+    nodes: Vec<(String, Vec<Bound<'_, PyTuple>>, String)>,
+    outputs: Vec<usize>,
+    executors: Vec<String>,
+) -> PyResult<CompiledGraph> {
+    let mut g = Graph {
+        inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
+        nodes: Vec::with_capacity(nodes.len()),
+        outputs,
+    };
+    for (op, args, origin) in nodes {
+        g.nodes.push(Node {
+            op,
+            args: args.iter().map(arg).collect::<PyResult<_>>()?,
+            origin,
+        });
+    }
+    let trace = graph::to_trace(&g, name).map_err(|e| match e {
+        graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
+        _ => err(e),
+    })?;
+    let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
+    let refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
+    let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+    let traces = vec![
+        ("captured".to_string(), trace.to_python()),
+        ("executed".to_string(), plan.claimed().to_python()),
+    ];
+    Ok(CompiledGraph {
+        plan,
+        traces,
+        calls: AtomicU64::new(0),
+    })
+}
+
+/// The executors `thunder.jit(executors=...)` accepts, in the default order of priority.
+#[pyfunction]
+fn available_executors() -> Vec<&'static str> {
+    thunder_executors::EXECUTOR_NAMES.to_vec()
+}
+
+/// The ops thunder compiles (the rest runs eagerly).
+#[pyfunction]
+fn supported_ops() -> Vec<&'static str> {
+    graph::SUPPORTED.to_vec()
+}
+
+#[pymodule]
+#[pyo3(name = "_C")]
+fn thunder_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<CompiledGraph>()?;
+    m.add_function(wrap_pyfunction!(compile, m)?)?;
+    m.add_function(wrap_pyfunction!(available_executors, m)?)?;
+    m.add_function(wrap_pyfunction!(supported_ops, m)?)?;
+    m.add("ThunderError", m.py().get_type::<ThunderError>())?;
+    m.add("UnsupportedError", m.py().get_type::<UnsupportedError>())?;
+    Ok(())
+}
