@@ -39,6 +39,10 @@ pub enum Arg {
     Bool(bool),
     /// `None`.
     None,
+    /// A string (a dtype, a reduction).
+    Str(String),
+    /// A list or tuple.
+    List(Vec<Arg>),
 }
 
 /// One call.
@@ -86,10 +90,51 @@ pub enum GraphError {
     },
 }
 
-/// The ops this module translates.
-pub const SUPPORTED: [&str; 20] = [
-    "add", "sub", "mul", "div", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh",
-    "sigmoid", "relu", "silu", "matmul", "pow", "where", "to_float",
+/// The ops this module translates, with the positional parameters the Python side fills
+/// (`thunder/_fx.py` normalizes keyword arguments and defaults into this order).
+pub const SUPPORTED: [&str; 42] = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "silu",
+    "matmul",
+    "pow",
+    "where",
+    "to_float",
+    "to_dtype",
+    "reshape",
+    "view",
+    "permute",
+    "transpose",
+    "unsqueeze",
+    "squeeze",
+    "flatten",
+    "expand",
+    "narrow",
+    "cat",
+    "sum",
+    "mean",
+    "amax",
+    "softmax",
+    "log_softmax",
+    "linear",
+    "embedding",
+    "rms_norm",
+    "scaled_dot_product_attention",
+    "cross_entropy",
+    "contiguous",
 ];
 
 /// Builds the trace of `g`, named `name`.
@@ -135,6 +180,11 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
                 Some(Arg::None) | None => {
                     Err(bad(&n.op, &n.origin, &format!("argument {k} is missing")))
                 }
+                Some(Arg::Str(_) | Arg::List(_)) => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be a tensor or a number"),
+                )),
             }
         };
         let value = |k: usize| -> Result<Value, GraphError> {
@@ -154,6 +204,100 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
             }
         };
         let ir = |r: thunder_ir::Result<Value>| r.map_err(|e| bad(&n.op, &n.origin, &e));
+        let int = |k: usize| -> Result<i64, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::Int(x)) => Ok(*x),
+                _ => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be an int"),
+                )),
+            }
+        };
+        let ints = |k: usize| -> Result<Vec<i64>, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::Int(x)) => Ok(vec![*x]),
+                Some(Arg::List(l)) => l
+                    .iter()
+                    .map(|a| match a {
+                        Arg::Int(x) => Ok(*x),
+                        _ => Err(bad(&n.op, &n.origin, &format!("argument {k} must be ints"))),
+                    })
+                    .collect(),
+                _ => Err(bad(&n.op, &n.origin, &format!("argument {k} must be ints"))),
+            }
+        };
+        let dims = |k: usize| -> Result<Vec<i64>, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::None) | None => Ok(Vec::new()),
+                _ => ints(k),
+            }
+        };
+        let boolean = |k: usize| -> Result<bool, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::Bool(x)) => Ok(*x),
+                Some(Arg::None) | None => Ok(false),
+                _ => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be a bool"),
+                )),
+            }
+        };
+        let opt_value = |k: usize| -> Result<Option<Value>, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::None) | None => Ok(None),
+                _ => value(k).map(Some),
+            }
+        };
+        let opt_float = |k: usize| -> Result<Option<f64>, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::None) | None => Ok(None),
+                Some(Arg::Float(x)) => Ok(Some(*x)),
+                Some(Arg::Int(x)) => Ok(Some(*x as f64)),
+                _ => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be a number"),
+                )),
+            }
+        };
+        let string = |k: usize| -> Result<String, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::Str(x)) => Ok(x.clone()),
+                _ => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be a string"),
+                )),
+            }
+        };
+        let values = |k: usize| -> Result<Vec<Value>, GraphError> {
+            match n.args.get(k) {
+                Some(Arg::List(l)) => l
+                    .iter()
+                    .map(|a| match a {
+                        Arg::Ref(r) => vals.get(*r).copied().ok_or_else(|| {
+                            bad(
+                                &n.op,
+                                &n.origin,
+                                &format!("argument {k} refers to no value"),
+                            )
+                        }),
+                        _ => Err(bad(
+                            &n.op,
+                            &n.origin,
+                            &format!("argument {k} must be tensors"),
+                        )),
+                    })
+                    .collect(),
+                _ => Err(bad(
+                    &n.op,
+                    &n.origin,
+                    &format!("argument {k} must be a list"),
+                )),
+            }
+        };
         let v = match n.op.as_str() {
             "add" => ir(b.add(arg(0)?, arg(1)?))?,
             "sub" => ir(b.sub(arg(0)?, arg(1)?))?,
@@ -175,6 +319,50 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
             "matmul" => ir(b.matmul(value(0)?, value(1)?))?,
             "where" => ir(b.where_(value(0)?, arg(1)?, arg(2)?))?,
             "to_float" => ir(b.to_dtype(value(0)?, DType::F32))?,
+            "to_dtype" => {
+                let d = string(1)?;
+                let dt = DType::parse(&d)
+                    .ok_or_else(|| bad(&n.op, &n.origin, &format!("unknown dtype {d}")))?;
+                ir(b.to_dtype(value(0)?, dt))?
+            }
+            "contiguous" => value(0)?,
+            "reshape" => ir(b.reshape(value(0)?, &ints(1)?))?,
+            "view" => ir(b.view(value(0)?, &ints(1)?))?,
+            "permute" => ir(b.permute(value(0)?, &ints(1)?))?,
+            "transpose" => ir(b.transpose(value(0)?, int(1)?, int(2)?))?,
+            "unsqueeze" => ir(b.unsqueeze(value(0)?, int(1)?))?,
+            "squeeze" => {
+                let d = dims(1)?;
+                ir(b.squeeze(value(0)?, (!d.is_empty()).then_some(d.as_slice())))?
+            }
+            "flatten" => ir(b.flatten(value(0)?, int(1)?, int(2)?))?,
+            "expand" => ir(b.expand(value(0)?, &ints(1)?))?,
+            "narrow" => ir(b.narrow(value(0)?, int(1)?, int(2)?, int(3)?))?,
+            "cat" => ir(b.cat(&values(0)?, int(1)?))?,
+            "sum" => ir(b.sum(value(0)?, &dims(1)?, boolean(2)?))?,
+            "mean" => ir(b.mean(value(0)?, &dims(1)?, boolean(2)?))?,
+            "amax" => ir(b.amax(value(0)?, &dims(1)?, boolean(2)?))?,
+            "softmax" => ir(b.softmax(value(0)?, int(1)?))?,
+            "log_softmax" => ir(b.log_softmax(value(0)?, int(1)?))?,
+            "linear" => ir(b.linear(value(0)?, value(1)?, opt_value(2)?))?,
+            "embedding" => ir(b.embedding(value(0)?, value(1)?))?,
+            "rms_norm" => {
+                let shape: Vec<usize> = ints(1)?.into_iter().map(|d| d.max(0) as usize).collect();
+                ir(b.rms_norm(value(0)?, &shape, opt_value(2)?, opt_float(3)?))?
+            }
+            "scaled_dot_product_attention" => {
+                let o = thunder_ir::SdpaOptions {
+                    attn_mask: opt_value(3)?,
+                    dropout_p: opt_float(4)?.unwrap_or(0.0),
+                    is_causal: boolean(5)?,
+                    scale: opt_float(6)?,
+                    enable_gqa: boolean(7)?,
+                };
+                ir(b.scaled_dot_product_attention(value(0)?, value(1)?, value(2)?, &o))?
+            }
+            "cross_entropy" => {
+                ir(b.cross_entropy_with(value(0)?, value(1)?, int(2)?, &string(3)?))?
+            }
             _ => {
                 return Err(GraphError::Unsupported {
                     op: n.op.clone(),

@@ -81,6 +81,14 @@ fn arg(t: &Bound<'_, PyTuple>) -> PyResult<Arg> {
         "float" => Arg::Float(t.get_item(1)?.extract()?),
         "bool" => Arg::Bool(t.get_item(1)?.extract()?),
         "none" => Arg::None,
+        "str" => Arg::Str(t.get_item(1)?.extract()?),
+        "list" => Arg::List(
+            t.get_item(1)?
+                .extract::<Vec<Bound<'_, PyTuple>>>()?
+                .iter()
+                .map(arg)
+                .collect::<PyResult<_>>()?,
+        ),
         _ => {
             return Err(UnsupportedError::new_err(format!(
                 "an argument of kind {kind}"

@@ -119,3 +119,55 @@ def test_bad_options_list_the_valid_choices():
 def test_the_torch_executor_alone_works():
     jf = thunder.jit(lambda a, b: a - b, executors=["torch"])
     torch.testing.assert_close(jf(torch.ones(3), torch.ones(3)), torch.zeros(3))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_a_gpt_style_block_forward_compiles_as_one_graph(device):
+    torch.manual_seed(0)
+    d, h, t, v = 32, 4, 16, 50
+    w = {
+        "emb": torch.randn(v, d, device=device) * 0.1,
+        "n1": torch.ones(d, device=device),
+        "qkv": torch.randn(3 * d, d, device=device) * 0.1,
+        "proj": torch.randn(d, d, device=device) * 0.1,
+        "fc": torch.randn(4 * d, d, device=device) * 0.1,
+        "out": torch.randn(d, 4 * d, device=device) * 0.1,
+        "head": torch.randn(v, d, device=device) * 0.1,
+    }
+
+    def f(idx, tgt, emb, n1, qkv, proj, fc, out, head):
+        x = torch.nn.functional.embedding(idx, emb)
+        hn = torch.nn.functional.rms_norm(x, (d,), n1, eps=1e-5)
+        q, k, vv = torch.nn.functional.linear(hn, qkv).split(d, dim=-1) if False else (
+            torch.nn.functional.linear(hn, qkv).narrow(-1, 0, d),
+            torch.nn.functional.linear(hn, qkv).narrow(-1, d, d),
+            torch.nn.functional.linear(hn, qkv).narrow(-1, 2 * d, d),
+        )
+        q, k, vv = (z.view(2, t, h, d // h).transpose(1, 2) for z in (q, k, vv))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, vv, is_causal=True)
+        y = y.transpose(1, 2).reshape(2, t, d)
+        x = x + torch.nn.functional.linear(y, proj)
+        m = torch.nn.functional.silu(torch.nn.functional.linear(x, fc))
+        x = x + torch.nn.functional.linear(m, out)
+        logits = torch.nn.functional.linear(x, head)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, v), tgt.reshape(-1))
+
+    idx = torch.randint(0, v, (2, t), device=device)
+    tgt = torch.randint(0, v, (2, t), device=device)
+    args = (idx, tgt, *w.values())
+    jf = thunder.jit(f)
+    torch.testing.assert_close(jf(*args), f(*args), rtol=1e-4, atol=1e-4)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+
+
+def test_softmax_sum_and_dtype_conversions_with_keyword_arguments():
+    def f(x):
+        p = torch.softmax(x.to(torch.float64), dim=-1)
+        return p.sum(dim=0, keepdim=True).float(), x.mean(dim=(0, 1)), x.permute(1, 0).contiguous()
+
+    x = torch.randn(5, 7)
+    jf = thunder.jit(f)
+    for g, e in zip(jf(x), f(x)):
+        torch.testing.assert_close(g, e)
+    assert thunder.compile_stats(jf)["eager_graphs"] == 0, thunder.compile_stats(jf)
