@@ -100,9 +100,64 @@ fn arg(t: &Bound<'_, PyTuple>) -> PyResult<Arg> {
 /// A compiled graph: call it with the graph's inputs.
 #[pyclass(module = "thunder._C", frozen)]
 struct CompiledGraph {
+    /// The function (without grad), or its forward (returning the outputs, then what the
+    /// backward needs).
     plan: ExecutionPlan,
+    /// With grad: the backward (saved values and cotangents in, one gradient per `wrt` out).
+    backward: Option<ExecutionPlan>,
+    /// Inputs the gradients are for (indices into the graph's inputs).
+    wrt: Vec<usize>,
+    /// Per cotangent the backward takes, the output it belongs to.
+    ct_outputs: Vec<usize>,
+    /// How many outputs the function has.
+    n_out: usize,
     traces: Vec<(String, String)>,
+    backward_traces: Vec<(String, String)>,
     calls: AtomicU64,
+}
+
+/// Python arguments into plan inputs (tensors without copies).
+fn rt_values(args: &Bound<'_, PyTuple>) -> PyResult<Vec<RtValue>> {
+    let mut ins: Vec<RtValue> = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        ins.push(rt_value(&a)?);
+    }
+    Ok(ins)
+}
+
+fn rt_value(a: &Bound<'_, PyAny>) -> PyResult<RtValue> {
+    Ok(if let Ok(t) = a.extract::<pyo3_tch::PyTensor>() {
+        RtValue::Tensor(t.0)
+    } else if let Ok(b) = a.extract::<bool>() {
+        RtValue::Bool(b)
+    } else if let Ok(i) = a.extract::<i64>() {
+        RtValue::Int(i)
+    } else if let Ok(f) = a.extract::<f64>() {
+        RtValue::Float(f)
+    } else {
+        return Err(ThunderError::new_err(format!(
+            "an argument of type {} (thunder takes tensors and numbers)",
+            a.get_type()
+        )));
+    })
+}
+
+/// Plan outputs into Python objects.
+fn py_values(py: Python<'_>, outs: Vec<RtValue>) -> PyResult<Vec<PyObject>> {
+    let mut objs: Vec<PyObject> = Vec::with_capacity(outs.len());
+    for o in outs {
+        objs.push(match o {
+            RtValue::Tensor(t) => {
+                let ptr = t.pyobject_wrap().map_err(err)?;
+                // SAFETY: a new reference to a torch.Tensor from libtorch_python.
+                unsafe { PyObject::from_owned_ptr(py, ptr as *mut pyo3::ffi::PyObject) }
+            }
+            RtValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+            RtValue::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
+            RtValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+        });
+    }
+    Ok(objs)
 }
 
 #[pymethods]
@@ -114,39 +169,63 @@ impl CompiledGraph {
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut ins: Vec<RtValue> = Vec::with_capacity(args.len());
-        for a in args.iter() {
-            ins.push(if let Ok(t) = a.extract::<pyo3_tch::PyTensor>() {
-                RtValue::Tensor(t.0)
-            } else if let Ok(b) = a.extract::<bool>() {
-                RtValue::Bool(b)
-            } else if let Ok(i) = a.extract::<i64>() {
-                RtValue::Int(i)
-            } else if let Ok(f) = a.extract::<f64>() {
-                RtValue::Float(f)
-            } else {
-                return Err(ThunderError::new_err(format!(
-                    "an argument of type {} (thunder takes tensors and numbers)",
-                    a.get_type()
-                )));
-            });
-        }
+        let ins = rt_values(args)?;
         let plan = &self.plan;
         let outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
-        let mut objs: Vec<PyObject> = Vec::with_capacity(outs.len());
-        for o in outs {
-            objs.push(match o {
-                RtValue::Tensor(t) => {
-                    let ptr = t.pyobject_wrap().map_err(err)?;
-                    // SAFETY: a new reference to a torch.Tensor from libtorch_python.
-                    unsafe { PyObject::from_owned_ptr(py, ptr as *mut pyo3::ffi::PyObject) }
-                }
-                RtValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
-                RtValue::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
-                RtValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
-            });
+        PyTuple::new(py, py_values(py, outs)?)
+    }
+
+    /// With grad: runs the forward; returns `(outputs, saved)`.
+    #[pyo3(signature = (*args))]
+    fn forward<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>)> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let ins = rt_values(args)?;
+        let plan = &self.plan;
+        let mut outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        let saved = outs.split_off(self.n_out.min(outs.len()));
+        Ok((
+            PyTuple::new(py, py_values(py, outs)?)?,
+            PyTuple::new(py, py_values(py, saved)?)?,
+        ))
+    }
+
+    /// With grad: runs the backward on the saved values and the cotangents (of the outputs
+    /// `ct_outputs` names); returns one gradient per `wrt` input.
+    fn backward<'py>(
+        &self,
+        py: Python<'py>,
+        saved: Vec<Bound<'py, PyAny>>,
+        cotangents: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let plan = self
+            .backward
+            .as_ref()
+            .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
+        let mut ins = Vec::with_capacity(saved.len() + cotangents.len());
+        for a in saved.iter().chain(&cotangents) {
+            ins.push(rt_value(a)?);
         }
-        PyTuple::new(py, objs)
+        let outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        PyTuple::new(py, py_values(py, outs)?)
+    }
+
+    /// The inputs the gradients are for.
+    fn wrt(&self) -> Vec<usize> {
+        self.wrt.clone()
+    }
+
+    /// Per cotangent the backward takes, the index of its output.
+    fn ct_outputs(&self) -> Vec<usize> {
+        self.ct_outputs.clone()
+    }
+
+    /// `[(stage, python source)]` of the backward (empty without grad).
+    fn backward_traces(&self) -> Vec<(String, String)> {
+        self.backward_traces.clone()
     }
 
     /// `[(stage, python source)]`: the trace as captured, then as the plan runs it.
@@ -163,13 +242,14 @@ impl CompiledGraph {
 /// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
 /// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
 #[pyfunction]
-#[pyo3(signature = (name, inputs, nodes, outputs, executors))]
+#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new()))]
 fn compile(
     name: &str,
     inputs: Vec<Bound<'_, PyTuple>>,
     nodes: Vec<(String, Vec<Bound<'_, PyTuple>>, String)>,
     outputs: Vec<usize>,
     executors: Vec<String>,
+    wrt: Vec<usize>,
 ) -> PyResult<CompiledGraph> {
     let mut g = Graph {
         inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
@@ -189,14 +269,66 @@ fn compile(
     })?;
     let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
     let refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
-    let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+    let n_out = trace.outputs.len();
+    if wrt.is_empty() {
+        let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+        let traces = vec![
+            ("captured".to_string(), trace.to_python()),
+            ("executed".to_string(), plan.claimed().to_python()),
+        ];
+        return Ok(CompiledGraph {
+            plan,
+            backward: None,
+            wrt,
+            ct_outputs: Vec::new(),
+            n_out,
+            traces,
+            backward_traces: Vec::new(),
+            calls: AtomicU64::new(0),
+        });
+    }
+    let wrt_values = wrt
+        .iter()
+        .map(|&i| {
+            trace
+                .inputs
+                .get(i)
+                .copied()
+                .ok_or_else(|| ThunderError::new_err(format!("wrt input {i} does not exist")))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let fb = thunder_transforms::forward_backward(&trace, &wrt_values).map_err(|e| {
+        // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
+        UnsupportedError::new_err(format!("the gradient: {e}"))
+    })?;
+    // One cotangent per distinct floating tensor output (see `thunder_transforms::grad`).
+    let mut ct_outputs = Vec::new();
+    let mut seen = Vec::new();
+    for (i, &o) in trace.outputs.iter().enumerate() {
+        if trace.tensor(o).is_some_and(|t| t.dtype.is_float()) && !seen.contains(&o) {
+            seen.push(o);
+            ct_outputs.push(i);
+        }
+    }
+    let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
+    let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
     let traces = vec![
         ("captured".to_string(), trace.to_python()),
+        ("forward".to_string(), fb.forward.to_python()),
         ("executed".to_string(), plan.claimed().to_python()),
+    ];
+    let backward_traces = vec![
+        ("backward".to_string(), fb.backward.to_python()),
+        ("executed".to_string(), backward.claimed().to_python()),
     ];
     Ok(CompiledGraph {
         plan,
+        backward: Some(backward),
+        wrt,
+        ct_outputs,
+        n_out,
         traces,
+        backward_traces,
         calls: AtomicU64::new(0),
     })
 }

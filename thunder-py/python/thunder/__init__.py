@@ -20,9 +20,16 @@ if torch.__version__.split("+")[0] != _want:
     )
 
 from . import _C  # noqa: E402
-from ._jit import compile_stats, jit, last_traces  # noqa: E402
+from ._jit import compile_stats, jit, last_backward_traces, last_traces  # noqa: E402
 
 ThunderError = _C.ThunderError
 UnsupportedError = _C.UnsupportedError
 
-__all__ = ["jit", "last_traces", "compile_stats", "ThunderError", "UnsupportedError"]
+__all__ = [
+    "jit",
+    "last_traces",
+    "last_backward_traces",
+    "compile_stats",
+    "ThunderError",
+    "UnsupportedError",
+]

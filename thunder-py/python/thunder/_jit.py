@@ -4,7 +4,7 @@ import functools
 
 import torch
 
-from . import _C, _fx
+from . import _C, _autograd, _fx
 
 
 class _State:
@@ -44,20 +44,23 @@ def jit(fn, *, executors=None):
 
     def backend(gm, example_inputs):
         state.compiles += 1
+        wrt = []
+        if torch.is_grad_enabled():
+            wrt = [
+                i
+                for i, x in enumerate(example_inputs)
+                if isinstance(x, torch.Tensor) and x.requires_grad and x.is_floating_point()
+            ]
         try:
-            if torch.is_grad_enabled() and any(
-                isinstance(x, torch.Tensor) and x.requires_grad for x in example_inputs
-            ):
-                raise _C.UnsupportedError("inputs that require grad (autograd support comes next)")
             inputs, nodes, outputs = _fx.encode(gm, example_inputs)
-            cg = _C.compile(name, inputs, nodes, outputs, names)
+            cg = _C.compile(name, inputs, nodes, outputs, names, wrt)
         except _C.UnsupportedError as e:
             # Runs eagerly through PyTorch: correct, just not compiled.
             state.eager_graphs += 1
             state.unsupported.append(str(e))
             return gm.forward
         state.graphs.append(cg)
-        return cg
+        return _autograd.differentiable(cg) if wrt else cg
 
     compiled = torch.compile(fn, backend=backend, dynamic=False)
 
@@ -90,6 +93,15 @@ def last_traces(jfn):
     if not state.graphs:
         return []
     return [src for _, src in state.graphs[-1].traces()]
+
+
+def last_backward_traces(jfn):
+    """The backward traces (Python source) of the last graph `jfn` compiled with grad: as the
+    grad transform made it, then as its plan runs it. Empty without grad."""
+    state = _state(jfn)
+    if not state.graphs:
+        return []
+    return [src for _, src in state.graphs[-1].backward_traces()]
 
 
 def compile_stats(jfn):
