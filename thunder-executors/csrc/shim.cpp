@@ -35,6 +35,21 @@ std::vector<at::Tensor> list(at::Tensor* const* ts, size_t n) {
   return out;
 }
 
+// Runs `f`, returning NULL, or the message of the exception it threw (malloc'ed).
+template <class F>
+char* guarded(F f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("unknown C++ exception");
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -49,26 +64,19 @@ char* thunder_fused_adamw_(at::Tensor* const* params, at::Tensor* const* grads,
                            at::Tensor* const* exp_avgs, at::Tensor* const* exp_avg_sqs,
                            const at::Tensor* step, size_t n, double lr, double beta1, double beta2,
                            double weight_decay, double eps) {
-  try {
+  return guarded([&] {
     std::vector<at::Tensor> steps(n, *step);
     at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n), list(exp_avg_sqs, n),
                       {}, steps, lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false,
                       /*maximize=*/false);
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 // The CUDA caching allocator's statistics of `device`, as `torch.cuda.memory_stats` gives them:
 // `out[0..4]` = allocated bytes now, allocated bytes at peak, reserved bytes now, reserved bytes
 // at peak (all pools).
 char* thunder_cuda_memory_stats(int device, int64_t* out) {
-  try {
+  return guarded([&] {
     auto* a = c10::getDeviceAllocator(c10::DeviceType::CUDA);
     auto stats = a->getDeviceStats(static_cast<c10::DeviceIndex>(device));
     const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
@@ -76,57 +84,29 @@ char* thunder_cuda_memory_stats(int device, int64_t* out) {
     out[1] = stats.allocated_bytes[all].peak;
     out[2] = stats.reserved_bytes[all].current;
     out[3] = stats.reserved_bytes[all].peak;
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 // `t.grad = None`: drops the gradient autograd accumulated (what `optimizer.zero_grad()` does).
 char* thunder_clear_grad(at::Tensor* t) {
-  try {
+  return guarded([&] {
     t->mutable_grad().reset();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 // `torch.cuda.empty_cache()`: returns the allocator's unused cached blocks to the device.
 char* thunder_cuda_empty_cache() {
-  try {
+  return guarded([&] {
     c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 // `torch.cuda.reset_peak_memory_stats(device)`.
 char* thunder_cuda_reset_peak_memory(int device) {
-  try {
+  return guarded([&] {
     c10::getDeviceAllocator(c10::DeviceType::CUDA)
         ->resetPeakStats(static_cast<c10::DeviceIndex>(device));
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
+  });
 }
 
 }  // extern "C"

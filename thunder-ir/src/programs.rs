@@ -87,6 +87,11 @@ fn mlp_body(b: &mut TraceBuilder, d: &LlamaDims, x: Value) -> Result<Value> {
     let fc_1 = b.input("fc_1_weight", d.param(&[d.intermediate, d.hidden]))?;
     let fc_2 = b.input("fc_2_weight", d.param(&[d.intermediate, d.hidden]))?;
     let proj = b.input("proj_weight", d.param(&[d.hidden, d.intermediate]))?;
+    mlp(b, x, fc_1, fc_2, proj)
+}
+
+/// Llama's SwiGLU MLP on `x` with the given weights: `proj(silu(fc_1(x)) * fc_2(x))`.
+pub fn mlp(b: &mut TraceBuilder, x: Value, fc_1: Value, fc_2: Value, proj: Value) -> Result<Value> {
     let a = b.linear(x, fc_1, None)?;
     let g = b.linear(x, fc_2, None)?;
     let a = b.silu(a)?;
@@ -133,6 +138,23 @@ fn attention_body(
     let qkv_out = (d.heads + 2 * d.kv_heads) * hd;
     let attn_w = b.input("attn_weight", d.param(&[qkv_out, d.hidden]))?;
     let proj_w = b.input("attn_proj_weight", d.param(&[d.hidden, d.hidden]))?;
+    attention(b, d, x, cos, sin, attn_w, proj_w)
+}
+
+/// Causal self-attention with RoPE on `x` (`[batch, seq, hidden]`) with the given weights: the
+/// fused qkv projection `attn_w`, split into heads, rotary embedding of queries and keys,
+/// `scaled_dot_product_attention(is_causal=True)` (grouped-query when `kv_heads < heads`), the
+/// output projection `proj_w`.
+pub fn attention(
+    b: &mut TraceBuilder,
+    d: &LlamaDims,
+    x: Value,
+    cos: Value,
+    sin: Value,
+    attn_w: Value,
+    proj_w: Value,
+) -> Result<Value> {
+    let hd = d.head_dim();
     let (bs, t) = (d.batch as i64, d.seq_len as i64);
     let qkv = b.linear(x, attn_w, None)?;
     let parts = b.split_sections(

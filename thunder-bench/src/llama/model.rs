@@ -2,7 +2,7 @@
 //! parameter list both modes share.
 
 use super::config::Config;
-use thunder_ir::ops::torch::SdpaOptions;
+use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
 
 /// One parameter: a Python-identifier name (LitGPT's dotted name with `_`) and its shape.
@@ -97,47 +97,27 @@ pub fn loss_trace(
     let mut next = || it.next().expect("param_specs and loss_trace agree");
     let wte = next();
     let mut x = b.embedding(idx, wte)?;
-    let (bs, tt) = (batch as i64, seq as i64);
+    let dims = LlamaDims {
+        batch,
+        seq_len: seq,
+        hidden: c.hidden,
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        intermediate: c.intermediate,
+        vocab: c.padded_vocab(),
+        dtype,
+        device,
+    };
     for _ in 0..c.layers {
         let (n1, attn_w, proj_w, n2, fc_1, fc_2, proj) =
             (next(), next(), next(), next(), next(), next(), next());
         // Attention.
         let h = b.rms_norm(x, &[c.hidden], Some(n1), Some(c.norm_eps))?;
-        let qkv = b.linear(h, attn_w, None)?;
-        let parts = b.split_sections(
-            qkv,
-            &[
-                (c.heads * hd) as i64,
-                (c.kv_heads * hd) as i64,
-                (c.kv_heads * hd) as i64,
-            ],
-            -1,
-        )?;
-        let mut heads = Vec::with_capacity(3);
-        for (i, &p) in parts.iter().enumerate() {
-            let n = if i == 0 { c.heads } else { c.kv_heads } as i64;
-            let r = b.reshape(p, &[bs, tt, n, hd as i64])?;
-            heads.push(b.transpose(r, 1, 2)?);
-        }
-        let q = thunder_ir::programs::apply_rope(&mut b, heads[0], cos, sin)?;
-        let k = thunder_ir::programs::apply_rope(&mut b, heads[1], cos, sin)?;
-        let opts = SdpaOptions {
-            is_causal: true,
-            enable_gqa: c.kv_heads != c.heads,
-            ..SdpaOptions::default()
-        };
-        let y = b.scaled_dot_product_attention(q, k, heads[2], &opts)?;
-        let y = b.transpose(y, 1, 2)?;
-        let y = b.reshape(y, &[bs, tt, c.hidden as i64])?;
-        let a = b.linear(y, proj_w, None)?;
+        let a = programs::attention(&mut b, &dims, h, cos, sin, attn_w, proj_w)?;
         x = b.add(x, a)?;
         // MLP.
         let m = b.rms_norm(x, &[c.hidden], Some(n2), Some(c.norm_eps))?;
-        let g = b.linear(m, fc_1, None)?;
-        let u = b.linear(m, fc_2, None)?;
-        let g = b.silu(g)?;
-        let hm = b.mul(g, u)?;
-        let m = b.linear(hm, proj, None)?;
+        let m = programs::mlp(&mut b, m, fc_1, fc_2, proj)?;
         x = b.add(x, m)?;
     }
     let ln_f = next();

@@ -130,8 +130,7 @@ fn disk_cache() -> Option<PathBuf> {
 /// Compiles `source` to PTX for `arch` (`compute_90`), through the in-memory and disk caches.
 /// A compile error carries NVRTC's log and the numbered source.
 pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<String, String> {
-    type Cell = Arc<OnceLock<std::result::Result<String, String>>>;
-    static MEM: OnceLock<Mutex<HashMap<u64, Cell>>> = OnceLock::new();
+    static MEM: OnceMap<u64, String> = OnceLock::new();
     let key = fnv1a(&[
         source.as_bytes(),
         arch.as_bytes(),
@@ -139,15 +138,26 @@ pub fn compile_ptx(source: &str, arch: &'static str) -> std::result::Result<Stri
     ]);
     // One cell per source: a second caller (another thread compiling the same source, such as
     // a region whose kernel the plan compiler started in the background) waits for the first.
-    let cell: Cell = MEM
+    once_per_key(&MEM, key, || compile_ptx_uncached(source, arch, key))
+}
+
+/// Process-wide results computed once per key: the first caller of a key runs `init`, callers
+/// of the same key meanwhile (other threads) wait for it, later ones get the stored result.
+type OnceMap<K, V> = OnceLock<Mutex<HashMap<K, Arc<OnceLock<std::result::Result<V, String>>>>>>;
+
+fn once_per_key<K: std::hash::Hash + Eq, V: Clone>(
+    map: &OnceMap<K, V>,
+    key: K,
+    init: impl FnOnce() -> std::result::Result<V, String>,
+) -> std::result::Result<V, String> {
+    let cell = map
         .get_or_init(Default::default)
         .lock()
         .map_err(|e| e.to_string())?
         .entry(key)
         .or_default()
         .clone();
-    cell.get_or_init(|| compile_ptx_uncached(source, arch, key))
-        .clone()
+    cell.get_or_init(init).clone()
 }
 
 fn compile_ptx_uncached(
@@ -309,19 +319,10 @@ impl Module {
         }
         // Modules of the same source and names (a model's layers) load once per device: the
         // driver's PTX JIT is what loading costs.
-        type Cell = Arc<OnceLock<std::result::Result<Arc<Vec<usize>>, String>>>;
-        static LOADED: OnceLock<Mutex<HashMap<(u64, i32), Cell>>> = OnceLock::new();
+        static LOADED: OnceMap<(u64, i32), Arc<Vec<usize>>> = OnceLock::new();
         let mut parts: Vec<&[u8]> = vec![self.source.as_bytes()];
         parts.extend(self.names.iter().map(|n| n.as_bytes()));
-        let key = (fnv1a(&parts), dev);
-        let cell: Cell = LOADED
-            .get_or_init(Default::default)
-            .lock()
-            .map_err(|e| e.to_string())?
-            .entry(key)
-            .or_default()
-            .clone();
-        let l = cell.get_or_init(|| self.load(dev)).clone()?;
+        let l = once_per_key(&LOADED, (fnv1a(&parts), dev), || self.load(dev))?;
         self.loaded
             .lock()
             .map_err(|e| e.to_string())?
