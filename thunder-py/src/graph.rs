@@ -92,7 +92,7 @@ pub enum GraphError {
 
 /// The ops this module translates, with the positional parameters the Python side fills
 /// (`thunder/_fx.py` normalizes keyword arguments and defaults into this order).
-pub const SUPPORTED: [&str; 42] = [
+pub const SUPPORTED: [&str; 49] = [
     "add",
     "sub",
     "mul",
@@ -109,6 +109,10 @@ pub const SUPPORTED: [&str; 42] = [
     "sigmoid",
     "relu",
     "silu",
+    "gelu",
+    "erf",
+    "clamp",
+    "masked_fill",
     "matmul",
     "pow",
     "where",
@@ -124,6 +128,7 @@ pub const SUPPORTED: [&str; 42] = [
     "expand",
     "narrow",
     "cat",
+    "stack",
     "sum",
     "mean",
     "amax",
@@ -132,6 +137,8 @@ pub const SUPPORTED: [&str; 42] = [
     "linear",
     "embedding",
     "rms_norm",
+    "layer_norm",
+    "dropout",
     "scaled_dot_product_attention",
     "cross_entropy",
     "contiguous",
@@ -316,6 +323,10 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
             "sigmoid" => ir(b.sigmoid(value(0)?))?,
             "relu" => ir(b.relu(value(0)?))?,
             "silu" => ir(b.silu(value(0)?))?,
+            "gelu" => ir(b.gelu(value(0)?, &string(1)?))?,
+            "erf" => ir(b.erf(value(0)?))?,
+            "clamp" => ir(b.clamp(value(0)?, opt_float(1)?, opt_float(2)?))?,
+            "masked_fill" => ir(b.masked_fill(value(0)?, value(1)?, arg(2)?))?,
             "matmul" => ir(b.matmul(value(0)?, value(1)?))?,
             "where" => ir(b.where_(value(0)?, arg(1)?, arg(2)?))?,
             "to_float" => ir(b.to_dtype(value(0)?, DType::F32))?,
@@ -339,6 +350,7 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
             "expand" => ir(b.expand(value(0)?, &ints(1)?))?,
             "narrow" => ir(b.narrow(value(0)?, int(1)?, int(2)?, int(3)?))?,
             "cat" => ir(b.cat(&values(0)?, int(1)?))?,
+            "stack" => ir(b.stack(&values(0)?, int(1)?))?,
             "sum" => ir(b.sum(value(0)?, &dims(1)?, boolean(2)?))?,
             "mean" => ir(b.mean(value(0)?, &dims(1)?, boolean(2)?))?,
             "amax" => ir(b.amax(value(0)?, &dims(1)?, boolean(2)?))?,
@@ -350,6 +362,12 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
                 let shape: Vec<usize> = ints(1)?.into_iter().map(|d| d.max(0) as usize).collect();
                 ir(b.rms_norm(value(0)?, &shape, opt_value(2)?, opt_float(3)?))?
             }
+            "layer_norm" => {
+                let shape: Vec<usize> = ints(1)?.into_iter().map(|d| d.max(0) as usize).collect();
+                let eps = opt_float(4)?.unwrap_or(1e-5);
+                ir(b.layer_norm(value(0)?, &shape, opt_value(2)?, opt_value(3)?, eps))?
+            }
+            "dropout" => ir(b.dropout(value(0)?, opt_float(1)?.unwrap_or(0.5), boolean(2)?))?,
             "scaled_dot_product_attention" => {
                 let o = thunder_ir::SdpaOptions {
                     attn_mask: opt_value(3)?,

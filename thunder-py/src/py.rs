@@ -6,6 +6,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use thunder_executors::{ExecutionPlan, Executor, RtValue};
 use thunder_ir::{DType, Device, NumberType};
 
@@ -100,6 +101,8 @@ fn arg(t: &Bound<'_, PyTuple>) -> PyResult<Arg> {
 /// A compiled graph: call it with the graph's inputs.
 #[pyclass(module = "thunder._C", frozen)]
 struct CompiledGraph {
+    /// The trace's name (errors say which graph failed).
+    name: String,
     /// The function (without grad), or its forward (returning the outputs, then what the
     /// backward needs).
     plan: ExecutionPlan,
@@ -113,6 +116,10 @@ struct CompiledGraph {
     n_out: usize,
     traces: Vec<(String, String)>,
     backward_traces: Vec<(String, String)>,
+    /// Per output of the function: `(torch dtype, shape)`, or None for a number.
+    output_metas: Vec<Option<(String, Vec<usize>)>>,
+    /// Seconds per compile stage.
+    compile_seconds: Vec<(&'static str, f64)>,
     calls: AtomicU64,
 }
 
@@ -160,6 +167,13 @@ fn py_values(py: Python<'_>, outs: Vec<RtValue>) -> PyResult<Vec<PyObject>> {
     Ok(objs)
 }
 
+impl CompiledGraph {
+    /// A run-time error as a Python exception naming the graph (its traces show the line).
+    fn failed(&self, part: &str, e: impl std::fmt::Display) -> PyErr {
+        ThunderError::new_err(format!("{}{part}: {e}", self.name))
+    }
+}
+
 #[pymethods]
 impl CompiledGraph {
     #[pyo3(signature = (*args))]
@@ -171,7 +185,9 @@ impl CompiledGraph {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let ins = rt_values(args)?;
         let plan = &self.plan;
-        let outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        let outs = py
+            .allow_threads(move || plan.run_owned(ins))
+            .map_err(|e| self.failed("", e))?;
         PyTuple::new(py, py_values(py, outs)?)
     }
 
@@ -185,7 +201,9 @@ impl CompiledGraph {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let ins = rt_values(args)?;
         let plan = &self.plan;
-        let mut outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        let mut outs = py
+            .allow_threads(move || plan.run_owned(ins))
+            .map_err(|e| self.failed(" (forward)", e))?;
         let saved = outs.split_off(self.n_out.min(outs.len()));
         Ok((
             PyTuple::new(py, py_values(py, outs)?)?,
@@ -209,7 +227,9 @@ impl CompiledGraph {
         for a in saved.iter().chain(&cotangents) {
             ins.push(rt_value(a)?);
         }
-        let outs = py.allow_threads(move || plan.run_owned(ins)).map_err(err)?;
+        let outs = py
+            .allow_threads(move || plan.run_owned(ins))
+            .map_err(|e| self.failed(" (backward)", e))?;
         PyTuple::new(py, py_values(py, outs)?)
     }
 
@@ -231,6 +251,18 @@ impl CompiledGraph {
     /// `[(stage, python source)]`: the trace as captured, then as the plan runs it.
     fn traces(&self) -> Vec<(String, String)> {
         self.traces.clone()
+    }
+
+    /// `[(stage, seconds)]` its compilation took: `trace` (the graph into a thunder trace),
+    /// `grad` (forward and backward), `plan` (executors, fusion, kernel code generation).
+    fn compile_seconds(&self) -> Vec<(&'static str, f64)> {
+        self.compile_seconds.clone()
+    }
+
+    /// Per output: `(dtype, shape)` as thunder computed them (`"torch.float32"`, `[2, 3]`), or
+    /// None for a number. The Python side checks them against PyTorch's own.
+    fn output_metas(&self) -> Vec<Option<(String, Vec<usize>)>> {
+        self.output_metas.clone()
     }
 
     /// How many times it ran.
@@ -263,6 +295,7 @@ fn compile(
             origin,
         });
     }
+    let t0 = Instant::now();
     let trace = graph::to_trace(&g, name).map_err(|e| match e {
         graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
         _ => err(e),
@@ -270,13 +303,26 @@ fn compile(
     let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
     let refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
     let n_out = trace.outputs.len();
+    let output_metas = trace
+        .outputs
+        .iter()
+        .map(|&o| {
+            trace
+                .tensor(o)
+                .map(|t| (format!("torch.{}", t.dtype.torch_name()), t.shape.sizes()))
+        })
+        .collect();
+    let mut seconds = vec![("trace", t0.elapsed().as_secs_f64())];
     if wrt.is_empty() {
+        let t = Instant::now();
         let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+        seconds.push(("plan", t.elapsed().as_secs_f64()));
         let traces = vec![
             ("captured".to_string(), trace.to_python()),
             ("executed".to_string(), plan.claimed().to_python()),
         ];
         return Ok(CompiledGraph {
+            name: name.to_string(),
             plan,
             backward: None,
             wrt,
@@ -284,6 +330,8 @@ fn compile(
             n_out,
             traces,
             backward_traces: Vec::new(),
+            compile_seconds: seconds,
+            output_metas,
             calls: AtomicU64::new(0),
         });
     }
@@ -297,6 +345,7 @@ fn compile(
                 .ok_or_else(|| ThunderError::new_err(format!("wrt input {i} does not exist")))
         })
         .collect::<PyResult<Vec<_>>>()?;
+    let t = Instant::now();
     let fb = thunder_transforms::forward_backward(&trace, &wrt_values).map_err(|e| {
         // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
         UnsupportedError::new_err(format!("the gradient: {e}"))
@@ -310,8 +359,11 @@ fn compile(
             ct_outputs.push(i);
         }
     }
+    seconds.push(("grad", t.elapsed().as_secs_f64()));
+    let t = Instant::now();
     let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
     let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
+    seconds.push(("plan", t.elapsed().as_secs_f64()));
     let traces = vec![
         ("captured".to_string(), trace.to_python()),
         ("forward".to_string(), fb.forward.to_python()),
@@ -322,6 +374,7 @@ fn compile(
         ("executed".to_string(), backward.claimed().to_python()),
     ];
     Ok(CompiledGraph {
+        name: name.to_string(),
         plan,
         backward: Some(backward),
         wrt,
@@ -329,6 +382,8 @@ fn compile(
         n_out,
         traces,
         backward_traces,
+        compile_seconds: seconds,
+        output_metas,
         calls: AtomicU64::new(0),
     })
 }

@@ -73,16 +73,32 @@ def test_the_same_shapes_reuse_the_compiled_graph_and_new_shapes_compile_once():
     assert s["compiles"] == 2 and s["compiled_graphs"] == 2, s
 
 
-def test_an_unsupported_op_runs_eagerly_and_is_reported():
+def test_an_unsupported_op_runs_eagerly_between_compiled_pieces_and_is_reported():
     def f(a):
-        return torch.cumsum(a, 0) + 1
+        b = torch.tanh(a) * 2
+        c = torch.cumsum(b, 0)
+        return c.exp() + b
 
     a = torch.randn(6, 3)
     jf = thunder.jit(f)
     torch.testing.assert_close(jf(a), f(a))
     s = thunder.compile_stats(jf)
-    assert s["eager_graphs"] == 1 and s["compiled_graphs"] == 0, s
-    assert "cumsum" in s["unsupported"][0], s
+    # tanh*2 | cumsum (eager) | exp+add
+    assert s["compiled_graphs"] == 2 and s["eager_graphs"] == 1, s
+    assert len(s["unsupported"]) == 1 and "cumsum" in s["unsupported"][0], s
+    assert "c = torch.cumsum(b, 0)" in s["unsupported"][0], s
+    # The second call reuses everything.
+    torch.testing.assert_close(jf(a), f(a))
+    s = thunder.compile_stats(jf)
+    assert s["compiles"] == 1 and s["compiled_graphs"] == 2 and s["cache_hits"] == 1, s
+
+
+def test_only_unsupported_ops_run_wholly_eagerly():
+    jf = thunder.jit(lambda a: torch.cumsum(a, 0))
+    a = torch.randn(4)
+    torch.testing.assert_close(jf(a), torch.cumsum(a, 0))
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 0 and s["eager_graphs"] == 1, s
 
 
 def test_a_graph_break_gives_two_graphs_with_correct_results(capsys):
@@ -116,7 +132,7 @@ def test_bad_options_list_the_valid_choices():
         thunder.jit(lambda a: a, executors=["nvfuser"])
     with pytest.raises(ValueError, match="list of names"):
         thunder.jit(lambda a: a, executors="torch")
-    with pytest.raises(ValueError, match="not a function returned by thunder.jit"):
+    with pytest.raises(ValueError, match="not a function or module returned by thunder.jit"):
         thunder.compile_stats(lambda a: a)
 
 
@@ -185,3 +201,125 @@ def test_softmax_sum_and_dtype_conversions_with_keyword_arguments():
     for g, e in zip(jf(x), f(x)):
         torch.testing.assert_close(g, e)
     assert thunder.compile_stats(jf)["eager_graphs"] == 0, thunder.compile_stats(jf)
+
+
+@pytest.mark.parametrize("device", devices())
+def test_indexing_chunk_and_split_translate_to_views(device):
+    def f(x):
+        a, b = x.chunk(2, dim=-1)
+        c, d, e = torch.split(x, [1, 2, 3], dim=1)
+        return (x[..., :3] * a - b, x[1], x[:, None, 2:5], x[-1, 1:4:1], c + d.sum(1, keepdim=True),
+                e[:, -2:], torch.cat(x.split(2, dim=0), 1))
+
+    x = torch.randn(4, 6, device=device)
+    jf = thunder.jit(f)
+    got, want = jf(x), f(x)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+
+
+def test_a_stepped_slice_runs_eagerly_and_says_why():
+    jf = thunder.jit(lambda x: x[::2] * 2)
+    x = torch.randn(6)
+    torch.testing.assert_close(jf(x), x[::2] * 2)
+    s = thunder.compile_stats(jf)
+    assert any("step 2" in w for w in s["unsupported"]), s
+
+
+@pytest.mark.parametrize("device", devices())
+def test_layer_norm_gelu_clamp_masked_fill_stack_and_dropout_in_eval(device):
+    def f(x, w, b, m):
+        h = torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps=1e-6)
+        h = torch.nn.functional.gelu(h, approximate="tanh") + torch.nn.functional.gelu(h)
+        h = h.clamp(min=-1.0, max=2.0).masked_fill(m, 0.5)
+        h = torch.nn.functional.dropout(h, p=0.3, training=False)
+        return torch.stack([h, torch.erf(h)], dim=0)
+
+    x = torch.randn(3, 8, device=device, requires_grad=True)
+    w = torch.randn(8, device=device, requires_grad=True)
+    b = torch.randn(8, device=device, requires_grad=True)
+    m = torch.rand(3, 8, device=device) > 0.7
+    jf = thunder.jit(f)
+    got = jf(x, w, b, m)
+    want = f(x, w, b, m)
+    torch.testing.assert_close(got, want)
+    ct = torch.randn_like(want)
+    for g, e in zip(torch.autograd.grad(got, (x, w, b), ct), torch.autograd.grad(want, (x, w, b), ct)):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+
+
+def test_an_op_failing_inside_the_plan_raises_a_thunder_error_naming_the_op_and_trace_line():
+    def f(idx, w):
+        return torch.nn.functional.embedding(idx, w) * 2
+
+    jf = thunder.jit(f)
+    w = torch.randn(10, 4)
+    jf(torch.tensor([1, 2]), w)  # compiles and runs
+    with pytest.raises(thunder.ThunderError, match=r"trace line \d+: `.*embedding.*` failed"):
+        jf(torch.tensor([1, 12]), w)  # index 12 is out of range: libtorch raises at run time
+
+
+def test_compile_stats_give_seconds_per_stage():
+    jf = thunder.jit(lambda a: (a * 2).sin().sum())
+    jf(torch.randn(4, requires_grad=True)).backward()
+    secs = thunder.compile_stats(jf)["compile_seconds"]
+    assert set(secs) == {"dynamo", "translate", "trace", "grad", "plan"}, secs
+    assert all(v >= 0 for v in secs.values()) and secs["dynamo"] > 0, secs
+
+
+def test_examine_reports_eager_ops_and_compares_with_eager():
+    def f(x):
+        return torch.cumsum(x.exp(), 0) * 2, x.sin()
+
+    ex = thunder.examine(f, torch.randn(5, 3))
+    assert ex.ok and not ex.mismatches, ex
+    assert ex.compiled_graphs >= 1 and ex.eager_graphs == 1, ex
+    assert any("cumsum" in w for w in ex.unsupported), ex
+    assert len(ex.max_abs_diff) == 2 and all(d < 1e-5 for d in ex.max_abs_diff), ex
+    text = repr(ex)
+    assert "runs eagerly" in text and "match eager PyTorch" in text, text
+
+
+def test_jit_rejects_what_is_not_callable():
+    with pytest.raises(ValueError, match="takes a function or an nn.Module"):
+        thunder.jit(3)
+    with pytest.raises(ValueError, match="at least one of"):
+        thunder.jit(lambda a: a, executors=[])
+
+
+def test_examine_reports_outputs_that_differ():
+    # A random op gives different values in the two runs: examine must notice.
+    ex = thunder.examine(lambda x: x + torch.rand_like(x), torch.zeros(100))
+    assert not ex.ok and ex.mismatches and ex.max_abs_diff[0] > 0, ex
+    assert "DIFFER" in repr(ex)
+
+
+def test_output_metadata_that_disagrees_with_pytorch_is_caught():
+    from thunder import _jit
+
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch.compile(lambda a: a.sum(0) * 2, backend=capture, dynamic=False)(torch.randn(3, 4))
+
+    class Stub:
+        def __init__(self, metas):
+            self.metas = metas
+
+        def output_metas(self):
+            return self.metas
+
+    (gm,) = graphs
+    assert _jit._meta_mismatch(gm, Stub([("torch.float32", [4])])) is None
+    why = _jit._meta_mismatch(gm, Stub([("torch.float64", [4])]))
+    assert why and "torch.float64[4] where PyTorch computes torch.float32[4]" in why, why
+    assert "[4, 1]" in _jit._meta_mismatch(gm, Stub([("torch.float32", [4, 1])]))

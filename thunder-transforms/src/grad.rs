@@ -816,9 +816,13 @@ pub(crate) fn vjp_rule(
         }
         Pow => {
             if orig(0).is_some() {
-                // b * a^(b-1)
-                let bm1 = p2(b, Sub, arg(1), Arg::Float(1.0))?;
-                let pw = p2(b, Pow, arg(0), bm1.into())?;
+                // b * a^(b-1); a literal exponent folds now (no number op for the backward).
+                let bm1: Arg = match arg(1) {
+                    Arg::Int(e) => Arg::Int(e - 1),
+                    Arg::Float(e) => Arg::Float(e - 1.0),
+                    e => p2(b, Sub, e, Arg::Float(1.0))?.into(),
+                };
+                let pw = p2(b, Pow, arg(0), bm1)?;
                 let d = p2(b, Mul, pw.into(), arg(1))?;
                 push(0, p2(b, Mul, g.into(), d.into())?, &mut out);
             }

@@ -131,6 +131,10 @@ fn compute_type(d: DType) -> &'static str {
 pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
     let Op::Prim(op) = b.op else { return false };
     let Some(k) = kind(op) else { return false };
+    // Arithmetic on numbers (in traces the grad transform writes) runs on the host.
+    if b.outputs.iter().any(|&o| trace.tensor(o).is_none()) {
+        return false;
+    }
     let dtypes_ok = b
         .inputs()
         .iter()

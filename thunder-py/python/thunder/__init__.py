@@ -20,7 +20,15 @@ if torch.__version__.split("+")[0] != _want:
     )
 
 from . import _C  # noqa: E402
-from ._jit import compile_stats, jit, last_backward_traces, last_traces  # noqa: E402
+from ._jit import (  # noqa: E402
+    Examination,
+    ThunderModule,
+    compile_stats,
+    examine,
+    jit,
+    last_backward_traces,
+    last_traces,
+)
 
 ThunderError = _C.ThunderError
 UnsupportedError = _C.UnsupportedError
@@ -30,6 +38,9 @@ __all__ = [
     "last_traces",
     "last_backward_traces",
     "compile_stats",
+    "examine",
+    "Examination",
+    "ThunderModule",
     "ThunderError",
     "UnsupportedError",
 ]

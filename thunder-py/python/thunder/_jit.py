@@ -1,8 +1,12 @@
-"""`thunder.jit` and its inspection functions."""
+"""`thunder.jit`, `ThunderModule` and the inspection functions."""
 
+import collections
 import functools
+import time
+import warnings
 
 import torch
+from torch.fx.passes.split_module import split_module
 
 from . import _C, _autograd, _fx
 
@@ -13,9 +17,12 @@ class _State:
         self.executors = executors
         self.calls = 0
         self.compiles = 0
+        self.misses = 0  # calls that compiled something
         self.eager_graphs = 0
         self.unsupported = []
         self.graphs = []  # every CompiledGraph, in order
+        self.seconds = collections.defaultdict(float)  # compile seconds per stage
+        self.thunder_s = 0.0  # of which inside thunder (translation and the stages in Rust)
 
 
 def _validate(executors):
@@ -27,46 +34,149 @@ def _validate(executors):
     bad = [e for e in executors if e not in valid]
     if bad:
         raise ValueError(f"unknown executor {bad[0]!r}; the executors are: {', '.join(valid)}")
+    if not executors:
+        raise ValueError(f"executors must name at least one of: {', '.join(valid)}")
     return list(executors)
 
 
-def jit(fn, *, executors=None):
-    """Compiles `fn` (a function or an `nn.Module`) with thunder.
+def _report(state, why):
+    if why not in state.unsupported:
+        state.unsupported.append(why)
 
-    `executors`: names of the executors to use, highest priority first (see
-    `thunder._C.available_executors()`); the default is all of them.
-    """
-    names = _validate(executors)
-    state = _State(fn, names)
-    name = "thunder_" + "".join(
-        c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
-    ).strip("_")
 
-    def backend(gm, example_inputs):
-        state.compiles += 1
+def _compile(state, name, gm, args):
+    """A callable that runs `gm` on arguments like `args`: thunder's compiled plans, or `gm`
+    itself (eagerly) when thunder cannot compile it (the reason goes into the stats)."""
+    t0 = time.perf_counter()
+    try:
+        enc = _fx.encode(gm, args)
         wrt = []
         if torch.is_grad_enabled():
+            everything = list(args) + enc.consts
             wrt = [
                 i
-                for i, x in enumerate(example_inputs)
+                for i, x in enumerate(everything)
                 if isinstance(x, torch.Tensor) and x.requires_grad and x.is_floating_point()
             ]
+        t1 = time.perf_counter()
+        state.seconds["translate"] += t1 - t0
+        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt)
+    except _C.UnsupportedError as e:
+        # Runs eagerly through PyTorch: correct, just not compiled.
+        state.eager_graphs += 1
+        _report(state, str(e))
+        return gm.forward
+    except _C.ThunderError as e:
+        # A translation thunder-ir rejects is thunder's bug, not the user's: run eagerly, say so.
+        state.eager_graphs += 1
+        why = f"thunder could not compile a graph and runs it eagerly: {e}"
+        _report(state, why)
+        warnings.warn(why + " (please report it)", RuntimeWarning, stacklevel=2)
+        return gm.forward
+    finally:
+        state.thunder_s += time.perf_counter() - t0
+    mismatch = _meta_mismatch(gm, cg)
+    if mismatch:
+        # Thunder's metadata disagrees with PyTorch's: never return silently different results.
+        state.eager_graphs += 1
+        why = f"thunder's {mismatch}; the graph runs eagerly"
+        _report(state, why)
+        warnings.warn(why + " (please report it)", RuntimeWarning, stacklevel=2)
+        return gm.forward
+    for stage, s in cg.compile_seconds():
+        state.seconds[stage] += s
+    state.graphs.append(cg)
+    run = _autograd.differentiable(cg) if wrt else cg
+    consts = tuple(enc.consts)
+    if consts and enc.tuple_output:
+        return lambda *a: run(*a, *consts)
+    if consts:
+        return lambda *a: run(*a, *consts)[0]
+    if enc.tuple_output:
+        return run
+    return lambda *a: run(*a)[0]
+
+
+def _meta_mismatch(gm, cg):
+    """How thunder's output dtypes and shapes differ from those Dynamo recorded, or None."""
+    out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    for i, (o, meta) in enumerate(zip(outs, cg.output_metas())):
+        ev = o.meta.get("example_value") if isinstance(o, torch.fx.Node) else None
+        if not isinstance(ev, torch.Tensor) or meta is None:
+            continue
+        dtype, shape = meta
+        if dtype != str(ev.dtype) or list(shape) != list(ev.shape):
+            return (f"output {i} is {dtype}{list(shape)} where PyTorch computes "
+                    f"{ev.dtype}{list(ev.shape)} ({_fx._origin(o)})")
+    return None
+
+
+class _Partition(torch.nn.Module):
+    """A piece of a split graph that thunder compiles at its first call (its inputs are then
+    known: values computed by the eager pieces before it)."""
+
+    def __init__(self, state, name, gm):
+        super().__init__()
+        self.gm = gm
+        self._state = state
+        self._name = name
+        self._fn = None
+
+    def forward(self, *args):
+        if self._fn is None:
+            self._fn = _compile(self._state, self._name, self.gm, args)
+        return self._fn(*args)
+
+
+def _backend(state, name):
+    def backend(gm, example_inputs):
+        state.compiles += 1
         try:
-            inputs, nodes, outputs = _fx.encode(gm, example_inputs)
-            cg = _C.compile(name, inputs, nodes, outputs, names, wrt)
+            unsupported = _fx.unsupported_nodes(gm)
         except _C.UnsupportedError as e:
-            # Runs eagerly through PyTorch: correct, just not compiled.
             state.eager_graphs += 1
-            state.unsupported.append(str(e))
+            _report(state, str(e))
             return gm.forward
-        state.graphs.append(cg)
-        return _autograd.differentiable(cg) if wrt else cg
+        if not unsupported:
+            return _compile(state, name, gm, example_inputs)
+        for why in unsupported.values():
+            if why is not None:
+                _report(state, why)
+        # Split where support changes: thunder compiles the supported pieces, PyTorch runs the
+        # rest eagerly (as Lightning Thunder's splitter does for Dynamo graphs).
+        part, current, supported = {}, -1, None
+        pieces = {}
+        for n in gm.graph.nodes:
+            if n.op in ("placeholder", "output"):
+                continue
+            ok = n not in unsupported
+            if ok != supported:
+                current, supported = current + 1, ok
+                pieces[current] = ok
+            part[n] = current
+        if not any(pieces.values()):
+            state.eager_graphs += 1
+            return gm.forward
+        split = split_module(gm, gm, lambda n: part[n])
+        for i, ok in pieces.items():
+            sub = f"submod_{i}"
+            if not hasattr(split, sub):
+                continue
+            if ok:
+                setattr(split, sub, _Partition(state, f"{name}_{i}", getattr(split, sub)))
+            else:
+                state.eager_graphs += 1
+        return split.forward
 
-    compiled = torch.compile(fn, backend=backend, dynamic=False)
+    return backend
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+
+def _wrap(state, compiled):
+    def call(*args, **kwargs):
         state.calls += 1
+        before, inside = state.compiles, state.thunder_s
+        t0 = time.perf_counter()
         try:
             return compiled(*args, **kwargs)
         except torch._dynamo.exc.BackendCompilerFailed as e:
@@ -74,15 +184,76 @@ def jit(fn, *, executors=None):
             if isinstance(inner, _C.ThunderError):
                 raise inner from None
             raise
+        finally:
+            if state.compiles != before:
+                state.misses += 1
+                # Dynamo's capture (with the graph's first run, which compiles lazy pieces).
+                state.seconds["dynamo"] += time.perf_counter() - t0 - (state.thunder_s - inside)
 
+    return call
+
+
+class ThunderModule(torch.nn.Module):
+    """A module compiled by `thunder.jit`. It owns nothing: parameters, buffers, submodules,
+    `state_dict()` keys and `train()`/`eval()` are those of the original module, which it
+    shares (an optimizer over either module's parameters updates both)."""
+
+    def __init__(self, module, state, compiled):
+        super().__init__()
+        self._orig_mod = module
+        self._thunder_state = state
+        self._thunder_call = _wrap(state, compiled)
+
+    def forward(self, *args, **kwargs):
+        return self._thunder_call(*args, **kwargs)
+
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        # Skips this wrapper: names are the original module's.
+        return self._orig_mod.named_modules(memo, prefix, remove_duplicate)
+
+    def state_dict(self, *args, **kwargs):
+        return self._orig_mod.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        return self._orig_mod.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            orig = self.__dict__.get("_modules", {}).get("_orig_mod")
+            if orig is None:
+                raise
+            return getattr(orig, name)
+
+
+def jit(fn, *, executors=None):
+    """Compiles `fn` (a function or an `nn.Module`) with thunder.
+
+    `executors`: names of the executors to use, highest priority first (see
+    `thunder._C.available_executors()`); the default is all of them.
+
+    A module gives a `ThunderModule` that shares the module's parameters and buffers.
+    """
+    names = _validate(executors)
+    if not callable(fn):
+        raise ValueError(f"thunder.jit takes a function or an nn.Module, not {type(fn).__name__}")
+    state = _State(fn, names)
+    name = "thunder_" + "".join(
+        c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
+    ).strip("_")
+    compiled = torch.compile(fn, backend=_backend(state, name), dynamic=False)
+    if isinstance(fn, torch.nn.Module):
+        return ThunderModule(fn, state, compiled)
+    wrapper = functools.wraps(fn)(_wrap(state, compiled))
     wrapper._thunder_state = state
     return wrapper
 
 
 def _state(jfn):
-    state = getattr(jfn, "_thunder_state", None)
-    if state is None:
-        raise ValueError("not a function returned by thunder.jit")
+    state = getattr(jfn, "_thunder_state", None) if callable(jfn) else None
+    if not isinstance(state, _State):
+        raise ValueError("not a function or module returned by thunder.jit")
     return state
 
 
@@ -105,14 +276,86 @@ def last_backward_traces(jfn):
 
 
 def compile_stats(jfn):
-    """Calls, compilations (Dynamo's captures of new input metadata), cache hits, graphs run
-    eagerly and why."""
+    """Calls, compilations (Dynamo's captures of new input metadata), cache hits, graphs
+    compiled and run eagerly, why, and compile seconds per stage."""
     state = _state(jfn)
     return {
         "calls": state.calls,
         "compiles": state.compiles,
-        "cache_hits": state.calls - state.compiles,
+        "cache_hits": state.calls - state.misses,
         "compiled_graphs": len(state.graphs),
         "eager_graphs": state.eager_graphs,
         "unsupported": list(state.unsupported),
+        "compile_seconds": dict(state.seconds),
     }
+
+
+class Examination:
+    """What `thunder.examine` found: `unsupported` (why pieces run eagerly), the numbers of
+    graphs compiled and run eagerly, per output the largest absolute difference from eager
+    PyTorch, and `ok` (every output close to eager's)."""
+
+    def __init__(self, stats, diffs, mismatches):
+        self.unsupported = stats["unsupported"]
+        self.compiled_graphs = stats["compiled_graphs"]
+        self.eager_graphs = stats["eager_graphs"]
+        self.max_abs_diff = diffs
+        self.mismatches = mismatches
+        self.ok = not mismatches
+
+    def __repr__(self):
+        lines = [
+            f"thunder.examine: {self.compiled_graphs} graph(s) compiled, "
+            f"{self.eager_graphs} run eagerly; outputs "
+            + ("match eager PyTorch" if self.ok else "DIFFER from eager PyTorch")
+        ]
+        lines += [f"  runs eagerly: {why}" for why in self.unsupported]
+        lines += [f"  output {i}: max |diff| {d:.3g}" for i, d in enumerate(self.max_abs_diff)]
+        lines += [f"  mismatch: {m}" for m in self.mismatches]
+        return "\n".join(lines)
+
+
+def _copy(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone().requires_grad_(x.requires_grad)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_copy(y) for y in x)
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    return x
+
+
+def _leaves(x):
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for y in x for t in _leaves(y)]
+    if isinstance(x, dict):
+        return [t for y in x.values() for t in _leaves(y)]
+    return []
+
+
+def examine(fn, *args, executors=None, rtol=None, atol=None, **kwargs):
+    """Runs `fn(*args, **kwargs)` eagerly and through `thunder.jit` (each on its own copies of
+    the arguments) and returns an `Examination`: which ops would run eagerly and why, and
+    whether the outputs match (`torch.testing.assert_close` with `rtol`/`atol`). Printing it
+    gives a summary."""
+    want = fn(*_copy(args), **_copy(kwargs))
+    jfn = jit(fn, executors=executors)
+    got = jfn(*_copy(args), **_copy(kwargs))
+    wants, gots = _leaves(want), _leaves(got)
+    diffs, mismatches = [], []
+    if len(wants) != len(gots):
+        mismatches.append(f"{len(gots)} tensor outputs, eager gives {len(wants)}")
+    for i, (g, w) in enumerate(zip(gots, wants)):
+        same = g.shape == w.shape and g.dtype == w.dtype and g.device == w.device
+        diffs.append(
+            (g.detach().double() - w.detach().double()).abs().max().item()
+            if same and g.numel()
+            else float("nan") if not same else 0.0
+        )
+        try:
+            torch.testing.assert_close(g, w, rtol=rtol, atol=atol)
+        except AssertionError as e:
+            mismatches.append(f"output {i}: {str(e).splitlines()[0]}")
+    return Examination(compile_stats(jfn), diffs, mismatches)

@@ -1,0 +1,47 @@
+"""Type stubs for thunder-rs's Python package (`import thunder`)."""
+
+from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, overload
+
+import torch
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+class ThunderError(RuntimeError):
+    """An error of thunder-rs (a graph that failed to compile or to run)."""
+
+class UnsupportedError(ThunderError):
+    """A graph thunder cannot compile yet (it runs eagerly instead)."""
+
+class ThunderModule(torch.nn.Module):
+    """A module compiled by `thunder.jit`; it shares the original module's parameters,
+    buffers, `state_dict()` keys and `train()`/`eval()` mode."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any: ...
+
+class Examination:
+    """What `thunder.examine` found."""
+
+    unsupported: List[str]
+    compiled_graphs: int
+    eager_graphs: int
+    max_abs_diff: List[float]
+    mismatches: List[str]
+    ok: bool
+
+@overload
+def jit(fn: torch.nn.Module, *, executors: Optional[Sequence[str]] = ...) -> ThunderModule: ...
+@overload
+def jit(fn: F, *, executors: Optional[Sequence[str]] = ...) -> F: ...
+def last_traces(jfn: Callable[..., Any]) -> List[str]: ...
+def last_backward_traces(jfn: Callable[..., Any]) -> List[str]: ...
+def compile_stats(jfn: Callable[..., Any]) -> Dict[str, Any]: ...
+def examine(
+    fn: Callable[..., Any],
+    *args: Any,
+    executors: Optional[Sequence[str]] = ...,
+    rtol: Optional[float] = ...,
+    atol: Optional[float] = ...,
+    **kwargs: Any,
+) -> Examination: ...
+
+__all__: List[str]
