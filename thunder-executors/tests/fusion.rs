@@ -575,3 +575,49 @@ fn a_llama_block_step_with_rematerialized_regions_matches_the_torch_executor() {
         close("backward", &got, &want);
     }
 }
+
+#[test]
+fn number_arithmetic_stays_out_of_regions_and_pow_grads_fold_their_exponent() {
+    use thunder_ir::{Arg, PrimOp};
+    // A trace with arithmetic on numbers between tensor ops, as a grad rule may write it.
+    let mut b = TraceBuilder::new("f");
+    let x = b
+        .input("x", TensorMeta::new(DType::F32, [4, 8]).on(Device::Cuda(0)))
+        .unwrap();
+    let e = b
+        .prim(PrimOp::Sub, vec![Arg::Int(2), Arg::Float(1.0)], vec![])
+        .unwrap();
+    let y = b
+        .prim(PrimOp::Pow, vec![x.into(), e.into()], vec![])
+        .unwrap();
+    let z = b.exp(y).unwrap();
+    let t = b.build(&[z]).unwrap();
+    let number_op = t.bound_symbols.iter().find(|s| s.outputs == [e]).unwrap();
+    assert!(!thunder_executors::fusion::fusible(&t, number_op));
+    let p = plan(&t);
+    assert_eq!(p.claimed().regions.len(), 1, "{}", p.claimed().to_python());
+
+    // The grad of x ** 2 computes 2 - 1 now, not in the backward trace.
+    let mut b = TraceBuilder::new("g");
+    let x = b
+        .input(
+            "x",
+            TensorMeta::new(DType::F32, [4, 8])
+                .on(Device::Cuda(0))
+                .with_grad(true),
+        )
+        .unwrap();
+    let y = b.pow(x, 2).unwrap();
+    let s = b.sum(y, &[], false).unwrap();
+    let t = b.build(&[s]).unwrap();
+    let fb = thunder_transforms::forward_backward(&t, &[x]).unwrap();
+    for trace in [&fb.forward, &fb.backward] {
+        let numbers: Vec<_> = trace
+            .bound_symbols
+            .iter()
+            .filter(|s| s.outputs.iter().any(|&o| trace.tensor(o).is_none()))
+            .collect();
+        assert!(numbers.is_empty(), "{}", trace.to_python());
+    }
+    plan(&fb.backward);
+}
