@@ -32,6 +32,7 @@ pub fn elementwise(op: Op) -> Option<Elementwise> {
             PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary
         )
         .then_some(Elementwise::SameShape),
+        Op::Dist(_) => None,
         Op::Torch(t) => matches!(
             t,
             T::Abs

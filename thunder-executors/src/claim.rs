@@ -127,6 +127,7 @@ fn all_fusible(trace: &Trace, b: &BoundSymbol, f: &dyn crate::executor::Fuser) -
         && b.subsymbols.iter().all(|s| match s.op {
             thunder_ir::Op::Prim(_) => f.fusible(trace, s),
             thunder_ir::Op::Torch(_) => all_fusible(trace, s, f),
+            thunder_ir::Op::Dist(_) => false,
         })
 }
 

@@ -111,6 +111,9 @@ impl Executor for TorchExecutor {
         match bsym.op {
             Op::Prim(p) => prim_supported(p, bsym),
             Op::Torch(t) => self.runs_directly(t),
+            // A world of one rank: every collective is the identity. Larger worlds need a
+            // communicator (thunder-distributed's NCCL executor).
+            Op::Dist(d) => d == thunder_ir::DistOp::Wait || d.world_size(&bsym.attrs) == Some(1),
         }
     }
 
@@ -126,6 +129,12 @@ impl Executor for TorchExecutor {
                 compile_torch(trace, t, bsym).map_err(|m| unsupported(&m))
             }
             Op::Torch(_) => Err(unsupported("not claimed by this executor")),
+            Op::Dist(_) if self.claims(trace, bsym) => {
+                Ok(Box::new(|args| one(tensor(args, 0)?.shallow_clone())))
+            }
+            Op::Dist(_) => Err(unsupported(
+                "a collective over several ranks needs a communicator (the NCCL executor)",
+            )),
         }
     }
 }

@@ -291,3 +291,68 @@ fn eager_runs_every_torch_level_op_directly_and_agrees_with_the_decompositions()
         );
     }
 }
+
+/// Forward and backward of `x * w` summed, with the collectives `with` puts around the product;
+/// returns the loss and the gradient of `x`, and the backward's text.
+fn collective_step(
+    with: impl Fn(&mut TraceBuilder, thunder_ir::Value) -> thunder_ir::Value,
+    ins: &[Tensor],
+) -> (Vec<Tensor>, String) {
+    let mut b = TraceBuilder::new("f");
+    let x = b
+        .input("x", TensorMeta::new(DType::F32, [4, 3]).with_grad(true))
+        .unwrap();
+    let w = b.input("w", TensorMeta::new(DType::F32, [4, 3])).unwrap();
+    let p = b.mul(x, w).unwrap();
+    let p = with(&mut b, p);
+    let s = b.sum(p, &[], false).unwrap();
+    let t = b.build(&[s]).unwrap();
+    let fb = thunder_transforms::forward_backward(&t, &[t.inputs[0]]).unwrap();
+    let fw = run(&fb.forward, &TorchExecutor::new(), ins);
+    let mut bw_in: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
+    bw_in.push(Tensor::from(1.0f32));
+    let grads = run(&fb.backward, &TorchExecutor::new(), &bw_in);
+    (
+        vec![fw[0].shallow_clone(), grads[0].shallow_clone()],
+        fb.backward.to_python(),
+    )
+}
+
+#[test]
+fn collectives_of_a_one_rank_world_run_as_the_identity_forward_and_backward() {
+    let ins = vec![
+        Tensor::randn([4, 3], (Kind::Float, Device::Cpu)),
+        Tensor::randn([4, 3], (Kind::Float, Device::Cpu)),
+    ];
+    let (plain, _) = collective_step(|_, p| p, &ins);
+    let (dist, backward) = collective_step(
+        |b, p| {
+            let h = b.all_gather(p, 1, true).unwrap();
+            let g = b.wait(h).unwrap();
+            let r = b.all_reduce(g, "sum", 1, false).unwrap();
+            b.reduce_scatter(r, "avg", 1, false).unwrap()
+        },
+        &ins,
+    );
+    for (a, e) in dist.iter().zip(&plain) {
+        assert!(close(a, e, 1e-6, 1e-6), "{a} vs {e}");
+    }
+    // The adjoints: reduce_scatter(avg) <- all_gather, all_reduce <- all_reduce, all_gather <-
+    // reduce_scatter.
+    for op in [
+        "dist.all_gather(",
+        "dist.all_reduce(",
+        "dist.reduce_scatter(",
+    ] {
+        assert!(backward.contains(op), "{op} missing from\n{backward}");
+    }
+    // Over two ranks the torch executor has no communicator: a clear error, not a wrong answer.
+    let mut b = TraceBuilder::new("g");
+    let x = b.input("x", TensorMeta::new(DType::F32, [4])).unwrap();
+    let y = b.all_reduce(x, "sum", 2, false).unwrap();
+    let t = b.build(&[y]).unwrap();
+    let e = ExecutionPlan::compile(&t, &[&TorchExecutor::new()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dist.all_reduce"), "{e}");
+}

@@ -3,7 +3,7 @@
 use crate::dtype::NumberType;
 use crate::error::{IrError, Result};
 use crate::ops::prims::{self, ArgMeta, PrimOp};
-use crate::ops::{torch, Op, TorchOp};
+use crate::ops::{torch, DistOp, Op, TorchOp};
 use crate::trace::{Arg, Attr, BoundSymbol, Trace};
 use crate::value::{check_name, TensorMeta, Value, ValueInfo, ValueType};
 use std::collections::HashSet;
@@ -140,8 +140,13 @@ impl TraceBuilder {
             }
         }
         match op {
-            Op::Prim(p) => {
-                let tys = self.prim_output_types(p, &args, &attrs)?;
+            Op::Prim(_) | Op::Dist(_) => {
+                let types = arg_types(&self.values, &args)?;
+                let tys = match op {
+                    Op::Prim(p) => prim_types(p, &types, &attrs)?,
+                    Op::Dist(d) => dist_types(d, &types, &attrs)?,
+                    Op::Torch(_) => unreachable!(),
+                };
                 let outputs = tys
                     .into_iter()
                     .map(|ty| {
@@ -211,17 +216,6 @@ impl TraceBuilder {
             .ok_or_else(|| IrError::invalid(Op::Torch(op).qualified_name(), "internal: no output"))
     }
 
-    /// Output types of a prim call, requires_grad included.
-    pub(crate) fn prim_output_types(
-        &self,
-        p: PrimOp,
-        args: &[Arg],
-        attrs: &[Attr],
-    ) -> Result<Vec<ValueType>> {
-        let types = arg_types(&self.values, args)?;
-        prim_types(p, &types, attrs)
-    }
-
     fn push(&mut self, b: BoundSymbol) {
         if let Some(scope) = self.scopes.last_mut() {
             scope.push(b);
@@ -288,6 +282,20 @@ pub(crate) fn arg_types(values: &[ValueInfo], args: &[Arg]) -> Result<Vec<ArgTyp
 /// Runs a prim's meta function on operand types and applies the requires_grad rule: an output
 /// requires grad when some tensor operand does and the output's dtype can carry a gradient.
 pub(crate) fn prim_types(p: PrimOp, types: &[ArgType], attrs: &[Attr]) -> Result<Vec<ValueType>> {
+    // Copying into a buffer (optimizer updates) is never differentiated.
+    with_metas(types, !p.is_inplace(), |metas| prims::meta(p, metas, attrs))
+}
+
+/// [`prim_types`] for a collective.
+pub(crate) fn dist_types(d: DistOp, types: &[ArgType], attrs: &[Attr]) -> Result<Vec<ValueType>> {
+    with_metas(types, true, |metas| crate::ops::dist::meta(d, metas, attrs))
+}
+
+fn with_metas(
+    types: &[ArgType],
+    differentiable: bool,
+    meta: impl FnOnce(&[ArgMeta<'_>]) -> Result<Vec<ValueType>>,
+) -> Result<Vec<ValueType>> {
     let mut metas: Vec<ArgMeta<'_>> = Vec::new();
     let mut requires_grad = false;
     for t in types {
@@ -313,9 +321,7 @@ pub(crate) fn prim_types(p: PrimOp, types: &[ArgType], attrs: &[Attr]) -> Result
             }
         }
     }
-    // Copying into a buffer (optimizer updates) is never differentiated.
-    let differentiable = !p.is_inplace();
-    let mut out = prims::meta(p, &metas, attrs)?;
+    let mut out = meta(&metas)?;
     for ty in &mut out {
         if let ValueType::Tensor(t) = ty {
             t.requires_grad = differentiable && requires_grad && t.dtype.is_inexact();

@@ -48,7 +48,7 @@ pub use device::Device;
 pub use dtype::{promote_types, Category, DType, NumberType};
 pub use error::{IrError, Result};
 pub use ops::torch::{AdamwOptions, AdamwUpdate, SdpaOptions};
-pub use ops::{Op, PrimOp, TorchOp};
+pub use ops::{DistOp, Op, PrimOp, TorchOp};
 pub use parser::parse_trace;
 pub use shape::{Dim, Shape};
 pub use trace::{Arg, Attr, BoundSymbol, Trace};

@@ -5,7 +5,7 @@
 //! optional trailing type annotation, decompositions as deeper-indented comment statements, and
 //! one `return`. Anything else is a [`IrError::Parse`] naming the line and column.
 
-use crate::builder::{arg_types, prim_types, torch_output_types};
+use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::device::Device;
 use crate::dtype::{DType, NumberType};
 use crate::error::{IrError, Result};
@@ -400,6 +400,12 @@ impl Parser {
                     return Err(perr(line, 1, "prims have no decomposition", text));
                 }
                 prim_types(p, &types, &attrs)
+            }
+            Op::Dist(d) => {
+                if has_children {
+                    return Err(perr(line, 1, "collectives have no decomposition", text));
+                }
+                dist_types(d, &types, &attrs)
             }
         }
         .map_err(|e| perr(line, eq + 4, &e.to_string(), text))?;

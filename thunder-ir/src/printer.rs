@@ -25,7 +25,14 @@ pub fn print_trace_with_lines(t: &Trace) -> (String, Vec<(Vec<usize>, usize)>) {
     s.push_str("# Printed by thunder-rs (thunder-ir ");
     s.push_str(env!("CARGO_PKG_VERSION"));
     s.push_str(")\n");
-    s.push_str("import thunder.core.prims as prims\nimport thunder.torch as ltorch\nfrom thunder.core import dtypes\n\n");
+    s.push_str("import thunder.core.prims as prims\nimport thunder.torch as ltorch\nfrom thunder.core import dtypes\n");
+    if t.bound_symbols
+        .iter()
+        .any(|b| matches!(b.op, crate::Op::Dist(_)))
+    {
+        s.push_str("import thunder.distributed.prims as dist\n");
+    }
+    s.push('\n');
     let params: Vec<&str> = t.inputs.iter().map(|&v| t.name_of(v)).collect();
     let _ = writeln!(s, "def {}({}):", t.name, params.join(", "));
     let pad = " ".repeat(INDENT);

@@ -7,9 +7,11 @@
 //! - metadata agrees with the meta functions: the recorded type of each output equals what the
 //!   prim's meta function (or the torch-level op's decomposition) computes from its operands;
 //! - donated buffers (`adamw` with `inplace=True`) are distinct inputs of the trace that nothing
-//!   reads after the op and the trace does not return.
+//!   reads after the op and the trace does not return;
+//! - the handle an asynchronous collective returns goes to exactly one `dist.wait` and nowhere
+//!   else (not an output, not another op's operand).
 
-use crate::builder::{arg_types, prim_types, torch_output_types};
+use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::error::{IrError, Result};
 use crate::ops::Op;
 use crate::trace::{BoundSymbol, Trace};
@@ -50,7 +52,67 @@ pub fn verify(trace: &Trace) -> Result<()> {
             )));
         }
     }
-    check_donations(trace)
+    check_donations(trace)?;
+    check_async_handles(trace)
+}
+
+/// Handles of asynchronous collectives: each read by exactly one `dist.wait`, by nothing else.
+fn check_async_handles(trace: &Trace) -> Result<()> {
+    use crate::ops::DistOp;
+    let mut handles: std::collections::HashMap<Value, (String, usize)> = Default::default();
+    let mut all = Vec::new();
+    fn flatten<'a>(bs: &'a [BoundSymbol], out: &mut Vec<&'a BoundSymbol>) {
+        for b in bs {
+            out.push(b);
+            flatten(&b.subsymbols, out);
+        }
+    }
+    flatten(&trace.bound_symbols, &mut all);
+    for b in &all {
+        if let Op::Dist(d) = b.op {
+            if d.is_async(&b.attrs) {
+                for &o in &b.outputs {
+                    handles.insert(o, (crate::printer::statement(trace, b), 0));
+                }
+            }
+        }
+    }
+    if handles.is_empty() {
+        return Ok(());
+    }
+    for b in &all {
+        for v in b.inputs() {
+            if let Some((stmt, waits)) = handles.get_mut(&v) {
+                if b.op != Op::Dist(DistOp::Wait) {
+                    return Err(IrError::Verify(format!(
+                        "{} is the handle of an asynchronous `{stmt}`: only dist.wait may read it, \
+                         but `{}` does",
+                        trace.name_of(v),
+                        crate::printer::statement(trace, b)
+                    )));
+                }
+                *waits += 1;
+            }
+        }
+    }
+    for &o in &trace.outputs {
+        if let Some((stmt, _)) = handles.get(&o) {
+            return Err(IrError::Verify(format!(
+                "{} is the handle of an asynchronous `{stmt}` and is returned; return its dist.wait",
+                trace.name_of(o)
+            )));
+        }
+    }
+    let mut unwaited: Vec<_> = handles.iter().filter(|(_, (_, n))| *n != 1).collect();
+    unwaited.sort_by_key(|(v, _)| v.0);
+    if let Some((v, (stmt, n))) = unwaited.first() {
+        return Err(IrError::Verify(format!(
+            "{} is the handle of an asynchronous `{stmt}`: it must go to exactly one dist.wait, \
+             it goes to {n}",
+            trace.name_of(**v)
+        )));
+    }
+    Ok(())
 }
 
 /// The operands an op may overwrite: `adamw` with `inplace=True` donates its parameters and
@@ -189,6 +251,15 @@ impl Verifier<'_> {
                 prim_types(p, &types, &b.attrs)
             }
             Op::Torch(op) => torch_output_types(op, &types, &b.args, &b.attrs),
+            Op::Dist(d) => {
+                if !b.subsymbols.is_empty() {
+                    return Err(IrError::Verify(format!(
+                        "collective {qn} has a decomposition, in `{}`",
+                        here()
+                    )));
+                }
+                dist_types(d, &types, &b.attrs)
+            }
         }
         .map_err(|e| IrError::Verify(format!("{e}, in `{}`", here())))?;
         if expected.len() != b.outputs.len() {

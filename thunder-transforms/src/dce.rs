@@ -10,6 +10,9 @@ pub fn has_side_effects(b: &BoundSymbol) -> bool {
     match b.op {
         Op::Prim(p) => p.is_inplace(),
         Op::Torch(_) => b.subsymbols.iter().any(has_side_effects),
+        // Every rank runs the same trace through the same passes: an unused collective is
+        // dropped on all of them alike.
+        Op::Dist(_) => false,
     }
 }
 
@@ -18,6 +21,7 @@ pub fn is_random(b: &BoundSymbol) -> bool {
     match b.op {
         Op::Prim(p) => p.is_random(),
         Op::Torch(_) => b.subsymbols.iter().any(is_random),
+        Op::Dist(_) => false,
     }
 }
 

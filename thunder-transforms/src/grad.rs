@@ -256,6 +256,7 @@ pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<
         let contributions = match p.op {
             Op::Prim(op) => vjp_rule(&mut b, op, p, g, &m, trace)?,
             Op::Torch(t) => crate::grad_torch::vjp(&mut b, t, p, g, &m, trace)?,
+            Op::Dist(d) => dist_vjp(&mut b, d, p, g)?,
         };
         for (x, gx) in contributions {
             if !active.contains(&x) {
@@ -292,6 +293,55 @@ fn tensor_meta(b: &TraceBuilder, v: Value) -> Result<TensorMeta> {
 
 /// The contributions of one prim to the cotangents of its (original) tensor operands. For an
 /// elementwise unary prim this is `g * f'(a)`, which [`crate::jvp`] reuses with a tangent as `g`.
+/// The vjp of a collective: the cotangent goes through the adjoint collective (synchronously;
+/// the DDP and FSDP transforms schedule their own asynchronous ones).
+fn dist_vjp(
+    b: &mut TraceBuilder,
+    op: thunder_ir::DistOp,
+    p: &BoundSymbol,
+    g: Value,
+) -> Result<Vec<(Value, Value)>> {
+    use thunder_ir::DistOp::*;
+    let Some(x) = p.args.first().and_then(Arg::as_value) else {
+        return Ok(Vec::new());
+    };
+    let no_rule = |reason: &str| TransformError::NoRule {
+        op: Op::Dist(op).qualified_name(),
+        transform: "VJP",
+        reason: reason.to_string(),
+    };
+    let world = op.world_size(&p.attrs).unwrap_or(1);
+    let reduce = match p.attrs.first() {
+        Some(Attr::Str(r)) => r.as_str(),
+        _ => "",
+    };
+    let gx = match op {
+        Wait => g,
+        AllReduce if reduce == "sum" || reduce == "avg" => b.all_reduce(g, reduce, world, false)?,
+        AllGather => b.reduce_scatter(g, "sum", world, false)?,
+        ReduceScatter if reduce == "sum" => b.all_gather(g, world, false)?,
+        ReduceScatter if reduce == "avg" => {
+            let full = b.all_gather(g, world, false)?;
+            b.prim(
+                PrimOp::Div,
+                vec![full.into(), Arg::Float(world as f64)],
+                vec![],
+            )?
+        }
+        Broadcast => {
+            return Err(no_rule(
+                "the gradient of a broadcast needs the rank; broadcast outside differentiated code",
+            ))
+        }
+        _ => {
+            return Err(no_rule(&format!(
+                "op={reduce:?} has no gradient (use sum or avg)"
+            )))
+        }
+    };
+    Ok(vec![(x, gx)])
+}
+
 pub(crate) fn vjp_rule(
     b: &mut TraceBuilder,
     op: PrimOp,

@@ -45,6 +45,8 @@ pub(crate) fn recomputable(b: &BoundSymbol) -> bool {
                 TorchOp::Softmax | TorchOp::LogSoftmax | TorchOp::RmsNorm | TorchOp::LayerNorm
             )
         }
+        // Communication is never redone behind the user's back (FSDP re-gathers explicitly).
+        Op::Dist(_) => false,
     }
 }
 

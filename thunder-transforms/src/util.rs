@@ -12,7 +12,7 @@ pub(crate) fn flatten_prims(trace: &Trace) -> Vec<BoundSymbol> {
     fn go(bsyms: &[BoundSymbol], out: &mut Vec<BoundSymbol>) {
         for b in bsyms {
             match b.op {
-                Op::Prim(_) => out.push(b.clone()),
+                Op::Prim(_) | Op::Dist(_) => out.push(b.clone()),
                 Op::Torch(_) => go(&b.subsymbols, out),
             }
         }

@@ -750,7 +750,7 @@ fn drop_dead_ops(ops: &[BoundSymbol], r: &mut Region) {
 fn kind_of(b: &BoundSymbol) -> Option<Kind> {
     match b.op {
         Op::Prim(p) => kind(p),
-        Op::Torch(_) => None,
+        Op::Torch(_) | Op::Dist(_) => None,
     }
 }
 

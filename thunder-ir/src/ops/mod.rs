@@ -1,11 +1,13 @@
 //! The op set: prims (with meta functions) and torch-level ops (with decompositions), and the
 //! signatures that the builder, printer, parser and verifier share.
 
+pub mod dist;
 pub mod prims;
 pub mod torch;
 
 use crate::error::{IrError, Result};
 use crate::trace::{Arg, Attr};
+pub use dist::DistOp;
 pub use prims::PrimOp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -42,6 +44,8 @@ pub enum Op {
     Prim(PrimOp),
     /// A torch-level op: defined by its decomposition, which an executor may claim whole.
     Torch(TorchOp),
+    /// A collective over the ranks of a process group (or the wait for one).
+    Dist(DistOp),
 }
 
 impl Op {
@@ -50,6 +54,7 @@ impl Op {
         match self {
             Op::Prim(p) => format!("prims.{}", p.name()),
             Op::Torch(t) => format!("ltorch.{}", t.name()),
+            Op::Dist(d) => format!("dist.{}", d.name()),
         }
     }
     /// Looks up a qualified name.
@@ -58,6 +63,8 @@ impl Op {
             PrimOp::from_name(n).map(Op::Prim)
         } else if let Some(n) = s.strip_prefix("ltorch.") {
             TorchOp::from_name(n).map(Op::Torch)
+        } else if let Some(n) = s.strip_prefix("dist.") {
+            DistOp::from_name(n).map(Op::Dist)
         } else {
             None
         }
@@ -67,6 +74,7 @@ impl Op {
         match self {
             Op::Prim(p) => p.signature(),
             Op::Torch(t) => t.signature(),
+            Op::Dist(d) => d.signature(),
         }
     }
 }
