@@ -1,13 +1,20 @@
 //! Distributed training for thunder-rs traces.
 //!
-//! This crate will hold, per the workspace's `ARCHITECTURE.md`:
+//! - [`env`]: this process's rank, world size and rendezvous address, from the variables
+//!   torchrun and SLURM set;
+//! - [`rendezvous`]: a TCP rendezvous at `MASTER_ADDR:MASTER_PORT` through which the ranks
+//!   exchange small messages (the NCCL unique id), with deadlines on every step.
 //!
-//! - the ddp and fsdp trace transforms;
-//! - the collective prims (all-reduce, all-gather, reduce-scatter) with their meta functions;
-//! - the NCCL communicator (cudarc's `nccl` feature; NCCL comes from the PyTorch wheel);
-//! - rendezvous from a torchrun-compatible environment (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, ...).
+//! The collective ops themselves (`dist.all_reduce`, ...) are thunder-ir ops
+//! ([`thunder_ir::DistOp`]).
 //!
-//! It will depend on `thunder-ir`, `thunder-transforms`, `thunder-executors` and cudarc.
-//!
-//! Status: not started (issue 8); no public items yet.
+//! Status: issue 8 in progress (see the README).
 #![warn(missing_docs)]
+
+pub mod env;
+pub mod error;
+pub mod rendezvous;
+
+pub use env::DistEnv;
+pub use error::{Error, Result};
+pub use rendezvous::Rendezvous;
