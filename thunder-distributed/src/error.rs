@@ -60,3 +60,17 @@ pub enum Error {
 
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// An error of the DDP and FSDP trace transforms.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// Options that cannot work (what to change is in the message).
+    #[error("{0}")]
+    Options(String),
+    /// The input trace does not have the form the transform needs.
+    #[error("{0}")]
+    Form(String),
+    /// Building the new trace failed.
+    #[error(transparent)]
+    Ir(#[from] thunder_ir::IrError),
+}

@@ -3,7 +3,9 @@
 //! - [`env`]: this process's rank, world size and rendezvous address, from the variables
 //!   torchrun and SLURM set;
 //! - [`rendezvous`]: a TCP rendezvous at `MASTER_ADDR:MASTER_PORT` through which the ranks
-//!   exchange small messages (the NCCL unique id), with deadlines on every step.
+//!   exchange small messages (the NCCL unique id), with deadlines on every step;
+//! - [`ddp`]: the DDP transform (bucketed asynchronous gradient all-reduces in the backward)
+//!   and the parameter broadcast at the start.
 //!
 //! The collective ops themselves (`dist.all_reduce`, ...) are thunder-ir ops
 //! ([`thunder_ir::DistOp`]).
@@ -11,10 +13,12 @@
 //! Status: issue 8 in progress (see the README).
 #![warn(missing_docs)]
 
+pub mod ddp;
 pub mod env;
 pub mod error;
 pub mod rendezvous;
 
+pub use ddp::{broadcast_parameters, ddp_backward, DdpOptions};
 pub use env::DistEnv;
-pub use error::{Error, Result};
+pub use error::{Error, Result, TraceError};
 pub use rendezvous::Rendezvous;

@@ -1,0 +1,211 @@
+//! Data parallelism (DDP): every rank holds all parameters and computes gradients on its own
+//! micro-batch; the gradients are averaged over the ranks.
+//!
+//! [`ddp_backward`] rewrites a backward trace so that the gradients are all-reduced in buckets:
+//! as soon as the last gradient of a bucket is computed, the bucket is flattened into one
+//! buffer and all-reduced asynchronously, so the communication overlaps the rest of the
+//! backward; the waits come at the end. [`broadcast_parameters`] makes the trace that copies
+//! rank 0's parameters to every rank at the start.
+
+use crate::error::TraceError;
+use std::collections::HashMap;
+use thunder_ir::{Arg, Attr, DType, Device, PrimOp, Trace, TraceBuilder, Value, ValueType};
+
+/// Options of the DDP transform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DdpOptions {
+    /// The number of ranks.
+    pub world_size: usize,
+    /// The most bytes of gradients in one all-reduce (PyTorch DDP's default: 25 MiB). A single
+    /// gradient larger than this gets a bucket of its own.
+    pub bucket_bytes: usize,
+}
+
+impl DdpOptions {
+    /// `world_size` ranks with 25 MiB buckets.
+    pub fn new(world_size: usize) -> Self {
+        DdpOptions {
+            world_size,
+            bucket_bytes: 25 << 20,
+        }
+    }
+}
+
+/// Copies `trace`'s inputs into `b`; the map from old values to new.
+pub(crate) fn copy_inputs(
+    b: &mut TraceBuilder,
+    trace: &Trace,
+) -> thunder_ir::Result<HashMap<Value, Value>> {
+    let mut m = HashMap::with_capacity(trace.inputs.len());
+    for &i in &trace.inputs {
+        let v = match trace.ty(i) {
+            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
+            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
+        };
+        m.insert(i, v);
+    }
+    Ok(m)
+}
+
+/// `args` with values renamed through `m`.
+pub(crate) fn map_args(args: &[Arg], m: &HashMap<Value, Value>) -> Vec<Arg> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Value(v) => Arg::Value(m[v]),
+            Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// A bucket under construction: gradients of one dtype and device.
+struct Bucket {
+    key: (DType, Device),
+    grads: Vec<Value>,
+    bytes: usize,
+}
+
+/// Plans the buckets: gradients (outputs of `backward`) in the order the backward computes
+/// them, grouped by dtype and device, each bucket closed when the next gradient would overflow
+/// it. Returns per bucket the gradients (original values).
+fn plan_buckets(backward: &Trace, grads: &[Value], bucket_bytes: usize) -> Vec<Vec<Value>> {
+    // When each gradient is final: its defining top-level statement (inputs count as -1).
+    let mut order: HashMap<Value, isize> = backward.inputs.iter().map(|&v| (v, -1)).collect();
+    for (i, b) in backward.bound_symbols.iter().enumerate() {
+        for &o in &b.outputs {
+            order.insert(o, i as isize);
+        }
+    }
+    let mut gs: Vec<Value> = Vec::new();
+    for &g in grads {
+        if backward.tensor(g).is_some() && !gs.contains(&g) {
+            gs.push(g);
+        }
+    }
+    gs.sort_by_key(|g| order.get(g).copied().unwrap_or(-1));
+    let mut open: Vec<Bucket> = Vec::new();
+    let mut done: Vec<Vec<Value>> = Vec::new();
+    for g in gs {
+        let t = backward.tensor(g).expect("tensor gradient");
+        let key = (t.dtype, t.device);
+        let bytes = t.shape.numel() * t.dtype.itemsize();
+        if let Some(i) = open.iter().position(|b| b.key == key) {
+            if open[i].bytes + bytes > bucket_bytes {
+                done.push(open.remove(i).grads);
+            }
+        }
+        match open.iter_mut().find(|b| b.key == key) {
+            Some(b) => {
+                b.grads.push(g);
+                b.bytes += bytes;
+            }
+            None => open.push(Bucket {
+                key,
+                grads: vec![g],
+                bytes,
+            }),
+        }
+    }
+    done.extend(open.into_iter().map(|b| b.grads));
+    done
+}
+
+/// The DDP backward: `backward` (returning gradients, as `forward_backward` makes it) with
+/// its tensor outputs averaged over `options.world_size` ranks by bucketed asynchronous
+/// all-reduces. Bucket `k` is launched right after its last gradient is computed.
+pub fn ddp_backward(backward: &Trace, options: &DdpOptions) -> Result<Trace, TraceError> {
+    let world = options.world_size;
+    if world == 0 {
+        return Err(TraceError::Options("world_size must be at least 1".into()));
+    }
+    let buckets = plan_buckets(backward, &backward.outputs, options.bucket_bytes.max(1));
+    // The bucket each statement completes (by the statement that defines its last gradient).
+    let mut closes: HashMap<Value, Vec<usize>> = HashMap::new();
+    for (k, bucket) in buckets.iter().enumerate() {
+        if let Some(&last) = bucket.last() {
+            closes.entry(last).or_default().push(k);
+        }
+    }
+    let mut b = TraceBuilder::new(format!("{}_ddp", backward.name));
+    let mut m = copy_inputs(&mut b, backward)?;
+    let mut handles: Vec<Option<Value>> = vec![None; buckets.len()];
+    let launch =
+        |b: &mut TraceBuilder, m: &HashMap<Value, Value>, k: usize| -> thunder_ir::Result<Value> {
+            let grads: Vec<Value> = buckets[k].iter().map(|g| m[g]).collect();
+            let flat = if grads.len() == 1 {
+                grads[0]
+            } else {
+                let parts = grads
+                    .iter()
+                    .map(|&g| b.reshape(g, &[-1]))
+                    .collect::<thunder_ir::Result<Vec<_>>>()?;
+                b.cat(&parts, 0)?
+            };
+            b.all_reduce(flat, "avg", world, true)
+        };
+    for &i in &backward.inputs {
+        for &k in closes.get(&i).into_iter().flatten() {
+            handles[k] = Some(launch(&mut b, &m, k)?);
+        }
+    }
+    for s in &backward.bound_symbols {
+        let outs = b.call(s.op, map_args(&s.args, &m), s.attrs.clone())?;
+        for (o, n) in s.outputs.iter().zip(outs) {
+            m.insert(*o, n);
+        }
+        for o in &s.outputs {
+            for &k in closes.get(o).into_iter().flatten() {
+                handles[k] = Some(launch(&mut b, &m, k)?);
+            }
+        }
+    }
+    // The waits, and the averaged gradients out of their buckets.
+    let mut reduced: HashMap<Value, Value> = HashMap::new();
+    for (k, bucket) in buckets.iter().enumerate() {
+        let h = handles[k].ok_or_else(|| {
+            TraceError::Options(format!("internal: bucket {k} was never launched"))
+        })?;
+        let flat = b.wait(h)?;
+        if bucket.len() == 1 {
+            reduced.insert(bucket[0], flat);
+            continue;
+        }
+        let mut start = 0i64;
+        for &g in bucket {
+            let t = backward.tensor(g).expect("tensor gradient");
+            let n = t.shape.numel() as i64;
+            let piece = b.narrow(flat, 0, start, n)?;
+            let shape: Vec<i64> = t.shape.sizes().iter().map(|&d| d as i64).collect();
+            reduced.insert(g, b.reshape(piece, &shape)?);
+            start += n;
+        }
+    }
+    let outputs: Vec<Value> = backward
+        .outputs
+        .iter()
+        .map(|o| reduced.get(o).copied().unwrap_or_else(|| m[o]))
+        .collect();
+    Ok(b.build(&outputs)?)
+}
+
+/// The trace that makes every rank's parameters rank 0's: `broadcast` each one and copy the
+/// result into it. Takes the parameters (described by `params`: name, dtype, shape, device),
+/// returns nothing.
+pub fn broadcast_parameters(
+    params: &[(String, thunder_ir::TensorMeta)],
+    world_size: usize,
+) -> Result<Trace, TraceError> {
+    let mut b = TraceBuilder::new("broadcast_parameters");
+    let mut ins = Vec::with_capacity(params.len());
+    for (name, meta) in params {
+        let mut meta = meta.clone();
+        meta.requires_grad = false;
+        ins.push(b.input(name, meta)?);
+    }
+    for &p in &ins {
+        let h = b.broadcast(p, 0, world_size, true)?;
+        let v = b.wait(h)?;
+        b.prim(PrimOp::Copy_, vec![v.into(), p.into()], Vec::<Attr>::new())?;
+    }
+    Ok(b.build(&[])?)
+}

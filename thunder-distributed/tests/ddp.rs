@@ -1,0 +1,161 @@
+//! The DDP transform: golden traces (buckets launched as soon as their last gradient exists,
+//! waits at the end), bucket planning, and a one-rank run equal to the plain backward.
+//! Re-bless with `THUNDER_BLESS=1 cargo test -p thunder-distributed --test ddp`.
+
+use std::path::PathBuf;
+use tch::{Device as TDevice, Kind, Tensor};
+use thunder_distributed::{broadcast_parameters, ddp_backward, DdpOptions};
+use thunder_executors::{ExecutionPlan, TorchExecutor};
+use thunder_ir::programs::{self, LlamaDims};
+use thunder_ir::{parse_trace, DistOp, Op, Trace};
+
+fn check_golden(name: &str, t: &Trace) {
+    let text = t.to_python();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.py"));
+    if std::env::var_os("THUNDER_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write golden file");
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; bless with THUNDER_BLESS=1", path.display()));
+    assert!(
+        want == text,
+        "{} differs from the printed trace; re-bless with THUNDER_BLESS=1 if intended",
+        path.display()
+    );
+    assert_eq!(&parse_trace(&want).expect("parses"), t);
+}
+
+fn block_fb() -> thunder_transforms::ForwardBackward {
+    let block = programs::llama_block(&LlamaDims::tiny()).unwrap();
+    thunder_transforms::forward_backward(&block, &block.inputs[3..]).unwrap()
+}
+
+fn positions(t: &Trace, op: DistOp) -> Vec<usize> {
+    t.bound_symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.op == Op::Dist(op))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn gradients_are_all_reduced_in_buckets_as_soon_as_each_is_complete() {
+    let fb = block_fb();
+    let opts = DdpOptions {
+        world_size: 2,
+        bucket_bytes: 4096,
+    };
+    let t = ddp_backward(&fb.backward, &opts).unwrap();
+    check_golden("ddp_llama_block_backward", &t);
+    let reduces = positions(&t, DistOp::AllReduce);
+    let waits = positions(&t, DistOp::Wait);
+    assert!(
+        reduces.len() >= 3,
+        "expected several buckets:\n{}",
+        t.to_python()
+    );
+    assert_eq!(reduces.len(), waits.len());
+    // Every all-reduce is launched before the backward ends (it overlaps what follows), and
+    // every wait comes after the last launch.
+    assert!(reduces.last() < waits.first());
+    assert!(
+        reduces[0] < t.bound_symbols.len() / 2,
+        "the first bucket should start early"
+    );
+    let text = t.to_python();
+    assert!(
+        text.contains("op=\"avg\", world_size=2, async_op=True"),
+        "{text}"
+    );
+    // Outputs keep their shapes and order.
+    for (a, b) in t.outputs.iter().zip(&fb.backward.outputs) {
+        assert_eq!(
+            t.tensor(*a).unwrap().shape,
+            fb.backward.tensor(*b).unwrap().shape
+        );
+    }
+}
+
+#[test]
+fn the_bucket_size_decides_how_many_all_reduces_there_are() {
+    let fb = block_fb();
+    let n_grads = fb.backward.outputs.len();
+    let count = |bytes: usize| {
+        let t = ddp_backward(
+            &fb.backward,
+            &DdpOptions {
+                world_size: 4,
+                bucket_bytes: bytes,
+            },
+        )
+        .unwrap();
+        positions(&t, DistOp::AllReduce).len()
+    };
+    assert_eq!(count(usize::MAX), 1, "one dtype, one device: one bucket");
+    assert_eq!(count(1), n_grads, "each gradient alone");
+    let mid = count(4096);
+    assert!(mid > 1 && mid < n_grads, "{mid}");
+    assert_eq!(DdpOptions::new(8).bucket_bytes, 25 << 20);
+}
+
+#[test]
+fn on_one_rank_the_ddp_backward_gives_the_plain_gradients_exactly() {
+    let fb = block_fb();
+    let t = ddp_backward(
+        &fb.backward,
+        &DdpOptions {
+            world_size: 1,
+            bucket_bytes: 4096,
+        },
+    )
+    .unwrap();
+    tch::manual_seed(0);
+    let ins: Vec<Tensor> = fb
+        .backward
+        .inputs
+        .iter()
+        .map(|&v| {
+            let m = fb.backward.tensor(v).unwrap();
+            let shape: Vec<i64> = m.shape.sizes().iter().map(|&s| s as i64).collect();
+            Tensor::randn(shape.as_slice(), (Kind::Float, TDevice::Cpu))
+        })
+        .collect();
+    let run = |t: &Trace| {
+        ExecutionPlan::compile(t, &[&TorchExecutor::new()])
+            .unwrap()
+            .run_tensors(&ins)
+            .unwrap()
+    };
+    let (plain, ddp) = (run(&fb.backward), run(&t));
+    assert_eq!(plain.len(), ddp.len());
+    for (a, b) in plain.iter().zip(&ddp) {
+        assert_eq!(a.size(), b.size());
+        assert!(a.equal(b), "gradients differ");
+    }
+}
+
+#[test]
+fn the_parameter_broadcast_copies_rank_zeros_values_into_each_parameter() {
+    let block = programs::llama_block(&LlamaDims::tiny()).unwrap();
+    let params: Vec<_> = block.inputs[3..]
+        .iter()
+        .map(|&v| {
+            (
+                block.name_of(v).to_string(),
+                block.tensor(v).unwrap().clone(),
+            )
+        })
+        .collect();
+    let t = broadcast_parameters(&params, 8).unwrap();
+    assert_eq!(positions(&t, DistOp::Broadcast).len(), params.len());
+    let text = t.to_python();
+    assert!(
+        text.contains("dist.broadcast(attn_weight, root=0, world_size=8, async_op=True)"),
+        "{text}"
+    );
+    assert!(text.contains("prims.copy_("), "{text}");
+    assert!(t.outputs.is_empty());
+}
