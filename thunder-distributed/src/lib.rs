@@ -5,7 +5,9 @@
 //! - [`rendezvous`]: a TCP rendezvous at `MASTER_ADDR:MASTER_PORT` through which the ranks
 //!   exchange small messages (the NCCL unique id), with deadlines on every step;
 //! - [`ddp`]: the DDP transform (bucketed asynchronous gradient all-reduces in the backward)
-//!   and the parameter broadcast at the start.
+//!   and the parameter broadcast at the start;
+//! - [`loopback`]: collectives between threads of one process, to test the transforms on the
+//!   CPU with several ranks.
 //!
 //! The collective ops themselves (`dist.all_reduce`, ...) are thunder-ir ops
 //! ([`thunder_ir::DistOp`]).
@@ -16,6 +18,7 @@
 pub mod ddp;
 pub mod env;
 pub mod error;
+pub mod loopback;
 pub mod rendezvous;
 
 pub use ddp::{broadcast_parameters, ddp_backward, DdpOptions};
