@@ -6,6 +6,8 @@
 //!   exchange small messages (the NCCL unique id), with deadlines on every step;
 //! - [`ddp`]: the DDP transform (bucketed asynchronous gradient all-reduces in the backward)
 //!   and the parameter broadcast at the start;
+//! - [`fsdp`]: the FSDP transform (ZeRO-2 and ZeRO-3: bucketed, prefetched parameter
+//!   all-gathers; bucketed gradient reduce-scatters) and the sharding helpers;
 //! - [`loopback`]: collectives between threads of one process, to test the transforms on the
 //!   CPU with several ranks.
 //!
@@ -18,10 +20,14 @@
 pub mod ddp;
 pub mod env;
 pub mod error;
+pub mod fsdp;
 pub mod loopback;
 pub mod rendezvous;
 
 pub use ddp::{broadcast_parameters, ddp_backward, DdpOptions};
 pub use env::DistEnv;
 pub use error::{Error, Result, TraceError};
+pub use fsdp::{
+    fsdp, gather_parameters, shard_tensor, unshard, Fsdp, FsdpOptions, ShardSpec, Zero,
+};
 pub use rendezvous::Rendezvous;

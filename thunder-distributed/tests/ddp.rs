@@ -2,30 +2,15 @@
 //! waits at the end), bucket planning, and a one-rank run equal to the plain backward.
 //! Re-bless with `THUNDER_BLESS=1 cargo test -p thunder-distributed --test ddp`.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{block_loss, check_golden, grads};
+
 use tch::{Device as TDevice, Kind, Tensor};
 use thunder_distributed::{broadcast_parameters, ddp_backward, DdpOptions};
 use thunder_executors::{ExecutionPlan, TorchExecutor};
 use thunder_ir::programs::{self, LlamaDims};
-use thunder_ir::{parse_trace, DistOp, Op, Trace};
-
-fn check_golden(name: &str, t: &Trace) {
-    let text = t.to_python();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{name}.py"));
-    if std::env::var_os("THUNDER_BLESS").is_some() {
-        std::fs::write(&path, &text).expect("write golden file");
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; bless with THUNDER_BLESS=1", path.display()));
-    assert!(
-        want == text,
-        "{} differs from the printed trace; re-bless with THUNDER_BLESS=1 if intended",
-        path.display()
-    );
-    assert_eq!(&parse_trace(&want).expect("parses"), t);
-}
+use thunder_ir::{DistOp, Op, Trace};
 
 fn block_fb() -> thunder_transforms::ForwardBackward {
     let block = programs::llama_block(&LlamaDims::tiny()).unwrap();
@@ -160,63 +145,6 @@ fn the_parameter_broadcast_copies_rank_zeros_values_into_each_parameter() {
     assert!(t.outputs.is_empty());
 }
 
-/// `mean(llama_block(x))` for a batch of `batch`.
-fn block_loss(batch: usize) -> Trace {
-    let block = programs::llama_block(&LlamaDims {
-        batch,
-        ..LlamaDims::tiny()
-    })
-    .unwrap();
-    let mut b = thunder_ir::TraceBuilder::new("block_loss");
-    let mut m = std::collections::HashMap::new();
-    for &i in &block.inputs {
-        m.insert(
-            i,
-            b.input(block.name_of(i), block.tensor(i).unwrap().clone())
-                .unwrap(),
-        );
-    }
-    for s in &block.bound_symbols {
-        let args = s
-            .args
-            .iter()
-            .map(|a| match a {
-                thunder_ir::Arg::Value(v) => thunder_ir::Arg::Value(m[v]),
-                thunder_ir::Arg::List(l) => thunder_ir::Arg::List(l.iter().map(|v| m[v]).collect()),
-                o => o.clone(),
-            })
-            .collect();
-        for (o, n) in s
-            .outputs
-            .iter()
-            .zip(b.call(s.op, args, s.attrs.clone()).unwrap())
-        {
-            m.insert(*o, n);
-        }
-    }
-    let loss = b.mean(m[&block.outputs[0]], &[], false).unwrap();
-    b.build(&[loss]).unwrap()
-}
-
-/// Runs forward then backward (cotangent 1) of `fb` on `ins` with `execs`; the gradients.
-pub fn grads(
-    fb: &thunder_transforms::ForwardBackward,
-    backward: &Trace,
-    ins: &[Tensor],
-    execs: &[&dyn thunder_executors::Executor],
-) -> Vec<Tensor> {
-    let fw = ExecutionPlan::compile(&fb.forward, &[&TorchExecutor::new()])
-        .unwrap()
-        .run_tensors(ins)
-        .unwrap();
-    let mut bw: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
-    bw.push(Tensor::from(1.0f32));
-    ExecutionPlan::compile(backward, execs)
-        .unwrap()
-        .run_tensors(&bw)
-        .unwrap()
-}
-
 #[test]
 fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
     let full = block_loss(2);
@@ -247,7 +175,12 @@ fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
             Tensor::randn(shape.as_slice(), (Kind::Float, TDevice::Cpu)) * 0.5
         })
         .collect();
-    let want = grads(&fb_full, &fb_full.backward, &ins, &[&TorchExecutor::new()]);
+    let want = grads(
+        &fb_full.forward,
+        &fb_full.backward,
+        &ins,
+        &[&TorchExecutor::new()],
+    );
     let group =
         thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60));
     let ranks: Vec<Vec<Tensor>> = std::thread::scope(|s| {
@@ -258,7 +191,7 @@ fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
                 let (fb_half, ddp, group) = (&fb_half, &ddp, &group);
                 s.spawn(move || {
                     let lb = group.executor(r as usize);
-                    grads(fb_half, ddp, &mine, &[&lb, &TorchExecutor::new()])
+                    grads(&fb_half.forward, ddp, &mine, &[&lb, &TorchExecutor::new()])
                 })
             })
             .collect();

@@ -1,0 +1,83 @@
+//! Helpers shared by the DDP and FSDP tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use tch::Tensor;
+use thunder_executors::ExecutionPlan;
+use thunder_ir::programs::{self, LlamaDims};
+use thunder_ir::{parse_trace, Trace};
+
+pub fn check_golden(name: &str, t: &Trace) {
+    let text = t.to_python();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.py"));
+    if std::env::var_os("THUNDER_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write golden file");
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; bless with THUNDER_BLESS=1", path.display()));
+    assert!(
+        want == text,
+        "{} differs from the printed trace; re-bless with THUNDER_BLESS=1 if intended",
+        path.display()
+    );
+    assert_eq!(&parse_trace(&want).expect("parses"), t);
+}
+
+/// `mean(llama_block(x))` for a batch of `batch`.
+pub fn block_loss(batch: usize) -> Trace {
+    let block = programs::llama_block(&LlamaDims {
+        batch,
+        ..LlamaDims::tiny()
+    })
+    .unwrap();
+    let mut b = thunder_ir::TraceBuilder::new("block_loss");
+    let mut m = std::collections::HashMap::new();
+    for &i in &block.inputs {
+        m.insert(
+            i,
+            b.input(block.name_of(i), block.tensor(i).unwrap().clone())
+                .unwrap(),
+        );
+    }
+    for s in &block.bound_symbols {
+        let args = s
+            .args
+            .iter()
+            .map(|a| match a {
+                thunder_ir::Arg::Value(v) => thunder_ir::Arg::Value(m[v]),
+                thunder_ir::Arg::List(l) => thunder_ir::Arg::List(l.iter().map(|v| m[v]).collect()),
+                o => o.clone(),
+            })
+            .collect();
+        for (o, n) in s
+            .outputs
+            .iter()
+            .zip(b.call(s.op, args, s.attrs.clone()).unwrap())
+        {
+            m.insert(*o, n);
+        }
+    }
+    let loss = b.mean(m[&block.outputs[0]], &[], false).unwrap();
+    b.build(&[loss]).unwrap()
+}
+
+/// Runs `forward` then `backward` (cotangent 1) on `ins` with `execs`; the gradients.
+pub fn grads(
+    forward: &Trace,
+    backward: &Trace,
+    ins: &[Tensor],
+    execs: &[&dyn thunder_executors::Executor],
+) -> Vec<Tensor> {
+    let fw = ExecutionPlan::compile(forward, execs)
+        .unwrap()
+        .run_tensors(ins)
+        .unwrap();
+    let mut bw: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
+    bw.push(Tensor::from(1.0f32));
+    ExecutionPlan::compile(backward, execs)
+        .unwrap()
+        .run_tensors(&bw)
+        .unwrap()
+}
