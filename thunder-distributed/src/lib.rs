@@ -9,7 +9,10 @@
 //! - [`fsdp`]: the FSDP transform (ZeRO-2 and ZeRO-3: bucketed, prefetched parameter
 //!   all-gathers; bucketed gradient reduce-scatters) and the sharding helpers;
 //! - [`loopback`]: collectives between threads of one process, to test the transforms on the
-//!   CPU with several ranks.
+//!   CPU with several ranks;
+//! - `nccl` and `nccl_executor` (feature `cuda`): NCCL loaded from the PyTorch wheel, a
+//!   non-blocking communicator with deadlines, and the executor that runs `dist.*` ops on CUDA
+//!   tensors (asynchronous ones on a communication stream), with a watchdog.
 //!
 //! The collective ops themselves (`dist.all_reduce`, ...) are thunder-ir ops
 //! ([`thunder_ir::DistOp`]).
@@ -22,6 +25,10 @@ pub mod env;
 pub mod error;
 pub mod fsdp;
 pub mod loopback;
+#[cfg(feature = "cuda")]
+pub mod nccl;
+#[cfg(feature = "cuda")]
+pub mod nccl_executor;
 pub mod rendezvous;
 
 pub use ddp::{broadcast_parameters, ddp_backward, DdpOptions};

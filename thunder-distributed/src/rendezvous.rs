@@ -361,3 +361,44 @@ impl Rendezvous {
         Ok(())
     }
 }
+
+/// Which peers' rendezvous connections have closed: a rank that died closes its socket (the
+/// OS does it for a killed process). Rank 0 sees every rank; the others see rank 0.
+#[derive(Debug)]
+pub struct Liveness {
+    peers: Vec<(usize, TcpStream)>,
+}
+
+impl Liveness {
+    /// The ranks whose connection is closed, in order.
+    pub fn gone(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (r, s) in &self.peers {
+            if s.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let mut b = [0u8; 1];
+            match s.peek(&mut b) {
+                Ok(0) => out.push(*r),
+                Err(e) if e.kind() != ErrorKind::WouldBlock => out.push(*r),
+                _ => {}
+            }
+            let _ = s.set_nonblocking(false);
+        }
+        out
+    }
+}
+
+impl Rendezvous {
+    /// A probe of the peers' connections (for error messages that name a dead rank).
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            peers: self
+                .peers
+                .iter()
+                .enumerate()
+                .filter_map(|(r, s)| Some((r, s.as_ref()?.try_clone().ok()?)))
+                .collect(),
+        }
+    }
+}

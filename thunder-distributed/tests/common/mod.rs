@@ -27,8 +27,14 @@ pub fn check_golden(name: &str, t: &Trace) {
 
 /// `mean(llama_block(x))` for a batch of `batch`.
 pub fn block_loss(batch: usize) -> Trace {
+    block_loss_on(batch, thunder_ir::Device::Cpu)
+}
+
+/// `mean(llama_block(x))` for a batch of `batch` on `device`.
+pub fn block_loss_on(batch: usize, device: thunder_ir::Device) -> Trace {
     let block = programs::llama_block(&LlamaDims {
         batch,
+        device,
         ..LlamaDims::tiny()
     })
     .unwrap();

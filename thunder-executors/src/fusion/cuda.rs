@@ -209,7 +209,7 @@ fn compile_ptx_uncached(
 }
 
 /// The device's primary context (PyTorch's), made current on this thread.
-pub(crate) fn enter_device(index: i32) -> std::result::Result<dsys::CUcontext, String> {
+pub fn enter_device(index: i32) -> std::result::Result<dsys::CUcontext, String> {
     static CTX: OnceLock<Mutex<HashMap<i32, usize>>> = OnceLock::new();
     let map = CTX.get_or_init(Default::default);
     let mut m = map.lock().map_err(|e| e.to_string())?;
@@ -252,7 +252,7 @@ fn arch_of(index: i32) -> std::result::Result<&'static str, String> {
 type StreamFn = unsafe extern "C" fn(i32, *mut *mut c_void) -> i32;
 
 /// PyTorch's current stream on device `index` (libtorch_cuda's `aoti_torch_get_current_cuda_stream`).
-pub(crate) fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
+pub fn current_stream(index: i32) -> std::result::Result<dsys::CUstream, String> {
     static F: OnceLock<std::result::Result<StreamFn, String>> = OnceLock::new();
     let f = F
         .get_or_init(|| {

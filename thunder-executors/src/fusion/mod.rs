@@ -20,7 +20,7 @@ pub use partition::{partition, Region, Schedule};
 #[cfg(feature = "cuda")]
 pub mod cuda;
 #[cfg(feature = "cuda")]
-pub use cuda::{compile_ptx, device_name, toolchain, FusionExecutor};
+pub use cuda::{compile_ptx, current_stream, device_name, enter_device, toolchain, FusionExecutor};
 #[cfg(feature = "cuda")]
 pub mod xent;
 #[cfg(feature = "cuda")]

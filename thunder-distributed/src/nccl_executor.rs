@@ -1,0 +1,372 @@
+//! Runs `dist.*` ops on CUDA tensors through NCCL.
+//!
+//! A synchronous collective runs on PyTorch's current stream. An asynchronous one runs on a
+//! communication stream of its own, after the current stream's work so far; its `dist.wait`
+//! makes the current stream wait for it (the host never blocks), and keeps the input alive
+//! until then (the caching allocator would otherwise hand its memory to the compute stream
+//! while NCCL still reads it).
+//!
+//! A watchdog thread checks that every collective finishes within the communicator's timeout.
+//! One that does not (a rank died or hangs) aborts the communicator, prints which collective
+//! and which rank, and ends the process with exit status 1: never an endless hang.
+
+use crate::nccl::{nccl_dtype, Communicator, RedOp};
+use cudarc::driver::{result as drv, sys as dsys};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tch::{Device, Tensor};
+use thunder_executors::executor::{KArg, Outputs};
+use thunder_executors::fusion::{current_stream, enter_device};
+use thunder_executors::{Error as ExecError, Executor, Kernel, KernelError, RtValue};
+use thunder_ir::{Attr, BoundSymbol, DistOp, Op, Trace};
+
+struct Pending {
+    /// Kept alive until the wait.
+    _input: Tensor,
+    done: usize,
+}
+
+struct Inner {
+    comm: Arc<Communicator>,
+    comm_stream: usize,
+    /// Asynchronous collectives not yet waited for, by their output's data pointer.
+    pending: Mutex<HashMap<usize, Pending>>,
+    /// Every collective launched: its completion event, launch time and statement.
+    inflight: Mutex<VecDeque<(usize, Instant, String)>>,
+    /// Which ranks are gone, for the watchdog's message.
+    liveness: Mutex<Option<crate::rendezvous::Liveness>>,
+}
+
+// SAFETY: the raw CUDA handles are plain identifiers usable from any thread with the device's
+// context current; the maps are behind mutexes.
+unsafe impl Send for Inner {}
+// SAFETY: as above.
+unsafe impl Sync for Inner {}
+
+/// The executor of `dist.*` ops for one rank.
+#[derive(Clone)]
+pub struct NcclExecutor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NcclExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NcclExecutor({:?})", self.inner.comm)
+    }
+}
+
+fn event() -> Result<dsys::CUevent, KernelError> {
+    drv::event::create(dsys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+        .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))
+}
+
+impl NcclExecutor {
+    /// An executor over `comm`, with its communication stream and watchdog.
+    pub fn new(comm: Arc<Communicator>) -> Result<Self, String> {
+        enter_device(comm.device())?;
+        let s = drv::stream::create(drv::stream::StreamKind::NonBlocking)
+            .map_err(|e| format!("cuStreamCreate: {e:?}"))?;
+        let inner = Arc::new(Inner {
+            comm,
+            comm_stream: s as usize,
+            pending: Default::default(),
+            inflight: Default::default(),
+            liveness: Default::default(),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("thunder-nccl-watchdog".into())
+            .spawn(move || watchdog(weak))
+            .map_err(|e| format!("cannot start the NCCL watchdog: {e}"))?;
+        Ok(NcclExecutor { inner })
+    }
+
+    /// Lets the watchdog name the ranks whose rendezvous connection closed.
+    pub fn watch_peers(&self, liveness: crate::rendezvous::Liveness) {
+        *self
+            .inner
+            .liveness
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(liveness);
+    }
+
+    /// The communicator.
+    pub fn communicator(&self) -> &Arc<Communicator> {
+        &self.inner.comm
+    }
+}
+
+/// Polls the collectives in flight; aborts and exits when one is late.
+fn watchdog(inner: Weak<Inner>) {
+    let mut entered = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(inner) = inner.upgrade() else { return };
+        if !entered {
+            if enter_device(inner.comm.device()).is_err() {
+                return;
+            }
+            entered = true;
+        }
+        let timeout = inner.comm.timeout();
+        let mut q = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((ev, at, what)) = q.front() {
+            // SAFETY: an event created by this executor and not yet destroyed.
+            match unsafe { drv::event::query(*ev as dsys::CUevent) } {
+                Ok(()) => {
+                    // SAFETY: done with it.
+                    let _ = unsafe { drv::event::destroy(*ev as dsys::CUevent) };
+                    q.pop_front();
+                }
+                Err(_) if at.elapsed() > timeout => {
+                    let (rank, world) = (inner.comm.rank(), inner.comm.world_size());
+                    inner.comm.abort();
+                    let gone = inner
+                        .liveness
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .map(|l| l.gone())
+                        .unwrap_or_default();
+                    let who = match gone.as_slice() {
+                        [] => "another rank died or hangs (its log says why)".to_string(),
+                        [r] => format!("rank {r} is gone (its connection closed)"),
+                        rs => format!(
+                            "ranks {} are gone (their connections closed)",
+                            rs.iter()
+                                .map(|r| r.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    eprintln!(
+                        "thunder-distributed: rank {rank} of {world}: `{what}` did not finish \
+                         within {:.0} s: {who}; the NCCL communicator was aborted and this \
+                         rank exits",
+                        timeout.as_secs_f64()
+                    );
+                    std::process::exit(1);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn input<'a>(args: &thunder_executors::Args<'a>) -> Result<&'a Tensor, KernelError> {
+    match args.get(0)? {
+        KArg::Value(RtValue::Tensor(t)) => Ok(t),
+        _ => Err(KernelError("a collective takes a tensor".into())),
+    }
+}
+
+impl Executor for NcclExecutor {
+    fn name(&self) -> &'static str {
+        "nccl"
+    }
+
+    fn claims(&self, trace: &Trace, bsym: &BoundSymbol) -> bool {
+        let Op::Dist(d) = bsym.op else { return false };
+        let on_device = bsym
+            .args
+            .first()
+            .and_then(|a| a.as_value())
+            .is_some_and(|v| {
+                trace.tensor(v).is_some_and(|t| {
+                    t.device == thunder_ir::Device::Cuda(self.inner.comm.device() as _)
+                        && nccl_dtype(t.dtype).is_some()
+                })
+            });
+        on_device
+            && (d == DistOp::Wait
+                || d.world_size(&bsym.attrs) == Some(self.inner.comm.world_size()))
+    }
+
+    fn compile(&self, trace: &Trace, bsym: &BoundSymbol) -> thunder_executors::Result<Kernel> {
+        let statement = thunder_ir::printer::statement(trace, bsym);
+        let bad = |m: &str| ExecError::Compile {
+            executor: "nccl",
+            statement: statement.clone(),
+            message: m.to_string(),
+        };
+        let Op::Dist(op) = bsym.op else {
+            return Err(bad("not a collective"));
+        };
+        let meta = bsym
+            .args
+            .first()
+            .and_then(|a| a.as_value())
+            .and_then(|v| trace.tensor(v))
+            .ok_or_else(|| bad("the operand is not a tensor"))?;
+        let dtype = nccl_dtype(meta.dtype).ok_or_else(|| bad("NCCL has no such dtype"))?;
+        let out_shape: Vec<i64> = bsym
+            .outputs
+            .first()
+            .and_then(|&o| trace.tensor(o))
+            .map(|t| t.shape.sizes().iter().map(|&d| d as i64).collect())
+            .ok_or_else(|| bad("no tensor output"))?;
+        let reduction = match bsym.attrs.first() {
+            Some(Attr::Str(s)) => RedOp::parse(s),
+            _ => None,
+        };
+        let root = match bsym.attrs.first() {
+            Some(Attr::Int(r)) => *r as usize,
+            _ => 0,
+        };
+        let is_async = op.is_async(&bsym.attrs);
+        let inner = Arc::clone(&self.inner);
+        let dev = inner.comm.device();
+        let kind = thunder_executors::convert::kind(meta.dtype);
+        if matches!(op, DistOp::AllReduce | DistOp::ReduceScatter) && reduction.is_none() {
+            return Err(bad("unknown reduction"));
+        }
+        Ok(Box::new(move |args| {
+            let t = input(args)?;
+            if t.device() != Device::Cuda(dev as usize) {
+                return Err(KernelError(format!(
+                    "{statement}: the tensor is on {:?}, this rank's NCCL communicator on cuda:{dev}",
+                    t.device()
+                )));
+            }
+            let cur = current_stream(dev).map_err(KernelError)? as usize;
+            if op == DistOp::Wait {
+                let p = inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(t.data_ptr() as usize));
+                if let Some(p) = p {
+                    // SAFETY: live stream and event handles.
+                    unsafe {
+                        drv::stream::wait_event(
+                            cur as dsys::CUstream,
+                            p.done as dsys::CUevent,
+                            dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+                        )
+                    }
+                    .map_err(|e| KernelError(format!("cuStreamWaitEvent: {e:?}")))?;
+                    // SAFETY: destruction is deferred until the event completes.
+                    let _ = unsafe { drv::event::destroy(p.done as dsys::CUevent) };
+                }
+                let mut o = Outputs::new();
+                o.push(RtValue::Tensor(t.shallow_clone()));
+                return Ok(o);
+            }
+            let t = t.f_contiguous()?;
+            let out = Tensor::f_empty(out_shape.as_slice(), (kind, Device::Cuda(dev as usize)))?;
+            let stream = if is_async {
+                let ready = event()?;
+                // SAFETY: live handles; the comm stream starts after the current stream's work.
+                unsafe {
+                    drv::event::record(ready, cur as dsys::CUstream)
+                        .and_then(|_| {
+                            drv::stream::wait_event(
+                                inner.comm_stream as dsys::CUstream,
+                                ready,
+                                dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+                            )
+                        })
+                        .map_err(|e| KernelError(format!("ordering the streams: {e:?}")))?;
+                    let _ = drv::event::destroy(ready);
+                }
+                inner.comm_stream
+            } else {
+                cur
+            };
+            let n = t.numel();
+            let (send, recv) = (t.data_ptr() as *const _, out.data_ptr());
+            let s = stream as *mut std::ffi::c_void;
+            let comm = &inner.comm;
+            // SAFETY: contiguous CUDA tensors of the sizes the meta function computed, alive
+            // until the collective completes (the input via `pending`, or stream order).
+            unsafe {
+                match op {
+                    DistOp::AllReduce => comm.all_reduce(
+                        send,
+                        recv,
+                        n,
+                        dtype,
+                        reduction.unwrap_or(RedOp::Sum),
+                        s,
+                        &statement,
+                    ),
+                    DistOp::AllGather => comm.all_gather(send, recv, n, dtype, s, &statement),
+                    DistOp::ReduceScatter => comm.reduce_scatter(
+                        send,
+                        recv,
+                        n / comm.world_size(),
+                        dtype,
+                        reduction.unwrap_or(RedOp::Sum),
+                        s,
+                        &statement,
+                    ),
+                    DistOp::Broadcast => comm.broadcast(send, recv, n, dtype, root, s, &statement),
+                    DistOp::Wait => Ok(()),
+                }
+            }
+            .map_err(KernelError)?;
+            let watched = event()?;
+            // SAFETY: live handles.
+            unsafe { drv::event::record(watched, stream as dsys::CUstream) }
+                .map_err(|e| KernelError(format!("cuEventRecord: {e:?}")))?;
+            inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back((watched as usize, Instant::now(), statement.clone()));
+            if is_async {
+                let done = event()?;
+                // SAFETY: live handles.
+                unsafe { drv::event::record(done, stream as dsys::CUstream) }
+                    .map_err(|e| KernelError(format!("cuEventRecord: {e:?}")))?;
+                inner
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        out.data_ptr() as usize,
+                        Pending {
+                            _input: t,
+                            done: done as usize,
+                        },
+                    );
+            }
+            let mut o = Outputs::new();
+            o.push(RtValue::Tensor(out));
+            Ok(o)
+        }))
+    }
+}
+
+/// Joins the job's NCCL communicator: rank 0 makes the unique id and the rendezvous hands it
+/// to the others. `device`: this rank's CUDA device (usually its local rank).
+pub fn communicator(
+    rdv: &mut crate::Rendezvous,
+    device: i32,
+    timeout: Duration,
+) -> Result<Arc<Communicator>, String> {
+    let id = if rdv.rank() == 0 {
+        crate::nccl::unique_id()?.internal.to_vec()
+    } else {
+        Vec::new()
+    };
+    let bytes = rdv
+        .broadcast(&id, "the NCCL unique id")
+        .map_err(|e| e.to_string())?;
+    let mut uid = crate::nccl::UniqueId { internal: [0; 128] };
+    if bytes.len() != 128 {
+        return Err(format!(
+            "rank 0 sent an NCCL unique id of {} bytes, not 128",
+            bytes.len()
+        ));
+    }
+    uid.internal.copy_from_slice(&bytes);
+    Ok(Arc::new(Communicator::new(
+        &uid,
+        rdv.rank(),
+        rdv.world_size(),
+        device,
+        timeout,
+    )?))
+}
