@@ -139,6 +139,30 @@ struct Llama2Args {
     /// Write every trace of the compiled step (Python) into this folder.
     #[arg(long)]
     print_traces: Option<PathBuf>,
+    /// Data parallel: every GPU holds the model and trains on its own micro-batch; gradients
+    /// are averaged (thunder: bucketed all-reduce overlapped with the backward).
+    #[arg(long, conflicts_with = "fsdp")]
+    ddp: bool,
+    /// Fully sharded data parallel: parameters (ZeRO-3), gradients and AdamW state sharded
+    /// over the GPUs.
+    #[arg(long)]
+    fsdp: bool,
+    /// The ZeRO stage of --fsdp: 2 (gradients and optimizer state sharded) or 3 (parameters
+    /// too).
+    #[arg(long, requires = "fsdp", value_parser = clap::value_parser!(u8).range(2..=3))]
+    zero: Option<u8>,
+    /// Launch this many local processes, one GPU each (with --ddp or --fsdp). Under torchrun
+    /// or SLURM (RANK/WORLD_SIZE or SLURM_PROCID set) each process is a rank instead.
+    #[arg(long)]
+    gpus: Option<usize>,
+    /// With --gpus: skip the single-GPU thunder run that the scaling efficiency is measured
+    /// against (for models that do not fit one GPU).
+    #[arg(long)]
+    no_baseline: bool,
+    /// Seconds a rank waits for the others (rendezvous, NCCL setup, each collective) before it
+    /// fails naming the rank that is missing.
+    #[arg(long, default_value_t = 300)]
+    dist_timeout: u64,
     /// Time every instruction of the compiled step's first step and of one more step after the
     /// timed ones (each followed by a device synchronization), and write a summary into this
     /// folder (first_step.txt, step.txt).
@@ -259,8 +283,54 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The roles a `thunder-bench llama2` process plays in a `--gpus N` run.
+const ROLE_VAR: &str = "THUNDER_BENCH_ROLE";
+const OUT_VAR: &str = "THUNDER_BENCH_OUT";
+
 fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = llama::parse_device(&a.device)?;
+    use thunder_bench::llama::dist::{Dist, Parallel};
+    let parallel = match (a.ddp, a.fsdp, a.zero) {
+        (true, _, _) => Some(Parallel::Ddp),
+        (_, true, Some(2)) => Some(Parallel::Fsdp(thunder_distributed::Zero::Two)),
+        (_, true, _) => Some(Parallel::Fsdp(thunder_distributed::Zero::Three)),
+        _ => None,
+    };
+    let role = std::env::var(ROLE_VAR).unwrap_or_default();
+    let env = thunder_distributed::DistEnv::from_env()?;
+    if role.is_empty() && env.is_none() {
+        if let Some(n) = a.gpus.filter(|_| parallel.is_some()) {
+            return launch(&a, n);
+        }
+        if a.gpus.is_some() {
+            return Err("--gpus needs --ddp or --fsdp".into());
+        }
+    }
+    let parallel = if role == "baseline" { None } else { parallel };
+    let env = if role == "baseline" { None } else { env };
+    if env.is_some() && parallel.is_none() {
+        return Err("RANK/WORLD_SIZE (torchrun) or SLURM_PROCID are set: add --ddp or --fsdp, or unset them".into());
+    }
+    if parallel.is_some() && env.is_none() {
+        return Err(
+            "--ddp/--fsdp without --gpus needs a launcher (torchrun, SLURM); add --gpus N".into(),
+        );
+    }
+    let device = match &env {
+        Some(e) => {
+            let d = llama::parse_device(&format!("cuda:{}", e.local_rank))
+                .map_err(|err| format!("rank {} (LOCAL_RANK {}): {err}", e.rank, e.local_rank))?;
+            d
+        }
+        None => llama::parse_device(&a.device)?,
+    };
+    let dist = match (&env, parallel) {
+        (Some(e), Some(p)) => Some(Dist::join(
+            p,
+            e,
+            std::time::Duration::from_secs(a.dist_timeout),
+        )?),
+        _ => None,
+    };
     let name = match (a.model.as_str(), device) {
         ("auto", Device::Cpu) => "llama2-tiny",
         ("auto", Device::Cuda(_)) => "llama2-7b",
@@ -294,7 +364,7 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         (None, Device::Cpu) => DType::F32,
         (None, Device::Cuda(_)) => DType::BF16,
     };
-    let opts = llama::Options {
+    let mut opts = llama::Options {
         seq_len: a.seq_len.unwrap_or(config.seq_len),
         config,
         micro_batch: a.micro_batch,
@@ -312,11 +382,21 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         lr: a.lr,
         print_traces: a.print_traces,
         profile: a.profile,
-        progress: std::io::stderr().is_terminal(),
+        progress: std::io::stderr().is_terminal() && dist.as_ref().is_none_or(|d| d.rank == 0),
     };
-    let report = llama::run(&opts)?;
-    println!("{}", report.table());
-    if let Some(path) = &a.json {
+    if role == "baseline" {
+        opts.modes = vec![Mode::Thunder];
+    }
+    let report = llama::run_with(&opts, dist.as_ref())?;
+    let rank0 = dist.as_ref().is_none_or(|d| d.rank == 0);
+    if rank0 && role != "baseline" {
+        println!("{}", report.table());
+    }
+    if let Some(path) = std::env::var_os(OUT_VAR).filter(|_| rank0) {
+        std::fs::write(&path, report.to_json())
+            .map_err(|e| format!("writing {}: {e}", PathBuf::from(&path).display()))?;
+    }
+    if let Some(path) = a.json.as_ref().filter(|_| rank0 && role != "baseline") {
         std::fs::write(path, report.to_json())
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
@@ -325,6 +405,133 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     report.check_losses(dtype)?;
     Ok(())
+}
+
+/// `--gpus N`: the single-GPU thunder baseline (unless `--no-baseline`), then `n` ranks, each
+/// a child process of this binary with torchrun's variables; then the scaling table.
+fn launch(a: &Llama2Args, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use std::process::Command;
+    let have = tch::Cuda::device_count() as usize;
+    if n == 0 || n > have {
+        return Err(
+            format!("--gpus {n}: this machine has {have} CUDA devices; give 1..={have}").into(),
+        );
+    }
+    let exe = std::env::current_exe()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = std::env::temp_dir().join(format!("thunder-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let read = |p: &std::path::Path| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+    };
+    let mut baseline = None;
+    if !a.no_baseline {
+        eprintln!("thunder-bench: the single-GPU thunder run (the scaling baseline) on cuda:0");
+        let out = dir.join("baseline.json");
+        let st = Command::new(&exe)
+            .args(&args)
+            .env(ROLE_VAR, "baseline")
+            .env(OUT_VAR, &out)
+            .env("CUDA_VISIBLE_DEVICES", first_visible_device())
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !st.success() {
+            return Err(
+                "the single-GPU baseline failed (see above); --no-baseline skips it".into(),
+            );
+        }
+        baseline = read(&out);
+    }
+    let port = match std::env::var("MASTER_PORT") {
+        Ok(p) => p,
+        Err(_) => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+            .to_string(),
+    };
+    eprintln!(
+        "thunder-bench: {n} ranks on cuda:0..{}, rendezvous at 127.0.0.1:{port}",
+        n - 1
+    );
+    let out = dir.join("rank0.json");
+    let mut kids = Vec::with_capacity(n);
+    for r in 0..n {
+        kids.push(
+            Command::new(&exe)
+                .args(&args)
+                .env(ROLE_VAR, "rank")
+                .env(OUT_VAR, &out)
+                .env("RANK", r.to_string())
+                .env("WORLD_SIZE", n.to_string())
+                .env("LOCAL_RANK", r.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .spawn()?,
+        );
+    }
+    let mut failed = Vec::new();
+    for (r, mut k) in kids.into_iter().enumerate() {
+        let st = k.wait()?;
+        if !st.success() {
+            failed.push(format!("rank {r} {st}"));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(format!("{} (their messages are above)", failed.join(", ")).into());
+    }
+    if let (Some(b), Some(d)) = (baseline, read(&out)) {
+        println!("{}", scaling_table(&b, &d, n));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The first device of `CUDA_VISIBLE_DEVICES` (or 0), for the single-GPU baseline.
+fn first_visible_device() -> String {
+    std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .and_then(|v| v.split(',').next().map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "0".into())
+}
+
+/// Tokens/s per GPU against the single-GPU thunder run.
+fn scaling_table(base: &serde_json::Value, dist: &serde_json::Value, n: usize) -> String {
+    let tok = |r: &serde_json::Value, mode: &str| {
+        r["modes"].as_array()?.iter().find(|m| m["mode"] == mode)?["tokens_per_s"].as_f64()
+    };
+    let one = tok(base, "thunder");
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "mode",
+        "GPUs",
+        "tokens/s per GPU",
+        "tokens/s total",
+        "scaling efficiency",
+    ]);
+    if let Some(x) = one {
+        t.add_row(vec![
+            "thunder".into(),
+            "1".into(),
+            format!("{x:.0}"),
+            format!("{x:.0}"),
+            "-".into(),
+        ]);
+    }
+    for mode in ["eager", "thunder"] {
+        if let Some(x) = tok(dist, mode) {
+            let eff = one.map_or_else(|| "-".into(), |o| format!("{:.1}%", 100.0 * x / o));
+            t.add_row(vec![
+                mode.to_string(),
+                n.to_string(),
+                format!("{x:.0}"),
+                format!("{:.0}", x * n as f64),
+                eff,
+            ]);
+        }
+    }
+    format!("scaling against the single-GPU thunder run (same per-GPU micro-batch):\n{t}")
 }
 
 fn without_decompositions(t: &Trace) -> String {

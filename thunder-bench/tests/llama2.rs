@@ -154,3 +154,80 @@ fn every_layer_shares_the_first_layers_kernels() {
     assert!(r8 > 3 * r4 / 2, "{r4} {r8}");
     assert!(s8 <= s4, "4 layers: {s4} kernel sources, 8 layers: {s8}");
 }
+
+/// `thunder-bench llama2 ARGS` with `env`: (success, stderr).
+fn bench(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_thunder-bench"));
+    c.arg("llama2").args(args);
+    for v in [
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "SLURM_PROCID",
+        "THUNDER_BENCH_ROLE",
+    ] {
+        c.env_remove(v);
+    }
+    c.envs(env.iter().copied());
+    let out = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn distributed_options_that_cannot_work_are_one_line_errors() {
+    let n = tch::Cuda::device_count();
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, String);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--fsdp".into()],
+            vec![],
+            "--ddp/--fsdp without --gpus needs a launcher (torchrun, SLURM); add --gpus N".into(),
+        ),
+        (
+            vec!["--gpus".into(), "2".into()],
+            vec![],
+            "--gpus needs --ddp or --fsdp".into(),
+        ),
+        (
+            vec!["--ddp".into(), "--gpus".into(), (n + 1).to_string()],
+            vec![],
+            format!("this machine has {n} CUDA devices"),
+        ),
+        (
+            vec![],
+            vec![
+                ("RANK", "0"),
+                ("WORLD_SIZE", "2"),
+                ("LOCAL_RANK", "0"),
+                ("MASTER_ADDR", "localhost"),
+                ("MASTER_PORT", "29511"),
+            ],
+            "add --ddp or --fsdp, or unset them".into(),
+        ),
+        (
+            vec!["--ddp".into()],
+            vec![("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")],
+            "MASTER_ADDR is not set".into(),
+        ),
+    ];
+    for (args, env, want) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, err) = bench(&a, &env);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // clap's own checks.
+    let (ok, err) = bench(&["--zero", "3"], &[]);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(!ok && err.contains("--fsdp"), "{err}");
+    let (ok, err) = bench(&["--ddp", "--fsdp"], &[]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}

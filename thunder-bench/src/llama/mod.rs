@@ -8,6 +8,7 @@
 //! step by step within the dtype's tolerance, or the run fails.
 
 pub mod config;
+pub mod dist;
 pub mod model;
 pub mod train;
 
@@ -257,6 +258,8 @@ pub struct ModeReport {
 /// The whole run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// Distributed: how (DDP, FSDP ZeRO-2/3) and over how many GPUs (this is rank 0's report).
+    pub parallel: Option<(String, usize)>,
     /// The model.
     pub config: Config,
     /// Parameters (embedding included).
@@ -313,6 +316,12 @@ fn oom(e: &BenchError) -> bool {
 /// Runs the modes; the report holds every measurement (checked for divergence by
 /// [`Report::check_losses`]).
 pub fn run(o: &Options) -> Result<Report, BenchError> {
+    run_with(o, None)
+}
+
+/// [`run`] as one rank of a data-parallel job (`dist`): each rank trains on its own batch
+/// (the seed plus its rank); the report is this rank's.
+pub fn run_with(o: &Options, dist: Option<&dist::Dist>) -> Result<Report, BenchError> {
     let c = &o.config;
     c.validate()?;
     if o.micro_batch == 0 || o.seq_len == 0 || o.steps == 0 {
@@ -328,7 +337,15 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
             .map_or_else(|| format!("cuda:{i}"), |n| format!("{n} (cuda:{i})")),
     };
     let specs = model::param_specs(c);
-    let batch = train::batch(c, o.micro_batch, o.seq_len, o.dtype, o.device, o.seed)?;
+    let rank = dist.map_or(0, |d| d.rank as i64);
+    let batch = train::batch(
+        c,
+        o.micro_batch,
+        o.seq_len,
+        o.dtype,
+        o.device,
+        o.seed.wrapping_add(rank),
+    )?;
     let tokens = (o.micro_batch * o.seq_len) as f64;
     let flops_per_step = c.flops_per_token(o.seq_len) * tokens;
     let peak = match o.dtype {
@@ -341,7 +358,16 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     );
     let mut modes = Vec::new();
     for &mode in &o.modes {
-        let r = run_mode(o, mode, &specs, &batch, &exec_refs, flops_per_step, peak);
+        let r = run_mode(
+            o,
+            mode,
+            &specs,
+            &batch,
+            &exec_refs,
+            flops_per_step,
+            peak,
+            dist,
+        );
         let r = r.map_err(|e| {
             if oom(&e) {
                 BenchError::OutOfMemory {
@@ -372,6 +398,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
         })
         .collect();
     Ok(Report {
+        parallel: dist.map(|d| (d.parallel.describe().to_string(), d.world)),
         config: c.clone(),
         params: c.params(),
         device: device_name,
@@ -386,6 +413,7 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_mode(
     o: &Options,
     mode: Mode,
@@ -394,6 +422,7 @@ fn run_mode(
     executors: &[&dyn Executor],
     flops_per_step: f64,
     peak: Option<f64>,
+    dist: Option<&dist::Dist>,
 ) -> Result<ModeReport, BenchError> {
     let c = &o.config;
     if let Device::Cuda(i) = o.device {
@@ -404,7 +433,14 @@ fn run_mode(
     let params = train::init_params(specs, o.dtype, o.device, o.seed)?;
     let t0 = Instant::now();
     let (mut trainer, saved): (Box<dyn Trainer>, Option<usize>) = match mode {
-        Mode::Eager => (Box::new(Eager::new(c, params, o.lr)?), None),
+        Mode::Eager => {
+            let e = Eager::new(c, params, o.lr)?;
+            let e = match dist {
+                Some(d) => e.with_grad_all_reduce(std::sync::Arc::clone(d.comm())),
+                None => e,
+            };
+            (Box::new(e), None)
+        }
         Mode::Thunder if o.profile.is_some() => {
             let compiled = Compiled::new(
                 c,
@@ -416,6 +452,7 @@ fn run_mode(
                 o.device,
                 executors,
                 o.lr,
+                dist,
             )?;
             let saved = compiled.saved_bytes();
             (Box::new(Profiled::new(compiled, o)), Some(saved))
@@ -431,6 +468,7 @@ fn run_mode(
                 o.device,
                 executors,
                 o.lr,
+                dist,
             )?;
             if let Some(dir) = &o.print_traces {
                 write_traces(dir, &compiled)?;
@@ -720,6 +758,10 @@ impl Report {
         } else {
             format!("{:.2}M", self.params as f64 / 1e6)
         };
+        let on = match &self.parallel {
+            Some((how, world)) => format!("{how} over {world} GPUs, per GPU: {}", self.device),
+            None => self.device.clone(),
+        };
         format!(
             "{} ({params} parameters: {} layers, hidden {}, {} heads, {} kv heads, intermediate {}, vocab {}) on {}, {}, micro-batch {} x seq {}, {} steps after {} warm-up\n{t}",
             c.name,
@@ -729,7 +771,7 @@ impl Report {
             c.kv_heads,
             c.intermediate,
             c.padded_vocab(),
-            self.device,
+            on,
             self.dtype,
             self.micro_batch,
             self.seq_len,

@@ -133,6 +133,8 @@ pub trait Trainer {
 /// `torch._fused_adamw_` for the update, gradients dropped after it (`zero_grad()`).
 pub struct Eager {
     c: Config,
+    /// Data parallel: the gradients are averaged over the ranks before the update.
+    comm: Option<std::sync::Arc<thunder_distributed::nccl::Communicator>>,
     params: Vec<Tensor>,
     exp_avgs: Vec<Tensor>,
     exp_avg_sqs: Vec<Tensor>,
@@ -156,6 +158,7 @@ impl Eager {
         let device = params[0].device();
         Ok(Eager {
             c: c.clone(),
+            comm: None,
             exp_avgs: zeros(&params)?,
             exp_avg_sqs: zeros(&params)?,
             params,
@@ -168,6 +171,15 @@ impl Eager {
                 weight_decay: o.weight_decay,
             },
         })
+    }
+
+    /// Data parallel over `comm`'s ranks: gradients all-reduced (averaged) before AdamW.
+    pub fn with_grad_all_reduce(
+        mut self,
+        comm: std::sync::Arc<thunder_distributed::nccl::Communicator>,
+    ) -> Self {
+        self.comm = Some(comm);
+        self
     }
 
     fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor, BenchError> {
@@ -254,6 +266,9 @@ impl Trainer for Eager {
         loss.f_backward()?;
         let _guard = tch::no_grad_guard();
         let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).collect();
+        if let Some(comm) = &self.comm {
+            super::dist::all_reduce_grads(comm, &grads)?;
+        }
         let _ = self.step.f_add_scalar_(1.0)?;
         shim::fused_adamw_(
             &refs(&self.params),
@@ -287,12 +302,20 @@ pub struct StepTraces {
 /// thunder: the loss trace split into forward and backward by the grad transform (with its
 /// min-cut rematerialization), and an AdamW trace that updates the parameters and moments in
 /// place; each compiled into an [`ExecutionPlan`] for the given executors.
+///
+/// Distributed (`dist`), the step is transformed by `thunder_distributed`: DDP all-reduces the
+/// gradients in buckets; FSDP shards them (and ZeRO-3 the parameters too), AdamW updates this
+/// rank's shards, and ZeRO-2 gathers the updated shards into the full parameters after it.
 pub struct Compiled {
-    /// The plans: forward, backward, AdamW.
-    pub plans: [ExecutionPlan; 3],
+    /// The plans: forward, backward, AdamW, and (ZeRO-2) the parameter gather.
+    pub plans: Vec<ExecutionPlan>,
     /// The traces they run.
     pub traces: StepTraces,
+    /// What AdamW updates: the parameters, or this rank's shards of them (FSDP).
     params: Vec<Tensor>,
+    /// ZeRO-2: the full parameters the forward and backward read.
+    full: Vec<Tensor>,
+    zero: Option<thunder_distributed::Zero>,
     exp_avgs: Vec<Tensor>,
     exp_avg_sqs: Vec<Tensor>,
     step: Tensor,
@@ -312,19 +335,77 @@ impl Compiled {
         device: Device,
         executors: &[&dyn Executor],
         lr: f64,
+        dist: Option<&super::dist::Dist>,
     ) -> Result<Self, BenchError> {
+        use super::dist::Parallel;
+        use thunder_distributed as td;
         let loss = model::loss_trace(c, micro_batch, seq, dtype, device)?;
         let wrt = loss.inputs[DATA_INPUTS..].to_vec();
         let fb = thunder_transforms::forward_backward(&loss, &wrt)?;
-        let shapes: Vec<(DType, Vec<usize>)> =
-            specs.iter().map(|p| (dtype, p.shape.clone())).collect();
+        let mut execs: Vec<&dyn Executor> = Vec::with_capacity(executors.len() + 1);
+        if let Some(d) = dist {
+            execs.push(&d.nccl);
+        }
+        execs.extend_from_slice(executors);
+        let dist_err =
+            |e: td::TraceError| BenchError::Kernel(format!("distributing the step: {e}"));
+        let (forward, backward, shards, zero) = match dist.map(|d| (d.parallel, d.world)) {
+            None => (fb.forward.clone(), fb.backward.clone(), None, None),
+            Some((Parallel::Ddp, world)) => {
+                let b = td::ddp_backward(&fb.backward, &td::DdpOptions::new(world))
+                    .map_err(dist_err)?;
+                (fb.forward.clone(), b, None, None)
+            }
+            Some((Parallel::Fsdp(z), world)) => {
+                let o = td::FsdpOptions::new(world, z);
+                let idx: Vec<usize> = (DATA_INPUTS..loss.inputs.len()).collect();
+                let f = td::fsdp(&fb.forward, &fb.backward, fb.num_saved, &idx, &o)
+                    .map_err(dist_err)?;
+                (f.forward, f.backward, Some((f.shards, o)), Some(z))
+            }
+        };
+        let rank = dist.map_or(0, |d| d.rank);
+        // What AdamW updates, and (ZeRO-2) the full parameters beside it.
+        let (params, full) = match &shards {
+            None => (params, Vec::new()),
+            Some((ss, _)) => {
+                let mine: Vec<Tensor> = ss
+                    .iter()
+                    .zip(&params)
+                    .map(|(s, p)| td::shard_tensor(p, s, rank))
+                    .collect();
+                if zero == Some(td::Zero::Two) {
+                    (mine, params)
+                } else {
+                    (mine, Vec::new())
+                }
+            }
+        };
+        let shapes: Vec<(DType, Vec<usize>)> = match &shards {
+            None => specs.iter().map(|p| (dtype, p.shape.clone())).collect(),
+            Some((ss, _)) => ss.iter().map(|s| (dtype, s.shard_shape())).collect(),
+        };
         let adamw =
             thunder_ir::programs::adamw_step(&shapes, DType::F32, device, &adamw_options(lr))?;
-        let plans = [
-            ExecutionPlan::compile(&fb.forward, executors)?,
-            ExecutionPlan::compile(&fb.backward, executors)?,
-            ExecutionPlan::compile(&adamw, executors)?,
+        let mut plans = vec![
+            ExecutionPlan::compile(&forward, &execs)?,
+            ExecutionPlan::compile(&backward, &execs)?,
+            ExecutionPlan::compile(&adamw, &execs)?,
         ];
+        if let (Some((ss, o)), Some(td::Zero::Two)) = (&shards, zero) {
+            let g = td::gather_parameters(ss, o).map_err(dist_err)?;
+            plans.push(ExecutionPlan::compile(&g, &execs)?);
+        }
+        if let Some(d) = dist.filter(|d| d.parallel == Parallel::Ddp) {
+            // Rank 0's parameters everywhere (they are equal already: one seed; this is what a
+            // run from a checkpoint on rank 0 needs).
+            let metas: Vec<(String, thunder_ir::TensorMeta)> = loss.inputs[DATA_INPUTS..]
+                .iter()
+                .filter_map(|&v| Some((loss.name_of(v).to_string(), loss.tensor(v)?.clone())))
+                .collect();
+            let b = td::broadcast_parameters(&metas, d.world).map_err(dist_err)?;
+            ExecutionPlan::compile(&b, &execs)?.run_tensors(&params)?;
+        }
         let loss_meta = fb
             .forward
             .tensor(fb.forward.outputs[0])
@@ -337,13 +418,15 @@ impl Compiled {
             plans,
             traces: StepTraces {
                 loss,
-                forward: fb.forward.clone(),
-                backward: fb.backward.clone(),
+                forward,
+                backward,
                 adamw,
             },
             exp_avgs: zeros(&params)?,
             exp_avg_sqs: zeros(&params)?,
             params,
+            full,
+            zero,
             step: Tensor::f_zeros([], (Kind::Float, tdev))?,
             cotangent: Tensor::f_ones([], (convert::kind(loss_meta.dtype), tdev))?,
         })
@@ -381,7 +464,7 @@ impl Compiled {
                 None => plan.run_owned(ins)?,
                 Some(w) => {
                     let (outs, times) = plan.run_profiled(ins, w)?;
-                    let name = ["forward", "backward", "adamw"][k];
+                    let name = ["forward", "backward", "adamw", "gather"][k];
                     prof.extend(times.into_iter().map(|(s, t)| (name, s, t)));
                     outs
                 }
@@ -397,7 +480,12 @@ impl Compiled {
         for t in [&b.idx, &b.targets, &b.cos, &b.sin] {
             ins.push(t.shallow_clone());
         }
-        ins.extend(self.params.iter().map(|p| p.shallow_clone()));
+        let weights = if self.zero == Some(thunder_distributed::Zero::Two) {
+            &self.full
+        } else {
+            &self.params
+        };
+        ins.extend(weights.iter().map(|p| p.shallow_clone()));
         let mut out = run(0, ins)?.into_iter();
         let loss = out
             .next()
@@ -420,6 +508,11 @@ impl Compiled {
         self.params = updated.by_ref().take(n).collect();
         self.exp_avgs = updated.by_ref().take(n).collect();
         self.exp_avg_sqs = updated.take(n).collect();
+        if self.zero == Some(thunder_distributed::Zero::Two) {
+            let mut gin: Vec<Tensor> = self.params.iter().map(|t| t.shallow_clone()).collect();
+            gin.extend(self.full.iter().map(|t| t.shallow_clone()));
+            run(3, gin)?;
+        }
         Ok((loss, prof))
     }
 }
