@@ -334,7 +334,8 @@ impl Communicator {
     /// after the timeout.
     fn settle(&self, what: &str) -> Result<(), String> {
         let l = lib()?;
-        let deadline = Instant::now() + self.timeout;
+        let start = Instant::now();
+        let deadline = start + self.timeout;
         loop {
             let mut state: NcclResult = SUCCESS;
             // SAFETY: a live communicator and a valid out pointer.
@@ -345,8 +346,13 @@ impl Communicator {
             }
             match state {
                 SUCCESS => return Ok(()),
+                // Enqueuing usually finishes within microseconds: spin first (a sleep would
+                // add its whole granularity to every collective's host time).
+                IN_PROGRESS if start.elapsed() < Duration::from_millis(2) => {
+                    std::hint::spin_loop()
+                }
                 IN_PROGRESS if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_micros(200))
+                    std::thread::sleep(Duration::from_micros(50))
                 }
                 IN_PROGRESS => {
                     self.abort();
