@@ -348,9 +348,7 @@ impl Communicator {
                 SUCCESS => return Ok(()),
                 // Enqueuing usually finishes within microseconds: spin first (a sleep would
                 // add its whole granularity to every collective's host time).
-                IN_PROGRESS if start.elapsed() < Duration::from_millis(2) => {
-                    std::hint::spin_loop()
-                }
+                IN_PROGRESS if start.elapsed() < Duration::from_millis(2) => std::hint::spin_loop(),
                 IN_PROGRESS if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_micros(50))
                 }
