@@ -78,9 +78,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab=256, dim=128, layers=2, heads=4, max_seq=256):
+    def __init__(self, vocab=256, dim=128, layers=2, heads=4, max_seq=256, hidden=None):
         super().__init__()
-        hidden = 4 * dim * 2 // 3
+        hidden = hidden or 4 * dim * 2 // 3
         self.wte = nn.Embedding(vocab, dim)
         self.blocks = nn.ModuleList(Block(dim, heads, hidden) for _ in range(layers))
         self.norm = RMSNorm(dim)
