@@ -114,11 +114,33 @@ fn plan_buckets(backward: &Trace, grads: &[Value], bucket_bytes: usize) -> Vec<V
 /// its tensor outputs averaged over `options.world_size` ranks by bucketed asynchronous
 /// all-reduces. Bucket `k` is launched right after its last gradient is computed.
 pub fn ddp_backward(backward: &Trace, options: &DdpOptions) -> Result<Trace, TraceError> {
+    let all: Vec<usize> = (0..backward.outputs.len()).collect();
+    ddp_backward_for(backward, options, &all)
+}
+
+/// [`ddp_backward`] that averages only the outputs `reduce` (indices into the backward's
+/// outputs): the parameters' gradients, when the others are gradients of activations that flow
+/// on into code outside the trace (a graph split around an op that runs eagerly).
+pub fn ddp_backward_for(
+    backward: &Trace,
+    options: &DdpOptions,
+    reduce: &[usize],
+) -> Result<Trace, TraceError> {
     let world = options.world_size;
     if world == 0 {
         return Err(TraceError::Options("world_size must be at least 1".into()));
     }
-    let buckets = plan_buckets(backward, &backward.outputs, options.bucket_bytes.max(1));
+    let mut chosen = Vec::with_capacity(reduce.len());
+    for &i in reduce {
+        let v = backward.outputs.get(i).copied().ok_or_else(|| {
+            TraceError::Options(format!(
+                "output {i} to reduce does not exist (the backward has {})",
+                backward.outputs.len()
+            ))
+        })?;
+        chosen.push(v);
+    }
+    let buckets = plan_buckets(backward, &chosen, options.bucket_bytes.max(1));
     // The bucket each statement completes (by the statement that defines its last gradient).
     let mut closes: HashMap<Value, Vec<usize>> = HashMap::new();
     for (k, bucket) in buckets.iter().enumerate() {

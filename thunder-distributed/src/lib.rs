@@ -31,7 +31,7 @@ pub mod nccl;
 pub mod nccl_executor;
 pub mod rendezvous;
 
-pub use ddp::{broadcast_parameters, ddp_backward, DdpOptions};
+pub use ddp::{broadcast_parameters, ddp_backward, ddp_backward_for, DdpOptions};
 pub use env::DistEnv;
 pub use error::{Error, Result, TraceError};
 pub use fsdp::{

@@ -204,3 +204,28 @@ fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
         assert!(d < 1e-5, "gradient {i}: max |diff| {d}");
     }
 }
+
+#[test]
+fn only_the_chosen_gradients_are_averaged() {
+    let fb = block_fb();
+    let opts = DdpOptions {
+        world_size: 2,
+        bucket_bytes: usize::MAX,
+    };
+    let t = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &[0, 2]).unwrap();
+    let reduces: Vec<_> = t
+        .bound_symbols
+        .iter()
+        .filter(|b| b.op == Op::Dist(DistOp::AllReduce))
+        .collect();
+    assert_eq!(reduces.len(), 1, "one bucket");
+    // It holds exactly the two chosen gradients.
+    let numel = |tr: &Trace, v| tr.tensor(v).unwrap().shape.numel();
+    let want =
+        numel(&fb.backward, fb.backward.outputs[0]) + numel(&fb.backward, fb.backward.outputs[2]);
+    assert_eq!(numel(&t, reduces[0].outputs[0]), want);
+    let e = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &[99])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("output 99 to reduce does not exist"), "{e}");
+}

@@ -364,6 +364,27 @@ impl Compiled {
                 (f.forward, f.backward, Some((f.shards, o)), Some(z))
             }
         };
+        if let Some(d) = dist {
+            // Every rank must run the same program, or the collectives pair up wrongly and hang.
+            use std::hash::{Hash, Hasher};
+            // Each rank's traces name its own device: compare them without it.
+            let own = match device {
+                Device::Cuda(i) => format!("cuda:{i}"),
+                Device::Cpu => "cpu".into(),
+            };
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for t in [&forward, &backward] {
+                t.to_python().replace(&own, "DEVICE").hash(&mut h);
+            }
+            d.rdv
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .check_same(
+                    &h.finish().to_le_bytes(),
+                    "compiled step (model, sizes, dtype)",
+                )
+                .map_err(|e| BenchError::Usage(e.to_string()))?;
+        }
         let rank = dist.map_or(0, |d| d.rank);
         // What AdamW updates, and (ZeRO-2) the full parameters beside it.
         let (params, full) = match &shards {
