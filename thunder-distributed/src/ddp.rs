@@ -9,7 +9,7 @@
 
 use crate::error::TraceError;
 use std::collections::HashMap;
-use thunder_ir::{Arg, Attr, DType, Device, PrimOp, Trace, TraceBuilder, Value, ValueType};
+use thunder_ir::{Arg, Attr, DType, Device, PrimOp, Trace, TraceBuilder, Value};
 
 /// Options of the DDP transform.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,22 +29,6 @@ impl DdpOptions {
             bucket_bytes: 25 << 20,
         }
     }
-}
-
-/// Copies `trace`'s inputs into `b`; the map from old values to new.
-pub(crate) fn copy_inputs(
-    b: &mut TraceBuilder,
-    trace: &Trace,
-) -> thunder_ir::Result<HashMap<Value, Value>> {
-    let mut m = HashMap::with_capacity(trace.inputs.len());
-    for &i in &trace.inputs {
-        let v = match trace.ty(i) {
-            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
-            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
-        };
-        m.insert(i, v);
-    }
-    Ok(m)
 }
 
 /// `args` with values renamed through `m`.
@@ -149,7 +133,7 @@ pub fn ddp_backward_for(
         }
     }
     let mut b = TraceBuilder::new(format!("{}_ddp", backward.name));
-    let mut m = copy_inputs(&mut b, backward)?;
+    let mut m = b.inputs_like(backward)?;
     let mut handles: Vec<Option<Value>> = vec![None; buckets.len()];
     let launch =
         |b: &mut TraceBuilder, m: &HashMap<Value, Value>, k: usize| -> thunder_ir::Result<Value> {

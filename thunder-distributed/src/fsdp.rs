@@ -17,7 +17,7 @@
 //! them all. Gathered, the buffer is `[world_size, total]` rank-major; each parameter is a
 //! column block of it.
 
-use crate::ddp::{copy_inputs, map_args};
+use crate::ddp::map_args;
 use crate::error::TraceError;
 use std::collections::{HashMap, HashSet};
 use thunder_ir::{Attr, DType, Device, PrimOp, TensorMeta, Trace, TraceBuilder, Value};
@@ -470,7 +470,7 @@ pub fn fsdp(
             m.insert(i, nv);
         }
     } else {
-        m = copy_inputs(&mut b, backward)?;
+        m = b.inputs_like(backward)?;
     }
     let mut g = Gatherer::new(backward, &saved_params, &specs, opts);
     g.launch_up_to(&mut b, &m, 0)?;

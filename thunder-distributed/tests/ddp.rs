@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{block_loss, check_golden, grads};
+use common::{block_loss, check_golden, grads, random_inputs};
 
 use tch::{Device as TDevice, Kind, Tensor};
 use thunder_distributed::{broadcast_parameters, ddp_backward, DdpOptions};
@@ -159,22 +159,7 @@ fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
         },
     )
     .unwrap();
-    tch::manual_seed(1);
-    let ins: Vec<Tensor> = full
-        .inputs
-        .iter()
-        .map(|&v| {
-            let shape: Vec<i64> = full
-                .tensor(v)
-                .unwrap()
-                .shape
-                .sizes()
-                .iter()
-                .map(|&s| s as i64)
-                .collect();
-            Tensor::randn(shape.as_slice(), (Kind::Float, TDevice::Cpu)) * 0.5
-        })
-        .collect();
+    let ins = random_inputs(&full, 1, TDevice::Cpu);
     let want = grads(
         &fb_full.forward,
         &fb_full.backward,

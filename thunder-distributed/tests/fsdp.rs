@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{block_loss, check_golden, grads};
+use common::{block_loss, check_golden, grads, random_inputs};
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 use thunder_distributed::loopback::LoopbackGroup;
@@ -102,22 +102,7 @@ fn check_parity(world: usize, zero: Zero) {
         &opts(world, zero),
     )
     .unwrap();
-    tch::manual_seed(7);
-    let ins: Vec<Tensor> = full
-        .inputs
-        .iter()
-        .map(|&v| {
-            let shape: Vec<i64> = full
-                .tensor(v)
-                .unwrap()
-                .shape
-                .sizes()
-                .iter()
-                .map(|&s| s as i64)
-                .collect();
-            Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 0.5
-        })
-        .collect();
+    let ins = random_inputs(&full, 7, Device::Cpu);
     let want = grads(
         &fb_full.forward,
         &fb_full.backward,

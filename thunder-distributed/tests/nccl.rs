@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::block_loss_on;
+use common::{block_loss_on, random_inputs};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -264,24 +264,8 @@ fn nccl_child() {
     }
     check_collectives(rank, world, &nccl);
     let dev = thunder_ir::Device::Cuda(rank as _);
-    tch::manual_seed(11);
     let full = block_loss_on(world, dev);
-    let ins: Vec<Tensor> = full
-        .inputs
-        .iter()
-        .map(|&v| {
-            let shape: Vec<i64> = full
-                .tensor(v)
-                .unwrap()
-                .shape
-                .sizes()
-                .iter()
-                .map(|&s| s as i64)
-                .collect();
-            (Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 0.5)
-                .to_device(Device::Cuda(rank))
-        })
-        .collect();
+    let ins = random_inputs(&full, 11, Device::Cuda(rank));
     let (want_losses, want_params) = reference(&ins, dev, world);
     for m in ["ddp", "zero2", "zero3"] {
         let (losses, params) = train(m, rank, world, &ins, &nccl, &mut rdv);

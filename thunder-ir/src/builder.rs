@@ -92,6 +92,20 @@ impl TraceBuilder {
             .ok_or(IrError::UnknownValue(v.0))
     }
 
+    /// Declares `t`'s inputs (names and types) as inputs of this trace; returns the map from
+    /// `t`'s values to the new ones (what a transform that rewrites `t` starts from).
+    pub fn inputs_like(&mut self, t: &Trace) -> Result<std::collections::HashMap<Value, Value>> {
+        let mut m = std::collections::HashMap::with_capacity(t.inputs.len());
+        for &i in &t.inputs {
+            let v = match t.ty(i) {
+                ValueType::Tensor(meta) => self.input(t.name_of(i), meta.clone())?,
+                ValueType::Number(n) => self.number_input(t.name_of(i), *n)?,
+            };
+            m.insert(i, v);
+        }
+        Ok(m)
+    }
+
     /// Finishes the trace, returning `outputs`, and checks it with the verifier.
     ///
     /// Value handles are renumbered in definition order (see [`Trace::renumbered`]): look values

@@ -3,9 +3,7 @@
 use crate::{Result, TransformError};
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use thunder_ir::{
-    Attr, BoundSymbol, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value, ValueType,
-};
+use thunder_ir::{Attr, BoundSymbol, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value};
 
 /// Every prim of `trace` in program order, torch-level ops replaced by their decompositions.
 pub(crate) fn flatten_prims(trace: &Trace) -> Vec<BoundSymbol> {
@@ -25,15 +23,7 @@ pub(crate) fn flatten_prims(trace: &Trace) -> Vec<BoundSymbol> {
 /// Declares `trace`'s inputs, with their names and types, as inputs of `b`; returns the map from
 /// the old values to the new ones.
 pub(crate) fn copy_inputs(b: &mut TraceBuilder, trace: &Trace) -> Result<HashMap<Value, Value>> {
-    let mut m = HashMap::with_capacity(trace.inputs.len());
-    for &i in &trace.inputs {
-        let v = match trace.ty(i) {
-            ValueType::Tensor(t) => b.input(trace.name_of(i), t.clone())?,
-            ValueType::Number(n) => b.number_input(trace.name_of(i), *n)?,
-        };
-        m.insert(i, v);
-    }
-    Ok(m)
+    Ok(b.inputs_like(trace)?)
 }
 
 /// A list-of-ints attribute.

@@ -87,3 +87,24 @@ pub fn grads(
         .run_tensors(&bw)
         .unwrap()
 }
+
+/// Normal(0, 0.5) values for every input of `t`, drawn on the CPU from `seed`, then moved to
+/// `device`.
+pub fn random_inputs(t: &Trace, seed: i64, device: tch::Device) -> Vec<Tensor> {
+    tch::manual_seed(seed);
+    t.inputs
+        .iter()
+        .map(|&v| {
+            let shape: Vec<i64> = t
+                .tensor(v)
+                .expect("tensor input")
+                .shape
+                .sizes()
+                .iter()
+                .map(|&s| s as i64)
+                .collect();
+            (Tensor::randn(shape.as_slice(), (tch::Kind::Float, tch::Device::Cpu)) * 0.5)
+                .to_device(device)
+        })
+        .collect()
+}
