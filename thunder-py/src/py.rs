@@ -273,8 +273,13 @@ impl CompiledGraph {
 
 /// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
 /// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
+///
+/// `ddp`: `(world_size, bucket_bytes, reduce)`: the backward averages the gradients `reduce`
+/// (positions in `wrt`) over the ranks in buckets; `comm` runs the collectives (without it, only
+/// a world of one rank runs).
 #[pyfunction]
-#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new()))]
+#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new(), ddp=None, comm=None))]
+#[allow(clippy::too_many_arguments)]
 fn compile(
     name: &str,
     inputs: Vec<Bound<'_, PyTuple>>,
@@ -282,6 +287,8 @@ fn compile(
     outputs: Vec<usize>,
     executors: Vec<String>,
     wrt: Vec<usize>,
+    ddp: Option<(usize, usize, Vec<usize>)>,
+    comm: Option<PyRef<'_, Communicator>>,
 ) -> PyResult<CompiledGraph> {
     let mut g = Graph {
         inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
@@ -301,7 +308,11 @@ fn compile(
         _ => err(e),
     })?;
     let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
-    let refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
+    let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
+    if let Some(c) = &comm {
+        refs.push(&c.exec);
+    }
+    refs.extend(execs.iter().map(|e| e.as_ref()));
     let n_out = trace.outputs.len();
     let output_metas = trace
         .outputs
@@ -359,6 +370,15 @@ fn compile(
             ct_outputs.push(i);
         }
     }
+    let mut fb = fb;
+    if let Some((world, bucket_bytes, reduce)) = ddp {
+        let opts = thunder_distributed::DdpOptions {
+            world_size: world,
+            bucket_bytes,
+        };
+        fb.backward = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &reduce)
+            .map_err(|e| ThunderError::new_err(format!("DDP: {e}")))?;
+    }
     seconds.push(("grad", t.elapsed().as_secs_f64()));
     let t = Instant::now();
     let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
@@ -388,6 +408,57 @@ fn compile(
     })
 }
 
+/// A new NCCL unique id (rank 0 makes it; `thunder.distributed` shares it through the
+/// torch.distributed store).
+#[pyfunction]
+fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let id = thunder_distributed::nccl::unique_id().map_err(err)?;
+    Ok(pyo3::types::PyBytes::new(py, &id.internal))
+}
+
+/// This rank's NCCL communicator and the executor that runs collectives on it.
+#[pyclass(module = "thunder._C", frozen)]
+struct Communicator {
+    exec: thunder_distributed::nccl_executor::NcclExecutor,
+}
+
+#[pymethods]
+impl Communicator {
+    /// Joins the communicator of `unique_id` (128 bytes from rank 0) as `rank` of `world_size`
+    /// on CUDA device `device`; fails when the others do not join within `timeout_s`.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        unique_id: &[u8],
+        rank: usize,
+        world_size: usize,
+        device: i32,
+        timeout_s: f64,
+    ) -> PyResult<Self> {
+        let mut id = thunder_distributed::nccl::UniqueId { internal: [0; 128] };
+        if unique_id.len() != 128 {
+            return Err(PyValueError::new_err(format!(
+                "an NCCL unique id has 128 bytes, not {}",
+                unique_id.len()
+            )));
+        }
+        id.internal.copy_from_slice(unique_id);
+        let timeout = std::time::Duration::from_secs_f64(timeout_s.max(0.001));
+        let comm = py
+            .allow_threads(|| {
+                thunder_distributed::nccl::Communicator::new(&id, rank, world_size, device, timeout)
+            })
+            .map_err(err)?;
+        let exec = thunder_distributed::nccl_executor::NcclExecutor::new(std::sync::Arc::new(comm))
+            .map_err(err)?;
+        Ok(Communicator { exec })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.exec.communicator())
+    }
+}
+
 /// The executors `thunder.jit(executors=...)` accepts, in the default order of priority.
 #[pyfunction]
 fn available_executors() -> Vec<&'static str> {
@@ -407,6 +478,8 @@ fn thunder_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(available_executors, m)?)?;
     m.add_function(wrap_pyfunction!(supported_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(nccl_unique_id, m)?)?;
+    m.add_class::<Communicator>()?;
     m.add("ThunderError", m.py().get_type::<ThunderError>())?;
     m.add("UnsupportedError", m.py().get_type::<UnsupportedError>())?;
     Ok(())

@@ -20,6 +20,7 @@ if torch.__version__.split("+")[0] != _want:
     )
 
 from . import _C  # noqa: E402
+from . import distributed  # noqa: E402
 from ._jit import (  # noqa: E402
     Examination,
     ThunderModule,

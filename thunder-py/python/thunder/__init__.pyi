@@ -44,4 +44,6 @@ def examine(
     **kwargs: Any,
 ) -> Examination: ...
 
+from . import distributed as distributed
+
 __all__: List[str]

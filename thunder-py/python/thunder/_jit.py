@@ -22,6 +22,8 @@ class _State:
         self.unsupported = []
         self.graphs = []  # every CompiledGraph, in order
         self.seconds = collections.defaultdict(float)  # compile seconds per stage
+        self.ddp = None  # (world size, bucket bytes, communicator) from thunder.distributed.ddp
+        self.eager_params = set()  # ids of parameters that eagerly run pieces read
         self.thunder_s = 0.0  # of which inside thunder (translation and the stages in Rust)
 
 
@@ -44,10 +46,15 @@ def _report(state, why):
         state.unsupported.append(why)
 
 
+def _mark_eager(state, values):
+    state.eager_params.update(id(x) for x in values if isinstance(x, torch.nn.Parameter))
+
+
 def _compile(state, name, gm, args):
     """A callable that runs `gm` on arguments like `args`: thunder's compiled plans, or `gm`
     itself (eagerly) when thunder cannot compile it (the reason goes into the stats)."""
     t0 = time.perf_counter()
+    eager = _eager_fallback(state, gm, args)
     try:
         enc = _fx.encode(gm, args)
         wrt = []
@@ -60,19 +67,22 @@ def _compile(state, name, gm, args):
             ]
         t1 = time.perf_counter()
         state.seconds["translate"] += t1 - t0
-        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt)
+        ddp, comm = None, None
+        if state.ddp and wrt:
+            world, bucket, comm = state.ddp
+            reduce = [k for k, i in enumerate(wrt) if isinstance(everything[i], torch.nn.Parameter)]
+            ddp = (world, bucket, reduce) if reduce else None
+        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt, ddp, comm)
     except _C.UnsupportedError as e:
         # Runs eagerly through PyTorch: correct, just not compiled.
-        state.eager_graphs += 1
         _report(state, str(e))
-        return gm.forward
+        return eager()
     except _C.ThunderError as e:
         # A translation thunder-ir rejects is thunder's bug, not the user's: run eagerly, say so.
-        state.eager_graphs += 1
         why = f"thunder could not compile a graph and runs it eagerly: {e}"
         _report(state, why)
         warnings.warn(why + " (please report it)", RuntimeWarning, stacklevel=2)
-        return gm.forward
+        return eager()
     finally:
         state.thunder_s += time.perf_counter() - t0
     mismatch = _meta_mismatch(gm, cg)
@@ -82,7 +92,7 @@ def _compile(state, name, gm, args):
         why = f"thunder's {mismatch}; the graph runs eagerly"
         _report(state, why)
         warnings.warn(why + " (please report it)", RuntimeWarning, stacklevel=2)
-        return gm.forward
+        return eager()
     for stage, s in cg.compile_seconds():
         state.seconds[stage] += s
     state.graphs.append(cg)
@@ -112,6 +122,18 @@ def _meta_mismatch(gm, cg):
     return None
 
 
+def _eager_fallback(state, gm, args):
+    """What `_compile` returns for a graph that runs eagerly: counted, and its parameters
+    marked (data parallelism averages their gradients through torch.distributed)."""
+
+    def eager():
+        state.eager_graphs += 1
+        _mark_eager(state, args)
+        return gm.forward
+
+    return eager
+
+
 class _Partition(torch.nn.Module):
     """A piece of a split graph that thunder compiles at its first call (its inputs are then
     known: values computed by the eager pieces before it)."""
@@ -137,6 +159,7 @@ def _backend(state, name):
         except _C.UnsupportedError as e:
             state.eager_graphs += 1
             _report(state, str(e))
+            _mark_eager(state, example_inputs)
             return gm.forward
         if not unsupported:
             return _compile(state, name, gm, example_inputs)
@@ -157,8 +180,13 @@ def _backend(state, name):
             part[n] = current
         if not any(pieces.values()):
             state.eager_graphs += 1
+            _mark_eager(state, example_inputs)
             return gm.forward
         split = split_module(gm, gm, lambda n: part[n])
+        by_name = {
+            n.name: x
+            for n, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs)
+        }
         for i, ok in pieces.items():
             sub = f"submod_{i}"
             if not hasattr(split, sub):
@@ -167,6 +195,11 @@ def _backend(state, name):
                 setattr(split, sub, _Partition(state, f"{name}_{i}", getattr(split, sub)))
             else:
                 state.eager_graphs += 1
+                piece = getattr(split, sub)
+                _mark_eager(
+                    state,
+                    [by_name.get(n.name) for n in piece.graph.nodes if n.op == "placeholder"],
+                )
         return split.forward
 
     return backend

@@ -1,0 +1,83 @@
+"""thunder.distributed.ddp: on one rank (gloo, CPU) the compiled backward carries the gradient
+all-reduce of the parameters only, and training equals plain thunder.jit. Several ranks need
+NCCL and GPUs (the GPU bundle's torchrun test)."""
+
+import pathlib
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+
+import thunder
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+import train_gpt  # noqa: E402
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_ddp_needs_a_process_group_a_jitted_module_and_no_call_yet():
+    with pytest.raises(ValueError, match="init_process_group"):
+        thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match="a module returned by thunder.jit"):
+        thunder.distributed.ddp(torch.nn.Linear(2, 2))
+
+
+def test_on_one_rank_ddp_training_equals_plain_training(one_rank_group):
+    torch.manual_seed(0)
+    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b.load_state_dict(a.state_dict())
+    plain = thunder.jit(a)
+    ddp = thunder.distributed.ddp(thunder.jit(b), bucket_mb=0.01)
+    with pytest.raises(ValueError, match="before the first call"):
+        plain(torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long))
+        thunder.distributed.ddp(plain)
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (a, b)]
+    for idx, tgt in train_gpt.batches(5, 2, 16, 64, torch.device("cpu")):
+        losses = []
+        for m, o in zip((plain, ddp), opts):
+            loss = m(idx, tgt)
+            loss.backward()
+            o.step()
+            o.zero_grad()
+            losses.append(loss.item())
+        assert abs(losses[0] - losses[1]) < 1e-5, losses
+    bw = thunder.last_backward_traces(ddp)[0]
+    assert "dist.all_reduce(" in bw and "world_size=1" in bw, bw
+    # Several buckets (0.01 MB each), and only parameters' gradients: the backward of the
+    # whole-model graph returns nothing else, so every output but none of the inputs' is reduced.
+    assert bw.count("dist.all_reduce(") >= 3, bw
+    assert "dist.all_reduce(" not in thunder.last_backward_traces(plain)[0]
+
+
+def test_eager_pieces_mark_their_parameters(one_rank_group):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(4, 4)
+            self.b = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = torch.tanh(self.a(x))
+            h = torch.cumsum(h, 0)  # eager: reads no parameter
+            return (torch.cumsum(self.b.weight, 0) @ h.T).sum()  # eager piece reads b.weight
+
+    m = M()
+    jm = thunder.distributed.ddp(thunder.jit(m))
+    x = torch.randn(3, 4)
+    jm(x).backward()
+    state = jm._thunder_state
+    assert id(m.b.weight) in state.eager_params
+    assert id(m.a.weight) not in state.eager_params
+    want = M()
+    want.load_state_dict(m.state_dict())
+    want(x).backward()
+    for p, q in zip(m.parameters(), want.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
