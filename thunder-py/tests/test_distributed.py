@@ -81,3 +81,19 @@ def test_eager_pieces_mark_their_parameters(one_rank_group):
     want(x).backward()
     for p, q in zip(m.parameters(), want.parameters()):
         torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs (runs in the GPU bundle on a 2-GPU machine)")
+    import os
+    import subprocess
+
+    worker = pathlib.Path(__file__).with_name("ddp_worker.py")
+    env = dict(os.environ, NCCL_NVLS_ENABLE="0")
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(worker)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("5 steps match the full-batch run") == 2, r.stdout

@@ -1,0 +1,59 @@
+"""One rank of test_distributed.py's multi-GPU test (run by torchrun): 5 SGD steps of the GPT
+with thunder.distributed.ddp and half the batch per rank, against eager PyTorch with the whole
+batch on this rank's GPU. Exits non-zero on a mismatch."""
+
+import os
+import pathlib
+import sys
+
+import torch
+import torch.distributed as dist
+
+import thunder
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+import train_gpt  # noqa: E402
+
+
+def main():
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    torch.cuda.set_device(dev)
+    dist.init_process_group("nccl")
+    torch.manual_seed(0)
+    ref = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
+    mine = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
+    mine.load_state_dict(ref.state_dict())
+    jm = thunder.distributed.ddp(thunder.jit(mine), bucket_mb=0.05, timeout_s=60)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (ref, mine)]
+    batch = 2 * world
+    for step, (idx, tgt) in enumerate(train_gpt.batches(5, batch, 32, 64, dev)):
+        want = ref(idx, tgt)
+        want.backward()
+        lo, hi = rank * 2, rank * 2 + 2
+        got = jm(idx[lo:hi], tgt[lo:hi])
+        got.backward()
+        mean = got.detach().clone()
+        dist.all_reduce(mean)
+        mean /= world
+        if abs(mean.item() - want.item()) > 1e-4 + 1e-4 * abs(want.item()):
+            print(f"rank {rank} step {step}: ddp loss {mean.item()}, full batch {want.item()}")
+            sys.exit(1)
+        for o in opts:
+            o.step()
+            o.zero_grad()
+    for (name, p), q in zip(mine.named_parameters(), ref.parameters()):
+        d = (p - q).abs().max().item()
+        if d > 1e-4:
+            print(f"rank {rank}: {name} differs from the full-batch run by {d}")
+            sys.exit(1)
+    bw = thunder.last_backward_traces(jm)[0]
+    if f"world_size={world}" not in bw:
+        print(f"rank {rank}: no all-reduce over {world} ranks in the backward:\n{bw}")
+        sys.exit(1)
+    print(f"rank {rank}: 5 steps match the full-batch run")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
