@@ -159,6 +159,13 @@ struct Llama2Args {
     /// against (for models that do not fit one GPU).
     #[arg(long)]
     no_baseline: bool,
+    /// Megabytes of gradients (DDP) or parameters (FSDP) per collective (default: 25 for DDP,
+    /// 64 for FSDP).
+    #[arg(long)]
+    bucket_mb: Option<f64>,
+    /// FSDP ZeRO-3: how many buckets' all-gathers run ahead of the one in use (default 1).
+    #[arg(long)]
+    prefetch: Option<usize>,
     /// Seconds a rank waits for the others (rendezvous, NCCL setup, each collective) before it
     /// fails naming the rank that is missing.
     #[arg(long, default_value_t = 300)]
@@ -295,6 +302,9 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         (_, true, _) => Some(Parallel::Fsdp(thunder_distributed::Zero::Three)),
         _ => None,
     };
+    if a.bucket_mb.is_some_and(|m| m.is_nan() || m <= 0.0) {
+        return Err("--bucket-mb must be positive".into());
+    }
     let role = std::env::var(ROLE_VAR).unwrap_or_default();
     let env = thunder_distributed::DistEnv::from_env()?;
     if role.is_empty() && env.is_none() {
@@ -324,11 +334,12 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         None => llama::parse_device(&a.device)?,
     };
     let dist = match (&env, parallel) {
-        (Some(e), Some(p)) => Some(Dist::join(
-            p,
-            e,
-            std::time::Duration::from_secs(a.dist_timeout),
-        )?),
+        (Some(e), Some(p)) => {
+            let mut d = Dist::join(p, e, std::time::Duration::from_secs(a.dist_timeout))?;
+            d.bucket_bytes = a.bucket_mb.map(|m| (m * (1 << 20) as f64) as usize);
+            d.prefetch = a.prefetch;
+            Some(d)
+        }
         _ => None,
     };
     let name = match (a.model.as_str(), device) {

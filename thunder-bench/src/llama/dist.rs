@@ -52,6 +52,10 @@ pub struct Dist {
     pub nccl: NcclExecutor,
     /// The rendezvous (for exchanging results).
     pub rdv: Mutex<Rendezvous>,
+    /// Bytes per bucket (`--bucket-mb`; None: the transform's default).
+    pub bucket_bytes: Option<usize>,
+    /// FSDP ZeRO-3: buckets gathered ahead (`--prefetch`; None: the default).
+    pub prefetch: Option<usize>,
 }
 
 impl std::fmt::Debug for Dist {
@@ -80,6 +84,8 @@ impl Dist {
             world: env.world_size,
             nccl,
             rdv: Mutex::new(rdv),
+            bucket_bytes: None,
+            prefetch: None,
         })
     }
 

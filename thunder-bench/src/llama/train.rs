@@ -349,15 +349,18 @@ impl Compiled {
         execs.extend_from_slice(executors);
         let dist_err =
             |e: td::TraceError| BenchError::Kernel(format!("distributing the step: {e}"));
-        let (forward, backward, shards, zero) = match dist.map(|d| (d.parallel, d.world)) {
+        let (forward, backward, shards, zero) = match dist.map(|d| (d.parallel, d.world, d)) {
             None => (fb.forward.clone(), fb.backward.clone(), None, None),
-            Some((Parallel::Ddp, world)) => {
-                let b = td::ddp_backward(&fb.backward, &td::DdpOptions::new(world))
-                    .map_err(dist_err)?;
+            Some((Parallel::Ddp, world, d)) => {
+                let mut o = td::DdpOptions::new(world);
+                o.bucket_bytes = d.bucket_bytes.unwrap_or(o.bucket_bytes);
+                let b = td::ddp_backward(&fb.backward, &o).map_err(dist_err)?;
                 (fb.forward.clone(), b, None, None)
             }
-            Some((Parallel::Fsdp(z), world)) => {
-                let o = td::FsdpOptions::new(world, z);
+            Some((Parallel::Fsdp(z), world, d)) => {
+                let mut o = td::FsdpOptions::new(world, z);
+                o.bucket_bytes = d.bucket_bytes.unwrap_or(o.bucket_bytes);
+                o.prefetch = d.prefetch.unwrap_or(o.prefetch);
                 let idx: Vec<usize> = (DATA_INPUTS..loss.inputs.len()).collect();
                 let f = td::fsdp(&fb.forward, &fb.backward, fb.num_saved, &idx, &o)
                     .map_err(dist_err)?;
