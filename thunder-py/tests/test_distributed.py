@@ -97,3 +97,35 @@ def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("5 steps match the full-batch run") == 2, r.stdout
+
+
+def test_several_cpu_ranks_are_refused_with_what_to_do(tmp_path):
+    # Two gloo ranks on the CPU: thunder's in-graph collectives need NCCL, so ddp says so.
+    import os
+    import subprocess
+
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os, torch, torch.distributed as dist, thunder\n"
+        "dist.init_process_group('gloo')\n"
+        "try:\n"
+        "    thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2)))\n"
+        "    print('no error')\n"
+        "except ValueError as e:\n"
+        "    print('ValueError:', e)\n"
+        "dist.destroy_process_group()\n"
+    )
+    port = __import__("socket").socket()
+    port.bind(("127.0.0.1", 0))
+    free = port.getsockname()[1]
+    port.close()
+    procs = []
+    for r in range(2):
+        env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free))
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "ValueError: thunder's data parallelism over several ranks runs on NCCL" in out, out
