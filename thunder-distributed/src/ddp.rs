@@ -9,7 +9,7 @@
 
 use crate::error::TraceError;
 use std::collections::HashMap;
-use thunder_ir::{Arg, Attr, DType, Device, PrimOp, Trace, TraceBuilder, Value};
+use thunder_ir::{Attr, DType, Device, PrimOp, Trace, TraceBuilder, Value};
 
 /// Options of the DDP transform.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,17 +29,6 @@ impl DdpOptions {
             bucket_bytes: 25 << 20,
         }
     }
-}
-
-/// `args` with values renamed through `m`.
-pub(crate) fn map_args(args: &[Arg], m: &HashMap<Value, Value>) -> Vec<Arg> {
-    args.iter()
-        .map(|a| match a {
-            Arg::Value(v) => Arg::Value(m[v]),
-            Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
-            other => other.clone(),
-        })
-        .collect()
 }
 
 /// A bucket under construction: gradients of one dtype and device.
@@ -155,10 +144,7 @@ pub fn ddp_backward_for(
         }
     }
     for s in &backward.bound_symbols {
-        let outs = b.call(s.op, map_args(&s.args, &m), s.attrs.clone())?;
-        for (o, n) in s.outputs.iter().zip(outs) {
-            m.insert(*o, n);
-        }
+        b.replay(s, &mut m)?;
         for o in &s.outputs {
             for &k in closes.get(o).into_iter().flatten() {
                 handles[k] = Some(launch(&mut b, &m, k)?);

@@ -17,7 +17,6 @@
 //! them all. Gathered, the buffer is `[world_size, total]` rank-major; each parameter is a
 //! column block of it.
 
-use crate::ddp::map_args;
 use crate::error::TraceError;
 use std::collections::{HashMap, HashSet};
 use thunder_ir::{Attr, DType, Device, PrimOp, TensorMeta, Trace, TraceBuilder, Value};
@@ -423,10 +422,7 @@ pub fn fsdp(
         g.launch_up_to(&mut b, &m, 0)?;
         for s in &forward.bound_symbols {
             g.before(&mut b, &mut m, s)?;
-            let outs = b.call(s.op, map_args(&s.args, &m), s.attrs.clone())?;
-            for (o, n) in s.outputs.iter().zip(outs) {
-                m.insert(*o, n);
-            }
+            b.replay(s, &mut m)?;
         }
         // Saved parameters leave as their shards: the backward gathers them again.
         let outputs: Vec<Value> = forward
@@ -513,10 +509,7 @@ pub fn fsdp(
     }
     for s in &backward.bound_symbols {
         g.before(&mut b, &mut m, s)?;
-        let outs = b.call(s.op, map_args(&s.args, &m), s.attrs.clone())?;
-        for (o, n) in s.outputs.iter().zip(outs) {
-            m.insert(*o, n);
-        }
+        b.replay(s, &mut m)?;
         for o in &s.outputs {
             for &k in closes.get(o).into_iter().flatten() {
                 ghandles[k] = Some(launch(&mut b, &m, k)?);

@@ -106,6 +106,29 @@ impl TraceBuilder {
         Ok(m)
     }
 
+    /// Records `s` (a bound symbol of another trace) again, its operands renamed through `m`
+    /// (`m` maps that trace's values to this one's); adds its outputs to `m` and returns them.
+    pub fn replay(
+        &mut self,
+        s: &BoundSymbol,
+        m: &mut std::collections::HashMap<Value, Value>,
+    ) -> Result<Vec<Value>> {
+        let mut args = Vec::with_capacity(s.args.len());
+        for a in &s.args {
+            let look = |v: &Value| m.get(v).copied().ok_or(IrError::UnknownValue(v.0));
+            args.push(match a {
+                Arg::Value(v) => Arg::Value(look(v)?),
+                Arg::List(l) => Arg::List(l.iter().map(look).collect::<Result<_>>()?),
+                other => other.clone(),
+            });
+        }
+        let outs = self.call(s.op, args, s.attrs.clone())?;
+        for (o, n) in s.outputs.iter().zip(&outs) {
+            m.insert(*o, *n);
+        }
+        Ok(outs)
+    }
+
     /// Finishes the trace, returning `outputs`, and checks it with the verifier.
     ///
     /// Value handles are renumbered in definition order (see [`Trace::renumbered`]): look values

@@ -197,11 +197,6 @@ pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<
     // rule stay whole (an executor runs them as one op); the rest are replaced by their
     // decompositions, down to prims.
     let mut active: HashSet<Value> = wrt.iter().copied().collect();
-    let map_arg = |a: &Arg, m: &HashMap<Value, Value>| match a {
-        Arg::Value(v) => Arg::Value(m[v]),
-        Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
-        other => other.clone(),
-    };
     let mut units: Vec<&BoundSymbol> = Vec::new();
     let mut stack: Vec<&BoundSymbol> = trace.bound_symbols.iter().rev().collect();
     while let Some(p) = stack.pop() {
@@ -212,14 +207,12 @@ pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<
             }
         }
         let random = matches!(p.op, Op::Prim(op) if op.is_random());
-        let args: Vec<Arg> = p.args.iter().map(|a| map_arg(a, &m)).collect();
-        let outs = b.call(p.op, args, p.attrs.clone())?;
+        b.replay(p, &mut m)?;
         let is_active = p.inputs().iter().any(|v| active.contains(v));
         if is_active && !random {
             crate::util::refuse_complex("grad", p.op, p, trace)?;
         }
-        for (o, n) in p.outputs.iter().zip(outs) {
-            m.insert(*o, n);
+        for o in &p.outputs {
             if is_active && !random && trace.tensor(*o).is_some_and(|t| t.dtype.is_float()) {
                 active.insert(*o);
             }

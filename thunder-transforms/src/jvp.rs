@@ -49,19 +49,7 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
     let mut active = active;
     for p in &prims {
         let Op::Prim(op) = p.op else { continue };
-        let args: Vec<Arg> = p
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Value(v) => Arg::Value(m[v]),
-                Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
-                other => other.clone(),
-            })
-            .collect();
-        let outs = b.call(p.op, args, p.attrs.clone())?;
-        for (o, n) in p.outputs.iter().zip(&outs) {
-            m.insert(*o, *n);
-        }
+        b.replay(p, &mut m)?;
         let is_active = p.inputs().iter().any(|v| active.contains(v)) && !op.is_random();
         if is_active {
             crate::util::refuse_complex("jvp", p.op, p, trace)?;

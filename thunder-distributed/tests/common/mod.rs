@@ -39,31 +39,9 @@ pub fn block_loss_on(batch: usize, device: thunder_ir::Device) -> Trace {
     })
     .unwrap();
     let mut b = thunder_ir::TraceBuilder::new("block_loss");
-    let mut m = std::collections::HashMap::new();
-    for &i in &block.inputs {
-        m.insert(
-            i,
-            b.input(block.name_of(i), block.tensor(i).unwrap().clone())
-                .unwrap(),
-        );
-    }
+    let mut m = b.inputs_like(&block).unwrap();
     for s in &block.bound_symbols {
-        let args = s
-            .args
-            .iter()
-            .map(|a| match a {
-                thunder_ir::Arg::Value(v) => thunder_ir::Arg::Value(m[v]),
-                thunder_ir::Arg::List(l) => thunder_ir::Arg::List(l.iter().map(|v| m[v]).collect()),
-                o => o.clone(),
-            })
-            .collect();
-        for (o, n) in s
-            .outputs
-            .iter()
-            .zip(b.call(s.op, args, s.attrs.clone()).unwrap())
-        {
-            m.insert(*o, n);
-        }
+        b.replay(s, &mut m).unwrap();
     }
     let loss = b.mean(m[&block.outputs[0]], &[], false).unwrap();
     b.build(&[loss]).unwrap()
