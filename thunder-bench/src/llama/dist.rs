@@ -14,19 +14,12 @@ use thunder_distributed::nccl_executor::{communicator, NcclExecutor};
 use thunder_distributed::{DistEnv, Rendezvous, Zero};
 
 /// How the step is distributed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parallel {
     /// Replicated parameters, averaged gradients.
     Ddp,
     /// Sharded (ZeRO-2 or ZeRO-3).
-    Fsdp(#[serde(serialize_with = "zero_name")] Zero),
-}
-
-fn zero_name<S: serde::Serializer>(z: &Zero, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(match z {
-        Zero::Two => "zero2",
-        Zero::Three => "zero3",
-    })
+    Fsdp(Zero),
 }
 
 impl Parallel {
@@ -92,22 +85,6 @@ impl Dist {
     /// The communicator.
     pub fn comm(&self) -> &Arc<Communicator> {
         self.nccl.communicator()
-    }
-
-    /// Every rank's `value`, in rank order.
-    pub fn gather_f64(&self, value: f64, what: &str) -> Result<Vec<f64>, BenchError> {
-        let mut rdv = self.rdv.lock().unwrap_or_else(|e| e.into_inner());
-        let all = rdv
-            .all_gather(&value.to_le_bytes(), what)
-            .map_err(|e| BenchError::Kernel(e.to_string()))?;
-        Ok(all
-            .iter()
-            .map(|b| {
-                b.get(..8).map_or(f64::NAN, |b| {
-                    f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
-                })
-            })
-            .collect())
     }
 }
 
