@@ -163,9 +163,14 @@ struct Llama2Args {
     /// 64 for FSDP).
     #[arg(long)]
     bucket_mb: Option<f64>,
-    /// FSDP ZeRO-3: how many buckets' all-gathers run ahead of the one in use (default 1).
+    /// FSDP ZeRO-3: how many buckets' all-gathers run ahead of the one in use (default 2).
     #[arg(long)]
     prefetch: Option<usize>,
+    /// FSDP ZeRO-3: megabytes of parameters the forward keeps gathered for the backward (the
+    /// last blocks), so the backward does not gather them again; more memory, less
+    /// communication (default 0).
+    #[arg(long)]
+    keep_gathered_mb: Option<f64>,
     /// Seconds a rank waits for the others (rendezvous, NCCL setup, each collective) before it
     /// fails naming the rank that is missing.
     #[arg(long, default_value_t = 300)]
@@ -175,6 +180,12 @@ struct Llama2Args {
     /// folder (first_step.txt, step.txt).
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// With --ddp/--fsdp: time every collective and every wait of the compiled step's last timed
+    /// step (CUDA events), and write where the communication time goes into this folder
+    /// (rank<N>.txt: time the compute stream stalled at waits, the communication stream's busy
+    /// time, the longest stalls).
+    #[arg(long)]
+    comm_profile: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -305,6 +316,12 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
     if a.bucket_mb.is_some_and(|m| m.is_nan() || m <= 0.0) {
         return Err("--bucket-mb must be positive".into());
     }
+    if a.keep_gathered_mb.is_some_and(|m| m.is_nan() || m < 0.0) {
+        return Err("--keep-gathered-mb must be 0 or more".into());
+    }
+    if a.comm_profile.is_some() && parallel.is_none() {
+        return Err("--comm-profile times collectives: add --ddp or --fsdp (and --gpus N)".into());
+    }
     let role = std::env::var(ROLE_VAR).unwrap_or_default();
     let env = thunder_distributed::DistEnv::from_env()?;
     if role.is_empty() && env.is_none() {
@@ -338,6 +355,9 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
             let mut d = Dist::join(p, e, std::time::Duration::from_secs(a.dist_timeout))?;
             d.bucket_bytes = a.bucket_mb.map(|m| (m * (1 << 20) as f64) as usize);
             d.prefetch = a.prefetch;
+            d.keep_gathered_bytes = a
+                .keep_gathered_mb
+                .map(|m| (m * (1u64 << 20) as f64) as usize);
             Some(d)
         }
         _ => None,
@@ -393,6 +413,7 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         lr: a.lr,
         print_traces: a.print_traces,
         profile: a.profile,
+        comm_profile: a.comm_profile,
         progress: std::io::stderr().is_terminal() && dist.as_ref().is_none_or(|d| d.rank == 0),
     };
     if role == "baseline" {

@@ -23,6 +23,7 @@ fn options(device: Device, dtype: DType, modes: Vec<Mode>, steps: usize) -> Opti
         print_traces: None,
         progress: false,
         profile: None,
+        comm_profile: None,
     }
 }
 
@@ -190,6 +191,11 @@ fn distributed_options_that_cannot_work_are_one_line_errors() {
             vec!["--gpus".into(), "2".into()],
             vec![],
             "--gpus needs --ddp or --fsdp".into(),
+        ),
+        (
+            vec!["--comm-profile".into(), "prof".into()],
+            vec![],
+            "--comm-profile times collectives: add --ddp or --fsdp".into(),
         ),
         (
             vec!["--ddp".into(), "--gpus".into(), (n + 1).to_string()],

@@ -1,21 +1,26 @@
 //! Fully sharded data parallelism (FSDP, ZeRO-2 and ZeRO-3).
 //!
-//! Each parameter is split along dim 0 into `world_size` shards of `ceil(d0 / world_size)`
-//! rows (the last padded with zeros); rank `r` owns rows `r*s .. (r+1)*s`. The optimizer
-//! updates only the shard.
+//! Parameters are grouped into **buckets** (one dtype and device each, at most
+//! [`FsdpOptions::bucket_bytes`], in the order the forward first uses them). A bucket is its
+//! parameters flattened and laid end to end, zero-padded to a multiple of the world size;
+//! rank `r` owns the `r`-th of `world_size` equal pieces of it, a flat *bucket shard*. The
+//! optimizer (element-wise, like AdamW) updates only the bucket shards.
 //!
-//! - **ZeRO-3**: the forward and the backward take the shards. Before a parameter's first
-//!   use, its bucket is all-gathered (asynchronously, `prefetch` buckets ahead), used, and
-//!   dropped after its last use; the backward gathers again what it needs. Gradients are
-//!   reduce-scattered (averaged) in buckets as soon as a bucket is complete, so each rank
-//!   gets the gradient of its shard.
-//! - **ZeRO-2**: the forward and backward take full parameters (gathered once per step by
-//!   [`gather_parameters`] after the optimizer step); gradients are reduce-scattered as in
-//!   ZeRO-3.
+//! - **ZeRO-3**: the forward and the backward take the bucket shards. Before a parameter's
+//!   first use its bucket is all-gathered (asynchronously, `prefetch` buckets ahead); the
+//!   gathered buffer *is* the flat bucket, so every parameter is a view of it (no copy). It is
+//!   dropped after its parameters' last use; the backward gathers again what it needs.
+//!   Gradients are laid out like the bucket and reduce-scattered (averaged) as soon as the
+//!   bucket's last gradient is computed, so each rank gets the gradient of its bucket shard.
+//! - **ZeRO-2**: the forward and backward take full parameters (refreshed once per step from
+//!   the shards by [`Layout::gather_trace`] after the optimizer step); gradients are
+//!   reduce-scattered as in ZeRO-3.
 //!
-//! A bucket is several parameters' shards flattened into one buffer, so one collective moves
-//! them all. Gathered, the buffer is `[world_size, total]` rank-major; each parameter is a
-//! column block of it.
+//! One collective moves a bucket. The only copy per step is the gradients' packing into the
+//! bucket layout before their reduce-scatter. (Sharding each parameter along dim 0 instead, as
+//! PyTorch FSDP2 does, leaves every parameter of a gathered bucket strided; unpacking them
+//! copied all the parameters twice per step and cost about 10% of a Llama-2-7B step on
+//! 2 H100s.)
 
 use crate::error::TraceError;
 use std::collections::{HashMap, HashSet};
@@ -37,240 +42,317 @@ pub struct FsdpOptions {
     pub world_size: usize,
     /// ZeRO-2 or ZeRO-3.
     pub zero: Zero,
-    /// The most bytes of (full) parameters in one bucket: one all-gather or reduce-scatter.
+    /// The most bytes of (full) parameters in one bucket: one all-gather or reduce-scatter. A
+    /// parameter larger than that gets a bucket of its own.
     pub bucket_bytes: usize,
     /// How many buckets' all-gathers run ahead of the bucket in use (ZeRO-3).
     pub prefetch: usize,
+    /// ZeRO-3: bytes of gathered parameters the forward keeps for the backward instead of
+    /// gathering them again: the last buckets the forward uses (the first the backward needs),
+    /// whole buckets up to this many bytes. 0 (the default) re-gathers everything; more trades
+    /// memory for less communication (PyTorch FSDP2's `reshard_after_forward=False` for those
+    /// blocks).
+    pub keep_gathered_bytes: usize,
 }
 
 impl FsdpOptions {
     /// `world_size` ranks, ZeRO-3, 64 MiB buckets (about one Llama-2-7B block in bf16: 202M
-    /// parameters ≈ 386 MiB is split into a few), one bucket of prefetch.
+    /// parameters ≈ 386 MiB is split into a few), two buckets of prefetch (on 2 H200s, Llama-2-7B
+    /// ZeRO-3 steps took 390 ms with two and 402 ms with one).
     pub fn new(world_size: usize, zero: Zero) -> Self {
         FsdpOptions {
             world_size,
             zero,
             bucket_bytes: 64 << 20,
-            prefetch: 1,
+            prefetch: 2,
+            keep_gathered_bytes: 0,
         }
     }
 }
 
-/// How one parameter is sharded.
+/// One parameter of the sharded step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardSpec {
+pub struct ParamSpec {
     /// The parameter's name (its input's name in the original trace).
     pub name: String,
-    /// The full shape.
-    pub full_shape: Vec<usize>,
-    /// Rows of dim 0 per shard (`ceil(d0 / world_size)`).
-    pub rows: usize,
-    /// The dtype.
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its dtype.
     pub dtype: DType,
-    /// The device.
+    /// Its device.
     pub device: Device,
 }
 
-impl ShardSpec {
-    fn new(name: &str, t: &TensorMeta, world: usize) -> Result<Self, TraceError> {
-        let full_shape = t.shape.sizes();
-        if full_shape.is_empty() || full_shape[0] == 0 {
-            return Err(TraceError::Form(format!(
-                "parameter {name} has shape {}: FSDP shards along dim 0, which it lacks",
-                t.shape
-            )));
-        }
-        Ok(ShardSpec {
+impl ParamSpec {
+    fn new(name: &str, t: &TensorMeta) -> Self {
+        ParamSpec {
             name: name.to_string(),
-            rows: full_shape[0].div_ceil(world),
-            full_shape,
+            shape: t.shape.sizes(),
             dtype: t.dtype,
             device: t.device,
-        })
-    }
-    /// The shard's shape: `[rows, full_shape[1..]...]`.
-    pub fn shard_shape(&self) -> Vec<usize> {
-        let mut s = self.full_shape.clone();
-        s[0] = self.rows;
-        s
-    }
-    /// Elements of one row.
-    fn row_numel(&self) -> usize {
-        self.full_shape[1..].iter().product()
-    }
-    /// Elements of a shard.
-    pub fn shard_numel(&self) -> usize {
-        self.rows * self.row_numel()
-    }
-    fn full_bytes(&self) -> usize {
-        self.full_shape.iter().product::<usize>() * self.dtype.itemsize()
-    }
-    fn shard_meta(&self, requires_grad: bool) -> TensorMeta {
-        TensorMeta::new(self.dtype, self.shard_shape())
-            .on(self.device)
-            .with_grad(requires_grad)
-    }
-}
-
-/// The FSDP traces of a training step.
-#[derive(Debug, Clone)]
-pub struct Fsdp {
-    /// ZeRO-3: takes the forward's inputs with shards in place of parameters. ZeRO-2: the
-    /// original forward. Returns the outputs, then the saved values.
-    pub forward: Trace,
-    /// Takes the saved values (ZeRO-3: shards in place of saved parameters) and the
-    /// cotangents; returns one gradient shard per parameter.
-    pub backward: Trace,
-    /// How many of the forward's outputs are saved values.
-    pub num_saved: usize,
-    /// Per parameter (in the order given), how it is sharded.
-    pub shards: Vec<ShardSpec>,
-}
-
-/// Groups parameters (indices into `specs`, in the order they are needed) into buckets of at
-/// most `bytes` (one parameter larger than that gets its own), one dtype and device each.
-fn buckets(order: &[usize], specs: &[ShardSpec], bytes: usize) -> Vec<Vec<usize>> {
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    let mut size = 0;
-    for &p in order {
-        let fits = out.last().is_some_and(|b| {
-            let first = &specs[b[0]];
-            first.dtype == specs[p].dtype
-                && first.device == specs[p].device
-                && size + specs[p].full_bytes() <= bytes
-        });
-        if fits {
-            out.last_mut().expect("a bucket").push(p);
-            size += specs[p].full_bytes();
-        } else {
-            out.push(vec![p]);
-            size = specs[p].full_bytes();
         }
     }
-    out
-}
-
-/// Launches the all-gather of a bucket of shards (values of `b`); returns the handle.
-fn launch_gather(
-    b: &mut TraceBuilder,
-    shards: &[Value],
-    world: usize,
-) -> thunder_ir::Result<Value> {
-    let flat = flatten_cat(b, shards)?;
-    b.all_gather(flat, world, true)
-}
-
-fn flatten_cat(b: &mut TraceBuilder, vs: &[Value]) -> thunder_ir::Result<Value> {
-    let parts = vs
-        .iter()
-        .map(|&v| b.reshape(v, &[-1]))
-        .collect::<thunder_ir::Result<Vec<_>>>()?;
-    if parts.len() == 1 {
-        Ok(parts[0])
-    } else {
-        b.cat(&parts, 0)
+    /// Its number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
     }
+    fn bytes(&self) -> usize {
+        self.numel() * self.dtype.itemsize()
+    }
+}
+
+/// Parameters laid end to end in one flat buffer: the unit of every collective.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// The parameters (indices into [`Layout::params`]), in layout order.
+    pub params: Vec<usize>,
+    /// Where each parameter starts in the flat bucket, in elements.
+    pub offsets: Vec<usize>,
+    /// The parameters' elements together (the flat bucket without its padding).
+    pub numel: usize,
+    /// Elements of each rank's shard: `ceil(numel / world_size)`.
+    pub shard_numel: usize,
+    /// The dtype of its parameters.
+    pub dtype: DType,
+    /// Their device.
+    pub device: Device,
+}
+
+impl Bucket {
+    /// The metadata of a rank's shard of it: `[shard_numel]`.
+    pub fn shard_meta(&self) -> TensorMeta {
+        TensorMeta::new(self.dtype, [self.shard_numel]).on(self.device)
+    }
+}
+
+/// How a step's parameters are sharded over the ranks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The number of ranks.
+    pub world_size: usize,
+    /// The parameters, in the order `fsdp` was given them.
+    pub params: Vec<ParamSpec>,
+    /// The buckets; every parameter is in exactly one.
+    pub buckets: Vec<Bucket>,
+}
+
+impl Layout {
+    /// Groups `params` into buckets of at most `bytes`, taking them in `order` (indices into
+    /// `params`; those it leaves out go last): a new bucket starts where the dtype or device
+    /// changes or the next parameter would not fit.
+    fn new(world_size: usize, params: Vec<ParamSpec>, order: &[usize], bytes: usize) -> Self {
+        let mut seen = HashSet::new();
+        let order: Vec<usize> = order
+            .iter()
+            .copied()
+            .chain(0..params.len())
+            .filter(|&p| seen.insert(p))
+            .collect();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut size = 0;
+        for p in order {
+            let fits = groups.last().is_some_and(|g| {
+                let first = &params[g[0]];
+                first.dtype == params[p].dtype
+                    && first.device == params[p].device
+                    && size + params[p].bytes() <= bytes
+            });
+            if fits {
+                groups.last_mut().expect("a bucket").push(p);
+                size += params[p].bytes();
+            } else {
+                groups.push(vec![p]);
+                size = params[p].bytes();
+            }
+        }
+        let buckets = groups
+            .into_iter()
+            .map(|g| {
+                let mut offsets = Vec::with_capacity(g.len());
+                let mut numel = 0;
+                for &p in &g {
+                    offsets.push(numel);
+                    numel += params[p].numel();
+                }
+                Bucket {
+                    dtype: params[g[0]].dtype,
+                    device: params[g[0]].device,
+                    params: g,
+                    offsets,
+                    numel,
+                    shard_numel: numel.div_ceil(world_size),
+                }
+            })
+            .collect();
+        Layout {
+            world_size,
+            params,
+            buckets,
+        }
+    }
+
+    /// Rank `rank`'s bucket shards (one per bucket, in bucket order) of the full parameters
+    /// `full` (in [`Layout::params`] order): what the ZeRO-3 step and the optimizer take.
+    pub fn shard(&self, full: &[tch::Tensor], rank: usize) -> Vec<tch::Tensor> {
+        self.buckets
+            .iter()
+            .map(|bk| {
+                let flat = flat_bucket(bk, full, self.world_size);
+                flat.narrow(0, (rank * bk.shard_numel) as i64, bk.shard_numel as i64)
+                    .copy()
+            })
+            .collect()
+    }
+
+    /// The full parameters (in [`Layout::params`] order) from every rank's bucket shards
+    /// (`per_rank[r]`: rank `r`'s shards, in bucket order).
+    pub fn unshard(&self, per_rank: &[Vec<tch::Tensor>]) -> Vec<tch::Tensor> {
+        let mut out: Vec<Option<tch::Tensor>> = (0..self.params.len()).map(|_| None).collect();
+        for (k, bk) in self.buckets.iter().enumerate() {
+            let pieces: Vec<&tch::Tensor> = per_rank.iter().map(|s| &s[k]).collect();
+            let flat = tch::Tensor::cat(&pieces, 0);
+            for (&p, &off) in bk.params.iter().zip(&bk.offsets) {
+                let s = &self.params[p];
+                let shape: Vec<i64> = s.shape.iter().map(|&d| d as i64).collect();
+                out[p] = Some(
+                    flat.narrow(0, off as i64, s.numel() as i64)
+                        .reshape(shape.as_slice()),
+                );
+            }
+        }
+        out.into_iter()
+            .map(|t| t.expect("every parameter is in a bucket"))
+            .collect()
+    }
+
+    /// ZeRO-2's once-per-step gather: a trace that takes every bucket shard, then every full
+    /// parameter buffer; all-gathers the shards and copies them into the buffers.
+    pub fn gather_trace(&self) -> Result<Trace, TraceError> {
+        let mut b = TraceBuilder::new("gather_parameters");
+        let shards = (0..self.buckets.len())
+            .map(|k| b.input(&format!("bucket{k}_shard"), self.buckets[k].shard_meta()))
+            .collect::<thunder_ir::Result<Vec<_>>>()?;
+        let fulls = self
+            .params
+            .iter()
+            .map(|s| {
+                b.input(
+                    &s.name,
+                    TensorMeta::new(s.dtype, s.shape.clone()).on(s.device),
+                )
+            })
+            .collect::<thunder_ir::Result<Vec<_>>>()?;
+        for (k, &shard) in shards.iter().enumerate() {
+            let h = b.all_gather(shard, self.world_size, true)?;
+            let flat = b.wait(h)?;
+            for (p, full) in self.unpack(&mut b, flat, k)? {
+                b.prim(
+                    PrimOp::Copy_,
+                    vec![full.into(), fulls[p].into()],
+                    Vec::<Attr>::new(),
+                )?;
+            }
+        }
+        Ok(b.build(&[])?)
+    }
+
+    /// The parameters of bucket `k` as views of its gathered flat buffer `flat`
+    /// (`[world_size * shard_numel]`): `(parameter index, value)`.
+    fn unpack(
+        &self,
+        b: &mut TraceBuilder,
+        flat: Value,
+        k: usize,
+    ) -> thunder_ir::Result<Vec<(usize, Value)>> {
+        let bk = &self.buckets[k];
+        let padded = bk.shard_numel * self.world_size;
+        let mut out = Vec::with_capacity(bk.params.len());
+        for (&p, &off) in bk.params.iter().zip(&bk.offsets) {
+            let s = &self.params[p];
+            let n = s.numel();
+            let piece = if off == 0 && n == padded {
+                flat
+            } else {
+                b.narrow(flat, 0, off as i64, n as i64)?
+            };
+            let v = if s.shape.len() == 1 {
+                piece
+            } else {
+                b.reshape(piece, &i64s(&s.shape))?
+            };
+            out.push((p, v));
+        }
+        Ok(out)
+    }
+
+    /// Launches the averaging reduce-scatter of bucket `k`'s full gradients `grads` (in the
+    /// bucket's parameter order), laid out like the bucket; returns the handle.
+    fn launch_reduce_scatter(
+        &self,
+        b: &mut TraceBuilder,
+        k: usize,
+        grads: &[Value],
+    ) -> thunder_ir::Result<Value> {
+        let bk = &self.buckets[k];
+        let mut parts = Vec::with_capacity(grads.len() + 1);
+        for (&g, &p) in grads.iter().zip(&bk.params) {
+            parts.push(if self.params[p].shape.len() == 1 {
+                g
+            } else {
+                b.reshape(g, &[-1])?
+            });
+        }
+        let pad = bk.shard_numel * self.world_size - bk.numel;
+        if pad > 0 {
+            parts.push(b.zeros(&[pad], bk.dtype, bk.device)?);
+        }
+        let flat = if parts.len() == 1 {
+            parts[0]
+        } else {
+            b.cat(&parts, 0)?
+        };
+        b.reduce_scatter(flat, "avg", self.world_size, true)
+    }
+}
+
+/// Bucket `bk`'s parameters out of `full`, flattened end to end and zero-padded to
+/// `world * shard_numel` elements.
+fn flat_bucket(bk: &Bucket, full: &[tch::Tensor], world: usize) -> tch::Tensor {
+    let mut parts: Vec<tch::Tensor> = bk.params.iter().map(|&p| full[p].reshape([-1])).collect();
+    let pad = bk.shard_numel * world - bk.numel;
+    if pad > 0 {
+        let first = &full[bk.params[0]];
+        parts.push(tch::Tensor::zeros(
+            [pad as i64],
+            (first.kind(), first.device()),
+        ));
+    }
+    tch::Tensor::cat(&parts, 0)
 }
 
 fn i64s(v: &[usize]) -> Vec<i64> {
     v.iter().map(|&x| x as i64).collect()
 }
 
-/// The full parameters out of a gathered bucket (`[world * total]`, rank-major).
-fn unpack_gather(
-    b: &mut TraceBuilder,
-    gathered: Value,
-    specs: &[&ShardSpec],
-    world: usize,
-) -> thunder_ir::Result<Vec<Value>> {
-    let total: usize = specs.iter().map(|s| s.shard_numel()).sum();
-    let grid = b.reshape(gathered, &[world as i64, total as i64])?;
-    let mut out = Vec::with_capacity(specs.len());
-    let mut offset = 0;
-    for s in specs {
-        let n = s.shard_numel();
-        let cols = if specs.len() == 1 {
-            grid
-        } else {
-            b.narrow(grid, 1, offset as i64, n as i64)?
-        };
-        let mut padded = s.full_shape.clone();
-        padded[0] = s.rows * world;
-        let full = b.reshape(cols, &i64s(&padded))?;
-        out.push(if padded[0] != s.full_shape[0] {
-            b.narrow(full, 0, 0, s.full_shape[0] as i64)?
-        } else {
-            full
-        });
-        offset += n;
-    }
-    Ok(out)
-}
-
-/// Launches the averaging reduce-scatter of a bucket of full gradients; returns the handle.
-fn launch_reduce_scatter(
-    b: &mut TraceBuilder,
-    grads: &[Value],
-    specs: &[&ShardSpec],
-    world: usize,
-) -> thunder_ir::Result<Value> {
-    let mut grids = Vec::with_capacity(grads.len());
-    for (&g, s) in grads.iter().zip(specs) {
-        let pad = s.rows * world - s.full_shape[0];
-        let padded = if pad > 0 {
-            let mut zs = s.full_shape.clone();
-            zs[0] = pad;
-            let z = b.zeros(&zs, s.dtype, s.device)?;
-            b.cat(&[g, z], 0)?
-        } else {
-            g
-        };
-        grids.push(b.reshape(padded, &[world as i64, s.shard_numel() as i64])?);
-    }
-    let grid = if grids.len() == 1 {
-        grids[0]
-    } else {
-        b.cat(&grids, 1)?
-    };
-    let flat = b.reshape(grid, &[-1])?;
-    b.reduce_scatter(flat, "avg", world, true)
-}
-
-/// The gradient shards out of a reduce-scattered bucket (`[total]`).
-fn unpack_shards(
-    b: &mut TraceBuilder,
-    flat: Value,
-    specs: &[&ShardSpec],
-) -> thunder_ir::Result<Vec<Value>> {
-    let mut out = Vec::with_capacity(specs.len());
-    let mut offset = 0;
-    for s in specs {
-        let n = s.shard_numel();
-        let piece = if specs.len() == 1 {
-            flat
-        } else {
-            b.narrow(flat, 0, offset as i64, n as i64)?
-        };
-        out.push(b.reshape(piece, &i64s(&s.shard_shape()))?);
-        offset += n;
-    }
-    Ok(out)
-}
-
-/// Replays `t` into `b`, gathering sharded parameters before their first use.
+/// Replays a trace into `b`, gathering the buckets of sharded parameters before their first
+/// use, in order of first use, `prefetch` buckets ahead.
 ///
-/// `sharded`: the values of `t` that are sharded parameters, with their spec index;
-/// `m` maps `t`'s values to `b`'s (a sharded parameter maps to its shard until gathered).
-/// Gathers run in buckets, in order of first use, `prefetch` buckets ahead.
+/// `param_of`: the values of the trace being replayed that are parameters, with their index;
+/// `shard_of`: per bucket, the value in `b` of this rank's shard (None: the trace never needs
+/// the bucket).
 struct Gatherer<'a> {
-    specs: &'a [ShardSpec],
-    world: usize,
-    buckets: Vec<Vec<usize>>,
-    /// Per bucket, the original values of its parameters.
-    values: Vec<Vec<Value>>,
+    layout: &'a Layout,
+    /// Buckets in order of first use.
+    order: Vec<usize>,
+    /// Per bucket, its position in `order`.
+    pos: HashMap<usize, usize>,
+    shard_of: Vec<Option<Value>>,
+    /// Per parameter, its value in the trace being replayed.
+    value_of: HashMap<usize, Value>,
+    param_of: &'a HashMap<Value, usize>,
+    bucket_of: Vec<usize>,
     handles: Vec<Option<Value>>,
     gathered: Vec<bool>,
-    bucket_of: HashMap<Value, usize>,
     launched: usize,
     prefetch: usize,
 }
@@ -278,86 +360,132 @@ struct Gatherer<'a> {
 impl<'a> Gatherer<'a> {
     fn new(
         t: &Trace,
-        sharded: &HashMap<Value, usize>,
-        specs: &'a [ShardSpec],
-        opts: &FsdpOptions,
+        layout: &'a Layout,
+        param_of: &'a HashMap<Value, usize>,
+        shard_of: Vec<Option<Value>>,
+        prefetch: usize,
     ) -> Self {
-        // Parameters in order of first use.
-        let mut seen = HashSet::new();
-        let mut order_vals: Vec<Value> = Vec::new();
+        let mut bucket_of = vec![0; layout.params.len()];
+        for (k, bk) in layout.buckets.iter().enumerate() {
+            for &p in &bk.params {
+                bucket_of[p] = k;
+            }
+        }
+        let mut order = Vec::new();
+        let mut pos = HashMap::new();
         for s in &t.bound_symbols {
             for v in s.inputs() {
-                if sharded.contains_key(&v) && seen.insert(v) {
-                    order_vals.push(v);
+                if let Some(&p) = param_of.get(&v) {
+                    let k = bucket_of[p];
+                    if let std::collections::hash_map::Entry::Vacant(e) = pos.entry(k) {
+                        e.insert(order.len());
+                        order.push(k);
+                    }
                 }
             }
         }
-        let order: Vec<usize> = order_vals.iter().map(|v| sharded[v]).collect();
-        let by_spec: HashMap<usize, Value> = order_vals.iter().map(|v| (sharded[v], *v)).collect();
-        let buckets = buckets(&order, specs, opts.bucket_bytes.max(1));
-        let values: Vec<Vec<Value>> = buckets
-            .iter()
-            .map(|bk| bk.iter().map(|p| by_spec[p]).collect())
-            .collect();
-        let mut bucket_of = HashMap::new();
-        for (k, vs) in values.iter().enumerate() {
-            for v in vs {
-                bucket_of.insert(*v, k);
-            }
-        }
         Gatherer {
-            specs,
-            world: opts.world_size,
-            handles: vec![None; buckets.len()],
-            gathered: vec![false; buckets.len()],
-            buckets,
-            values,
+            layout,
+            handles: vec![None; order.len()],
+            order,
+            pos,
+            shard_of,
+            value_of: param_of.iter().map(|(&v, &p)| (p, v)).collect(),
+            param_of,
             bucket_of,
+            gathered: vec![false; layout.buckets.len()],
             launched: 0,
-            prefetch: opts.prefetch,
+            prefetch,
         }
     }
 
-    /// Launches buckets up to `k + prefetch`.
-    fn launch_up_to(
-        &mut self,
-        b: &mut TraceBuilder,
-        m: &HashMap<Value, Value>,
-        k: usize,
-    ) -> thunder_ir::Result<()> {
-        while self.launched < self.buckets.len() && self.launched <= k + self.prefetch {
-            let shards: Vec<Value> = self.values[self.launched].iter().map(|v| m[v]).collect();
-            self.handles[self.launched] = Some(launch_gather(b, &shards, self.world)?);
+    /// Launches the gathers of the buckets up to position `i + prefetch` of the order.
+    fn launch_up_to(&mut self, b: &mut TraceBuilder, i: usize) -> Result<(), TraceError> {
+        while self.launched < self.order.len() && self.launched <= i + self.prefetch {
+            let k = self.order[self.launched];
+            let shard = self.shard_of[k].ok_or_else(|| {
+                TraceError::Form(format!("internal: bucket {k} is used but has no shard"))
+            })?;
+            self.handles[self.launched] =
+                Some(b.all_gather(shard, self.layout.world_size, true)?);
             self.launched += 1;
         }
         Ok(())
     }
 
-    /// Before statement `s`: gathers the buckets of the sharded parameters it reads.
+    /// Before statement `s`: gathers the buckets of the parameters it reads, and maps their
+    /// values in `m` to views of the gathered buffers.
     fn before(
         &mut self,
         b: &mut TraceBuilder,
         m: &mut HashMap<Value, Value>,
         s: &thunder_ir::BoundSymbol,
-    ) -> thunder_ir::Result<()> {
+    ) -> Result<(), TraceError> {
         for v in s.inputs() {
-            let Some(&k) = self.bucket_of.get(&v) else {
+            let Some(&p) = self.param_of.get(&v) else {
                 continue;
             };
+            let k = self.bucket_of[p];
             if self.gathered[k] {
                 continue;
             }
-            self.launch_up_to(b, m, k)?;
-            let h = self.handles[k].expect("launched");
+            let i = self.pos[&k];
+            self.launch_up_to(b, i)?;
+            let h = self.handles[i].expect("launched");
             let flat = b.wait(h)?;
-            let specs: Vec<&ShardSpec> = self.buckets[k].iter().map(|&p| &self.specs[p]).collect();
-            let fulls = unpack_gather(b, flat, &specs, self.world)?;
-            for (orig, full) in self.values[k].iter().zip(fulls) {
-                m.insert(*orig, full);
+            for (q, full) in self.layout.unpack(b, flat, k)? {
+                if let Some(orig) = self.value_of.get(&q) {
+                    m.insert(*orig, full);
+                }
             }
             self.gathered[k] = true;
         }
         Ok(())
+    }
+}
+
+/// How many gradient reduce-scatters may be in flight before the oldest is waited for.
+const REDUCE_SCATTERS_IN_FLIGHT: usize = 2;
+
+/// The backward's gradient reduce-scatters: per bucket its handle and, once waited for, its
+/// gradient shard; and the buckets launched but not waited for, oldest first.
+struct ReduceScatters {
+    handles: Vec<Option<Value>>,
+    done: Vec<Option<Value>>,
+    in_flight: Vec<usize>,
+}
+
+impl ReduceScatters {
+    fn wait(&mut self, b: &mut TraceBuilder, k: usize) -> Result<(), TraceError> {
+        let h = self.handles[k].take().ok_or_else(|| {
+            TraceError::Form(format!("internal: gradient bucket {k} waited for twice"))
+        })?;
+        self.done[k] = Some(b.wait(h)?);
+        Ok(())
+    }
+}
+
+/// The FSDP traces of a training step.
+#[derive(Debug, Clone)]
+pub struct Fsdp {
+    /// ZeRO-3: takes the forward's inputs that are not parameters (in their order), then this
+    /// rank's bucket shards (in bucket order). ZeRO-2: the original forward. Returns the
+    /// outputs, then the saved values (ZeRO-3: a bucket shard in place of the saved
+    /// parameters of its bucket).
+    pub forward: Trace,
+    /// Takes the saved values and the cotangents; returns the gradient of each bucket shard
+    /// (in bucket order).
+    pub backward: Trace,
+    /// How many of the forward's outputs are saved values.
+    pub num_saved: usize,
+    /// How the parameters are sharded.
+    pub layout: Layout,
+}
+
+fn copy_input(b: &mut TraceBuilder, t: &Trace, v: Value) -> thunder_ir::Result<Value> {
+    match t.ty(v) {
+        thunder_ir::ValueType::Tensor(x) => b.input(t.name_of(v), x.clone()),
+        thunder_ir::ValueType::Number(n) => b.number_input(t.name_of(v), *n),
     }
 }
 
@@ -391,120 +519,174 @@ pub fn fsdp(
         let t = forward
             .tensor(v)
             .ok_or_else(|| TraceError::Form(format!("parameter input {i} is a number")))?;
-        specs.push(ShardSpec::new(forward.name_of(v), t, world)?);
+        specs.push(ParamSpec::new(forward.name_of(v), t));
     }
     let param_of: HashMap<Value, usize> = params
         .iter()
         .enumerate()
         .map(|(p, &i)| (forward.inputs[i], p))
         .collect();
+    // Buckets in the order the forward first reads the parameters.
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    for s in &forward.bound_symbols {
+        for v in s.inputs() {
+            if let Some(&p) = param_of.get(&v) {
+                if seen.insert(p) {
+                    order.push(p);
+                }
+            }
+        }
+    }
+    let layout = Layout::new(world, specs, &order, opts.bucket_bytes.max(1));
+    let bucket_of: HashMap<usize, usize> = layout
+        .buckets
+        .iter()
+        .enumerate()
+        .flat_map(|(k, bk)| bk.params.iter().map(move |&p| (p, k)))
+        .collect();
     let n_out = forward.outputs.len() - num_saved;
+    // ZeRO-3: parameters the forward gathers and keeps for the backward (the last buckets it
+    // uses, up to `keep_gathered_bytes`).
+    let mut kept: HashSet<usize> = HashSet::new();
+    if opts.zero == Zero::Three {
+        let mut budget = opts.keep_gathered_bytes;
+        for bk in layout.buckets.iter().rev() {
+            let bytes: usize = bk.params.iter().map(|&p| layout.params[p].bytes()).sum();
+            if bytes > budget {
+                break;
+            }
+            budget -= bytes;
+            kept.extend(bk.params.iter().copied().filter(|p| seen.contains(p)));
+        }
+    }
 
-    // Forward.
-    let fwd = if opts.zero == Zero::Three {
+    // Forward, and the saved values it returns.
+    let (fwd, new_num_saved) = if opts.zero == Zero::Three {
         let mut b = TraceBuilder::new(format!("{}_fsdp", forward.name));
         let mut m = HashMap::new();
         for &i in &forward.inputs {
-            let nv = match param_of.get(&i) {
-                Some(&p) => b.input(
-                    &format!("{}_shard", specs[p].name),
-                    specs[p].shard_meta(forward.tensor(i).is_some_and(|t| t.requires_grad)),
-                )?,
-                None => match forward.ty(i) {
-                    thunder_ir::ValueType::Tensor(t) => b.input(forward.name_of(i), t.clone())?,
-                    thunder_ir::ValueType::Number(n) => b.number_input(forward.name_of(i), *n)?,
-                },
-            };
-            m.insert(i, nv);
+            if !param_of.contains_key(&i) {
+                let nv = copy_input(&mut b, forward, i)?;
+                m.insert(i, nv);
+            }
         }
-        let shards: HashMap<Value, Value> = param_of.keys().map(|&v| (v, m[&v])).collect();
-        let mut g = Gatherer::new(forward, &param_of, &specs, opts);
-        g.launch_up_to(&mut b, &m, 0)?;
+        let shards: Vec<Value> = (0..layout.buckets.len())
+            .map(|k| b.input(&format!("bucket{k}_shard"), layout.buckets[k].shard_meta()))
+            .collect::<thunder_ir::Result<_>>()?;
+        let mut g = Gatherer::new(
+            forward,
+            &layout,
+            &param_of,
+            shards.iter().copied().map(Some).collect(),
+            opts.prefetch,
+        );
+        g.launch_up_to(&mut b, 0)?;
         for s in &forward.bound_symbols {
             g.before(&mut b, &mut m, s)?;
             b.replay(s, &mut m)?;
         }
-        // Saved parameters leave as their shards: the backward gathers them again.
-        let outputs: Vec<Value> = forward
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(k, o)| match shards.get(o) {
-                Some(&sh) if k >= n_out => sh,
-                _ => m[o],
-            })
-            .collect();
-        b.build(&outputs)?
+        // Saved parameters leave as their bucket's shard (once): the backward gathers again.
+        // Kept ones leave gathered.
+        let mut outputs: Vec<Value> = forward.outputs[..n_out].iter().map(|o| m[o]).collect();
+        let mut saved_buckets = HashSet::new();
+        for o in &forward.outputs[n_out..] {
+            match param_of.get(o).filter(|p| !kept.contains(p)) {
+                Some(p) => {
+                    let k = bucket_of[p];
+                    if saved_buckets.insert(k) {
+                        outputs.push(shards[k]);
+                    }
+                }
+                None => outputs.push(m[o]),
+            }
+        }
+        let saved = outputs.len() - n_out;
+        (b.build(&outputs)?, saved)
     } else {
-        forward.clone()
+        (forward.clone(), num_saved)
     };
 
     // Backward.
     let mut b = TraceBuilder::new(format!("{}_fsdp", backward.name));
     let mut m: HashMap<Value, Value>;
-    // Backward inputs that are saved parameters (ZeRO-3 passes their shards).
+    // Backward inputs that are saved parameters (ZeRO-3 passes their bucket's shard).
     let mut saved_params: HashMap<Value, usize> = HashMap::new();
+    let mut shard_of: Vec<Option<Value>> = vec![None; layout.buckets.len()];
     if opts.zero == Zero::Three {
         m = HashMap::new();
         for (j, &i) in backward.inputs.iter().enumerate() {
             let saved_param = (j < num_saved)
                 .then(|| param_of.get(&forward.outputs[n_out + j]).copied())
-                .flatten();
-            let nv = match saved_param {
+                .flatten()
+                .filter(|p| !kept.contains(p));
+            match saved_param {
                 Some(p) => {
                     saved_params.insert(i, p);
-                    b.input(
-                        &format!("{}_shard", specs[p].name),
-                        specs[p].shard_meta(false),
-                    )?
+                    let k = bucket_of[&p];
+                    if shard_of[k].is_none() {
+                        let meta = layout.buckets[k].shard_meta();
+                        shard_of[k] = Some(b.input(&format!("bucket{k}_shard"), meta)?);
+                    }
                 }
-                None => match backward.ty(i) {
-                    thunder_ir::ValueType::Tensor(t) => b.input(backward.name_of(i), t.clone())?,
-                    thunder_ir::ValueType::Number(n) => b.number_input(backward.name_of(i), *n)?,
-                },
-            };
-            m.insert(i, nv);
+                None => {
+                    let nv = copy_input(&mut b, backward, i)?;
+                    m.insert(i, nv);
+                }
+            }
         }
     } else {
         m = b.inputs_like(backward)?;
     }
-    let mut g = Gatherer::new(backward, &saved_params, &specs, opts);
-    g.launch_up_to(&mut b, &m, 0)?;
-    // Gradients, reduce-scattered in buckets, each launched as soon as its last gradient is
-    // computed (in the order the backward computes them).
+    let mut g = Gatherer::new(backward, &layout, &saved_params, shard_of, opts.prefetch);
+    g.launch_up_to(&mut b, 0)?;
+    // Gradients, reduce-scattered per bucket, each launched as soon as the bucket's last
+    // gradient is computed.
     let mut final_at: HashMap<Value, isize> = backward.inputs.iter().map(|&v| (v, -1)).collect();
     for (i, s) in backward.bound_symbols.iter().enumerate() {
         for &o in &s.outputs {
             final_at.insert(o, i as isize);
         }
     }
-    let mut order: Vec<(isize, usize)> = backward
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(p, o)| (final_at.get(o).copied().unwrap_or(-1), p))
-        .collect();
-    order.sort();
-    let order: Vec<usize> = order.into_iter().map(|(_, p)| p).collect();
-    let gbuckets = buckets(&order, &specs, opts.bucket_bytes.max(1));
     let mut closes: HashMap<Value, Vec<usize>> = HashMap::new();
-    for (k, bk) in gbuckets.iter().enumerate() {
-        if let Some(&last) = bk.iter().max_by_key(|&&p| final_at[&backward.outputs[p]]) {
+    for (k, bk) in layout.buckets.iter().enumerate() {
+        if let Some(&last) = bk
+            .params
+            .iter()
+            .max_by_key(|&&p| final_at.get(&backward.outputs[p]).copied().unwrap_or(-1))
+        {
             closes.entry(backward.outputs[last]).or_default().push(k);
         }
     }
-    let mut ghandles: Vec<Option<Value>> = vec![None; gbuckets.len()];
-    let launch = |b: &mut TraceBuilder, m: &HashMap<Value, Value>, k: usize| {
-        let gs: Vec<Value> = gbuckets[k]
+    // Reduce-scatters in flight: each is waited for when the one after the next is launched,
+    // so its full-size input (the bucket's gradients) is freed early rather than at the end
+    // of the backward (the wait is a stream wait: the host does not block).
+    let mut rs = ReduceScatters {
+        handles: vec![None; layout.buckets.len()],
+        done: vec![None; layout.buckets.len()],
+        in_flight: Vec::new(),
+    };
+    let launch = |b: &mut TraceBuilder,
+                  m: &HashMap<Value, Value>,
+                  rs: &mut ReduceScatters,
+                  k: usize|
+     -> Result<(), TraceError> {
+        let gs: Vec<Value> = layout.buckets[k]
+            .params
             .iter()
             .map(|&p| m[&backward.outputs[p]])
             .collect();
-        let ss: Vec<&ShardSpec> = gbuckets[k].iter().map(|&p| &specs[p]).collect();
-        launch_reduce_scatter(b, &gs, &ss, world)
+        rs.handles[k] = Some(layout.launch_reduce_scatter(b, k, &gs)?);
+        rs.in_flight.push(k);
+        if rs.in_flight.len() > REDUCE_SCATTERS_IN_FLIGHT {
+            let old = rs.in_flight.remove(0);
+            rs.wait(b, old)?;
+        }
+        Ok(())
     };
     for &i in &backward.inputs {
         for &k in closes.get(&i).into_iter().flatten() {
-            ghandles[k] = Some(launch(&mut b, &m, k)?);
+            launch(&mut b, &m, &mut rs, k)?;
         }
     }
     for s in &backward.bound_symbols {
@@ -512,91 +694,25 @@ pub fn fsdp(
         b.replay(s, &mut m)?;
         for o in &s.outputs {
             for &k in closes.get(o).into_iter().flatten() {
-                ghandles[k] = Some(launch(&mut b, &m, k)?);
+                launch(&mut b, &m, &mut rs, k)?;
             }
         }
     }
-    let mut grad_shards: HashMap<usize, Value> = HashMap::new();
-    for (k, bk) in gbuckets.iter().enumerate() {
-        let h = ghandles[k].ok_or_else(|| {
-            TraceError::Form(format!("internal: gradient bucket {k} was never launched"))
-        })?;
-        let flat = b.wait(h)?;
-        let ss: Vec<&ShardSpec> = bk.iter().map(|&p| &specs[p]).collect();
-        for (p, v) in bk.iter().zip(unpack_shards(&mut b, flat, &ss)?) {
-            grad_shards.insert(*p, v);
-        }
+    for k in std::mem::take(&mut rs.in_flight) {
+        rs.wait(&mut b, k)?;
     }
-    let outputs: Vec<Value> = (0..params.len()).map(|p| grad_shards[&p]).collect();
+    let outputs = (0..layout.buckets.len())
+        .map(|k| {
+            rs.done[k].ok_or_else(|| {
+                TraceError::Form(format!("internal: gradient bucket {k} was never launched"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let bwd = b.build(&outputs)?;
     Ok(Fsdp {
         forward: fwd,
         backward: bwd,
-        num_saved,
-        shards: specs,
+        num_saved: new_num_saved,
+        layout,
     })
-}
-
-/// ZeRO-2's once-per-step gather: takes every parameter's shard, then every full parameter
-/// buffer; all-gathers the shards (in buckets) and copies them into the buffers.
-pub fn gather_parameters(specs: &[ShardSpec], opts: &FsdpOptions) -> Result<Trace, TraceError> {
-    let mut b = TraceBuilder::new("gather_parameters");
-    let shards = specs
-        .iter()
-        .map(|s| b.input(&format!("{}_shard", s.name), s.shard_meta(false)))
-        .collect::<thunder_ir::Result<Vec<_>>>()?;
-    let fulls = specs
-        .iter()
-        .map(|s| {
-            b.input(
-                &s.name,
-                TensorMeta::new(s.dtype, s.full_shape.clone()).on(s.device),
-            )
-        })
-        .collect::<thunder_ir::Result<Vec<_>>>()?;
-    let order: Vec<usize> = (0..specs.len()).collect();
-    for bk in buckets(&order, specs, opts.bucket_bytes.max(1)) {
-        let vs: Vec<Value> = bk.iter().map(|&p| shards[p]).collect();
-        let h = launch_gather(&mut b, &vs, opts.world_size)?;
-        let flat = b.wait(h)?;
-        let ss: Vec<&ShardSpec> = bk.iter().map(|&p| &specs[p]).collect();
-        for (&p, full) in bk
-            .iter()
-            .zip(unpack_gather(&mut b, flat, &ss, opts.world_size)?)
-        {
-            b.prim(
-                PrimOp::Copy_,
-                vec![full.into(), fulls[p].into()],
-                Vec::<Attr>::new(),
-            )?;
-        }
-    }
-    Ok(b.build(&[])?)
-}
-
-/// Rank `rank`'s shard of `full` (rows `rank*s .. (rank+1)*s`, zero-padded), as the FSDP
-/// traces expect it.
-pub fn shard_tensor(full: &tch::Tensor, spec: &ShardSpec, rank: usize) -> tch::Tensor {
-    let d0 = spec.full_shape[0] as i64;
-    let rows = spec.rows as i64;
-    let start = (rank as i64 * rows).min(d0);
-    let take = (d0 - start).clamp(0, rows);
-    let mine = full.narrow(0, start, take);
-    if take == rows {
-        return mine.contiguous();
-    }
-    let mut pad_shape: Vec<i64> = full.size();
-    pad_shape[0] = rows - take;
-    tch::Tensor::cat(
-        &[
-            mine,
-            tch::Tensor::zeros(pad_shape.as_slice(), (full.kind(), full.device())),
-        ],
-        0,
-    )
-}
-
-/// The full tensor from every rank's shard (rank order), without the padding.
-pub fn unshard(shards: &[tch::Tensor], spec: &ShardSpec) -> tch::Tensor {
-    tch::Tensor::cat(shards, 0).narrow(0, 0, spec.full_shape[0] as i64)
 }

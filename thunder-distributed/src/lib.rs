@@ -30,11 +30,11 @@ pub mod nccl;
 #[cfg(feature = "cuda")]
 pub mod nccl_executor;
 pub mod rendezvous;
+#[cfg(feature = "cuda")]
+pub mod timeline;
 
 pub use ddp::{broadcast_parameters, ddp_backward, ddp_backward_for, DdpOptions};
 pub use env::DistEnv;
 pub use error::{Error, Result, TraceError};
-pub use fsdp::{
-    fsdp, gather_parameters, shard_tensor, unshard, Fsdp, FsdpOptions, ShardSpec, Zero,
-};
+pub use fsdp::{fsdp, Bucket, Fsdp, FsdpOptions, Layout, ParamSpec, Zero};
 pub use rendezvous::Rendezvous;

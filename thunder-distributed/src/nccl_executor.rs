@@ -36,6 +36,8 @@ struct Inner {
     inflight: Mutex<VecDeque<(usize, Instant, String)>>,
     /// Which ranks are gone, for the watchdog's message.
     liveness: Mutex<Option<crate::rendezvous::Liveness>>,
+    /// Timing events of the collectives and waits, while a timeline is recorded.
+    timeline: Mutex<Option<crate::timeline::Recording>>,
 }
 
 // SAFETY: the raw CUDA handles are plain identifiers usable from any thread with the device's
@@ -61,18 +63,39 @@ fn event() -> Result<dsys::CUevent, KernelError> {
         .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))
 }
 
+/// The communication stream: non-blocking, at the device's highest priority, so that a
+/// collective's kernels get SMs as soon as the compute kernels free some, rather than queueing
+/// behind them while the compute stream waits for the collective (PyTorch FSDP2 does the
+/// same). `THUNDER_NCCL_STREAM_PRIORITY=normal` makes it an ordinary stream (for comparison).
+fn comm_stream() -> Result<dsys::CUstream, String> {
+    let normal = std::env::var("THUNDER_NCCL_STREAM_PRIORITY").is_ok_and(|v| v == "normal");
+    let (mut least, mut greatest) = (0, 0);
+    // SAFETY: out-pointers to locals; the device's context is current (enter_device).
+    unsafe { dsys::cuCtxGetStreamPriorityRange(&mut least, &mut greatest) }
+        .result()
+        .map_err(|e| format!("cuCtxGetStreamPriorityRange: {e:?}"))?;
+    let mut s: dsys::CUstream = std::ptr::null_mut();
+    let flags = dsys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32;
+    let priority = if normal { least } else { greatest };
+    // SAFETY: as above; the stream lives as long as the process (like the executor's).
+    unsafe { dsys::cuStreamCreateWithPriority(&mut s, flags, priority) }
+        .result()
+        .map_err(|e| format!("cuStreamCreateWithPriority: {e:?}"))?;
+    Ok(s)
+}
+
 impl NcclExecutor {
     /// An executor over `comm`, with its communication stream and watchdog.
     pub fn new(comm: Arc<Communicator>) -> Result<Self, String> {
         enter_device(comm.device())?;
-        let s = drv::stream::create(drv::stream::StreamKind::NonBlocking)
-            .map_err(|e| format!("cuStreamCreate: {e:?}"))?;
+        let s = comm_stream()?;
         let inner = Arc::new(Inner {
             comm,
             comm_stream: s as usize,
             pending: Default::default(),
             inflight: Default::default(),
             liveness: Default::default(),
+            timeline: Default::default(),
         });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -94,6 +117,35 @@ impl NcclExecutor {
     /// The communicator.
     pub fn communicator(&self) -> &Arc<Communicator> {
         &self.inner.comm
+    }
+
+    /// Starts recording when each collective is issued, starts and ends, and how long each
+    /// wait holds the compute stream (timing events; a little host time per collective).
+    /// [`NcclExecutor::finish_timeline`] reads them.
+    pub fn start_timeline(&self) -> Result<(), String> {
+        enter_device(self.inner.comm.device())?;
+        let base = crate::timeline::timing_event()?;
+        crate::timeline::record(base, current_stream(self.inner.comm.device())? as usize)?;
+        *self.lock_timeline() = Some(crate::timeline::Recording {
+            base,
+            collectives: Vec::new(),
+            waits: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Stops recording; waits for the recorded work and returns its timeline (None if no
+    /// recording was started).
+    pub fn finish_timeline(&self) -> Result<Option<crate::timeline::Timeline>, String> {
+        let rec = self.lock_timeline().take();
+        rec.map(|r| r.read()).transpose()
+    }
+
+    fn lock_timeline(&self) -> std::sync::MutexGuard<'_, Option<crate::timeline::Recording>> {
+        self.inner
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -237,6 +289,15 @@ impl Executor for NcclExecutor {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&(t.data_ptr() as usize));
                 if let Some(p) = p {
+                    let mut tl = inner.timeline.lock().unwrap_or_else(|e| e.into_inner());
+                    let reached = match tl.as_mut() {
+                        Some(_) => {
+                            let ev = crate::timeline::timing_event().map_err(KernelError)?;
+                            crate::timeline::record(ev, cur).map_err(KernelError)?;
+                            Some(ev)
+                        }
+                        None => None,
+                    };
                     // SAFETY: live stream and event handles.
                     unsafe {
                         drv::stream::wait_event(
@@ -246,6 +307,12 @@ impl Executor for NcclExecutor {
                         )
                     }
                     .map_err(|e| KernelError(format!("cuStreamWaitEvent: {e:?}")))?;
+                    if let (Some(rec), Some(reached)) = (tl.as_mut(), reached) {
+                        let resumed = crate::timeline::timing_event().map_err(KernelError)?;
+                        crate::timeline::record(resumed, cur).map_err(KernelError)?;
+                        rec.waits.push((statement.clone(), reached, resumed));
+                    }
+                    drop(tl);
                     // SAFETY: destruction is deferred until the event completes.
                     let _ = unsafe { drv::event::destroy(p.done as dsys::CUevent) };
                 }
@@ -254,6 +321,18 @@ impl Executor for NcclExecutor {
                 return Ok(o);
             }
             let t = t.f_contiguous()?;
+            let timed = inner
+                .timeline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some();
+            let issued = if timed {
+                let ev = crate::timeline::timing_event().map_err(KernelError)?;
+                crate::timeline::record(ev, cur).map_err(KernelError)?;
+                Some(ev)
+            } else {
+                None
+            };
             let out = Tensor::f_empty(out_shape.as_slice(), (kind, Device::Cuda(dev as usize)))?;
             let stream = if is_async {
                 let ready = event()?;
@@ -273,6 +352,14 @@ impl Executor for NcclExecutor {
                 inner.comm_stream
             } else {
                 cur
+            };
+            let started = match issued {
+                Some(_) => {
+                    let ev = crate::timeline::timing_event().map_err(KernelError)?;
+                    crate::timeline::record(ev, stream).map_err(KernelError)?;
+                    Some(ev)
+                }
+                None => None,
             };
             let n = t.numel();
             let (send, recv) = (t.data_ptr() as *const _, out.data_ptr());
@@ -306,6 +393,18 @@ impl Executor for NcclExecutor {
                 }
             }
             .map_err(KernelError)?;
+            if let (Some(i), Some(st)) = (issued, started) {
+                let ended = crate::timeline::timing_event().map_err(KernelError)?;
+                crate::timeline::record(ended, stream).map_err(KernelError)?;
+                if let Some(rec) = inner
+                    .timeline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    rec.collectives.push((statement.clone(), i, st, ended));
+                }
+            }
             let watched = event()?;
             // SAFETY: live handles.
             unsafe { drv::event::record(watched, stream as dsys::CUstream) }

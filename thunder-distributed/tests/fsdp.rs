@@ -1,7 +1,8 @@
-//! The FSDP transform: golden ZeRO-3 traces (gathers before first use, prefetched; gradient
-//! reduce-scatters as buckets complete; padding where dim 0 does not divide), and CPU runs
-//! with 2 and 3 loopback ranks whose gathered gradients equal a single process's full-batch
-//! gradients, for ZeRO-2 and ZeRO-3. Re-bless with
+//! The FSDP transform: golden ZeRO-3 traces (gathers before first use, prefetched, parameters
+//! as views of the gathered buckets; gradient reduce-scatters as buckets complete; padding
+//! where a bucket does not divide by the world size), and CPU runs with 2 and 3 loopback ranks
+//! whose gathered gradients equal a single process's full-batch gradients, for ZeRO-2 and
+//! ZeRO-3. Re-bless with
 //! `THUNDER_BLESS=1 cargo test -p thunder-distributed --test fsdp`.
 
 mod common;
@@ -10,7 +11,7 @@ use common::{block_loss, check_golden, grads, random_inputs};
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 use thunder_distributed::loopback::LoopbackGroup;
-use thunder_distributed::{fsdp, gather_parameters, shard_tensor, unshard, FsdpOptions, Zero};
+use thunder_distributed::{fsdp, FsdpOptions, Zero};
 use thunder_executors::{ExecutionPlan, TorchExecutor};
 use thunder_ir::{DistOp, Op, Trace};
 
@@ -31,6 +32,7 @@ fn opts(world: usize, zero: Zero) -> FsdpOptions {
         zero,
         bucket_bytes: 4096,
         prefetch: 1,
+        keep_gathered_bytes: 0,
     }
 }
 
@@ -48,22 +50,43 @@ fn zero3_gathers_before_first_use_and_scatters_gradients_as_buckets_complete() {
     .unwrap();
     check_golden("fsdp_zero3_forward", &f.forward);
     check_golden("fsdp_zero3_backward", &f.backward);
-    // 16 rows over 3 ranks: shards of 6 rows, the last padded by 2.
-    let norm = f.shards.iter().find(|s| s.name == "norm_1_weight").unwrap();
-    assert_eq!((norm.rows, norm.shard_shape()), (6, vec![6]));
+    // The layout: every parameter in exactly one bucket, laid end to end; buckets within
+    // 4096 bytes unless one parameter is larger; shards of ceil(numel / 3).
+    let l = &f.layout;
+    let mut seen = vec![0; l.params.len()];
+    let mut padded = 0;
+    for bk in &l.buckets {
+        let mut off = 0;
+        for (&p, &o) in bk.params.iter().zip(&bk.offsets) {
+            seen[p] += 1;
+            assert_eq!(o, off);
+            off += l.params[p].numel();
+        }
+        assert_eq!(bk.numel, off);
+        assert!(bk.numel * 4 <= 4096 || bk.params.len() == 1, "{bk:?}");
+        assert_eq!(bk.shard_numel, bk.numel.div_ceil(3));
+        padded += usize::from(bk.numel % 3 != 0);
+    }
+    assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+    assert!(
+        padded > 0,
+        "no bucket needs padding: the test lost its point"
+    );
     let fwd = f.forward.to_python();
-    assert!(fwd.contains("norm_1_weight_shard"), "{fwd}");
+    assert!(fwd.contains("bucket0_shard"), "{fwd}");
     assert!(count(&f.forward, DistOp::AllGather) >= 2, "{fwd}");
+    assert_eq!(count(&f.forward, DistOp::AllGather), l.buckets.len());
     assert_eq!(
         count(&f.forward, DistOp::AllGather),
         count(&f.forward, DistOp::Wait)
     );
     assert_eq!(count(&f.forward, DistOp::ReduceScatter), 0);
-    // Every gradient is a shard.
-    for (o, s) in f.backward.outputs.iter().zip(&f.shards) {
+    // Every gradient is a bucket shard.
+    assert_eq!(f.backward.outputs.len(), l.buckets.len());
+    for (o, bk) in f.backward.outputs.iter().zip(&l.buckets) {
         assert_eq!(
             f.backward.tensor(*o).unwrap().shape.sizes(),
-            s.shard_shape()
+            vec![bk.shard_numel]
         );
     }
     let bwd = f.backward.to_python();
@@ -90,6 +113,11 @@ fn zero3_gathers_before_first_use_and_scatters_gradients_as_buckets_complete() {
 
 /// Full-batch gradients in one process against `world` loopback ranks with one sample each.
 fn check_parity(world: usize, zero: Zero) {
+    check_parity_with(&opts(world, zero));
+}
+
+fn check_parity_with(o: &FsdpOptions) {
+    let (world, zero) = (o.world_size, o.zero);
     let full = block_loss(world);
     let one = block_loss(1);
     let fb_full = thunder_transforms::forward_backward(&full, &full.inputs[3..]).unwrap();
@@ -99,7 +127,7 @@ fn check_parity(world: usize, zero: Zero) {
         &fb_one.backward,
         fb_one.num_saved,
         &params(&one),
-        &opts(world, zero),
+        o,
     )
     .unwrap();
     let ins = random_inputs(&full, 7, Device::Cpu);
@@ -116,9 +144,8 @@ fn check_parity(world: usize, zero: Zero) {
                 let mut mine: Vec<Tensor> = ins.iter().map(|t| t.shallow_clone()).collect();
                 mine[0] = ins[0].narrow(0, r as i64, 1).contiguous();
                 if zero == Zero::Three {
-                    for (k, spec) in f.shards.iter().enumerate() {
-                        mine[3 + k] = shard_tensor(&ins[3 + k], spec, r);
-                    }
+                    mine.truncate(3);
+                    mine.extend(f.layout.shard(&ins[3..], r));
                 }
                 let (f, group) = (&f, &group);
                 s.spawn(move || {
@@ -134,11 +161,10 @@ fn check_parity(world: usize, zero: Zero) {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    for (k, spec) in f.shards.iter().enumerate() {
-        let shards: Vec<Tensor> = per_rank.iter().map(|g| g[k].shallow_clone()).collect();
-        let got = unshard(&shards, spec);
-        assert_eq!(got.size(), want[k].size(), "{}", spec.name);
-        let d = (&got - &want[k]).abs().max().double_value(&[]);
+    let got = f.layout.unshard(&per_rank);
+    for (k, spec) in f.layout.params.iter().enumerate() {
+        assert_eq!(got[k].size(), want[k].size(), "{}", spec.name);
+        let d = (&got[k] - &want[k]).abs().max().double_value(&[]);
         assert!(
             d < 1e-5,
             "{} (world {world}, {zero:?}): max |diff| {d}",
@@ -151,6 +177,38 @@ fn check_parity(world: usize, zero: Zero) {
 fn zero3_on_two_and_three_ranks_gives_the_full_batch_gradients() {
     check_parity(2, Zero::Three);
     check_parity(3, Zero::Three);
+}
+
+#[test]
+fn zero3_keeps_the_last_gathered_buckets_for_the_backward() {
+    let t = block_loss(1);
+    let fb = thunder_transforms::forward_backward(&t, &t.inputs[3..]).unwrap();
+    let gathers = |keep: usize| {
+        let o = FsdpOptions {
+            keep_gathered_bytes: keep,
+            ..opts(2, Zero::Three)
+        };
+        let f = fsdp(&fb.forward, &fb.backward, fb.num_saved, &params(&t), &o).unwrap();
+        (
+            count(&f.forward, DistOp::AllGather),
+            count(&f.backward, DistOp::AllGather),
+        )
+    };
+    let (fwd, bwd) = gathers(0);
+    assert_eq!(
+        fwd, bwd,
+        "without keeping, the backward gathers every bucket again"
+    );
+    // The last bucket (4096 bytes at most) kept: one gather fewer in the backward.
+    assert_eq!(gathers(4096), (fwd, bwd - 1));
+    // Everything kept: the backward gathers nothing.
+    assert_eq!(gathers(usize::MAX), (fwd, 0));
+    for keep in [4096, usize::MAX] {
+        check_parity_with(&FsdpOptions {
+            keep_gathered_bytes: keep,
+            ..opts(2, Zero::Three)
+        });
+    }
 }
 
 #[test]
@@ -173,12 +231,13 @@ fn zero2_gathers_updated_shards_into_the_full_parameters() {
     )
     .unwrap();
     assert_eq!(f.forward, fb.forward, "ZeRO-2 keeps the forward");
-    let gather = gather_parameters(&f.shards, &opts(world, Zero::Two)).unwrap();
+    let gather = f.layout.gather_trace().unwrap();
     let fulls: Vec<Tensor> = f
-        .shards
+        .layout
+        .params
         .iter()
         .map(|s| {
-            let shape: Vec<i64> = s.full_shape.iter().map(|&d| d as i64).collect();
+            let shape: Vec<i64> = s.shape.iter().map(|&d| d as i64).collect();
             Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu))
         })
         .collect();
@@ -188,12 +247,7 @@ fn zero2_gathers_updated_shards_into_the_full_parameters() {
             let (f, gather, group) = (&f, &gather, &group);
             let fulls: Vec<Tensor> = fulls.iter().map(|x| x.shallow_clone()).collect();
             s.spawn(move || {
-                let mut ins: Vec<Tensor> = f
-                    .shards
-                    .iter()
-                    .zip(&fulls)
-                    .map(|(sp, x)| shard_tensor(x, sp, r))
-                    .collect();
+                let mut ins: Vec<Tensor> = f.layout.shard(&fulls, r);
                 let bufs: Vec<Tensor> = fulls.iter().map(|x| x.zeros_like()).collect();
                 ins.extend(bufs.iter().map(|b| b.shallow_clone()));
                 let lb = group.executor(r);
@@ -210,7 +264,8 @@ fn zero2_gathers_updated_shards_into_the_full_parameters() {
 }
 
 #[test]
-fn a_scalar_parameter_is_refused_with_the_reason() {
+fn a_scalar_parameter_is_sharded_too() {
+    // loss = sum(x * scale) + sum(w * w): a 0-dim parameter shares a bucket with a vector.
     let mut b = thunder_ir::TraceBuilder::new("f");
     let x = b
         .input(
@@ -225,20 +280,51 @@ fn a_scalar_parameter_is_refused_with_the_reason() {
                 .with_grad(true),
         )
         .unwrap();
+    let w = b
+        .input(
+            "w",
+            thunder_ir::TensorMeta::new(thunder_ir::DType::F32, [2]).with_grad(true),
+        )
+        .unwrap();
     let y = b.mul(x, s).unwrap();
-    let l = b.sum(y, &[], false).unwrap();
+    let ww = b.mul(w, w).unwrap();
+    let l1 = b.sum(y, &[], false).unwrap();
+    let l2 = b.sum(ww, &[], false).unwrap();
+    let l = b.add(l1, l2).unwrap();
     let t = b.build(&[l]).unwrap();
-    let fb = thunder_transforms::forward_backward(&t, &[t.inputs[1]]).unwrap();
-    let e = fsdp(
+    let fb = thunder_transforms::forward_backward(&t, &t.inputs[1..]).unwrap();
+    let world = 2;
+    let f = fsdp(
         &fb.forward,
         &fb.backward,
         fb.num_saved,
-        &[1],
-        &opts(2, Zero::Three),
+        &[1, 2],
+        &opts(world, Zero::Three),
     )
-    .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "parameter scale has shape []: FSDP shards along dim 0, which it lacks"
-    );
+    .unwrap();
+    // Three elements over two ranks: one bucket, shards of 2, one element of padding.
+    assert_eq!(f.layout.buckets.len(), 1);
+    assert_eq!(f.layout.buckets[0].shard_numel, 2);
+    let xs = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
+    let full = [Tensor::from(0.5f32), Tensor::from_slice(&[3.0f32, -1.0])];
+    let group = LoopbackGroup::new(world, Duration::from_secs(60));
+    let per_rank: Vec<Vec<Tensor>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..world)
+            .map(|r| {
+                let mut ins = vec![xs.shallow_clone()];
+                ins.extend(f.layout.shard(&full, r));
+                let (f, group) = (&f, &group);
+                sc.spawn(move || {
+                    let lb = group.executor(r);
+                    grads(&f.forward, &f.backward, &ins, &[&lb, &TorchExecutor::new()])
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let got = f.layout.unshard(&per_rank);
+    // Both ranks saw the same x: the averaged gradients are d/dscale = sum(x), d/dw = 2w.
+    assert_eq!(got[0].size(), Vec::<i64>::new());
+    assert_eq!(got[0].double_value(&[]), 10.0);
+    assert!(got[1].equal(&Tensor::from_slice(&[6.0f32, -2.0])));
 }

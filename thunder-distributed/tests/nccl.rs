@@ -3,8 +3,8 @@
 //!
 //! - every collective against eager PyTorch on fresh random data (f32 and bf16);
 //! - 10 SGD steps of a Llama block with batch 2 on one GPU against 2 GPUs with batch 1 each,
-//!   for DDP, ZeRO-2 and ZeRO-3: the same losses, and the same parameters at the end (ZeRO-3's
-//!   gathered from the shards);
+//!   for DDP, ZeRO-2 and ZeRO-3 (also keeping the last gathered buckets for the backward): the
+//!   same losses, and the same parameters at the end (ZeRO-3's gathered from the shards);
 //! - a rank that dies: the other ends in bounded time with an error naming the dead rank.
 
 mod common;
@@ -15,10 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 use thunder_distributed::nccl_executor::{communicator, NcclExecutor};
-use thunder_distributed::{
-    ddp_backward, fsdp, gather_parameters, shard_tensor, DdpOptions, DistEnv, FsdpOptions,
-    Rendezvous, Zero,
-};
+use thunder_distributed::{ddp_backward, fsdp, DdpOptions, DistEnv, FsdpOptions, Rendezvous, Zero};
 use thunder_executors::{ExecutionPlan, Executor, TorchExecutor};
 use thunder_ir::{DType, TensorMeta, Trace, TraceBuilder};
 
@@ -133,7 +130,7 @@ fn train(
     let execs: [&dyn Executor; 2] = [nccl, &torch];
     let x = ins[0].narrow(0, rank as i64, 1).contiguous();
     let mut losses = Vec::new();
-    let (fwd, bwd, shards, zero) = match mode {
+    let (fwd, bwd, layout, zero) = match mode {
         "ddp" => {
             let b = ddp_backward(
                 &fb.backward,
@@ -151,25 +148,23 @@ fn train(
                 world_size: world,
                 zero,
                 bucket_bytes: 4096,
-                prefetch: 1,
+                prefetch: 2,
+                // "zero3-keep": the last buckets stay gathered for the backward.
+                keep_gathered_bytes: if z == "zero3-keep" { 8192 } else { 0 },
             };
             let f = fsdp(&fb.forward, &fb.backward, fb.num_saved, &params, &o).unwrap();
-            (f.forward, f.backward, Some((f.shards, o)), Some(zero))
+            (f.forward, f.backward, Some(f.layout), Some(zero))
         }
     };
     let (fp, bp) = (plan(&fwd, &execs), plan(&bwd, &execs));
     let full: Vec<Tensor> = ins[3..].iter().map(|p| p.copy()).collect();
-    let mine: Vec<Tensor> = match &shards {
-        Some((specs, _)) => specs
-            .iter()
-            .zip(&full)
-            .map(|(s, p)| shard_tensor(p, s, rank))
-            .collect(),
+    let mine: Vec<Tensor> = match &layout {
+        Some(l) => l.shard(&full, rank),
         None => Vec::new(),
     };
-    let gather = shards
+    let gather = layout
         .as_ref()
-        .map(|(specs, o)| plan(&gather_parameters(specs, o).unwrap(), &execs));
+        .map(|l| plan(&l.gather_trace().unwrap(), &execs));
     for step in 0..STEPS {
         let mut args = vec![
             x.shallow_clone(),
@@ -195,7 +190,7 @@ fn train(
         let mut bin: Vec<Tensor> = out[1..].iter().map(|t| t.shallow_clone()).collect();
         bin.push(Tensor::from(1.0f32).to_device(out[0].device()));
         let grads = run(&bp, &bin);
-        if shards.is_some() {
+        if layout.is_some() {
             sgd(&mine, &grads);
             if zero == Some(Zero::Two) {
                 let mut gin: Vec<Tensor> = mine.iter().map(|t| t.shallow_clone()).collect();
@@ -267,7 +262,7 @@ fn nccl_child() {
     let full = block_loss_on(world, dev);
     let ins = random_inputs(&full, 11, Device::Cuda(rank));
     let (want_losses, want_params) = reference(&ins, dev, world);
-    for m in ["ddp", "zero2", "zero3"] {
+    for m in ["ddp", "zero2", "zero3", "zero3-keep"] {
         let (losses, params) = train(m, rank, world, &ins, &nccl, &mut rdv);
         for (i, (a, b)) in losses.iter().zip(&want_losses).enumerate() {
             assert!(

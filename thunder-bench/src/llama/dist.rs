@@ -49,6 +49,8 @@ pub struct Dist {
     pub bucket_bytes: Option<usize>,
     /// FSDP ZeRO-3: buckets gathered ahead (`--prefetch`; None: the default).
     pub prefetch: Option<usize>,
+    /// FSDP ZeRO-3: bytes of gathered parameters kept for the backward (`--keep-gathered-mb`).
+    pub keep_gathered_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for Dist {
@@ -79,6 +81,7 @@ impl Dist {
             rdv: Mutex::new(rdv),
             bucket_bytes: None,
             prefetch: None,
+            keep_gathered_bytes: None,
         })
     }
 

@@ -151,6 +151,9 @@ pub struct Options {
     /// Time every instruction of the compiled step's first step and of one more step after the
     /// timed ones, and write the results into this folder.
     pub profile: Option<PathBuf>,
+    /// Distributed: record the collectives' timeline of the last timed step of the compiled
+    /// mode into this folder (`rank<N>.txt`).
+    pub comm_profile: Option<PathBuf>,
 }
 
 /// The device chosen by `--device` (`auto`: the first GPU if libtorch sees one, else the CPU),
@@ -484,12 +487,23 @@ fn run_mode(
     let mut times = Vec::with_capacity(o.steps);
     let mut host = Vec::with_capacity(o.steps);
     let mut first_step_s = 0.0;
+    let comm_profile = match (mode, dist, &o.comm_profile) {
+        (Mode::Thunder, Some(d), Some(dir)) => Some((d, dir)),
+        _ => None,
+    };
     for s in 0..total {
+        if let Some((d, _)) = comm_profile.filter(|_| s + 1 == total) {
+            sync(o.device);
+            d.nccl.start_timeline().map_err(BenchError::Kernel)?;
+        }
         let start = Instant::now();
         let loss = trainer.step(batch)?;
         let queued = start.elapsed().as_secs_f64();
         sync(o.device);
         let done = start.elapsed().as_secs_f64();
+        if let Some((d, dir)) = comm_profile.filter(|_| s + 1 == total) {
+            write_comm_profile(d, dir, done * 1e3)?;
+        }
         if s == 0 {
             first_step_s = done + compile_s;
         } else if s > o.warmup {
@@ -536,6 +550,28 @@ fn run_mode(
         saved_bytes: saved,
         losses,
     })
+}
+
+/// Writes the timeline of the collectives just recorded to `dir/rank<N>.txt`.
+fn write_comm_profile(d: &dist::Dist, dir: &Path, step_ms: f64) -> Result<(), BenchError> {
+    let t = d
+        .nccl
+        .finish_timeline()
+        .map_err(BenchError::Kernel)?
+        .ok_or_else(|| BenchError::Kernel("no collective timeline was recorded".into()))?;
+    std::fs::create_dir_all(dir).map_err(|source| BenchError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(format!("rank{}.txt", d.rank));
+    let text = format!(
+        "rank {} of {}, {}: the last timed step took {step_ms:.1} ms (with the timing events)\n{}",
+        d.rank,
+        d.world,
+        d.parallel.describe(),
+        t.summary()
+    );
+    std::fs::write(&path, text).map_err(|source| BenchError::Io { path, source })
 }
 
 /// The compiled step with its first step and one step after the timed ones profiled

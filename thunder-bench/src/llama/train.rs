@@ -349,7 +349,7 @@ impl Compiled {
         execs.extend_from_slice(executors);
         let dist_err =
             |e: td::TraceError| BenchError::Kernel(format!("distributing the step: {e}"));
-        let (forward, backward, shards, zero) = match dist.map(|d| (d.parallel, d.world, d)) {
+        let (forward, backward, layout, zero) = match dist.map(|d| (d.parallel, d.world, d)) {
             None => (fb.forward.clone(), fb.backward.clone(), None, None),
             Some((Parallel::Ddp, world, d)) => {
                 let mut o = td::DdpOptions::new(world);
@@ -361,10 +361,11 @@ impl Compiled {
                 let mut o = td::FsdpOptions::new(world, z);
                 o.bucket_bytes = d.bucket_bytes.unwrap_or(o.bucket_bytes);
                 o.prefetch = d.prefetch.unwrap_or(o.prefetch);
+                o.keep_gathered_bytes = d.keep_gathered_bytes.unwrap_or(o.keep_gathered_bytes);
                 let idx: Vec<usize> = (DATA_INPUTS..loss.inputs.len()).collect();
                 let f = td::fsdp(&fb.forward, &fb.backward, fb.num_saved, &idx, &o)
                     .map_err(dist_err)?;
-                (f.forward, f.backward, Some((f.shards, o)), Some(z))
+                (f.forward, f.backward, Some(f.layout), Some(z))
             }
         };
         if let Some(d) = dist {
@@ -390,14 +391,10 @@ impl Compiled {
         }
         let rank = dist.map_or(0, |d| d.rank);
         // What AdamW updates, and (ZeRO-2) the full parameters beside it.
-        let (params, full) = match &shards {
+        let (params, full) = match &layout {
             None => (params, Vec::new()),
-            Some((ss, _)) => {
-                let mine: Vec<Tensor> = ss
-                    .iter()
-                    .zip(&params)
-                    .map(|(s, p)| td::shard_tensor(p, s, rank))
-                    .collect();
+            Some(l) => {
+                let mine = l.shard(&params, rank);
                 if zero == Some(td::Zero::Two) {
                     (mine, params)
                 } else {
@@ -405,9 +402,14 @@ impl Compiled {
                 }
             }
         };
-        let shapes: Vec<(DType, Vec<usize>)> = match &shards {
+        let shapes: Vec<(DType, Vec<usize>)> = match &layout {
             None => specs.iter().map(|p| (dtype, p.shape.clone())).collect(),
-            Some((ss, _)) => ss.iter().map(|s| (dtype, s.shard_shape())).collect(),
+            // One flat shard per bucket.
+            Some(l) => l
+                .buckets
+                .iter()
+                .map(|bk| (dtype, vec![bk.shard_numel]))
+                .collect(),
         };
         let adamw =
             thunder_ir::programs::adamw_step(&shapes, DType::F32, device, &adamw_options(lr))?;
@@ -416,8 +418,8 @@ impl Compiled {
             ExecutionPlan::compile(&backward, &execs)?,
             ExecutionPlan::compile(&adamw, &execs)?,
         ];
-        if let (Some((ss, o)), Some(td::Zero::Two)) = (&shards, zero) {
-            let g = td::gather_parameters(ss, o).map_err(dist_err)?;
+        if let (Some(l), Some(td::Zero::Two)) = (&layout, zero) {
+            let g = l.gather_trace().map_err(dist_err)?;
             plans.push(ExecutionPlan::compile(&g, &execs)?);
         }
         if let Some(d) = dist.filter(|d| d.parallel == Parallel::Ddp) {
