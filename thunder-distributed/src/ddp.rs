@@ -6,6 +6,12 @@
 //! buffer and all-reduced asynchronously, so the communication overlaps the rest of the
 //! backward; the waits come at the end. [`broadcast_parameters`] makes the trace that copies
 //! rank 0's parameters to every rank at the start.
+//!
+//! Gradient accumulation over micro-batches without communication (PyTorch DDP's `no_sync`):
+//! [`accumulate_backward`] adds the sum so far to each gradient as soon as it is computed. The
+//! micro-steps before the last run it (the first may run the plain backward); the last runs
+//! `ddp_backward(&accumulate_backward(..))`, which averages the accumulated sums in buckets that
+//! still overlap the rest of its backward.
 
 use crate::error::TraceError;
 use std::collections::HashMap;
@@ -176,6 +182,56 @@ pub fn ddp_backward_for(
         .outputs
         .iter()
         .map(|o| reduced.get(o).copied().unwrap_or_else(|| m[o]))
+        .collect();
+    Ok(b.build(&outputs)?)
+}
+
+/// Gradient accumulation: `backward` with one more input per output in `which` (indices into
+/// its outputs): the sum of the earlier micro-batches' gradients, named `acc<i>`, after the
+/// backward's own inputs. It returns `acc + gradient` in those places, each sum computed right
+/// after its gradient (so [`ddp_backward`] of it still launches each bucket early).
+pub fn accumulate_backward(backward: &Trace, which: &[usize]) -> Result<Trace, TraceError> {
+    let mut b = TraceBuilder::new(format!("{}_accumulate", backward.name));
+    let mut m = b.inputs_like(backward)?;
+    let mut acc: HashMap<Value, Value> = HashMap::new();
+    for &i in which {
+        let g = backward.outputs.get(i).copied().ok_or_else(|| {
+            TraceError::Options(format!(
+                "output {i} to accumulate does not exist (the backward has {})",
+                backward.outputs.len()
+            ))
+        })?;
+        let mut meta = backward
+            .tensor(g)
+            .ok_or_else(|| TraceError::Options(format!("output {i} is a number, not a gradient")))?
+            .clone();
+        meta.requires_grad = false;
+        if acc.contains_key(&g) {
+            return Err(TraceError::Options(format!(
+                "output {i} is the same value as another output to accumulate: accumulate it once"
+            )));
+        }
+        let a = b.input(&format!("acc{i}"), meta)?;
+        acc.insert(g, a);
+    }
+    let mut summed: HashMap<Value, Value> = HashMap::new();
+    for &i in &backward.inputs {
+        if let Some(&a) = acc.get(&i) {
+            summed.insert(i, b.add(m[&i], a)?);
+        }
+    }
+    for s in &backward.bound_symbols {
+        b.replay(s, &mut m)?;
+        for o in &s.outputs {
+            if let Some(&a) = acc.get(o) {
+                summed.insert(*o, b.add(m[o], a)?);
+            }
+        }
+    }
+    let outputs: Vec<Value> = backward
+        .outputs
+        .iter()
+        .map(|o| summed.get(o).copied().unwrap_or_else(|| m[o]))
         .collect();
     Ok(b.build(&outputs)?)
 }

@@ -4,8 +4,9 @@
 //!   torchrun and SLURM set;
 //! - [`rendezvous`]: a TCP rendezvous at `MASTER_ADDR:MASTER_PORT` through which the ranks
 //!   exchange small messages (the NCCL unique id), with deadlines on every step;
-//! - [`ddp`]: the DDP transform (bucketed asynchronous gradient all-reduces in the backward)
-//!   and the parameter broadcast at the start;
+//! - [`ddp`]: the DDP transform (bucketed asynchronous gradient all-reduces in the backward),
+//!   gradient accumulation without communication (`no_sync`) and the parameter broadcast at the
+//!   start;
 //! - [`fsdp`]: the FSDP transform (ZeRO-2 and ZeRO-3: bucketed, prefetched parameter
 //!   all-gathers; bucketed gradient reduce-scatters) and the sharding helpers;
 //! - [`loopback`]: collectives between threads of one process, to test the transforms on the
@@ -33,7 +34,9 @@ pub mod rendezvous;
 #[cfg(feature = "cuda")]
 pub mod timeline;
 
-pub use ddp::{broadcast_parameters, ddp_backward, ddp_backward_for, DdpOptions};
+pub use ddp::{
+    accumulate_backward, broadcast_parameters, ddp_backward, ddp_backward_for, DdpOptions,
+};
 pub use env::DistEnv;
 pub use error::{Error, Result, TraceError};
 pub use fsdp::{fsdp, Bucket, Fsdp, FsdpOptions, Layout, ParamSpec, Zero};

@@ -7,7 +7,7 @@ mod common;
 use common::{block_loss, check_golden, grads, random_inputs};
 
 use tch::{Device as TDevice, Kind, Tensor};
-use thunder_distributed::{broadcast_parameters, ddp_backward, DdpOptions};
+use thunder_distributed::{accumulate_backward, broadcast_parameters, ddp_backward, DdpOptions};
 use thunder_executors::{ExecutionPlan, TorchExecutor};
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DistOp, Op, Trace};
@@ -213,4 +213,82 @@ fn only_the_chosen_gradients_are_averaged() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("output 99 to reduce does not exist"), "{e}");
+}
+
+/// `no_sync`: 2 ranks, 2 micro-batches of one sample each; the first micro-step runs the plain
+/// backward (no communication), the second the DDP backward of the accumulating one. The
+/// averaged sums equal twice the 4-sample full-batch gradients (each micro-batch's loss is a
+/// mean over its own sample).
+#[test]
+fn accumulating_without_sync_then_syncing_gives_the_summed_full_batch_gradients() {
+    let full = block_loss(4);
+    let one = block_loss(1);
+    let fb_full = thunder_transforms::forward_backward(&full, &full.inputs[3..]).unwrap();
+    let fb = thunder_transforms::forward_backward(&one, &one.inputs[3..]).unwrap();
+    let n = fb.backward.outputs.len();
+    let acc = accumulate_backward(&fb.backward, &(0..n).collect::<Vec<_>>()).unwrap();
+    assert!(positions(&acc, DistOp::AllReduce).is_empty());
+    assert_eq!(acc.inputs.len(), fb.backward.inputs.len() + n);
+    let opts = DdpOptions {
+        world_size: 2,
+        bucket_bytes: 4096,
+    };
+    let sync = ddp_backward(&acc, &opts).unwrap();
+    let plain_ddp = ddp_backward(&fb.backward, &opts).unwrap();
+    assert_eq!(
+        positions(&sync, DistOp::AllReduce).len(),
+        positions(&plain_ddp, DistOp::AllReduce).len()
+    );
+    let ins = random_inputs(&full, 3, TDevice::Cpu);
+    let want = grads(
+        &fb_full.forward,
+        &fb_full.backward,
+        &ins,
+        &[&TorchExecutor::new()],
+    );
+    let group =
+        thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60));
+    let ranks: Vec<Vec<Tensor>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2i64)
+            .map(|r| {
+                let micro: Vec<Vec<Tensor>> = (0..2)
+                    .map(|j| {
+                        let mut mine: Vec<Tensor> = ins.iter().map(|t| t.shallow_clone()).collect();
+                        mine[0] = ins[0].narrow(0, 2 * r + j, 1).contiguous();
+                        mine
+                    })
+                    .collect();
+                let (fb, sync, group) = (&fb, &sync, &group);
+                s.spawn(move || {
+                    let lb = group.executor(r as usize);
+                    let torch = TorchExecutor::new();
+                    let micro = |j: usize| -> Vec<Tensor> {
+                        micro[j].iter().map(|t| t.shallow_clone()).collect()
+                    };
+                    // Micro-step 1: local.
+                    let first = grads(&fb.forward, &fb.backward, &micro(0), &[&torch]);
+                    // Micro-step 2: accumulate and average.
+                    let fw = ExecutionPlan::compile(&fb.forward, &[&torch])
+                        .unwrap()
+                        .run_tensors(&micro(1))
+                        .unwrap();
+                    let mut bw: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
+                    bw.push(Tensor::from(1.0f32));
+                    bw.extend(first);
+                    ExecutionPlan::compile(sync, &[&lb, &torch])
+                        .unwrap()
+                        .run_tensors(&bw)
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, w) in want.iter().enumerate() {
+        assert!(ranks[0][i].equal(&ranks[1][i]), "rank gradients differ");
+        let d = (&ranks[0][i] - &(w * 2.0)).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "gradient {i}: max |diff| {d}");
+    }
+    let e = accumulate_backward(&fb.backward, &[n]).unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
 }

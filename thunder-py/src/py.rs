@@ -108,6 +108,10 @@ struct CompiledGraph {
     plan: ExecutionPlan,
     /// With grad: the backward (saved values and cotangents in, one gradient per `wrt` out).
     backward: Option<ExecutionPlan>,
+    /// Data parallel: the backward without the gradient all-reduces (`no_sync` micro-steps).
+    backward_local: Option<ExecutionPlan>,
+    /// Backward runs: `[with the all-reduces, without]`.
+    backward_runs: [AtomicU64; 2],
     /// Inputs the gradients are for (indices into the graph's inputs).
     wrt: Vec<usize>,
     /// Per cotangent the backward takes, the output it belongs to.
@@ -212,17 +216,24 @@ impl CompiledGraph {
     }
 
     /// With grad: runs the backward on the saved values and the cotangents (of the outputs
-    /// `ct_outputs` names); returns one gradient per `wrt` input.
+    /// `ct_outputs` names); returns one gradient per `wrt` input. Data parallel, `sync=False`
+    /// runs it without the gradient all-reduces (a `no_sync` micro-step).
+    #[pyo3(signature = (saved, cotangents, sync=true))]
     fn backward<'py>(
         &self,
         py: Python<'py>,
         saved: Vec<Bound<'py, PyAny>>,
         cotangents: Vec<Bound<'py, PyAny>>,
+        sync: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let plan = self
-            .backward
-            .as_ref()
-            .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
+        let local = !sync && self.backward_local.is_some();
+        let plan = if local {
+            self.backward_local.as_ref()
+        } else {
+            self.backward.as_ref()
+        }
+        .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
+        self.backward_runs[usize::from(local)].fetch_add(1, Ordering::Relaxed);
         let mut ins = Vec::with_capacity(saved.len() + cotangents.len());
         for a in saved.iter().chain(&cotangents) {
             ins.push(rt_value(a)?);
@@ -231,6 +242,15 @@ impl CompiledGraph {
             .allow_threads(move || plan.run_owned(ins))
             .map_err(|e| self.failed(" (backward)", e))?;
         PyTuple::new(py, py_values(py, outs)?)
+    }
+
+    /// How many backward runs averaged the gradients over the ranks, and how many did not
+    /// (`no_sync`).
+    fn backward_runs(&self) -> (u64, u64) {
+        (
+            self.backward_runs[0].load(Ordering::Relaxed),
+            self.backward_runs[1].load(Ordering::Relaxed),
+        )
     }
 
     /// The inputs the gradients are for.
@@ -336,6 +356,8 @@ fn compile(
             name: name.to_string(),
             plan,
             backward: None,
+            backward_local: None,
+            backward_runs: Default::default(),
             wrt,
             ct_outputs: Vec::new(),
             n_out,
@@ -371,7 +393,9 @@ fn compile(
         }
     }
     let mut fb = fb;
+    let mut local = None;
     if let Some((world, bucket_bytes, reduce)) = ddp {
+        local = Some(fb.backward.clone());
         let opts = thunder_distributed::DdpOptions {
             world_size: world,
             bucket_bytes,
@@ -383,6 +407,10 @@ fn compile(
     let t = Instant::now();
     let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
     let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
+    let backward_local = local
+        .map(|b| ExecutionPlan::compile(&b, &refs))
+        .transpose()
+        .map_err(err)?;
     seconds.push(("plan", t.elapsed().as_secs_f64()));
     let traces = vec![
         ("captured".to_string(), trace.to_python()),
@@ -397,6 +425,8 @@ fn compile(
         name: name.to_string(),
         plan,
         backward: Some(backward),
+        backward_local,
+        backward_runs: Default::default(),
         wrt,
         ct_outputs,
         n_out,

@@ -57,6 +57,34 @@ def test_on_one_rank_ddp_training_equals_plain_training(one_rank_group):
     assert "dist.all_reduce(" not in thunder.last_backward_traces(plain)[0]
 
 
+def test_no_sync_accumulates_locally_then_averages(one_rank_group):
+    torch.manual_seed(0)
+    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b.load_state_dict(a.state_dict())
+    jm = thunder.distributed.ddp(thunder.jit(b), bucket_mb=0.01)
+    micro = list(train_gpt.batches(3, 2, 16, 64, torch.device("cpu")))
+    for idx, tgt in micro:
+        a(idx, tgt).backward()  # eager: the gradients of the three micro-batches add up
+    with jm.no_sync():
+        for idx, tgt in micro[:-1]:
+            jm(idx, tgt).backward()
+    jm(*micro[-1]).backward()
+    for (name, p), q in zip(b.named_parameters(), a.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+    state = jm._thunder_state
+    runs = lambda: tuple(map(sum, zip(*(g.backward_runs() for g in state.graphs))))  # noqa: E731
+    # All three backwards ran without the in-graph all-reduces; the last averaged at its end.
+    assert runs() == (0, 3)
+    assert not state.accumulated and not state.sync_queued
+    # The next step communicates inside the backward again.
+    jm(*micro[0]).backward()
+    assert runs() == (1, 3)
+    with pytest.raises(ValueError, match="no_sync is for modules made data parallel"):
+        with thunder.jit(torch.nn.Linear(2, 2)).no_sync():
+            pass
+
+
 def test_eager_pieces_mark_their_parameters(one_rank_group):
     class M(torch.nn.Module):
         def __init__(self):
@@ -97,6 +125,7 @@ def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("5 steps match the full-batch run") == 2, r.stdout
+    assert r.stdout.count("no_sync accumulation matches the full-batch run") == 2, r.stdout
 
 
 def test_several_cpu_ranks_are_refused_with_what_to_do(tmp_path):

@@ -1,6 +1,6 @@
 """Type stubs for thunder-rs's Python package (`import thunder`)."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, overload
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, TypeVar, overload
 
 import torch
 
@@ -17,6 +17,9 @@ class ThunderModule(torch.nn.Module):
     buffers, `state_dict()` keys and `train()`/`eval()` mode."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Any: ...
+    def no_sync(self) -> ContextManager[None]:
+        """With `thunder.distributed.ddp`: backward passes inside accumulate gradients locally;
+        the first backward after it averages them over the ranks."""
 
 class Examination:
     """What `thunder.examine` found."""

@@ -7,9 +7,15 @@ from torch.autograd.function import once_differentiable
 
 class _ThunderFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cg, *args):
+    def forward(ctx, cg, state, *args):
         outs, saved = cg.forward(*args)
         ctx.cg = cg
+        ctx.state = state
+        # Data parallel: the backward averages the gradients over the ranks unless this is a
+        # `no_sync` micro-step, or the step that ends them (which averages the accumulated
+        # gradients when the backward is done: thunder.distributed).
+        ddp = state is not None and state.ddp is not None
+        ctx.sync = not (ddp and (state.no_sync or state.accumulated))
         ctx.n_args = len(args)
         # Tensors go through save_for_backward (version checks, no reference cycles); numbers
         # stay on ctx.
@@ -29,17 +35,23 @@ class _ThunderFunction(torch.autograd.Function):
         numbers = iter(ctx.numbers)
         saved = [next(tensors) if t else next(numbers) for t in ctx.layout]
         cotangents = [cts[i] for i in ctx.cg.ct_outputs()]
-        grads = ctx.cg.backward(saved, cotangents)
+        grads = ctx.cg.backward(saved, cotangents, ctx.sync)
+        state = ctx.state
+        if not ctx.sync and state.accumulated and not state.no_sync:
+            from . import distributed
+
+            distributed._sync_when_backward_ends(state)
         full = [None] * ctx.n_args
         for i, g in zip(ctx.cg.wrt(), grads):
             full[i] = g
-        return (None, *full)
+        return (None, None, *full)
 
 
-def differentiable(cg):
-    """The callable Dynamo runs for a graph compiled with grad."""
+def differentiable(cg, state=None):
+    """The callable Dynamo runs for a graph compiled with grad (`state`: the jitted function's,
+    for data parallelism)."""
 
     def run(*args):
-        return _ThunderFunction.apply(cg, *args)
+        return _ThunderFunction.apply(cg, state, *args)
 
     return run

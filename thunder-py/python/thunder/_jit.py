@@ -24,6 +24,10 @@ class _State:
         self.seconds = collections.defaultdict(float)  # compile seconds per stage
         self.ddp = None  # (world size, bucket bytes, communicator) from thunder.distributed.ddp
         self.eager_params = set()  # ids of parameters that eagerly run pieces read
+        self.ddp_params = []  # the parameters thunder.distributed.ddp averages
+        self.no_sync = False  # inside `no_sync()`: gradients accumulate locally
+        self.accumulated = False  # local gradients are waiting for the next synced backward
+        self.sync_queued = False  # that backward's end-of-pass averaging is queued
         self.thunder_s = 0.0  # of which inside thunder (translation and the stages in Rust)
 
 
@@ -96,7 +100,7 @@ def _compile(state, name, gm, args):
     for stage, s in cg.compile_seconds():
         state.seconds[stage] += s
     state.graphs.append(cg)
-    run = _autograd.differentiable(cg) if wrt else cg
+    run = _autograd.differentiable(cg, state) if wrt else cg
     consts = tuple(enc.consts)
     if consts and enc.tuple_output:
         return lambda *a: run(*a, *consts)
@@ -239,6 +243,14 @@ class ThunderModule(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return self._thunder_call(*args, **kwargs)
+
+    def no_sync(self):
+        """With `thunder.distributed.ddp`: a context in which backward passes accumulate
+        gradients locally, without communication (gradient accumulation); the first backward
+        after it averages the accumulated gradients over the ranks."""
+        from . import distributed
+
+        return distributed.no_sync(self)
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         # Skips this wrapper: names are the original module's.

@@ -12,6 +12,8 @@ torch.distributed. Averaging is linear, so a gradient with both kinds of contrib
 out right.
 """
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 
@@ -59,8 +61,14 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
             for t in list(jmodel.parameters()) + list(jmodel.buffers()):
                 dist.broadcast(t.data, src=0)
     state.ddp = (world, int(bucket_mb * (1 << 20)), comm)
+    state.ddp_params = [p for p in params if p.requires_grad]
 
     def average_eager_part(p):
+        if state.no_sync:
+            return  # a no_sync micro-step: the gradient stays local
+        if state.accumulated:
+            _sync_when_backward_ends(state)  # averages every parameter's gradient at the end
+            return
         # Only parameters some eager piece reads: thunder's graphs average their own.
         if world > 1 and id(p) in state.eager_params and p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
@@ -70,3 +78,56 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
         if p.requires_grad:
             p.register_post_accumulate_grad_hook(average_eager_part)
     return jmodel
+
+
+@contextlib.contextmanager
+def no_sync(jmodel):
+    """Gradient accumulation without communication, like DDP's `no_sync`:
+
+        with thunder.distributed.no_sync(jmodel):      # or jmodel.no_sync()
+            for x in micro_batches[:-1]:
+                jmodel(x).backward()                   # local: gradients add up in .grad
+        jmodel(micro_batches[-1]).backward()           # averages the accumulated gradients
+
+    Inside, compiled graphs run their backward without the all-reduces. The first backward
+    after it runs the same way and, when it ends, averages every parameter's accumulated
+    gradient over the ranks (one flat all-reduce per dtype)."""
+    state = getattr(jmodel, "_thunder_state", None)
+    if state is None or state.ddp is None:
+        raise ValueError("no_sync is for modules made data parallel by thunder.distributed.ddp(jmodel)")
+    if state.no_sync:  # nested: the outer context restores the state
+        yield
+        return
+    state.no_sync = True
+    state.accumulated = True
+    try:
+        yield
+    finally:
+        state.no_sync = False
+
+
+def _sync_when_backward_ends(state):
+    """Called during the backward that follows no_sync micro-steps: queues the averaging of
+    the accumulated gradients for the end of this backward pass (once)."""
+    if state.sync_queued:
+        return
+    state.sync_queued = True
+    torch.autograd.Variable._execution_engine.queue_callback(lambda: _average_accumulated(state))
+
+
+def _average_accumulated(state):
+    state.sync_queued = False
+    state.accumulated = False
+    world = state.ddp[0]
+    grads = [p.grad for p in state.ddp_params if p.grad is not None]
+    if world == 1 or not grads:
+        return
+    by_dtype = {}
+    for g in grads:
+        by_dtype.setdefault((g.dtype, g.device), []).append(g)
+    for group in by_dtype.values():
+        flat = torch._utils._flatten_dense_tensors(group)
+        dist.all_reduce(flat)
+        flat.div_(world)
+        for g, avg in zip(group, torch._utils._unflatten_dense_tensors(flat, group)):
+            g.copy_(avg)
