@@ -13,7 +13,8 @@ pub struct DistEnv {
     pub local_rank: usize,
     /// Host of rank 0's rendezvous.
     pub master_addr: String,
-    /// Port of rank 0's rendezvous.
+    /// Port of rank 0's rendezvous: `THUNDER_MASTER_PORT` if set; under torchrun (whose agent
+    /// holds `MASTER_PORT` for its own store) `MASTER_PORT + 1`; otherwise `MASTER_PORT`.
     pub master_port: u16,
 }
 
@@ -97,17 +98,19 @@ impl DistEnv {
                 })
             }
         };
-        let master_port = match get("MASTER_PORT") {
-            Some(p) => p
-                .trim()
+        let port = |k: &'static str, p: String| {
+            p.trim()
                 .parse::<u16>()
                 .ok()
                 .filter(|&p| p > 0)
                 .ok_or(Error::BadVar {
-                    var: "MASTER_PORT",
+                    var: k,
                     value: p.clone(),
                     why: "it must be a port number, 1..65535".into(),
-                })?,
+                })
+        };
+        let master_port = match get("MASTER_PORT") {
+            Some(p) => port("MASTER_PORT", p)?,
             None if !torchrun => DEFAULT_PORT,
             None => {
                 return Err(Error::MissingVar {
@@ -115,6 +118,20 @@ impl DistEnv {
                     hint: "set it to a free port on rank 0's host (torchrun sets it)",
                 })
             }
+        };
+        // torchrun's agent serves its own store at MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE):
+        // thunder's rendezvous takes the next port.
+        let agent_store = get("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v == "True");
+        let master_port = match get("THUNDER_MASTER_PORT") {
+            Some(p) => port("THUNDER_MASTER_PORT", p)?,
+            None if agent_store => master_port.checked_add(1).ok_or(Error::BadVar {
+                var: "MASTER_PORT",
+                value: master_port.to_string(),
+                why: "under torchrun thunder's rendezvous uses MASTER_PORT + 1; pick a lower \
+                      port or set THUNDER_MASTER_PORT"
+                    .into(),
+            })?,
+            None => master_port,
         };
         Ok(Some(DistEnv {
             rank,

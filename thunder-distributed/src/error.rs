@@ -24,7 +24,10 @@ pub enum Error {
         why: String,
     },
     /// Rank 0 cannot listen on the rendezvous port.
-    #[error("rank 0 cannot listen on port {port}: {reason}; set MASTER_PORT to a free port")]
+    #[error(
+        "rank 0 cannot listen on port {port}: {reason}; set THUNDER_MASTER_PORT (default \
+         MASTER_PORT, under torchrun MASTER_PORT + 1) to a free port"
+    )]
     Listen {
         /// The port.
         port: u16,

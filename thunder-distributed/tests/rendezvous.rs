@@ -53,6 +53,22 @@ fn torchrun_and_slurm_variables_are_read_and_bad_ones_say_what_to_change() {
             master_port: 29400
         })
     );
+    // Under torchrun's agent (which serves its own store at MASTER_PORT) the next port, unless
+    // THUNDER_MASTER_PORT says otherwise.
+    let port_of = |extra: &[(&'static str, &'static str)]| {
+        let mut v = torchrun.to_vec();
+        v.extend_from_slice(extra);
+        DistEnv::from_vars(vars(&v)).unwrap().unwrap().master_port
+    };
+    assert_eq!(port_of(&[("TORCHELASTIC_USE_AGENT_STORE", "True")]), 29401);
+    assert_eq!(
+        port_of(&[
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("THUNDER_MASTER_PORT", "31000")
+        ]),
+        31000
+    );
+    assert_eq!(port_of(&[("THUNDER_MASTER_PORT", "31000")]), 31000);
     let slurm = [
         ("SLURM_PROCID", "5"),
         ("SLURM_NTASKS", "16"),
@@ -141,7 +157,10 @@ fn a_port_in_use_and_ranks_that_disagree_are_one_line_errors() {
     let e = Rendezvous::connect(&env(0, 2, port), Duration::from_secs(1)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("rank 0 cannot listen on port {port}: the port is in use; set MASTER_PORT to a free port")
+        format!(
+            "rank 0 cannot listen on port {port}: the port is in use; set THUNDER_MASTER_PORT \
+             (default MASTER_PORT, under torchrun MASTER_PORT + 1) to a free port"
+        )
     );
     drop(busy);
 
