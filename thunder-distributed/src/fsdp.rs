@@ -140,7 +140,7 @@ impl Layout {
     /// Groups `params` into buckets of at most `bytes`, taking them in `order` (indices into
     /// `params`; those it leaves out go last): a new bucket starts where the dtype or device
     /// changes or the next parameter would not fit.
-    fn new(world_size: usize, params: Vec<ParamSpec>, order: &[usize], bytes: usize) -> Self {
+    pub fn new(world_size: usize, params: Vec<ParamSpec>, order: &[usize], bytes: usize) -> Self {
         let mut seen = HashSet::new();
         let order: Vec<usize> = order
             .iter()
@@ -491,7 +491,7 @@ fn copy_input(b: &mut TraceBuilder, t: &Trace, v: Value) -> thunder_ir::Result<V
 
 /// The FSDP forward and backward of `fb` (from `thunder_transforms::forward_backward` of a
 /// trace whose inputs `params` - indices into its inputs, in the `wrt` order - are the
-/// parameters).
+/// parameters). The buckets follow the order in which the forward first reads the parameters.
 pub fn fsdp(
     forward: &Trace,
     backward: &Trace,
@@ -499,8 +499,7 @@ pub fn fsdp(
     params: &[usize],
     opts: &FsdpOptions,
 ) -> Result<Fsdp, TraceError> {
-    let world = opts.world_size;
-    if world == 0 {
+    if opts.world_size == 0 {
         return Err(TraceError::Options("world_size must be at least 1".into()));
     }
     if backward.outputs.len() != params.len() {
@@ -521,29 +520,136 @@ pub fn fsdp(
             .ok_or_else(|| TraceError::Form(format!("parameter input {i} is a number")))?;
         specs.push(ParamSpec::new(forward.name_of(v), t));
     }
-    let param_of: HashMap<Value, usize> = params
+    let index: HashMap<Value, usize> = params
         .iter()
         .enumerate()
         .map(|(p, &i)| (forward.inputs[i], p))
         .collect();
-    // Buckets in the order the forward first reads the parameters.
     let mut order = Vec::new();
     let mut seen = HashSet::new();
     for s in &forward.bound_symbols {
         for v in s.inputs() {
-            if let Some(&p) = param_of.get(&v) {
+            if let Some(&p) = index.get(&v) {
                 if seen.insert(p) {
                     order.push(p);
                 }
             }
         }
     }
-    let layout = Layout::new(world, specs, &order, opts.bucket_bytes.max(1));
-    let bucket_of: HashMap<usize, usize> = layout
-        .buckets
+    let layout = Layout::new(opts.world_size, specs, &order, opts.bucket_bytes.max(1));
+    let all: Vec<(usize, usize)> = (0..params.len()).map(|j| (j, j)).collect();
+    let piece = fsdp_with_layout(forward, backward, num_saved, params, &all, &layout, opts)?;
+    Ok(Fsdp {
+        forward: piece.forward,
+        backward: piece.backward,
+        num_saved: piece.num_saved,
+        layout,
+    })
+}
+
+/// A forward and backward sharded along a [`Layout`] fixed beforehand (for example one per
+/// model, when the model runs as several traces).
+#[derive(Debug, Clone)]
+pub struct FsdpPiece {
+    /// ZeRO-3: takes the forward's inputs that are not parameters (`inputs` says which), then
+    /// the shards of `buckets`. ZeRO-2: the original forward. Returns the outputs, then the
+    /// saved values.
+    pub forward: Trace,
+    /// Takes the saved values and the cotangents; returns the gradients of the inputs that
+    /// are not parameters (`grads` says which), then the gradients of the shards of `buckets`.
+    pub backward: Trace,
+    /// How many of the forward's outputs are saved values.
+    pub num_saved: usize,
+    /// The buckets holding this trace's parameters, in order.
+    pub buckets: Vec<usize>,
+    /// Per forward input before the shards: its index among the original forward's inputs.
+    pub inputs: Vec<usize>,
+    /// Per backward output before the bucket gradients: its position in `wrt`.
+    pub grads: Vec<usize>,
+}
+
+/// [`fsdp`] along a given `layout`: `wrt[j]` is the forward input whose gradient is the
+/// backward's output `j`; `params` pairs positions in `wrt` with parameters of the layout (the
+/// other `wrt` inputs are activations whose gradients pass through). A bucket whose
+/// parameters the trace only partly reads is gathered whole, and its gradient is zero where
+/// the trace has none (another trace adds its part).
+pub fn fsdp_with_layout(
+    forward: &Trace,
+    backward: &Trace,
+    num_saved: usize,
+    wrt: &[usize],
+    params: &[(usize, usize)],
+    layout: &Layout,
+    opts: &FsdpOptions,
+) -> Result<FsdpPiece, TraceError> {
+    let world = opts.world_size;
+    if world == 0 || world != layout.world_size {
+        return Err(TraceError::Options(format!(
+            "world_size {world} does not match the layout's {}",
+            layout.world_size
+        )));
+    }
+    if backward.outputs.len() != wrt.len() {
+        return Err(TraceError::Form(format!(
+            "the backward returns {} gradients for {} inputs",
+            backward.outputs.len(),
+            wrt.len()
+        )));
+    }
+    // Parameter inputs of the forward, and their gradients in the backward.
+    let mut param_of: HashMap<Value, usize> = HashMap::new();
+    let mut grad_of: HashMap<usize, Value> = HashMap::new();
+    for &(j, p) in params {
+        let i = *wrt
+            .get(j)
+            .ok_or_else(|| TraceError::Form(format!("wrt position {j} does not exist")))?;
+        let v = *forward
+            .inputs
+            .get(i)
+            .ok_or_else(|| TraceError::Form(format!("input {i} does not exist")))?;
+        let spec = layout
+            .params
+            .get(p)
+            .ok_or_else(|| TraceError::Form(format!("the layout has no parameter {p}")))?;
+        let t = forward
+            .tensor(v)
+            .ok_or_else(|| TraceError::Form(format!("parameter input {i} is a number")))?;
+        if t.shape.sizes() != spec.shape || t.dtype != spec.dtype {
+            return Err(TraceError::Form(format!(
+                "input {} is {:?}{:?} but the layout's parameter {} is {:?}{:?}",
+                forward.name_of(v),
+                t.dtype,
+                t.shape.sizes(),
+                spec.name,
+                spec.dtype,
+                spec.shape
+            )));
+        }
+        if param_of.insert(v, p).is_some() || grad_of.insert(p, backward.outputs[j]).is_some() {
+            return Err(TraceError::Form(format!(
+                "parameter {} is given twice",
+                spec.name
+            )));
+        }
+    }
+    let param_positions: HashSet<usize> = params.iter().map(|&(j, _)| j).collect();
+    let mut bucket_of = vec![0; layout.params.len()];
+    for (k, bk) in layout.buckets.iter().enumerate() {
+        for &p in &bk.params {
+            bucket_of[p] = k;
+        }
+    }
+    let touched: Vec<usize> = params
         .iter()
-        .enumerate()
-        .flat_map(|(k, bk)| bk.params.iter().map(move |&p| (p, k)))
+        .map(|&(_, p)| bucket_of[p])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let seen: HashSet<usize> = forward
+        .bound_symbols
+        .iter()
+        .flat_map(|s| s.inputs())
+        .filter_map(|v| param_of.get(&v).copied())
         .collect();
     let n_out = forward.outputs.len() - num_saved;
     // ZeRO-3: parameters the forward gathers and keeps for the backward (the last buckets it
@@ -551,7 +657,8 @@ pub fn fsdp(
     let mut kept: HashSet<usize> = HashSet::new();
     if opts.zero == Zero::Three {
         let mut budget = opts.keep_gathered_bytes;
-        for bk in layout.buckets.iter().rev() {
+        for &k in touched.iter().rev() {
+            let bk = &layout.buckets[k];
             let bytes: usize = bk.params.iter().map(|&p| layout.params[p].bytes()).sum();
             if bytes > budget {
                 break;
@@ -562,25 +669,23 @@ pub fn fsdp(
     }
 
     // Forward, and the saved values it returns.
+    let mut inputs = Vec::new();
     let (fwd, new_num_saved) = if opts.zero == Zero::Three {
         let mut b = TraceBuilder::new(format!("{}_fsdp", forward.name));
         let mut m = HashMap::new();
-        for &i in &forward.inputs {
+        for (idx, &i) in forward.inputs.iter().enumerate() {
             if !param_of.contains_key(&i) {
                 let nv = copy_input(&mut b, forward, i)?;
                 m.insert(i, nv);
+                inputs.push(idx);
             }
         }
-        let shards: Vec<Value> = (0..layout.buckets.len())
-            .map(|k| b.input(&format!("bucket{k}_shard"), layout.buckets[k].shard_meta()))
-            .collect::<thunder_ir::Result<_>>()?;
-        let mut g = Gatherer::new(
-            forward,
-            &layout,
-            &param_of,
-            shards.iter().copied().map(Some).collect(),
-            opts.prefetch,
-        );
+        let mut shards: Vec<Option<Value>> = vec![None; layout.buckets.len()];
+        for &k in &touched {
+            let meta = layout.buckets[k].shard_meta();
+            shards[k] = Some(b.input(&format!("bucket{k}_shard"), meta)?);
+        }
+        let mut g = Gatherer::new(forward, layout, &param_of, shards.clone(), opts.prefetch);
         g.launch_up_to(&mut b, 0)?;
         for s in &forward.bound_symbols {
             g.before(&mut b, &mut m, s)?;
@@ -593,9 +698,9 @@ pub fn fsdp(
         for o in &forward.outputs[n_out..] {
             match param_of.get(o).filter(|p| !kept.contains(p)) {
                 Some(p) => {
-                    let k = bucket_of[p];
+                    let k = bucket_of[*p];
                     if saved_buckets.insert(k) {
-                        outputs.push(shards[k]);
+                        outputs.push(shards[k].expect("a touched bucket"));
                     }
                 }
                 None => outputs.push(m[o]),
@@ -604,6 +709,7 @@ pub fn fsdp(
         let saved = outputs.len() - n_out;
         (b.build(&outputs)?, saved)
     } else {
+        inputs.extend(0..forward.inputs.len());
         (forward.clone(), num_saved)
     };
 
@@ -623,7 +729,7 @@ pub fn fsdp(
             match saved_param {
                 Some(p) => {
                     saved_params.insert(i, p);
-                    let k = bucket_of[&p];
+                    let k = bucket_of[p];
                     if shard_of[k].is_none() {
                         let meta = layout.buckets[k].shard_meta();
                         shard_of[k] = Some(b.input(&format!("bucket{k}_shard"), meta)?);
@@ -638,7 +744,7 @@ pub fn fsdp(
     } else {
         m = b.inputs_like(backward)?;
     }
-    let mut g = Gatherer::new(backward, &layout, &saved_params, shard_of, opts.prefetch);
+    let mut g = Gatherer::new(backward, layout, &saved_params, shard_of, opts.prefetch);
     g.launch_up_to(&mut b, 0)?;
     // Gradients, reduce-scattered per bucket, each launched as soon as the bucket's last
     // gradient is computed.
@@ -649,13 +755,14 @@ pub fn fsdp(
         }
     }
     let mut closes: HashMap<Value, Vec<usize>> = HashMap::new();
-    for (k, bk) in layout.buckets.iter().enumerate() {
-        if let Some(&last) = bk
+    for &k in &touched {
+        if let Some(last) = layout.buckets[k]
             .params
             .iter()
-            .max_by_key(|&&p| final_at.get(&backward.outputs[p]).copied().unwrap_or(-1))
+            .filter_map(|p| grad_of.get(p).copied())
+            .max_by_key(|g| final_at.get(g).copied().unwrap_or(-1))
         {
-            closes.entry(backward.outputs[last]).or_default().push(k);
+            closes.entry(last).or_default().push(k);
         }
     }
     // Reduce-scatters in flight: each is waited for when the one after the next is launched,
@@ -671,11 +778,17 @@ pub fn fsdp(
                   rs: &mut ReduceScatters,
                   k: usize|
      -> Result<(), TraceError> {
-        let gs: Vec<Value> = layout.buckets[k]
-            .params
-            .iter()
-            .map(|&p| m[&backward.outputs[p]])
-            .collect();
+        let mut gs = Vec::with_capacity(layout.buckets[k].params.len());
+        for &p in &layout.buckets[k].params {
+            gs.push(match grad_of.get(&p) {
+                Some(g) => m[g],
+                None => {
+                    // Another trace's parameter: no gradient from this one.
+                    let s = &layout.params[p];
+                    b.zeros(&s.shape, s.dtype, s.device)?
+                }
+            });
+        }
         rs.handles[k] = Some(layout.launch_reduce_scatter(b, k, &gs)?);
         rs.in_flight.push(k);
         if rs.in_flight.len() > REDUCE_SCATTERS_IN_FLIGHT {
@@ -701,18 +814,22 @@ pub fn fsdp(
     for k in std::mem::take(&mut rs.in_flight) {
         rs.wait(&mut b, k)?;
     }
-    let outputs = (0..layout.buckets.len())
-        .map(|k| {
-            rs.done[k].ok_or_else(|| {
-                TraceError::Form(format!("internal: gradient bucket {k} was never launched"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let grads: Vec<usize> = (0..wrt.len())
+        .filter(|j| !param_positions.contains(j))
+        .collect();
+    let mut outputs: Vec<Value> = grads.iter().map(|&j| m[&backward.outputs[j]]).collect();
+    for &k in &touched {
+        outputs.push(rs.done[k].ok_or_else(|| {
+            TraceError::Form(format!("internal: gradient bucket {k} was never launched"))
+        })?);
+    }
     let bwd = b.build(&outputs)?;
-    Ok(Fsdp {
+    Ok(FsdpPiece {
         forward: fwd,
         backward: bwd,
         num_saved: new_num_saved,
-        layout,
+        buckets: touched,
+        inputs,
+        grads,
     })
 }

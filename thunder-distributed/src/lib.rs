@@ -39,5 +39,7 @@ pub use ddp::{
 };
 pub use env::DistEnv;
 pub use error::{Error, Result, TraceError};
-pub use fsdp::{fsdp, Bucket, Fsdp, FsdpOptions, Layout, ParamSpec, Zero};
+pub use fsdp::{
+    fsdp, fsdp_with_layout, Bucket, Fsdp, FsdpOptions, FsdpPiece, Layout, ParamSpec, Zero,
+};
 pub use rendezvous::Rendezvous;
