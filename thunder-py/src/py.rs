@@ -112,6 +112,9 @@ struct CompiledGraph {
     backward_local: Option<ExecutionPlan>,
     /// Backward runs: `[with the all-reduces, without]`.
     backward_runs: [AtomicU64; 2],
+    /// FSDP: the original inputs the plans take (in order), then the buckets whose shards
+    /// follow them.
+    fsdp_inputs: Option<(Vec<usize>, Vec<usize>)>,
     /// Inputs the gradients are for (indices into the graph's inputs).
     wrt: Vec<usize>,
     /// Per cotangent the backward takes, the output it belongs to.
@@ -253,6 +256,12 @@ impl CompiledGraph {
         )
     }
 
+    /// FSDP: `(inputs, buckets)`: the plans take the graph's inputs `inputs` (in that order),
+    /// then the shards of `buckets`. None without FSDP.
+    fn fsdp_inputs(&self) -> Option<(Vec<usize>, Vec<usize>)> {
+        self.fsdp_inputs.clone()
+    }
+
     /// The inputs the gradients are for.
     fn wrt(&self) -> Vec<usize> {
         self.wrt.clone()
@@ -294,11 +303,18 @@ impl CompiledGraph {
 /// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
 /// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
 ///
+/// `compile`'s `fsdp`: the layout, `(wrt position, layout parameter)` pairs, prefetch.
+type FsdpArg<'py> = (PyRef<'py, FsdpLayout>, Vec<(usize, usize)>, usize);
+
 /// `ddp`: `(world_size, bucket_bytes, reduce)`: the backward averages the gradients `reduce`
 /// (positions in `wrt`) over the ranks in buckets; `comm` runs the collectives (without it, only
 /// a world of one rank runs).
+///
+/// `fsdp`: `(layout, params, prefetch)`: ZeRO-3 along `layout`; `params` pairs positions in
+/// `wrt` with the layout's parameters. The plans then take the inputs `fsdp_inputs()` names and
+/// the shards of its buckets, and the backward returns their gradients (`wrt()` says where).
 #[pyfunction]
-#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new(), ddp=None, comm=None))]
+#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new(), ddp=None, comm=None, fsdp=None))]
 #[allow(clippy::too_many_arguments)]
 fn compile(
     name: &str,
@@ -309,6 +325,7 @@ fn compile(
     wrt: Vec<usize>,
     ddp: Option<(usize, usize, Vec<usize>)>,
     comm: Option<PyRef<'_, Communicator>>,
+    fsdp: Option<FsdpArg<'_>>,
 ) -> PyResult<CompiledGraph> {
     let mut g = Graph {
         inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
@@ -358,6 +375,7 @@ fn compile(
             backward: None,
             backward_local: None,
             backward_runs: Default::default(),
+            fsdp_inputs: None,
             wrt,
             ct_outputs: Vec::new(),
             n_out,
@@ -393,6 +411,46 @@ fn compile(
         }
     }
     let mut fb = fb;
+    let mut wrt = wrt;
+    let mut fsdp_inputs = None;
+    if let Some((layout, params, prefetch)) = &fsdp {
+        let opts = thunder_distributed::FsdpOptions {
+            prefetch: *prefetch,
+            ..thunder_distributed::FsdpOptions::new(
+                layout.inner.world_size,
+                thunder_distributed::Zero::Three,
+            )
+        };
+        let piece = thunder_distributed::fsdp_with_layout(
+            &fb.forward,
+            &fb.backward,
+            fb.num_saved,
+            &wrt,
+            params,
+            &layout.inner,
+            &opts,
+        )
+        .map_err(|e| ThunderError::new_err(format!("FSDP: {e}")))?;
+        // The plans' gradients: of the inputs that are not parameters (at their new places),
+        // then of the bucket shards (after those inputs).
+        let mut new_wrt = Vec::with_capacity(piece.grads.len() + piece.buckets.len());
+        for &j in &piece.grads {
+            let at = piece
+                .inputs
+                .iter()
+                .position(|&i| i == wrt[j])
+                .ok_or_else(|| {
+                    ThunderError::new_err(format!("FSDP: input {} is not kept", wrt[j]))
+                })?;
+            new_wrt.push(at);
+        }
+        new_wrt.extend((0..piece.buckets.len()).map(|t| piece.inputs.len() + t));
+        wrt = new_wrt;
+        fb.forward = piece.forward;
+        fb.backward = piece.backward;
+        fb.num_saved = piece.num_saved;
+        fsdp_inputs = Some((piece.inputs, piece.buckets));
+    }
     let mut local = None;
     if let Some((world, bucket_bytes, reduce)) = ddp {
         local = Some(fb.backward.clone());
@@ -427,6 +485,7 @@ fn compile(
         backward: Some(backward),
         backward_local,
         backward_runs: Default::default(),
+        fsdp_inputs,
         wrt,
         ct_outputs,
         n_out,
@@ -436,6 +495,59 @@ fn compile(
         output_metas,
         calls: AtomicU64::new(0),
     })
+}
+
+/// How a module's parameters are sharded for `thunder.distributed.fsdp`: buckets of
+/// parameters laid end to end, each split into `world_size` equal flat shards.
+#[pyclass(module = "thunder._C", frozen)]
+struct FsdpLayout {
+    inner: thunder_distributed::Layout,
+}
+
+#[pymethods]
+impl FsdpLayout {
+    /// `params`: `(name, shape, torch dtype, device)` in the order the buckets take them;
+    /// buckets hold at most `bucket_bytes` (one parameter larger than that gets its own).
+    #[new]
+    fn new(
+        world_size: usize,
+        params: Vec<(String, Vec<usize>, String, String)>,
+        bucket_bytes: usize,
+    ) -> PyResult<Self> {
+        if world_size == 0 {
+            return Err(PyValueError::new_err("world_size must be at least 1"));
+        }
+        let specs = params
+            .into_iter()
+            .map(|(name, shape, dt, dev)| {
+                Ok(thunder_distributed::ParamSpec {
+                    name,
+                    shape,
+                    dtype: dtype(&dt)?,
+                    device: device(&dev)?,
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let order: Vec<usize> = (0..specs.len()).collect();
+        Ok(FsdpLayout {
+            inner: thunder_distributed::Layout::new(world_size, specs, &order, bucket_bytes.max(1)),
+        })
+    }
+
+    /// Per bucket: `(parameter indices, offsets, numel, shard_numel)`.
+    fn buckets(&self) -> Vec<(Vec<usize>, Vec<usize>, usize, usize)> {
+        self.inner
+            .buckets
+            .iter()
+            .map(|b| (b.params.clone(), b.offsets.clone(), b.numel, b.shard_numel))
+            .collect()
+    }
+
+    /// The number of ranks.
+    #[getter]
+    fn world_size(&self) -> usize {
+        self.inner.world_size
+    }
 }
 
 /// A new NCCL unique id (rank 0 makes it; `thunder.distributed` shares it through the
@@ -510,6 +622,7 @@ fn thunder_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(supported_ops, m)?)?;
     m.add_function(wrap_pyfunction!(nccl_unique_id, m)?)?;
     m.add_class::<Communicator>()?;
+    m.add_class::<FsdpLayout>()?;
     m.add("ThunderError", m.py().get_type::<ThunderError>())?;
     m.add("UnsupportedError", m.py().get_type::<UnsupportedError>())?;
     Ok(())

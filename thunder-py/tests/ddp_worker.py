@@ -1,7 +1,8 @@
 """One rank of test_distributed.py's multi-GPU test (run by torchrun): 5 SGD steps of the GPT
-with thunder.distributed.ddp and half the batch per rank, against eager PyTorch with the whole
-batch on this rank's GPU; then gradient accumulation over two micro-batches with no_sync.
-Exits non-zero on a mismatch."""
+with thunder.distributed.ddp (THUNDER_WORKER_MODE=ddp, the default) or fsdp and half the batch
+per rank, against eager PyTorch with the whole batch on this rank's GPU. ddp then accumulates
+two micro-batches with no_sync; fsdp compares its gathered parameters. Exits non-zero on a
+mismatch."""
 
 import os
 import pathlib
@@ -25,8 +26,12 @@ def main():
     ref = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
     mine = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
     mine.load_state_dict(ref.state_dict())
-    jm = thunder.distributed.ddp(thunder.jit(mine), bucket_mb=0.05, timeout_s=60)
-    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (ref, mine)]
+    mode = os.environ.get("THUNDER_WORKER_MODE", "ddp")
+    if mode == "fsdp":
+        jm = thunder.distributed.fsdp(thunder.jit(mine), bucket_mb=0.05, timeout_s=60)
+    else:
+        jm = thunder.distributed.ddp(thunder.jit(mine), bucket_mb=0.05, timeout_s=60)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (ref, jm)]
     batch = 2 * world
     for step, (idx, tgt) in enumerate(train_gpt.batches(5, batch, 32, 64, dev)):
         want = ref(idx, tgt)
@@ -38,11 +43,26 @@ def main():
         dist.all_reduce(mean)
         mean /= world
         if abs(mean.item() - want.item()) > 1e-4 + 1e-4 * abs(want.item()):
-            print(f"rank {rank} step {step}: ddp loss {mean.item()}, full batch {want.item()}")
+            print(f"rank {rank} step {step}: {mode} loss {mean.item()}, full batch {want.item()}")
             sys.exit(1)
         for o in opts:
             o.step()
             o.zero_grad()
+    if mode == "fsdp":
+        full = jm.state_dict()  # gathered from both ranks' shards
+        for name, q in ref.state_dict().items():
+            d = (full[name] - q).abs().max().item()
+            if d > 1e-4:
+                print(f"rank {rank}: {name} differs from the full-batch run by {d}")
+                sys.exit(1)
+        bw = thunder.last_backward_traces(jm)[0]
+        if "dist.reduce_scatter(" not in bw or f"world_size={world}" not in bw:
+            print(f"rank {rank}: no reduce-scatter over {world} ranks in the backward:\n{bw}")
+            sys.exit(1)
+        print(f"rank {rank}: fsdp: the gathered parameters match")
+        print(f"rank {rank}: fsdp: 5 steps match the full-batch run")
+        dist.destroy_process_group()
+        return
     for (name, p), q in zip(mine.named_parameters(), ref.parameters()):
         d = (p - q).abs().max().item()
         if d > 1e-4:
@@ -67,7 +87,7 @@ def main():
     if f"world_size={world}" not in bw:
         print(f"rank {rank}: no all-reduce over {world} ranks in the backward:\n{bw}")
         sys.exit(1)
-    print(f"rank {rank}: 5 steps match the full-batch run")
+    print(f"rank {rank}: ddp: 5 steps match the full-batch run")
     dist.destroy_process_group()
 
 

@@ -1,6 +1,6 @@
-"""thunder.distributed.ddp: on one rank (gloo, CPU) the compiled backward carries the gradient
-all-reduce of the parameters only, and training equals plain thunder.jit. Several ranks need
-NCCL and GPUs (the GPU bundle's torchrun test)."""
+"""thunder.distributed.ddp and fsdp: on one rank (gloo, CPU) the compiled backward carries the
+gradient all-reduce (ddp) or the gathers and reduce-scatters (fsdp), and training equals plain
+thunder.jit. Several ranks need NCCL and GPUs (the GPU bundle's torchrun tests)."""
 
 import pathlib
 import sys
@@ -85,6 +85,73 @@ def test_no_sync_accumulates_locally_then_averages(one_rank_group):
             pass
 
 
+def test_fsdp_on_one_rank_trains_like_plain_and_gathers_the_state_dict(one_rank_group):
+    torch.manual_seed(0)
+    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    b.load_state_dict(a.state_dict())
+    plain = thunder.jit(a)
+    jm = thunder.distributed.fsdp(thunder.jit(b), bucket_mb=0.01)
+    shards = list(jm.parameters())
+    # Buckets of at most 0.01 MB (or one larger parameter): several flat shards, and the
+    # module's own parameters hold no memory any more.
+    assert len(shards) >= 3 and all(s.dim() == 1 for s in shards)
+    assert sum(s.numel() for s in shards) == sum(p.numel() for p in a.parameters())
+    assert all(p.untyped_storage().nbytes() == 0 for p in b.parameters())
+    assert [n for n, _ in jm.named_parameters()][0] == "fsdp_shard_0"
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (plain, jm)]
+    data = list(train_gpt.batches(4, 2, 16, 64, torch.device("cpu")))
+    for idx, tgt in data:
+        losses = []
+        for m, o in zip((plain, jm), opts):
+            loss = m(idx, tgt)
+            loss.backward()
+            o.step()
+            o.zero_grad()
+            losses.append(loss.item())
+        assert abs(losses[0] - losses[1]) < 1e-5, losses
+    fw = thunder.last_traces(jm)[1]
+    bw = thunder.last_backward_traces(jm)[0]
+    assert "dist.all_gather(bucket0_shard, world_size=1, async_op=True)" in fw, fw
+    assert "dist.reduce_scatter(" in bw and "dist.all_gather(" in bw, bw
+    # The gathered state dict: the original names, the plainly trained values.
+    sd, want = jm.state_dict(), a.state_dict()
+    assert list(sd) == list(want)
+    for k in want:
+        torch.testing.assert_close(sd[k], want[k], atol=1e-5, rtol=1e-5, msg=k)
+    # Inference without grad reads the shards too.
+    with torch.no_grad():
+        torch.testing.assert_close(jm(*data[0]), plain(*data[0]), atol=1e-5, rtol=1e-5)
+    # load_state_dict shards what it is given.
+    fresh = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    jm.load_state_dict(fresh.state_dict())
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(jm.state_dict()[k], v, msg=k)
+    with pytest.raises(RuntimeError, match="missing keys"):
+        jm.load_state_dict({})
+
+
+def test_fsdp_says_what_it_cannot_do(one_rank_group):
+    with pytest.raises(ValueError, match="'zero3'"):
+        thunder.distributed.fsdp(thunder.jit(torch.nn.Linear(2, 2)), sharding="zero2")
+    with pytest.raises(ValueError, match="already data parallel"):
+        thunder.distributed.fsdp(thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2))))
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(4, 4)
+            self.b = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            h = torch.tanh(self.a(x))
+            return (torch.cumsum(self.b.weight, 0) @ h.T).sum()  # cumsum runs eagerly
+
+    jm = thunder.distributed.fsdp(thunder.jit(M()))
+    with pytest.raises(thunder.ThunderError, match="runs eagerly.*b.weight"):
+        jm(torch.randn(3, 4))
+
+
 def test_eager_pieces_mark_their_parameters(one_rank_group):
     class M(torch.nn.Module):
         def __init__(self):
@@ -118,14 +185,15 @@ def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
     import subprocess
 
     worker = pathlib.Path(__file__).with_name("ddp_worker.py")
-    env = dict(os.environ, NCCL_NVLS_ENABLE="0")
-    r = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(worker)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("5 steps match the full-batch run") == 2, r.stdout
-    assert r.stdout.count("no_sync accumulation matches the full-batch run") == 2, r.stdout
+    for mode in ("ddp", "fsdp"):
+        env = dict(os.environ, NCCL_NVLS_ENABLE="0", THUNDER_WORKER_MODE=mode)
+        r = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(worker)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.count(f"{mode}: 5 steps match the full-batch run") == 2, r.stdout
+    assert r.stdout.count("fsdp: the gathered parameters match") == 2, r.stdout
 
 
 def test_several_cpu_ranks_are_refused_with_what_to_do(tmp_path):

@@ -25,6 +25,7 @@ class _State:
         self.ddp = None  # (world size, bucket bytes, communicator) from thunder.distributed.ddp
         self.eager_params = set()  # ids of parameters that eagerly run pieces read
         self.ddp_params = []  # the parameters thunder.distributed.ddp averages
+        self.fsdp = None  # thunder.distributed's _Fsdp (layout, shards) from thunder.distributed.fsdp
         self.no_sync = False  # inside `no_sync()`: gradients accumulate locally
         self.accumulated = False  # local gradients are waiting for the next synced backward
         self.sync_queued = False  # that backward's end-of-pass averaging is queued
@@ -51,7 +52,18 @@ def _report(state, why):
 
 
 def _mark_eager(state, values):
-    state.eager_params.update(id(x) for x in values if isinstance(x, torch.nn.Parameter))
+    params = [x for x in values if isinstance(x, torch.nn.Parameter)]
+    if state.fsdp is not None:
+        names = [state.fsdp.names[state.fsdp.index[id(p)]] for p in params if id(p) in state.fsdp.index]
+        if names:
+            why = f" ({state.unsupported[-1]})" if state.unsupported else ""
+            raise _C.ThunderError(
+                f"thunder.distributed.fsdp: a part of the model that runs eagerly{why} reads the "
+                f"sharded parameter(s) {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}; "
+                "FSDP needs every parameter inside graphs thunder compiles (thunder.examine(model, "
+                "*args) on the unsharded model lists what runs eagerly)"
+            )
+    state.eager_params.update(id(x) for x in params)
 
 
 def _compile(state, name, gm, args):
@@ -62,8 +74,11 @@ def _compile(state, name, gm, args):
     try:
         enc = _fx.encode(gm, args)
         wrt = []
-        if torch.is_grad_enabled():
-            everything = list(args) + enc.consts
+        everything = list(args) + enc.consts
+        sharded = state.fsdp is not None and any(id(x) in state.fsdp.index for x in everything)
+        if torch.is_grad_enabled() or sharded:
+            # (Sharded parameters need the FSDP plans, which come with a backward, also
+            # without grad: the backward is then never run.)
             wrt = [
                 i
                 for i, x in enumerate(everything)
@@ -71,12 +86,17 @@ def _compile(state, name, gm, args):
             ]
         t1 = time.perf_counter()
         state.seconds["translate"] += t1 - t0
-        ddp, comm = None, None
+        ddp, comm, fsdp = None, None, None
         if state.ddp and wrt:
             world, bucket, comm = state.ddp
             reduce = [k for k, i in enumerate(wrt) if isinstance(everything[i], torch.nn.Parameter)]
             ddp = (world, bucket, reduce) if reduce else None
-        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt, ddp, comm)
+        if sharded and wrt:
+            f = state.fsdp
+            comm = f.comm
+            pairs = [(k, f.index[id(everything[i])]) for k, i in enumerate(wrt) if id(everything[i]) in f.index]
+            fsdp = (f.layout, pairs, f.prefetch) if pairs else None
+        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt, ddp, comm, fsdp)
     except _C.UnsupportedError as e:
         # Runs eagerly through PyTorch: correct, just not compiled.
         _report(state, str(e))
@@ -101,6 +121,15 @@ def _compile(state, name, gm, args):
         state.seconds[stage] += s
     state.graphs.append(cg)
     run = _autograd.differentiable(cg, state) if wrt else cg
+    fsdp_inputs = cg.fsdp_inputs()
+    if fsdp_inputs is not None:
+        # The plans take the inputs that are not sharded parameters, then the bucket shards.
+        keep, buckets = fsdp_inputs
+        shards, plain = state.fsdp.shards, run
+
+        def run(*a):
+            return plain(*[a[i] for i in keep], *[shards[k] for k in buckets])
+
     consts = tuple(enc.consts)
     if consts and enc.tuple_output:
         return lambda *a: run(*a, *consts)
@@ -252,14 +281,41 @@ class ThunderModule(torch.nn.Module):
 
         return distributed.no_sync(self)
 
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """The original module's parameters; after `thunder.distributed.fsdp`, this rank's
+        bucket shards (`fsdp_shard_<k>`, what the optimizer updates) and the parameters left
+        whole (those that do not require grad)."""
+        f = self._thunder_state.fsdp
+        if f is None:
+            yield from self._orig_mod.named_parameters(prefix, recurse, remove_duplicate)
+            return
+        dot = prefix + "." if prefix else ""
+        for k, s in enumerate(f.shards):
+            yield f"{dot}fsdp_shard_{k}", s
+        for name, p in self._orig_mod.named_parameters(prefix, recurse, remove_duplicate):
+            if id(p) not in f.index:
+                yield name, p
+
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         # Skips this wrapper: names are the original module's.
         return self._orig_mod.named_modules(memo, prefix, remove_duplicate)
 
     def state_dict(self, *args, **kwargs):
+        if self._thunder_state.fsdp is not None:
+            from . import distributed
+
+            return distributed._full_state_dict(self)
         return self._orig_mod.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
+        if self._thunder_state.fsdp is not None:
+            from . import distributed
+
+            return distributed._load_full_state_dict(self, state_dict, strict)
         return self._orig_mod.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def __getattr__(self, name):

@@ -1,4 +1,5 @@
-"""Data parallelism for jitted modules over torch.distributed's process group.
+"""Data parallelism (DDP) and fully sharded data parallelism (FSDP, ZeRO-3) for jitted modules
+over torch.distributed's process group.
 
     torch.distributed.init_process_group("nccl")        # torchrun sets RANK, WORLD_SIZE, ...
     jmodel = thunder.distributed.ddp(thunder.jit(model.cuda()))
@@ -26,40 +27,10 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
     """Makes `jmodel` (from `thunder.jit(module)`) data parallel over the default process group;
     returns it. Call it before the first call of `jmodel`. Parameters and buffers are
     broadcast from rank 0."""
-    global _ids
-    if not isinstance(jmodel, _jit.ThunderModule):
-        raise ValueError("thunder.distributed.ddp takes a module returned by thunder.jit(module)")
-    state = jmodel._thunder_state
-    if state.calls:
-        raise ValueError("call thunder.distributed.ddp before the first call of the jitted module")
-    if not dist.is_available() or not dist.is_initialized():
-        raise ValueError(
-            "thunder.distributed.ddp needs torch.distributed.init_process_group(...) first "
-            "(under torchrun: init_process_group('nccl'))"
-        )
-    if bucket_mb <= 0:
-        raise ValueError(f"bucket_mb must be positive, not {bucket_mb}")
+    state = _check(jmodel, "ddp", bucket_mb)
     world, rank = dist.get_world_size(), dist.get_rank()
     params = list(jmodel.parameters())
-    comm = None
-    if world > 1:
-        devices = {p.device for p in params}
-        if len(devices) != 1 or next(iter(devices)).type != "cuda":
-            raise ValueError(
-                "thunder's data parallelism over several ranks runs on NCCL: put the module's "
-                f"parameters on one CUDA device (they are on {sorted(map(str, devices))})"
-            )
-        device = next(iter(devices)).index or 0
-        store = dist.distributed_c10d._get_default_store()
-        _ids += 1
-        key = f"thunder/nccl_unique_id/{_ids}"
-        if rank == 0:
-            store.set(key, _C.nccl_unique_id())
-        uid = store.get(key)
-        comm = _C.Communicator(bytes(uid), rank, world, device, float(timeout_s))
-        with torch.no_grad():
-            for t in list(jmodel.parameters()) + list(jmodel.buffers()):
-                dist.broadcast(t.data, src=0)
+    comm = _communicator(jmodel, params, world, rank, timeout_s)
     state.ddp = (world, int(bucket_mb * (1 << 20)), comm)
     state.ddp_params = [p for p in params if p.requires_grad]
 
@@ -78,6 +49,170 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
         if p.requires_grad:
             p.register_post_accumulate_grad_hook(average_eager_part)
     return jmodel
+
+
+def _check(jmodel, what, bucket_mb):
+    """The checks ddp and fsdp share; returns the jitted module's state."""
+    if not isinstance(jmodel, _jit.ThunderModule):
+        raise ValueError(f"thunder.distributed.{what} takes a module returned by thunder.jit(module)")
+    state = jmodel._thunder_state
+    if state.calls:
+        raise ValueError(f"call thunder.distributed.{what} before the first call of the jitted module")
+    if state.ddp is not None or state.fsdp is not None:
+        raise ValueError("the module is already data parallel (thunder.distributed.ddp or fsdp)")
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError(
+            f"thunder.distributed.{what} needs torch.distributed.init_process_group(...) first "
+            "(under torchrun: init_process_group('nccl'))"
+        )
+    if not bucket_mb > 0:
+        raise ValueError(f"bucket_mb must be positive, not {bucket_mb}")
+    return state
+
+
+def _communicator(jmodel, params, world, rank, timeout_s):
+    """Over several ranks: thunder's NCCL communicator (its id shared through the process
+    group's store), after broadcasting rank 0's parameters and buffers. None on one rank."""
+    global _ids
+    if world == 1:
+        return None
+    devices = {p.device for p in params}
+    if len(devices) != 1 or next(iter(devices)).type != "cuda":
+        raise ValueError(
+            "thunder's data parallelism over several ranks runs on NCCL: put the module's "
+            f"parameters on one CUDA device (they are on {sorted(map(str, devices))})"
+        )
+    device = next(iter(devices)).index or 0
+    store = dist.distributed_c10d._get_default_store()
+    _ids += 1
+    key = f"thunder/nccl_unique_id/{_ids}"
+    if rank == 0:
+        store.set(key, _C.nccl_unique_id())
+    uid = store.get(key)
+    comm = _C.Communicator(bytes(uid), rank, world, device, float(timeout_s))
+    with torch.no_grad():
+        for t in params + list(jmodel.buffers()):
+            dist.broadcast(t.data, src=0)
+    return comm
+
+
+class _Fsdp:
+    """What thunder.distributed.fsdp keeps in the jitted module's state."""
+
+    def __init__(self, layout, names, params, shards, comm, prefetch, world, rank):
+        self.layout = layout  # _C.FsdpLayout
+        self.names = names  # per layout parameter, its name in the module
+        self.index = {id(p): i for i, p in enumerate(params)}  # parameter -> layout index
+        self.shapes = [tuple(p.shape) for p in params]
+        self.shards = shards  # per bucket, this rank's shard (an nn.Parameter)
+        self.comm = comm
+        self.prefetch = prefetch
+        self.world, self.rank = world, rank
+
+
+def fsdp(jmodel, *, sharding="zero3", bucket_mb=64, prefetch=2, timeout_s=300.0):
+    """Shards `jmodel` (from `thunder.jit(module)`) over the default process group (ZeRO-3);
+    returns it. Call it before the first call of `jmodel`, then make the optimizer:
+
+        jmodel = thunder.distributed.fsdp(thunder.jit(model.cuda()))
+        opt = torch.optim.AdamW(jmodel.parameters())   # this rank's shards
+
+    The parameters that require grad are grouped into buckets of about `bucket_mb` (in the
+    module's order), each laid out flat and split into one equal shard per rank. The module's
+    own copies are freed: `jmodel.parameters()` are the shards, which the optimizer updates.
+    Compiled graphs gather a bucket (NCCL all-gather, `prefetch` buckets ahead) before it is
+    used, in the forward and again in the backward, and reduce-scatter (average) its
+    gradients. `jmodel.state_dict()` gathers the full parameters (a collective: call it on
+    every rank); `load_state_dict` shards them again. Every parameter must be read inside
+    graphs thunder compiles: a part that runs eagerly and reads one is an error."""
+    if sharding != "zero3":
+        raise ValueError(
+            f"sharding={sharding!r}: thunder.distributed.fsdp shards parameters, gradients and "
+            "optimizer state ('zero3'); ZeRO-2 is in thunder-bench only so far"
+        )
+    state = _check(jmodel, "fsdp", bucket_mb)
+    if not (isinstance(prefetch, int) and prefetch >= 0):
+        raise ValueError(f"prefetch must be a non-negative int, not {prefetch!r}")
+    world, rank = dist.get_world_size(), dist.get_rank()
+    named = [(n, p) for n, p in jmodel._orig_mod.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("the module has no parameters that require grad: nothing to shard")
+    params = [p for _, p in named]
+    comm = _communicator(jmodel, list(jmodel._orig_mod.parameters()), world, rank, timeout_s)
+    layout = _C.FsdpLayout(
+        world,
+        [(n, list(p.shape), str(p.dtype), str(p.device)) for n, p in named],
+        int(bucket_mb * (1 << 20)),
+    )
+    shards = []
+    with torch.no_grad():
+        for members, _offsets, numel, shard_numel in layout.buckets():
+            parts = [params[i].detach().reshape(-1) for i in members]
+            pad = shard_numel * world - numel
+            if pad:
+                parts.append(parts[0].new_zeros(pad))
+            flat = torch.cat(parts)
+            shards.append(torch.nn.Parameter(flat[rank * shard_numel:(rank + 1) * shard_numel].clone()))
+        for p in params:
+            # The module keeps the parameter's shape, dtype and device (what the graphs are
+            # traced with), not its memory.
+            p.data.untyped_storage().resize_(0)
+    state.fsdp = _Fsdp(layout, [n for n, _ in named], params, shards, comm, prefetch, world, rank)
+    return jmodel
+
+
+def _full_parameters(f):
+    """Every sharded parameter, gathered (a collective over all ranks): name -> tensor."""
+    out = {}
+    for k, (members, offsets, _numel, shard_numel) in enumerate(f.layout.buckets()):
+        shard = f.shards[k].detach()
+        if f.world == 1:
+            flat = shard
+        else:
+            flat = shard.new_empty(shard_numel * f.world)
+            dist.all_gather_into_tensor(flat, shard)
+        for i, off in zip(members, offsets):
+            n = 1
+            for d in f.shapes[i]:
+                n *= d
+            out[f.names[i]] = flat[off:off + n].view(f.shapes[i]).clone()
+    return out
+
+
+def _full_state_dict(jmodel):
+    f = jmodel._thunder_state.fsdp
+    sd = jmodel._orig_mod.state_dict()
+    full = _full_parameters(f)
+    for name in sd:
+        if name in full:
+            sd[name] = full[name]
+    return sd
+
+
+def _load_full_state_dict(jmodel, sd, strict):
+    f = jmodel._thunder_state.fsdp
+    expected = set(jmodel._orig_mod.state_dict().keys())
+    missing = sorted(expected - set(sd))
+    unexpected = sorted(set(sd) - expected)
+    if strict and (missing or unexpected):
+        raise RuntimeError(
+            f"Error(s) in loading state_dict: missing keys {missing}, unexpected keys {unexpected}"
+        )
+    sharded = set(f.names)
+    with torch.no_grad():
+        for k, (members, offsets, numel, shard_numel) in enumerate(f.layout.buckets()):
+            if not all(f.names[i] in sd for i in members):
+                continue
+            shard = f.shards[k]
+            parts = [sd[f.names[i]].detach().reshape(-1).to(shard.device, shard.dtype) for i in members]
+            pad = shard_numel * f.world - numel
+            if pad:
+                parts.append(parts[0].new_zeros(pad))
+            flat = torch.cat(parts)
+            shard.copy_(flat[f.rank * shard_numel:(f.rank + 1) * shard_numel])
+    rest = {k: v for k, v in sd.items() if k not in sharded}
+    jmodel._orig_mod.load_state_dict(rest, strict=False)
+    return torch.nn.modules.module._IncompatibleKeys(missing, unexpected)
 
 
 @contextlib.contextmanager
