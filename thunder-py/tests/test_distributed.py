@@ -15,6 +15,31 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples")
 import train_gpt  # noqa: E402
 
 
+def small_gpt():
+    return train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+
+
+def twin_gpts():
+    """Two small GPTs with the same parameters."""
+    torch.manual_seed(0)
+    a, b = small_gpt(), small_gpt()
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def train_side_by_side(models, optimizers, data):
+    """Trains the models on the same batches; asserts that their losses agree."""
+    for idx, tgt in data:
+        losses = []
+        for m, o in zip(models, optimizers):
+            loss = m(idx, tgt)
+            loss.backward()
+            o.step()
+            o.zero_grad()
+            losses.append(loss.item())
+        assert abs(losses[0] - losses[1]) < 1e-5, losses
+
+
 @pytest.fixture
 def one_rank_group():
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
@@ -30,25 +55,14 @@ def test_ddp_needs_a_process_group_a_jitted_module_and_no_call_yet():
 
 
 def test_on_one_rank_ddp_training_equals_plain_training(one_rank_group):
-    torch.manual_seed(0)
-    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b.load_state_dict(a.state_dict())
+    a, b = twin_gpts()
     plain = thunder.jit(a)
     ddp = thunder.distributed.ddp(thunder.jit(b), bucket_mb=0.01)
     with pytest.raises(ValueError, match="before the first call"):
         plain(torch.zeros(1, 16, dtype=torch.long), torch.zeros(1, 16, dtype=torch.long))
         thunder.distributed.ddp(plain)
     opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (a, b)]
-    for idx, tgt in train_gpt.batches(5, 2, 16, 64, torch.device("cpu")):
-        losses = []
-        for m, o in zip((plain, ddp), opts):
-            loss = m(idx, tgt)
-            loss.backward()
-            o.step()
-            o.zero_grad()
-            losses.append(loss.item())
-        assert abs(losses[0] - losses[1]) < 1e-5, losses
+    train_side_by_side((plain, ddp), opts, train_gpt.batches(5, 2, 16, 64, torch.device("cpu")))
     bw = thunder.last_backward_traces(ddp)[0]
     assert "dist.all_reduce(" in bw and "world_size=1" in bw, bw
     # Several buckets (0.01 MB each), and only parameters' gradients: the backward of the
@@ -58,10 +72,7 @@ def test_on_one_rank_ddp_training_equals_plain_training(one_rank_group):
 
 
 def test_no_sync_accumulates_locally_then_averages(one_rank_group):
-    torch.manual_seed(0)
-    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b.load_state_dict(a.state_dict())
+    a, b = twin_gpts()
     jm = thunder.distributed.ddp(thunder.jit(b), bucket_mb=0.01)
     micro = list(train_gpt.batches(3, 2, 16, 64, torch.device("cpu")))
     for idx, tgt in micro:
@@ -86,10 +97,7 @@ def test_no_sync_accumulates_locally_then_averages(one_rank_group):
 
 
 def test_fsdp_on_one_rank_trains_like_plain_and_gathers_the_state_dict(one_rank_group):
-    torch.manual_seed(0)
-    a = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
-    b.load_state_dict(a.state_dict())
+    a, b = twin_gpts()
     plain = thunder.jit(a)
     jm = thunder.distributed.fsdp(thunder.jit(b), bucket_mb=0.01)
     shards = list(jm.parameters())
@@ -101,15 +109,7 @@ def test_fsdp_on_one_rank_trains_like_plain_and_gathers_the_state_dict(one_rank_
     assert [n for n, _ in jm.named_parameters()][0] == "fsdp_shard_0"
     opts = [torch.optim.AdamW(m.parameters(), lr=1e-2) for m in (plain, jm)]
     data = list(train_gpt.batches(4, 2, 16, 64, torch.device("cpu")))
-    for idx, tgt in data:
-        losses = []
-        for m, o in zip((plain, jm), opts):
-            loss = m(idx, tgt)
-            loss.backward()
-            o.step()
-            o.zero_grad()
-            losses.append(loss.item())
-        assert abs(losses[0] - losses[1]) < 1e-5, losses
+    train_side_by_side((plain, jm), opts, data)
     fw = thunder.last_traces(jm)[1]
     bw = thunder.last_backward_traces(jm)[0]
     assert "dist.all_gather(bucket0_shard, world_size=1, async_op=True)" in fw, fw
@@ -123,7 +123,7 @@ def test_fsdp_on_one_rank_trains_like_plain_and_gathers_the_state_dict(one_rank_
     with torch.no_grad():
         torch.testing.assert_close(jm(*data[0]), plain(*data[0]), atol=1e-5, rtol=1e-5)
     # load_state_dict shards what it is given.
-    fresh = train_gpt.GPT(vocab=64, dim=32, layers=2, heads=4, max_seq=16)
+    fresh = small_gpt()
     jm.load_state_dict(fresh.state_dict())
     for k, v in fresh.state_dict().items():
         torch.testing.assert_close(jm.state_dict()[k], v, msg=k)
