@@ -18,6 +18,7 @@
 set -euo pipefail
 
 TORCH_VERSION=2.11.0   # tch 0.24 requires exactly this libtorch
+CUDA_CRT_VERSION=13.0.88   # crt/ headers for torch 2.11.0+cu130's CUDA 13.0 runtime headers
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 die() { printf 'bootstrap-env: error: %s\n' "$*" >&2; exit 1; }
@@ -105,6 +106,13 @@ else
     say "installing maturin and pytest into $venv"
     "$py" -m pip install --quiet --progress-bar off "maturin>=1.9,<2" "pytest>=8" \
       || die "pip could not install maturin and pytest into $venv (network?). Re-run to retry."
+  fi
+  # The CUDA runtime headers that libtorch's ATen/cuda headers include need crt/, which the torch
+  # wheel's CUDA packages leave out; the shim's CUDA graph functions include them.
+  if [ ! -f "$(dirname "$torch_dir")/nvidia/cu13/include/crt/host_config.h" ]; then
+    say "installing nvidia-cuda-crt (CUDA headers for the shim) into $venv"
+    "$py" -m pip install --quiet --no-deps --progress-bar off "nvidia-cuda-crt==$CUDA_CRT_VERSION" \
+      || die "pip could not install nvidia-cuda-crt==$CUDA_CRT_VERSION into $venv (network?). Re-run to retry."
   fi
   flock -u 9
 fi

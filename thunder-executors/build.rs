@@ -26,11 +26,37 @@ fn main() {
     // The same C++ ABI as libtorch (torch-sys reads the same variable; PyTorch 2.11 wheels use
     // the new ABI).
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
+    // The CUDA runtime headers (ATen/cuda includes them): the wheel's, or the toolkit's.
+    let cuda_include = [
+        std::fs::canonicalize(&root)
+            .ok()
+            .and_then(|t| t.parent().map(|sp| sp.join("nvidia/cu13/include"))),
+        std::env::var_os("CUDA_HOME").map(|h| std::path::PathBuf::from(h).join("include")),
+        Some(std::path::PathBuf::from("/usr/local/cuda/include")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|d| d.join("cuda_runtime_api.h").exists() && d.join("crt/host_config.h").exists())
+    .unwrap_or_else(|| {
+        panic!(
+            "no complete CUDA runtime headers (cuda_runtime_api.h and crt/host_config.h) next to \
+             the PyTorch wheel ({}), in $CUDA_HOME/include or /usr/local/cuda/include: the \
+             shim's CUDA graph functions include them. `make env` installs them into its \
+             environment; into another one: pip install nvidia-cuda-crt==13.0.88",
+            root.display()
+        )
+    });
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    // The shim calls into c10_cuda and torch_cuda (CUDA graphs, streams); every binary that links
+    // this crate needs them.
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    println!("cargo:rustc-link-lib=dylib=torch_cuda");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
         .file("csrc/shim.cpp")
         .include(&include)
+        .include(&cuda_include)
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)

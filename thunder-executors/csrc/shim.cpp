@@ -5,7 +5,9 @@
 // `thunder_shim_free` when libtorch throws: no C++ exception crosses into Rust.
 
 #include <ATen/core/Tensor.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/util/Exception.h>
 
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -107,6 +110,76 @@ char* thunder_cuda_reset_peak_memory(int device) {
     c10::getDeviceAllocator(c10::DeviceType::CUDA)
         ->resetPeakStats(static_cast<c10::DeviceIndex>(device));
   });
+}
+
+// CUDA graphs (`torch.cuda.graph`): capture on a side stream into libtorch's caching allocator's
+// private pool for the graph, then replay on the current stream. Only functions that libtorch
+// exports are called here (no inline CUDA-runtime calls): the caller orders the streams.
+struct ThunderGraph {
+  at::cuda::CUDAGraph graph;
+  c10::cuda::CUDAStream previous;
+  c10::cuda::CUDAStream side;
+  bool capturing = false;
+  ThunderGraph(c10::cuda::CUDAStream p, c10::cuda::CUDAStream s) : previous(p), side(s) {}
+};
+
+// Prepares a capture on `device`: picks a side stream. `side` and `current` receive the raw
+// stream handles; the caller makes `side` wait for `current` before `thunder_cuda_graph_start`.
+char* thunder_cuda_graph_new(int device, void** out, void** side, void** current) {
+  return guarded([&] {
+    auto d = static_cast<c10::DeviceIndex>(device);
+    auto prev = c10::cuda::getCurrentCUDAStream(d);
+    auto s = c10::cuda::getStreamFromPool(false, d);
+    auto* g = new ThunderGraph(prev, s);
+    *side = s.stream();
+    *current = prev.stream();
+    *out = g;
+  });
+}
+
+// Makes the side stream current and starts capturing: the allocator serves allocations on it
+// from the graph's pool.
+char* thunder_cuda_graph_start(void* g) {
+  auto* graph = static_cast<ThunderGraph*>(g);
+  return guarded([&] {
+    c10::cuda::setCurrentCUDAStream(graph->side);
+    try {
+      graph->graph.capture_begin();
+    } catch (...) {
+      c10::cuda::setCurrentCUDAStream(graph->previous);
+      throw;
+    }
+    graph->capturing = true;
+  });
+}
+
+// Ends the capture and instantiates the graph; the previous current stream is current again.
+// On failure (an operation that cannot be captured ran) the graph is unusable: free it.
+char* thunder_cuda_graph_end(void* g) {
+  auto* graph = static_cast<ThunderGraph*>(g);
+  char* message = guarded([&] { graph->graph.capture_end(); });
+  graph->capturing = false;
+  char* restored = guarded([&] { c10::cuda::setCurrentCUDAStream(graph->previous); });
+  if (message == nullptr) {
+    return restored;
+  }
+  std::free(restored);
+  return message;
+}
+
+// Replays the captured work on the current stream.
+char* thunder_cuda_graph_replay(void* g) {
+  return guarded([&] { static_cast<ThunderGraph*>(g)->graph.replay(); });
+}
+
+// Frees the graph (its pool's blocks go back once no tensor uses them). A capture still open is
+// ended first.
+void thunder_cuda_graph_free(void* g) {
+  auto* graph = static_cast<ThunderGraph*>(g);
+  if (graph->capturing) {
+    std::free(thunder_cuda_graph_end(g));
+  }
+  std::free(guarded([&] { delete graph; }));
 }
 
 }  // extern "C"

@@ -55,6 +55,7 @@ pub mod convert;
 mod error;
 pub mod executor;
 pub mod fusion;
+pub mod graphs;
 pub mod plan;
 mod runtime;
 pub mod shim;
@@ -67,6 +68,7 @@ pub use executor::{
 };
 #[cfg(feature = "cuda")]
 pub use fusion::{AdamwExecutor, CrossEntropyExecutor, FusionExecutor};
+pub use graphs::{uncapturable, GraphedPlan};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

@@ -24,6 +24,111 @@ extern "C" {
     fn thunder_cuda_reset_peak_memory(device: i32) -> *mut c_char;
     fn thunder_clear_grad(t: *mut c_void) -> *mut c_char;
     fn thunder_cuda_empty_cache() -> *mut c_char;
+    fn thunder_cuda_graph_new(
+        device: i32,
+        out: *mut *mut c_void,
+        side: *mut *mut c_void,
+        current: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn thunder_cuda_graph_start(graph: *mut c_void) -> *mut c_char;
+    fn thunder_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
+    fn thunder_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
+    fn thunder_cuda_graph_free(graph: *mut c_void);
+}
+
+/// A CUDA graph (libtorch's `at::cuda::CUDAGraph`): the work some code launched on one device,
+/// captured once and replayed with one launch. Allocations made during the capture come from
+/// the graph's private pool in libtorch's caching allocator, so the tensors the captured code
+/// made are the ones every replay writes again.
+pub struct CudaGraph {
+    ptr: *mut c_void,
+}
+
+// SAFETY: the graph is a heap object of the shim; replays may come from any thread with the
+// device's context (libtorch sets it).
+unsafe impl Send for CudaGraph {}
+
+impl std::fmt::Debug for CudaGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaGraph({:p})", self.ptr)
+    }
+}
+
+impl CudaGraph {
+    /// Captures what `f` launches on `device`. During the capture a side stream is libtorch's
+    /// current stream (so kernels launched on the current stream, libtorch's and the fusion
+    /// executor's, are captured), ordered after the work already on the current stream.
+    /// Nothing runs: replay to compute. An error from `f`, or a capture that CUDA ended (an
+    /// operation that cannot be captured, such as a host synchronization), is returned with
+    /// the reason; the graph is then dropped.
+    pub fn capture<T>(
+        device: usize,
+        f: impl FnOnce() -> Result<T, crate::Error>,
+    ) -> Result<(CudaGraph, T), KernelError> {
+        let (mut ptr, mut side, mut current) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        // SAFETY: out-pointers to locals; errors come back as messages.
+        check(
+            unsafe { thunder_cuda_graph_new(device as i32, &mut ptr, &mut side, &mut current) },
+            "preparing a CUDA graph capture",
+        )?;
+        let graph = CudaGraph { ptr };
+        // The side stream starts after the work already on the current stream.
+        crate::fusion::enter_device(device as i32).map_err(KernelError)?;
+        {
+            use cudarc::driver::{result as drv, sys};
+            let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+                .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))?;
+            // SAFETY: live stream handles of this device and an event just made.
+            unsafe {
+                drv::event::record(ev, current as sys::CUstream)
+                    .and_then(|_| {
+                        drv::stream::wait_event(
+                            side as sys::CUstream,
+                            ev,
+                            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+                        )
+                    })
+                    .map_err(|e| KernelError(format!("ordering the capture stream: {e:?}")))?;
+                let _ = drv::event::destroy(ev);
+            }
+        }
+        // SAFETY: a graph not yet capturing.
+        check(
+            unsafe { thunder_cuda_graph_start(graph.ptr) },
+            "starting a CUDA graph capture",
+        )?;
+        let result = f();
+        // SAFETY: a graph that is capturing; ending it restores the current stream.
+        let ended = check(
+            unsafe { thunder_cuda_graph_end(graph.ptr) },
+            "ending the CUDA graph capture",
+        );
+        match (result, ended) {
+            (Ok(v), Ok(())) => Ok((graph, v)),
+            (Err(e), _) => Err(KernelError(format!("while capturing a CUDA graph: {e}"))),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    }
+
+    /// Replays the captured work on the current stream.
+    pub fn replay(&self) -> Result<(), KernelError> {
+        // SAFETY: a captured graph; errors come back as messages.
+        check(
+            unsafe { thunder_cuda_graph_replay(self.ptr) },
+            "replaying a CUDA graph",
+        )
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: ours, freed once.
+        unsafe { thunder_cuda_graph_free(self.ptr) }
+    }
 }
 
 /// `t.grad = None`: drops the gradient libtorch's autograd accumulated into `t` (what

@@ -1,0 +1,269 @@
+//! CUDA graphs for execution plans: capture a plan once, then replay it with one launch.
+//!
+//! [`GraphedPlan`] runs its plan normally on the first call (a warm-up that also compiles and
+//! loads every fused kernel), then captures it into a [`CudaGraph`] with copies of that call's
+//! inputs as static input buffers. Later calls copy their inputs into those buffers and replay;
+//! the outputs are the tensors the capture made, rewritten by every replay (copy them to keep
+//! them across calls).
+//!
+//! A plan that cannot be captured runs uncaptured, and says why once
+//! ([`GraphedPlan::fallback_reason`]): never a crash, never a wrong replay. Checked before
+//! capturing ([`uncapturable`]):
+//! - a tensor on the CPU, or on several devices;
+//! - number inputs (a replay would reuse the captured values) or number outputs (read on the
+//!   host: a synchronization);
+//! - collectives (`dist.*`: the NCCL executor polls them from the host).
+//!
+//! A capture that CUDA itself refuses (an operation libtorch synchronizes on) falls back too,
+//! with CUDA's reason.
+
+use crate::executor::RtValue;
+use crate::plan::ExecutionPlan;
+use crate::shim::CudaGraph;
+use crate::{Error, Result};
+use tch::Tensor;
+use thunder_ir::{Device, Op, Trace, ValueType};
+
+/// Why `trace` cannot be captured into a CUDA graph, or None if it can; with its device.
+pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
+    let mut device = None;
+    for &v in trace.inputs.iter().chain(&trace.outputs) {
+        match trace.ty(v) {
+            ValueType::Tensor(t) => match t.device {
+                Device::Cpu => {
+                    return Err(format!(
+                        "{} is on the CPU: CUDA graphs capture CUDA work",
+                        trace.name_of(v)
+                    ))
+                }
+                Device::Cuda(i) => {
+                    if device.is_some_and(|d| d != i as usize) {
+                        return Err("the tensors are on several CUDA devices".into());
+                    }
+                    device = Some(i as usize);
+                }
+            },
+            ValueType::Number(_) if trace.inputs.contains(&v) => {
+                return Err(format!(
+                    "it takes the number {}, which a replay would keep at its captured value",
+                    trace.name_of(v)
+                ))
+            }
+            ValueType::Number(_) => {
+                return Err(format!(
+                    "it returns the number {}, which is read on the host (a synchronization)",
+                    trace.name_of(v)
+                ))
+            }
+        }
+    }
+    if let Some(b) = trace
+        .bound_symbols
+        .iter()
+        .find(|b| matches!(b.op, Op::Dist(_)))
+    {
+        return Err(format!(
+            "it runs the collective `{}`, which the NCCL executor checks from the host",
+            b.op.qualified_name()
+        ));
+    }
+    device.ok_or_else(|| "it has no tensor inputs or outputs".to_string())
+}
+
+enum State {
+    /// Not run yet.
+    Fresh,
+    /// Captured: the static input buffers, the graph and its outputs.
+    Captured {
+        inputs: Vec<Tensor>,
+        graph: CudaGraph,
+        outputs: Vec<RtValue>,
+    },
+    /// Runs uncaptured, for this reason.
+    Uncaptured(String),
+}
+
+/// An [`ExecutionPlan`] replayed from a CUDA graph after its first call (see the module docs).
+pub struct GraphedPlan {
+    plan: ExecutionPlan,
+    state: State,
+    replays: u64,
+    /// Per input: passed as the same tensor every call (parameters, optimizer state), so the
+    /// graph reads it in place instead of a copy.
+    fixed: Vec<bool>,
+}
+
+impl std::fmt::Debug for GraphedPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Fresh => "not run yet".to_string(),
+            State::Captured { .. } => format!("captured, {} replays", self.replays),
+            State::Uncaptured(why) => format!("uncaptured: {why}"),
+        };
+        write!(f, "GraphedPlan({state})")
+    }
+}
+
+impl GraphedPlan {
+    /// Wraps `plan`; nothing is captured before the first call. Every input is copied into a
+    /// static buffer before a replay.
+    pub fn new(plan: ExecutionPlan) -> Self {
+        GraphedPlan {
+            plan,
+            state: State::Fresh,
+            replays: 0,
+            fixed: Vec::new(),
+        }
+    }
+
+    /// Inputs at `positions` are the same tensors at every call (parameters and optimizer
+    /// state, updated in place): the graph uses them directly, without a copy. Passing another
+    /// tensor there after the capture is an error.
+    pub fn with_fixed_inputs(mut self, positions: &[usize]) -> Self {
+        let n = self.plan.claimed().trace.inputs.len();
+        self.fixed = (0..n).map(|i| positions.contains(&i)).collect();
+        self
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &ExecutionPlan {
+        &self.plan
+    }
+
+    /// Why the plan runs uncaptured (None while it is captured or not run yet).
+    pub fn fallback_reason(&self) -> Option<&str> {
+        match &self.state {
+            State::Uncaptured(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Whether a graph has been captured.
+    pub fn is_captured(&self) -> bool {
+        matches!(self.state, State::Captured { .. })
+    }
+
+    /// How many calls replayed the graph.
+    pub fn replays(&self) -> u64 {
+        self.replays
+    }
+
+    /// Runs the plan on `inputs`: the first call runs it normally and captures it, later calls
+    /// replay. The outputs of a replay are the graph's own tensors: the next call rewrites them.
+    pub fn run_tensors(&mut self, inputs: &[Tensor]) -> Result<Vec<RtValue>> {
+        match &self.state {
+            State::Captured { .. } => return self.replay(inputs),
+            State::Uncaptured(_) => {
+                return self.plan.run_owned(
+                    inputs
+                        .iter()
+                        .map(|t| RtValue::Tensor(t.shallow_clone()))
+                        .collect(),
+                )
+            }
+            State::Fresh => {}
+        }
+        let ins = || -> Vec<RtValue> {
+            inputs
+                .iter()
+                .map(|t| RtValue::Tensor(t.shallow_clone()))
+                .collect()
+        };
+        // The warm-up: this call's result (and every kernel compiled and loaded before the
+        // capture, which may not load modules).
+        let outs = self.plan.run_owned(ins())?;
+        let device = match uncapturable(&self.plan.claimed().trace) {
+            Ok(d) => d,
+            Err(why) => {
+                self.state = State::Uncaptured(why);
+                return Ok(outs);
+            }
+        };
+        let statics: Vec<Tensor> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if self.fixed.get(i).copied().unwrap_or(false) {
+                    return Ok(t.shallow_clone());
+                }
+                let mut s = t.f_empty_like()?;
+                s.f_copy_(t)?;
+                Ok(s)
+            })
+            .collect::<std::result::Result<_, tch::TchError>>()?;
+        let plan = &self.plan;
+        let captured = CudaGraph::capture(device, || {
+            plan.run_owned(
+                statics
+                    .iter()
+                    .map(|t| RtValue::Tensor(t.shallow_clone()))
+                    .collect(),
+            )
+        });
+        self.state = match captured {
+            Ok((graph, outputs)) => State::Captured {
+                inputs: statics,
+                graph,
+                outputs,
+            },
+            Err(e) => State::Uncaptured(format!("CUDA refused the capture: {}", e.0)),
+        };
+        Ok(outs)
+    }
+
+    fn replay(&mut self, inputs: &[Tensor]) -> Result<Vec<RtValue>> {
+        let State::Captured {
+            inputs: statics,
+            graph,
+            outputs,
+        } = &self.state
+        else {
+            unreachable!("replay of an uncaptured plan")
+        };
+        if inputs.len() != statics.len() {
+            return Err(Error::Input {
+                index: inputs.len().min(statics.len()),
+                name: "(count)".into(),
+                expected: format!("{} inputs", statics.len()),
+                given: format!("{} inputs", inputs.len()),
+            });
+        }
+        let trace = &self.plan.claimed().trace;
+        let name = |i: usize| trace.name_of(trace.inputs[i]).to_string();
+        for (i, (s, x)) in statics.iter().zip(inputs).enumerate() {
+            if s.size() != x.size() || s.kind() != x.kind() || s.device() != x.device() {
+                return Err(Error::Input {
+                    index: i,
+                    name: name(i),
+                    expected: format!(
+                        "{:?} {:?} on {:?} (as captured)",
+                        s.kind(),
+                        s.size(),
+                        s.device()
+                    ),
+                    given: format!("{:?} {:?} on {:?}", x.kind(), x.size(), x.device()),
+                });
+            }
+            if s.data_ptr() != x.data_ptr() {
+                if self.fixed.get(i).copied().unwrap_or(false) {
+                    return Err(Error::Input {
+                        index: i,
+                        name: name(i),
+                        expected: "the tensor the graph was captured with (a fixed input)".into(),
+                        given: "another tensor".into(),
+                    });
+                }
+                let mut s = s.shallow_clone();
+                s.f_copy_(x)?;
+            }
+        }
+        graph.replay().map_err(|e| Error::Kernel {
+            executor: "cuda graph",
+            line: 0,
+            statement: self.plan.claimed().trace.name.clone(),
+            message: e.0,
+        })?;
+        self.replays += 1;
+        Ok(outputs.iter().map(RtValue::share).collect())
+    }
+}
