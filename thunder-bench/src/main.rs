@@ -112,9 +112,13 @@ struct Llama2Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// The modes to run, in order: eager, thunder.
+    /// The modes to run, in order: eager, thunder, thunder-graphs (the compiled step replayed
+    /// from a CUDA graph).
     #[arg(long, default_value = "eager,thunder")]
     modes: String,
+    /// Also run the compiled step from a CUDA graph (adds thunder-graphs to --modes).
+    #[arg(long)]
+    cuda_graphs: bool,
     /// The thunder mode's executors, highest priority first (torch is added last if missing):
     /// cross-entropy, adamw, fusion, torch.
     #[arg(long, default_value = "cross-entropy,adamw,fusion,torch")]
@@ -401,7 +405,13 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
         micro_batch: a.micro_batch,
         dtype,
         device,
-        modes: Mode::parse_list(&a.modes)?,
+        modes: {
+            let mut modes = Mode::parse_list(&a.modes)?;
+            if a.cuda_graphs && !modes.contains(&Mode::ThunderGraphs) {
+                modes.push(Mode::ThunderGraphs);
+            }
+            modes
+        },
         executors: a
             .executors
             .split(',')

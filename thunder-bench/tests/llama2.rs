@@ -237,3 +237,52 @@ fn distributed_options_that_cannot_work_are_one_line_errors() {
     let (ok, err) = bench(&["--ddp", "--fsdp"], &[]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
 }
+
+/// `--cuda-graphs` adds the thunder-graphs mode. On the CPU it runs uncaptured and says why;
+/// on a GPU (the GPU bundle) the step is captured and replayed, with the same losses as the
+/// uncaptured compiled step.
+#[test]
+fn cuda_graphs_mode_runs_and_matches_the_compiled_step() {
+    let device = if tch::Cuda::is_available() {
+        "cuda"
+    } else {
+        "cpu"
+    };
+    let dir = std::env::temp_dir().join(format!("thunder-graphs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let json_arg = json.to_str().unwrap();
+    let (ok, err) = bench(
+        &[
+            "--model",
+            "llama2-tiny",
+            "--device",
+            device,
+            "--steps",
+            "4",
+            "--warmup",
+            "1",
+            "--modes",
+            "thunder",
+            "--cuda-graphs",
+            "--json",
+            json_arg,
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        err.contains("thunder-graphs: the step runs uncaptured: it is on the CPU"),
+        device == "cpu",
+        "{err}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let modes = report["modes"].as_array().unwrap();
+    let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
+    assert_eq!(names, ["thunder", "thunder-graphs"]);
+    // The same kernels in the same order: the same losses, bit for bit.
+    assert_eq!(modes[0]["losses"], modes[1]["losses"], "{report}");
+    let (ok, err) = bench(&["--modes", "thunder,graphs"], &[]);
+    assert!(!ok && err.contains("thunder-graphs"), "{err}");
+}

@@ -61,9 +61,9 @@ impl CudaGraph {
     /// Nothing runs: replay to compute. An error from `f`, or a capture that CUDA ended (an
     /// operation that cannot be captured, such as a host synchronization), is returned with
     /// the reason; the graph is then dropped.
-    pub fn capture<T>(
+    pub fn capture<T, E: std::fmt::Display>(
         device: usize,
-        f: impl FnOnce() -> Result<T, crate::Error>,
+        f: impl FnOnce() -> Result<T, E>,
     ) -> Result<(CudaGraph, T), KernelError> {
         let (mut ptr, mut side, mut current) = (
             std::ptr::null_mut(),

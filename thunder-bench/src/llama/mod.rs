@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dist;
+pub mod graphed;
 pub mod model;
 pub mod train;
 
@@ -72,6 +73,9 @@ pub enum Mode {
     Eager,
     /// The compiled step (forward, backward and AdamW plans).
     Thunder,
+    /// The compiled step captured into one CUDA graph after its first run, then replayed.
+    #[serde(rename = "thunder-graphs")]
+    ThunderGraphs,
 }
 
 impl Mode {
@@ -80,6 +84,7 @@ impl Mode {
         match self {
             Mode::Eager => "eager",
             Mode::Thunder => "thunder",
+            Mode::ThunderGraphs => "thunder-graphs",
         }
     }
 
@@ -90,9 +95,11 @@ impl Mode {
             let mode = match m {
                 "eager" => Mode::Eager,
                 "thunder" => Mode::Thunder,
+                "thunder-graphs" => Mode::ThunderGraphs,
                 _ => {
                     return Err(BenchError::Usage(format!(
-                        "unknown mode {m:?} in --modes; the modes are: eager, thunder"
+                        "unknown mode {m:?} in --modes; the modes are: eager, thunder, \
+                         thunder-graphs"
                     )))
                 }
             };
@@ -435,6 +442,13 @@ fn run_mode(
     }
     let params = train::init_params(specs, o.dtype, o.device, o.seed)?;
     let t0 = Instant::now();
+    if mode == Mode::ThunderGraphs && dist.is_some() {
+        return Err(BenchError::Usage(
+            "thunder-graphs cannot capture collectives yet (the NCCL executor checks them from \
+             the host): drop the mode, or --ddp/--fsdp"
+                .into(),
+        ));
+    }
     let (mut trainer, saved): (Box<dyn Trainer>, Option<usize>) = match mode {
         Mode::Eager => {
             let e = Eager::new(c, params, o.lr)?;
@@ -478,6 +492,25 @@ fn run_mode(
             }
             let saved = compiled.saved_bytes();
             (Box::new(compiled), Some(saved))
+        }
+        Mode::ThunderGraphs => {
+            let compiled = Compiled::new(
+                c,
+                specs,
+                params,
+                o.micro_batch,
+                o.seq_len,
+                o.dtype,
+                o.device,
+                executors,
+                o.lr,
+                dist,
+            )?;
+            let saved = compiled.saved_bytes();
+            (
+                Box::new(graphed::GraphedStep::new(compiled, o.device)),
+                Some(saved),
+            )
         }
     };
     let compile_s = t0.elapsed().as_secs_f64();
@@ -542,11 +575,7 @@ fn run_mode(
         mfu: peak.map(|p| tflops / p),
         peak_memory_bytes,
         first_step_s,
-        compile_s: if mode == Mode::Thunder {
-            compile_s
-        } else {
-            0.0
-        },
+        compile_s: if mode != Mode::Eager { compile_s } else { 0.0 },
         saved_bytes: saved,
         losses,
     })
