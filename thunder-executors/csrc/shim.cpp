@@ -142,6 +142,8 @@ char* thunder_cuda_graph_new(int device, void** out, void** side, void** current
 char* thunder_cuda_graph_start(void* g) {
   auto* graph = static_cast<ThunderGraph*>(g);
   return guarded([&] {
+    // CUDAGraph captures libtorch's current device's current stream.
+    c10::cuda::set_device(graph->side.device_index());
     c10::cuda::setCurrentCUDAStream(graph->side);
     try {
       graph->graph.capture_begin();
