@@ -51,12 +51,15 @@ def _report(state, why):
         state.unsupported.append(why)
 
 
-def _mark_eager(state, values):
+def _mark_eager(state, values, why=None):
+    """Marks the parameters among `values` as read by a part that runs eagerly (`why`: the
+    reason, if known better than the last one reported)."""
     params = [x for x in values if isinstance(x, torch.nn.Parameter)]
     if state.fsdp is not None:
         names = [state.fsdp.names[state.fsdp.index[id(p)]] for p in params if id(p) in state.fsdp.index]
         if names:
-            why = f" ({state.unsupported[-1]})" if state.unsupported else ""
+            why = why or (state.unsupported[-1] if state.unsupported else None)
+            why = f" ({why})" if why else ""
             raise _C.ThunderError(
                 f"thunder.distributed.fsdp: a part of the model that runs eagerly{why} reads the "
                 f"sharded parameter(s) {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}; "
@@ -192,7 +195,7 @@ def _backend(state, name):
         except _C.UnsupportedError as e:
             state.eager_graphs += 1
             _report(state, str(e))
-            _mark_eager(state, example_inputs)
+            _mark_eager(state, example_inputs, str(e))
             return gm.forward
         if not unsupported:
             return _compile(state, name, gm, example_inputs)
@@ -211,9 +214,16 @@ def _backend(state, name):
                 current, supported = current + 1, ok
                 pieces[current] = ok
             part[n] = current
+        def reasons(nodes):
+            out = []
+            for n in nodes:
+                if unsupported.get(n) and unsupported[n] not in out:
+                    out.append(unsupported[n])
+            return "; ".join(out) or None
+
         if not any(pieces.values()):
             state.eager_graphs += 1
-            _mark_eager(state, example_inputs)
+            _mark_eager(state, example_inputs, reasons(part))
             return gm.forward
         split = split_module(gm, gm, lambda n: part[n])
         by_name = {
@@ -232,6 +242,7 @@ def _backend(state, name):
                 _mark_eager(
                     state,
                     [by_name.get(n.name) for n in piece.graph.nodes if n.op == "placeholder"],
+                    reasons([n for n in part if part[n] == i]),
                 )
         return split.forward
 
