@@ -204,6 +204,21 @@ def test_softmax_sum_and_dtype_conversions_with_keyword_arguments():
 
 
 @pytest.mark.parametrize("device", devices())
+def test_transposed_attributes_translate_to_permutes(device):
+    def f(a, b, c):
+        return a @ b.T, c.mT * 2, a.T.sum(0)
+
+    a, b = torch.randn(3, 5, device=device), torch.randn(4, 5, device=device)
+    c = torch.randn(2, 3, 4, device=device)
+    jf = thunder.jit(f)
+    for g, w in zip(jf(a, b, c), f(a, b, c)):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
+
+
+@pytest.mark.parametrize("device", devices())
 def test_indexing_chunk_and_split_translate_to_views(device):
     def f(x):
         a, b = x.chunk(2, dim=-1)

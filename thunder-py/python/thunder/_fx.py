@@ -336,6 +336,8 @@ class _Encoder:
         """Translates one fx node: its value id, or list of ids for a tuple."""
         if n.op == "call_function" and n.target is operator.getitem:
             return self.getitem(n)
+        if n.op == "call_function" and n.target is getattr and len(n.args) == 2 and n.args[1] in ("T", "mT"):
+            return self.transposed(n, *n.args)
         if n.op == "call_function" and n.target in SIGNATURE_FUNCTIONS:
             op, args = _normalize(SIGNATURE_FUNCTIONS[n.target], n, n.args, n.kwargs)
         elif n.op == "call_method" and n.target in SIGNATURE_METHODS:
@@ -357,6 +359,19 @@ class _Encoder:
         if op in ("chunk", "split"):
             return self.pieces(op, n, *args)
         return self.emit(op, [self.arg(a, n) for a in args], _origin(n))
+
+    def transposed(self, n, x, attr):
+        """`x.T` (every dim reversed) and `x.mT` (the last two swapped) as a permute."""
+        if not isinstance(x, torch.fx.Node) or not isinstance(x.meta.get("example_value"), torch.Tensor):
+            raise _unsupported(f"getattr {attr} of something that is not a tensor ({_origin(n)})")
+        dims = list(range(len(_shape(x))))
+        if attr == "T":
+            dims.reverse()
+        elif len(dims) < 2:
+            raise _unsupported(f".mT of a {len(dims)}-d tensor ({_origin(n)})")
+        else:
+            dims[-2], dims[-1] = dims[-1], dims[-2]
+        return self.emit("permute", [self.arg(x, n), self.arg(dims, n)], _origin(n))
 
     def pieces(self, op, n, x, size, dim):
         """`chunk` and `split` as narrows of their input."""
