@@ -148,6 +148,32 @@ impl GraphedPlan {
         self.replays
     }
 
+    /// [`run_tensors`](Self::run_tensors) for inputs that may be numbers: a plan that takes
+    /// numbers is never captured (a replay would keep their captured values), so it runs
+    /// uncaptured with that reason.
+    pub fn run_values(&mut self, inputs: Vec<RtValue>) -> Result<Vec<RtValue>> {
+        if matches!(self.state, State::Captured { .. })
+            || inputs.iter().all(|v| v.as_tensor().is_some())
+        {
+            let ts: Vec<Tensor> = inputs
+                .into_iter()
+                .filter_map(RtValue::into_tensor)
+                .collect();
+            return self.run_tensors(&ts);
+        }
+        if matches!(self.state, State::Fresh) {
+            self.state = State::Uncaptured(
+                uncapturable(&self.plan.claimed().trace)
+                    .err()
+                    .unwrap_or_else(|| {
+                        "it takes numbers, which a replay would keep at their captured values"
+                            .into()
+                    }),
+            );
+        }
+        self.plan.run_owned(inputs)
+    }
+
     /// Runs the plan on `inputs`: the first call runs it normally and captures it, later calls
     /// replay. The outputs of a replay are the graph's own tensors: the next call rewrites them.
     pub fn run_tensors(&mut self, inputs: &[Tensor]) -> Result<Vec<RtValue>> {

@@ -105,9 +105,9 @@ struct CompiledGraph {
     name: String,
     /// The function (without grad), or its forward (returning the outputs, then what the
     /// backward needs).
-    plan: ExecutionPlan,
+    plan: Runner,
     /// With grad: the backward (saved values and cotangents in, one gradient per `wrt` out).
-    backward: Option<ExecutionPlan>,
+    backward: Option<Runner>,
     /// Data parallel: the backward without the gradient all-reduces (`no_sync` micro-steps).
     backward_local: Option<ExecutionPlan>,
     /// Backward runs: `[with the all-reduces, without]`.
@@ -128,6 +128,71 @@ struct CompiledGraph {
     /// Seconds per compile stage.
     compile_seconds: Vec<(&'static str, f64)>,
     calls: AtomicU64,
+}
+
+/// A plan, run directly or replayed from a CUDA graph (`thunder.jit(..., cuda_graphs=True)`).
+enum Runner {
+    Plain(ExecutionPlan),
+    Graphed(std::sync::Mutex<thunder_executors::GraphedPlan>),
+}
+
+impl Runner {
+    /// `fixed`: with CUDA graphs, the inputs that are the same tensors at every call
+    /// (parameters); None: no CUDA graphs.
+    fn new(plan: ExecutionPlan, fixed: Option<&[usize]>) -> Self {
+        match fixed {
+            None => Runner::Plain(plan),
+            Some(f) => Runner::Graphed(std::sync::Mutex::new(
+                thunder_executors::GraphedPlan::new(plan).with_fixed_inputs(f),
+            )),
+        }
+    }
+
+    /// Runs it; the outputs of a replay are copied (the graph rewrites its own at the next
+    /// replay). Also says whether this run was a replay.
+    fn run(&self, ins: Vec<RtValue>) -> thunder_executors::Result<(Vec<RtValue>, bool)> {
+        match self {
+            Runner::Plain(p) => Ok((p.run_owned(ins)?, false)),
+            Runner::Graphed(m) => {
+                let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+                let before = g.replays();
+                let outs = g.run_values(ins)?;
+                Ok((outs, g.replays() > before))
+            }
+        }
+    }
+
+    fn replays(&self) -> u64 {
+        match self {
+            Runner::Plain(_) => 0,
+            Runner::Graphed(m) => m.lock().unwrap_or_else(|e| e.into_inner()).replays(),
+        }
+    }
+
+    /// With CUDA graphs: `(captured, why not)`.
+    fn status(&self) -> Option<(bool, Option<String>)> {
+        match self {
+            Runner::Plain(_) => None,
+            Runner::Graphed(m) => {
+                let g = m.lock().unwrap_or_else(|e| e.into_inner());
+                Some((g.is_captured(), g.fallback_reason().map(str::to_string)))
+            }
+        }
+    }
+}
+
+/// Copies of `outs`' tensors (the outputs of a replay, which the next replay rewrites).
+fn copied(outs: Vec<RtValue>) -> thunder_executors::Result<Vec<RtValue>> {
+    outs.into_iter()
+        .map(|v| match v {
+            RtValue::Tensor(t) => {
+                let mut c = t.f_empty_like()?;
+                c.f_copy_(&t)?;
+                Ok(RtValue::Tensor(c))
+            }
+            other => Ok(other),
+        })
+        .collect()
 }
 
 /// Python arguments into plan inputs (tensors without copies).
@@ -193,7 +258,14 @@ impl CompiledGraph {
         let ins = rt_values(args)?;
         let plan = &self.plan;
         let outs = py
-            .allow_threads(move || plan.run_owned(ins))
+            .allow_threads(move || {
+                let (outs, replayed) = plan.run(ins)?;
+                if replayed {
+                    copied(outs)
+                } else {
+                    Ok(outs)
+                }
+            })
             .map_err(|e| self.failed("", e))?;
         PyTuple::new(py, py_values(py, outs)?)
     }
@@ -208,10 +280,16 @@ impl CompiledGraph {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let ins = rt_values(args)?;
         let plan = &self.plan;
-        let mut outs = py
-            .allow_threads(move || plan.run_owned(ins))
+        let n_out = self.n_out;
+        let (outs, saved) = py
+            .allow_threads(move || {
+                let (mut outs, replayed) = plan.run(ins)?;
+                let saved = outs.split_off(n_out.min(outs.len()));
+                // The saved values stay the graph's own: the backward must come before the
+                // next replay (`forward_replays` lets the caller check).
+                Ok::<_, thunder_executors::Error>((if replayed { copied(outs)? } else { outs }, saved))
+            })
             .map_err(|e| self.failed(" (forward)", e))?;
-        let saved = outs.split_off(self.n_out.min(outs.len()));
         Ok((
             PyTuple::new(py, py_values(py, outs)?)?,
             PyTuple::new(py, py_values(py, saved)?)?,
@@ -230,21 +308,54 @@ impl CompiledGraph {
         sync: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let local = !sync && self.backward_local.is_some();
-        let plan = if local {
-            self.backward_local.as_ref()
-        } else {
-            self.backward.as_ref()
-        }
-        .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
+        let backward = self
+            .backward
+            .as_ref()
+            .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
         self.backward_runs[usize::from(local)].fetch_add(1, Ordering::Relaxed);
         let mut ins = Vec::with_capacity(saved.len() + cotangents.len());
         for a in saved.iter().chain(&cotangents) {
             ins.push(rt_value(a)?);
         }
+        let local_plan = self.backward_local.as_ref().filter(|_| local);
         let outs = py
-            .allow_threads(move || plan.run_owned(ins))
+            .allow_threads(move || match local_plan {
+                Some(p) => p.run_owned(ins),
+                None => {
+                    let (outs, replayed) = backward.run(ins)?;
+                    if replayed {
+                        copied(outs)
+                    } else {
+                        Ok(outs)
+                    }
+                }
+            })
             .map_err(|e| self.failed(" (backward)", e))?;
         PyTuple::new(py, py_values(py, outs)?)
+    }
+
+    /// With CUDA graphs: how many calls replayed the forward (a backward must run before the
+    /// next replay: its saved values are the graph's own).
+    fn forward_replays(&self) -> u64 {
+        self.plan.replays()
+    }
+
+    /// With CUDA graphs: per plan (`"forward"` or `"function"`, `"backward"`), whether it is
+    /// captured and, if it runs uncaptured, why. Empty without CUDA graphs.
+    fn cuda_graphs(&self) -> Vec<(&'static str, bool, Option<String>)> {
+        let first = if self.backward.is_some() {
+            "forward"
+        } else {
+            "function"
+        };
+        let mut out = Vec::new();
+        if let Some((c, why)) = self.plan.status() {
+            out.push((first, c, why));
+        }
+        if let Some((c, why)) = self.backward.as_ref().and_then(Runner::status) {
+            out.push(("backward", c, why));
+        }
+        out
     }
 
     /// How many backward runs averaged the gradients over the ranks, and how many did not
@@ -310,11 +421,14 @@ type FsdpArg<'py> = (PyRef<'py, FsdpLayout>, Vec<(usize, usize)>, usize);
 /// (positions in `wrt`) over the ranks in buckets; `comm` runs the collectives (without it, only
 /// a world of one rank runs).
 ///
+/// `cuda_graphs`: replay the plans from CUDA graphs after their first run; the list names the
+/// inputs that are the same tensors at every call (parameters), read in place.
+///
 /// `fsdp`: `(layout, params, prefetch)`: ZeRO-3 along `layout`; `params` pairs positions in
 /// `wrt` with the layout's parameters. The plans then take the inputs `fsdp_inputs()` names and
 /// the shards of its buckets, and the backward returns their gradients (`wrt()` says where).
 #[pyfunction]
-#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new(), ddp=None, comm=None, fsdp=None))]
+#[pyo3(signature = (name, inputs, nodes, outputs, executors, wrt=Vec::new(), ddp=None, comm=None, fsdp=None, cuda_graphs=None))]
 #[allow(clippy::too_many_arguments)]
 fn compile(
     name: &str,
@@ -326,6 +440,7 @@ fn compile(
     ddp: Option<(usize, usize, Vec<usize>)>,
     comm: Option<PyRef<'_, Communicator>>,
     fsdp: Option<FsdpArg<'_>>,
+    cuda_graphs: Option<Vec<usize>>,
 ) -> PyResult<CompiledGraph> {
     let mut g = Graph {
         inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
@@ -371,7 +486,7 @@ fn compile(
         ];
         return Ok(CompiledGraph {
             name: name.to_string(),
-            plan,
+            plan: Runner::new(plan, cuda_graphs.as_deref()),
             backward: None,
             backward_local: None,
             backward_runs: Default::default(),
@@ -413,6 +528,7 @@ fn compile(
     let mut fb = fb;
     let mut wrt = wrt;
     let mut fsdp_inputs = None;
+    let fsdp_is_on = fsdp.is_some();
     if let Some((layout, params, prefetch)) = &fsdp {
         let opts = thunder_distributed::FsdpOptions {
             prefetch: *prefetch,
@@ -479,10 +595,15 @@ fn compile(
         ("backward".to_string(), fb.backward.to_python()),
         ("executed".to_string(), backward.claimed().to_python()),
     ];
+    // With FSDP the plans' inputs are reordered: the fixed positions no longer apply (and the
+    // collectives make the plans uncapturable anyway).
+    let fixed = cuda_graphs
+        .as_deref()
+        .map(|f| if fsdp_is_on { &[][..] } else { f });
     Ok(CompiledGraph {
         name: name.to_string(),
-        plan,
-        backward: Some(backward),
+        plan: Runner::new(plan, fixed),
+        backward: Some(Runner::new(backward, cuda_graphs.as_ref().map(|_| &[][..]))),
         backward_local,
         backward_runs: Default::default(),
         fsdp_inputs,

@@ -338,3 +338,38 @@ def test_output_metadata_that_disagrees_with_pytorch_is_caught():
     why = _jit._meta_mismatch(gm, Stub([("torch.float64", [4])]))
     assert why and "torch.float64[4] where PyTorch computes torch.float32[4]" in why, why
     assert "[4, 1]" in _jit._meta_mismatch(gm, Stub([("torch.float32", [4, 1])]))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_cuda_graphs_replay_or_say_why_not(device):
+    def f(x, w):
+        return torch.tanh(x @ w) * 2
+
+    w = torch.randn(8, 8, device=device, requires_grad=True)
+    jf = thunder.jit(f, cuda_graphs=True)
+    for step in range(4):
+        x = torch.randn(4, 8, device=device)
+        got, want = jf(x, w), f(x, w)
+        torch.testing.assert_close(got, want)
+        (gw,) = torch.autograd.grad(got.sum(), w)
+        (ww,) = torch.autograd.grad(want.sum(), w)
+        torch.testing.assert_close(gw, ww)
+    stats = thunder.compile_stats(jf)["cuda_graphs"]
+    if device == "cpu":
+        assert stats["captured"] == 0
+        assert any("on the CPU" in why for why in stats["uncaptured"]), stats
+        return
+    # The forward and the backward are captured and replayed; outputs are copies.
+    assert stats == {"captured": 2, "uncaptured": []}, stats
+    a = jf(torch.ones(4, 8, device=device), w)
+    b = jf(torch.zeros(4, 8, device=device), w)
+    torch.testing.assert_close(a, f(torch.ones(4, 8, device=device), w))
+    # a's backward after b's replay would read rewritten values: a clear error instead.
+    with pytest.raises(thunder.ThunderError, match="ran again before this backward"):
+        a.sum().backward()
+    b.sum().backward()
+
+
+def test_cuda_graphs_must_be_a_bool():
+    with pytest.raises(ValueError, match="cuda_graphs must be True or False"):
+        thunder.jit(lambda x: x, cuda_graphs="yes")

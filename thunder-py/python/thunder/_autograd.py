@@ -8,7 +8,12 @@ from torch.autograd.function import once_differentiable
 class _ThunderFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cg, state, *args):
+        replays = cg.forward_replays()
         outs, saved = cg.forward(*args)
+        # With CUDA graphs, a replay's saved values are the graph's own: the next replay
+        # rewrites them, so the backward checks that none happened in between.
+        ctx.replays = cg.forward_replays()
+        ctx.replayed = ctx.replays > replays
         ctx.cg = cg
         ctx.state = state
         # Data parallel: the backward averages the gradients over the ranks unless this is a
@@ -31,6 +36,14 @@ class _ThunderFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, *cts):
+        if ctx.replayed and ctx.cg.forward_replays() != ctx.replays:
+            from . import _C
+
+            raise _C.ThunderError(
+                "thunder.jit(cuda_graphs=True): this graph ran again before this backward, and "
+                "the CUDA graph's replay rewrote the values the backward needs; run each "
+                "backward before the graph's next call, or use cuda_graphs=False"
+            )
         tensors = iter(ctx.saved_tensors)
         numbers = iter(ctx.numbers)
         saved = [next(tensors) if t else next(numbers) for t in ctx.layout]

@@ -12,9 +12,10 @@ from . import _C, _autograd, _fx
 
 
 class _State:
-    def __init__(self, fn, executors):
+    def __init__(self, fn, executors, cuda_graphs=False):
         self.fn = fn
         self.executors = executors
+        self.cuda_graphs = cuda_graphs  # replay compiled plans from CUDA graphs
         self.calls = 0
         self.compiles = 0
         self.misses = 0  # calls that compiled something
@@ -99,7 +100,13 @@ def _compile(state, name, gm, args):
             comm = f.comm
             pairs = [(k, f.index[id(everything[i])]) for k, i in enumerate(wrt) if id(everything[i]) in f.index]
             fsdp = (f.layout, pairs, f.prefetch) if pairs else None
-        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt, ddp, comm, fsdp)
+        # CUDA graphs: parameters are the same tensors at every call (updated in place).
+        graphs = (
+            [i for i, x in enumerate(everything) if isinstance(x, torch.nn.Parameter)]
+            if state.cuda_graphs else None
+        )
+        cg = _C.compile(name, enc.inputs, enc.nodes, enc.outputs, state.executors, wrt, ddp, comm, fsdp,
+                        graphs)
     except _C.UnsupportedError as e:
         # Runs eagerly through PyTorch: correct, just not compiled.
         _report(state, str(e))
@@ -339,18 +346,27 @@ class ThunderModule(torch.nn.Module):
             return getattr(orig, name)
 
 
-def jit(fn, *, executors=None):
+def jit(fn, *, executors=None, cuda_graphs=False):
     """Compiles `fn` (a function or an `nn.Module`) with thunder.
 
     `executors`: names of the executors to use, highest priority first (see
     `thunder._C.available_executors()`); the default is all of them.
+
+    `cuda_graphs=True`: every compiled graph (one per input signature) runs normally at its
+    first call, is then captured into a CUDA graph and replayed at later calls (its forward
+    and its backward separately). Outputs are copies; parameters are read in place. A graph
+    that cannot be captured runs uncaptured, and `compile_stats(fn)["cuda_graphs"]` says why.
+    With grad, a graph's backward must run before its next call (its saved values are the
+    graph's own): otherwise the backward raises `ThunderError`.
 
     A module gives a `ThunderModule` that shares the module's parameters and buffers.
     """
     names = _validate(executors)
     if not callable(fn):
         raise ValueError(f"thunder.jit takes a function or an nn.Module, not {type(fn).__name__}")
-    state = _State(fn, names)
+    if not isinstance(cuda_graphs, bool):
+        raise ValueError(f"cuda_graphs must be True or False, not {cuda_graphs!r}")
+    state = _State(fn, names, cuda_graphs)
     name = "thunder_" + "".join(
         c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
     ).strip("_")
@@ -399,7 +415,20 @@ def compile_stats(jfn):
         "eager_graphs": state.eager_graphs,
         "unsupported": list(state.unsupported),
         "compile_seconds": dict(state.seconds),
+        **({"cuda_graphs": _cuda_graph_stats(state)} if state.cuda_graphs else {}),
     }
+
+
+def _cuda_graph_stats(state):
+    """With `cuda_graphs=True`: how many plans are captured, and why the others are not."""
+    captured, uncaptured = 0, []
+    for cg in state.graphs:
+        for part, ok, why in cg.cuda_graphs():
+            if ok:
+                captured += 1
+            elif why:
+                uncaptured.append(f"{part}: {why}")
+    return {"captured": captured, "uncaptured": uncaptured}
 
 
 class Examination:
