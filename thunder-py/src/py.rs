@@ -287,7 +287,10 @@ impl CompiledGraph {
                 let saved = outs.split_off(n_out.min(outs.len()));
                 // The saved values stay the graph's own: the backward must come before the
                 // next replay (`forward_replays` lets the caller check).
-                Ok::<_, thunder_executors::Error>((if replayed { copied(outs)? } else { outs }, saved))
+                Ok::<_, thunder_executors::Error>((
+                    if replayed { copied(outs)? } else { outs },
+                    saved,
+                ))
             })
             .map_err(|e| self.failed(" (forward)", e))?;
         Ok((
