@@ -22,6 +22,13 @@ echo "rc=$? (cuda_graphs.log)"; grep -E "^test |test result" "$out/cuda_graphs.l
 (cd "$root/thunder-bench" && timeout 300 "$root/bundle/tests/thunder-bench--test--llama2" cuda_graphs --nocapture) >"$out/bench_test.log" 2>&1
 echo "rc=$? (bench_test.log)"; grep -E "^test |test result" "$out/bench_test.log"
 
+echo "==> thunder.jit(cuda_graphs=True)"
+site=$(mktemp -d)
+"$py" -m pip install -q --no-deps --no-index --target "$site" "$root"/bundle/wheels/*.whl
+(cd "$site" && PYTHONPATH="$site" timeout 300 "$py" -m pytest -q -p no:cacheprovider -W ignore::UserWarning \
+  "$root/thunder-py/tests/test_jit.py" -k cuda_graphs) >"$out/py_graphs.log" 2>&1
+echo "rc=$? (py_graphs.log)"; tail -3 "$out/py_graphs.log"
+
 echo "==> thunder-bench llama2, the issue's small Llama"
 small=(--layers 4 --hidden 256 --heads 4 --kv-heads 4 --intermediate 688 --vocab 32000 --seq-len 512 --micro-batch 8)
 timeout 300 "$root/bundle/bin/thunder-bench" llama2 --model llama2-tiny "${small[@]}" --dtype bf16 \
