@@ -40,6 +40,21 @@ def train_side_by_side(models, optimizers, data):
         assert abs(losses[0] - losses[1]) < 1e-5, losses
 
 
+class EagerPieces(torch.nn.Module):
+    """A model with two parts thunder runs eagerly (cumsum): one reads no parameter, the
+    other reads b.weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(4, 4)
+        self.b = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        h = torch.cumsum(h, 0)
+        return (torch.cumsum(self.b.weight, 0) @ h.T).sum()
+
+
 @pytest.fixture
 def one_rank_group():
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
@@ -137,41 +152,20 @@ def test_fsdp_says_what_it_cannot_do(one_rank_group):
     with pytest.raises(ValueError, match="already data parallel"):
         thunder.distributed.fsdp(thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2))))
 
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Linear(4, 4)
-            self.b = torch.nn.Linear(4, 4)
-
-        def forward(self, x):
-            h = torch.tanh(self.a(x))
-            return (torch.cumsum(self.b.weight, 0) @ h.T).sum()  # cumsum runs eagerly
-
-    jm = thunder.distributed.fsdp(thunder.jit(M()))
+    jm = thunder.distributed.fsdp(thunder.jit(EagerPieces()))
     with pytest.raises(thunder.ThunderError, match=r"runs eagerly \(cumsum is not supported.*b\.weight"):
         jm(torch.randn(3, 4))
 
 
 def test_eager_pieces_mark_their_parameters(one_rank_group):
-    class M(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Linear(4, 4)
-            self.b = torch.nn.Linear(4, 4)
-
-        def forward(self, x):
-            h = torch.tanh(self.a(x))
-            h = torch.cumsum(h, 0)  # eager: reads no parameter
-            return (torch.cumsum(self.b.weight, 0) @ h.T).sum()  # eager piece reads b.weight
-
-    m = M()
+    m = EagerPieces()
     jm = thunder.distributed.ddp(thunder.jit(m))
     x = torch.randn(3, 4)
     jm(x).backward()
     state = jm._thunder_state
     assert id(m.b.weight) in state.eager_params
     assert id(m.a.weight) not in state.eager_params
-    want = M()
+    want = EagerPieces()
     want.load_state_dict(m.state_dict())
     want(x).backward()
     for p, q in zip(m.parameters(), want.parameters()):

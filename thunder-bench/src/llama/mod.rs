@@ -458,23 +458,7 @@ fn run_mode(
             };
             (Box::new(e), None)
         }
-        Mode::Thunder if o.profile.is_some() => {
-            let compiled = Compiled::new(
-                c,
-                specs,
-                params,
-                o.micro_batch,
-                o.seq_len,
-                o.dtype,
-                o.device,
-                executors,
-                o.lr,
-                dist,
-            )?;
-            let saved = compiled.saved_bytes();
-            (Box::new(Profiled::new(compiled, o)), Some(saved))
-        }
-        Mode::Thunder => {
+        Mode::Thunder | Mode::ThunderGraphs => {
             let compiled = Compiled::new(
                 c,
                 specs,
@@ -491,26 +475,12 @@ fn run_mode(
                 write_traces(dir, &compiled)?;
             }
             let saved = compiled.saved_bytes();
-            (Box::new(compiled), Some(saved))
-        }
-        Mode::ThunderGraphs => {
-            let compiled = Compiled::new(
-                c,
-                specs,
-                params,
-                o.micro_batch,
-                o.seq_len,
-                o.dtype,
-                o.device,
-                executors,
-                o.lr,
-                dist,
-            )?;
-            let saved = compiled.saved_bytes();
-            (
-                Box::new(graphed::GraphedStep::new(compiled, o.device)),
-                Some(saved),
-            )
+            let trainer: Box<dyn Trainer> = match mode {
+                Mode::ThunderGraphs => Box::new(graphed::GraphedStep::new(compiled, o.device)),
+                _ if o.profile.is_some() => Box::new(Profiled::new(compiled, o)),
+                _ => Box::new(compiled),
+            };
+            (trainer, Some(saved))
         }
     };
     let compile_s = t0.elapsed().as_secs_f64();
