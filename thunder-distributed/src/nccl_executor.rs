@@ -124,8 +124,7 @@ impl NcclExecutor {
     /// [`NcclExecutor::finish_timeline`] reads them.
     pub fn start_timeline(&self) -> Result<(), String> {
         enter_device(self.inner.comm.device())?;
-        let base = crate::timeline::timing_event()?;
-        crate::timeline::record(base, current_stream(self.inner.comm.device())? as usize)?;
+        let base = crate::timeline::mark(current_stream(self.inner.comm.device())? as usize)?;
         *self.lock_timeline() = Some(crate::timeline::Recording {
             base,
             collectives: Vec::new(),
@@ -290,14 +289,11 @@ impl Executor for NcclExecutor {
                     .remove(&(t.data_ptr() as usize));
                 if let Some(p) = p {
                     let mut tl = inner.timeline.lock().unwrap_or_else(|e| e.into_inner());
-                    let reached = match tl.as_mut() {
-                        Some(_) => {
-                            let ev = crate::timeline::timing_event().map_err(KernelError)?;
-                            crate::timeline::record(ev, cur).map_err(KernelError)?;
-                            Some(ev)
-                        }
-                        None => None,
-                    };
+                    let reached = tl
+                        .as_ref()
+                        .map(|_| crate::timeline::mark(cur))
+                        .transpose()
+                        .map_err(KernelError)?;
                     // SAFETY: live stream and event handles.
                     unsafe {
                         drv::stream::wait_event(
@@ -308,8 +304,7 @@ impl Executor for NcclExecutor {
                     }
                     .map_err(|e| KernelError(format!("cuStreamWaitEvent: {e:?}")))?;
                     if let (Some(rec), Some(reached)) = (tl.as_mut(), reached) {
-                        let resumed = crate::timeline::timing_event().map_err(KernelError)?;
-                        crate::timeline::record(resumed, cur).map_err(KernelError)?;
+                        let resumed = crate::timeline::mark(cur).map_err(KernelError)?;
                         rec.waits.push((statement.clone(), reached, resumed));
                     }
                     drop(tl);
@@ -326,13 +321,10 @@ impl Executor for NcclExecutor {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_some();
-            let issued = if timed {
-                let ev = crate::timeline::timing_event().map_err(KernelError)?;
-                crate::timeline::record(ev, cur).map_err(KernelError)?;
-                Some(ev)
-            } else {
-                None
-            };
+            let issued = timed
+                .then(|| crate::timeline::mark(cur))
+                .transpose()
+                .map_err(KernelError)?;
             let out = Tensor::f_empty(out_shape.as_slice(), (kind, Device::Cuda(dev as usize)))?;
             let stream = if is_async {
                 let ready = event()?;
@@ -353,14 +345,10 @@ impl Executor for NcclExecutor {
             } else {
                 cur
             };
-            let started = match issued {
-                Some(_) => {
-                    let ev = crate::timeline::timing_event().map_err(KernelError)?;
-                    crate::timeline::record(ev, stream).map_err(KernelError)?;
-                    Some(ev)
-                }
-                None => None,
-            };
+            let started = issued
+                .map(|_| crate::timeline::mark(stream))
+                .transpose()
+                .map_err(KernelError)?;
             let n = t.numel();
             let (send, recv) = (t.data_ptr() as *const _, out.data_ptr());
             let s = stream as *mut std::ffi::c_void;
@@ -394,8 +382,7 @@ impl Executor for NcclExecutor {
             }
             .map_err(KernelError)?;
             if let (Some(i), Some(st)) = (issued, started) {
-                let ended = crate::timeline::timing_event().map_err(KernelError)?;
-                crate::timeline::record(ended, stream).map_err(KernelError)?;
+                let ended = crate::timeline::mark(stream).map_err(KernelError)?;
                 if let Some(rec) = inner
                     .timeline
                     .lock()

@@ -9,18 +9,15 @@
 use cudarc::driver::{result as drv, sys as dsys};
 use std::fmt::Write;
 
-/// A timing event (timing enabled, unlike the executor's ordering events).
-pub(crate) fn timing_event() -> Result<usize, String> {
-    drv::event::create(dsys::CUevent_flags::CU_EVENT_DEFAULT)
-        .map(|e| e as usize)
-        .map_err(|e| format!("cuEventCreate: {e:?}"))
-}
-
-/// Records `ev` on `stream`.
-pub(crate) fn record(ev: usize, stream: usize) -> Result<(), String> {
-    // SAFETY: an event of this executor and a live stream.
-    unsafe { drv::event::record(ev as dsys::CUevent, stream as dsys::CUstream) }
-        .map_err(|e| format!("cuEventRecord: {e:?}"))
+/// A timing event (timing enabled, unlike the executor's ordering events) recorded on
+/// `stream` now.
+pub(crate) fn mark(stream: usize) -> Result<usize, String> {
+    let ev = drv::event::create(dsys::CUevent_flags::CU_EVENT_DEFAULT)
+        .map_err(|e| format!("cuEventCreate: {e:?}"))?;
+    // SAFETY: an event just made and a live stream.
+    unsafe { drv::event::record(ev, stream as dsys::CUstream) }
+        .map_err(|e| format!("cuEventRecord: {e:?}"))?;
+    Ok(ev as usize)
 }
 
 /// The events of one step, not yet read.
