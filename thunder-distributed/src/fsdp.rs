@@ -191,6 +191,17 @@ impl Layout {
         }
     }
 
+    /// Per parameter, the index of its bucket.
+    pub fn bucket_of(&self) -> Vec<usize> {
+        let mut out = vec![0; self.params.len()];
+        for (k, bk) in self.buckets.iter().enumerate() {
+            for &p in &bk.params {
+                out[p] = k;
+            }
+        }
+        out
+    }
+
     /// Rank `rank`'s bucket shards (one per bucket, in bucket order) of the full parameters
     /// `full` (in [`Layout::params`] order): what the ZeRO-3 step and the optimizer take.
     pub fn shard(&self, full: &[tch::Tensor], rank: usize) -> Vec<tch::Tensor> {
@@ -365,12 +376,7 @@ impl<'a> Gatherer<'a> {
         shard_of: Vec<Option<Value>>,
         prefetch: usize,
     ) -> Self {
-        let mut bucket_of = vec![0; layout.params.len()];
-        for (k, bk) in layout.buckets.iter().enumerate() {
-            for &p in &bk.params {
-                bucket_of[p] = k;
-            }
-        }
+        let bucket_of = layout.bucket_of();
         let mut order = Vec::new();
         let mut pos = HashMap::new();
         for s in &t.bound_symbols {
@@ -633,12 +639,7 @@ pub fn fsdp_with_layout(
         }
     }
     let param_positions: HashSet<usize> = params.iter().map(|&(j, _)| j).collect();
-    let mut bucket_of = vec![0; layout.params.len()];
-    for (k, bk) in layout.buckets.iter().enumerate() {
-        for &p in &bk.params {
-            bucket_of[p] = k;
-        }
-    }
+    let bucket_of = layout.bucket_of();
     let touched: Vec<usize> = params
         .iter()
         .map(|&(_, p)| bucket_of[p])
