@@ -14,6 +14,7 @@ out right.
 """
 
 import contextlib
+import math
 
 import torch
 import torch.distributed as dist
@@ -147,18 +148,24 @@ def fsdp(jmodel, *, sharding="zero3", bucket_mb=64, prefetch=2, timeout_s=300.0)
     shards = []
     with torch.no_grad():
         for members, _offsets, numel, shard_numel in layout.buckets():
-            parts = [params[i].detach().reshape(-1) for i in members]
-            pad = shard_numel * world - numel
-            if pad:
-                parts.append(parts[0].new_zeros(pad))
-            flat = torch.cat(parts)
-            shards.append(torch.nn.Parameter(flat[rank * shard_numel:(rank + 1) * shard_numel].clone()))
+            parts = [params[i].detach() for i in members]
+            shards.append(torch.nn.Parameter(_rank_shard(parts, numel, shard_numel, world, rank)))
         for p in params:
             # The module keeps the parameter's shape, dtype and device (what the graphs are
             # traced with), not its memory.
             p.data.untyped_storage().resize_(0)
     state.fsdp = _Fsdp(layout, [n for n, _ in named], params, shards, comm, prefetch, world, rank)
     return jmodel
+
+
+def _rank_shard(parts, numel, shard_numel, world, rank):
+    """Rank `rank`'s piece of a bucket: `parts` flattened end to end, zero-padded to
+    `world * shard_numel` elements (a new tensor)."""
+    flat = [t.reshape(-1) for t in parts]
+    pad = shard_numel * world - numel
+    if pad:
+        flat.append(flat[0].new_zeros(pad))
+    return torch.cat(flat)[rank * shard_numel:(rank + 1) * shard_numel].clone()
 
 
 def _full_parameters(f):
@@ -172,9 +179,7 @@ def _full_parameters(f):
             flat = shard.new_empty(shard_numel * f.world)
             dist.all_gather_into_tensor(flat, shard)
         for i, off in zip(members, offsets):
-            n = 1
-            for d in f.shapes[i]:
-                n *= d
+            n = math.prod(f.shapes[i])
             out[f.names[i]] = flat[off:off + n].view(f.shapes[i]).clone()
     return out
 
@@ -204,12 +209,8 @@ def _load_full_state_dict(jmodel, sd, strict):
             if not all(f.names[i] in sd for i in members):
                 continue
             shard = f.shards[k]
-            parts = [sd[f.names[i]].detach().reshape(-1).to(shard.device, shard.dtype) for i in members]
-            pad = shard_numel * f.world - numel
-            if pad:
-                parts.append(parts[0].new_zeros(pad))
-            flat = torch.cat(parts)
-            shard.copy_(flat[f.rank * shard_numel:(f.rank + 1) * shard_numel])
+            parts = [sd[f.names[i]].detach().to(shard.device, shard.dtype) for i in members]
+            shard.copy_(_rank_shard(parts, numel, shard_numel, f.world, f.rank))
     rest = {k: v for k, v in sd.items() if k not in sharded}
     jmodel._orig_mod.load_state_dict(rest, strict=False)
     return torch.nn.modules.module._IncompatibleKeys(missing, unexpected)
