@@ -24,6 +24,14 @@ use crate::{Error, Result};
 use tch::Tensor;
 use thunder_ir::{Device, Op, Trace, ValueType};
 
+/// A new tensor with `t`'s values (a graph's input buffer, or a replay's output kept past the
+/// next replay).
+pub fn copy_of(t: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
+    let mut c = t.f_empty_like()?;
+    c.f_copy_(t)?;
+    Ok(c)
+}
+
 /// Why `trace` cannot be captured into a CUDA graph, or None if it can; with its device.
 pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
     let mut device = None;
@@ -212,9 +220,7 @@ impl GraphedPlan {
                 if self.fixed.get(i).copied().unwrap_or(false) {
                     return Ok(t.shallow_clone());
                 }
-                let mut s = t.f_empty_like()?;
-                s.f_copy_(t)?;
-                Ok(s)
+                copy_of(t)
             })
             .collect::<std::result::Result<_, tch::TchError>>()?;
         let plan = &self.plan;

@@ -185,11 +185,7 @@ impl Runner {
 fn copied(outs: Vec<RtValue>) -> thunder_executors::Result<Vec<RtValue>> {
     outs.into_iter()
         .map(|v| match v {
-            RtValue::Tensor(t) => {
-                let mut c = t.f_empty_like()?;
-                c.f_copy_(&t)?;
-                Ok(RtValue::Tensor(c))
-            }
+            RtValue::Tensor(t) => Ok(RtValue::Tensor(thunder_executors::graphs::copy_of(&t)?)),
             other => Ok(other),
         })
         .collect()

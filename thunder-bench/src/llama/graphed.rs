@@ -12,6 +12,7 @@
 use super::train::{Batch, Compiled, Trainer};
 use super::BenchError;
 use tch::Tensor;
+use thunder_executors::graphs::copy_of;
 use thunder_executors::shim::CudaGraph;
 use thunder_ir::Device;
 
@@ -46,12 +47,6 @@ impl GraphedStep {
     pub fn is_captured(&self) -> bool {
         matches!(self.state, State::Captured { .. })
     }
-}
-
-fn copy_of(t: &Tensor) -> Result<Tensor, BenchError> {
-    let mut c = t.f_empty_like()?;
-    c.f_copy_(t)?;
-    Ok(c)
 }
 
 /// Copies `from` into `to` unless they are the same tensor.
