@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{block_loss, check_golden, grads, random_inputs};
+use common::{block_loss, check_golden, grads, grads_with, random_inputs};
 
 use tch::{Device as TDevice, Kind, Tensor};
 use thunder_distributed::{accumulate_backward, broadcast_parameters, ddp_backward, DdpOptions};
@@ -268,17 +268,7 @@ fn accumulating_without_sync_then_syncing_gives_the_summed_full_batch_gradients(
                     // Micro-step 1: local.
                     let first = grads(&fb.forward, &fb.backward, &micro(0), &[&torch]);
                     // Micro-step 2: accumulate and average.
-                    let fw = ExecutionPlan::compile(&fb.forward, &[&torch])
-                        .unwrap()
-                        .run_tensors(&micro(1))
-                        .unwrap();
-                    let mut bw: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
-                    bw.push(Tensor::from(1.0f32));
-                    bw.extend(first);
-                    ExecutionPlan::compile(sync, &[&lb, &torch])
-                        .unwrap()
-                        .run_tensors(&bw)
-                        .unwrap()
+                    grads_with(&fb.forward, sync, &micro(1), first, &[&lb, &torch])
                 })
             })
             .collect();

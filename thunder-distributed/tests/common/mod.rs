@@ -54,12 +54,25 @@ pub fn grads(
     ins: &[Tensor],
     execs: &[&dyn thunder_executors::Executor],
 ) -> Vec<Tensor> {
+    grads_with(forward, backward, ins, Vec::new(), execs)
+}
+
+/// [`grads`] with `extra` inputs to the backward after the cotangent (an accumulating
+/// backward's sums so far).
+pub fn grads_with(
+    forward: &Trace,
+    backward: &Trace,
+    ins: &[Tensor],
+    extra: Vec<Tensor>,
+    execs: &[&dyn thunder_executors::Executor],
+) -> Vec<Tensor> {
     let fw = ExecutionPlan::compile(forward, execs)
         .unwrap()
         .run_tensors(ins)
         .unwrap();
     let mut bw: Vec<Tensor> = fw[1..].iter().map(|t| t.shallow_clone()).collect();
     bw.push(Tensor::from(1.0f32));
+    bw.extend(extra);
     ExecutionPlan::compile(backward, execs)
         .unwrap()
         .run_tensors(&bw)
