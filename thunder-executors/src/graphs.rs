@@ -32,6 +32,100 @@ pub fn copy_of(t: &Tensor) -> std::result::Result<Tensor, tch::TchError> {
     Ok(c)
 }
 
+/// Why [`StaticInputs::refill`] refused a call's inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum RefillError {
+    /// Another number of inputs than captured.
+    #[error("{given} inputs, but the graph was captured with {expected}")]
+    Count {
+        /// Inputs at the capture.
+        expected: usize,
+        /// Inputs given.
+        given: usize,
+    },
+    /// An input of another dtype, shape or device than captured, or, at a fixed position,
+    /// another tensor.
+    #[error("input {index}: expected {expected}, given {given}")]
+    Mismatch {
+        /// The input's position.
+        index: usize,
+        /// What the capture had.
+        expected: String,
+        /// What was given.
+        given: String,
+    },
+    /// The copy into a buffer failed.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// The tensors a captured graph reads: copies of the capture's inputs (static buffers), or, at
+/// fixed positions (parameters, optimizer state updated in place), the inputs themselves.
+/// [`refill`](Self::refill) copies a later call's inputs into them before a replay.
+pub struct StaticInputs {
+    buffers: Vec<Tensor>,
+    fixed: Vec<bool>,
+}
+
+impl StaticInputs {
+    /// Buffers for `inputs`: a copy of each, except where `fixed[i]` (missing entries are not
+    /// fixed).
+    pub fn new(inputs: &[Tensor], fixed: &[bool]) -> std::result::Result<Self, tch::TchError> {
+        let fixed: Vec<bool> = (0..inputs.len())
+            .map(|i| fixed.get(i).copied().unwrap_or(false))
+            .collect();
+        let buffers = inputs
+            .iter()
+            .zip(&fixed)
+            .map(|(t, &f)| if f { Ok(t.shallow_clone()) } else { copy_of(t) })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(StaticInputs { buffers, fixed })
+    }
+
+    /// The buffers, to capture the graph on.
+    pub fn tensors(&self) -> &[Tensor] {
+        &self.buffers
+    }
+
+    /// Copies `inputs` into the buffers (an input that is its buffer already is not copied).
+    /// Each must have its buffer's dtype, shape and device; a fixed input must be the very
+    /// tensor captured. Nothing is copied unless all of them fit.
+    pub fn refill(&self, inputs: &[Tensor]) -> std::result::Result<(), RefillError> {
+        if inputs.len() != self.buffers.len() {
+            return Err(RefillError::Count {
+                expected: self.buffers.len(),
+                given: inputs.len(),
+            });
+        }
+        let describe = |t: &Tensor| format!("{:?} {:?} on {:?}", t.kind(), t.size(), t.device());
+        for (index, ((s, x), &fixed)) in
+            self.buffers.iter().zip(inputs).zip(&self.fixed).enumerate()
+        {
+            if s.size() != x.size() || s.kind() != x.kind() || s.device() != x.device() {
+                return Err(RefillError::Mismatch {
+                    index,
+                    expected: format!("{} (as captured)", describe(s)),
+                    given: describe(x),
+                });
+            }
+            if fixed && s.data_ptr() != x.data_ptr() {
+                return Err(RefillError::Mismatch {
+                    index,
+                    expected: "the tensor the graph was captured with (a fixed input)".into(),
+                    given: "another tensor".into(),
+                });
+            }
+        }
+        for (s, x) in self.buffers.iter().zip(inputs) {
+            if s.data_ptr() != x.data_ptr() {
+                let mut s = s.shallow_clone();
+                s.f_copy_(x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Why `trace` cannot be captured into a CUDA graph, or None if it can; with its device.
 pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
     let mut device = None;
@@ -83,7 +177,7 @@ enum State {
     Fresh,
     /// Captured: the static input buffers, the graph and its outputs.
     Captured {
-        inputs: Vec<Tensor>,
+        inputs: StaticInputs,
         graph: CudaGraph,
         outputs: Vec<RtValue>,
     },
@@ -213,20 +307,12 @@ impl GraphedPlan {
                 return Ok(outs);
             }
         };
-        let statics: Vec<Tensor> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if self.fixed.get(i).copied().unwrap_or(false) {
-                    return Ok(t.shallow_clone());
-                }
-                copy_of(t)
-            })
-            .collect::<std::result::Result<_, tch::TchError>>()?;
+        let statics = StaticInputs::new(inputs, &self.fixed)?;
         let plan = &self.plan;
         let captured = CudaGraph::capture(device, || {
             plan.run_owned(
                 statics
+                    .tensors()
                     .iter()
                     .map(|t| RtValue::Tensor(t.shallow_clone()))
                     .collect(),
@@ -252,47 +338,33 @@ impl GraphedPlan {
         else {
             unreachable!("replay of an uncaptured plan")
         };
-        if inputs.len() != statics.len() {
-            return Err(Error::Input {
-                index: inputs.len().min(statics.len()),
-                name: "(count)".into(),
-                expected: format!("{} inputs", statics.len()),
-                given: format!("{} inputs", inputs.len()),
-            });
-        }
         let trace = &self.plan.claimed().trace;
-        let name = |i: usize| trace.name_of(trace.inputs[i]).to_string();
-        for (i, (s, x)) in statics.iter().zip(inputs).enumerate() {
-            if s.size() != x.size() || s.kind() != x.kind() || s.device() != x.device() {
-                return Err(Error::Input {
-                    index: i,
-                    name: name(i),
-                    expected: format!(
-                        "{:?} {:?} on {:?} (as captured)",
-                        s.kind(),
-                        s.size(),
-                        s.device()
-                    ),
-                    given: format!("{:?} {:?} on {:?}", x.kind(), x.size(), x.device()),
-                });
-            }
-            if s.data_ptr() != x.data_ptr() {
-                if self.fixed.get(i).copied().unwrap_or(false) {
-                    return Err(Error::Input {
-                        index: i,
-                        name: name(i),
-                        expected: "the tensor the graph was captured with (a fixed input)".into(),
-                        given: "another tensor".into(),
-                    });
-                }
-                let mut s = s.shallow_clone();
-                s.f_copy_(x)?;
-            }
-        }
+        statics.refill(inputs).map_err(|e| match e {
+            RefillError::Count { expected, given } => Error::Input {
+                index: given.min(expected),
+                name: "(count)".into(),
+                expected: format!("{expected} inputs"),
+                given: format!("{given} inputs"),
+            },
+            RefillError::Mismatch {
+                index,
+                expected,
+                given,
+            } => Error::Input {
+                index,
+                name: trace
+                    .inputs
+                    .get(index)
+                    .map_or_else(|| "?".into(), |&v| trace.name_of(v).to_string()),
+                expected,
+                given,
+            },
+            RefillError::Torch(t) => t.into(),
+        })?;
         graph.replay().map_err(|e| Error::Kernel {
             executor: "cuda graph",
             line: 0,
-            statement: self.plan.claimed().trace.name.clone(),
+            statement: trace.name.clone(),
             message: e.0,
         })?;
         self.replays += 1;

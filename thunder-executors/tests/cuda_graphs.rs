@@ -1,10 +1,12 @@
 //! CUDA graphs for execution plans (`GraphedPlan`).
 //!
 //! On every machine: which plans cannot be captured, and why; a CPU plan runs uncaptured with
-//! its reason. On a GPU (the GPU bundle): replays of a Llama block's forward and backward
+//! its reason; static input buffers (copies, fixed inputs, refills and what they refuse). On a GPU (the GPU bundle): replays of a Llama block's forward and backward
 //! equal uncaptured runs bit for bit over 50 calls with fresh inputs, memory does not grow
 //! across replays, and an uncapturable CUDA plan falls back with its reason and stays right.
 
+use tch::{Kind, Tensor};
+use thunder_executors::graphs::{RefillError, StaticInputs};
 use thunder_executors::{uncapturable, ExecutionPlan, FusionExecutor, GraphedPlan, TorchExecutor};
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DType, Device, NumberType, TensorMeta, Trace, TraceBuilder};
@@ -28,6 +30,58 @@ fn scaled(device: Device) -> Trace {
     let y = b.mul(x, alpha).unwrap();
     let z = b.add(y, x).unwrap();
     b.build(&[z]).unwrap()
+}
+
+#[test]
+fn static_inputs_copy_refill_and_refuse_what_does_not_fit() {
+    // Buffers work on any device, so this runs on the CPU.
+    let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+    let w = Tensor::from_slice(&[5.0f32, 6.0]);
+    let s = StaticInputs::new(&[x.shallow_clone(), w.shallow_clone()], &[false, true]).unwrap();
+    let [bx, bw] = [&s.tensors()[0], &s.tensors()[1]];
+    assert_ne!(
+        bx.data_ptr(),
+        x.data_ptr(),
+        "a non-fixed input gets its own buffer"
+    );
+    assert_eq!(
+        bw.data_ptr(),
+        w.data_ptr(),
+        "a fixed input is used in place"
+    );
+    assert!(bx.equal(&x));
+
+    // A refill copies new values into the buffer; the fixed input is passed as itself.
+    let x2 = Tensor::from_slice(&[7.0f32, 8.0, 9.0]);
+    s.refill(&[x2.shallow_clone(), w.shallow_clone()]).unwrap();
+    assert!(bx.equal(&x2));
+    // Refilling from the buffer itself is a no-op.
+    s.refill(&[bx.shallow_clone(), w.shallow_clone()]).unwrap();
+    assert!(bx.equal(&x2));
+
+    let err = |inputs: &[Tensor]| s.refill(inputs).unwrap_err();
+    assert!(matches!(
+        err(&[x2.shallow_clone()]),
+        RefillError::Count {
+            expected: 2,
+            given: 1
+        }
+    ));
+    // A wrong shape anywhere refuses the whole call, before anything is copied.
+    let e = err(&[
+        Tensor::from_slice(&[0.0f32, 0.0, 0.0]),
+        Tensor::from_slice(&[0.0f32, 0.0, 0.0]),
+    ]);
+    assert!(
+        matches!(&e, RefillError::Mismatch { index: 1, .. }) && e.to_string().contains("[2]"),
+        "{e}"
+    );
+    assert!(bx.equal(&x2), "a refused refill copied into the buffers");
+    let e = err(&[x2.to_kind(Kind::Double), w.shallow_clone()]);
+    assert!(e.to_string().contains("Double"), "{e}");
+    // A fixed input must be the captured tensor itself, not another with the same shape.
+    let e = err(&[x2.shallow_clone(), w.copy()]);
+    assert!(e.to_string().contains("fixed input"), "{e}");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 use super::train::{Batch, Compiled, Trainer};
 use super::BenchError;
 use tch::Tensor;
-use thunder_executors::graphs::copy_of;
+use thunder_executors::graphs::{RefillError, StaticInputs};
 use thunder_executors::shim::CudaGraph;
 use thunder_ir::Device;
 
@@ -27,7 +27,8 @@ enum State {
     Fresh,
     Captured {
         graph: CudaGraph,
-        batch: Batch,
+        /// The batch's tensors: idx, targets, cos, sin.
+        batch: StaticInputs,
         loss: Tensor,
     },
     Uncaptured,
@@ -49,36 +50,21 @@ impl GraphedStep {
     }
 }
 
-/// Copies `from` into `to` unless they are the same tensor.
-fn refill(to: &Tensor, from: &Tensor) -> Result<(), BenchError> {
-    if to.data_ptr() != from.data_ptr() {
-        if to.size() != from.size() || to.kind() != from.kind() {
-            return Err(BenchError::Usage(format!(
-                "a captured step was given a batch of {:?} {:?}, not {:?} {:?}",
-                from.kind(),
-                from.size(),
-                to.kind(),
-                to.size()
-            )));
-        }
-        let mut to = to.shallow_clone();
-        to.f_copy_(from)?;
-    }
-    Ok(())
+/// The batch's tensors, in [`StaticInputs`] order.
+fn tensors(b: &Batch) -> [Tensor; 4] {
+    [&b.idx, &b.targets, &b.cos, &b.sin].map(Tensor::shallow_clone)
 }
 
 impl Trainer for GraphedStep {
     fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
         match &self.state {
             State::Captured { graph, batch, loss } => {
-                for (to, from) in [
-                    (&batch.idx, &b.idx),
-                    (&batch.targets, &b.targets),
-                    (&batch.cos, &b.cos),
-                    (&batch.sin, &b.sin),
-                ] {
-                    refill(to, from)?;
-                }
+                batch.refill(&tensors(b)).map_err(|e| match e {
+                    RefillError::Torch(t) => BenchError::from(t),
+                    e => BenchError::Usage(format!(
+                        "a captured step was given another batch shape ({e})"
+                    )),
+                })?;
                 graph.replay().map_err(|e| BenchError::Kernel(e.0))?;
                 return Ok(loss.shallow_clone());
             }
@@ -91,17 +77,20 @@ impl Trainer for GraphedStep {
             self.state = State::Uncaptured;
             return Ok(loss);
         };
+        let statics = StaticInputs::new(&tensors(b), &[])?;
+        let [idx, targets, cos, sin] =
+            std::array::from_fn(|i| statics.tensors()[i].shallow_clone());
         let batch = Batch {
-            idx: copy_of(&b.idx)?,
-            targets: copy_of(&b.targets)?,
-            cos: copy_of(&b.cos)?,
-            sin: copy_of(&b.sin)?,
+            idx,
+            targets,
+            cos,
+            sin,
         };
         let inner = &mut self.inner;
         self.state = match CudaGraph::capture(i as usize, || inner.step(&batch)) {
             Ok((graph, captured)) => State::Captured {
                 graph,
-                batch,
+                batch: statics,
                 loss: captured,
             },
             Err(e) => {
