@@ -3,9 +3,11 @@
 //! replayed with one launch per step.
 //!
 //! The first step runs normally (it also compiles and loads every kernel). Then one step is
-//! captured, not run, on static copies of the batch; the parameters, moments and step counter
-//! are updated in place, so they are static by construction. Each later step copies its batch
-//! into the static copies (unless it is the same tensors) and replays; the loss it returns is
+//! captured, not run, on static copies of the token ids and targets; the RoPE tables (the
+//! model's buffers: the same tensors every step), the parameters, moments and step counter are
+//! read and updated in place, so they are static by construction. Each later step copies its
+//! ids and targets into the static copies, as a training loop with a new batch per step must,
+//! and replays (another RoPE table tensor is an error); the loss it returns is
 //! the graph's own tensor, rewritten by the next replay. A step that cannot be captured runs
 //! uncaptured, and the reason is printed once.
 
@@ -62,7 +64,7 @@ impl Trainer for GraphedStep {
                 batch.refill(&tensors(b)).map_err(|e| match e {
                     RefillError::Torch(t) => BenchError::from(t),
                     e => BenchError::Usage(format!(
-                        "a captured step was given another batch shape ({e})"
+                        "a captured step was given a batch it was not captured for ({e})"
                     )),
                 })?;
                 graph.replay().map_err(|e| BenchError::Kernel(e.0))?;
@@ -77,7 +79,8 @@ impl Trainer for GraphedStep {
             self.state = State::Uncaptured;
             return Ok(loss);
         };
-        let statics = StaticInputs::new(&tensors(b), &[])?;
+        // idx and targets copied; cos and sin (the same tables every step) used in place.
+        let statics = StaticInputs::new(&tensors(b), &[false, false, true, true])?;
         let [idx, targets, cos, sin] =
             std::array::from_fn(|i| statics.tensors()[i].shallow_clone());
         let batch = Batch {
