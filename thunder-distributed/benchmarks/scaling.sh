@@ -8,8 +8,10 @@
 #   OUT=/some/dir thunder-distributed/benchmarks/scaling.sh MODEL MICRO_BATCH "1 2 4 8"
 #   e.g. scaling.sh llama2-7b 1 "1 2 4 8"; scaling.sh llama2-13b 2 "2 4 8"
 #
-# Each GPU count is one invocation writing $OUT/MODEL-mbB-gN.json; a count that fails (a 13B
-# model does not fit one GPU's AdamW state) is logged and skipped. Calls for other models or
+# Each GPU count is one invocation writing $OUT/MODEL-mbB-gN.json. When the eager baseline
+# runs out of memory (13B's full AdamW state on every GPU), the count runs again without it;
+# a count that still fails is logged and skipped. MODES (default eager,thunder) and STEPS
+# (default 5) are passed on. Calls for other models or
 # micro-batches may write into the same $OUT: scaling_table.py summarizes every JSON there.
 # NCCL's NVLink multicast stays off.
 set -uo pipefail
@@ -21,6 +23,7 @@ model=${1:?usage: scaling.sh MODEL MICRO_BATCH \"GPU COUNTS\"}
 mb=${2:-1}
 counts=${3:-"1 2 4 8"}
 steps=${STEPS:-5}
+modes=${MODES:-eager,thunder}
 py=${PYTHON:-python3}
 torchlib=$("$py" -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib
 export LD_LIBRARY_PATH="$torchlib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -31,10 +34,18 @@ for n in $counts; do
   if [ "$n" -gt "$have" ]; then echo "skip $n GPUs: this machine has $have"; continue; fi
   name="$model-mb$mb-g$n"
   echo "==> $name"
-  # One GPU: the plain compiled run (no collectives) is the scaling baseline; eager beside it.
-  if [ "$n" = 1 ]; then par=(--modes eager,thunder); else par=(--fsdp --zero 3 --gpus "$n" --no-baseline); fi
-  timeout 580 "$root/bundle/bin/thunder-bench" llama2 --model "$model" --seq-len 4096 --micro-batch "$mb" \
-    "${par[@]}" --steps "$steps" --warmup 1 --json "$out/$name.json" >"$out/$name.log" 2>&1
-  echo "rc=$? ($name.log)"
+  # One GPU: the plain compiled run (no collectives) is the scaling baseline.
+  if [ "$n" = 1 ]; then par=(); else par=(--fsdp --zero 3 --gpus "$n" --no-baseline); fi
+  run() {
+    timeout 580 "$root/bundle/bin/thunder-bench" llama2 --model "$model" --seq-len 4096 --micro-batch "$mb" \
+      "${par[@]}" --modes "$1" --steps "$steps" --warmup 1 --json "$out/$name.json" >>"$out/$name.log" 2>&1
+  }
+  : >"$out/$name.log"
+  run "$modes"; rc=$?
+  if [ $rc != 0 ] && [ "$modes" != thunder ] && grep -q "out of memory.*in eager mode" "$out/$name.log"; then
+    echo "   eager ran out of memory; again with thunder alone"
+    run thunder; rc=$?
+  fi
+  echo "rc=$rc ($name.log)"
 done
 "$py" "$root/thunder-distributed/benchmarks/scaling_table.py" "$out" | tee "$out/scaling.md"

@@ -1,7 +1,8 @@
 """One table from the JSON reports that scaling.sh (thunder-bench llama2 --json) leaves in a folder:
 per model and micro-batch, per mode and GPU count, tokens/s per GPU, MFU, peak memory per GPU, and
 the scaling efficiency of thunder against every smaller GPU count that ran (tokens/s per GPU over
-that count's tokens/s per GPU).
+that count's tokens/s per GPU); then the runs (a .log without its .json) that left no report, with
+their last error line.
 
     python3 scaling_table.py DIR        # prints Markdown
 """
@@ -65,6 +66,14 @@ def table(folder):
                 cells.append(f"{100 * r['tok'] / thunder[c]:.1f}%" if ok else "")
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
+    failed = []
+    for log in sorted(pathlib.Path(folder).glob("*.log")):
+        if log.with_suffix(".json").exists():
+            continue
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "error" in ln or "out of memory" in ln]
+        failed.append(f"- {log.stem}: {lines[-1].strip() if lines else 'no report (see ' + log.name + ')'}")
+    if failed:
+        out += ["Runs without a report:", *failed, ""]
     return "\n".join(out)
 
 
