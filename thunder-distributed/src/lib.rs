@@ -9,8 +9,9 @@
 //!   start;
 //! - [`fsdp`]: the FSDP transform (ZeRO-2 and ZeRO-3: bucketed, prefetched parameter
 //!   all-gathers; bucketed gradient reduce-scatters) and the sharding helpers;
-//! - [`loopback`]: collectives between threads of one process, to test the transforms on the
-//!   CPU with several ranks;
+//! - [`loopback`]: collectives by exchange (every rank gets every rank's tensor): between threads
+//!   of one process, to test the transforms on the CPU with several ranks, or through any
+//!   [`loopback::Exchange`] (thunder-py's: torch.distributed's gloo process group);
 //! - `nccl` and `nccl_executor` (feature `cuda`): NCCL loaded from the PyTorch wheel, a
 //!   non-blocking communicator with deadlines, and the executor that runs `dist.*` ops on CUDA
 //!   tensors (asynchronous ones on a communication stream), with a watchdog.

@@ -1,10 +1,14 @@
-//! Collectives between threads of one process: `world_size` ranks, each a thread running its
-//! own plan, meet in a [`LoopbackGroup`]. For testing the DDP and FSDP transforms on the CPU
-//! (layouts, padding, reductions) against a single-process run, without NCCL or GPUs.
+//! Collectives by exchange: each rank gets every rank's tensor ([`Exchange`]) and reduces,
+//! concatenates or slices them itself ([`ExchangeExecutor`]). Slow (a reduction moves the
+//! world's data to every rank) but simple and exact, for CPUs and tests, without NCCL:
+//! - [`LoopbackGroup`]: ranks are threads of one process, each running its own plan; for testing
+//!   the DDP and FSDP transforms on the CPU (layouts, padding, reductions) against a
+//!   single-process run. Every collective waits for the other ranks at most `timeout`, then
+//!   fails naming the op (a rank that never arrives does not hang the test).
+//! - thunder-py exchanges through torch.distributed's process group (gloo), so
+//!   `thunder.distributed` runs over several CPU processes.
 //!
-//! Reductions sum in rank order, so results are deterministic. Every collective waits for the
-//! other ranks at most `timeout`, then fails naming the op (a rank that never arrives does not
-//! hang the test).
+//! Reductions sum in rank order, so every rank gets the same, deterministic result.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -13,7 +17,7 @@ use thunder_executors::executor::{KArg, Outputs};
 use thunder_executors::{Error as ExecError, Executor, Kernel, KernelError, RtValue};
 use thunder_ir::{Attr, BoundSymbol, DistOp, Op, Trace};
 
-struct Exchange {
+struct Slots {
     slots: Vec<Option<Tensor>>,
     arrived: usize,
     generation: u64,
@@ -23,7 +27,7 @@ struct Exchange {
 pub struct LoopbackGroup {
     world_size: usize,
     timeout: Duration,
-    state: Mutex<Exchange>,
+    state: Mutex<Slots>,
     turn: Condvar,
 }
 
@@ -39,7 +43,7 @@ impl LoopbackGroup {
         Arc::new(LoopbackGroup {
             world_size,
             timeout,
-            state: Mutex::new(Exchange {
+            state: Mutex::new(Slots {
                 slots: (0..world_size).map(|_| None).collect(),
                 arrived: 0,
                 generation: 0,
@@ -49,11 +53,8 @@ impl LoopbackGroup {
     }
 
     /// The executor of rank `rank` (put it first in that rank's executor list).
-    pub fn executor(self: &Arc<Self>, rank: usize) -> LoopbackExecutor {
-        LoopbackExecutor {
-            group: Arc::clone(self),
-            rank,
-        }
+    pub fn executor(self: &Arc<Self>, rank: usize) -> ExchangeExecutor {
+        ExchangeExecutor::new("loopback", Arc::clone(self) as Arc<dyn Exchange>, rank)
     }
 
     /// Waits until every rank has arrived at this point (the `generation`th time).
@@ -79,8 +80,23 @@ impl LoopbackGroup {
         }
         Ok(())
     }
+}
 
-    /// Every rank's `t`, in rank order.
+/// How one rank meets the others in a collective.
+pub trait Exchange: Send + Sync + std::fmt::Debug {
+    /// How many ranks take part.
+    fn world_size(&self) -> usize;
+
+    /// Every rank's `t` (same shape and dtype on every rank), in rank order; `what` (the
+    /// trace statement) is for errors.
+    fn exchange(&self, rank: usize, t: &Tensor, what: &str) -> Result<Vec<Tensor>, KernelError>;
+}
+
+impl Exchange for LoopbackGroup {
+    fn world_size(&self) -> usize {
+        self.world_size
+    }
+
     fn exchange(&self, rank: usize, t: &Tensor, what: &str) -> Result<Vec<Tensor>, KernelError> {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).slots[rank] = Some(t.copy());
         self.barrier(what)?;
@@ -98,11 +114,20 @@ impl LoopbackGroup {
     }
 }
 
-/// Runs `dist.*` ops of one rank through its [`LoopbackGroup`].
+/// Runs one rank's `dist.*` ops through an [`Exchange`]; asynchronous ones complete at once
+/// (their `dist.wait` passes the result on).
 #[derive(Debug)]
-pub struct LoopbackExecutor {
-    group: Arc<LoopbackGroup>,
+pub struct ExchangeExecutor {
+    name: &'static str,
+    group: Arc<dyn Exchange>,
     rank: usize,
+}
+
+impl ExchangeExecutor {
+    /// The executor of `rank` in `group`, called `name` (in plans and errors).
+    pub fn new(name: &'static str, group: Arc<dyn Exchange>, rank: usize) -> Self {
+        ExchangeExecutor { name, group, rank }
+    }
 }
 
 fn reduce(all: &[Tensor], op: &str) -> Result<Tensor, KernelError> {
@@ -117,15 +142,15 @@ fn reduce(all: &[Tensor], op: &str) -> Result<Tensor, KernelError> {
     })
 }
 
-impl Executor for LoopbackExecutor {
+impl Executor for ExchangeExecutor {
     fn name(&self) -> &'static str {
-        "loopback"
+        self.name
     }
 
     fn claims(&self, _trace: &Trace, bsym: &BoundSymbol) -> bool {
         match bsym.op {
             Op::Dist(DistOp::Wait) => true,
-            Op::Dist(d) => d.world_size(&bsym.attrs) == Some(self.group.world_size),
+            Op::Dist(d) => d.world_size(&bsym.attrs) == Some(self.group.world_size()),
             _ => false,
         }
     }
@@ -133,14 +158,14 @@ impl Executor for LoopbackExecutor {
     fn compile(&self, trace: &Trace, bsym: &BoundSymbol) -> thunder_executors::Result<Kernel> {
         let Op::Dist(op) = bsym.op else {
             return Err(ExecError::Compile {
-                executor: "loopback",
+                executor: self.name,
                 statement: thunder_ir::printer::statement(trace, bsym),
                 message: "not a collective".into(),
             });
         };
         let group = Arc::clone(&self.group);
         let rank = self.rank;
-        let world = group.world_size as i64;
+        let world = group.world_size() as i64;
         let what = thunder_ir::printer::statement(trace, bsym);
         let reduction = match bsym.attrs.first() {
             Some(Attr::Str(s)) => s.clone(),

@@ -461,7 +461,7 @@ fn compile(
     let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
     let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
     if let Some(c) = &comm {
-        refs.push(&c.exec);
+        refs.push(c.executor());
     }
     refs.extend(execs.iter().map(|e| e.as_ref()));
     let n_out = trace.outputs.len();
@@ -678,16 +678,64 @@ fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBy
     Ok(pyo3::types::PyBytes::new(py, &id.internal))
 }
 
-/// This rank's NCCL communicator and the executor that runs collectives on it.
+/// torch.distributed's default process group as a [`thunder_distributed::loopback::Exchange`]:
+/// `thunder.distributed._exchange` all-gathers a tensor (gloo on the CPU).
+#[derive(Debug)]
+struct ProcessGroupExchange {
+    world_size: usize,
+}
+
+impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
+    fn world_size(&self) -> usize {
+        self.world_size
+    }
+
+    fn exchange(
+        &self,
+        _rank: usize,
+        t: &tch::Tensor,
+        what: &str,
+    ) -> Result<Vec<tch::Tensor>, thunder_executors::KernelError> {
+        Python::with_gil(|py| -> PyResult<Vec<tch::Tensor>> {
+            let all = py
+                .import("thunder.distributed")?
+                .getattr("_exchange")?
+                .call1((pyo3_tch::PyTensor(t.shallow_clone()),))?;
+            let all: Vec<pyo3_tch::PyTensor> = all.extract()?;
+            Ok(all.into_iter().map(|t| t.0).collect())
+        })
+        .map_err(|e| {
+            thunder_executors::KernelError(format!("{what}: torch.distributed all_gather: {e}"))
+        })
+    }
+}
+
+/// What runs a rank's collectives: NCCL, or torch.distributed's process group.
+enum CommExecutor {
+    Nccl(thunder_distributed::nccl_executor::NcclExecutor),
+    ProcessGroup(thunder_distributed::loopback::ExchangeExecutor, usize),
+}
+
+/// This rank's communicator and the executor that runs collectives on it.
 #[pyclass(module = "thunder._C", frozen)]
 struct Communicator {
-    exec: thunder_distributed::nccl_executor::NcclExecutor,
+    exec: CommExecutor,
+}
+
+impl Communicator {
+    fn executor(&self) -> &dyn Executor {
+        match &self.exec {
+            CommExecutor::Nccl(e) => e,
+            CommExecutor::ProcessGroup(e, _) => e,
+        }
+    }
 }
 
 #[pymethods]
 impl Communicator {
-    /// Joins the communicator of `unique_id` (128 bytes from rank 0) as `rank` of `world_size`
-    /// on CUDA device `device`; fails when the others do not join within `timeout_s`.
+    /// Joins the NCCL communicator of `unique_id` (128 bytes from rank 0) as `rank` of
+    /// `world_size` on CUDA device `device`; fails when the others do not join within
+    /// `timeout_s`.
     #[new]
     fn new(
         py: Python<'_>,
@@ -713,11 +761,40 @@ impl Communicator {
             .map_err(err)?;
         let exec = thunder_distributed::nccl_executor::NcclExecutor::new(std::sync::Arc::new(comm))
             .map_err(err)?;
-        Ok(Communicator { exec })
+        Ok(Communicator {
+            exec: CommExecutor::Nccl(exec),
+        })
+    }
+
+    /// Collectives through torch.distributed's default process group (all-gathers, for gloo
+    /// on the CPU): `rank` of `world_size`.
+    #[staticmethod]
+    fn process_group(rank: usize, world_size: usize) -> PyResult<Self> {
+        if rank >= world_size {
+            return Err(PyValueError::new_err(format!(
+                "rank {rank} is not below the world size {world_size}"
+            )));
+        }
+        let group = std::sync::Arc::new(ProcessGroupExchange { world_size });
+        Ok(Communicator {
+            exec: CommExecutor::ProcessGroup(
+                thunder_distributed::loopback::ExchangeExecutor::new(
+                    "torch.distributed",
+                    group,
+                    rank,
+                ),
+                world_size,
+            ),
+        })
     }
 
     fn __repr__(&self) -> String {
-        format!("{:?}", self.exec.communicator())
+        match &self.exec {
+            CommExecutor::Nccl(e) => format!("{:?}", e.communicator()),
+            CommExecutor::ProcessGroup(e, world) => {
+                format!("Communicator(torch.distributed process group, {world} ranks, {e:?})")
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-"""One rank of test_distributed.py's multi-GPU test (run by torchrun): 5 SGD steps of the GPT
+"""One rank of test_distributed.py's several-rank tests (run by torchrun): 5 SGD steps of the GPT
 with thunder.distributed.ddp (THUNDER_WORKER_MODE=ddp, the default) or fsdp and half the batch
-per rank, against eager PyTorch with the whole batch on this rank's GPU. ddp then accumulates
-two micro-batches with no_sync; fsdp compares its gathered parameters. Exits non-zero on a
+per rank, against eager PyTorch with the whole batch on this rank's device: its GPU with NCCL,
+or the CPU with gloo (THUNDER_WORKER_DEVICE=cpu). ddp then accumulates two micro-batches with
+no_sync; fsdp compares its gathered parameters, then loads them back. Exits non-zero on a
 mismatch."""
 
 import os
@@ -19,9 +20,13 @@ import train_gpt  # noqa: E402
 
 def main():
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    torch.cuda.set_device(dev)
-    dist.init_process_group("nccl")
+    if os.environ.get("THUNDER_WORKER_DEVICE", "cuda") == "cpu":
+        dev = torch.device("cpu")
+        dist.init_process_group("gloo")
+    else:
+        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(dev)
+        dist.init_process_group("nccl")
     torch.manual_seed(0)
     ref = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
     mine = train_gpt.GPT(vocab=64, dim=64, layers=2, heads=4, max_seq=32).to(dev)
@@ -60,6 +65,21 @@ def main():
             print(f"rank {rank}: no reduce-scatter over {world} ranks in the backward:\n{bw}")
             sys.exit(1)
         print(f"rank {rank}: fsdp: the gathered parameters match")
+        # Loading a state shards it again: both load the same changed parameters (the same
+        # seed on every rank), then their next losses agree (they would not, were it ignored).
+        torch.manual_seed(1)
+        changed = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+                   for k, v in ref.state_dict().items()}
+        ref.load_state_dict(changed)
+        jm.load_state_dict(changed)
+        idx, tgt = next(iter(train_gpt.batches(1, batch, 32, 64, dev)))
+        want = ref(idx, tgt)
+        got = jm(idx[rank * 2:rank * 2 + 2], tgt[rank * 2:rank * 2 + 2]).detach().clone()
+        dist.all_reduce(got)
+        if abs(got.item() / world - want.item()) > 1e-4 + 1e-4 * abs(want.item()):
+            print(f"rank {rank}: after load_state_dict: loss {got.item() / world}, want {want.item()}")
+            sys.exit(1)
+        print(f"rank {rank}: fsdp: load_state_dict shards the loaded parameters")
         print(f"rank {rank}: fsdp: 5 steps match the full-batch run")
         dist.destroy_process_group()
         return

@@ -1,6 +1,7 @@
 """thunder.distributed.ddp and fsdp: on one rank (gloo, CPU) the compiled backward carries the
 gradient all-reduce (ddp) or the gathers and reduce-scatters (fsdp), and training equals plain
-thunder.jit. Several ranks need NCCL and GPUs (the GPU bundle's torchrun tests)."""
+thunder.jit. Two ranks train like one with the whole batch: on the CPU (gloo, here) and on two
+GPUs (NCCL, the GPU bundle)."""
 
 import pathlib
 import sys
@@ -172,51 +173,33 @@ def test_eager_pieces_mark_their_parameters(one_rank_group):
         torch.testing.assert_close(p.grad, q.grad)
 
 
-def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
-    if torch.cuda.device_count() < 2:
-        pytest.skip("needs 2 GPUs (runs in the GPU bundle on a 2-GPU machine)")
+def run_two_ranks(device):
+    """Runs ddp_worker.py under torchrun on two ranks, for ddp and fsdp; checks what each
+    rank printed."""
     import os
     import subprocess
 
     worker = pathlib.Path(__file__).with_name("ddp_worker.py")
     for mode in ("ddp", "fsdp"):
-        env = dict(os.environ, NCCL_NVLS_ENABLE="0", THUNDER_WORKER_MODE=mode)
+        env = dict(os.environ, NCCL_NVLS_ENABLE="0", THUNDER_WORKER_MODE=mode, THUNDER_WORKER_DEVICE=device)
         r = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", str(worker)],
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+             str(worker)],
             env=env, capture_output=True, text=True, timeout=300,
         )
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.count(f"{mode}: 5 steps match the full-batch run") == 2, r.stdout
+        if mode == "ddp":
+            assert r.stdout.count("no_sync accumulation matches the full-batch run") == 2, r.stdout
     assert r.stdout.count("fsdp: the gathered parameters match") == 2, r.stdout
+    assert r.stdout.count("fsdp: load_state_dict shards the loaded parameters") == 2, r.stdout
 
 
-def test_several_cpu_ranks_are_refused_with_what_to_do(tmp_path):
-    # Two gloo ranks on the CPU: thunder's in-graph collectives need NCCL, so ddp says so.
-    import os
-    import subprocess
+def test_two_cpu_ranks_with_half_batches_train_like_one_with_the_whole_batch():
+    run_two_ranks("cpu")
 
-    script = tmp_path / "rank.py"
-    script.write_text(
-        "import os, torch, torch.distributed as dist, thunder\n"
-        "dist.init_process_group('gloo')\n"
-        "try:\n"
-        "    thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2)))\n"
-        "    print('no error')\n"
-        "except ValueError as e:\n"
-        "    print('ValueError:', e)\n"
-        "dist.destroy_process_group()\n"
-    )
-    port = __import__("socket").socket()
-    port.bind(("127.0.0.1", 0))
-    free = port.getsockname()[1]
-    port.close()
-    procs = []
-    for r in range(2):
-        env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free))
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        assert "ValueError: thunder's data parallelism over several ranks runs on NCCL" in out, out
+
+def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs 2 GPUs (runs in the GPU bundle on a 2-GPU machine)")
+    run_two_ranks("cuda")

@@ -7,7 +7,9 @@ over torch.distributed's process group.
 
 Compiled graphs average their parameters' gradients inside thunder's backward: buckets of about
 `bucket_mb` are all-reduced on NCCL as soon as they are complete, overlapping the rest of the
-backward. Rank 0 makes the NCCL id; the others read it from the process group's store. Gradients
+backward. Rank 0 makes the NCCL id; the others read it from the process group's store. A module
+on the CPU runs its collectives through a gloo process group instead (slow: for debugging and
+tests). Gradients
 that PyTorch computes eagerly (pieces thunder does not compile) are averaged by a hook through
 torch.distributed. Averaging is linear, so a gradient with both kinds of contributions comes
 out right.
@@ -72,29 +74,47 @@ def _check(jmodel, what, bucket_mb):
 
 
 def _communicator(jmodel, params, world, rank, timeout_s):
-    """Over several ranks: thunder's NCCL communicator (its id shared through the process
-    group's store), after broadcasting rank 0's parameters and buffers. None on one rank."""
+    """Over several ranks: thunder's communicator, after broadcasting rank 0's parameters and
+    buffers; None on one rank. Parameters on one CUDA device: NCCL (its id shared through the
+    process group's store). On the CPU: the process group itself (gloo; slow, for debugging and
+    tests: each collective all-gathers)."""
     global _ids
     if world == 1:
         return None
     devices = {p.device for p in params}
-    if len(devices) != 1 or next(iter(devices)).type != "cuda":
+    if len(devices) != 1 or next(iter(devices)).type not in ("cuda", "cpu"):
         raise ValueError(
-            "thunder's data parallelism over several ranks runs on NCCL: put the module's "
-            f"parameters on one CUDA device (they are on {sorted(map(str, devices))})"
+            "thunder's data parallelism over several ranks needs the module's parameters on one "
+            f"CUDA device (NCCL) or on the CPU (gloo); they are on {sorted(map(str, devices))}"
         )
-    device = next(iter(devices)).index or 0
-    store = dist.distributed_c10d._get_default_store()
-    _ids += 1
-    key = f"thunder/nccl_unique_id/{_ids}"
-    if rank == 0:
-        store.set(key, _C.nccl_unique_id())
-    uid = store.get(key)
-    comm = _C.Communicator(bytes(uid), rank, world, device, float(timeout_s))
+    device = next(iter(devices))
+    if device.type == "cpu":
+        backend = dist.get_backend()
+        if backend != "gloo":
+            raise ValueError(
+                "thunder's data parallelism on the CPU runs through a gloo process group, "
+                f"not {backend!r}: init_process_group('gloo'), or put the module on a GPU"
+            )
+        comm = _C.Communicator.process_group(rank, world)
+    else:
+        store = dist.distributed_c10d._get_default_store()
+        _ids += 1
+        key = f"thunder/nccl_unique_id/{_ids}"
+        if rank == 0:
+            store.set(key, _C.nccl_unique_id())
+        uid = store.get(key)
+        comm = _C.Communicator(bytes(uid), rank, world, device.index or 0, float(timeout_s))
     with torch.no_grad():
         for t in params + list(jmodel.buffers()):
             dist.broadcast(t.data, src=0)
     return comm
+
+
+def _exchange(t):
+    """Every rank's `t`, in rank order (the CPU communicator's one collective)."""
+    out = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, t.contiguous())
+    return out
 
 
 class _Fsdp:
