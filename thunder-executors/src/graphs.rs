@@ -126,6 +126,56 @@ impl StaticInputs {
     }
 }
 
+/// A call captured into a CUDA graph: its static input buffers, the graph, and the outputs
+/// the capture made (every replay rewrites them).
+pub struct Captured<T> {
+    inputs: StaticInputs,
+    graph: CudaGraph,
+    outputs: T,
+}
+
+/// Why [`Captured::replay`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The inputs do not fit the buffers.
+    #[error(transparent)]
+    Refill(#[from] RefillError),
+    /// CUDA refused the launch.
+    #[error("replaying a CUDA graph: {0}")]
+    Launch(String),
+}
+
+impl<T> Captured<T> {
+    /// Captures `f` on `device`, called on static buffers for `inputs` (copies, or the inputs
+    /// themselves where `fixed`). The call is recorded, not run: run `f` once before, so every
+    /// kernel is compiled and loaded (a capture may not load modules). Err: why it could not be
+    /// captured (a copy failed, or CUDA refused an operation of `f`).
+    pub fn capture<E: std::fmt::Display>(
+        device: usize,
+        inputs: &[Tensor],
+        fixed: &[bool],
+        f: impl FnOnce(&[Tensor]) -> std::result::Result<T, E>,
+    ) -> std::result::Result<Self, String> {
+        let inputs = StaticInputs::new(inputs, fixed)
+            .map_err(|e| format!("copying the inputs for the capture failed: {e}"))?;
+        let (graph, outputs) = CudaGraph::capture(device, || f(inputs.tensors()))
+            .map_err(|e| format!("CUDA refused the capture: {}", e.0))?;
+        Ok(Captured {
+            inputs,
+            graph,
+            outputs,
+        })
+    }
+
+    /// Copies `inputs` into the buffers ([`StaticInputs::refill`]) and replays; the outputs are
+    /// the capture's own tensors.
+    pub fn replay(&self, inputs: &[Tensor]) -> std::result::Result<&T, ReplayError> {
+        self.inputs.refill(inputs)?;
+        self.graph.replay().map_err(|e| ReplayError::Launch(e.0))?;
+        Ok(&self.outputs)
+    }
+}
+
 /// Why `trace` cannot be captured into a CUDA graph, or None if it can; with its device.
 pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
     let mut device = None;
@@ -175,12 +225,8 @@ pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
 enum State {
     /// Not run yet.
     Fresh,
-    /// Captured: the static input buffers, the graph and its outputs.
-    Captured {
-        inputs: StaticInputs,
-        graph: CudaGraph,
-        outputs: Vec<RtValue>,
-    },
+    /// Captured.
+    Captured(Captured<Vec<RtValue>>),
     /// Runs uncaptured, for this reason.
     Uncaptured(String),
 }
@@ -199,7 +245,7 @@ impl std::fmt::Debug for GraphedPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Fresh => "not run yet".to_string(),
-            State::Captured { .. } => format!("captured, {} replays", self.replays),
+            State::Captured(_) => format!("captured, {} replays", self.replays),
             State::Uncaptured(why) => format!("uncaptured: {why}"),
         };
         write!(f, "GraphedPlan({state})")
@@ -242,7 +288,7 @@ impl GraphedPlan {
 
     /// Whether a graph has been captured.
     pub fn is_captured(&self) -> bool {
-        matches!(self.state, State::Captured { .. })
+        matches!(self.state, State::Captured(_))
     }
 
     /// How many calls replayed the graph.
@@ -254,7 +300,7 @@ impl GraphedPlan {
     /// numbers is never captured (a replay would keep their captured values), so it runs
     /// uncaptured with that reason.
     pub fn run_values(&mut self, inputs: Vec<RtValue>) -> Result<Vec<RtValue>> {
-        if matches!(self.state, State::Captured { .. })
+        if matches!(self.state, State::Captured(_))
             || inputs.iter().all(|v| v.as_tensor().is_some())
         {
             let ts: Vec<Tensor> = inputs
@@ -280,7 +326,7 @@ impl GraphedPlan {
     /// replay. The outputs of a replay are the graph's own tensors: the next call rewrites them.
     pub fn run_tensors(&mut self, inputs: &[Tensor]) -> Result<Vec<RtValue>> {
         match &self.state {
-            State::Captured { .. } => return self.replay(inputs),
+            State::Captured(_) => return self.replay(inputs),
             State::Uncaptured(_) => {
                 return self.plan.run_owned(
                     inputs
@@ -307,50 +353,38 @@ impl GraphedPlan {
                 return Ok(outs);
             }
         };
-        let statics = StaticInputs::new(inputs, &self.fixed)?;
         let plan = &self.plan;
-        let captured = CudaGraph::capture(device, || {
+        self.state = match Captured::capture(device, inputs, &self.fixed, |statics| {
             plan.run_owned(
                 statics
-                    .tensors()
                     .iter()
                     .map(|t| RtValue::Tensor(t.shallow_clone()))
                     .collect(),
             )
-        });
-        self.state = match captured {
-            Ok((graph, outputs)) => State::Captured {
-                inputs: statics,
-                graph,
-                outputs,
-            },
-            Err(e) => State::Uncaptured(format!("CUDA refused the capture: {}", e.0)),
+        }) {
+            Ok(c) => State::Captured(c),
+            Err(why) => State::Uncaptured(why),
         };
         Ok(outs)
     }
 
     fn replay(&mut self, inputs: &[Tensor]) -> Result<Vec<RtValue>> {
-        let State::Captured {
-            inputs: statics,
-            graph,
-            outputs,
-        } = &self.state
-        else {
+        let State::Captured(captured) = &self.state else {
             unreachable!("replay of an uncaptured plan")
         };
         let trace = &self.plan.claimed().trace;
-        statics.refill(inputs).map_err(|e| match e {
-            RefillError::Count { expected, given } => Error::Input {
+        let outputs = captured.replay(inputs).map_err(|e| match e {
+            ReplayError::Refill(RefillError::Count { expected, given }) => Error::Input {
                 index: given.min(expected),
                 name: "(count)".into(),
                 expected: format!("{expected} inputs"),
                 given: format!("{given} inputs"),
             },
-            RefillError::Mismatch {
+            ReplayError::Refill(RefillError::Mismatch {
                 index,
                 expected,
                 given,
-            } => Error::Input {
+            }) => Error::Input {
                 index,
                 name: trace
                     .inputs
@@ -359,15 +393,16 @@ impl GraphedPlan {
                 expected,
                 given,
             },
-            RefillError::Torch(t) => t.into(),
+            ReplayError::Refill(RefillError::Torch(t)) => t.into(),
+            ReplayError::Launch(message) => Error::Kernel {
+                executor: "cuda graph",
+                line: 0,
+                statement: trace.name.clone(),
+                message,
+            },
         })?;
-        graph.replay().map_err(|e| Error::Kernel {
-            executor: "cuda graph",
-            line: 0,
-            statement: trace.name.clone(),
-            message: e.0,
-        })?;
+        let outputs = outputs.iter().map(RtValue::share).collect();
         self.replays += 1;
-        Ok(outputs.iter().map(RtValue::share).collect())
+        Ok(outputs)
     }
 }

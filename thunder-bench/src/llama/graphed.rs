@@ -14,8 +14,7 @@
 use super::train::{Batch, Compiled, Trainer};
 use super::BenchError;
 use tch::Tensor;
-use thunder_executors::graphs::{RefillError, StaticInputs};
-use thunder_executors::shim::CudaGraph;
+use thunder_executors::graphs::{Captured, RefillError, ReplayError};
 use thunder_ir::Device;
 
 /// The compiled step, replayed from a CUDA graph after the first step.
@@ -27,12 +26,8 @@ pub struct GraphedStep {
 
 enum State {
     Fresh,
-    Captured {
-        graph: CudaGraph,
-        /// The batch's tensors: idx, targets, cos, sin.
-        batch: StaticInputs,
-        loss: Tensor,
-    },
+    /// Captured on the batch's tensors (idx, targets, cos, sin); returns the loss.
+    Captured(Captured<Tensor>),
     Uncaptured,
 }
 
@@ -48,11 +43,11 @@ impl GraphedStep {
 
     /// Whether the step runs from a graph.
     pub fn is_captured(&self) -> bool {
-        matches!(self.state, State::Captured { .. })
+        matches!(self.state, State::Captured(_))
     }
 }
 
-/// The batch's tensors, in [`StaticInputs`] order.
+/// The batch's tensors, in the order the step is captured on.
 fn tensors(b: &Batch) -> [Tensor; 4] {
     [&b.idx, &b.targets, &b.cos, &b.sin].map(Tensor::shallow_clone)
 }
@@ -60,14 +55,14 @@ fn tensors(b: &Batch) -> [Tensor; 4] {
 impl Trainer for GraphedStep {
     fn step(&mut self, b: &Batch) -> Result<Tensor, BenchError> {
         match &self.state {
-            State::Captured { graph, batch, loss } => {
-                batch.refill(&tensors(b)).map_err(|e| match e {
-                    RefillError::Torch(t) => BenchError::from(t),
+            State::Captured(c) => {
+                let loss = c.replay(&tensors(b)).map_err(|e| match e {
+                    ReplayError::Refill(RefillError::Torch(t)) => BenchError::from(t),
+                    ReplayError::Launch(m) => BenchError::Kernel(m),
                     e => BenchError::Usage(format!(
                         "a captured step was given a batch it was not captured for ({e})"
                     )),
                 })?;
-                graph.replay().map_err(|e| BenchError::Kernel(e.0))?;
                 return Ok(loss.shallow_clone());
             }
             State::Uncaptured => return self.inner.step(b),
@@ -80,27 +75,25 @@ impl Trainer for GraphedStep {
             return Ok(loss);
         };
         // idx and targets copied; cos and sin (the same tables every step) used in place.
-        let statics = StaticInputs::new(&tensors(b), &[false, false, true, true])?;
-        let [idx, targets, cos, sin] =
-            std::array::from_fn(|i| statics.tensors()[i].shallow_clone());
-        let batch = Batch {
-            idx,
-            targets,
-            cos,
-            sin,
-        };
         let inner = &mut self.inner;
-        self.state = match CudaGraph::capture(i as usize, || inner.step(&batch)) {
-            Ok((graph, captured)) => State::Captured {
-                graph,
-                batch: statics,
-                loss: captured,
+        let captured = Captured::capture(
+            i as usize,
+            &tensors(b),
+            &[false, false, true, true],
+            |t: &[Tensor]| {
+                let [idx, targets, cos, sin] = std::array::from_fn(|k| t[k].shallow_clone());
+                inner.step(&Batch {
+                    idx,
+                    targets,
+                    cos,
+                    sin,
+                })
             },
-            Err(e) => {
-                eprintln!(
-                    "thunder-bench: thunder-graphs: the step runs uncaptured: {}",
-                    e.0
-                );
+        );
+        self.state = match captured {
+            Ok(c) => State::Captured(c),
+            Err(why) => {
+                eprintln!("thunder-bench: thunder-graphs: the step runs uncaptured: {why}");
                 State::Uncaptured
             }
         };
