@@ -683,6 +683,8 @@ fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBy
 #[derive(Debug)]
 struct ProcessGroupExchange {
     world_size: usize,
+    /// How long a collective waits for the other ranks.
+    timeout_s: f64,
 }
 
 impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
@@ -694,18 +696,19 @@ impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
         &self,
         _rank: usize,
         t: &tch::Tensor,
-        what: &str,
+        _what: &str,
     ) -> Result<Vec<tch::Tensor>, thunder_executors::KernelError> {
         Python::with_gil(|py| -> PyResult<Vec<tch::Tensor>> {
             let all = py
                 .import("thunder.distributed")?
                 .getattr("_exchange")?
-                .call1((pyo3_tch::PyTensor(t.shallow_clone()),))?;
+                .call1((pyo3_tch::PyTensor(t.shallow_clone()), self.timeout_s))?;
             let all: Vec<pyo3_tch::PyTensor> = all.extract()?;
             Ok(all.into_iter().map(|t| t.0).collect())
         })
         .map_err(|e| {
-            thunder_executors::KernelError(format!("{what}: torch.distributed all_gather: {e}"))
+            // The plan's error names the statement (`what`) and this executor already.
+            thunder_executors::KernelError(e.to_string())
         })
     }
 }
@@ -767,15 +770,23 @@ impl Communicator {
     }
 
     /// Collectives through torch.distributed's default process group (all-gathers, for gloo
-    /// on the CPU): `rank` of `world_size`.
+    /// on the CPU): `rank` of `world_size`; each waits at most `timeout_s` for the others.
     #[staticmethod]
-    fn process_group(rank: usize, world_size: usize) -> PyResult<Self> {
+    fn process_group(rank: usize, world_size: usize, timeout_s: f64) -> PyResult<Self> {
         if rank >= world_size {
             return Err(PyValueError::new_err(format!(
                 "rank {rank} is not below the world size {world_size}"
             )));
         }
-        let group = std::sync::Arc::new(ProcessGroupExchange { world_size });
+        if timeout_s.is_nan() || timeout_s <= 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "timeout_s must be positive, not {timeout_s}"
+            )));
+        }
+        let group = std::sync::Arc::new(ProcessGroupExchange {
+            world_size,
+            timeout_s,
+        });
         Ok(Communicator {
             exec: CommExecutor::ProcessGroup(
                 thunder_distributed::loopback::ExchangeExecutor::new(

@@ -203,3 +203,57 @@ def test_two_gpus_with_half_batches_train_like_one_with_the_whole_batch():
     if torch.cuda.device_count() < 2:
         pytest.skip("needs 2 GPUs (runs in the GPU bundle on a 2-GPU machine)")
     run_two_ranks("cuda")
+
+
+def test_a_cpu_rank_that_stops_taking_part_fails_the_other_in_bounded_time(tmp_path):
+    # Two gloo ranks: rank 1 trains one step, then stops; rank 0's next backward all-reduce
+    # fails after timeout_s, naming the collective and the rank that is behind.
+    import os
+    import socket
+    import subprocess
+    import time
+
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os, sys, time, torch, torch.distributed as dist, thunder\n"
+        "dist.init_process_group('gloo')\n"
+        "torch.manual_seed(0)\n"
+        "jm = thunder.distributed.ddp(thunder.jit(torch.nn.Linear(4, 4)), timeout_s=3)\n"
+        "x = torch.randn(2, 4)\n"
+        "jm(x).sum().backward()\n"
+        "print('step 1 done', flush=True)\n"
+        "if dist.get_rank() == 1:\n"
+        "    time.sleep(60)\n"
+        "    sys.exit(0)\n"
+        "try:\n"
+        "    jm(x).sum().backward()\n"
+        "    print('no error')\n"
+        "except Exception as e:\n"
+        "    print('error:', e, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for r in range(2):
+        env = dict(os.environ, RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        t0 = time.monotonic()
+        out, err = procs[0].communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert procs[0].returncode == 0, err
+    assert out.count("step 1 done") == 1, out + err
+    assert "error:" in out, out
+    message = out.split("error:", 1)[1]
+    assert "dist.all_reduce" in message, message
+    assert "rank 1 reached collective 1" in message, message
+    assert "within 3 s" in message, message
+    assert waited < 60, f"rank 0 took {waited:.0f} s to fail"
+

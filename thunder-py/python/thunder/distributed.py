@@ -16,6 +16,7 @@ out right.
 """
 
 import contextlib
+import datetime
 import math
 
 import torch
@@ -95,7 +96,7 @@ def _communicator(jmodel, params, world, rank, timeout_s):
                 "thunder's data parallelism on the CPU runs through a gloo process group, "
                 f"not {backend!r}: init_process_group('gloo'), or put the module on a GPU"
             )
-        comm = _C.Communicator.process_group(rank, world)
+        comm = _C.Communicator.process_group(rank, world, float(timeout_s))
     else:
         store = dist.distributed_c10d._get_default_store()
         _ids += 1
@@ -110,11 +111,41 @@ def _communicator(jmodel, params, world, rank, timeout_s):
     return comm
 
 
-def _exchange(t):
-    """Every rank's `t`, in rank order (the CPU communicator's one collective)."""
-    out = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, t.contiguous())
+_exchanges = 0  # collectives this process has run through _exchange
+
+
+def _exchange(t, timeout_s):
+    """Every rank's `t`, in rank order (the CPU communicator's one collective). Fails after
+    `timeout_s` when a rank does not take part, naming the ranks that are behind (each rank
+    notes in the process group's store how many collectives it has reached)."""
+    global _exchanges
+    _exchanges += 1
+    rank, world = dist.get_rank(), dist.get_world_size()
+    store = dist.distributed_c10d._get_default_store()
+    store.set(f"thunder/exchanges/{rank}", str(_exchanges))
+    out = [torch.empty_like(t) for _ in range(world)]
+    try:
+        dist.all_gather(out, t.contiguous(), async_op=True).wait(
+            timeout=datetime.timedelta(seconds=timeout_s))
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"collective {_exchanges} of rank {rank}: not every rank took part within "
+            f"{timeout_s:g} s; {_behind(store, world)} ({e})") from None
     return out
+
+
+def _behind(store, world):
+    """Which ranks noted fewer collectives than this one (best effort: the store may be gone)."""
+    late = []
+    for r in range(world):
+        key = f"thunder/exchanges/{r}"
+        try:
+            n = int(store.get(key)) if store.check([key]) else 0
+        except Exception:  # the store lives in rank 0's process, which may have died
+            return "the process group's store does not answer (rank 0 gone?)"
+        if n < _exchanges:
+            late.append(f"rank {r} reached collective {n}")
+    return ", ".join(late) if late else "every rank reached it (one failed inside it?)"
 
 
 class _Fsdp:
