@@ -716,7 +716,7 @@ impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
 /// What runs a rank's collectives: NCCL, or torch.distributed's process group.
 enum CommExecutor {
     Nccl(thunder_distributed::nccl_executor::NcclExecutor),
-    ProcessGroup(thunder_distributed::loopback::ExchangeExecutor, usize),
+    ProcessGroup(thunder_distributed::loopback::ExchangeExecutor),
 }
 
 /// This rank's communicator and the executor that runs collectives on it.
@@ -729,7 +729,7 @@ impl Communicator {
     fn executor(&self) -> &dyn Executor {
         match &self.exec {
             CommExecutor::Nccl(e) => e,
-            CommExecutor::ProcessGroup(e, _) => e,
+            CommExecutor::ProcessGroup(e) => e,
         }
     }
 }
@@ -788,23 +788,18 @@ impl Communicator {
             timeout_s,
         });
         Ok(Communicator {
-            exec: CommExecutor::ProcessGroup(
-                thunder_distributed::loopback::ExchangeExecutor::new(
-                    "torch.distributed",
-                    group,
-                    rank,
-                ),
-                world_size,
-            ),
+            exec: CommExecutor::ProcessGroup(thunder_distributed::loopback::ExchangeExecutor::new(
+                "torch.distributed",
+                group,
+                rank,
+            )),
         })
     }
 
     fn __repr__(&self) -> String {
         match &self.exec {
             CommExecutor::Nccl(e) => format!("{:?}", e.communicator()),
-            CommExecutor::ProcessGroup(e, world) => {
-                format!("Communicator(torch.distributed process group, {world} ranks, {e:?})")
-            }
+            CommExecutor::ProcessGroup(e) => format!("Communicator({e:?})"),
         }
     }
 }

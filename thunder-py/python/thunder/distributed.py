@@ -9,10 +9,9 @@ Compiled graphs average their parameters' gradients inside thunder's backward: b
 `bucket_mb` are all-reduced on NCCL as soon as they are complete, overlapping the rest of the
 backward. Rank 0 makes the NCCL id; the others read it from the process group's store. A module
 on the CPU runs its collectives through a gloo process group instead (slow: for debugging and
-tests). Gradients
-that PyTorch computes eagerly (pieces thunder does not compile) are averaged by a hook through
-torch.distributed. Averaging is linear, so a gradient with both kinds of contributions comes
-out right.
+tests). Gradients that PyTorch computes eagerly (pieces thunder does not compile) are averaged
+by a hook through torch.distributed. Averaging is linear, so a gradient with both kinds of
+contributions comes out right.
 """
 
 import contextlib
@@ -90,8 +89,8 @@ def _communicator(jmodel, params, world, rank, timeout_s):
         )
     device = next(iter(devices))
     if device.type == "cpu":
-        backend = dist.get_backend()
-        if backend != "gloo":
+        backend = dist.get_backend()  # "gloo", or per device: "cpu:gloo,cuda:nccl"
+        if "gloo" not in backend:
             raise ValueError(
                 "thunder's data parallelism on the CPU runs through a gloo process group, "
                 f"not {backend!r}: init_process_group('gloo'), or put the module on a GPU"
