@@ -678,13 +678,18 @@ fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBy
     Ok(pyo3::types::PyBytes::new(py, &id.internal))
 }
 
-/// torch.distributed's default process group as a [`thunder_distributed::loopback::Exchange`]:
-/// `thunder.distributed._exchange` all-gathers a tensor (gloo on the CPU).
-#[derive(Debug)]
+/// A torch.distributed process group as a [`thunder_distributed::loopback::Exchange`]:
+/// `thunder.distributed._exchange` all-gathers a tensor over it (gloo on the CPU).
 struct ProcessGroupExchange {
     world_size: usize,
-    /// How long a collective waits for the other ranks.
-    timeout_s: f64,
+    /// The `torch.distributed.ProcessGroup` (its timeout bounds every collective).
+    group: Py<PyAny>,
+}
+
+impl std::fmt::Debug for ProcessGroupExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProcessGroupExchange({} ranks)", self.world_size)
+    }
 }
 
 impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
@@ -702,7 +707,7 @@ impl thunder_distributed::loopback::Exchange for ProcessGroupExchange {
             let all = py
                 .import("thunder.distributed")?
                 .getattr("_exchange")?
-                .call1((pyo3_tch::PyTensor(t.shallow_clone()), self.timeout_s))?;
+                .call1((pyo3_tch::PyTensor(t.shallow_clone()), self.group.bind(py)))?;
             let all: Vec<pyo3_tch::PyTensor> = all.extract()?;
             Ok(all.into_iter().map(|t| t.0).collect())
         })
@@ -769,24 +774,16 @@ impl Communicator {
         })
     }
 
-    /// Collectives through torch.distributed's default process group (all-gathers, for gloo
-    /// on the CPU): `rank` of `world_size`; each waits at most `timeout_s` for the others.
+    /// Collectives through the torch.distributed process group `group` (all-gathers, for gloo
+    /// on the CPU; its timeout bounds each): `rank` of `world_size`.
     #[staticmethod]
-    fn process_group(rank: usize, world_size: usize, timeout_s: f64) -> PyResult<Self> {
+    fn process_group(rank: usize, world_size: usize, group: Py<PyAny>) -> PyResult<Self> {
         if rank >= world_size {
             return Err(PyValueError::new_err(format!(
                 "rank {rank} is not below the world size {world_size}"
             )));
         }
-        if timeout_s.is_nan() || timeout_s <= 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "timeout_s must be positive, not {timeout_s}"
-            )));
-        }
-        let group = std::sync::Arc::new(ProcessGroupExchange {
-            world_size,
-            timeout_s,
-        });
+        let group = std::sync::Arc::new(ProcessGroupExchange { world_size, group });
         Ok(Communicator {
             exec: CommExecutor::ProcessGroup(thunder_distributed::loopback::ExchangeExecutor::new(
                 "torch.distributed",

@@ -113,3 +113,9 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # Skip the interpreter's finalization: with gloo, now and then a gloo thread still held the
+    # last reference to a finished all-reduce's work while the final garbage collection ran, and
+    # freeing its Python-owned tensor then aborted the process ("terminate called without an
+    # active exception") after every check had passed.
+    sys.stdout.flush()
+    os._exit(0)

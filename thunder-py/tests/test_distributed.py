@@ -150,6 +150,8 @@ def test_fsdp_on_one_rank_trains_like_plain_and_gathers_the_state_dict(one_rank_
 def test_fsdp_says_what_it_cannot_do(one_rank_group):
     with pytest.raises(ValueError, match="'zero3'"):
         thunder.distributed.fsdp(thunder.jit(torch.nn.Linear(2, 2)), sharding="zero2")
+    with pytest.raises(ValueError, match="timeout_s must be positive, not 0"):
+        thunder.distributed.fsdp(thunder.jit(torch.nn.Linear(2, 2)), timeout_s=0)
     with pytest.raises(ValueError, match="already data parallel"):
         thunder.distributed.fsdp(thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2))))
 
@@ -254,6 +256,6 @@ def test_a_cpu_rank_that_stops_taking_part_fails_the_other_in_bounded_time(tmp_p
     message = out.split("error:", 1)[1]
     assert "dist.all_reduce" in message, message
     assert "rank 1 reached collective 1" in message, message
-    assert "within 3 s" in message, message
+    assert "not every rank took part in time" in message, message
     assert waited < 60, f"rank 0 took {waited:.0f} s to fail"
 

@@ -79,6 +79,8 @@ def _communicator(jmodel, params, world, rank, timeout_s):
     process group's store). On the CPU: the process group itself (gloo; slow, for debugging and
     tests: each collective all-gathers)."""
     global _ids
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be positive, not {timeout_s}")
     if world == 1:
         return None
     devices = {p.device for p in params}
@@ -95,7 +97,9 @@ def _communicator(jmodel, params, world, rank, timeout_s):
                 "thunder's data parallelism on the CPU runs through a gloo process group, "
                 f"not {backend!r}: init_process_group('gloo'), or put the module on a GPU"
             )
-        comm = _C.Communicator.process_group(rank, world, float(timeout_s))
+        # A group of its own, so that a collective waits at most timeout_s.
+        group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
+        comm = _C.Communicator.process_group(rank, world, group)
     else:
         store = dist.distributed_c10d._get_default_store()
         _ids += 1
@@ -113,10 +117,11 @@ def _communicator(jmodel, params, world, rank, timeout_s):
 _exchanges = 0  # collectives this process has run through _exchange
 
 
-def _exchange(t, timeout_s):
-    """Every rank's `t`, in rank order (the CPU communicator's one collective). Fails after
-    `timeout_s` when a rank does not take part, naming the ranks that are behind (each rank
-    notes in the process group's store how many collectives it has reached)."""
+def _exchange(t, group):
+    """Every rank's `t`, in rank order (the CPU communicator's one collective), over `group`
+    (gloo). Fails after the group's timeout when a rank does not take part, naming the ranks
+    that are behind (each rank notes in the process group's store how many collectives it has
+    reached)."""
     global _exchanges
     _exchanges += 1
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -124,12 +129,13 @@ def _exchange(t, timeout_s):
     store.set(f"thunder/exchanges/{rank}", str(_exchanges))
     out = [torch.empty_like(t) for _ in range(world)]
     try:
-        dist.all_gather(out, t.contiguous(), async_op=True).wait(
-            timeout=datetime.timedelta(seconds=timeout_s))
+        # Synchronous: an async_op work object outliving the call made interpreter exit abort
+        # now and then (a gloo worker thread dropping it after Python's finalization).
+        dist.all_gather(out, t.contiguous(), group=group)
     except RuntimeError as e:
         raise RuntimeError(
-            f"collective {_exchanges} of rank {rank}: not every rank took part within "
-            f"{timeout_s:g} s; {_behind(store, world)} ({e})") from None
+            f"collective {_exchanges} of rank {rank}: not every rank took part in time; "
+            f"{_behind(store, world)} ({e})") from None
     return out
 
 
