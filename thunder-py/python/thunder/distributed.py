@@ -14,8 +14,10 @@ by a hook through torch.distributed. Averaging is linear, so a gradient with bot
 contributions comes out right.
 """
 
+import atexit
 import contextlib
 import datetime
+import gc
 import math
 
 import torch
@@ -100,6 +102,7 @@ def _communicator(jmodel, params, world, rank, timeout_s):
         # A group of its own, so that a collective waits at most timeout_s.
         group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
         comm = _C.Communicator.process_group(rank, world, group)
+        _collect_at_exit()
     else:
         store = dist.distributed_c10d._get_default_store()
         _ids += 1
@@ -115,6 +118,20 @@ def _communicator(jmodel, params, world, rank, timeout_s):
 
 
 _exchanges = 0  # collectives this process has run through _exchange
+
+
+_collecting_at_exit = False
+
+
+def _collect_at_exit():
+    """Collects garbage once at exit, while the interpreter still runs: a jitted module in a
+    reference cycle otherwise keeps the gloo process groups alive until the interpreter's final
+    collection, where a gloo thread freeing a finished collective's Python-owned tensor aborts
+    the process now and then ("terminate called without an active exception")."""
+    global _collecting_at_exit
+    if not _collecting_at_exit:
+        _collecting_at_exit = True
+        atexit.register(gc.collect)
 
 
 def _exchange(t, group):
