@@ -146,8 +146,7 @@ def _exchange(t, group):
     store.set(f"thunder/exchanges/{rank}", str(_exchanges))
     out = [torch.empty_like(t) for _ in range(world)]
     try:
-        # Synchronous: an async_op work object outliving the call made interpreter exit abort
-        # now and then (a gloo worker thread dropping it after Python's finalization).
+        # Synchronous: the group's own timeout (timeout_s) bounds the wait.
         dist.all_gather(out, t.contiguous(), group=group)
     except RuntimeError as e:
         raise RuntimeError(
