@@ -114,6 +114,8 @@ case "${torch[0]}" in
   *) echo "run-tests: error: $py has torch ${torch[0]}; these binaries were linked against torch 2.11.0" >&2; exit 2 ;;
 esac
 export LD_LIBRARY_PATH="${torch[1]}/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Tests that run the thunder-bench binary find this bundle's copy (not the build machine's).
+export THUNDER_BENCH_EXE="$here/bin/thunder-bench"
 
 summary="$out/summary.txt"
 {

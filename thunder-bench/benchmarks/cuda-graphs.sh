@@ -19,7 +19,7 @@ nvidia-smi -L | tee "$out/gpus.txt"
 echo "==> cuda_graphs tests"
 (cd "$root/thunder-executors" && timeout 300 "$root/bundle/tests/thunder-executors--test--cuda_graphs" --test-threads=1 --nocapture) >"$out/cuda_graphs.log" 2>&1
 echo "rc=$? (cuda_graphs.log)"; grep -E "^test |test result" "$out/cuda_graphs.log"
-(cd "$root/thunder-bench" && timeout 300 "$root/bundle/tests/thunder-bench--test--llama2" cuda_graphs --nocapture) >"$out/bench_test.log" 2>&1
+(cd "$root/thunder-bench" && THUNDER_BENCH_EXE="$root/bundle/bin/thunder-bench" timeout 300 "$root/bundle/tests/thunder-bench--test--llama2" cuda_graphs --nocapture) >"$out/bench_test.log" 2>&1
 echo "rc=$? (bench_test.log)"; grep -E "^test |test result" "$out/bench_test.log"
 
 echo "==> thunder.jit(cuda_graphs=True)"

@@ -156,9 +156,23 @@ fn every_layer_shares_the_first_layers_kernels() {
     assert!(s8 <= s4, "4 layers: {s4} kernel sources, 8 layers: {s8}");
 }
 
+/// The thunder-bench binary: cargo's, or `THUNDER_BENCH_EXE` where the test binary travelled
+/// without its build folder (the GPU bundle sets it to its own copy).
+fn bench_exe() -> std::path::PathBuf {
+    let exe = std::env::var_os("THUNDER_BENCH_EXE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_thunder-bench").into());
+    assert!(
+        exe.is_file(),
+        "{} does not exist: build it (cargo build -p thunder-bench), or set THUNDER_BENCH_EXE",
+        exe.display()
+    );
+    exe
+}
+
 /// `thunder-bench llama2 ARGS` with `env`: (success, stderr).
 fn bench(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_thunder-bench"));
+    let mut c = std::process::Command::new(bench_exe());
     c.arg("llama2").args(args);
     for v in [
         "RANK",

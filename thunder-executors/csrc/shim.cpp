@@ -6,7 +6,15 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/SDPBackend.h>
 #include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/_fused_sdp_choice.h>
+#include <ATen/ops/_scaled_dot_product_cudnn_attention.h>
+#include <ATen/ops/_scaled_dot_product_cudnn_attention_backward.h>
+#include <ATen/ops/_scaled_dot_product_efficient_attention.h>
+#include <ATen/ops/_scaled_dot_product_efficient_attention_backward.h>
+#include <ATen/ops/_scaled_dot_product_flash_attention.h>
+#include <ATen/ops/_scaled_dot_product_flash_attention_backward.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/util/Exception.h>
@@ -16,6 +24,7 @@
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -87,6 +96,69 @@ char* thunder_cuda_memory_stats(int device, int64_t* out) {
     out[1] = stats.allocated_bytes[all].peak;
     out[2] = stats.reserved_bytes[all].current;
     out[3] = stats.reserved_bytes[all].peak;
+  });
+}
+
+// The gradients of `at::scaled_dot_product_attention(q, k, v, None, 0.0, is_causal, scale)`
+// with respect to q, k and v for the output gradient `g`, through the fused kernel PyTorch
+// itself picks (cuDNN, flash or memory-efficient): the forward runs again with its log-sum-exp
+// (the trace keeps only the inputs), then the kernel's own backward, with the arguments
+// PyTorch's autograd gives it. No autograd graph, and none of the kernels of differentiating
+// `(out * g).sum()`. Without a mask only, without grouped-query attention, and for head dims
+// that need no padding (multiples of 8). `*handled` = 0 when none of that applies (nothing is
+// computed: the caller differentiates through autograd instead).
+char* thunder_sdpa_backward(const at::Tensor* g, const at::Tensor* q, const at::Tensor* k,
+                            const at::Tensor* v, int is_causal, double scale, int has_scale,
+                            int* handled, at::Tensor** dq, at::Tensor** dk, at::Tensor** dv) {
+  return guarded([&] {
+    *handled = 0;
+    if (q->size(-1) % 8 != 0 || v->size(-1) % 8 != 0 || q->dim() != 4) {
+      return;
+    }
+    std::optional<double> s = has_scale ? std::optional<double>(scale) : std::nullopt;
+    const bool causal = is_causal != 0;
+    const auto choice = static_cast<at::SDPBackend>(
+        at::_fused_sdp_choice(*q, *k, *v, std::nullopt, 0.0, causal, s, /*enable_gqa=*/false));
+    at::Tensor gq, gk, gv;
+    switch (choice) {
+      case at::SDPBackend::cudnn_attention: {
+        auto f = at::_scaled_dot_product_cudnn_attention(*q, *k, *v, std::nullopt,
+                                                         /*compute_log_sumexp=*/true, 0.0, causal,
+                                                         /*return_debug_mask=*/false, s);
+        std::tie(gq, gk, gv) = at::_scaled_dot_product_cudnn_attention_backward(
+            *g, *q, *k, *v, std::get<0>(f), std::get<1>(f), std::get<6>(f), std::get<7>(f),
+            at::Tensor(), std::get<2>(f), std::get<3>(f), std::get<4>(f).expect_int(),
+            std::get<5>(f).expect_int(), 0.0, causal, s);
+        break;
+      }
+      case at::SDPBackend::flash_attention: {
+        auto f = at::_scaled_dot_product_flash_attention(*q, *k, *v, 0.0, causal,
+                                                         /*return_debug_mask=*/false, s);
+        std::tie(gq, gk, gv) = at::_scaled_dot_product_flash_attention_backward(
+            *g, *q, *k, *v, std::get<0>(f), std::get<1>(f), std::get<2>(f), std::get<3>(f),
+            std::get<4>(f).expect_int(), std::get<5>(f).expect_int(), 0.0, causal,
+            std::get<6>(f), std::get<7>(f), s);
+        break;
+      }
+      case at::SDPBackend::efficient_attention: {
+        auto f = at::_scaled_dot_product_efficient_attention(*q, *k, *v, std::nullopt,
+                                                             /*compute_log_sumexp=*/true, 0.0,
+                                                             causal, s);
+        auto r = at::_scaled_dot_product_efficient_attention_backward(
+            *g, *q, *k, *v, at::Tensor(), std::get<0>(f), std::get<1>(f), std::get<2>(f),
+            std::get<3>(f), 0.0, {true, true, true, false}, causal, s);
+        gq = std::get<0>(r);
+        gk = std::get<1>(r);
+        gv = std::get<2>(r);
+        break;
+      }
+      default:
+        return;
+    }
+    *dq = new at::Tensor(std::move(gq));
+    *dk = new at::Tensor(std::move(gk));
+    *dv = new at::Tensor(std::move(gv));
+    *handled = 1;
   });
 }
 

@@ -57,6 +57,60 @@ pub enum RefillError {
     /// The copy into a buffer failed.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    /// CUDA refused the copy into a buffer.
+    #[error("copying input {index} into the graph's buffer: {message}")]
+    Copy {
+        /// The input's position.
+        index: usize,
+        /// CUDA's error.
+        message: String,
+    },
+}
+
+/// Copies `src` into `dst` (same dtype, shape and device). Contiguous CUDA tensors take one
+/// `cuMemcpyDtoDAsync` on PyTorch's current stream: a replay's host time is mostly its input
+/// copies, and libtorch's `copy_` costs several microseconds of dispatch per call.
+fn copy_into(index: usize, dst: &Tensor, src: &Tensor) -> std::result::Result<(), RefillError> {
+    #[cfg(feature = "cuda")]
+    if let (tch::Device::Cuda(d), tch::Device::Cuda(_)) = (dst.device(), src.device()) {
+        if dst.is_contiguous() && src.is_contiguous() {
+            return copy_contiguous_cuda(index, d, dst, src);
+        }
+    }
+    let _ = index;
+    let mut dst = dst.shallow_clone();
+    dst.f_copy_(src)?;
+    Ok(())
+}
+
+/// [`copy_into`] for contiguous tensors on CUDA device `d`.
+#[cfg(feature = "cuda")]
+fn copy_contiguous_cuda(
+    index: usize,
+    d: usize,
+    dst: &Tensor,
+    src: &Tensor,
+) -> std::result::Result<(), RefillError> {
+    let bytes = dst.numel() * dst.kind().elt_size_in_bytes();
+    if bytes == 0 {
+        return Ok(());
+    }
+    let err = |message: String| RefillError::Copy { index, message };
+    let dev = d as i32;
+    crate::fusion::enter_device(dev).map_err(err)?;
+    let stream = crate::fusion::current_stream(dev).map_err(err)?;
+    // SAFETY: both pointers are live, contiguous CUDA allocations of `bytes` bytes on device
+    // `dev` (same dtype and shape, checked by the caller); the copy is queued on the stream the
+    // graph replays on, so it is ordered before the replay and after earlier users.
+    unsafe {
+        cudarc::driver::result::memcpy_dtod_async(
+            dst.data_ptr() as cudarc::driver::sys::CUdeviceptr,
+            src.data_ptr() as cudarc::driver::sys::CUdeviceptr,
+            bytes,
+            stream,
+        )
+    }
+    .map_err(|e| err(format!("cuMemcpyDtoDAsync: {e:?}")))
 }
 
 /// The tensors a captured graph reads: copies of the capture's inputs (static buffers), or, at
@@ -116,10 +170,9 @@ impl StaticInputs {
                 });
             }
         }
-        for (s, x) in self.buffers.iter().zip(inputs) {
+        for (index, (s, x)) in self.buffers.iter().zip(inputs).enumerate() {
             if s.data_ptr() != x.data_ptr() {
-                let mut s = s.shallow_clone();
-                s.f_copy_(x)?;
+                copy_into(index, s, x)?;
             }
         }
         Ok(())
@@ -394,6 +447,12 @@ impl GraphedPlan {
                 given,
             },
             ReplayError::Refill(RefillError::Torch(t)) => t.into(),
+            ReplayError::Refill(e @ RefillError::Copy { .. }) => Error::Kernel {
+                executor: "cuda graph",
+                line: 0,
+                statement: trace.name.clone(),
+                message: e.to_string(),
+            },
             ReplayError::Launch(message) => Error::Kernel {
                 executor: "cuda graph",
                 line: 0,

@@ -34,6 +34,64 @@ extern "C" {
     fn thunder_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_free(graph: *mut c_void);
+    #[allow(clippy::too_many_arguments)]
+    fn thunder_sdpa_backward(
+        g: *const c_void,
+        q: *const c_void,
+        k: *const c_void,
+        v: *const c_void,
+        is_causal: i32,
+        scale: f64,
+        has_scale: i32,
+        handled: *mut i32,
+        dq: *mut *mut c_void,
+        dk: *mut *mut c_void,
+        dv: *mut *mut c_void,
+    ) -> *mut c_char;
+}
+
+/// The gradients of `scaled_dot_product_attention(q, k, v, None, 0.0, is_causal, scale)` with
+/// respect to `q`, `k` and `v` for the output gradient `g`, through the fused attention kernel
+/// PyTorch picks for these inputs (cuDNN, flash or memory-efficient) and its own backward,
+/// without autograd (see `thunder_sdpa_backward` in csrc/shim.cpp). `Ok(None)` when no fused
+/// kernel applies (the math path, a head dim that is not a multiple of 8, not 4-d): nothing was
+/// computed then.
+pub fn sdpa_backward(
+    g: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    is_causal: bool,
+    scale: Option<f64>,
+) -> Result<Option<[Tensor; 3]>, KernelError> {
+    let mut handled = 0i32;
+    let mut out = [std::ptr::null_mut::<c_void>(); 3];
+    let [dq, dk, dv] = &mut out;
+    // SAFETY: live `at::Tensor*` handles borrowed for the call and out-pointers to locals; the
+    // shim catches every C++ exception and sets the outputs only when it sets `handled`.
+    check(
+        unsafe {
+            thunder_sdpa_backward(
+                g.as_ptr() as *const c_void,
+                q.as_ptr() as *const c_void,
+                k.as_ptr() as *const c_void,
+                v.as_ptr() as *const c_void,
+                is_causal as i32,
+                scale.unwrap_or(0.0),
+                scale.is_some() as i32,
+                &mut handled,
+                dq,
+                dk,
+                dv,
+            )
+        },
+        "the attention backward",
+    )?;
+    if handled == 0 {
+        return Ok(None);
+    }
+    // SAFETY: three `new at::Tensor` from the shim, owned from here (tch frees them).
+    Ok(Some(out.map(|p| unsafe { Tensor::from_ptr(p.cast()) })))
 }
 
 /// A CUDA graph (libtorch's `at::cuda::CUDAGraph`): the work some code launched on one device,

@@ -998,6 +998,14 @@ fn compile_torch(
                 // Inputs that already require grad stay in their graph, and the gradients are
                 // built differentiably then (a double backward through eager PyTorch).
                 let create_graph = (0..4).any(|i| tensor(args, i).is_ok_and(|t| t.requires_grad()));
+                // Without a mask or grouped-query attention on CUDA: the fused kernel's own
+                // backward, called directly (no autograd graph, no kernels for `out * g`).
+                if !create_graph && !gqa && opt_tensor(args, 4)?.is_none() && g.device().is_cuda() {
+                    let (q, k, v) = (tensor(args, 1)?, tensor(args, 2)?, tensor(args, 3)?);
+                    if let Some(grads) = crate::shim::sdpa_backward(g, q, k, v, is_causal, scale)? {
+                        return Ok(grads.into_iter().map(RtValue::Tensor).collect());
+                    }
+                }
                 let leaves: Vec<Tensor> = (1..4)
                     .map(|i| {
                         let t = tensor(args, i)?;

@@ -59,6 +59,9 @@ impl Trainer for GraphedStep {
                 let loss = c.replay(&tensors(b)).map_err(|e| match e {
                     ReplayError::Refill(RefillError::Torch(t)) => BenchError::from(t),
                     ReplayError::Launch(m) => BenchError::Kernel(m),
+                    e @ ReplayError::Refill(RefillError::Copy { .. }) => {
+                        BenchError::Kernel(e.to_string())
+                    }
                     e => BenchError::Usage(format!(
                         "a captured step was given a batch it was not captured for ({e})"
                     )),

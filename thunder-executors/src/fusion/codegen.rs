@@ -1025,48 +1025,11 @@ pub fn generate(
     let mut entries = Vec::new();
     match &region.schedule {
         Schedule::Pointwise => {
-            // One kernel per output shape.
-            let mut shapes: Vec<Vec<usize>> = Vec::new();
-            for &o in &region.outputs {
-                let s = shape_of(trace, o);
-                if !shapes.contains(&s) {
-                    shapes.push(s);
-                }
-            }
-            for (si, shape) in shapes.iter().enumerate() {
-                let outs: Vec<usize> = (0..region.outputs.len())
-                    .filter(|&k| shape_of(trace, region.outputs[k]) == *shape)
-                    .collect();
-                let ename = format!("{name}_{si}");
-                let numel: usize = shape.iter().product();
-                pointwise(&mut g, &mut source, &ps, region, &outs, shape, &ename)?;
-                let (vector, direct) = vector_plan(trace, region, &outs, shape, ops);
-                if let Some(vec) = vector {
-                    pointwise_vec(
-                        &mut g,
-                        &mut source,
-                        &ps,
-                        region,
-                        &outs,
-                        shape,
-                        &ename,
-                        vec,
-                        &direct,
-                    )?;
-                }
-                entries.push(KernelEntry {
-                    name: ename,
-                    outputs: outs,
-                    launch: Launch::Pointwise {
-                        numel,
-                        vector,
-                        direct,
-                    },
-                });
-            }
+            let all: Vec<usize> = (0..region.outputs.len()).collect();
+            entries = pointwise_entries(&mut g, &mut source, &ps, region, ops, &all, name)?;
         }
         Schedule::Rows { full, k } => {
-            let (rows, threads, blocks) = rows_kernel(
+            let (rows, threads, blocks, others) = rows_kernel(
                 &mut g,
                 &mut source,
                 &ps,
@@ -1085,7 +1048,7 @@ pub fn generate(
             let vector = match vector {
                 Some(w) if cols % w == 0 && !direct.is_empty() => {
                     let vname = format!("{name}_vec");
-                    let (_, t, b) = rows_kernel(
+                    let (_, t, b, _) = rows_kernel(
                         &mut g,
                         &mut source,
                         &ps,
@@ -1130,7 +1093,7 @@ pub fn generate(
                     (&sums, &offsets),
                     (blocks, trail),
                     &per_column,
-                    "",
+                    fin_threads(blocks),
                     &fin,
                 )?;
                 fin_entry = Some(KernelEntry {
@@ -1138,7 +1101,7 @@ pub fn generate(
                     outputs: per_column,
                     launch: Launch::Columns {
                         blocks: tiles,
-                        threads: COL_THREADS as u32,
+                        threads: fin_threads(blocks) as u32,
                         workspace,
                         contiguous: false,
                     },
@@ -1146,7 +1109,9 @@ pub fn generate(
             }
             entries.push(KernelEntry {
                 name: name.to_string(),
-                outputs: (0..region.outputs.len()).collect(),
+                outputs: (0..region.outputs.len())
+                    .filter(|j| !others.contains(j))
+                    .collect(),
                 launch: Launch::Rows {
                     rows,
                     threads,
@@ -1157,6 +1122,19 @@ pub fn generate(
                 },
             });
             entries.extend(fin_entry);
+            // Outputs of other shapes (from the region's inputs alone): pointwise kernels of
+            // their own, with a full grid and vector accesses, not a tail of the rows kernel,
+            // whose blocks are as narrow as its rows.
+            let tails = pointwise_entries(
+                &mut g,
+                &mut source,
+                &ps,
+                region,
+                ops,
+                &others,
+                &format!("{name}_o"),
+            )?;
+            entries.extend(tails);
         }
         Schedule::Columns { full, k } => {
             entries = columns_kernels(&mut g, &mut source, &ps, region, ops, full, *k, name)?;
@@ -1166,9 +1144,29 @@ pub fn generate(
 }
 
 /// Blocks of a rows kernel that also sums columns (each writes one partial per column): a few
-/// per SM of a large GPU, at most one per row.
-fn column_splits(rows: usize) -> usize {
-    rows.clamp(1, 264)
+/// per SM of a large GPU, at most one per row. Short rows take narrow blocks (a warp for 256
+/// columns), so more of them: otherwise each of a few warps per SM walks its rows one after
+/// another, bound by memory latency. The same for a kernel's scalar and vector variants (they
+/// share the second stage).
+fn column_splits(rows: usize, cols: usize) -> usize {
+    let most = if cols <= 256 {
+        1056
+    } else if cols <= 1024 {
+        528
+    } else {
+        264
+    };
+    rows.clamp(1, most)
+}
+
+/// Threads of the second stage of a column sum over `splits` partials: more warps for more
+/// partials (each warp adds every so many).
+fn fin_threads(splits: usize) -> usize {
+    if splits > 264 {
+        1024
+    } else {
+        COL_THREADS
+    }
 }
 
 /// Threads of a columns stage.
@@ -1339,7 +1337,6 @@ fn columns_kernels(
     let others: Vec<usize> = (0..region.outputs.len())
         .filter(|j| !per_column.contains(j))
         .collect();
-    let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, COL_THREADS)?;
     let fin = format!("{name}_fin");
     let col_tiles = columns_fin(
         g,
@@ -1349,17 +1346,16 @@ fn columns_kernels(
         (&reductions, &offsets),
         (splits, trail),
         &per_column,
-        &tail,
+        COL_THREADS,
         &fin,
     )?;
-    let fin_blocks = col_tiles.max(tail_blocks);
     let launch = |blocks: usize, contiguous: bool| Launch::Columns {
         blocks: blocks.clamp(1, 1 << 20),
         threads: COL_THREADS as u32,
         workspace,
         contiguous,
     };
-    Ok(vec![
+    let mut entries = vec![
         KernelEntry {
             name: part,
             outputs: Vec::new(),
@@ -1367,10 +1363,67 @@ fn columns_kernels(
         },
         KernelEntry {
             name: fin,
-            outputs: (0..region.outputs.len()).collect(),
-            launch: launch(fin_blocks, false),
+            outputs: per_column,
+            launch: launch(col_tiles, false),
         },
-    ])
+    ];
+    // The other outputs (from the region's inputs alone): pointwise kernels of their own.
+    entries.extend(pointwise_entries(
+        g,
+        source,
+        ps,
+        region,
+        ops,
+        &others,
+        &format!("{name}_o"),
+    )?);
+    Ok(entries)
+}
+
+/// Pointwise kernels for the region outputs `outs`, one per output shape (`<prefix>_<i>`, with a
+/// vector variant where it pays), evaluated from the region's inputs at each output index.
+fn pointwise_entries(
+    g: &mut Gen,
+    source: &mut String,
+    ps: &str,
+    region: &Region,
+    ops: &[BoundSymbol],
+    outs: &[usize],
+    prefix: &str,
+) -> Result<Vec<KernelEntry>, GenError> {
+    let trace = g.trace;
+    let mut shapes: Vec<Vec<usize>> = Vec::new();
+    for &j in outs {
+        let s = shape_of(trace, region.outputs[j]);
+        if !shapes.contains(&s) {
+            shapes.push(s);
+        }
+    }
+    let mut entries = Vec::with_capacity(shapes.len());
+    for (si, shape) in shapes.iter().enumerate() {
+        let these: Vec<usize> = outs
+            .iter()
+            .copied()
+            .filter(|&j| shape_of(trace, region.outputs[j]) == *shape)
+            .collect();
+        let ename = format!("{prefix}_{si}");
+        let numel: usize = shape.iter().product();
+        pointwise(g, source, ps, region, &these, shape, &ename)?;
+        let (vector, direct) = vector_plan(trace, region, &these, shape, ops);
+        if let Some(vec) = vector {
+            pointwise_vec(g, source, ps, region, &these, shape, &ename, vec, &direct)?;
+        }
+        entries.push(KernelEntry {
+            name: ename,
+            outputs: these,
+            launch: Launch::Pointwise {
+                numel,
+                vector,
+                direct,
+            },
+        });
+    }
+    Ok(entries)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1515,7 +1568,8 @@ fn pointwise_vec(
     Ok(())
 }
 
-/// The rows kernel: see the module docs. Returns (rows, threads, blocks).
+/// The rows kernel: see the module docs. Returns (rows, threads, blocks, the region outputs it
+/// does not write: those of other shapes, computed from the region's inputs alone).
 #[allow(clippy::too_many_arguments)]
 fn rows_kernel(
     g: &mut Gen,
@@ -1527,7 +1581,7 @@ fn rows_kernel(
     k: usize,
     name: &str,
     (vec, direct): (usize, &[usize]),
-) -> Result<(usize, u32, usize), GenError> {
+) -> Result<(usize, u32, usize, Vec<usize>), GenError> {
     let trace = g.trace;
     let n = full.len();
     let lead = &full[..n - k];
@@ -1829,7 +1883,7 @@ fn rows_kernel(
     }
     body.line("__syncthreads();");
     // Outputs of other shapes are computed from region inputs alone (the partitioner allows no
-    // other): a grid-stride loop over each.
+    // other): the caller writes them with pointwise kernels.
     let others: Vec<usize> = (0..region.outputs.len())
         .filter(|j| {
             !out_full.contains(j)
@@ -1837,12 +1891,11 @@ fn rows_kernel(
                 && !column_outs.contains(&region.outputs[*j])
         })
         .collect();
-    let (tail, tail_blocks) = grid_stride_outputs(g, region, &others, threads)?;
     // With column sums the grid is fixed (each block writes its partials), the rows shared out.
     let blocks = if column_sums.is_empty() {
-        rows.max(tail_blocks)
+        rows
     } else {
-        column_splits(rows)
+        column_splits(rows, cols)
     };
     let mut col_write = String::new();
     let mut kps = ps.to_string();
@@ -1868,7 +1921,7 @@ fn rows_kernel(
     }
     let _ = writeln!(
         source,
-        "extern \"C\" __global__ void {lb} {name}({kps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}{col_decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{col_write}{tail}}}",
+        "extern \"C\" __global__ void {lb} {name}({kps}) {{\n  const int PT = {per_thread};\n  const int VEC = {vec};\n{decls}{col_decls}  for (idx_t r = blockIdx.x; r < (idx_t){rows}; r += gridDim.x) {{\n{}  }}\n{col_write}}}",
         body.code,
         lb = if vec > 1 && per_thread == 1 && column_sums.is_empty() {
             short_rows_launch_bounds(threads)
@@ -1876,14 +1929,14 @@ fn rows_kernel(
             rows_launch_bounds(threads)
         },
     );
-    Ok((rows, threads as u32, blocks))
+    Ok((rows, threads as u32, blocks, others))
 }
 
 /// The second stage of a columns reduction (`fin`, see [`columns_kernels`]): per block 32
-/// columns; its 8 warps each add every 8th of the `splits` partials of `reductions` (at
-/// `offsets` in the workspace), then warp 0 adds the 8 sums (a fixed order) and writes the
-/// outputs `per_column` computed from them; `tail` runs after. Returns the blocks that cover the
-/// columns.
+/// columns; its `threads / 32` warps each add every so many of the `splits` partials of
+/// `reductions` (at `offsets` in the workspace), then warp 0 adds the warps' sums (a fixed
+/// order) and writes the outputs `per_column` computed from them. Returns the blocks that cover
+/// the columns.
 #[allow(clippy::too_many_arguments)]
 fn columns_fin(
     g: &mut Gen,
@@ -1893,14 +1946,14 @@ fn columns_fin(
     (reductions, offsets): (&[&BoundSymbol], &[usize]),
     (splits, trail): (usize, &[usize]),
     per_column: &[usize],
-    tail: &str,
+    threads: usize,
     fin: &str,
 ) -> Result<usize, GenError> {
     let trace = g.trace;
     let cols: usize = trail.iter().product();
-    // Per block 32 columns; its 8 warps each add every 8th split, then warp 0 adds the 8 sums
-    // (a fixed order: deterministic) and computes the column's outputs.
-    let warps = COL_THREADS / 32;
+    // Per block 32 columns; its warps each add every so many splits, then warp 0 adds their
+    // sums (a fixed order: deterministic) and computes the column's outputs.
+    let warps = threads / 32;
     let col_tiles = cols.div_ceil(32).max(1);
     let mut fin_decls = String::new();
     let mut gather = Block::new(2, HashMap::new());
@@ -1952,7 +2005,7 @@ fn columns_fin(
     let body = gather;
     let _ = writeln!(
         source,
-        "extern \"C\" __global__ void __launch_bounds__({COL_THREADS}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n{tail}}}",
+        "extern \"C\" __global__ void __launch_bounds__({threads}) {fin}({wps}) {{\n{fin_decls}  const int lane = threadIdx.x & 31, wy = threadIdx.x >> 5;\n  for (idx_t cb = blockIdx.x; cb < (idx_t){col_tiles}; cb += gridDim.x) {{\n{}  }}\n}}",
         body.code
     );
     Ok(col_tiles)
@@ -1977,34 +2030,6 @@ fn column_workspace(
         workspace += (splits * cols * size).div_ceil(16) * 16;
     }
     (offsets, workspace)
-}
-
-/// Grid-stride loops writing the region outputs `outs` (computed from the region's inputs
-/// alone, at any index), and the blocks of `threads` that cover the largest in one pass.
-fn grid_stride_outputs(
-    g: &mut Gen,
-    region: &Region,
-    outs: &[usize],
-    threads: usize,
-) -> Result<(String, usize), GenError> {
-    let mut code = String::new();
-    let mut blocks = 0;
-    for &j in outs {
-        let o = region.outputs[j];
-        let shape = shape_of(g.trace, o);
-        let numel: usize = shape.iter().product();
-        blocks = blocks.max(numel.div_ceil(threads));
-        let mut blk = Block::new(2, HashMap::new());
-        let names = blk.index("o", "i", &shape);
-        let e = g.eval(&mut blk, o, &names, &InputAccess::Strided)?;
-        blk.line(&format!("st(&out{j}[i], {e});"));
-        let _ = writeln!(
-            code,
-            "  for (idx_t i = (idx_t)blockIdx.x * blockDim.x + threadIdx.x; i < (idx_t){numel}; i += (idx_t)gridDim.x * blockDim.x) {{\n{}  }}",
-            blk.code
-        );
-    }
-    Ok((code, blocks))
 }
 
 fn smem_name(ty: &str) -> String {
