@@ -200,20 +200,18 @@ fn an_uncapturable_cuda_plan_falls_back_and_stays_right() {
     let t = scaled(Device::Cuda(0));
     let mut g = GraphedPlan::new(plan(&t));
     let x = tch::Tensor::ones([4, 8], (tch::Kind::Float, tch::Device::Cuda(0)));
+    // A replay would keep the first call's alpha: every call must run the plan, with its own.
     for alpha in [1.0, 2.0, 3.0] {
         let ins = vec![
             thunder_executors::RtValue::Tensor(x.shallow_clone()),
             thunder_executors::RtValue::Float(alpha),
         ];
-        // GraphedPlan takes tensors only; a plan with number inputs is run directly, and
-        // the check says why it would not be captured.
-        let out = g.plan().run(&ins).unwrap();
+        let out = g.run_values(ins).unwrap();
         let v = out[0].as_tensor().unwrap().double_value(&[0, 0]);
         assert_eq!(v, alpha + 1.0);
     }
-    assert!(uncapturable(&t)
-        .unwrap_err()
-        .contains("takes the number alpha"));
     assert!(!g.is_captured());
-    let _ = &mut g;
+    assert_eq!(g.replays(), 0);
+    let why = g.fallback_reason().expect("the reason it runs uncaptured");
+    assert!(why.contains("takes the number alpha"), "{why}");
 }
