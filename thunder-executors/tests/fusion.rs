@@ -40,16 +40,34 @@ fn golden(name: &str, text: &str) {
     );
 }
 
-/// Every region's kernel compiles with NVRTC for sm_90.
-fn compiles(p: &ExecutionPlan) -> usize {
+/// Every region's kernel compiles with NVRTC for sm_90, and each region output has exactly one
+/// kernel that writes it. Returns the regions and how many kernels write outputs of another
+/// shape than the region's rows or columns kernel (`<name>_o_<i>`).
+fn compiles(p: &ExecutionPlan) -> (usize, usize) {
     let claimed = p.claimed();
     let ops: Vec<_> = claimed.ops.iter().map(|o| o.bsym.clone()).collect();
+    let mut tails = 0;
     for (r, region) in claimed.regions.iter().enumerate() {
-        let k = generate(&claimed.trace, &ops, region, &format!("region{r}"))
+        let name = format!("region{r}");
+        let k = generate(&claimed.trace, &ops, region, &name)
             .unwrap_or_else(|e| panic!("region {r}: {e}"));
         compile_ptx(&k.source, "compute_90").unwrap_or_else(|e| panic!("region {r}: {e}"));
+        for j in 0..region.outputs.len() {
+            let writers: Vec<&str> = k
+                .entries
+                .iter()
+                .filter(|e| e.outputs.contains(&j))
+                .map(|e| e.name.as_str())
+                .collect();
+            assert_eq!(writers.len(), 1, "region {r} output {j}: {writers:?}");
+        }
+        tails += k
+            .entries
+            .iter()
+            .filter(|e| e.name.starts_with(&format!("{name}_o_")))
+            .count();
     }
-    claimed.regions.len()
+    (claimed.regions.len(), tails)
 }
 
 #[test]
@@ -66,8 +84,14 @@ fn llama_block_forward_and_backward_regions() {
     let fb = thunder_transforms::forward_backward(&block, &wrt).unwrap();
     let bwd = plan(&fb.backward);
     golden("fusion_llama_block_backward.py", &bwd.claimed().to_python());
-    assert!(compiles(&fwd) >= 4);
-    assert!(compiles(&bwd) >= 4);
+    assert!(compiles(&fwd).0 >= 4);
+    let (regions, tails) = compiles(&bwd);
+    assert!(regions >= 4);
+    // RoPE's backward beside the norms' rows: outputs of other shapes, kernels of their own.
+    assert!(
+        tails >= 1,
+        "{regions} regions, {tails} kernels for outputs of other shapes"
+    );
 }
 
 #[test]
@@ -98,7 +122,7 @@ fn norms_and_softmax_are_one_rows_kernel_and_matmuls_stay_with_torch() {
             .any(|l| l.contains("ltorch.matmul") && l.ends_with("[torch]")),
         "{text}"
     );
-    assert_eq!(compiles(&p), 2);
+    assert_eq!(compiles(&p).0, 2);
     // Both rows kernels have a vector variant (16-byte loads of x and of the matmul's output).
     let ops: Vec<_> = c.ops.iter().map(|o| o.bsym.clone()).collect();
     for (i, r) in c.regions.iter().enumerate() {
@@ -141,7 +165,7 @@ fn pointwise_chains_fuse_and_views_stay_views() {
             .any(|l| l.contains("prims.reshape") && l.ends_with("[torch]")),
         "{text}"
     );
-    assert_eq!(compiles(&p), 1);
+    assert_eq!(compiles(&p).0, 1);
 }
 
 #[test]
@@ -188,7 +212,7 @@ fn a_real_size_llama_block_plans_with_size_one_dims() {
     let bwd = plan(&fb.backward);
     assert!(fwd.claimed().regions.len() >= 4 && bwd.claimed().regions.len() >= 4);
     // Every kernel compiles with NVRTC.
-    assert!(compiles(&fwd) >= 4 && compiles(&bwd) >= 4);
+    assert!(compiles(&fwd).0 >= 4 && compiles(&bwd).0 >= 4);
 }
 
 #[test]
@@ -362,7 +386,7 @@ fn a_norm_weight_gradient_is_summed_by_the_rows_kernel_of_the_input_gradient() {
         "{:?}",
         k.entries
     );
-    assert_eq!(compiles(&bwd), claimed.regions.len());
+    assert_eq!(compiles(&bwd).0, claimed.regions.len());
 }
 
 /// The region of the first statement of `text` that contains `needle`, and whether the line says
@@ -443,7 +467,7 @@ fn the_min_cut_recomputes_from_the_cheapest_values_between_regions() {
         .collect();
     assert_eq!(out, [claimed.trace.name_of(p)], "{text}");
     assert!(text.contains("(not needed there), recomputed in"), "{text}");
-    assert_eq!(compiles(&pl), claimed.regions.len());
+    assert_eq!(compiles(&pl).0, claimed.regions.len());
 }
 
 /// Recomputing a bf16 value from the three bf16 inputs it is the sum of reads 6 bytes an
@@ -521,7 +545,7 @@ fn a_llama_block_step_with_rematerialized_regions_matches_the_torch_executor() {
         let fused = [plan(&fb.forward), plan(&fb.backward)];
         let text = fused[1].claimed().to_python();
         assert!(text.contains("recomputed in"), "{text}");
-        assert!(compiles(&fused[0]) >= 3 && compiles(&fused[1]) >= 3);
+        assert!(compiles(&fused[0]).0 >= 3 && compiles(&fused[1]).0 >= 3);
         if !tch::Cuda::is_available() {
             continue;
         }

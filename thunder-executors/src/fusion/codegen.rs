@@ -1107,10 +1107,16 @@ pub fn generate(
                     },
                 });
             }
+            // The column sums are the second stage's outputs, the other shapes the pointwise
+            // kernels' below: each output has one writer.
+            let by_fin: Vec<usize> = fin_entry
+                .as_ref()
+                .map(|e| e.outputs.clone())
+                .unwrap_or_default();
             entries.push(KernelEntry {
                 name: name.to_string(),
                 outputs: (0..region.outputs.len())
-                    .filter(|j| !others.contains(j))
+                    .filter(|j| !others.contains(j) && !by_fin.contains(j))
                     .collect(),
                 launch: Launch::Rows {
                     rows,
