@@ -77,6 +77,7 @@ fn copy_into(index: usize, dst: &Tensor, src: &Tensor) -> std::result::Result<()
             return copy_contiguous_cuda(index, d, dst, src);
         }
     }
+    #[cfg(not(feature = "cuda"))]
     let _ = index;
     let mut dst = dst.shallow_clone();
     dst.f_copy_(src)?;

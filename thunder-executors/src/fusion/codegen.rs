@@ -1085,6 +1085,7 @@ pub fn generate(
                     .collect();
                 let fin = format!("{name}_fin");
                 let wps = format!("{ps}, unsigned char* __restrict__ ws");
+                let fin_t = fin_threads(blocks);
                 let tiles = columns_fin(
                     &mut g,
                     &mut source,
@@ -1093,7 +1094,7 @@ pub fn generate(
                     (&sums, &offsets),
                     (blocks, trail),
                     &per_column,
-                    fin_threads(blocks),
+                    fin_t,
                     &fin,
                 )?;
                 fin_entry = Some(KernelEntry {
@@ -1101,7 +1102,7 @@ pub fn generate(
                     outputs: per_column,
                     launch: Launch::Columns {
                         blocks: tiles,
-                        threads: fin_threads(blocks) as u32,
+                        threads: fin_t as u32,
                         workspace,
                         contiguous: false,
                     },
