@@ -208,6 +208,6 @@ bytes=$(du -sb "$bundle" | cut -f1)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "==> gpu-bundle: $bundle: $count binaries, $mb MB"
 if [ "$bytes" -gt $((limit_mb * 1000 * 1000)) ]; then
-  tar -tvzf "$bundle/binaries.tar.gz" | sort -k3 -rn | head -n 5 >&2
+  tar -tvzf "$bundle/binaries.tar.gz" | sort -k3 -rn | sed -n 1,5p >&2
   die "the bundle is $mb MB, over the ${limit_mb} MB limit (BUNDLE_LIMIT_MB)"
 fi
