@@ -34,6 +34,8 @@ test: env
 	@echo "==> clippy"
 	@$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@$(MAKE) --no-print-directory ir-deps
+	@echo "==> clippy -p thunder-executors --no-default-features (no cudarc, no fusion executor)"
+	@$(CARGO) clippy -p thunder-executors --no-default-features --all-targets -- -D warnings
 	@echo "==> cargo test --workspace"
 	@$(CARGO) test --workspace
 	@# Nothing of libtorch is needed for thunder-ir. .cargo/config.toml's [env] still hands cargo

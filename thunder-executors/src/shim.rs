@@ -135,25 +135,7 @@ impl CudaGraph {
         )?;
         let graph = CudaGraph { ptr };
         // The side stream starts after the work already on the current stream.
-        crate::fusion::enter_device(device as i32).map_err(KernelError)?;
-        {
-            use cudarc::driver::{result as drv, sys};
-            let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-                .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))?;
-            // SAFETY: live stream handles of this device and an event just made.
-            unsafe {
-                drv::event::record(ev, current as sys::CUstream)
-                    .and_then(|_| {
-                        drv::stream::wait_event(
-                            side as sys::CUstream,
-                            ev,
-                            sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                        )
-                    })
-                    .map_err(|e| KernelError(format!("ordering the capture stream: {e:?}")))?;
-                let _ = drv::event::destroy(ev);
-            }
-        }
+        order_streams(device, side, current)?;
         // SAFETY: a graph not yet capturing.
         check(
             unsafe { thunder_cuda_graph_start(graph.ptr) },
@@ -180,6 +162,44 @@ impl CudaGraph {
             "replaying a CUDA graph",
         )
     }
+}
+
+/// Makes stream `side` wait for the work already on stream `current` (both of `device`).
+#[cfg(feature = "cuda")]
+fn order_streams(
+    device: usize,
+    side: *mut c_void,
+    current: *mut c_void,
+) -> Result<(), KernelError> {
+    crate::fusion::enter_device(device as i32).map_err(KernelError)?;
+    use cudarc::driver::{result as drv, sys};
+    let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
+        .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))?;
+    // SAFETY: live stream handles of this device and an event just made.
+    unsafe {
+        drv::event::record(ev, current as sys::CUstream)
+            .and_then(|_| {
+                drv::stream::wait_event(
+                    side as sys::CUstream,
+                    ev,
+                    sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+                )
+            })
+            .map_err(|e| KernelError(format!("ordering the capture stream: {e:?}")))?;
+        let _ = drv::event::destroy(ev);
+    }
+    Ok(())
+}
+
+/// Without cudarc nothing here can order the streams, so there is no capture: callers such as
+/// `graphs::GraphedPlan` then run uncaptured, with this reason.
+#[cfg(not(feature = "cuda"))]
+fn order_streams(_: usize, _: *mut c_void, _: *mut c_void) -> Result<(), KernelError> {
+    Err(KernelError(
+        "capturing a CUDA graph needs thunder-executors' `cuda` feature (cudarc orders the \
+         capture stream), which this build leaves out"
+            .to_string(),
+    ))
 }
 
 impl Drop for CudaGraph {

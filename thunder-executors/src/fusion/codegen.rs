@@ -113,6 +113,7 @@ pub fn storage_type(d: DType) -> Option<&'static str> {
 
 /// The storage type of a floating dtype (float16, bfloat16, float32, float64), `None` for others:
 /// what the cross-entropy and AdamW kernels take.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) fn float_storage_type(d: DType) -> Option<&'static str> {
     storage_type(d).filter(|_| d.is_float())
 }
