@@ -1151,6 +1151,10 @@ pub fn generate(
     Ok(RegionKernel { source, entries })
 }
 
+/// Partials of a column sum over long rows (two blocks per SM of a 132-SM GPU); shorter rows
+/// take 2x or 4x more, and a second stage over more than this many has more warps.
+const BASE_SPLITS: usize = 264;
+
 /// Blocks of a rows kernel that also sums columns (each writes one partial per column): a few
 /// per SM of a large GPU, at most one per row. Short rows take narrow blocks (a warp for 256
 /// columns), so more of them: otherwise each of a few warps per SM walks its rows one after
@@ -1158,11 +1162,11 @@ pub fn generate(
 /// share the second stage).
 fn column_splits(rows: usize, cols: usize) -> usize {
     let most = if cols <= 256 {
-        1056
+        4 * BASE_SPLITS
     } else if cols <= 1024 {
-        528
+        2 * BASE_SPLITS
     } else {
-        264
+        BASE_SPLITS
     };
     rows.clamp(1, most)
 }
@@ -1170,7 +1174,7 @@ fn column_splits(rows: usize, cols: usize) -> usize {
 /// Threads of the second stage of a column sum over `splits` partials: more warps for more
 /// partials (each warp adds every so many).
 fn fin_threads(splits: usize) -> usize {
-    if splits > 264 {
+    if splits > BASE_SPLITS {
         1024
     } else {
         COL_THREADS
