@@ -51,8 +51,13 @@ impl TraceBuilder {
         }
     }
 
-    /// Adds a tensor parameter.
+    /// Adds a tensor parameter. A shape whose element count does not fit in `i64` is an
+    /// [`IrError::Overflow`].
     pub fn input(&mut self, name: &str, meta: TensorMeta) -> Result<Value> {
+        // Every other tensor of the builder comes out of a meta function, which checks its
+        // outputs the same way: so every shape the builder holds passes `checked_numel`.
+        meta.shape
+            .check_numel("TraceBuilder", &format!("input {name} of shape"))?;
         let v = self.define(name.to_string(), ValueType::Tensor(meta))?;
         self.inputs.push(v);
         Ok(v)
@@ -280,10 +285,20 @@ impl TraceBuilder {
                 reason: "it is already used in this trace".into(),
             });
         }
-        let v = Value(self.values.len() as u32);
+        let v = value_handle(self.values.len())?;
         self.values.push(ValueInfo { name, ty });
         Ok(v)
     }
+}
+
+/// The handle of the value at `index` of a value table; handles are `u32`.
+pub(crate) fn value_handle(index: usize) -> Result<Value> {
+    u32::try_from(index).map(Value).map_err(|_| {
+        IrError::overflow(
+            "TraceBuilder",
+            format!("a trace holds at most {} values", u32::MAX),
+        )
+    })
 }
 
 /// An operand's type, as the meta functions and the requires_grad rule see it.

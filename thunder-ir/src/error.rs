@@ -65,6 +65,33 @@ pub enum IrError {
         /// The offending line.
         text: String,
     },
+    /// Trace text nested deeper than [`crate::parser::MAX_NESTING`] levels: lists, tuples,
+    /// calls and unary minus inside one another, or decompositions inside one another. No real
+    /// trace comes near the limit; it keeps hostile text from overflowing the parser's stack.
+    #[error("parse error at line {line}, column {column}: {what} nested more than {limit} levels deep\n  {text}")]
+    TooDeep {
+        /// 1-based line number.
+        line: usize,
+        /// 1-based column where the limit was passed.
+        column: usize,
+        /// What was nested: `expressions ([...], (...), calls, unary minus)` or
+        /// `decompositions`.
+        what: String,
+        /// The limit, [`crate::parser::MAX_NESTING`].
+        limit: usize,
+        /// The start of the offending line (hostile lines can be long; the rest is left out).
+        text: String,
+    },
+    /// Arithmetic on sizes, indices or counts given by the user that does not fit: a shape
+    /// whose element count exceeds `i64::MAX` (PyTorch's sizes are `int64`), a sum of sizes,
+    /// an index plus a length. Refused instead of wrapping (release builds) or panicking (debug).
+    #[error("{op}: integer overflow: {message}")]
+    Overflow {
+        /// Qualified op name, or `TraceBuilder` / `parser` where no op is involved.
+        op: String,
+        /// What overflowed, with the values involved.
+        message: String,
+    },
     /// A trace that breaks an invariant (SSA, metadata consistency).
     #[error("verifier: {0}")]
     Verify(String),
@@ -77,6 +104,13 @@ impl IrError {
     /// Shorthand for [`IrError::InvalidArgument`].
     pub fn invalid(op: impl Into<String>, message: impl Into<String>) -> Self {
         IrError::InvalidArgument {
+            op: op.into(),
+            message: message.into(),
+        }
+    }
+    /// Shorthand for [`IrError::Overflow`].
+    pub fn overflow(op: impl Into<String>, message: impl Into<String>) -> Self {
+        IrError::Overflow {
             op: op.into(),
             message: message.into(),
         }

@@ -4,6 +4,15 @@
 //! (`# x: "cpu f32[2, 3]"`), statements `outs = prims.op(...)` / `outs = ltorch.op(...)` with an
 //! optional trailing type annotation, decompositions as deeper-indented comment statements, and
 //! one `return`. Anything else is a [`IrError::Parse`] naming the line and column.
+//!
+//! Limits, so that no text can crash the process:
+//! - Expressions (lists, tuples, calls, unary minus) nest at most [`MAX_NESTING`] levels, and
+//!   decompositions at most [`MAX_NESTING`] levels below their statement. Deeper text is an
+//!   [`IrError::TooDeep`], never a stack overflow. Printed traces nest expressions 2 levels
+//!   (`padding_config=[[0, 1, 0]]`) and decompositions a handful.
+//! - Integers are `int64`; shapes in annotations must have element counts within `int64`
+//!   ([`crate::Shape::checked_numel`]). Meta functions check their arithmetic on sizes, so a
+//!   huge size in an attribute is an error, not a wrapped or panicking computation.
 
 use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::device::Device;
@@ -14,6 +23,13 @@ use crate::shape::Shape;
 use crate::trace::{Arg, Attr, BoundSymbol, Trace};
 use crate::value::{check_name, TensorMeta, Value, ValueInfo, ValueType};
 use std::collections::HashMap;
+
+/// How deep expressions and decompositions may nest in trace text (see the module docs).
+///
+/// Far above what the printer makes (2 levels of each), and low enough that parsing at the
+/// limit fits a small thread stack: about 200 KiB in an optimized build, about 800 KiB in a
+/// debug build, whose frames are larger.
+pub const MAX_NESTING: usize = 256;
 
 /// Parses trace text (as printed by [`Trace::to_python`]) and verifies the result.
 pub fn parse_trace(text: &str) -> Result<Trace> {
@@ -86,6 +102,10 @@ pub fn parse_trace(text: &str) -> Result<Trace> {
                     "decomposition comments are indented in steps of 2",
                     line,
                 ));
+            }
+            if depth > MAX_NESTING {
+                // The statements are parsed recursively, one level per depth.
+                return Err(too_deep(i, indent + 1, "decompositions", line));
             }
             let Some(&(last_depth, _, _)) = stmts.last() else {
                 return Err(perr(
@@ -172,6 +192,22 @@ fn perr(line: usize, column: usize, message: &str, text: &str) -> IrError {
     }
 }
 
+fn too_deep(line: usize, column: usize, what: &str, text: &str) -> IrError {
+    // Hostile lines are long: keep the start of the line, enough to find it.
+    const EXCERPT: usize = 120;
+    let text = match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.trim_end().to_string(),
+    };
+    IrError::TooDeep {
+        line,
+        column,
+        what: what.to_string(),
+        limit: MAX_NESTING,
+        text,
+    }
+}
+
 fn parse_def(t: &str, line: usize, raw: &str) -> Result<(String, Vec<String>)> {
     let rest = t
         .strip_prefix("def ")
@@ -241,8 +277,13 @@ pub fn parse_type(s: &str) -> std::result::Result<ValueType, String> {
             })
             .collect::<std::result::Result<_, _>>()?
     };
+    let shape = Shape::new(sizes);
+    // Every other shape of a parsed trace comes out of a meta function, which checks the same.
+    shape
+        .check_numel("parser", "the annotation's shape")
+        .map_err(|e| e.to_string())?;
     Ok(ValueType::Tensor(TensorMeta {
-        shape: Shape::new(sizes),
+        shape,
         dtype,
         device,
         requires_grad,
@@ -254,13 +295,28 @@ struct Parser {
     names: HashMap<String, Value>,
 }
 
+/// A statement's call, read and checked against the op's signature, before its outputs are
+/// defined.
+struct Call<'t> {
+    op: Op,
+    args: Vec<Arg>,
+    attrs: Vec<Attr>,
+    /// The names the statement assigns.
+    lhs: Vec<String>,
+    /// The trailing `# name: "type"` comment.
+    annotation: Option<&'t str>,
+    /// Where the call starts, for errors.
+    column: usize,
+}
+
 impl Parser {
     fn define(&mut self, name: &str, ty: ValueType, line: usize) -> Result<Value> {
         check_name(name).map_err(|m| perr(line, 1, &format!("invalid name {name:?}: {m}"), ""))?;
         if self.names.contains_key(name) {
             return Err(perr(line, 1, &format!("{name} is defined twice"), ""));
         }
-        let v = Value(self.values.len() as u32);
+        let v = crate::builder::value_handle(self.values.len())
+            .map_err(|e| perr(line, 1, &e.to_string(), ""))?;
         self.values.push(ValueInfo {
             name: name.to_string(),
             ty,
@@ -298,6 +354,8 @@ impl Parser {
         Ok(out)
     }
 
+    /// One statement and its decomposition. The recursion (through [`Parser::block`]) keeps
+    /// small frames: reading the call and defining its outputs happen in other functions.
     fn statement(
         &mut self,
         stmts: &[(usize, usize, String)],
@@ -306,6 +364,27 @@ impl Parser {
         line: usize,
         text: &str,
     ) -> Result<BoundSymbol> {
+        let call = self.read_call(line, text)?;
+        let has_children = stmts.get(*pos).is_some_and(|(d, _, _)| *d > depth);
+        if !has_children {
+            return self.finish_statement(call, line, text);
+        }
+        let Op::Torch(_) = call.op else {
+            let what = match call.op {
+                Op::Prim(_) => "prims have no decomposition",
+                _ => "collectives have no decomposition",
+            };
+            return Err(perr(line, 1, what, text));
+        };
+        // Decompositions nest at most MAX_NESTING deep (checked as statements were collected).
+        let subsymbols = self.block(stmts, pos, depth + 1)?;
+        self.finish_decomposed(call, subsymbols, line, text)
+    }
+
+    /// `NAMES = module.op(operands, attr=...)  # annotation`, read and checked against the op's
+    /// signature.
+    #[inline(never)]
+    fn read_call<'t>(&self, line: usize, text: &'t str) -> Result<Call<'t>> {
         // Split off a trailing annotation comment.
         let (code, annotation) = match find_comment(text) {
             Some(k) => (&text[..k], Some(text[k + 1..].trim())),
@@ -321,7 +400,7 @@ impl Parser {
             .collect();
         let mut lx = Lexer::new(&code[eq + 3..], line);
         let call = lx.expr_all()?;
-        let Expr::Call(fname, pos_args, kwargs) = call else {
+        let Expr::Call(call) = call else {
             return Err(perr(
                 line,
                 eq + 4,
@@ -329,6 +408,7 @@ impl Parser {
                 text,
             ));
         };
+        let (fname, pos_args, kwargs) = *call;
         let op = Op::from_qualified_name(&fname)
             .ok_or_else(|| perr(line, eq + 4, &format!("unknown op {fname}"), text))?;
         let sig = op.signature();
@@ -376,45 +456,42 @@ impl Parser {
                 text,
             ));
         }
+        Ok(Call {
+            op,
+            args,
+            attrs,
+            lhs,
+            annotation,
+            column: eq + 4,
+        })
+    }
+
+    /// A statement without a decomposition: its outputs' types come from the meta function
+    /// (or the decomposition, run anew for a torch-level op).
+    #[inline(never)]
+    fn finish_statement(&mut self, call: Call<'_>, line: usize, text: &str) -> Result<BoundSymbol> {
+        let Call {
+            op,
+            args,
+            attrs,
+            lhs,
+            annotation,
+            column,
+        } = call;
         let types = arg_types(&self.values, &args)?;
-        let has_children = stmts.get(*pos).is_some_and(|(d, _, _)| *d > depth);
         let outputs = match op {
-            Op::Torch(_) if has_children => {
-                let subsymbols = self.block(stmts, pos, depth + 1)?;
-                let outputs: Vec<Value> = lhs
-                    .iter()
-                    .map(|n| self.lookup(n, line, text))
-                    .collect::<Result<_>>()?;
-                check_annotation(self, &outputs, annotation, line, text)?;
-                return Ok(BoundSymbol {
-                    op,
-                    args,
-                    attrs,
-                    outputs,
-                    subsymbols,
-                });
-            }
             Op::Torch(t) => torch_output_types(t, &types, &args, &attrs),
-            Op::Prim(p) => {
-                if has_children {
-                    return Err(perr(line, 1, "prims have no decomposition", text));
-                }
-                prim_types(p, &types, &attrs)
-            }
-            Op::Dist(d) => {
-                if has_children {
-                    return Err(perr(line, 1, "collectives have no decomposition", text));
-                }
-                dist_types(d, &types, &attrs)
-            }
+            Op::Prim(p) => prim_types(p, &types, &attrs),
+            Op::Dist(d) => dist_types(d, &types, &attrs),
         }
-        .map_err(|e| perr(line, eq + 4, &e.to_string(), text))?;
+        .map_err(|e| perr(line, column, &e.to_string(), text))?;
         if outputs.len() != lhs.len() {
             return Err(perr(
                 line,
                 1,
                 &format!(
-                    "{qn} defines {} values but {} names are given",
+                    "{} defines {} values but {} names are given",
+                    op.qualified_name(),
                     outputs.len(),
                     lhs.len()
                 ),
@@ -433,6 +510,30 @@ impl Parser {
             attrs,
             outputs,
             subsymbols: Vec::new(),
+        })
+    }
+
+    /// A torch-level statement with its decomposition, which has defined its outputs.
+    #[inline(never)]
+    fn finish_decomposed(
+        &mut self,
+        call: Call<'_>,
+        subsymbols: Vec<BoundSymbol>,
+        line: usize,
+        text: &str,
+    ) -> Result<BoundSymbol> {
+        let outputs: Vec<Value> = call
+            .lhs
+            .iter()
+            .map(|n| self.lookup(n, line, text))
+            .collect::<Result<_>>()?;
+        check_annotation(self, &outputs, call.annotation, line, text)?;
+        Ok(BoundSymbol {
+            op: call.op,
+            args: call.args,
+            attrs: call.attrs,
+            outputs,
+            subsymbols,
         })
     }
 
@@ -610,14 +711,23 @@ enum Expr {
     Str(String),
     List(Vec<Expr>),
     Tuple(Vec<Expr>),
-    Call(String, Vec<Expr>, Vec<(String, Expr)>),
+    /// Boxed: a small `Expr` keeps the lexer's recursive frames small.
+    Call(Box<CallExpr>),
 }
+
+/// A call's name, positional arguments and keyword arguments.
+type CallExpr = (String, Vec<Expr>, Vec<(String, Expr)>);
+
+/// The lexer's errors, boxed for the same reason.
+type LexResult<T> = std::result::Result<T, Box<IrError>>;
 
 struct Lexer<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
     line: usize,
+    /// How many expressions enclose the one being read; at most [`MAX_NESTING`].
+    depth: usize,
 }
 
 impl<'a> Lexer<'a> {
@@ -627,10 +737,11 @@ impl<'a> Lexer<'a> {
             text,
             i: 0,
             line,
+            depth: 0,
         }
     }
-    fn err(&self, m: &str) -> IrError {
-        perr(self.line, self.i + 1, m, self.text)
+    fn err(&self, m: &str) -> Box<IrError> {
+        Box::new(perr(self.line, self.i + 1, m, self.text))
     }
     fn ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
@@ -649,7 +760,7 @@ impl<'a> Lexer<'a> {
             false
         }
     }
-    fn expect(&mut self, c: u8) -> Result<()> {
+    fn expect(&mut self, c: u8) -> LexResult<()> {
         if self.eat(c) {
             Ok(())
         } else {
@@ -658,6 +769,9 @@ impl<'a> Lexer<'a> {
     }
     /// One expression spanning the whole input.
     fn expr_all(&mut self) -> Result<Expr> {
+        self.expr_all_boxed().map_err(|e| *e)
+    }
+    fn expr_all_boxed(&mut self) -> LexResult<Expr> {
         let e = self.expr()?;
         // A bare tuple `a, b` (return statements).
         let e = if self.peek() == Some(b',') {
@@ -677,7 +791,7 @@ impl<'a> Lexer<'a> {
         }
         Ok(e)
     }
-    fn seq(&mut self, close: u8) -> Result<Vec<Expr>> {
+    fn seq(&mut self, close: u8) -> LexResult<Vec<Expr>> {
         let mut items = Vec::new();
         loop {
             if self.eat(close) {
@@ -690,100 +804,162 @@ impl<'a> Lexer<'a> {
             }
         }
     }
-    fn expr(&mut self) -> Result<Expr> {
-        match self.peek() {
-            None => Err(self.err("expected an expression")),
+    /// Every recursion of the lexer (list and tuple items, call arguments, the operand of a
+    /// unary minus) comes through here, so this one counter bounds the stack it uses.
+    ///
+    /// The functions of the recursion (`expr`, `expr_inner`, `seq`, `negation`, `call`) keep
+    /// their frames small, leaving error messages and leaf tokens to other functions, so that
+    /// [`MAX_NESTING`] levels fit a small stack in debug builds too.
+    fn expr(&mut self) -> LexResult<Expr> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.too_deep());
+        }
+        self.depth += 1;
+        let e = match self.peek() {
             Some(b'[') => {
                 self.i += 1;
-                Ok(Expr::List(self.seq(b']')?))
+                self.seq(b']').map(Expr::List)
             }
             Some(b'(') => {
                 self.i += 1;
-                let items = self.seq(b')')?;
-                Ok(Expr::Tuple(items))
+                self.seq(b')').map(Expr::Tuple)
             }
-            Some(b'"') | Some(b'\'') => Ok(Expr::Str(self.string()?)),
-            Some(b'-') => {
-                self.i += 1;
-                match self.expr()? {
-                    Expr::Int(i) => Ok(Expr::Int(-i)),
-                    Expr::Float(f) => Ok(Expr::Float(-f)),
-                    _ => Err(self.err("`-` applies only to numbers")),
-                }
-            }
-            Some(c) if c.is_ascii_digit() || c == b'.' => self.number(),
-            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = self.i;
-                while self.i < self.s.len()
-                    && (self.s[self.i].is_ascii_alphanumeric()
-                        || matches!(self.s[self.i], b'_' | b'.'))
-                {
+            Some(b'-') => self.negation(),
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => match self.name() {
+                Expr::Name(name) if self.peek() == Some(b'(') => {
                     self.i += 1;
+                    self.call(name)
                 }
-                let name = self.text[start..self.i].to_string();
-                match name.as_str() {
-                    "None" => return Ok(Expr::None),
-                    "True" => return Ok(Expr::Bool(true)),
-                    "False" => return Ok(Expr::Bool(false)),
-                    _ => {}
-                }
-                if self.peek() != Some(b'(') {
-                    return Ok(Expr::Name(name));
-                }
-                self.i += 1;
-                let mut args = Vec::new();
-                let mut kwargs = Vec::new();
-                loop {
-                    if self.eat(b')') {
-                        break;
-                    }
-                    // keyword?
-                    let save = self.i;
-                    self.ws();
-                    let ks = self.i;
-                    while self.i < self.s.len()
-                        && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
-                    {
-                        self.i += 1;
-                    }
-                    let key = self.text[ks..self.i].to_string();
-                    self.ws();
-                    if !key.is_empty()
-                        && self.s.get(self.i) == Some(&b'=')
-                        && self.s.get(self.i + 1) != Some(&b'=')
-                    {
-                        self.i += 1;
-                        kwargs.push((key, self.expr()?));
-                    } else {
-                        self.i = save;
-                        if !kwargs.is_empty() {
-                            return Err(self.err("positional argument after keyword arguments"));
-                        }
-                        args.push(self.expr()?);
-                    }
-                    if !self.eat(b',') {
-                        self.expect(b')')?;
-                        break;
-                    }
-                }
-                if name == "float" {
-                    return match (args.as_slice(), kwargs.is_empty()) {
-                        ([Expr::Str(s)], true) => match s.as_str() {
-                            "inf" => Ok(Expr::Float(f64::INFINITY)),
-                            "-inf" => Ok(Expr::Float(f64::NEG_INFINITY)),
-                            "nan" => Ok(Expr::Float(f64::NAN)),
-                            _ => Err(self.err("float() takes 'inf', '-inf' or 'nan' here")),
-                        },
-                        _ => Err(self.err("float() takes 'inf', '-inf' or 'nan' here")),
-                    };
-                }
-                Ok(Expr::Call(name, args, kwargs))
-            }
+                other => Ok(other),
+            },
+            _ => self.leaf(),
+        };
+        self.depth -= 1;
+        e
+    }
+    #[inline(never)]
+    fn too_deep(&self) -> Box<IrError> {
+        Box::new(too_deep(
+            self.line,
+            self.i + 1,
+            "expressions ([...], (...), calls, unary minus)",
+            self.text,
+        ))
+    }
+    /// `-x`, at a `-`.
+    fn negation(&mut self) -> LexResult<Expr> {
+        let sign = self.i;
+        self.i += 1;
+        if self.s.get(self.i).is_some_and(u8::is_ascii_digit) {
+            // Read with its sign, a literal can be i64::MIN, whose magnitude is no i64.
+            return self.number(sign);
+        }
+        let e = self.expr()?;
+        self.negate(e)
+    }
+    #[inline(never)]
+    fn negate(&self, e: Expr) -> LexResult<Expr> {
+        match e {
+            Expr::Int(i) => i
+                .checked_neg()
+                .map(Expr::Int)
+                .ok_or_else(|| self.err(&format!("-({i}) does not fit in int64"))),
+            Expr::Float(f) => Ok(Expr::Float(-f)),
+            _ => Err(self.err("`-` applies only to numbers")),
+        }
+    }
+    /// A name, or `None`, `True`, `False`.
+    #[inline(never)]
+    fn name(&mut self) -> Expr {
+        let start = self.i;
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || matches!(self.s[self.i], b'_' | b'.'))
+        {
+            self.i += 1;
+        }
+        match &self.text[start..self.i] {
+            "None" => Expr::None,
+            "True" => Expr::Bool(true),
+            "False" => Expr::Bool(false),
+            name => Expr::Name(name.to_string()),
+        }
+    }
+    /// A number or a string, which nest nothing.
+    #[inline(never)]
+    fn leaf(&mut self) -> LexResult<Expr> {
+        match self.peek() {
+            None => Err(self.err("expected an expression")),
+            Some(b'"') | Some(b'\'') => Ok(Expr::Str(self.string()?)),
+            Some(c) if c.is_ascii_digit() || c == b'.' => self.number(self.i),
             Some(c) => Err(self.err(&format!("unexpected character `{}`", c as char))),
         }
     }
-    fn number(&mut self) -> Result<Expr> {
-        let start = self.i;
+    /// The arguments of a call of `name`, after its `(`.
+    fn call(&mut self, name: String) -> LexResult<Expr> {
+        let mut args = Vec::new();
+        let mut kwargs = Vec::new();
+        loop {
+            if self.eat(b')') {
+                break;
+            }
+            match self.keyword() {
+                Some(key) => kwargs.push((key, self.expr()?)),
+                None if kwargs.is_empty() => args.push(self.expr()?),
+                None => return Err(self.err("positional argument after keyword arguments")),
+            }
+            if !self.eat(b',') {
+                self.expect(b')')?;
+                break;
+            }
+        }
+        self.finish_call(name, args, kwargs)
+    }
+    /// `KEY=` (not `==`) and the key, or nothing read.
+    #[inline(never)]
+    fn keyword(&mut self) -> Option<String> {
+        let save = self.i;
+        self.ws();
+        let ks = self.i;
+        while self.i < self.s.len()
+            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
+        {
+            self.i += 1;
+        }
+        let key = &self.text[ks..self.i];
+        self.ws();
+        if !key.is_empty()
+            && self.s.get(self.i) == Some(&b'=')
+            && self.s.get(self.i + 1) != Some(&b'=')
+        {
+            self.i += 1;
+            Some(key.to_string())
+        } else {
+            self.i = save;
+            None
+        }
+    }
+    #[inline(never)]
+    fn finish_call(
+        &self,
+        name: String,
+        args: Vec<Expr>,
+        kwargs: Vec<(String, Expr)>,
+    ) -> LexResult<Expr> {
+        if name != "float" {
+            return Ok(Expr::Call(Box::new((name, args, kwargs))));
+        }
+        match (args.as_slice(), kwargs.is_empty()) {
+            ([Expr::Str(s)], true) => match s.as_str() {
+                "inf" => Ok(Expr::Float(f64::INFINITY)),
+                "-inf" => Ok(Expr::Float(f64::NEG_INFINITY)),
+                "nan" => Ok(Expr::Float(f64::NAN)),
+                _ => Err(self.err("float() takes 'inf', '-inf' or 'nan' here")),
+            },
+            _ => Err(self.err("float() takes 'inf', '-inf' or 'nan' here")),
+        }
+    }
+    /// A number literal from `start` (its sign, if any) on; digits start at `self.i`.
+    fn number(&mut self, start: usize) -> LexResult<Expr> {
         let mut is_float = false;
         while self.i < self.s.len() {
             let c = self.s[self.i];
@@ -811,7 +987,7 @@ impl<'a> Lexer<'a> {
                 .map_err(|_| self.err(&format!("bad int {t:?}")))
         }
     }
-    fn string(&mut self) -> Result<String> {
+    fn string(&mut self) -> LexResult<String> {
         let q = self.s[self.i];
         self.i += 1;
         let mut out = String::new();

@@ -5,8 +5,9 @@
 use crate::builder::TraceBuilder;
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{IrError, Result};
 use crate::ops::torch::SdpaOptions;
+use crate::shape::MAX_NUMEL;
 use crate::trace::Trace;
 use crate::value::{TensorMeta, Value};
 
@@ -71,12 +72,54 @@ impl LlamaDims {
         self.t(shape).with_grad(true)
     }
     fn head_dim(&self) -> usize {
+        // `check` has made sure that heads > 0.
         self.hidden / self.heads
+    }
+    /// Rows of the fused qkv projection: `(heads + 2 * kv_heads) * head_dim`.
+    fn qkv_out(&self) -> Option<usize> {
+        self.kv_heads
+            .checked_mul(2)?
+            .checked_add(self.heads)?
+            .checked_mul(self.head_dim())
+    }
+    /// Rejects sizes the blocks cannot be built from: no heads (a division by zero), or sizes
+    /// beyond `i64` (they become `int` attributes). Once it passes, `heads * head_dim`,
+    /// `kv_heads * head_dim` and every field fit in `i64`, so the casts below are exact; the
+    /// builder checks the shapes made from them as usual.
+    pub fn check(&self) -> Result<()> {
+        const OP: &str = "programs::LlamaDims";
+        if self.heads == 0 || self.kv_heads == 0 {
+            return Err(IrError::invalid(
+                OP,
+                format!(
+                    "heads={} and kv_heads={} must be at least 1",
+                    self.heads, self.kv_heads
+                ),
+            ));
+        }
+        let fields = [
+            ("batch", Some(self.batch)),
+            ("seq_len", Some(self.seq_len)),
+            ("hidden", Some(self.hidden)),
+            ("intermediate", Some(self.intermediate)),
+            ("vocab", Some(self.vocab)),
+            ("(heads + 2 * kv_heads) * head_dim", self.qkv_out()),
+        ];
+        for (name, v) in fields {
+            if v.is_none_or(|v| v > MAX_NUMEL) {
+                return Err(IrError::overflow(
+                    OP,
+                    format!("{name} does not fit in i64 (dims {self:?})"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
 /// Llama's SwiGLU MLP: `proj(silu(fc_1(x)) * fc_2(x))`, on `[batch, seq, hidden]`.
 pub fn llama_mlp(d: &LlamaDims) -> Result<Trace> {
+    d.check()?;
     let mut b = TraceBuilder::new("llama_mlp");
     let x = b.input("x", d.t(&[d.batch, d.seq_len, d.hidden]))?;
     let y = mlp_body(&mut b, d, x)?;
@@ -102,8 +145,15 @@ pub fn mlp(b: &mut TraceBuilder, x: Value, fc_1: Value, fc_2: Value, proj: Value
 /// Rotary position embedding as LitGPT applies it: `x * cos + rotate_half(x) * sin`, with
 /// `rotate_half(x) = cat(-x2, x1)` over the halves of the last dim.
 pub fn apply_rope(b: &mut TraceBuilder, x: Value, cos: Value, sin: Value) -> Result<Value> {
-    let hs = b.tensor(x)?.shape.sizes();
-    let half = (hs[hs.len() - 1] / 2) as i64;
+    let sizes = b.tensor(x)?.shape.sizes();
+    let Some(&last) = sizes.last() else {
+        return Err(IrError::invalid(
+            "programs::apply_rope",
+            "x must have at least one dim",
+        ));
+    };
+    // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
+    let half = (last / 2) as i64;
     let x1 = b.narrow(x, -1, 0, half)?;
     let x2 = b.narrow(x, -1, half, half)?;
     let nx2 = b.neg(x2)?;
@@ -118,6 +168,7 @@ pub fn apply_rope(b: &mut TraceBuilder, x: Value, cos: Value, sin: Value) -> Res
 /// Causal self-attention with RoPE: qkv projection, split into heads, rotary embedding,
 /// `scaled_dot_product_attention(is_causal=True)`, output projection.
 pub fn llama_attention(d: &LlamaDims) -> Result<Trace> {
+    d.check()?;
     let mut b = TraceBuilder::new("llama_attention");
     let x = b.input("x", d.t(&[d.batch, d.seq_len, d.hidden]))?;
     let hd = d.head_dim();
@@ -134,8 +185,12 @@ fn attention_body(
     cos: Value,
     sin: Value,
 ) -> Result<Value> {
-    let hd = d.head_dim();
-    let qkv_out = (d.heads + 2 * d.kv_heads) * hd;
+    let qkv_out = d.qkv_out().ok_or_else(|| {
+        IrError::overflow(
+            "programs::LlamaDims",
+            "(heads + 2 * kv_heads) * head_dim does not fit",
+        )
+    })?;
     let attn_w = b.input("attn_weight", d.param(&[qkv_out, d.hidden]))?;
     let proj_w = b.input("attn_proj_weight", d.param(&[d.hidden, d.hidden]))?;
     attention(b, d, x, cos, sin, attn_w, proj_w)
@@ -154,6 +209,7 @@ pub fn attention(
     attn_w: Value,
     proj_w: Value,
 ) -> Result<Value> {
+    d.check()?;
     let hd = d.head_dim();
     let (bs, t) = (d.batch as i64, d.seq_len as i64);
     let qkv = b.linear(x, attn_w, None)?;
@@ -187,6 +243,7 @@ pub fn attention(
 
 /// One Llama-2 transformer block: `x + attn(norm_1(x))`, then `h + mlp(norm_2(h))`.
 pub fn llama_block(d: &LlamaDims) -> Result<Trace> {
+    d.check()?;
     let mut b = TraceBuilder::new("llama_block");
     let x = b.input("x", d.t(&[d.batch, d.seq_len, d.hidden]))?;
     let hd = d.head_dim();
@@ -205,6 +262,7 @@ pub fn llama_block(d: &LlamaDims) -> Result<Trace> {
 
 /// The loss head: final norm, `lm_head`, cross entropy against next-token targets.
 pub fn lm_head_loss(d: &LlamaDims) -> Result<Trace> {
+    d.check()?;
     let mut b = TraceBuilder::new("lm_head_loss");
     let x = b.input("x", d.t(&[d.batch, d.seq_len, d.hidden]))?;
     let targets = b.input(

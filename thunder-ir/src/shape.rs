@@ -4,6 +4,10 @@ use crate::error::{IrError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// The largest element count a tensor may have, and so the largest size: PyTorch's sizes and
+/// element counts are `int64`. See [`Shape::checked_numel`].
+pub const MAX_NUMEL: usize = i64::MAX as usize;
+
 /// The size of one dimension.
 ///
 /// Sizes are concrete today. The type is kept apart from `usize` so that symbolic sizes can be
@@ -61,8 +65,42 @@ impl Shape {
         self.0[i].value()
     }
     /// Product of the sizes (1 for a 0-dim shape).
+    ///
+    /// Exact for the shape of every value of a trace or a builder: those pass
+    /// [`Shape::checked_numel`] when they are made. For any other shape the product saturates
+    /// at `usize::MAX` instead of wrapping or panicking.
     pub fn numel(&self) -> usize {
-        self.0.iter().map(|d| d.value()).product()
+        self.0
+            .iter()
+            .fold(1usize, |acc, d| acc.saturating_mul(d.value()))
+    }
+    /// The element count, if this shape can be a tensor's: the product of its non-zero sizes is
+    /// at most [`MAX_NUMEL`]; `None` otherwise.
+    ///
+    /// The non-zero product is bounded, not only the element count, so that the product of any
+    /// subset of the sizes, in any order (a stride, a flattened dim, the count of a reduction),
+    /// fits as well, also in a shape with a 0 dim. Meta functions rely on this to multiply the
+    /// sizes of their operands without checks.
+    pub fn checked_numel(&self) -> Option<usize> {
+        let mut nonzero: usize = 1;
+        let mut empty = false;
+        for d in &self.0 {
+            match d.value() {
+                0 => empty = true,
+                x => nonzero = nonzero.checked_mul(x).filter(|&p| p <= MAX_NUMEL)?,
+            }
+        }
+        Some(if empty { 0 } else { nonzero })
+    }
+    /// [`Shape::checked_numel`] as a typed error: [`IrError::Overflow`] naming `op` and `what`
+    /// (what has this shape, printed before it: `input x of shape`, `the result shape`).
+    pub fn check_numel(&self, op: &str, what: &str) -> Result<usize> {
+        self.checked_numel().ok_or_else(|| {
+            IrError::overflow(
+                op,
+                format!("{what} {self}: its sizes multiply to more than {MAX_NUMEL} (i64::MAX)"),
+            )
+        })
     }
     /// The dimensions.
     pub fn dims(&self) -> &[Dim] {

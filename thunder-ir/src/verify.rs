@@ -1,6 +1,10 @@
 //! The verifier: checks a trace's invariants.
 //!
 //! - every value has a valid, unique name, and every handle points into the value table;
+//! - every tensor's shape has an element count within `i64` ([`crate::Shape::checked_numel`]),
+//!   which the meta functions' arithmetic relies on;
+//! - decompositions nest at most [`crate::parser::MAX_NESTING`] levels (checking, printing and
+//!   renumbering recurse into them);
 //! - SSA: each value is defined once (as an input or by one bound symbol), and used only after
 //!   its definition; a decomposition may use values defined before its parent and inside it;
 //! - the outputs of a torch-level op with a decomposition are defined by that decomposition;
@@ -15,7 +19,7 @@ use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::error::{IrError, Result};
 use crate::ops::Op;
 use crate::trace::{BoundSymbol, Trace};
-use crate::value::{check_name, Value};
+use crate::value::{check_name, Value, ValueType};
 use std::collections::HashSet;
 
 /// Checks `trace`; the first broken invariant is returned as [`IrError::Verify`].
@@ -31,7 +35,17 @@ pub fn verify(trace: &Trace) -> Result<()> {
                 info.name
             )));
         }
+        if let ValueType::Tensor(t) = &info.ty {
+            // Before any meta function runs on it: they multiply sizes unchecked.
+            if t.shape.checked_numel().is_none() {
+                return Err(IrError::Verify(format!(
+                    "{} has shape {}: its sizes multiply to more than i64::MAX",
+                    info.name, t.shape
+                )));
+            }
+        }
     }
+    check_nesting(trace)?;
     check_name(&trace.name)
         .map_err(|m| IrError::Verify(format!("trace name {:?}: {m}", trace.name)))?;
     let mut v = Verifier {
@@ -54,6 +68,25 @@ pub fn verify(trace: &Trace) -> Result<()> {
     }
     check_donations(trace)?;
     check_async_handles(trace)
+}
+
+/// Decompositions at most [`MAX_NESTING`] deep, checked without recursion: a trace put together
+/// by hand (its fields are public) could otherwise overflow the stack of the recursive checks.
+fn check_nesting(trace: &Trace) -> Result<()> {
+    use crate::parser::MAX_NESTING;
+    let mut stack: Vec<(&[BoundSymbol], usize)> = vec![(&trace.bound_symbols, 0)];
+    while let Some((bsyms, depth)) = stack.pop() {
+        for b in bsyms.iter().filter(|b| !b.subsymbols.is_empty()) {
+            if depth >= MAX_NESTING {
+                return Err(IrError::Verify(format!(
+                    "decompositions are nested more than {MAX_NESTING} levels deep, below `{}`",
+                    crate::printer::statement(trace, b)
+                )));
+            }
+            stack.push((&b.subsymbols, depth + 1));
+        }
+    }
+    Ok(())
 }
 
 /// Handles of asynchronous collectives: each read by exactly one `dist.wait`, by nothing else.
@@ -208,7 +241,30 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// One bound symbol and its decomposition. The recursion (through [`Verifier::block`])
+    /// keeps small frames: the checks of the op itself happen in [`Verifier::check_op`].
     fn bound_symbol(&mut self, b: &BoundSymbol, visible: &mut HashSet<Value>) -> Result<()> {
+        self.check_op(b, visible)?;
+        if b.subsymbols.is_empty() {
+            for &o in &b.outputs {
+                self.define(o, &b.op.qualified_name())?;
+            }
+        } else {
+            // Decompositions nest at most MAX_NESTING deep (`check_nesting`).
+            let mut inner = visible.clone();
+            self.block(&b.subsymbols, &mut inner)?;
+            self.check_decomposed_outputs(b, &inner, visible)?;
+        }
+        for b2 in &b.outputs {
+            visible.insert(*b2);
+        }
+        // Values a decomposition defines internally stay local to it.
+        Ok(())
+    }
+
+    /// The op's handles, operands, attributes and output types.
+    #[inline(never)]
+    fn check_op(&self, b: &BoundSymbol, visible: &HashSet<Value>) -> Result<()> {
         let t = self.trace;
         let qn = b.op.qualified_name();
         // Every handle first: the error messages below print the statement, which names them all.
@@ -280,27 +336,27 @@ impl Verifier<'_> {
                 )));
             }
         }
-        if b.subsymbols.is_empty() {
-            for &o in &b.outputs {
-                self.define(o, &qn)?;
-            }
-        } else {
-            let mut inner = visible.clone();
-            self.block(&b.subsymbols, &mut inner)?;
-            for &o in &b.outputs {
-                if !inner.contains(&o) || visible.contains(&o) {
-                    return Err(IrError::Verify(format!(
-                        "output {} of {qn} is not defined by its decomposition, in `{}`",
-                        t.name_of(o),
-                        here()
-                    )));
-                }
+        Ok(())
+    }
+
+    /// The outputs of a torch-level op are defined by its decomposition, not before it.
+    #[inline(never)]
+    fn check_decomposed_outputs(
+        &self,
+        b: &BoundSymbol,
+        inner: &HashSet<Value>,
+        visible: &HashSet<Value>,
+    ) -> Result<()> {
+        for &o in &b.outputs {
+            if !inner.contains(&o) || visible.contains(&o) {
+                return Err(IrError::Verify(format!(
+                    "output {} of {} is not defined by its decomposition, in `{}`",
+                    self.trace.name_of(o),
+                    b.op.qualified_name(),
+                    crate::printer::statement(self.trace, b)
+                )));
             }
         }
-        for b2 in &b.outputs {
-            visible.insert(*b2);
-        }
-        // Values a decomposition defines internally stay local to it.
         Ok(())
     }
 }

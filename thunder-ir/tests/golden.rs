@@ -7,10 +7,16 @@ use std::process::Command;
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{parse_trace, DType, Device, Trace};
 
+/// The package folder, read at run time: cargo sets `CARGO_MANIFEST_DIR` for the tests it
+/// runs, and the GPU bundle's `run-tests.sh` sets it for binaries built on another machine,
+/// whose build-time path does not exist there. The build-time path is the fallback.
+fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
+
 fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("golden")
+    package_dir().join("tests").join("golden")
 }
 
 fn check(name: &str, trace: &Trace) {

@@ -80,6 +80,7 @@ pub fn meta(op: DistOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<Valu
         Some(ArgMeta::Tensor(t)) => *t,
         _ => return Err(IrError::invalid(n, "a must be a tensor")),
     };
+    crate::ops::prims::check_operand_shapes(n, args)?;
     let world = |i: usize| -> Result<usize> {
         let w = attr_int(n, attrs, i)?;
         usize::try_from(w)
@@ -142,7 +143,16 @@ pub fn meta(op: DistOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<Valu
                     "a is a scalar; gather tensors with at least one dim (dim 0 is concatenated)",
                 ));
             }
-            with_dim0(a.shape.size(0) * w)
+            let d0 = a.shape.size(0).checked_mul(w).ok_or_else(|| {
+                IrError::overflow(
+                    n,
+                    format!(
+                        "dim 0 of size {} times world_size={w} does not fit",
+                        a.shape.size(0)
+                    ),
+                )
+            })?;
+            with_dim0(d0)
         }
         DistOp::ReduceScatter => {
             reduce(0)?;
@@ -161,7 +171,19 @@ pub fn meta(op: DistOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<Valu
         }
         DistOp::Wait => same(),
     };
+    crate::ops::prims::check_output_shape(n, &out)?;
     Ok(vec![out])
+}
+
+/// A count a Rust caller passes as `usize`, as the `int` attribute it becomes; one beyond i64
+/// is an overflow error (an `as` cast would turn it negative and blame the wrong thing).
+fn int_attr(op: DistOp, arg: &str, v: usize) -> Result<Attr> {
+    i64::try_from(v).map(Attr::Int).map_err(|_| {
+        IrError::overflow(
+            format!("dist.{}", op.name()),
+            format!("{arg}={v} is beyond i64::MAX"),
+        )
+    })
 }
 
 /// Collectives on the builder (each checks its operand and attributes like any op).
@@ -182,7 +204,7 @@ impl crate::TraceBuilder {
     ) -> Result<crate::Value> {
         let attrs = vec![
             Attr::Str(op.into()),
-            Attr::Int(world_size as i64),
+            int_attr(DistOp::AllReduce, "world_size", world_size)?,
             Attr::Bool(async_op),
         ];
         self.dist1(DistOp::AllReduce, a, attrs)
@@ -194,7 +216,10 @@ impl crate::TraceBuilder {
         world_size: usize,
         async_op: bool,
     ) -> Result<crate::Value> {
-        let attrs = vec![Attr::Int(world_size as i64), Attr::Bool(async_op)];
+        let attrs = vec![
+            int_attr(DistOp::AllGather, "world_size", world_size)?,
+            Attr::Bool(async_op),
+        ];
         self.dist1(DistOp::AllGather, a, attrs)
     }
     /// `dist.reduce_scatter(a, op, world_size, async_op)`: this rank's slice of dim 0.
@@ -207,7 +232,7 @@ impl crate::TraceBuilder {
     ) -> Result<crate::Value> {
         let attrs = vec![
             Attr::Str(op.into()),
-            Attr::Int(world_size as i64),
+            int_attr(DistOp::ReduceScatter, "world_size", world_size)?,
             Attr::Bool(async_op),
         ];
         self.dist1(DistOp::ReduceScatter, a, attrs)
@@ -221,8 +246,8 @@ impl crate::TraceBuilder {
         async_op: bool,
     ) -> Result<crate::Value> {
         let attrs = vec![
-            Attr::Int(root as i64),
-            Attr::Int(world_size as i64),
+            int_attr(DistOp::Broadcast, "root", root)?,
+            int_attr(DistOp::Broadcast, "world_size", world_size)?,
             Attr::Bool(async_op),
         ];
         self.dist1(DistOp::Broadcast, a, attrs)

@@ -250,9 +250,13 @@ pub enum ArgMeta<'a> {
 ///
 /// `args` has one entry per operand; a `TensorList` operand is passed as consecutive entries
 /// (only `cat` has one, and it has no other operands).
+///
+/// Operand and output shapes must pass [`Shape::checked_numel`] (element counts within `i64`);
+/// one that does not is an [`IrError::Overflow`].
 pub fn meta(op: PrimOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<ValueType>> {
     let name = format!("prims.{}", op.name());
     let n = name.as_str();
+    check_operand_shapes(n, args)?;
     let out = match op.class() {
         PrimClass::Unary => unary(op, n, args)?,
         PrimClass::Binary => binary(op, n, args)?,
@@ -260,7 +264,29 @@ pub fn meta(op: PrimOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<Valu
         PrimClass::Reduction => reduction(op, n, args, attrs)?,
         PrimClass::Other => other(op, n, args, attrs)?,
     };
+    check_output_shape(n, &out)?;
     Ok(vec![out])
+}
+
+/// Operands made by a builder or a parser already pass; this is for direct callers, so that the
+/// meta functions below may multiply and add operand sizes without overflow checks.
+pub(crate) fn check_operand_shapes(op: &str, args: &[ArgMeta<'_>]) -> Result<()> {
+    for (i, a) in args.iter().enumerate() {
+        if let ArgMeta::Tensor(t) = a {
+            t.shape.check_numel(op, &format!("operand {i} of shape"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Outputs are where sizes from attributes (`full`, `reshape`, `broadcast_in_dim`, `pad`) or
+/// sums and products of operand sizes (`cat`, `matmul`) enter a trace: checking them here keeps
+/// every shape of a trace within `i64` elements.
+pub(crate) fn check_output_shape(op: &str, out: &ValueType) -> Result<()> {
+    if let ValueType::Tensor(t) = out {
+        t.shape.check_numel(op, "the result shape")?;
+    }
+    Ok(())
 }
 
 fn tensor<'a>(op: &str, args: &[ArgMeta<'a>], i: usize, arg: &str) -> Result<&'a TensorMeta> {
@@ -548,16 +574,16 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
         }
         Reshape => {
             let a = tensor(n, args, 0, "a")?;
-            let shape = sizes(n, "shape", attr_ints(n, attrs, 0)?)?;
-            let numel: usize = shape.iter().product();
+            let shape = Shape::new(sizes(n, "shape", attr_ints(n, attrs, 0)?)?);
+            let numel = shape.check_numel(n, "the requested shape")?;
             require(n, numel == a.shape.numel(), || {
                 format!(
-                    "shape {shape:?} has {numel} elements but a has shape {} with {}",
+                    "shape {shape} has {numel} elements but a has shape {} with {}",
                     a.shape,
                     a.shape.numel()
                 )
             })?;
-            Ok(out_tensor(Shape::new(shape), a.dtype, a.device))
+            Ok(out_tensor(shape, a.dtype, a.device))
         }
         Transpose => {
             let a = tensor(n, args, 0, "a")?;
@@ -596,11 +622,14 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             )?;
             let mut shape = Vec::with_capacity(a.rank());
             for i in 0..a.rank() {
-                let (s, e, st, size) = (start[i], end[i], strides[i], a.shape.size(i) as i64);
-                require(n, 0 <= s && s <= e && e <= size && st >= 1, || {
+                let (s, e, st, size) = (start[i], end[i], strides[i], a.shape.size(i));
+                let ok = 0 <= s && s <= e && usize::try_from(e).is_ok_and(|e| e <= size) && st >= 1;
+                require(n, ok, || {
                     format!("dim {i}: need 0 <= start ({s}) <= end ({e}) <= size ({size}) and stride ({st}) >= 1")
                 })?;
-                shape.push(((e - s + st - 1) / st) as usize);
+                // 0 <= s <= e and st >= 1: the casts are exact, and rounding up by division
+                // (not `e - s + st - 1`) cannot overflow for any stride.
+                shape.push(((e - s) as u64).div_ceil(st as u64) as usize);
             }
             Ok(out_tensor(Shape::new(shape), a.dtype, a.device))
         }
@@ -641,7 +670,7 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 "zero-dim tensors cannot be concatenated".into()
             })?;
             let dim = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, first.rank())?;
-            let mut total = 0;
+            let mut total: usize = 0;
             for (i, t) in ts.iter().enumerate() {
                 require(n, t.rank() == first.rank(), || {
                     format!(
@@ -671,7 +700,15 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                         },
                     )?;
                 }
-                total += t.shape.size(dim);
+                total = total.checked_add(t.shape.size(dim)).ok_or_else(|| {
+                    IrError::overflow(
+                        n,
+                        format!(
+                            "the sizes of dim {dim} of the tensors add up to more than {}",
+                            usize::MAX
+                        ),
+                    )
+                })?;
             }
             let mut shape = first.shape.sizes();
             shape[dim] = total;
@@ -689,11 +726,16 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             )?;
             let mut shape = Vec::with_capacity(a.rank());
             for (i, c) in config.iter().enumerate() {
-                let size = a.shape.size(i) as i64;
+                let size = a.shape.size(i);
                 require(n, c[2] >= 0, || {
                     format!("dim {i}: interior padding {} must be >= 0", c[2])
                 })?;
-                let s = c[0] + c[1] + size + (size - 1).max(0) * c[2];
+                let s = padded_size(size, c[0], c[1], c[2]).ok_or_else(|| {
+                    IrError::overflow(
+                        n,
+                        format!("dim {i}: padding {c:?} of size {size} makes a size beyond i64"),
+                    )
+                })?;
                 require(n, s >= 0, || {
                     format!("dim {i}: padding {c:?} makes a negative size")
                 })?;
@@ -960,6 +1002,16 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
     }
 }
 
+/// `low + high + size + (size - 1) * interior`, the size of a padded dim; `None` when it
+/// does not fit in `i64`.
+fn padded_size(size: usize, low: i64, high: i64, interior: i64) -> Option<i64> {
+    // In i128 every term and the sum are exact (|gaps| < 2^126, the rest < 2^64), so a
+    // negative `low` may cancel a large `high` without a false overflow on the way.
+    let size = i128::try_from(size).ok()?;
+    let gaps = (size - 1).max(0) * i128::from(interior);
+    i64::try_from(i128::from(low) + i128::from(high) + size + gaps).ok()
+}
+
 /// Output shape of `torch.matmul(a, b)`, with its 1-D and batched broadcasting rules.
 pub fn matmul_shape(op: &str, a: &Shape, b: &Shape) -> Result<Shape> {
     let (ra, rb) = (a.rank(), b.rank());
@@ -1041,6 +1093,8 @@ pub fn linear_shape(
 }
 
 /// The attribute list of a prim, for building calls: `dims=[..]` of reductions and similar.
+/// Only for dims and for sizes of a builder's shapes, which fit in i64 (`Shape::checked_numel`):
+/// sizes a caller passes go through a checked conversion instead.
 pub(crate) fn ints(v: impl IntoIterator<Item = usize>) -> Attr {
     Attr::Ints(v.into_iter().map(|x| x as i64).collect())
 }

@@ -404,6 +404,23 @@ fn opt_dims(dims: &[i64]) -> Attr {
     }
 }
 
+/// Sizes a Rust caller passes as `usize`, as the `int` list attribute they become; one beyond
+/// i64 is an overflow error (an `as` cast would turn it negative and blame the wrong thing).
+fn size_attr(op: TorchOp, arg: &str, sizes: &[usize]) -> Result<Attr> {
+    sizes
+        .iter()
+        .map(|&x| {
+            i64::try_from(x).map_err(|_| {
+                IrError::overflow(
+                    format!("ltorch.{}", op.name()),
+                    format!("{arg}={sizes:?} has a size {x} beyond i64::MAX"),
+                )
+            })
+        })
+        .collect::<Result<_>>()
+        .map(Attr::Ints)
+}
+
 fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Attr) -> Attr {
     v.map_or(Attr::None, f)
 }
@@ -689,7 +706,7 @@ impl TraceBuilder {
             TorchOp::RmsNorm,
             vec![a.into(), weight.into()],
             vec![
-                ints(normalized_shape.iter().copied()),
+                size_attr(TorchOp::RmsNorm, "normalized_shape", normalized_shape)?,
                 opt(eps, Attr::Float),
             ],
         )
@@ -706,7 +723,10 @@ impl TraceBuilder {
         self.t(
             TorchOp::LayerNorm,
             vec![a.into(), weight.into(), bias.into()],
-            vec![ints(normalized_shape.iter().copied()), Attr::Float(eps)],
+            vec![
+                size_attr(TorchOp::LayerNorm, "normalized_shape", normalized_shape)?,
+                Attr::Float(eps),
+            ],
         )
     }
     /// `torch.nn.functional.dropout(a, p, training)`; the identity when not training or `p == 0`.
@@ -910,7 +930,7 @@ impl TraceBuilder {
             TorchOp::Zeros,
             vec![],
             vec![
-                ints(shape.iter().copied()),
+                size_attr(TorchOp::Zeros, "shape", shape)?,
                 Attr::DType(dtype),
                 Attr::Device(device),
             ],
@@ -922,7 +942,7 @@ impl TraceBuilder {
             TorchOp::Ones,
             vec![],
             vec![
-                ints(shape.iter().copied()),
+                size_attr(TorchOp::Ones, "shape", shape)?,
                 Attr::DType(dtype),
                 Attr::Device(device),
             ],
@@ -940,7 +960,7 @@ impl TraceBuilder {
             TorchOp::Full,
             vec![],
             vec![
-                ints(shape.iter().copied()),
+                size_attr(TorchOp::Full, "shape", shape)?,
                 num_attr(fill_value),
                 opt(dtype, Attr::DType),
                 Attr::Device(device),
@@ -1383,7 +1403,7 @@ pub(crate) fn decompose(
                 },
                 // A literal is cast to a's dtype, as PyTorch does.
                 Arg::Float(f) if at.dtype.is_bool() => Arg::Bool(*f != 0.0),
-                Arg::Float(f) if at.dtype.is_integer() => Arg::Int(f.trunc() as i64),
+                Arg::Float(f) if at.dtype.is_integer() => Arg::Int(float_to_int(n, *f)?),
                 Arg::Int(i) if at.dtype.is_bool() => Arg::Bool(*i != 0),
                 other => other.clone(),
             };
@@ -1448,6 +1468,7 @@ pub(crate) fn decompose(
             let x = b.convert(a, comp)?;
             let mut s = b.reduce(PrimOp::Sum, x, &dims)?;
             if op == T::Mean {
+                // A sub-product of a builder's shape cannot overflow (`Shape::checked_numel`).
                 let count: usize = dims.iter().map(|&d| t.shape.size(d)).product();
                 s = b.p2(PrimOp::Div, s, count as f64)?;
             }
@@ -1593,6 +1614,7 @@ pub(crate) fn decompose(
                 attr_float(n, attrs, 1)?
             };
             let dims: Vec<usize> = (t.rank() - k..t.rank()).collect();
+            // A sub-product of a builder's shape cannot overflow (`Shape::checked_numel`).
             let count: usize = dims.iter().map(|&d| t.shape.size(d)).product();
             let comp = if t.dtype.is_low_precision_float() {
                 DType::F32
@@ -1841,6 +1863,7 @@ pub(crate) fn decompose(
             }
             let sz = t.shape.sizes();
             let mut shape = sz[..s].to_vec();
+            // A sub-product of a builder's shape cannot overflow (`Shape::checked_numel`).
             shape.push(sz[s..=e].iter().product());
             shape.extend_from_slice(&sz[e + 1..]);
             b.prim(PrimOp::Reshape, vec![a.into()], vec![ints(shape)])?
@@ -1889,19 +1912,22 @@ pub(crate) fn decompose(
                 return Err(IrError::invalid(n, "a 0-dim tensor cannot be narrowed"));
             }
             let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, t.rank())?;
+            // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
             let size = t.shape.size(d) as i64;
             let mut start = attr_int(n, attrs, 1)?;
             if start < 0 {
                 start += size;
             }
             let len = attr_int(n, attrs, 2)?;
-            if start < 0 || len < 0 || start + len > size {
+            // A sum that overflows i64 exceeds the size as well.
+            let end = start.checked_add(len).filter(|&e| e <= size);
+            let Some(end) = end.filter(|_| start >= 0 && len >= 0) else {
                 return Err(IrError::invalid(
                     n,
                     format!("start ({start}) + length ({len}) exceeds dim {d} of size {size}"),
                 ));
-            }
-            slice_dim(b, a, &t.shape, d, start, start + len)?
+            };
+            slice_dim(b, a, &t.shape, d, start, end)?
         }
         T::Cat | T::Stack => {
             let tensors = match &args[0] {
@@ -1970,7 +1996,17 @@ pub(crate) fn decompose(
                     format!("start={s}, end={e}, step={st}: step must be non-zero and all finite"),
                 ));
             }
-            let len = ((e - s) / st).ceil().max(0.0) as i64;
+            let len = ((e - s) / st).ceil().max(0.0);
+            // `as` saturates: a longer range would silently become i64::MAX elements.
+            if len >= crate::shape::MAX_NUMEL as f64 {
+                return Err(IrError::overflow(
+                    n,
+                    format!(
+                        "start={s}, end={e}, step={st} make {len} elements, more than i64::MAX"
+                    ),
+                ));
+            }
+            let len = len as i64;
             let all_int = attrs[..3].iter().all(|a| matches!(a, Attr::Int(_)));
             let dtype = attr_opt_dtype(n, attrs, 3)?.unwrap_or(if all_int {
                 DType::I64
@@ -1995,10 +2031,29 @@ pub(crate) fn decompose(
     Ok(vec![out])
 }
 
+/// `f` truncated to an integer, as PyTorch casts a fill value; an error where `as` would
+/// saturate (out of the i64 range) or make 0 of NaN.
+fn float_to_int(op: &str, f: f64) -> Result<i64> {
+    let t = f.trunc();
+    // 2^63, exact in f64 (as is -2^63): the range check is exact too.
+    let limit = -(i64::MIN as f64);
+    if t.is_nan() || !(-limit..limit).contains(&t) {
+        return Err(IrError::overflow(
+            op,
+            format!("value={f} cannot be converted to int64 without overflow"),
+        ));
+    }
+    Ok(t as i64)
+}
+
 /// Reports a prim's error under the torch-level op's name, which is what the user called.
 fn rename(e: IrError, op: &str) -> IrError {
     match e {
         IrError::InvalidArgument { message, .. } => IrError::InvalidArgument {
+            op: op.to_string(),
+            message,
+        },
+        IrError::Overflow { message, .. } => IrError::Overflow {
             op: op.to_string(),
             message,
         },
@@ -2208,15 +2263,31 @@ fn adamw(b: &mut TraceBuilder, n: &str, args: &[Arg], attrs: &[Attr]) -> Result<
     Ok(new_p)
 }
 
+/// The most pieces `split` may make: each is a value and a statement of the trace. Far above
+/// real use (heads, chunks of a fused projection), far below what would exhaust memory.
+pub const MAX_SPLIT_OUTPUTS: usize = 1 << 16;
+
 fn split(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Vec<Value>> {
     let t = b.tensor(a)?.clone();
     let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 1)?, t.rank())?;
     if t.rank() == 0 {
         return Err(IrError::invalid(n, "a 0-dim tensor cannot be split"));
     }
+    // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
     let size = t.shape.size(d) as i64;
+    let too_many = |count: i64| {
+        IrError::invalid(
+            n,
+            format!("splitting dim {d} of size {size} makes {count} pieces, more than the {MAX_SPLIT_OUTPUTS} a trace allows"),
+        )
+    };
     let sections: Vec<i64> = match &attrs[0] {
         Attr::Int(s) if *s > 0 => {
+            // Counted before the list is made: split size 1 of a huge dim would exhaust memory.
+            let count = size / s + i64::from(size % s != 0 || size == 0);
+            if count > MAX_SPLIT_OUTPUTS as i64 {
+                return Err(too_many(count));
+            }
             let mut v = vec![*s; (size / s) as usize];
             if size % s != 0 || size == 0 {
                 v.push(size % s);
@@ -2230,7 +2301,11 @@ fn split(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Vec<
             ))
         }
         Attr::Ints(v) => {
-            if v.iter().any(|&x| x < 0) || v.iter().sum::<i64>() != size {
+            if v.len() > MAX_SPLIT_OUTPUTS {
+                return Err(too_many(v.len() as i64));
+            }
+            let sum = v.iter().try_fold(0i64, |acc, &x| acc.checked_add(x));
+            if v.iter().any(|&x| x < 0) || sum != Some(size) {
                 return Err(IrError::invalid(
                     n,
                     format!("split_size_or_sections={v:?} must be non-negative and sum to {size}, the size of dim {d}"),
