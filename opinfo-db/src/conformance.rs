@@ -17,7 +17,7 @@
 //! is a torch-level op's decomposition against ATen's own op.
 
 use crate::sample::{mix, Sample, SampleArg, TensorSpec};
-use crate::{OpDb, OpEntry};
+use crate::{OpDb, OpEntry, Tolerance};
 use tch::{Kind, Tensor};
 use thunder_executors::convert::{device as tch_device, kind as tch_kind};
 use thunder_executors::{
@@ -231,6 +231,59 @@ fn upcast_inputs(sample: &Sample) -> Result<Vec<RtValue>, String> {
         .collect()
 }
 
+/// The dtype whose tolerance a compared value of `trace` (of type `ty`) takes: for an integer
+/// or bool value its own (compared exactly); for a float value, the least precise of its own
+/// dtype and the floating dtypes of the trace's inputs and outputs, since it carries their
+/// rounding (the float64 gradient of an input that meets a bfloat16 one is as precise as
+/// bfloat16 arithmetic). Never the sample's dtype as such: an op of integer inputs may give a
+/// float (atan2, mean, true division), and compared exactly, a batched kernel that differs
+/// from the per-sample one by an ulp fails on one CPU and passes on another (libtorch picks
+/// kernels by SIMD width). A Python float output counts as float64.
+pub fn compared_dtype(ty: &ValueType, trace: &Trace) -> DType {
+    let own = match ty {
+        ValueType::Tensor(m) => m.dtype,
+        ValueType::Number(thunder_ir::NumberType::Float) => DType::F64,
+        ValueType::Number(_) => return DType::I64,
+    };
+    if !(own.is_float() || own.is_complex()) {
+        return own;
+    }
+    trace
+        .inputs
+        .iter()
+        .chain(&trace.outputs)
+        .filter_map(|&v| trace.tensor(v).map(|t| t.dtype))
+        .filter(|d| d.is_float() || d.is_complex())
+        .fold(own, |a, b| {
+            if Tolerance::default_for(b).rtol > Tolerance::default_for(a).rtol {
+                b
+            } else {
+                a
+            }
+        })
+}
+
+/// By how much `got` misses `want` beyond `tol` scaled by `factor` (0 when within), and the
+/// largest absolute difference.
+pub fn excess_over_tolerance(
+    tol: Tolerance,
+    factor: f64,
+    got: &RtValue,
+    want: &RtValue,
+) -> Result<(f64, f64), String> {
+    let (g, w) = (
+        as_f64(got).map_err(|e| e.to_string())?,
+        as_f64(want).map_err(|e| e.to_string())?,
+    );
+    deviation(&g, &w, tol.atol * factor, tol.rtol * factor).map_err(|e| e.to_string())
+}
+
+/// Whether a value of `dtype` that misses eager's tolerance gets the float64 re-check
+/// (`torch.testing`'s assert_close re-check for low precision): float32 and lower, complex64.
+fn gets_recheck(dtype: DType) -> bool {
+    dtype.is_low_precision_float() || dtype == DType::C64 || dtype == DType::F32
+}
+
 fn build(sample: &Sample) -> Result<Trace, String> {
     sample
         .build_trace()
@@ -246,7 +299,6 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
     for (e, r) in expected.iter().zip(&reference) {
         check_meta(e, r).map_err(|m| format!("eager: {m}"))?;
     }
-    let tol = entry.tolerance(sample.dtype);
     let mut rechecked = false;
     let (direct, decomposing) = (TorchExecutor::new(), TorchExecutor::decomposing());
     let mut paths: Vec<(&str, Vec<&dyn Executor>)> = vec![
@@ -290,15 +342,14 @@ pub fn check_case(entry: &OpEntry, sample: &Sample) -> Result<bool, String> {
                 as_f64(g).map_err(|e| e.to_string())?,
                 as_f64(r).map_err(|e| e.to_string())?,
             );
+            let dtype = compared_dtype(e, &trace);
+            let tol = entry.tolerance(dtype);
             let (excess, maxd) =
                 deviation(&gf, &rf, tol.atol, tol.rtol).map_err(|e| e.to_string())?;
             if excess == 0.0 {
                 continue;
             }
-            if !sample.dtype.is_low_precision_float()
-                && sample.dtype != DType::C64
-                && sample.dtype != DType::F32
-            {
+            if !gets_recheck(dtype) {
                 return Err(format!(
                     "{}: output {i}: max abs diff {maxd:.3e} from eager exceeds atol {} + rtol {} (by {excess:.3e})",
                     name,
@@ -443,9 +494,11 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     }
     let gouts = gplan.run(&gins).map_err(|e| format!("grad trace: {e}"))?;
     let got = &gouts[trace.outputs.len()..];
-    let tol = entry.tolerance(sample.dtype);
     let mut reference64: Option<Vec<Tensor>> = None;
     for (k, ((v, e), gv)) in wrt.iter().zip(&expected).zip(got).enumerate() {
+        // A gradient has its input's dtype (see `compared_dtype`).
+        let dtype = compared_dtype(trace.ty(*v), &trace);
+        let tol = entry.tolerance(dtype);
         let gt = as_f64(gv).map_err(|e| e.to_string())?;
         let et = as_f64(&RtValue::Tensor(e.shallow_clone())).map_err(|e| e.to_string())?;
         let (excess, maxd) =
@@ -453,7 +506,7 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         if excess <= 0.0 {
             continue;
         }
-        if sample.dtype == DType::F64 {
+        if !gets_recheck(dtype) {
             return Err(format!(
                 "gradient of {}: max abs diff {maxd:.3e} from autograd",
                 trace.name_of(*v)
@@ -832,8 +885,8 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         }));
     }
     let got = run(&v, &TorchExecutor::new(), batched_ins)?;
-    let tol = entry.tolerance(sample.dtype);
     for (i, (g, parts)) in got.iter().zip(&expected).enumerate() {
+        let tol = entry.tolerance(compared_dtype(trace.ty(trace.outputs[i]), &trace));
         let want = Tensor::f_stack(parts, 0).map_err(|e| e.to_string())?;
         let gt = g.as_tensor().ok_or("a number output")?;
         if gt.size() != want.size() || gt.kind() != want.kind() {
@@ -845,13 +898,7 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
                 want.size()
             ));
         }
-        let (excess, maxd) = deviation(
-            &as_f64(g).map_err(|e| e.to_string())?,
-            &as_f64(&RtValue::Tensor(want)).map_err(|e| e.to_string())?,
-            tol.atol * 10.0,
-            tol.rtol * 10.0,
-        )
-        .map_err(|e| e.to_string())?;
+        let (excess, maxd) = excess_over_tolerance(tol, 10.0, g, &RtValue::Tensor(want))?;
         if excess > 0.0 {
             return Err(format!(
                 "output {i}: max abs diff {maxd:.3e} from the loop over the batch"

@@ -7,6 +7,14 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use thunder_ir::{Attr, Device, ValueType};
 
+/// The package folder, read at run time: cargo sets `CARGO_MANIFEST_DIR` for the tests it
+/// runs, and the GPU bundle's `run-tests.sh` sets it for binaries built on another machine,
+/// whose build-time path does not exist there. The build-time path is the fallback.
+fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
+
 fn db() -> OpDb {
     match OpDb::builtin() {
         Ok(db) => db,
@@ -17,8 +25,7 @@ fn db() -> OpDb {
 #[test]
 fn builtin_database_loads_from_the_embedded_files_and_from_the_directory() {
     let builtin = db();
-    let dir = OpDb::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ops"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = OpDb::load_dir(package_dir().join("ops")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(builtin.entries().len(), dir.entries().len());
     for a in builtin.entries() {
         let b = dir

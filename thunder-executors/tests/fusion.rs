@@ -5,11 +5,18 @@
 //!
 //! `THUNDER_BLESS=1` rewrites the golden files.
 
-use std::path::Path;
 use thunder_executors::fusion::{compile_ptx, generate, Schedule};
 use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
+
+/// The package folder, read at run time: cargo sets `CARGO_MANIFEST_DIR` for the tests it
+/// runs, and the GPU bundle's `run-tests.sh` sets it for binaries built on another machine,
+/// whose build-time path does not exist there. The build-time path is the fallback.
+fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
 
 fn cuda_tiny() -> LlamaDims {
     LlamaDims {
@@ -25,9 +32,7 @@ fn plan(t: &Trace) -> ExecutionPlan {
 }
 
 fn golden(name: &str, text: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = package_dir().join("tests/golden").join(name);
     if std::env::var_os("THUNDER_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         return;

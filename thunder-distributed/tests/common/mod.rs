@@ -1,15 +1,22 @@
 //! Helpers shared by the DDP and FSDP tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use tch::Tensor;
 use thunder_executors::ExecutionPlan;
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{parse_trace, Trace};
 
+/// The package folder, read at run time: cargo sets `CARGO_MANIFEST_DIR` for the tests it
+/// runs, and the GPU bundle's `run-tests.sh` sets it for binaries built on another machine,
+/// whose build-time path does not exist there. The build-time path is the fallback.
+pub fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), Into::into)
+}
+
 pub fn check_golden(name: &str, t: &Trace) {
     let text = t.to_python();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = package_dir()
         .join("tests/golden")
         .join(format!("{name}.py"));
     if std::env::var_os("THUNDER_BLESS").is_some() {
