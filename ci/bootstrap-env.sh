@@ -107,6 +107,19 @@ else
     "$py" -m pip install --quiet --progress-bar off "maturin>=1.9,<2" "pytest>=8" \
       || die "pip could not install maturin and pytest into $venv (network?). Re-run to retry."
   fi
+  # The model zoo of the Python tests (thunder-py/tests/zoo.py): transformers and litgpt at the
+  # versions in ci/zoo-requirements.txt, once. litgpt goes in without its dependencies: it caps
+  # huggingface-hub below 1.4, which transformers 5.17 needs at 1.5 or later, and the model code
+  # the zoo uses does not touch the hub; the rest of what it imports is listed in the file.
+  # torch==$TORCH_VERSION is part of every request, so that nothing moves it.
+  zoo_req="$root/ci/zoo-requirements.txt"
+  if [ ! -f "$venv/.zoo" ] || ! cmp -s "$zoo_req" "$venv/.zoo"; then
+    say "installing the model zoo (transformers, litgpt; ci/zoo-requirements.txt) into $venv"
+    "$py" -m pip install --quiet --progress-bar off -r "$zoo_req" "torch==$TORCH_VERSION" \
+      && "$py" -m pip install --quiet --progress-bar off --no-deps "$(sed -n 's/^# no-deps: //p' "$zoo_req")" \
+      || die "pip could not install the model zoo (ci/zoo-requirements.txt) into $venv (network?). Re-run to retry."
+    cp "$zoo_req" "$venv/.zoo"
+  fi
   # The CUDA runtime headers that libtorch's ATen/cuda headers include need crt/, which the torch
   # wheel's CUDA packages leave out; the shim's CUDA graph functions include them.
   if [ ! -f "$(dirname "$torch_dir")/nvidia/cu13/include/crt/host_config.h" ]; then

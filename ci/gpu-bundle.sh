@@ -81,6 +81,13 @@ mkdir -p "$bundle/wheels"
 PATH="$root/.venv/bin:$PATH" "$root/.venv/bin/maturin" build --quiet --release --strip \
   -m "$root/thunder-py/Cargo.toml" -i "$root/.venv/bin/python" -o "$bundle/wheels" \
   || die "maturin could not build the thunder-py wheel"
+# The model zoo's packages that GPU machines lack (the `gpu-bundle:` line of
+# ci/zoo-requirements.txt); run-tests.sh installs them, without dependencies, where litgpt
+# does not import.
+echo "==> gpu-bundle: model zoo wheels"
+read -r -a zoo_wheels < <(sed -n 's/^# gpu-bundle: //p' "$root/ci/zoo-requirements.txt")
+"$root/.venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: -d "$bundle/wheels/zoo" \
+  "${zoo_wheels[@]}" || die "pip could not download the model zoo's wheels (network?)"
 
 cat >"$bundle/run-tests.sh" <<'EOF'
 #!/usr/bin/env bash
@@ -182,7 +189,9 @@ wheel=$(ls "$here"/wheels/thunder_rs-*.whl 2>/dev/null | head -n 1)
 if [ -n "$wheel" ] && [ -d "$repo/thunder-py/tests" ]; then
   site="$out/pysite"
   rm -rf "$site"
-  if "$py" -m pip install --quiet --no-deps --no-index --target "$site" "$wheel" >"$out/pip.log" 2>&1; then
+  zoo=()
+  if ! "$py" -c "import litgpt" 2>/dev/null; then zoo=("$here"/wheels/zoo/*.whl); fi
+  if "$py" -m pip install --quiet --no-deps --no-index --target "$site" "$wheel" "${zoo[@]}" >"$out/pip.log" 2>&1; then
     if "$py" -c "import pytest" 2>/dev/null; then
       PYTHONPATH="$site" run "thunder-py pytest" "$out/pytest.log" "$out" \
         "$py" -m pytest -q -p no:cacheprovider -W ignore::UserWarning "$repo/thunder-py/tests"

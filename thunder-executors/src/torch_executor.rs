@@ -261,6 +261,27 @@ fn to_number(t: &Tensor, ty: NumberType) -> KResult<RtValue> {
     })
 }
 
+/// Whether a backward kernel computed through autograd (attention's, cross entropy's) builds
+/// its gradients differentiably: only when grad mode is on and an input requires grad, as an
+/// eager op would record a graph. A plan run as the backward of a `torch.autograd.Function`
+/// (thunder.jit's) runs in no-grad mode with saved tensors that still require grad and belong
+/// to the graph being differentiated: differentiating through them from inside that backward
+/// crashed libtorch's engine (BERT's cross entropy, issue 20).
+fn differentiable_backward(inputs: &[&Tensor]) -> bool {
+    grad_mode_enabled() && inputs.iter().any(|t| t.requires_grad())
+}
+
+/// libtorch's thread-local grad mode (tch can set it but not read it).
+fn grad_mode_enabled() -> bool {
+    // SAFETY: `at_grad_set_enabled` sets the thread-local flag and returns the previous one;
+    // it takes and returns plain ints. Setting it back leaves the state as it was.
+    unsafe {
+        let previous = torch_sys::at_grad_set_enabled(1);
+        torch_sys::at_grad_set_enabled(previous);
+        previous != 0
+    }
+}
+
 fn one(t: Tensor) -> KResult<Outputs> {
     Ok(smallvec![RtValue::Tensor(t)])
 }
@@ -942,8 +963,8 @@ fn compile_torch(
             Box::new(move |args| {
                 let g = tensor(args, 0)?;
                 let x = tensor(args, 1)?;
-                let create_graph = g.requires_grad() || x.requires_grad();
-                let leaf = if x.requires_grad() {
+                let create_graph = differentiable_backward(&[g, x]);
+                let leaf = if create_graph && x.requires_grad() {
                     x.shallow_clone()
                 } else {
                     x.detach().set_requires_grad(true)
@@ -996,8 +1017,12 @@ fn compile_torch(
             Box::new(move |args| {
                 let g = tensor(args, 0)?;
                 // Inputs that already require grad stay in their graph, and the gradients are
-                // built differentiably then (a double backward through eager PyTorch).
-                let create_graph = (0..4).any(|i| tensor(args, i).is_ok_and(|t| t.requires_grad()));
+                // built differentiably then (a double backward through eager PyTorch), when
+                // grad mode is on (see `differentiable_backward`).
+                let inputs = (0..4)
+                    .map(|i| tensor(args, i))
+                    .collect::<KResult<Vec<_>>>()?;
+                let create_graph = differentiable_backward(&inputs);
                 // Without a mask or grouped-query attention on CUDA: the fused kernel's own
                 // backward, called directly (no autograd graph, no kernels for `out * g`).
                 if !create_graph && !gqa && opt_tensor(args, 4)?.is_none() && g.device().is_cuda() {
@@ -1009,7 +1034,7 @@ fn compile_torch(
                 let leaves: Vec<Tensor> = (1..4)
                     .map(|i| {
                         let t = tensor(args, i)?;
-                        Ok(if t.requires_grad() {
+                        Ok(if create_graph && t.requires_grad() {
                             t.shallow_clone()
                         } else {
                             t.detach().set_requires_grad(true)

@@ -27,6 +27,22 @@ fn err(e: impl std::fmt::Display) -> PyErr {
     ThunderError::new_err(e.to_string())
 }
 
+/// Runs `f`, turning a Rust panic (a bug of thunder's, or of a library it calls) into a
+/// `ThunderError` that names `what`: PyO3 would raise `PanicException`, a `BaseException`
+/// that `except Exception` does not catch.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        Err(ThunderError::new_err(format!(
+            "{what}: internal error (a panic in thunder-rs: {msg}); please report it"
+        )))
+    })
+}
+
 fn dtype(s: &str) -> PyResult<DType> {
     Ok(match s {
         "torch.float32" => DType::F32,
@@ -117,8 +133,9 @@ struct CompiledGraph {
     fsdp_inputs: Option<(Vec<usize>, Vec<usize>)>,
     /// Inputs the gradients are for (indices into the graph's inputs).
     wrt: Vec<usize>,
-    /// Per cotangent the backward takes, the output it belongs to.
-    ct_outputs: Vec<usize>,
+    /// Per cotangent the backward takes, the outputs it belongs to (one value returned at
+    /// several positions has one cotangent, the sum of theirs).
+    ct_outputs: Vec<Vec<usize>>,
     /// How many outputs the function has.
     n_out: usize,
     traces: Vec<(String, String)>,
@@ -202,7 +219,7 @@ fn rt_values(args: &Bound<'_, PyTuple>) -> PyResult<Vec<RtValue>> {
 
 fn rt_value(a: &Bound<'_, PyAny>) -> PyResult<RtValue> {
     Ok(if let Ok(t) = a.extract::<pyo3_tch::PyTensor>() {
-        RtValue::Tensor(t.0)
+        RtValue::Tensor(plain_tensor(t.0)?)
     } else if let Ok(b) = a.extract::<bool>() {
         RtValue::Bool(b)
     } else if let Ok(i) = a.extract::<i64>() {
@@ -215,6 +232,29 @@ fn rt_value(a: &Bound<'_, PyAny>) -> PyResult<RtValue> {
             a.get_type()
         )));
     })
+}
+
+/// `t` if it is a tensor thunder's kernels may read: defined, dense (strided) and on the CPU
+/// or a CUDA device. The plan then checks its dtype, shape and device against the trace; a
+/// sparse or MKL-DNN tensor of the right shape would pass those checks, and a kernel that reads
+/// its memory directly would read something else.
+fn plain_tensor(t: tch::Tensor) -> PyResult<tch::Tensor> {
+    let why = if !t.defined() {
+        "an undefined tensor"
+    } else if t.is_sparse() {
+        "a sparse tensor"
+    } else if t.is_mkldnn() {
+        "an MKL-DNN tensor"
+    } else if !matches!(t.device(), tch::Device::Cpu | tch::Device::Cuda(_)) {
+        "a tensor on a device other than the CPU or CUDA"
+    } else if t.f_kind().is_err() {
+        "a tensor of a dtype thunder does not know"
+    } else {
+        return Ok(t);
+    };
+    Err(ThunderError::new_err(format!(
+        "{why}: thunder runs dense (strided) CPU and CUDA tensors"
+    )))
 }
 
 /// Plan outputs into Python objects.
@@ -250,20 +290,22 @@ impl CompiledGraph {
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let ins = rt_values(args)?;
-        let plan = &self.plan;
-        let outs = py
-            .allow_threads(move || {
-                let (outs, replayed) = plan.run(ins)?;
-                if replayed {
-                    copied(outs)
-                } else {
-                    Ok(outs)
-                }
-            })
-            .map_err(|e| self.failed("", e))?;
-        PyTuple::new(py, py_values(py, outs)?)
+        no_panic(&self.name, || {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let ins = rt_values(args).map_err(|e| self.failed("", e))?;
+            let plan = &self.plan;
+            let outs = py
+                .allow_threads(move || {
+                    let (outs, replayed) = plan.run(ins)?;
+                    if replayed {
+                        copied(outs)
+                    } else {
+                        Ok(outs)
+                    }
+                })
+                .map_err(|e| self.failed("", e))?;
+            PyTuple::new(py, py_values(py, outs)?)
+        })
     }
 
     /// With grad: runs the forward; returns `(outputs, saved)`.
@@ -273,26 +315,28 @@ impl CompiledGraph {
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyTuple>)> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let ins = rt_values(args)?;
-        let plan = &self.plan;
-        let n_out = self.n_out;
-        let (outs, saved) = py
-            .allow_threads(move || {
-                let (mut outs, replayed) = plan.run(ins)?;
-                let saved = outs.split_off(n_out.min(outs.len()));
-                // The saved values stay the graph's own: the backward must come before the
-                // next replay (`forward_replays` lets the caller check).
-                Ok::<_, thunder_executors::Error>((
-                    if replayed { copied(outs)? } else { outs },
-                    saved,
-                ))
-            })
-            .map_err(|e| self.failed(" (forward)", e))?;
-        Ok((
-            PyTuple::new(py, py_values(py, outs)?)?,
-            PyTuple::new(py, py_values(py, saved)?)?,
-        ))
+        no_panic(&self.name, || {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let ins = rt_values(args).map_err(|e| self.failed(" (forward)", e))?;
+            let plan = &self.plan;
+            let n_out = self.n_out;
+            let (outs, saved) = py
+                .allow_threads(move || {
+                    let (mut outs, replayed) = plan.run(ins)?;
+                    let saved = outs.split_off(n_out.min(outs.len()));
+                    // The saved values stay the graph's own: the backward must come before the
+                    // next replay (`forward_replays` lets the caller check).
+                    Ok::<_, thunder_executors::Error>((
+                        if replayed { copied(outs)? } else { outs },
+                        saved,
+                    ))
+                })
+                .map_err(|e| self.failed(" (forward)", e))?;
+            Ok((
+                PyTuple::new(py, py_values(py, outs)?)?,
+                PyTuple::new(py, py_values(py, saved)?)?,
+            ))
+        })
     }
 
     /// With grad: runs the backward on the saved values and the cotangents (of the outputs
@@ -306,31 +350,43 @@ impl CompiledGraph {
         cotangents: Vec<Bound<'py, PyAny>>,
         sync: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let local = !sync && self.backward_local.is_some();
-        let backward = self
-            .backward
-            .as_ref()
-            .ok_or_else(|| ThunderError::new_err("compiled without grad: it has no backward"))?;
-        self.backward_runs[usize::from(local)].fetch_add(1, Ordering::Relaxed);
-        let mut ins = Vec::with_capacity(saved.len() + cotangents.len());
-        for a in saved.iter().chain(&cotangents) {
-            ins.push(rt_value(a)?);
-        }
-        let local_plan = self.backward_local.as_ref().filter(|_| local);
-        let outs = py
-            .allow_threads(move || match local_plan {
-                Some(p) => p.run_owned(ins),
-                None => {
-                    let (outs, replayed) = backward.run(ins)?;
-                    if replayed {
-                        copied(outs)
-                    } else {
-                        Ok(outs)
+        no_panic(&self.name, || {
+            let local = !sync && self.backward_local.is_some();
+            let backward = self.backward.as_ref().ok_or_else(|| {
+                self.failed(" (backward)", "compiled without grad: it has no backward")
+            })?;
+            // Counted apart from the saved values: the plan checks only their sum.
+            if cotangents.len() != self.ct_outputs.len() {
+                return Err(self.failed(
+                    " (backward)",
+                    format!(
+                        "takes {} cotangents (one per floating output), given {}",
+                        self.ct_outputs.len(),
+                        cotangents.len()
+                    ),
+                ));
+            }
+            let mut ins = Vec::with_capacity(saved.len() + cotangents.len());
+            for a in saved.iter().chain(&cotangents) {
+                ins.push(rt_value(a).map_err(|e| self.failed(" (backward)", e))?);
+            }
+            self.backward_runs[usize::from(local)].fetch_add(1, Ordering::Relaxed);
+            let local_plan = self.backward_local.as_ref().filter(|_| local);
+            let outs = py
+                .allow_threads(move || match local_plan {
+                    Some(p) => p.run_owned(ins),
+                    None => {
+                        let (outs, replayed) = backward.run(ins)?;
+                        if replayed {
+                            copied(outs)
+                        } else {
+                            Ok(outs)
+                        }
                     }
-                }
-            })
-            .map_err(|e| self.failed(" (backward)", e))?;
-        PyTuple::new(py, py_values(py, outs)?)
+                })
+                .map_err(|e| self.failed(" (backward)", e))?;
+            PyTuple::new(py, py_values(py, outs)?)
+        })
     }
 
     /// With CUDA graphs: how many calls replayed the forward (a backward must run before the
@@ -377,8 +433,9 @@ impl CompiledGraph {
         self.wrt.clone()
     }
 
-    /// Per cotangent the backward takes, the index of its output.
-    fn ct_outputs(&self) -> Vec<usize> {
+    /// Per cotangent the backward takes, the indices of its outputs: the cotangent is the sum
+    /// of theirs (one value returned at several positions).
+    fn ct_outputs(&self) -> Vec<Vec<usize>> {
         self.ct_outputs.clone()
     }
 
@@ -441,181 +498,193 @@ fn compile(
     fsdp: Option<FsdpArg<'_>>,
     cuda_graphs: Option<Vec<usize>>,
 ) -> PyResult<CompiledGraph> {
-    let mut g = Graph {
-        inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
-        nodes: Vec::with_capacity(nodes.len()),
-        outputs,
-    };
-    for (op, args, origin) in nodes {
-        g.nodes.push(Node {
-            op,
-            args: args.iter().map(arg).collect::<PyResult<_>>()?,
-            origin,
-        });
-    }
-    let t0 = Instant::now();
-    let trace = graph::to_trace(&g, name).map_err(|e| match e {
-        graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
-        _ => err(e),
-    })?;
-    let execs = thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
-    let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
-    if let Some(c) = &comm {
-        refs.push(c.executor());
-    }
-    refs.extend(execs.iter().map(|e| e.as_ref()));
-    let n_out = trace.outputs.len();
-    let output_metas = trace
-        .outputs
-        .iter()
-        .map(|&o| {
-            trace
-                .tensor(o)
-                .map(|t| (format!("torch.{}", t.dtype.torch_name()), t.shape.sizes()))
-        })
-        .collect();
-    let mut seconds = vec![("trace", t0.elapsed().as_secs_f64())];
-    if wrt.is_empty() {
+    no_panic(name, move || {
+        let mut g = Graph {
+            inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
+            nodes: Vec::with_capacity(nodes.len()),
+            outputs,
+        };
+        for (op, args, origin) in nodes {
+            g.nodes.push(Node {
+                op,
+                args: args.iter().map(arg).collect::<PyResult<_>>()?,
+                origin,
+            });
+        }
+        let t0 = Instant::now();
+        let trace = graph::to_trace(&g, name).map_err(|e| match e {
+            graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
+            _ => err(e),
+        })?;
+        let execs =
+            thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
+        let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
+        if let Some(c) = &comm {
+            refs.push(c.executor());
+        }
+        refs.extend(execs.iter().map(|e| e.as_ref()));
+        let n_out = trace.outputs.len();
+        let output_metas = trace
+            .outputs
+            .iter()
+            .map(|&o| {
+                trace
+                    .tensor(o)
+                    .map(|t| (format!("torch.{}", t.dtype.torch_name()), t.shape.sizes()))
+            })
+            .collect();
+        let mut seconds = vec![("trace", t0.elapsed().as_secs_f64())];
+        if wrt.is_empty() {
+            let t = Instant::now();
+            let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+            seconds.push(("plan", t.elapsed().as_secs_f64()));
+            let traces = vec![
+                ("captured".to_string(), trace.to_python()),
+                ("executed".to_string(), plan.claimed().to_python()),
+            ];
+            return Ok(CompiledGraph {
+                name: name.to_string(),
+                plan: Runner::new(plan, cuda_graphs.as_deref()),
+                backward: None,
+                backward_local: None,
+                backward_runs: Default::default(),
+                fsdp_inputs: None,
+                wrt,
+                ct_outputs: Vec::new(),
+                n_out,
+                traces,
+                backward_traces: Vec::new(),
+                compile_seconds: seconds,
+                output_metas,
+                calls: AtomicU64::new(0),
+            });
+        }
+        let wrt_values =
+            wrt.iter()
+                .map(|&i| {
+                    trace.inputs.get(i).copied().ok_or_else(|| {
+                        ThunderError::new_err(format!("wrt input {i} does not exist"))
+                    })
+                })
+                .collect::<PyResult<Vec<_>>>()?;
         let t = Instant::now();
-        let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
+        let fb = thunder_transforms::forward_backward(&trace, &wrt_values).map_err(|e| {
+            // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
+            UnsupportedError::new_err(format!("the gradient: {e}"))
+        })?;
+        // One cotangent per distinct floating tensor output (see `thunder_transforms::grad`);
+        // an output returned at several positions (a split graph hands one value to several
+        // pieces) takes the sum of their cotangents: each position is differentiable.
+        let mut ct_outputs: Vec<Vec<usize>> = Vec::new();
+        let mut seen: Vec<thunder_ir::Value> = Vec::new();
+        for (i, &o) in trace.outputs.iter().enumerate() {
+            if !trace.tensor(o).is_some_and(|t| t.dtype.is_float()) {
+                continue;
+            }
+            match seen.iter().position(|&s| s == o) {
+                Some(k) => ct_outputs[k].push(i),
+                None => {
+                    seen.push(o);
+                    ct_outputs.push(vec![i]);
+                }
+            }
+        }
+        let mut fb = fb;
+        let mut wrt = wrt;
+        let mut fsdp_inputs = None;
+        let fsdp_is_on = fsdp.is_some();
+        if let Some((layout, params, prefetch)) = &fsdp {
+            let opts = thunder_distributed::FsdpOptions {
+                prefetch: *prefetch,
+                ..thunder_distributed::FsdpOptions::new(
+                    layout.inner.world_size,
+                    thunder_distributed::Zero::Three,
+                )
+            };
+            let piece = thunder_distributed::fsdp_with_layout(
+                &fb.forward,
+                &fb.backward,
+                fb.num_saved,
+                &wrt,
+                params,
+                &layout.inner,
+                &opts,
+            )
+            .map_err(|e| ThunderError::new_err(format!("FSDP: {e}")))?;
+            // The plans' gradients: of the inputs that are not parameters (at their new places),
+            // then of the bucket shards (after those inputs).
+            let mut new_wrt = Vec::with_capacity(piece.grads.len() + piece.buckets.len());
+            for &j in &piece.grads {
+                let at = piece
+                    .inputs
+                    .iter()
+                    .position(|&i| i == wrt[j])
+                    .ok_or_else(|| {
+                        ThunderError::new_err(format!("FSDP: input {} is not kept", wrt[j]))
+                    })?;
+                new_wrt.push(at);
+            }
+            new_wrt.extend((0..piece.buckets.len()).map(|t| piece.inputs.len() + t));
+            wrt = new_wrt;
+            fb.forward = piece.forward;
+            fb.backward = piece.backward;
+            fb.num_saved = piece.num_saved;
+            fsdp_inputs = Some((piece.inputs, piece.buckets));
+        }
+        let mut local = None;
+        if let Some((world, bucket_bytes, reduce)) = ddp {
+            local = Some(fb.backward.clone());
+            let opts = thunder_distributed::DdpOptions {
+                world_size: world,
+                bucket_bytes,
+            };
+            fb.backward = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &reduce)
+                .map_err(|e| ThunderError::new_err(format!("DDP: {e}")))?;
+        }
+        seconds.push(("grad", t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
+        let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
+        let backward_local = local
+            .map(|b| ExecutionPlan::compile(&b, &refs))
+            .transpose()
+            .map_err(err)?;
         seconds.push(("plan", t.elapsed().as_secs_f64()));
         let traces = vec![
             ("captured".to_string(), trace.to_python()),
+            ("forward".to_string(), fb.forward.to_python()),
             ("executed".to_string(), plan.claimed().to_python()),
         ];
-        return Ok(CompiledGraph {
+        let backward_traces = vec![
+            ("backward".to_string(), fb.backward.to_python()),
+            ("executed".to_string(), backward.claimed().to_python()),
+        ];
+        // With FSDP the plans' inputs are reordered: the fixed positions no longer apply (and the
+        // collectives make the plans uncapturable anyway).
+        let fixed = cuda_graphs
+            .as_deref()
+            .map(|f| if fsdp_is_on { &[][..] } else { f });
+        Ok(CompiledGraph {
             name: name.to_string(),
-            plan: Runner::new(plan, cuda_graphs.as_deref()),
-            backward: None,
-            backward_local: None,
+            plan: Runner::new(plan, fixed),
+            backward: Some(Runner::new(backward, cuda_graphs.as_ref().map(|_| &[][..]))),
+            backward_local,
             backward_runs: Default::default(),
-            fsdp_inputs: None,
+            fsdp_inputs,
             wrt,
-            ct_outputs: Vec::new(),
+            ct_outputs,
             n_out,
             traces,
-            backward_traces: Vec::new(),
+            backward_traces,
             compile_seconds: seconds,
             output_metas,
             calls: AtomicU64::new(0),
-        });
-    }
-    let wrt_values = wrt
-        .iter()
-        .map(|&i| {
-            trace
-                .inputs
-                .get(i)
-                .copied()
-                .ok_or_else(|| ThunderError::new_err(format!("wrt input {i} does not exist")))
         })
-        .collect::<PyResult<Vec<_>>>()?;
-    let t = Instant::now();
-    let fb = thunder_transforms::forward_backward(&trace, &wrt_values).map_err(|e| {
-        // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
-        UnsupportedError::new_err(format!("the gradient: {e}"))
-    })?;
-    // One cotangent per distinct floating tensor output (see `thunder_transforms::grad`).
-    let mut ct_outputs = Vec::new();
-    let mut seen = Vec::new();
-    for (i, &o) in trace.outputs.iter().enumerate() {
-        if trace.tensor(o).is_some_and(|t| t.dtype.is_float()) && !seen.contains(&o) {
-            seen.push(o);
-            ct_outputs.push(i);
-        }
-    }
-    let mut fb = fb;
-    let mut wrt = wrt;
-    let mut fsdp_inputs = None;
-    let fsdp_is_on = fsdp.is_some();
-    if let Some((layout, params, prefetch)) = &fsdp {
-        let opts = thunder_distributed::FsdpOptions {
-            prefetch: *prefetch,
-            ..thunder_distributed::FsdpOptions::new(
-                layout.inner.world_size,
-                thunder_distributed::Zero::Three,
-            )
-        };
-        let piece = thunder_distributed::fsdp_with_layout(
-            &fb.forward,
-            &fb.backward,
-            fb.num_saved,
-            &wrt,
-            params,
-            &layout.inner,
-            &opts,
-        )
-        .map_err(|e| ThunderError::new_err(format!("FSDP: {e}")))?;
-        // The plans' gradients: of the inputs that are not parameters (at their new places),
-        // then of the bucket shards (after those inputs).
-        let mut new_wrt = Vec::with_capacity(piece.grads.len() + piece.buckets.len());
-        for &j in &piece.grads {
-            let at = piece
-                .inputs
-                .iter()
-                .position(|&i| i == wrt[j])
-                .ok_or_else(|| {
-                    ThunderError::new_err(format!("FSDP: input {} is not kept", wrt[j]))
-                })?;
-            new_wrt.push(at);
-        }
-        new_wrt.extend((0..piece.buckets.len()).map(|t| piece.inputs.len() + t));
-        wrt = new_wrt;
-        fb.forward = piece.forward;
-        fb.backward = piece.backward;
-        fb.num_saved = piece.num_saved;
-        fsdp_inputs = Some((piece.inputs, piece.buckets));
-    }
-    let mut local = None;
-    if let Some((world, bucket_bytes, reduce)) = ddp {
-        local = Some(fb.backward.clone());
-        let opts = thunder_distributed::DdpOptions {
-            world_size: world,
-            bucket_bytes,
-        };
-        fb.backward = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &reduce)
-            .map_err(|e| ThunderError::new_err(format!("DDP: {e}")))?;
-    }
-    seconds.push(("grad", t.elapsed().as_secs_f64()));
-    let t = Instant::now();
-    let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
-    let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
-    let backward_local = local
-        .map(|b| ExecutionPlan::compile(&b, &refs))
-        .transpose()
-        .map_err(err)?;
-    seconds.push(("plan", t.elapsed().as_secs_f64()));
-    let traces = vec![
-        ("captured".to_string(), trace.to_python()),
-        ("forward".to_string(), fb.forward.to_python()),
-        ("executed".to_string(), plan.claimed().to_python()),
-    ];
-    let backward_traces = vec![
-        ("backward".to_string(), fb.backward.to_python()),
-        ("executed".to_string(), backward.claimed().to_python()),
-    ];
-    // With FSDP the plans' inputs are reordered: the fixed positions no longer apply (and the
-    // collectives make the plans uncapturable anyway).
-    let fixed = cuda_graphs
-        .as_deref()
-        .map(|f| if fsdp_is_on { &[][..] } else { f });
-    Ok(CompiledGraph {
-        name: name.to_string(),
-        plan: Runner::new(plan, fixed),
-        backward: Some(Runner::new(backward, cuda_graphs.as_ref().map(|_| &[][..]))),
-        backward_local,
-        backward_runs: Default::default(),
-        fsdp_inputs,
-        wrt,
-        ct_outputs,
-        n_out,
-        traces,
-        backward_traces,
-        compile_seconds: seconds,
-        output_metas,
-        calls: AtomicU64::new(0),
     })
 }
+
+/// The most ranks an FSDP layout may have.
+const MAX_WORLD_SIZE: usize = 1 << 20;
 
 /// How a module's parameters are sharded for `thunder.distributed.fsdp`: buckets of
 /// parameters laid end to end, each split into `world_size` equal flat shards.
@@ -634,8 +703,25 @@ impl FsdpLayout {
         params: Vec<(String, Vec<usize>, String, String)>,
         bucket_bytes: usize,
     ) -> PyResult<Self> {
-        if world_size == 0 {
-            return Err(PyValueError::new_err("world_size must be at least 1"));
+        // (The bound keeps `shard numel * world size` far from overflowing.)
+        if !(1..=MAX_WORLD_SIZE).contains(&world_size) {
+            return Err(PyValueError::new_err(format!(
+                "world_size must be between 1 and {MAX_WORLD_SIZE}, not {world_size}"
+            )));
+        }
+        // The layout adds up numels in usize; a shape whose numel (or whose bytes) overflows
+        // is no parameter PyTorch could hold.
+        let mut total: usize = 0;
+        for (name, shape, _, _) in &params {
+            let bytes = shape
+                .iter()
+                .try_fold(8usize, |n, &d| n.checked_mul(d))
+                .and_then(|b| total.checked_add(b));
+            total = bytes.ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "parameter {name}: the shape {shape:?} is too large to lay out"
+                ))
+            })?;
         }
         let specs = params
             .into_iter()

@@ -27,7 +27,7 @@ class _ThunderFunction(torch.autograd.Function):
         ctx.layout = [isinstance(s, torch.Tensor) for s in saved]
         ctx.numbers = [s for s in saved if not isinstance(s, torch.Tensor)]
         ctx.save_for_backward(*[s for s in saved if isinstance(s, torch.Tensor)])
-        with_ct = set(cg.ct_outputs())
+        with_ct = {i for group in cg.ct_outputs() for i in group}
         ctx.mark_non_differentiable(
             *[o for i, o in enumerate(outs) if i not in with_ct and isinstance(o, torch.Tensor)]
         )
@@ -47,7 +47,11 @@ class _ThunderFunction(torch.autograd.Function):
         tensors = iter(ctx.saved_tensors)
         numbers = iter(ctx.numbers)
         saved = [next(tensors) if t else next(numbers) for t in ctx.layout]
-        cotangents = [cts[i] for i in ctx.cg.ct_outputs()]
+        # A value returned at several positions takes the sum of their cotangents.
+        cotangents = [
+            sum((cts[i] for i in g[1:]), cts[g[0]])
+            for g in ctx.cg.ct_outputs()
+        ]
         grads = ctx.cg.backward(saved, cotangents, ctx.sync)
         state = ctx.state
         if not ctx.sync and state.accumulated and not state.no_sync:

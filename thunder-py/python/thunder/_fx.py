@@ -358,6 +358,8 @@ class _Encoder:
             args = n.args
         if op in ("chunk", "split"):
             return self.pieces(op, n, *args)
+        if op == "cat":
+            args = [_without_legacy_empties(args[0]), *args[1:]]
         return self.emit(op, [self.arg(a, n) for a in args], _origin(n))
 
     def transposed(self, n, x, attr):
@@ -446,6 +448,17 @@ class _Encoder:
             else:
                 raise _unsupported(f"indexing with {type(i).__name__} ({org})")
         return cur[1]  # an index that selects everything is the tensor itself
+
+
+def _without_legacy_empties(tensors):
+    """`torch.cat`'s operands without the 1-d empty tensors (shape `(0,)`) it skips whatever
+    the other operands' rank (transformers' key/value cache starts as one); kept when all are."""
+    def empty_1d(t):
+        ev = t.meta.get("example_value") if isinstance(t, torch.fx.Node) else None
+        return isinstance(ev, torch.Tensor) and tuple(ev.shape) == (0,)
+
+    kept = [t for t in tensors if not empty_1d(t)]
+    return kept if kept else list(tensors)
 
 
 def encode(gm, args):

@@ -177,21 +177,59 @@ def _eager_fallback(state, gm, args):
     return eager
 
 
+def _grad_key(args):
+    """What decides a compiled graph's gradients besides its code: the grad mode and which
+    tensor arguments require grad."""
+    return (torch.is_grad_enabled(), *(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
+
+
+def _take_grad_prelude(gm):
+    """Removes the `torch._C._set_grad_enabled(mode)` calls that `split_module` puts at the
+    start of every piece inside a grad-mode region, and returns the mode they leave (None
+    without one). The piece sets it before it runs, compiled or not, so that such a piece can
+    still be compiled: the call changes no value, only the mode the piece runs under."""
+    mode = None
+    for n in list(gm.graph.nodes):
+        if n.op == "placeholder":
+            continue
+        if n.op != "call_function" or n.target is not torch._C._set_grad_enabled or n.users:
+            break
+        if len(n.args) != 1 or not isinstance(n.args[0], bool) or n.kwargs:
+            break
+        mode = n.args[0]
+        gm.graph.erase_node(n)
+    if mode is not None:
+        gm.recompile()
+    return mode
+
+
 class _Partition(torch.nn.Module):
     """A piece of a split graph that thunder compiles at its first call (its inputs are then
-    known: values computed by the eager pieces before it)."""
+    known: values computed by the eager pieces before it).
+
+    Dynamo's guards cover the whole graph's inputs and the grad mode when the graph starts,
+    not what a piece sees: its inputs are activations of the pieces before it, and the grad
+    mode is whatever `_set_grad_enabled` calls before it left. A piece compiled under one grad
+    mode and run under another would silently lose (or invent) gradients, so each piece keeps
+    one compiled callable per grad mode and `requires_grad` pattern of its arguments."""
 
     def __init__(self, state, name, gm):
         super().__init__()
+        self._grad_mode = _take_grad_prelude(gm)
         self.gm = gm
         self._state = state
         self._name = name
-        self._fn = None
+        self._fns = {}
 
     def forward(self, *args):
-        if self._fn is None:
-            self._fn = _compile(self._state, self._name, self.gm, args)
-        return self._fn(*args)
+        if self._grad_mode is not None:
+            torch._C._set_grad_enabled(self._grad_mode)
+        key = _grad_key(args)
+        fn = self._fns.get(key)
+        if fn is None:
+            name = self._name if not self._fns else f"{self._name}_v{len(self._fns)}"
+            fn = self._fns[key] = _compile(self._state, name, self.gm, args)
+        return fn(*args)
 
 
 def _backend(state, name):
@@ -232,7 +270,10 @@ def _backend(state, name):
             state.eager_graphs += 1
             _mark_eager(state, example_inputs, reasons(part))
             return gm.forward
-        split = split_module(gm, gm, lambda n: part[n])
+        # In the graph's own order: the pieces between `_set_grad_enabled` calls must run while
+        # the grad mode they were written under holds (a topological order may run a piece from
+        # before a `torch.no_grad()` region after it, and its parameters then get no gradient).
+        split = split_module(gm, gm, lambda n: part[n], keep_original_order=True)
         by_name = {
             n.name: x
             for n, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs)

@@ -1,0 +1,228 @@
+"""Every parameter that gets a gradient in eager PyTorch gets the same one under
+`thunder.jit`, however the graph splits into compiled and eager pieces (issue 20)."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import thunder
+from thunder import _jit
+
+from conftest import devices
+
+# An op thunder does not translate, to split graphs with (eager PyTorch runs it). The tests
+# check it still splits: once it is supported, pick another.
+UNSUPPORTED = torch.cummax
+
+
+def _split(x):
+    return UNSUPPORTED(x, dim=-1).values
+
+
+def _check(model, *args, split=True, rtol=1e-5):
+    """Eager against thunder.jit on copies of `model`: the outputs and every gradient."""
+    eager = model
+    jm = thunder.jit(copy.deepcopy(model))
+    want = eager(*args)
+    want.sum().backward() if want.dim() else want.backward()
+    got = jm(*args)
+    got.sum().backward() if got.dim() else got.backward()
+    torch.testing.assert_close(got, want)
+    stats = thunder.compile_stats(jm)
+    assert stats["compiled_graphs"] > 0, stats
+    if split:
+        assert stats["eager_graphs"] > 0 and any("cummax" in u for u in stats["unsupported"]), stats
+    wants = dict(eager.named_parameters())
+    gots = dict(jm.named_parameters())
+    assert wants.keys() == gots.keys()
+    for n, p in wants.items():
+        g = gots[n].grad
+        if p.grad is None:
+            assert g is None, f"{n}: a gradient eager does not give"
+            continue
+        assert g is not None, f"{n}: no gradient under thunder.jit (eager gives one)"
+        torch.testing.assert_close(g, p.grad, rtol=rtol, atol=1e-6, msg=lambda m: f"{n}: {m}")
+    return stats
+
+
+class NoGradInside(torch.nn.Module):
+    """A parameter used before a `torch.no_grad()` region (transformers' rotary embedding):
+    the region's pieces must not run before the piece that reads the parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8)
+        self.lin = torch.nn.Linear(8, 8)
+        self.register_buffer("freq", torch.linspace(0.1, 1.0, 8))
+
+    def forward(self, idx):
+        h = self.emb(idx)
+        with torch.no_grad():
+            pos = torch.arange(idx.shape[-1], dtype=torch.float32)
+            table = (pos[:, None] * self.freq[None, :]).cos()
+        return (self.lin(h) * table).sum()
+
+
+class Tied(torch.nn.Module):
+    """Input and output embeddings share one weight, read by pieces on both sides of a split
+    and of a `torch.no_grad()` region (as in transformers' Llama with tied embeddings, whose
+    shared weight got only the output head's part of its gradient)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(40, 16)
+        self.mid = torch.nn.Linear(16, 16)
+
+    def forward(self, idx):
+        h = self.emb(idx)
+        with torch.no_grad():
+            scale = torch.arange(16, dtype=torch.float32).cos()
+        h = _split(self.mid(h) * scale)
+        logits = F.linear(h, self.emb.weight)
+        return F.cross_entropy(logits.reshape(-1, 40), idx.reshape(-1))
+
+
+class SharedAcrossPieces(torch.nn.Module):
+    """One parameter read by three pieces (compiled, eager, compiled) and a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(8, 8) / 3)
+        self.register_buffer("scale", torch.full((8,), 0.5))
+
+    def forward(self, x):
+        a = torch.tanh(x @ self.w) * self.scale
+        b = _split(a @ self.w)
+        return ((b @ self.w) * a).sum()
+
+
+class ActivationInput(torch.nn.Module):
+    """A compiled piece whose only differentiable inputs are activations of an eager piece."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = _split(self.a(x))
+        return (torch.sigmoid(h) * h).sum()
+
+
+class LossAndLogits(torch.nn.Module):
+    """A compiled graph that returns its logits and the cross entropy of them: the backward
+    gets the logits back as a saved tensor that requires grad (this crashed the interpreter
+    in the backward, as GPT-2 and BERT did)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(16, 30)
+
+    def forward(self, x, y):
+        logits = self.head(x)
+        return F.cross_entropy(logits, y), logits
+
+
+def test_a_parameter_read_before_a_no_grad_region_gets_its_gradient():
+    torch.manual_seed(0)
+    _check(NoGradInside(), torch.randint(0, 50, (2, 6)), split=False)
+
+
+def test_tied_weights_get_both_parts_of_their_gradient():
+    torch.manual_seed(0)
+    _check(Tied(), torch.randint(0, 40, (3, 5)))
+
+
+def test_a_parameter_read_by_several_pieces_gets_every_part():
+    torch.manual_seed(0)
+    _check(SharedAcrossPieces(), torch.randn(4, 8))
+
+
+def test_activations_of_an_eager_piece_carry_gradients_through_a_compiled_one():
+    torch.manual_seed(0)
+    _check(ActivationInput(), torch.randn(4, 8))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_backward_through_saved_outputs_does_not_crash(device):
+    torch.manual_seed(0)
+    m = LossAndLogits().to(device)
+    # x requires grad (an activation): the saved logits then belong to a graph that reaches
+    # further back, and differentiating through them from inside the backward crashed.
+    x = torch.randn(6, 16, device=device, requires_grad=True)
+    y = torch.randint(0, 30, (6,), device=device)
+    want_loss, want_logits = m(x, y)
+    (want_loss + want_logits.square().mean()).backward()
+    want_x_grad = x.grad.clone()
+    jm = thunder.jit(copy.deepcopy(m))
+    got_loss, got_logits = jm(x, y)
+    (got_loss + got_logits.square().mean()).backward()
+    assert thunder.compile_stats(jm)["eager_graphs"] == 0
+    torch.testing.assert_close(got_loss, want_loss)
+    torch.testing.assert_close(x.grad, 2 * want_x_grad)  # eager's, then thunder's on top
+    for (n, p), q in zip(m.named_parameters(), jm.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=lambda s: f"{n}: {s}")
+
+
+def test_attention_backward_through_saved_outputs_does_not_crash():
+    # The same for attention: q, k and v are outputs of the graph and saved for its backward.
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 8, requires_grad=True) for _ in range(3))
+
+    def f(q, k, v):
+        q2, k2, v2 = q * 2, k * 2, v * 2
+        return F.scaled_dot_product_attention(q2, k2, v2, is_causal=True), q2, k2, v2
+
+    def loss(outs):
+        return sum(o.square().sum() for o in outs)
+
+    loss(f(q, k, v)).backward()
+    want = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    jf = thunder.jit(f)
+    loss(jf(q, k, v)).backward()
+    assert thunder.compile_stats(jf)["eager_graphs"] == 0
+    for t, w in zip((q, k, v), want):
+        torch.testing.assert_close(t.grad, w)
+
+
+def test_a_piece_follows_the_grad_mode_it_runs_under():
+    # The same compiled function called with and without grad, alternating: each call's
+    # gradients (or their absence) are eager's.
+    lin = torch.nn.Linear(4, 4)
+    jf = thunder.jit(lambda x: torch.tanh(lin(x)).sum())
+    x = torch.randn(3, 4)
+    for grad in (True, False, True):
+        lin.zero_grad(set_to_none=True)
+        with torch.set_grad_enabled(grad):
+            out = jf(x)
+        assert out.requires_grad == grad
+        if grad:
+            out.backward()
+            assert lin.weight.grad is not None
+
+
+def test_a_value_returned_twice_gets_both_gradients():
+    # `h` and `h.float()` are one value in thunder's trace, returned at two positions (as a
+    # split transformers model returns its logits, and their `.float()` for the loss): both
+    # positions carry gradient.
+    torch.manual_seed(0)
+    w = torch.randn(4, 4, requires_grad=True)
+    x = torch.randn(3, 4)
+
+    def f(x, w):
+        h = torch.tanh(x @ w)
+        return h, h.float()
+
+    a, b = f(x, w)
+    (a.sum() + (b * b).sum()).backward()
+    want = w.grad.clone()
+    w.grad = None
+    jf = thunder.jit(f)
+    a, b = jf(x, w)
+    assert a.requires_grad and b.requires_grad
+    assert [g for cg in _jit._state(jf).graphs for g in cg.ct_outputs()] == [[0, 1]]
+    (a.sum() + (b * b).sum()).backward()
+    torch.testing.assert_close(w.grad, want)
