@@ -2,8 +2,9 @@
 with thunder.distributed.ddp (THUNDER_WORKER_MODE=ddp, the default) or fsdp and half the batch
 per rank, against eager PyTorch with the whole batch on this rank's device: its GPU with NCCL,
 or the CPU with gloo (THUNDER_WORKER_DEVICE=cpu). ddp then accumulates two micro-batches with
-no_sync; fsdp compares its gathered parameters, then loads them back. Exits non-zero on a
-mismatch."""
+no_sync; fsdp compares its gathered parameters, then loads them back, is refused wrong state
+dicts without any change on any rank, and loads part of a state dict (strict=False). Exits
+non-zero on a mismatch."""
 
 import os
 import pathlib
@@ -16,6 +17,80 @@ import thunder
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import train_gpt  # noqa: E402
+
+
+def fail(rank, what):
+    print(f"rank {rank}: {what}")
+    sys.exit(1)
+
+
+def snapshot(jm):
+    """This rank's shards and the gathered state dict (a collective), copied."""
+    return [s.detach().clone() for s in jm.parameters()], jm.state_dict()
+
+
+def changed_since(jm, before):
+    """What differs from `before` (a snapshot): shards and state dict entries."""
+    shards, sd = snapshot(jm)
+    changed = [f"shard {k}" for k, (a, b) in enumerate(zip(shards, before[0]))
+               if not torch.equal(a, b)]
+    return changed + [k for k in sd if not torch.equal(sd[k], before[1][k])]
+
+
+def check_rejected_loads(jm, good, rank):
+    """The same wrong shape on every rank (a parameter with more elements at the start of a
+    bucket, one with fewer at the end), then a wrong shape on rank 1 only: every rank raises,
+    and no rank changes anything (every other value is new, so any write would show)."""
+    f = jm._thunder_state.fsdp
+    first = next(f.names[b[0][0]] for b in f.layout.buckets() if len(b[0]) > 1)
+    last = f.names[f.layout.buckets()[-1][0][-1]]
+    new = {k: v + 1 for k, v in good.items()}
+    more, fewer = dict(new), dict(new)
+    s = good[first].shape
+    more[first] = torch.zeros((s[0] + 1,) + s[1:], device=good[first].device)
+    fewer[last] = good[last].reshape(-1)[1:].clone()
+    only_rank_1 = (more, f"size mismatch for {first}") if rank == 1 else (
+        new, "rank 1 could not load its state dict")
+    cases = [(more, f"size mismatch for {first}"), (fewer, f"size mismatch for {last}"),
+             only_rank_1]
+    for sd, says in cases:
+        before = snapshot(jm)
+        try:
+            jm.load_state_dict(sd)
+            fail(rank, f"load_state_dict took a wrong state dict ({says})")
+        except RuntimeError as e:
+            if says not in str(e) or "Nothing was loaded" not in str(e):
+                fail(rank, f"load_state_dict: {e}, not {says!r}")
+        changed = changed_since(jm, before)
+        if changed:
+            fail(rank, f"a rejected load_state_dict ({says}) changed {changed}")
+
+
+def check_partial_load(jm, good, rank, world):
+    """strict=False with every other parameter, and every parameter split between two ranks'
+    shards: those load (each rank its slice), the others keep their values."""
+    f = jm._thunder_state.fsdp
+    split = set()
+    for members, offsets, _numel, shard_numel in f.layout.buckets():
+        for i, off in zip(members, offsets):
+            n = good[f.names[i]].numel()
+            if any(off < r * shard_numel < off + n for r in range(1, world)):
+                split.add(f.names[i])
+    given = set(f.names[::2]) | split
+    partial = [b for b in f.layout.buckets()
+               if 0 < len(given & {f.names[i] for i in b[0]}) < len(b[0])]
+    if not partial or not split:
+        fail(rank, f"the partial load tests no part of a bucket or no split parameter: {given}")
+    before = jm.state_dict()
+    sd = {k: good[k] + 2 for k in given}
+    keys = jm.load_state_dict(dict(sd, extra=torch.ones(1)), strict=False)
+    missing = [k for k in before if k not in given]
+    if keys.missing_keys != missing or keys.unexpected_keys != ["extra"]:
+        fail(rank, f"strict=False returned {keys}, not {missing} missing and 'extra' unexpected")
+    after = jm.state_dict()
+    for k in before:
+        if not torch.equal(after[k], sd.get(k, before[k])):
+            fail(rank, f"after a partial load, {k} is neither loaded nor kept")
 
 
 def main():
@@ -80,6 +155,10 @@ def main():
             print(f"rank {rank}: after load_state_dict: loss {got.item() / world}, want {want.item()}")
             sys.exit(1)
         print(f"rank {rank}: fsdp: load_state_dict shards the loaded parameters")
+        check_rejected_loads(jm, changed, rank)
+        print(f"rank {rank}: fsdp: a rejected load_state_dict changes nothing on any rank")
+        check_partial_load(jm, changed, rank, world)
+        print(f"rank {rank}: fsdp: strict=False loads each given parameter into its slice")
         print(f"rank {rank}: fsdp: 5 steps match the full-batch run")
         dist.destroy_process_group()
         return

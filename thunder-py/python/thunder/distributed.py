@@ -15,10 +15,13 @@ contributions comes out right.
 """
 
 import atexit
+import collections
 import contextlib
 import datetime
 import gc
 import math
+import numbers
+from collections.abc import Mapping
 
 import torch
 import torch.distributed as dist
@@ -32,7 +35,7 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
     """Makes `jmodel` (from `thunder.jit(module)`) data parallel over the default process group;
     returns it. Call it before the first call of `jmodel`. Parameters and buffers are
     broadcast from rank 0."""
-    state = _check(jmodel, "ddp", bucket_mb)
+    state = _check(jmodel, "ddp", bucket_mb, timeout_s)
     world, rank = dist.get_world_size(), dist.get_rank()
     params = list(jmodel.parameters())
     comm = _communicator(jmodel, params, world, rank, timeout_s)
@@ -56,7 +59,7 @@ def ddp(jmodel, *, bucket_mb=25, timeout_s=300.0):
     return jmodel
 
 
-def _check(jmodel, what, bucket_mb):
+def _check(jmodel, what, bucket_mb, timeout_s):
     """The checks ddp and fsdp share; returns the jitted module's state."""
     if not isinstance(jmodel, _jit.ThunderModule):
         raise ValueError(f"thunder.distributed.{what} takes a module returned by thunder.jit(module)")
@@ -70,9 +73,27 @@ def _check(jmodel, what, bucket_mb):
             f"thunder.distributed.{what} needs torch.distributed.init_process_group(...) first "
             "(under torchrun: init_process_group('nccl'))"
         )
-    if not bucket_mb > 0:
-        raise ValueError(f"bucket_mb must be positive, not {bucket_mb}")
+    if not (_is_real(bucket_mb) and 0 < bucket_mb < math.inf):
+        raise ValueError(f"bucket_mb must be a positive finite number of MiB, not {bucket_mb!r}")
+    _check_timeout(timeout_s)
     return state
+
+
+_MAX_TIMEOUT_S = 86400.0  # 24 hours; a longer wait is a hung job, not a slow one
+
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_timeout(timeout_s):
+    """Python refuses what the Rust communicator's Duration and datetime.timedelta cannot hold
+    (inf, nan, 1e30 panic or overflow there), with the allowed range."""
+    if not (_is_real(timeout_s) and 0 < timeout_s <= _MAX_TIMEOUT_S):
+        raise ValueError(
+            f"timeout_s must be a number of seconds above 0 and at most {_MAX_TIMEOUT_S:g} "
+            f"(24 hours), not {timeout_s!r}"
+        )
 
 
 def _communicator(jmodel, params, world, rank, timeout_s):
@@ -81,8 +102,6 @@ def _communicator(jmodel, params, world, rank, timeout_s):
     process group's store). On the CPU: the process group itself (gloo; slow, for debugging and
     tests: each collective all-gathers)."""
     global _ids
-    if not timeout_s > 0:
-        raise ValueError(f"timeout_s must be positive, not {timeout_s}")
     if world == 1:
         return None
     devices = {p.device for p in params}
@@ -172,15 +191,22 @@ def _behind(store, world):
 class _Fsdp:
     """What thunder.distributed.fsdp keeps in the jitted module's state."""
 
-    def __init__(self, layout, names, params, shards, comm, prefetch, world, rank):
+    def __init__(self, layout, names, params, shards, comm, prefetch, world, rank, timeout_s):
         self.layout = layout  # _C.FsdpLayout
         self.names = names  # per layout parameter, its name in the module
         self.index = {id(p): i for i, p in enumerate(params)}  # parameter -> layout index
         self.shapes = [tuple(p.shape) for p in params]
         self.shards = shards  # per bucket, this rank's shard (an nn.Parameter)
+        # per layout parameter: its bucket, its offset in the bucket's flat layout, the
+        # bucket's shard numel
+        self.place = {}
+        for k, (members, offsets, _numel, shard_numel) in enumerate(layout.buckets()):
+            for i, off in zip(members, offsets):
+                self.place[i] = (k, off, shard_numel)
         self.comm = comm
         self.prefetch = prefetch
         self.world, self.rank = world, rank
+        self.timeout_s = float(timeout_s)
 
 
 def fsdp(jmodel, *, sharding="zero3", bucket_mb=64, prefetch=2, timeout_s=300.0):
@@ -196,14 +222,16 @@ def fsdp(jmodel, *, sharding="zero3", bucket_mb=64, prefetch=2, timeout_s=300.0)
     Compiled graphs gather a bucket (NCCL all-gather, `prefetch` buckets ahead) before it is
     used, in the forward and again in the backward, and reduce-scatter (average) its
     gradients. `jmodel.state_dict()` gathers the full parameters (a collective: call it on
-    every rank); `load_state_dict` shards them again. Every parameter must be read inside
-    graphs thunder compiles: a part that runs eagerly and reads one is an error."""
+    every rank); `load_state_dict` shards them again (a collective too, each rank given the
+    same state dict: it checks the whole dict first, and unless every rank accepts it, no rank
+    changes anything). Every parameter must be read inside graphs thunder compiles: a part
+    that runs eagerly and reads one is an error."""
     if sharding != "zero3":
         raise ValueError(
             f"sharding={sharding!r}: thunder.distributed.fsdp shards parameters, gradients and "
             "optimizer state ('zero3'); ZeRO-2 is in thunder-bench only so far"
         )
-    state = _check(jmodel, "fsdp", bucket_mb)
+    state = _check(jmodel, "fsdp", bucket_mb, timeout_s)
     if not (isinstance(prefetch, int) and prefetch >= 0):
         raise ValueError(f"prefetch must be a non-negative int, not {prefetch!r}")
     world, rank = dist.get_world_size(), dist.get_rank()
@@ -226,7 +254,8 @@ def fsdp(jmodel, *, sharding="zero3", bucket_mb=64, prefetch=2, timeout_s=300.0)
             # The module keeps the parameter's shape, dtype and device (what the graphs are
             # traced with), not its memory.
             p.data.untyped_storage().resize_(0)
-    state.fsdp = _Fsdp(layout, [n for n, _ in named], params, shards, comm, prefetch, world, rank)
+    state.fsdp = _Fsdp(layout, [n for n, _ in named], params, shards, comm, prefetch, world, rank,
+                       timeout_s)
     return jmodel
 
 
@@ -258,34 +287,163 @@ def _full_parameters(f):
 
 def _full_state_dict(jmodel):
     f = jmodel._thunder_state.fsdp
-    sd = jmodel._orig_mod.state_dict()
+    module = jmodel._orig_mod
+    # keep_vars: a tied weight appears under several keys, and only identity tells that a
+    # key is a sharded parameter; its module copy holds no memory (reading it crashes).
+    sd = module.state_dict(keep_vars=True)
     full = _full_parameters(f)
-    for name in sd:
-        if name in full:
-            sd[name] = full[name]
+    for name, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        i = f.index.get(id(t))
+        sd[name] = t.detach() if i is None else full[f.names[i]]
     return sd
 
 
+_loads = 0  # load_state_dict calls this process made on fsdp modules; ranks pair them by count
+
+
 def _load_full_state_dict(jmodel, sd, strict):
+    """torch.nn.Module.load_state_dict for a full (gathered) state dict: the same keys,
+    checks, messages and result, loaded into this rank's shards. All or nothing on every
+    rank: the whole dict is checked first, the ranks share their verdicts, and only when every
+    rank accepts are parameters copied, each into its own slice of the shard."""
     f = jmodel._thunder_state.fsdp
-    expected = set(jmodel._orig_mod.state_dict().keys())
-    missing = sorted(expected - set(sd))
-    unexpected = sorted(set(sd) - expected)
-    if strict and (missing or unexpected):
-        raise RuntimeError(
-            f"Error(s) in loading state_dict: missing keys {missing}, unexpected keys {unexpected}"
-        )
-    sharded = set(f.names)
+    module = jmodel._orig_mod
+    error, plan = _plan_load(f, module, sd, strict)
+    _agree(f, error)
+    copies, rest, missing, unexpected = plan
     with torch.no_grad():
-        for k, (members, offsets, numel, shard_numel) in enumerate(f.layout.buckets()):
-            if not all(f.names[i] in sd for i in members):
-                continue
-            shard = f.shards[k]
-            parts = [sd[f.names[i]].detach().to(shard.device, shard.dtype) for i in members]
-            shard.copy_(_rank_shard(parts, numel, shard_numel, f.world, f.rank))
-    rest = {k: v for k, v in sd.items() if k not in sharded}
-    jmodel._orig_mod.load_state_dict(rest, strict=False)
+        # The module's own load first: its hooks and set_extra_state can still fail, and
+        # then no shard has been written.
+        module.load_state_dict(rest, strict=False)
+        for k, lo, hi, src, start in copies:
+            f.shards[k][lo:hi].copy_(src[start:start + hi - lo])
     return torch.nn.modules.module._IncompatibleKeys(missing, unexpected)
+
+
+def _plan_load(f, module, sd, strict):
+    """Checks `sd` against the module as torch's load_state_dict does, writing nothing.
+    Returns (None, (copies, rest, missing, unexpected)), or (the exception to raise, None).
+    `copies`: (bucket, start in this rank's shard, end, flat source, start in the source);
+    `rest`: what the module loads itself (buffers, parameters left whole, extra state)."""
+    if not isinstance(sd, Mapping):
+        return TypeError(f"Expected state_dict to be dict-like, got {type(sd)}."), None
+    own = module.state_dict(keep_vars=True)
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    errors = []
+    if strict and missing:
+        errors.append(f"Missing key(s) in state_dict: {_quoted(missing)}. ")
+    if strict and unexpected:
+        errors.append(f"Unexpected key(s) in state_dict: {_quoted(unexpected)}. ")
+    copies = []
+    rest = collections.OrderedDict()
+    metadata = getattr(sd, "_metadata", None)
+    if metadata is not None:
+        rest._metadata = metadata  # per-module versions that some modules' loading reads
+    for key, target in own.items():
+        if key not in sd:
+            continue
+        given = sd[key]
+        if isinstance(target, torch.Tensor):
+            why = _cannot_load(key, given, target)
+            if why:
+                errors.append(why)
+                continue
+        i = f.index.get(id(target))
+        if i is None:
+            rest[key] = given
+        else:
+            copies += _param_copies(f, i, given.detach().reshape(-1))
+    if errors:
+        return RuntimeError(
+            "Error(s) in loading state_dict for {}:\n\t{}\nNothing was loaded, on any rank: "
+            "thunder.distributed.fsdp checks the whole state dict before it copies anything."
+            .format(type(module).__name__, "\n\t".join(errors))
+        ), None
+    return None, (copies, rest, missing, unexpected)
+
+
+def _quoted(keys):
+    return ", ".join(f'"{k}"' for k in keys)
+
+
+def _cannot_load(key, given, target):
+    """Why `given` cannot be copied into `target` (torch's message where torch has one), or
+    None. What torch's param.copy_ would only fail on half-way is refused here, up front."""
+    if not isinstance(given, torch.Tensor):
+        return (f'While copying the parameter named "{key}", expected torch.Tensor or '
+                f"Tensor-like object from checkpoint but received {type(given)}")
+    # torch loads a one-element vector into a 0-dim parameter (checkpoints of torch 0.3)
+    scalar = target.dim() == 0 and tuple(given.shape) == (1,)
+    if given.shape != target.shape and not scalar:
+        return (f"size mismatch for {key}: copying a param with shape {given.shape} from "
+                f"checkpoint, the shape in current model is {target.shape}.")
+    if given.is_meta:
+        return (f"{key}: the checkpoint's tensor is on the meta device and holds no values: "
+                "load the checkpoint with real tensors (torch.load(..., map_location='cpu'))")
+    if given.layout != torch.strided or given.is_quantized or given.is_nested:
+        kind = ("quantized" if given.is_quantized else "nested" if given.is_nested
+                else str(given.layout))
+        return (f"{key}: the checkpoint's tensor is {kind}; the parameter is a dense "
+                f"{target.dtype} tensor: convert it first (to_dense(), dequantize())")
+    if given.is_complex() and not target.is_complex():
+        return (f"{key}: copying a complex tensor ({given.dtype}) into a real one "
+                f"({target.dtype}) would drop its imaginary part: pass the real part (.real) "
+                "if that is meant")
+    return None
+
+
+def _param_copies(f, i, src):
+    """The copy of layout parameter `i` (flat `src`) into this rank's shard, as a list of at
+    most one (bucket, start in the shard, end, src, start in src): the part of the parameter
+    that falls in this rank's range of the bucket's flat layout."""
+    k, off, shard_numel = f.place[i]
+    lo, hi = f.rank * shard_numel, (f.rank + 1) * shard_numel
+    a, b = max(off, lo), min(off + src.numel(), hi)
+    return [(k, a - lo, b - lo, src, a - off)] if a < b else []
+
+
+def _agree(f, error):
+    """Raises `error` (this rank's verdict on its state dict, or None) and makes every other
+    rank raise too: without it, a rank given a different dict would load while the others do
+    not, and the ranks' shards would no longer make up one model. The verdicts go through the
+    process group's store (any backend, no device memory), bounded by timeout_s."""
+    global _loads
+    if f.world == 1:
+        if error is not None:
+            raise error
+        return
+    _loads += 1
+    store = dist.distributed_c10d._get_default_store()
+    keys = [f"thunder/load_state_dict/{_loads}/{r}" for r in range(f.world)]
+    store.set(keys[f.rank], "" if error is None else f"{type(error).__name__}: {error}")
+    try:
+        store.wait(keys, datetime.timedelta(seconds=f.timeout_s))
+    except RuntimeError as e:
+        late = [str(r) for r, key in enumerate(keys) if not _has(store, key)]
+        raise RuntimeError(
+            f"load_state_dict on rank {f.rank}: rank(s) {', '.join(late) or '?'} did not call it "
+            f"within timeout_s={f.timeout_s:g} s; it is a collective of thunder.distributed.fsdp: "
+            f"call it on every rank. Nothing was loaded on this rank. ({e})"
+        ) from None
+    if error is not None:
+        raise error
+    for r, key in enumerate(keys):
+        verdict = store.get(key).decode()
+        if verdict:
+            raise RuntimeError(
+                f"rank {r} could not load its state dict, so no rank loaded anything (give every "
+                f"rank the same, valid state dict). Rank {r}'s error:\n{verdict}"
+            )
+
+
+def _has(store, key):
+    try:
+        return store.check([key])
+    except Exception:  # the store lives in rank 0's process, which may have died
+        return False
 
 
 @contextlib.contextmanager
