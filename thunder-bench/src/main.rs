@@ -176,8 +176,13 @@ struct Llama2Args {
     #[arg(long)]
     keep_gathered_mb: Option<f64>,
     /// Seconds a rank waits for the others (rendezvous, NCCL setup, each collective) before it
-    /// fails naming the rank that is missing.
-    #[arg(long, default_value_t = 300)]
+    /// fails naming the rank that is missing: 1 to 86400 (a day).
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64)
+            .range(1..=thunder_distributed::timeout::MAX_TIMEOUT.as_secs())
+    )]
     dist_timeout: u64,
     /// Time every instruction of the compiled step's first step and of one more step after the
     /// timed ones (each followed by a device synchronization), and write a summary into this
@@ -495,6 +500,12 @@ fn launch(a: &Llama2Args, n: usize) -> Result<(), Box<dyn std::error::Error>> {
         "thunder-bench: {n} ranks on cuda:0..{}, rendezvous at 127.0.0.1:{port}",
         n - 1
     );
+    // The ranks' rendezvous admits only processes that know this secret (a caller's own wins).
+    use thunder_distributed::token::{random_secret, TOKEN_VAR};
+    let token = match std::env::var(TOKEN_VAR) {
+        Ok(t) => t,
+        Err(_) => random_secret()?,
+    };
     let out = dir.join("rank0.json");
     let mut kids = Vec::with_capacity(n);
     for r in 0..n {
@@ -502,6 +513,7 @@ fn launch(a: &Llama2Args, n: usize) -> Result<(), Box<dyn std::error::Error>> {
             Command::new(&exe)
                 .args(&args)
                 .env(ROLE_VAR, "rank")
+                .env(TOKEN_VAR, &token)
                 .env(OUT_VAR, &out)
                 .env("RANK", r.to_string())
                 .env("WORLD_SIZE", n.to_string())
@@ -582,4 +594,29 @@ fn without_decompositions(t: &Trace) -> String {
         b.subsymbols.clear();
     }
     flat.to_python()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_timeout_takes_1_to_86400_seconds_and_nothing_else() {
+        let parse = |v: &str| Cli::try_parse_from(["thunder-bench", "llama2", "--dist-timeout", v]);
+        for bad in [
+            "0",
+            "86401",
+            "18446744073709551615",
+            "1e30",
+            "inf",
+            "NaN",
+            "-1",
+            "0.5",
+        ] {
+            assert!(parse(bad).is_err(), "--dist-timeout {bad} was accepted");
+        }
+        for good in ["1", "300", "86400"] {
+            assert!(parse(good).is_ok(), "--dist-timeout {good} was refused");
+        }
+    }
 }

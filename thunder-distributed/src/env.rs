@@ -1,6 +1,7 @@
 //! Where this process sits in a distributed job: from the variables torchrun and SLURM set.
 
 use crate::error::{Error, Result};
+use crate::token::Token;
 
 /// This process's place in the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,13 @@ pub struct DistEnv {
     /// Port of rank 0's rendezvous: `THUNDER_MASTER_PORT` if set; under torchrun (whose agent
     /// holds `MASTER_PORT` for its own store) `MASTER_PORT + 1`; otherwise `MASTER_PORT`.
     pub master_port: u16,
+    /// The job's rendezvous token (see [`crate::token`]): `THUNDER_RDZV_TOKEN`, else derived
+    /// from `TORCHELASTIC_RUN_ID` or `SLURM_JOB_ID`, else none.
+    pub token: Token,
+    /// Where rank 0 listens instead of `master_addr` (`THUNDER_RDZV_BIND`, e.g. `0.0.0.0`), for
+    /// a `MASTER_ADDR` that is not an address of rank 0's host (NAT, a container's service
+    /// address).
+    pub bind_addr: Option<String>,
 }
 
 /// The port when SLURM runs the job and `MASTER_PORT` is not set (torchrun's default).
@@ -31,7 +39,8 @@ impl DistEnv {
     /// From `get` (a variable's value by name). torchrun's `RANK`/`WORLD_SIZE`/`LOCAL_RANK`/
     /// `MASTER_ADDR`/`MASTER_PORT` win; otherwise SLURM's `SLURM_PROCID`/`SLURM_NTASKS`/
     /// `SLURM_LOCALID` with `MASTER_ADDR` (or `SLURM_LAUNCH_NODE_IPADDR`) and `MASTER_PORT`
-    /// (default 29500).
+    /// (default 29500). The rendezvous token comes from the same variables
+    /// ([`Token::from_vars`]).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Option<DistEnv>> {
         let torchrun = ["RANK", "WORLD_SIZE", "LOCAL_RANK"]
             .iter()
@@ -133,12 +142,18 @@ impl DistEnv {
             })?,
             None => master_port,
         };
+        let token = Token::from_vars(&get)?;
+        let bind_addr = get("THUNDER_RDZV_BIND")
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty());
         Ok(Some(DistEnv {
             rank,
             world_size,
             local_rank,
             master_addr,
             master_port,
+            token,
+            bind_addr,
         }))
     }
 }

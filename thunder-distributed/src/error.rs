@@ -34,6 +34,18 @@ pub enum Error {
         /// The OS's reason.
         reason: String,
     },
+    /// Rank 0 cannot listen at the rendezvous address (`MASTER_ADDR`, or `THUNDER_RDZV_BIND`).
+    #[error(
+        "rank 0 cannot listen at {addr}: {reason}; MASTER_ADDR must name an address of rank 0's \
+         host, or set THUNDER_RDZV_BIND to the local address to listen at (0.0.0.0: every \
+         interface)"
+    )]
+    Bind {
+        /// The host that was to be bound.
+        addr: String,
+        /// Why it failed (per resolved address).
+        reason: String,
+    },
     /// A rendezvous step did not finish in time.
     #[error("rendezvous timed out after {}s: {what}", .after.as_secs_f64())]
     Timeout {
@@ -58,6 +70,43 @@ pub enum Error {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// A timeout outside the accepted range (see [`crate::timeout`]).
+    #[error(
+        "{what}: {given} is not a valid timeout; give a finite number of seconds from {} to {} \
+         ({} h)",
+        crate::timeout::MIN_TIMEOUT.as_secs_f64(),
+        crate::timeout::MAX_TIMEOUT.as_secs(),
+        crate::timeout::MAX_TIMEOUT.as_secs() / 3600
+    )]
+    BadTimeout {
+        /// Whose timeout.
+        what: String,
+        /// The value given, as the caller wrote it.
+        given: String,
+    },
+    /// NCCL cannot be loaded or lacks an entry point.
+    #[error("{0}")]
+    NcclUnavailable(String),
+    /// An NCCL call failed or did not finish in time; the communicator was aborted (later
+    /// uses give [`Error::Poisoned`]).
+    #[error("{what}: {message}")]
+    Nccl {
+        /// The call (a trace statement, or what was being set up).
+        what: String,
+        /// NCCL's error, or how long it waited.
+        message: String,
+    },
+    /// The NCCL communicator was aborted earlier (by the watchdog, or after a failed call): it
+    /// runs nothing any more.
+    #[error(
+        "{what}: the NCCL communicator was aborted earlier and cannot be used again: {reason}"
+    )]
+    Poisoned {
+        /// The call that was refused.
+        what: String,
+        /// Why the communicator was aborted: which collective, which ranks.
+        reason: String,
     },
 }
 

@@ -3,8 +3,9 @@
 //! world's data to every rank) but simple and exact, for CPUs and tests, without NCCL:
 //! - [`LoopbackGroup`]: ranks are threads of one process, each running its own plan; for testing
 //!   the DDP and FSDP transforms on the CPU (layouts, padding, reductions) against a
-//!   single-process run. Every collective waits for the other ranks at most `timeout`, then
-//!   fails naming the op (a rank that never arrives does not hang the test).
+//!   single-process run. Every collective waits for the other ranks at most `timeout` (checked
+//!   by [`crate::timeout`]), then fails naming the op (a rank that never arrives does not hang
+//!   the test).
 //! - thunder-py exchanges through torch.distributed's process group (gloo), so
 //!   `thunder.distributed` runs over several CPU processes.
 //!
@@ -38,9 +39,11 @@ impl std::fmt::Debug for LoopbackGroup {
 }
 
 impl LoopbackGroup {
-    /// A group of `world_size` ranks whose collectives wait at most `timeout` for each other.
-    pub fn new(world_size: usize, timeout: Duration) -> Arc<Self> {
-        Arc::new(LoopbackGroup {
+    /// A group of `world_size` ranks whose collectives wait at most `timeout` for each other
+    /// (see [`crate::timeout`] for the range).
+    pub fn new(world_size: usize, timeout: Duration) -> crate::Result<Arc<Self>> {
+        let timeout = crate::timeout::check("the loopback group", timeout)?;
+        Ok(Arc::new(LoopbackGroup {
             world_size,
             timeout,
             state: Mutex::new(Slots {
@@ -49,7 +52,7 @@ impl LoopbackGroup {
                 generation: 0,
             }),
             turn: Condvar::new(),
-        })
+        }))
     }
 
     /// The executor of rank `rank` (put it first in that rank's executor list).

@@ -7,9 +7,14 @@
 //! Communicators are non-blocking (`blocking = 0`): initialization and every call are polled
 //! against a deadline, and a communicator that does not finish in time is aborted, so a dead
 //! peer ends the run with an error instead of a hang.
+//!
+//! An aborted communicator is *poisoned*: it keeps the reason (which call, which ranks), and
+//! every later call returns [`Error::Poisoned`] with it, so a Python caller gets an exception
+//! rather than a vanished process or a hang.
 
+use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// `ncclResult_t`
@@ -116,8 +121,12 @@ struct Lib {
     ) -> NcclResult,
 }
 
-fn lib() -> Result<&'static Lib, String> {
-    static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
+fn lib() -> Result<&'static Lib> {
+    load().map_err(|e| Error::NcclUnavailable(e.clone()))
+}
+
+fn load() -> std::result::Result<&'static Lib, &'static String> {
+    static LIB: OnceLock<std::result::Result<Lib, String>> = OnceLock::new();
     LIB.get_or_init(|| {
         use libloading::os::unix::{Library, RTLD_LAZY};
         let names: Vec<String> = std::env::var("THUNDER_NCCL_LIB")
@@ -168,10 +177,12 @@ fn lib() -> Result<&'static Lib, String> {
         Ok(lib)
     })
     .as_ref()
-    .map_err(Clone::clone)
 }
 
-fn describe(l: &Lib, rc: NcclResult) -> String {
+fn describe(rc: NcclResult) -> String {
+    let Ok(l) = load() else {
+        return format!("NCCL error {rc}");
+    };
     // SAFETY: NCCL returns a static string for every result code.
     let s = unsafe { (l.error_string)(rc) };
     if s.is_null() {
@@ -183,25 +194,31 @@ fn describe(l: &Lib, rc: NcclResult) -> String {
 }
 
 /// NCCL's version as `major.minor.patch`.
-pub fn version() -> Result<String, String> {
+pub fn version() -> Result<String> {
     let l = lib()?;
     let mut v: c_int = 0;
     // SAFETY: a valid out pointer.
     let rc = unsafe { (l.get_version)(&mut v) };
     if rc != SUCCESS {
-        return Err(describe(l, rc));
+        return Err(Error::Nccl {
+            what: "ncclGetVersion".into(),
+            message: describe(rc),
+        });
     }
     Ok(format!("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100))
 }
 
 /// A new unique id (rank 0 makes it; the rendezvous hands it to the others).
-pub fn unique_id() -> Result<UniqueId, String> {
+pub fn unique_id() -> Result<UniqueId> {
     let l = lib()?;
     let mut id = UniqueId { internal: [0; 128] };
     // SAFETY: a valid out pointer.
     let rc = unsafe { (l.get_unique_id)(&mut id) };
     if rc != SUCCESS {
-        return Err(format!("ncclGetUniqueId: {}", describe(l, rc)));
+        return Err(Error::Nccl {
+            what: "ncclGetUniqueId".into(),
+            message: describe(rc),
+        });
     }
     Ok(id)
 }
@@ -250,19 +267,36 @@ pub fn nccl_dtype(d: thunder_ir::DType) -> Option<c_int> {
 
 /// One rank's NCCL communicator (non-blocking).
 pub struct Communicator {
-    comm: Comm,
     rank: usize,
     world_size: usize,
     device: i32,
     timeout: Duration,
-    aborted: std::sync::atomic::AtomicBool,
+    /// Held from the start of an NCCL call until it has settled. NCCL requires the calls on
+    /// one communicator to come one at a time (and, in non-blocking mode, none while another
+    /// is in progress); two Python threads, or the eager baseline and a plan, could otherwise
+    /// enqueue at once. It does not order calls across ranks: every rank must still issue
+    /// its collectives in the same order.
+    calls: Mutex<()>,
+    /// The handle and why it was aborted. Locked around each single NCCL function call on the
+    /// handle (microseconds: nothing blocks in non-blocking mode), not across a settle, so
+    /// that the watchdog's abort waits for no collective yet never frees the handle under a
+    /// call in flight.
+    state: Mutex<State>,
 }
 
-// SAFETY: an NCCL communicator may be used from any thread; calls are serialized by the plan
-// (one run at a time per rank), and abort may come from another thread by NCCL's design.
-unsafe impl Send for Communicator {}
-// SAFETY: as above.
-unsafe impl Sync for Communicator {}
+struct State {
+    comm: Comm,
+    /// Why the communicator was aborted; `Some` forever after.
+    poison: Option<String>,
+}
+
+// SAFETY: an NCCL communicator may be used from any thread; every use of the handle is
+// behind the `state` lock, and abort may come from another thread by NCCL's design.
+unsafe impl Send for State {}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl std::fmt::Debug for Communicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,43 +308,92 @@ impl std::fmt::Debug for Communicator {
     }
 }
 
+/// The state of the communicator's pending work (`ncclCommGetAsyncError`).
+fn async_state(comm: Comm) -> Result<NcclResult> {
+    let l = lib()?;
+    let mut state: NcclResult = SUCCESS;
+    // SAFETY: a live communicator (the caller holds the state lock, so no abort frees it) and
+    // a valid out pointer.
+    let rc = unsafe { (l.get_async_error)(comm, &mut state) };
+    if rc != SUCCESS {
+        return Err(Error::Nccl {
+            what: "ncclCommGetAsyncError".into(),
+            message: describe(rc),
+        });
+    }
+    Ok(state)
+}
+
 impl Communicator {
     /// Joins the communicator of `id` as `rank` of `world_size`, on CUDA device `device`; fails
-    /// (and aborts) when the others do not join within `timeout`.
+    /// (and aborts) when the others do not join within `timeout` (1 ms to
+    /// [`crate::timeout::MAX_TIMEOUT`]; it also bounds every later call).
     pub fn new(
         id: &UniqueId,
         rank: usize,
         world_size: usize,
         device: i32,
         timeout: Duration,
-    ) -> Result<Communicator, String> {
+    ) -> Result<Communicator> {
+        let timeout = crate::timeout::check("the NCCL communicator", timeout)?;
+        let (Ok(ranks), Ok(me)) = (c_int::try_from(world_size), c_int::try_from(rank)) else {
+            return Err(Error::Nccl {
+                what: "joining the communicator".into(),
+                message: format!("rank {rank} of a world of {world_size} does not exist"),
+            });
+        };
+        if rank >= world_size {
+            return Err(Error::Nccl {
+                what: "joining the communicator".into(),
+                message: format!("rank {rank} of a world of {world_size} does not exist"),
+            });
+        }
         let l = lib()?;
         if std::env::var("NCCL_COMM_BLOCKING").as_deref() == Ok("1") {
-            return Err(
-                "NCCL_COMM_BLOCKING=1 would make a dead rank hang the others forever; unset it"
+            return Err(Error::Nccl {
+                what: "joining the communicator".into(),
+                message: "NCCL_COMM_BLOCKING=1 would make a dead rank hang the others forever; \
+                          unset it"
                     .into(),
-            );
+            });
         }
-        thunder_executors::fusion::enter_device(device)?;
+        thunder_executors::fusion::enter_device(device).map_err(|message| Error::Nccl {
+            what: format!("entering cuda:{device}"),
+            message,
+        })?;
         let mut cfg = Config::non_blocking();
         let mut comm: Comm = std::ptr::null_mut();
         // SAFETY: valid pointers; the id is passed by value as NCCL expects.
-        let rc = unsafe {
-            (l.init_rank_config)(&mut comm, world_size as c_int, *id, rank as c_int, &mut cfg)
-        };
+        let rc = unsafe { (l.init_rank_config)(&mut comm, ranks, *id, me, &mut cfg) };
         if rc != SUCCESS && rc != IN_PROGRESS {
-            return Err(format!("ncclCommInitRankConfig: {}", describe(l, rc)));
+            return Err(Error::Nccl {
+                what: "ncclCommInitRankConfig".into(),
+                message: describe(rc),
+            });
         }
-        let c = Communicator {
-            comm,
+        let c = Communicator::with_handle(comm, rank, world_size, device, timeout);
+        {
+            let _turn = lock(&c.calls);
+            c.settle("joining the communicator", &async_state)?;
+        }
+        Ok(c)
+    }
+
+    fn with_handle(
+        comm: Comm,
+        rank: usize,
+        world_size: usize,
+        device: i32,
+        timeout: Duration,
+    ) -> Communicator {
+        Communicator {
             rank,
             world_size,
             device,
             timeout,
-            aborted: Default::default(),
-        };
-        c.settle("joining the communicator")?;
-        Ok(c)
+            calls: Mutex::new(()),
+            state: Mutex::new(State { comm, poison: None }),
+        }
     }
 
     /// This rank.
@@ -330,78 +413,133 @@ impl Communicator {
         self.timeout
     }
 
-    /// Waits until the communicator's pending operation is done; aborts it on an error or
-    /// after the timeout.
-    fn settle(&self, what: &str) -> Result<(), String> {
-        let l = lib()?;
+    /// Waits until the communicator's pending operation is done (`poll` reads its state);
+    /// poisons it on an error or after the timeout. The caller holds `calls`.
+    fn settle(&self, what: &str, poll: &dyn Fn(Comm) -> Result<NcclResult>) -> Result<()> {
         let start = Instant::now();
-        let deadline = start + self.timeout;
+        let deadline = crate::timeout::deadline("the NCCL communicator", self.timeout)?;
         loop {
-            let mut state: NcclResult = SUCCESS;
-            // SAFETY: a live communicator and a valid out pointer.
-            let rc = unsafe { (l.get_async_error)(self.comm, &mut state) };
-            if rc != SUCCESS {
-                self.abort();
-                return Err(format!("{what}: {}", describe(l, rc)));
-            }
+            let state = {
+                let st = lock(&self.state);
+                if let Some(reason) = &st.poison {
+                    // Aborted meanwhile (the watchdog): the handle is gone.
+                    return Err(Error::Poisoned {
+                        what: what.to_string(),
+                        reason: reason.clone(),
+                    });
+                }
+                poll(st.comm)
+            };
             match state {
-                SUCCESS => return Ok(()),
+                Err(e) => return Err(self.fail(what, e.to_string())),
+                Ok(SUCCESS) => return Ok(()),
                 // Enqueuing usually finishes within microseconds: spin first (a sleep would
                 // add its whole granularity to every collective's host time).
-                IN_PROGRESS if start.elapsed() < Duration::from_millis(2) => std::hint::spin_loop(),
-                IN_PROGRESS if Instant::now() < deadline => {
+                Ok(IN_PROGRESS) if start.elapsed() < Duration::from_millis(2) => {
+                    std::hint::spin_loop()
+                }
+                Ok(IN_PROGRESS) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_micros(50))
                 }
-                IN_PROGRESS => {
-                    self.abort();
-                    return Err(format!(
-                        "{what}: not done after {:.0} s (another rank died, hung or was never \
-                         started); the communicator was aborted",
-                        self.timeout.as_secs_f64()
-                    ));
+                Ok(IN_PROGRESS) => {
+                    return Err(self.fail(
+                        what,
+                        format!(
+                            "not done after {:.0} s (another rank died, hung or was never \
+                             started); the communicator was aborted",
+                            self.timeout.as_secs_f64()
+                        ),
+                    ))
                 }
-                e => {
-                    self.abort();
-                    return Err(format!("{what}: {}", describe(l, e)));
-                }
+                Ok(e) => return Err(self.fail(what, describe(e))),
             }
         }
     }
 
-    /// Whether the communicator was aborted (after a failure or a timeout).
+    /// Poisons the communicator after `what` failed with `message`; the error to return.
+    fn fail(&self, what: &str, message: String) -> Error {
+        self.poison(format!(
+            "rank {} of {}: {what}: {message}",
+            self.rank, self.world_size
+        ));
+        Error::Nccl {
+            what: what.to_string(),
+            message,
+        }
+    }
+
+    /// Whether the communicator was aborted (after a failure, a timeout or [`Self::abort`]).
     pub fn is_aborted(&self) -> bool {
-        self.aborted.load(std::sync::atomic::Ordering::SeqCst)
+        lock(&self.state).poison.is_some()
+    }
+
+    /// Why the communicator was aborted, if it was.
+    pub fn poisoned(&self) -> Option<String> {
+        lock(&self.state).poison.clone()
+    }
+
+    /// `Ok` while the communicator can run collectives; [`Error::Poisoned`] (naming `what`)
+    /// once it was aborted.
+    pub fn check(&self, what: &str) -> Result<()> {
+        match &lock(&self.state).poison {
+            None => Ok(()),
+            Some(reason) => Err(Error::Poisoned {
+                what: what.to_string(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Aborts the communicator (NCCL kernels waiting for peers exit) and keeps `reason` for
+    /// every later call. The first reason stays; later ones are ignored. Never blocks on a
+    /// collective: callable from any thread, e.g. a watchdog, while another one is in a call.
+    pub fn poison(&self, reason: impl Into<String>) {
+        let mut st = lock(&self.state);
+        if st.poison.is_some() {
+            return;
+        }
+        st.poison = Some(reason.into());
+        if !st.comm.is_null() {
+            if let Ok(l) = lib() {
+                // SAFETY: a communicator that was created and not yet aborted; no call is in
+                // flight on it (they hold the state lock).
+                unsafe { (l.abort)(st.comm) };
+            }
+        }
     }
 
     /// Aborts the communicator: NCCL kernels waiting for peers exit. Idempotent.
     pub fn abort(&self) {
-        if !self.aborted.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            if let Ok(l) = lib() {
-                // SAFETY: a communicator that was created and not yet aborted.
-                unsafe { (l.abort)(self.comm) };
-            }
-        }
+        self.poison(format!(
+            "rank {} of {}: the program aborted it",
+            self.rank, self.world_size
+        ));
     }
 
-    fn enqueue(&self, what: &str, rc: NcclResult) -> Result<(), String> {
-        let l = lib()?;
+    /// Runs one NCCL call (`call` gets the handle, under the state lock) and waits until it
+    /// has settled (`poll`), with no other call on this communicator in between.
+    fn run(
+        &self,
+        what: &str,
+        call: impl FnOnce(Comm) -> Result<NcclResult>,
+        poll: &dyn Fn(Comm) -> Result<NcclResult>,
+    ) -> Result<()> {
+        let _turn = lock(&self.calls);
+        let rc = {
+            let st = lock(&self.state);
+            if let Some(reason) = &st.poison {
+                return Err(Error::Poisoned {
+                    what: what.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+            call(st.comm)?
+        };
         match rc {
             SUCCESS => Ok(()),
-            IN_PROGRESS => self.settle(what),
-            e => {
-                self.abort();
-                Err(format!("{what}: {}", describe(l, e)))
-            }
+            IN_PROGRESS => self.settle(what, poll),
+            e => Err(self.fail(what, describe(e))),
         }
-    }
-
-    fn alive(&self, what: &str) -> Result<&'static Lib, String> {
-        if self.is_aborted() {
-            return Err(format!(
-                "{what}: the communicator was aborted after an earlier failure"
-            ));
-        }
-        lib()
     }
 
     /// `ncclAllReduce` of `count` elements on `stream`.
@@ -419,10 +557,16 @@ impl Communicator {
         op: RedOp,
         stream: Stream,
         what: &str,
-    ) -> Result<(), String> {
-        let l = self.alive(what)?;
-        let rc = (l.all_reduce)(send, recv, count, dtype, op as c_int, self.comm, stream);
-        self.enqueue(what, rc)
+    ) -> Result<()> {
+        self.run(
+            what,
+            |comm| {
+                let l = lib()?;
+                // SAFETY: the caller's promise on the buffers; a live handle.
+                Ok(unsafe { (l.all_reduce)(send, recv, count, dtype, op as c_int, comm, stream) })
+            },
+            &async_state,
+        )
     }
 
     /// `ncclAllGather`: `count` elements from every rank into `recv` (`count * world_size`).
@@ -437,10 +581,16 @@ impl Communicator {
         dtype: c_int,
         stream: Stream,
         what: &str,
-    ) -> Result<(), String> {
-        let l = self.alive(what)?;
-        let rc = (l.all_gather)(send, recv, count, dtype, self.comm, stream);
-        self.enqueue(what, rc)
+    ) -> Result<()> {
+        self.run(
+            what,
+            |comm| {
+                let l = lib()?;
+                // SAFETY: as above.
+                Ok(unsafe { (l.all_gather)(send, recv, count, dtype, comm, stream) })
+            },
+            &async_state,
+        )
     }
 
     /// `ncclReduceScatter`: `recv` gets this rank's `count` elements of the reduction.
@@ -457,10 +607,18 @@ impl Communicator {
         op: RedOp,
         stream: Stream,
         what: &str,
-    ) -> Result<(), String> {
-        let l = self.alive(what)?;
-        let rc = (l.reduce_scatter)(send, recv, count, dtype, op as c_int, self.comm, stream);
-        self.enqueue(what, rc)
+    ) -> Result<()> {
+        self.run(
+            what,
+            |comm| {
+                let l = lib()?;
+                // SAFETY: as above.
+                Ok(unsafe {
+                    (l.reduce_scatter)(send, recv, count, dtype, op as c_int, comm, stream)
+                })
+            },
+            &async_state,
+        )
     }
 
     /// `ncclBroadcast` from `root`.
@@ -477,10 +635,23 @@ impl Communicator {
         root: usize,
         stream: Stream,
         what: &str,
-    ) -> Result<(), String> {
-        let l = self.alive(what)?;
-        let rc = (l.broadcast)(send, recv, count, dtype, root as c_int, self.comm, stream);
-        self.enqueue(what, rc)
+    ) -> Result<()> {
+        let root = c_int::try_from(root)
+            .ok()
+            .filter(|&r| (r as usize) < self.world_size)
+            .ok_or_else(|| Error::Nccl {
+                what: what.to_string(),
+                message: format!("root {root} is not a rank of {}", self.world_size),
+            })?;
+        self.run(
+            what,
+            |comm| {
+                let l = lib()?;
+                // SAFETY: as above.
+                Ok(unsafe { (l.broadcast)(send, recv, count, dtype, root, comm, stream) })
+            },
+            &async_state,
+        )
     }
 }
 
@@ -488,5 +659,173 @@ impl Drop for Communicator {
     fn drop(&mut self) {
         // Destroy may block on a broken peer; abort never does.
         self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A communicator without NCCL behind it (a null handle is never passed to NCCL: the
+    /// calls below are fakes, and abort skips it).
+    fn detached() -> Communicator {
+        Communicator::with_handle(std::ptr::null_mut(), 0, 2, 0, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn a_poisoned_communicator_refuses_every_later_call_with_the_first_reason() {
+        let c = detached();
+        assert!(c.check("x").is_ok() && !c.is_aborted());
+        c.poison(
+            "rank 0 of 2: `t3 = dist.all_reduce(t2)` did not finish within 15 s: rank 1 is gone",
+        );
+        c.poison("a later reason");
+        c.abort();
+        assert!(c.is_aborted());
+        let e = c.check("t9 = dist.wait(h)").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t9 = dist.wait(h): the NCCL communicator was aborted earlier and cannot be used \
+             again: rank 0 of 2: `t3 = dist.all_reduce(t2)` did not finish within 15 s: rank 1 \
+             is gone"
+        );
+        let called = AtomicBool::new(false);
+        let e = c
+            .run(
+                "t5 = dist.all_gather(t4)",
+                |_| {
+                    called.store(true, Ordering::SeqCst);
+                    Ok(SUCCESS)
+                },
+                &|_| Ok(SUCCESS),
+            )
+            .unwrap_err();
+        assert!(
+            !called.load(Ordering::SeqCst),
+            "NCCL was called on an aborted communicator"
+        );
+        assert!(matches!(e, Error::Poisoned { ref what, ref reason }
+            if what == "t5 = dist.all_gather(t4)" && reason.contains("rank 1 is gone")));
+        // The public collectives check before they touch NCCL (none is loaded here).
+        // SAFETY: nothing is enqueued: the call is refused first.
+        let e = unsafe {
+            c.all_reduce(
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+                7,
+                RedOp::Sum,
+                std::ptr::null_mut(),
+                "eager all-reduce",
+            )
+        }
+        .unwrap_err();
+        assert!(matches!(e, Error::Poisoned { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_call_that_fails_or_never_settles_poisons_the_communicator() {
+        let c = detached();
+        let e = c
+            .run("t1 = dist.broadcast(t0)", |_| Ok(3), &|_| Ok(SUCCESS))
+            .unwrap_err();
+        assert!(matches!(e, Error::Nccl { .. }), "{e}");
+        let reason = c.poisoned().unwrap();
+        assert!(
+            reason.starts_with("rank 0 of 2: t1 = dist.broadcast(t0): "),
+            "{reason}"
+        );
+        assert!(matches!(c.check("next"), Err(Error::Poisoned { .. })));
+
+        let mut c = detached();
+        c.timeout = Duration::from_millis(50);
+        let t0 = Instant::now();
+        let e = c
+            .run("t1 = dist.all_reduce(t0)", |_| Ok(IN_PROGRESS), &|_| {
+                Ok(IN_PROGRESS)
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(e.contains("not done after 0 s"), "{e}");
+        assert!(c.poisoned().unwrap().contains("t1 = dist.all_reduce(t0)"));
+    }
+
+    #[test]
+    fn a_poison_from_another_thread_ends_a_call_that_is_settling() {
+        let c = Arc::new(detached());
+        let polls = Arc::new(AtomicUsize::new(0));
+        let (c2, p2) = (Arc::clone(&c), Arc::clone(&polls));
+        let t = std::thread::spawn(move || {
+            c2.run("t1 = dist.all_reduce(t0)", |_| Ok(IN_PROGRESS), &|_| {
+                p2.fetch_add(1, Ordering::SeqCst);
+                Ok(IN_PROGRESS)
+            })
+        });
+        while polls.load(Ordering::SeqCst) < 10 {
+            std::thread::yield_now();
+        }
+        c.poison("the watchdog: rank 1 is gone");
+        let e = t.join().unwrap().unwrap_err();
+        assert!(
+            matches!(e, Error::Poisoned { ref reason, .. } if reason.contains("rank 1")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn two_threads_never_have_calls_in_progress_at_once() {
+        let c = Arc::new(detached());
+        // Set while a call is enqueued and not yet settled.
+        let busy = Arc::new(AtomicBool::new(false));
+        let overlaps = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (c, busy, overlaps) =
+                    (Arc::clone(&c), Arc::clone(&busy), Arc::clone(&overlaps));
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let polls = AtomicUsize::new(0);
+                        c.run(
+                            "t1 = dist.all_reduce(t0)",
+                            |_| {
+                                if busy.swap(true, Ordering::SeqCst) {
+                                    overlaps.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Ok(IN_PROGRESS)
+                            },
+                            &|_| {
+                                if polls.fetch_add(1, Ordering::SeqCst) < 3 {
+                                    std::thread::yield_now();
+                                    return Ok(IN_PROGRESS);
+                                }
+                                busy.store(false, Ordering::SeqCst);
+                                Ok(SUCCESS)
+                            },
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn bad_timeouts_and_ranks_are_refused_before_nccl_is_loaded() {
+        let id = UniqueId { internal: [0; 128] };
+        for t in [Duration::ZERO, Duration::MAX, Duration::from_secs(86_401)] {
+            let e = Communicator::new(&id, 0, 2, 0, t).unwrap_err();
+            assert!(matches!(e, Error::BadTimeout { .. }), "{e}");
+        }
+        for (rank, world) in [(2, 2), (0, 0), (0, usize::MAX)] {
+            let e = Communicator::new(&id, rank, world, 0, Duration::from_secs(1)).unwrap_err();
+            assert!(e.to_string().contains("does not exist"), "{e}");
+        }
     }
 }

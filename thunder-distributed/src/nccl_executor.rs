@@ -7,8 +7,12 @@
 //! while NCCL still reads it).
 //!
 //! A watchdog thread checks that every collective finishes within the communicator's timeout.
-//! One that does not (a rank died or hangs) aborts the communicator, prints which collective
-//! and which rank, and ends the process with exit status 1: never an endless hang.
+//! One that does not (a rank died or hangs) aborts the communicator, which makes NCCL's kernels
+//! stop waiting for the missing peers, and poisons it with the reason (which collective, which
+//! ranks are gone); it prints that reason once. The process goes on: every later collective or
+//! wait on the communicator fails with [`crate::Error::Poisoned`], which a plan reports as its
+//! error and Python raises. (It used to exit the process: under Python the interpreter vanished
+//! with no exception.) The outputs of the collectives that were in flight hold undefined values.
 
 use crate::nccl::{nccl_dtype, Communicator, RedOp};
 use cudarc::driver::{result as drv, sys as dsys};
@@ -148,7 +152,27 @@ impl NcclExecutor {
     }
 }
 
-/// Polls the collectives in flight; aborts and exits when one is late.
+/// Why the watchdog aborts: `what` (a collective of rank `rank` of `world`) did not finish
+/// within `timeout`; `gone`: the ranks whose rendezvous connection closed.
+fn late_reason(rank: usize, world: usize, what: &str, timeout: Duration, gone: &[usize]) -> String {
+    let who = match gone {
+        [] => "another rank died or hangs (its log says why)".to_string(),
+        [r] => format!("rank {r} is gone (its connection closed)"),
+        rs => format!(
+            "ranks {} are gone (their connections closed)",
+            rs.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!(
+        "rank {rank} of {world}: `{what}` did not finish within {:.0} s: {who}",
+        timeout.as_secs_f64()
+    )
+}
+
+/// Polls the collectives in flight; poisons the communicator when one is late, then stops.
 fn watchdog(inner: Weak<Inner>) {
     let mut entered = false;
     loop {
@@ -159,6 +183,9 @@ fn watchdog(inner: Weak<Inner>) {
                 return;
             }
             entered = true;
+        }
+        if inner.comm.is_aborted() {
+            return;
         }
         let timeout = inner.comm.timeout();
         let mut q = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,8 +198,6 @@ fn watchdog(inner: Weak<Inner>) {
                     q.pop_front();
                 }
                 Err(_) if at.elapsed() > timeout => {
-                    let (rank, world) = (inner.comm.rank(), inner.comm.world_size());
-                    inner.comm.abort();
                     let gone = inner
                         .liveness
                         .lock()
@@ -180,24 +205,25 @@ fn watchdog(inner: Weak<Inner>) {
                         .as_ref()
                         .map(|l| l.gone())
                         .unwrap_or_default();
-                    let who = match gone.as_slice() {
-                        [] => "another rank died or hangs (its log says why)".to_string(),
-                        [r] => format!("rank {r} is gone (its connection closed)"),
-                        rs => format!(
-                            "ranks {} are gone (their connections closed)",
-                            rs.iter()
-                                .map(|r| r.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    };
-                    eprintln!(
-                        "thunder-distributed: rank {rank} of {world}: `{what}` did not finish \
-                         within {:.0} s: {who}; the NCCL communicator was aborted and this \
-                         rank exits",
-                        timeout.as_secs_f64()
+                    let reason = late_reason(
+                        inner.comm.rank(),
+                        inner.comm.world_size(),
+                        what,
+                        timeout,
+                        &gone,
                     );
-                    std::process::exit(1);
+                    // The abort inside lets the stuck kernels, and a host waiting for them, go
+                    // on; the poison makes the next use of the communicator say why.
+                    inner.comm.poison(reason.clone());
+                    eprintln!(
+                        "thunder-distributed: {reason}; the NCCL communicator was aborted and \
+                         its next use raises this error"
+                    );
+                    for (ev, _, _) in q.drain(..) {
+                        // SAFETY: destruction is deferred until the (aborted) work completes.
+                        let _ = unsafe { drv::event::destroy(ev as dsys::CUevent) };
+                    }
+                    return;
                 }
                 Err(_) => break,
             }
@@ -280,6 +306,12 @@ impl Executor for NcclExecutor {
                     t.device()
                 )));
             }
+            // A poisoned communicator (the watchdog aborted it) runs nothing, not even a wait
+            // for a collective that was in flight: its output is undefined.
+            inner
+                .comm
+                .check(&statement)
+                .map_err(|e| KernelError(e.to_string()))?;
             let cur = current_stream(dev).map_err(KernelError)? as usize;
             if op == DistOp::Wait {
                 let p = inner
@@ -380,7 +412,7 @@ impl Executor for NcclExecutor {
                     DistOp::Wait => Ok(()),
                 }
             }
-            .map_err(KernelError)?;
+            .map_err(|e| KernelError(e.to_string()))?;
             if let (Some(i), Some(st)) = (issued, started) {
                 let ended = crate::timeline::mark(stream).map_err(KernelError)?;
                 if let Some(rec) = inner
@@ -426,26 +458,27 @@ impl Executor for NcclExecutor {
 }
 
 /// Joins the job's NCCL communicator: rank 0 makes the unique id and the rendezvous hands it
-/// to the others. `device`: this rank's CUDA device (usually its local rank).
+/// to the others. `device`: this rank's CUDA device (usually its local rank); `timeout`:
+/// bounds the join and every collective (see [`crate::timeout`]).
 pub fn communicator(
     rdv: &mut crate::Rendezvous,
     device: i32,
     timeout: Duration,
-) -> Result<Arc<Communicator>, String> {
+) -> crate::Result<Arc<Communicator>> {
+    // Checked before the id goes out, so that no rank joins with a timeout the others refuse.
+    crate::timeout::check("the NCCL communicator", timeout)?;
     let id = if rdv.rank() == 0 {
         crate::nccl::unique_id()?.internal.to_vec()
     } else {
         Vec::new()
     };
-    let bytes = rdv
-        .broadcast(&id, "the NCCL unique id")
-        .map_err(|e| e.to_string())?;
+    let bytes = rdv.broadcast(&id, "the NCCL unique id")?;
     let mut uid = crate::nccl::UniqueId { internal: [0; 128] };
     if bytes.len() != 128 {
-        return Err(format!(
-            "rank 0 sent an NCCL unique id of {} bytes, not 128",
-            bytes.len()
-        ));
+        return Err(crate::Error::Peer {
+            rank: 0,
+            what: format!("sent an NCCL unique id of {} bytes, not 128", bytes.len()),
+        });
     }
     uid.internal.copy_from_slice(&bytes);
     Ok(Arc::new(Communicator::new(
@@ -455,4 +488,25 @@ pub fn communicator(
         device,
         timeout,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::late_reason;
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdogs_reason_names_the_collective_and_the_ranks_that_are_gone() {
+        let t = Duration::from_secs(15);
+        let what = "t3 = dist.all_reduce(t2, 'sum', 2)";
+        assert_eq!(
+            late_reason(0, 2, what, t, &[1]),
+            "rank 0 of 2: `t3 = dist.all_reduce(t2, 'sum', 2)` did not finish within 15 s: \
+             rank 1 is gone (its connection closed)"
+        );
+        assert!(late_reason(0, 4, what, t, &[1, 3])
+            .ends_with("ranks 1, 3 are gone (their connections closed)"));
+        assert!(late_reason(2, 4, what, t, &[])
+            .ends_with("another rank died or hangs (its log says why)"));
+    }
 }

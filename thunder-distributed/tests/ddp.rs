@@ -167,7 +167,8 @@ fn two_ranks_with_half_batches_get_the_full_batch_gradients() {
         &[&TorchExecutor::new()],
     );
     let group =
-        thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60));
+        thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60))
+            .unwrap();
     let ranks: Vec<Vec<Tensor>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2)
             .map(|r| {
@@ -247,7 +248,8 @@ fn accumulating_without_sync_then_syncing_gives_the_summed_full_batch_gradients(
         &[&TorchExecutor::new()],
     );
     let group =
-        thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60));
+        thunder_distributed::loopback::LoopbackGroup::new(2, std::time::Duration::from_secs(60))
+            .unwrap();
     let ranks: Vec<Vec<Tensor>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..2i64)
             .map(|r| {

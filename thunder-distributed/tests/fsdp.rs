@@ -137,7 +137,7 @@ fn check_parity_with(o: &FsdpOptions) {
         &ins,
         &[&TorchExecutor::new()],
     );
-    let group = LoopbackGroup::new(world, Duration::from_secs(60));
+    let group = LoopbackGroup::new(world, Duration::from_secs(60)).unwrap();
     let per_rank: Vec<Vec<Tensor>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..world)
             .map(|r| {
@@ -241,7 +241,7 @@ fn zero2_gathers_updated_shards_into_the_full_parameters() {
             Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu))
         })
         .collect();
-    let group = LoopbackGroup::new(world, Duration::from_secs(60));
+    let group = LoopbackGroup::new(world, Duration::from_secs(60)).unwrap();
     std::thread::scope(|s| {
         for r in 0..world {
             let (f, gather, group) = (&f, &gather, &group);
@@ -307,7 +307,7 @@ fn a_scalar_parameter_is_sharded_too() {
     assert_eq!(f.layout.buckets[0].shard_numel, 2);
     let xs = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]);
     let full = [Tensor::from(0.5f32), Tensor::from_slice(&[3.0f32, -1.0])];
-    let group = LoopbackGroup::new(world, Duration::from_secs(60));
+    let group = LoopbackGroup::new(world, Duration::from_secs(60)).unwrap();
     let per_rank: Vec<Vec<Tensor>> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..world)
             .map(|r| {
@@ -426,7 +426,7 @@ fn pieces_sharing_a_layout_add_up_to_the_whole_models_gradients() {
         (pb.buckets.clone(), pb.inputs.clone(), pb.grads.clone()),
         (vec![0], vec![0], vec![0])
     );
-    let group = LoopbackGroup::new(world, Duration::from_secs(60));
+    let group = LoopbackGroup::new(world, Duration::from_secs(60)).unwrap();
     let per_rank: Vec<Vec<Tensor>> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..world)
             .map(|r| {

@@ -5,7 +5,10 @@
 //! - 10 SGD steps of a Llama block with batch 2 on one GPU against 2 GPUs with batch 1 each,
 //!   for DDP, ZeRO-2 and ZeRO-3 (also keeping the last gathered buckets for the backward): the
 //!   same losses, and the same parameters at the end (ZeRO-3's gathered from the shards);
-//! - a rank that dies: the other ends in bounded time with an error naming the dead rank.
+//! - a rank that dies: the watchdog aborts the other's communicator in bounded time, and its
+//!   next collective fails with an error naming the dead rank (the process is not ended);
+//! - on one GPU (one rank): collectives from two threads at once on one communicator, then a
+//!   poisoned communicator refuses every collective, wait and eager call with its reason.
 
 mod common;
 
@@ -239,12 +242,30 @@ fn nccl_child() {
         let t = b.build(&[y]).unwrap();
         let p = plan(&t, &[&nccl, &TorchExecutor::new()]);
         let liveness = rdv.liveness();
-        match p.run_tensors(&[Tensor::ones([4], (Kind::Float, Device::Cuda(rank)))]) {
+        let ones = || Tensor::ones([4], (Kind::Float, Device::Cuda(rank)));
+        match p.run_tensors(&[ones()]) {
             Ok(out) => {
-                // Enqueued: the watchdog ends the process when the result is waited for.
-                let _ = out[0].sum(Kind::Float).double_value(&[]);
-                eprintln!("rank 0: the collective finished without rank 1");
-                std::process::exit(2);
+                // Enqueued. Reading the result waits until the watchdog aborts the
+                // communicator (its kernels then stop waiting for rank 1; the value is
+                // undefined); the process goes on, and the next collective must fail.
+                if let Err(e) = out[0]
+                    .f_sum(Kind::Float)
+                    .and_then(|s| s.f_double_value(&[]))
+                {
+                    eprintln!("rank 0: reading the aborted collective's output failed: {e}");
+                    std::process::exit(4);
+                }
+                assert!(comm.is_aborted(), "the result came without an abort");
+                match p.run_tensors(&[ones()]) {
+                    Ok(_) => {
+                        eprintln!("rank 0: a collective ran on the aborted communicator");
+                        std::process::exit(2);
+                    }
+                    Err(e) => {
+                        eprintln!("rank 0 failed: {e}");
+                        std::process::exit(1);
+                    }
+                }
             }
             Err(e) => {
                 let gone: Vec<String> = liveness
@@ -285,10 +306,11 @@ fn nccl_child() {
     }
 }
 
-fn spawn(rank: usize, world: usize, port: u16, mode: &str) -> std::process::Child {
+fn spawn(rank: usize, world: usize, port: u16, mode: &str, token: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "nccl_child", "--nocapture", "--test-threads=1"])
         .env("THUNDER_NCCL_CHILD", mode)
+        .env(thunder_distributed::token::TOKEN_VAR, token)
         .env("RANK", rank.to_string())
         .env("WORLD_SIZE", world.to_string())
         .env("LOCAL_RANK", rank.to_string())
@@ -323,7 +345,8 @@ fn two_gpus_match_one_for_ddp_zero2_and_zero3() {
         return;
     }
     let port = free_port();
-    let kids: Vec<_> = (0..2).map(|r| spawn(r, 2, port, "train")).collect();
+    let token = thunder_distributed::token::random_secret().unwrap();
+    let kids: Vec<_> = (0..2).map(|r| spawn(r, 2, port, "train", &token)).collect();
     for (r, k) in kids.into_iter().enumerate() {
         let out = k.wait_with_output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
@@ -340,7 +363,8 @@ fn a_dead_rank_ends_the_others_in_bounded_time_with_its_number() {
     }
     let port = free_port();
     let t0 = Instant::now();
-    let kids: Vec<_> = (0..2).map(|r| spawn(r, 2, port, "die")).collect();
+    let token = thunder_distributed::token::random_secret().unwrap();
+    let kids: Vec<_> = (0..2).map(|r| spawn(r, 2, port, "die", &token)).collect();
     let mut outs: Vec<_> = kids
         .into_iter()
         .map(|k| k.wait_with_output().unwrap())
@@ -354,5 +378,87 @@ fn a_dead_rank_ends_the_others_in_bounded_time_with_its_number() {
     assert!(
         log.contains("rank 1"),
         "rank 0's error should name rank 1:\n{log}"
+    );
+    // An error of the next collective (Error::Poisoned, which Python raises), not an exit
+    // from the watchdog.
+    assert!(
+        log.lines().any(|l| l.starts_with("rank 0 failed: ")
+            && l.contains("aborted")
+            && l.contains("rank 1 is gone")),
+        "rank 0's next collective should fail with the watchdog's reason:\n{log}"
+    );
+}
+
+/// One rank on one GPU (any GPU machine): collectives run, also from two threads at once on one
+/// communicator (the enqueue lock); once the communicator is poisoned (what the watchdog does),
+/// a plan's collectives and waits and an eager call fail with the reason instead of running.
+#[test]
+fn one_rank_enqueues_from_two_threads_then_a_poisoned_communicator_refuses_everything() {
+    use thunder_distributed::nccl::{nccl_dtype, unique_id, Communicator, RedOp};
+    if gpus() < 1 {
+        eprintln!("no CUDA device: this test runs in the GPU bundle");
+        return;
+    }
+    let id = unique_id().unwrap();
+    let comm = Arc::new(Communicator::new(&id, 0, 1, 0, Duration::from_secs(30)).unwrap());
+    let nccl = NcclExecutor::new(Arc::clone(&comm)).unwrap();
+    let dev = thunder_ir::Device::Cuda(0);
+    let mut b = TraceBuilder::new("one_rank");
+    let x = b
+        .input("x", TensorMeta::new(DType::F32, [64]).on(dev))
+        .unwrap();
+    let s = b.all_reduce(x, "sum", 1, false).unwrap();
+    let h = b.all_reduce(x, "avg", 1, true).unwrap();
+    let a = b.wait(h).unwrap();
+    let g = b.all_gather(x, 1, false).unwrap();
+    let t = b.build(&[s, a, g]).unwrap();
+    let check = |p: &ExecutionPlan, seed: f64| {
+        let x = Tensor::arange(64, (Kind::Float, Device::Cuda(0))) + seed;
+        let out = p.run_tensors(&[x.shallow_clone()]).unwrap();
+        for (i, o) in out.iter().enumerate() {
+            let d = (o - &x).abs().max().double_value(&[]);
+            assert_eq!(d, 0.0, "output {i} of seed {seed}");
+        }
+    };
+    std::thread::scope(|sc| {
+        for th in 0..2 {
+            let (nccl, t) = (nccl.clone(), &t);
+            sc.spawn(move || {
+                let p = plan(t, &[&nccl, &TorchExecutor::new()]);
+                for i in 0..200 {
+                    check(&p, (th * 1000 + i) as f64);
+                }
+            });
+        }
+    });
+    let p = plan(&t, &[&nccl, &TorchExecutor::new()]);
+    check(&p, 0.5);
+    assert!(!comm.is_aborted());
+
+    comm.poison("rank 0 of 1: a test: rank 1 is gone");
+    let x = Tensor::ones([64], (Kind::Float, Device::Cuda(0)));
+    let e = p.run_tensors(&[x.shallow_clone()]).unwrap_err().to_string();
+    assert!(
+        e.contains("the NCCL communicator was aborted earlier and cannot be used again")
+            && e.contains("a test: rank 1 is gone"),
+        "{e}"
+    );
+    let stream = thunder_executors::fusion::current_stream(0).unwrap();
+    // SAFETY: refused before anything is enqueued.
+    let e = unsafe {
+        comm.all_reduce(
+            x.data_ptr(),
+            x.data_ptr(),
+            64,
+            nccl_dtype(DType::F32).unwrap(),
+            RedOp::Sum,
+            stream as *mut std::ffi::c_void,
+            "an eager all-reduce",
+        )
+    }
+    .unwrap_err();
+    assert!(
+        matches!(e, thunder_distributed::Error::Poisoned { .. }),
+        "{e}"
     );
 }

@@ -703,40 +703,47 @@ impl FsdpLayout {
         params: Vec<(String, Vec<usize>, String, String)>,
         bucket_bytes: usize,
     ) -> PyResult<Self> {
-        // (The bound keeps `shard numel * world size` far from overflowing.)
-        if !(1..=MAX_WORLD_SIZE).contains(&world_size) {
-            return Err(PyValueError::new_err(format!(
-                "world_size must be between 1 and {MAX_WORLD_SIZE}, not {world_size}"
-            )));
-        }
-        // The layout adds up numels in usize; a shape whose numel (or whose bytes) overflows
-        // is no parameter PyTorch could hold.
-        let mut total: usize = 0;
-        for (name, shape, _, _) in &params {
-            let bytes = shape
-                .iter()
-                .try_fold(8usize, |n, &d| n.checked_mul(d))
-                .and_then(|b| total.checked_add(b));
-            total = bytes.ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "parameter {name}: the shape {shape:?} is too large to lay out"
-                ))
-            })?;
-        }
-        let specs = params
-            .into_iter()
-            .map(|(name, shape, dt, dev)| {
-                Ok(thunder_distributed::ParamSpec {
-                    name,
-                    shape,
-                    dtype: dtype(&dt)?,
-                    device: device(&dev)?,
+        no_panic("thunder._C.FsdpLayout", || {
+            // (The bound keeps `shard numel * world size` far from overflowing.)
+            if !(1..=MAX_WORLD_SIZE).contains(&world_size) {
+                return Err(PyValueError::new_err(format!(
+                    "world_size must be between 1 and {MAX_WORLD_SIZE}, not {world_size}"
+                )));
+            }
+            // The layout adds up numels in usize; a shape whose numel (or whose bytes) overflows
+            // is no parameter PyTorch could hold.
+            let mut total: usize = 0;
+            for (name, shape, _, _) in &params {
+                let bytes = shape
+                    .iter()
+                    .try_fold(8usize, |n, &d| n.checked_mul(d))
+                    .and_then(|b| total.checked_add(b));
+                total = bytes.ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "parameter {name}: the shape {shape:?} is too large to lay out"
+                    ))
+                })?;
+            }
+            let specs = params
+                .into_iter()
+                .map(|(name, shape, dt, dev)| {
+                    Ok(thunder_distributed::ParamSpec {
+                        name,
+                        shape,
+                        dtype: dtype(&dt)?,
+                        device: device(&dev)?,
+                    })
                 })
+                .collect::<PyResult<Vec<_>>>()?;
+            let order: Vec<usize> = (0..specs.len()).collect();
+            Ok(FsdpLayout {
+                inner: thunder_distributed::Layout::new(
+                    world_size,
+                    specs,
+                    &order,
+                    bucket_bytes.max(1),
+                ),
             })
-            .collect::<PyResult<Vec<_>>>()?;
-        let order: Vec<usize> = (0..specs.len()).collect();
-        Ok(FsdpLayout {
-            inner: thunder_distributed::Layout::new(world_size, specs, &order, bucket_bytes.max(1)),
         })
     }
 
@@ -760,8 +767,10 @@ impl FsdpLayout {
 /// torch.distributed store).
 #[pyfunction]
 fn nccl_unique_id<'py>(py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-    let id = thunder_distributed::nccl::unique_id().map_err(err)?;
-    Ok(pyo3::types::PyBytes::new(py, &id.internal))
+    no_panic("thunder._C.nccl_unique_id", || {
+        let id = thunder_distributed::nccl::unique_id().map_err(err)?;
+        Ok(pyo3::types::PyBytes::new(py, &id.internal))
+    })
 }
 
 /// A torch.distributed process group as a [`thunder_distributed::loopback::Exchange`]:
@@ -839,24 +848,30 @@ impl Communicator {
         device: i32,
         timeout_s: f64,
     ) -> PyResult<Self> {
-        let mut id = thunder_distributed::nccl::UniqueId { internal: [0; 128] };
-        if unique_id.len() != 128 {
-            return Err(PyValueError::new_err(format!(
-                "an NCCL unique id has 128 bytes, not {}",
-                unique_id.len()
-            )));
-        }
-        id.internal.copy_from_slice(unique_id);
-        let timeout = std::time::Duration::from_secs_f64(timeout_s.max(0.001));
-        let comm = py
-            .allow_threads(|| {
-                thunder_distributed::nccl::Communicator::new(&id, rank, world_size, device, timeout)
+        no_panic("thunder._C.Communicator", || {
+            let mut id = thunder_distributed::nccl::UniqueId { internal: [0; 128] };
+            if unique_id.len() != 128 {
+                return Err(PyValueError::new_err(format!(
+                    "an NCCL unique id has 128 bytes, not {}",
+                    unique_id.len()
+                )));
+            }
+            id.internal.copy_from_slice(unique_id);
+            let timeout = thunder_distributed::timeout::from_secs_f64("timeout_s", timeout_s)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let comm = py
+                .allow_threads(|| {
+                    thunder_distributed::nccl::Communicator::new(
+                        &id, rank, world_size, device, timeout,
+                    )
+                })
+                .map_err(err)?;
+            let exec =
+                thunder_distributed::nccl_executor::NcclExecutor::new(std::sync::Arc::new(comm))
+                    .map_err(err)?;
+            Ok(Communicator {
+                exec: CommExecutor::Nccl(exec),
             })
-            .map_err(err)?;
-        let exec = thunder_distributed::nccl_executor::NcclExecutor::new(std::sync::Arc::new(comm))
-            .map_err(err)?;
-        Ok(Communicator {
-            exec: CommExecutor::Nccl(exec),
         })
     }
 

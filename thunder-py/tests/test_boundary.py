@@ -131,3 +131,15 @@ def test_fsdp_layout_refuses_shapes_and_world_sizes_it_cannot_hold():
     ]:
         with pytest.raises((thunder.ThunderError, ValueError)):
             _C.FsdpLayout(world, params, 1 << 20)
+
+
+@pytest.mark.parametrize("timeout_s", [float("inf"), float("nan"), -1.0, 0.0, 1e30])
+def test_the_nccl_communicator_refuses_timeouts_it_cannot_wait(timeout_s):
+    # Checked before NCCL is looked for (a Duration of inf or 1e30 panicked).
+    with pytest.raises(ValueError, match="timeout_s"):
+        _C.Communicator(bytes(128), 0, 1, 0, timeout_s)
+
+
+def test_the_nccl_communicator_refuses_a_malformed_id():
+    with pytest.raises(ValueError, match="128 bytes"):
+        _C.Communicator(bytes(5), 0, 1, 0, 10.0)

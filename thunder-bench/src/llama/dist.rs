@@ -118,7 +118,7 @@ pub fn all_reduce_grads(comm: &Communicator, grads: &[Tensor]) -> Result<(), Ben
                 "the eager gradient all-reduce",
             )
         }
-        .map_err(BenchError::Kernel)?;
+        .map_err(|e| BenchError::Kernel(e.to_string()))?;
     }
     Ok(())
 }
