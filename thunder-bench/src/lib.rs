@@ -4,6 +4,8 @@
 //! - [`llama`]: `thunder-bench llama2`, end-to-end training steps of the Llama-2 family,
 //!   compiled against eager.
 //! - [`ops`]: `thunder-bench ops`, microbenchmarks of a Llama-2-7B step's memory-bound patterns.
+//! - [`memory`]: a device's free memory, and the error that refuses a run needing more.
 
 pub mod llama;
+pub mod memory;
 pub mod ops;

@@ -241,11 +241,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             layers,
             only,
         } => {
-            if hidden % heads != 0 {
-                return Err(
-                    format!("--hidden {hidden} must be a multiple of --heads {heads}").into(),
-                );
-            }
+            // (Sizes are checked by `ops::run`, before any work: `Sizes::validate`.)
             let sizes = ops::Sizes {
                 tokens,
                 hidden,

@@ -172,8 +172,15 @@ fn bench_exe() -> std::path::PathBuf {
 
 /// `thunder-bench llama2 ARGS` with `env`: (success, stderr).
 fn bench(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut all = vec!["llama2"];
+    all.extend_from_slice(args);
+    bench_command(&all, env)
+}
+
+/// `thunder-bench ARGS` (a subcommand first) with `env`: (success, stderr).
+fn bench_command(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut c = std::process::Command::new(bench_exe());
-    c.arg("llama2").args(args);
+    c.args(args);
     for v in [
         "RANK",
         "WORLD_SIZE",
@@ -299,4 +306,140 @@ fn cuda_graphs_mode_runs_and_matches_the_compiled_step() {
     assert_eq!(modes[0]["losses"], modes[1]["losses"], "{report}");
     let (ok, err) = bench(&["--modes", "thunder,graphs"], &[]);
     assert!(!ok && err.contains("thunder-graphs"), "{err}");
+}
+
+/// Asserts that `thunder-bench ARGS` fails with one line on stderr that contains `want`, and
+/// does not panic.
+fn refused(args: &[&str], want: &str) -> String {
+    let (ok, err) = bench_command(args, &[]);
+    assert!(!ok, "{args:?} should fail: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(err.contains(want), "{args:?}: want {want:?} in: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    err
+}
+
+/// Sizes that make no model, or none libtorch can hold, are one-line errors naming the flag,
+/// before any work (`--vocab 18446744073709551615` used to panic on an overflow).
+#[test]
+fn llama2_sizes_that_cannot_work_name_the_flag_to_change() {
+    let max = usize::MAX.to_string();
+    let i64_max = i64::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--heads", "0"], "--heads must be at least 1"),
+        (vec!["--kv-heads", "0"], "--kv-heads must be at least 1"),
+        (vec!["--layers", "0"], "--layers must be at least 1"),
+        (vec!["--layers", "5000"], "--layers 5000 is more than 1024"),
+        (
+            vec!["--micro-batch", "0"],
+            "--micro-batch must be at least 1",
+        ),
+        (vec!["--seq-len", "0"], "--seq-len must be at least 1"),
+        (vec!["--steps", "0"], "--steps must be at least 1"),
+        (
+            vec!["--vocab", &max],
+            "--vocab 18446744073709551615 is too large",
+        ),
+        (
+            vec![
+                "--hidden",
+                "4611686018427387904",
+                "--heads",
+                "2",
+                "--kv-heads",
+                "2",
+            ],
+            "lower --vocab or --hidden",
+        ),
+        (
+            vec!["--seq-len", &i64_max],
+            "lower --seq-len or --micro-batch",
+        ),
+        (
+            vec!["--micro-batch", &max, "--seq-len", "2"],
+            "lower --seq-len or --micro-batch",
+        ),
+        (
+            vec!["--steps", &max, "--warmup", "1"],
+            "add up to more steps",
+        ),
+        (vec!["--lr", "NaN"], "--lr NaN is not a learning rate"),
+        (vec!["--lr", "inf"], "--lr inf is not a learning rate"),
+        (vec!["--device", "cuda:4294967296"], "is not a device"),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["llama2", "--model", "llama2-tiny"];
+        if !args.contains(&"--device") {
+            all.extend(["--device", "cpu"]);
+        }
+        all.extend(args);
+        refused(&all, want);
+    }
+}
+
+/// `thunder-bench ops` checks its sizes before anything else (CUDA included): `--heads 0` used
+/// to panic on a division by zero.
+#[test]
+fn ops_sizes_that_cannot_work_name_the_flag_to_change() {
+    let max = usize::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--heads", "0"], "--heads must be at least 1"),
+        (vec!["--tokens", "0"], "--tokens must be at least 1"),
+        (vec!["--hidden", "0"], "--hidden must be at least 1"),
+        (vec!["--layers", "0"], "--layers must be at least 1"),
+        (
+            vec!["--layers", "100000"],
+            "--layers 100000 is more than 1024",
+        ),
+        (vec!["--hidden", "4095"], "--heads 32"),
+        (
+            vec!["--hidden", "4160", "--heads", "64"],
+            "RoPE needs an even head width",
+        ),
+        (vec!["--tokens", &max], "lower --tokens or --hidden"),
+        (
+            vec!["--vocab", "4611686018427387904"],
+            "lower --tokens or --vocab",
+        ),
+        (
+            vec!["--intermediate", &max],
+            "lower --tokens or --intermediate",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["ops"];
+        all.extend(args);
+        refused(&all, want);
+    }
+}
+
+/// A run that cannot fit the device is refused before it makes a tensor, with the estimate, the
+/// free memory and the flag to lower: `--seq-len 100000000` used to be killed by the OS without
+/// a word. Its estimate (over 700 GiB) exceeds any test machine's memory.
+#[test]
+fn a_run_that_cannot_fit_is_refused_before_it_starts() {
+    let t0 = std::time::Instant::now();
+    let err = refused(
+        &[
+            "llama2",
+            "--model",
+            "llama2-tiny",
+            "--device",
+            "cpu",
+            "--seq-len",
+            "100000000",
+        ],
+        "not enough memory on cpu: llama2-tiny (micro-batch 1, seq 100000000, f32)",
+    );
+    for want in [
+        "needs at least",
+        "GiB is free",
+        "lower --seq-len to at most",
+    ] {
+        assert!(err.contains(want), "{err}");
+    }
+    assert!(t0.elapsed().as_secs() < 60, "{:?}", t0.elapsed());
+    // The default CPU run's estimate lets it through (the other tests run it).
+    let o = options(Device::Cpu, DType::F32, vec![Mode::Eager, Mode::Thunder], 1);
+    llama::check_memory(&o, None).unwrap();
 }

@@ -68,9 +68,12 @@ impl Config {
     }
 
     /// The vocabulary the embedding and `lm_head` have: `vocab` rounded up to a multiple of
-    /// `vocab_multiple`, as LitGPT pads it.
+    /// `vocab_multiple`, as LitGPT pads it (saturating; [`Config::validate`] refuses a vocabulary
+    /// that big).
     pub fn padded_vocab(&self) -> usize {
-        self.vocab.div_ceil(self.vocab_multiple.max(1)) * self.vocab_multiple.max(1)
+        self.vocab
+            .checked_next_multiple_of(self.vocab_multiple.max(1))
+            .unwrap_or(usize::MAX)
     }
 
     /// Width of one attention head.
@@ -78,7 +81,8 @@ impl Config {
         self.hidden / self.heads.max(1)
     }
 
-    /// Checks that the sizes make a model; the error says which flag to change.
+    /// Checks that the sizes make a model that libtorch can hold (every parameter's element count
+    /// fits `int64`); the error says which flag to change.
     pub fn validate(&self) -> Result<(), BenchError> {
         let bad = |m: String| Err(BenchError::Usage(m));
         for (what, v) in [
@@ -92,6 +96,13 @@ impl Config {
             if v == 0 {
                 return bad(format!("{what} must be at least 1"));
             }
+        }
+        if self.layers > MAX_LAYERS {
+            return bad(format!(
+                "--layers {} is more than {MAX_LAYERS}: the step's traces grow with every block \
+                 (Llama 3.1 405B has 126); give at most {MAX_LAYERS}",
+                self.layers
+            ));
         }
         if self.hidden % self.heads != 0 {
             return bad(format!(
@@ -111,29 +122,94 @@ impl Config {
                 self.head_dim()
             ));
         }
+        if self.padded_vocab() > MAX_NUMEL {
+            return bad(format!(
+                "--vocab {} is too large: libtorch counts elements in int64; give at most {}",
+                self.vocab,
+                MAX_NUMEL / self.vocab_multiple.max(1) * self.vocab_multiple.max(1)
+            ));
+        }
+        let (h, v, kv) = (
+            self.hidden,
+            self.padded_vocab(),
+            self.kv_heads * self.head_dim(),
+        );
+        for (what, flags, n) in [
+            ("the embedding", "--vocab or --hidden", v.checked_mul(h)),
+            (
+                "the qkv projection",
+                "--hidden or --kv-heads",
+                kv.checked_mul(2)
+                    .and_then(|k| k.checked_add(h))
+                    .and_then(|r| r.checked_mul(h)),
+            ),
+            (
+                "an MLP weight",
+                "--intermediate or --hidden",
+                self.intermediate.checked_mul(h),
+            ),
+            (
+                "the model",
+                "--layers, --hidden, --intermediate or --vocab",
+                self.checked_params(),
+            ),
+        ] {
+            if n.is_none_or(|n| n > MAX_NUMEL) {
+                return bad(format!(
+                    "{what} would have more than {MAX_NUMEL} elements (libtorch counts them in \
+                     int64): lower {flags}"
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Parameters, embedding included.
+    /// Parameters, embedding included (saturating; [`Config::validate`] refuses a model whose
+    /// count does not fit).
     pub fn params(&self) -> usize {
-        self.params_without_embedding() + self.padded_vocab() * self.hidden
+        self.checked_params().unwrap_or(usize::MAX)
     }
 
-    /// Parameters without the token embedding (the `N` of the PaLM FLOP count; `lm_head` is in).
+    /// Parameters without the token embedding (the `N` of the PaLM FLOP count; `lm_head` is in;
+    /// saturating).
     pub fn params_without_embedding(&self) -> usize {
-        let (h, hd) = (self.hidden, self.head_dim());
-        let qkv = (self.heads + 2 * self.kv_heads) * hd * h;
-        let block = 2 * h + qkv + h * h + 3 * h * self.intermediate;
-        self.layers * block + h + self.padded_vocab() * h
+        self.checked_params_without_embedding()
+            .unwrap_or(usize::MAX)
+    }
+
+    fn checked_params(&self) -> Option<usize> {
+        self.checked_params_without_embedding()?
+            .checked_add(self.padded_vocab().checked_mul(self.hidden)?)
+    }
+
+    fn checked_params_without_embedding(&self) -> Option<usize> {
+        let w = |n: usize| n as u128;
+        let (h, i) = (w(self.hidden), w(self.intermediate));
+        let qkv = (w(self.heads) + 2 * w(self.kv_heads)).checked_mul(w(self.head_dim()))?;
+        let block = (2 * h)
+            .checked_add(qkv.checked_mul(h)?)?
+            .checked_add(h.checked_mul(h)?)?
+            .checked_add(h.checked_mul(i)?.checked_mul(3)?)?;
+        let all = w(self.layers)
+            .checked_mul(block)?
+            .checked_add(h)?
+            .checked_add(w(self.padded_vocab()).checked_mul(h)?)?;
+        usize::try_from(all).ok()
     }
 
     /// Model FLOPs per token of a training step at sequence length `seq` (PaLM's convention:
     /// `6 N + 12 L H Q T`, `N` without the embedding).
     pub fn flops_per_token(&self, seq: usize) -> f64 {
         6.0 * self.params_without_embedding() as f64
-            + 12.0 * (self.layers * self.heads * self.head_dim() * seq) as f64
+            + 12.0 * self.layers as f64 * self.heads as f64 * self.head_dim() as f64 * seq as f64
     }
 }
+
+/// The most transformer blocks `--layers` takes.
+pub const MAX_LAYERS: usize = 1024;
+
+/// The most elements of one tensor (libtorch counts them in `int64`).
+pub const MAX_NUMEL: usize = i64::MAX as usize;
 
 #[cfg(test)]
 mod tests {
@@ -162,6 +238,60 @@ mod tests {
         let e = Config::named("llama3").unwrap_err().to_string();
         assert!(
             e.contains("unknown model") && e.contains("llama2-7b"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_absurd_and_overflowing_sizes_say_which_flag_to_change() {
+        let tiny = || Config::named("llama2-tiny").unwrap();
+        /// A change to the tiny model and the error it must give.
+        type Case = (fn(&mut Config), &'static str);
+        let cases: [Case; 9] = [
+            (|c| c.heads = 0, "--heads must be at least 1"),
+            (|c| c.kv_heads = 0, "--kv-heads must be at least 1"),
+            (|c| c.layers = 0, "--layers must be at least 1"),
+            (
+                |c| c.layers = 1_000_000,
+                "--layers 1000000 is more than 1024",
+            ),
+            (
+                |c| c.kv_heads = 3,
+                "--heads 4 is not a multiple of --kv-heads 3",
+            ),
+            (
+                |c| c.hidden = 68,
+                "the head width --hidden/--heads = 17 is odd",
+            ),
+            (
+                |c| c.vocab = usize::MAX,
+                "--vocab 18446744073709551615 is too large",
+            ),
+            (
+                |c| c.hidden = 1 << 56,
+                "the embedding would have more than 9223372036854775807 elements",
+            ),
+            (
+                |c| c.intermediate = 1 << 60,
+                "an MLP weight would have more than 9223372036854775807 elements",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut c = tiny();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "want {want:?} in: {e}");
+            assert!(!e.contains('\n'), "{e}");
+            // The counts a report prints saturate instead of overflowing.
+            let _ = (c.params(), c.flops_per_token(usize::MAX), c.padded_vocab());
+        }
+        let mut c = tiny();
+        c.layers = 1024;
+        c.intermediate = 1 << 50;
+        c.hidden = 1 << 12;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("lower --layers, --hidden, --intermediate or --vocab"),
             "{e}"
         );
     }

@@ -6,9 +6,15 @@
 //! the device at a time. A step is timed from its start until the device has finished it; its
 //! host time is the time until the last kernel is queued. The losses of the modes must agree
 //! step by step within the dtype's tolerance, or the run fails.
+//!
+//! Before anything is made, the options are checked (every size, and every tensor's element
+//! count against libtorch's `int64`), then a lower bound of the run's peak memory
+//! ([`estimate`]) against the device's free memory: a run that cannot fit is refused with what
+//! to lower.
 
 pub mod config;
 pub mod dist;
+pub mod estimate;
 pub mod graphed;
 pub mod model;
 pub mod train;
@@ -27,6 +33,9 @@ pub enum BenchError {
     /// Bad options.
     #[error("{0}")]
     Usage(String),
+    /// The run cannot fit the device's free memory (checked before it starts).
+    #[error(transparent)]
+    NotEnoughMemory(#[from] Box<crate::memory::NotEnoughMemory>),
     /// The device ran out of memory.
     #[error("out of memory on {device} in {mode} mode ({what}): lower --micro-batch, --seq-len or --layers")]
     OutOfMemory {
@@ -163,6 +172,82 @@ pub struct Options {
     pub comm_profile: Option<PathBuf>,
 }
 
+impl Options {
+    /// Checks every size and setting before anything is made; the error names the flag to
+    /// change.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let bad = |m: String| Err(BenchError::Usage(m));
+        self.config.validate()?;
+        for (flag, v) in [
+            ("--micro-batch", self.micro_batch),
+            ("--seq-len", self.seq_len),
+            ("--steps", self.steps),
+        ] {
+            if v == 0 {
+                return bad(format!("{flag} must be at least 1"));
+            }
+        }
+        if self
+            .steps
+            .checked_add(self.warmup)
+            .is_none_or(|n| n == usize::MAX)
+        {
+            return bad(format!(
+                "--steps {} and --warmup {} add up to more steps than can be counted; lower them",
+                self.steps, self.warmup
+            ));
+        }
+        if !self.lr.is_finite() || self.lr < 0.0 {
+            return bad(format!(
+                "--lr {} is not a learning rate: give a finite number, 0 or more (e.g. 3e-5)",
+                self.lr
+            ));
+        }
+        let c = &self.config;
+        let (b, t) = (self.micro_batch, self.seq_len);
+        let kv = c.kv_heads * c.head_dim();
+        // The batch's ids hold one token more than a sequence; the widest activations.
+        for (what, n) in [
+            ("the token ids", product(&[b, t.saturating_add(1)])),
+            ("the logits", product(&[b, t, c.padded_vocab()])),
+            ("the MLP activations", product(&[b, t, c.intermediate])),
+            ("the qkv activations", product(&[b, t, c.hidden + 2 * kv])),
+        ] {
+            if n.is_none_or(|n| n > config::MAX_NUMEL) {
+                return bad(format!(
+                    "{what} of --micro-batch {b} x --seq-len {t} would have more than {} \
+                     elements (libtorch counts them in int64): lower --seq-len or --micro-batch",
+                    config::MAX_NUMEL
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The product of `sizes`, if it fits `usize`.
+fn product(sizes: &[usize]) -> Option<usize> {
+    sizes.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s))
+}
+
+/// Refuses the run when [`estimate`]'s lower bound of its peak memory exceeds the device's free
+/// memory. When the free memory cannot be read, says so and lets the run go on.
+pub fn check_memory(o: &Options, dist: Option<&dist::Dist>) -> Result<(), BenchError> {
+    use estimate::Sharding;
+    let sharding = match dist.map(|d| (d.parallel, d.world)) {
+        Some((dist::Parallel::Fsdp(thunder_distributed::Zero::Two), w)) => Sharding::Zero2(w),
+        Some((dist::Parallel::Fsdp(thunder_distributed::Zero::Three), w)) => Sharding::Zero3(w),
+        _ => Sharding::Replicated,
+    };
+    match crate::memory::room(o.device) {
+        Ok(room) => Ok(estimate::check(o, sharding, &room)?),
+        Err(e) => {
+            eprintln!("thunder-bench: {e}; the run goes on without a memory check");
+            Ok(())
+        }
+    }
+}
+
 /// The device chosen by `--device` (`auto`: the first GPU if libtorch sees one, else the CPU),
 /// checked to exist.
 pub fn parse_device(s: &str) -> Result<Device, BenchError> {
@@ -177,8 +262,8 @@ pub fn parse_device(s: &str) -> Result<Device, BenchError> {
         }
         "cpu" => Device::Cpu,
         "cuda" => Device::Cuda(0),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => Device::Cuda(i as _),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<u32>) {
+            Some(Ok(i)) => Device::Cuda(i),
             _ => {
                 return Err(BenchError::Usage(format!(
                     "--device {s:?} is not a device; give auto, cpu, cuda or cuda:N"
@@ -333,13 +418,9 @@ pub fn run(o: &Options) -> Result<Report, BenchError> {
 /// (the seed plus its rank); the report is this rank's.
 pub fn run_with(o: &Options, dist: Option<&dist::Dist>) -> Result<Report, BenchError> {
     let c = &o.config;
-    c.validate()?;
-    if o.micro_batch == 0 || o.seq_len == 0 || o.steps == 0 {
-        return Err(BenchError::Usage(
-            "--micro-batch, --seq-len and --steps must be at least 1".into(),
-        ));
-    }
+    o.validate()?;
     let execs = executors(&o.executors)?;
+    check_memory(o, dist)?;
     let exec_refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
     let device_name = match o.device {
         Device::Cpu => "cpu".to_string(),
@@ -356,7 +437,7 @@ pub fn run_with(o: &Options, dist: Option<&dist::Dist>) -> Result<Report, BenchE
         o.device,
         o.seed.wrapping_add(rank),
     )?;
-    let tokens = (o.micro_batch * o.seq_len) as f64;
+    let tokens = o.micro_batch as f64 * o.seq_len as f64;
     let flops_per_step = c.flops_per_token(o.seq_len) * tokens;
     let peak = match o.dtype {
         DType::BF16 | DType::F16 => peak_tflops(&device_name),
@@ -484,11 +565,13 @@ fn run_mode(
         }
     };
     let compile_s = t0.elapsed().as_secs_f64();
-    let total = 1 + o.warmup + o.steps;
+    // `Options::validate` keeps the count from overflowing; the vectors grow as steps run.
+    let total = o.warmup.saturating_add(o.steps).saturating_add(1);
     let bar = progress_bar(o.progress, total, mode);
-    let mut losses = Vec::with_capacity(total);
-    let mut times = Vec::with_capacity(o.steps);
-    let mut host = Vec::with_capacity(o.steps);
+    const RESERVE: usize = 1 << 16;
+    let mut losses = Vec::with_capacity(total.min(RESERVE));
+    let mut times = Vec::with_capacity(o.steps.min(RESERVE));
+    let mut host = Vec::with_capacity(o.steps.min(RESERVE));
     let mut first_step_s = 0.0;
     let comm_profile = match (mode, dist, &o.comm_profile) {
         (Mode::Thunder, Some(d), Some(dir)) => Some((d, dir)),
@@ -540,7 +623,7 @@ fn run_mode(
         mode,
         ms_per_step: ms,
         host_ms_per_step: median(host),
-        tokens_per_s: (o.micro_batch * o.seq_len) as f64 / (ms * 1e-3),
+        tokens_per_s: o.micro_batch as f64 * o.seq_len as f64 / (ms * 1e-3),
         tflops,
         mfu: peak.map(|p| tflops / p),
         peak_memory_bytes,

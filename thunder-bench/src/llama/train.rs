@@ -155,7 +155,10 @@ impl Eager {
                 .map(|p| Ok(p.f_zeros_like()?.set_requires_grad(false)))
                 .collect()
         };
-        let device = params[0].device();
+        let device = params
+            .first()
+            .ok_or_else(|| BenchError::Usage("a model without parameters".into()))?
+            .device();
         Ok(Eager {
             c: c.clone(),
             comm: None,
@@ -265,7 +268,11 @@ impl Trainer for Eager {
         let loss = self.loss(b)?;
         loss.f_backward()?;
         let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self.params.iter().map(|p| p.grad()).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| p.f_grad())
+            .collect::<Result<_, _>>()?;
         if let Some(comm) = &self.comm {
             super::dist::all_reduce_grads(comm, &grads)?;
         }
@@ -466,8 +473,8 @@ impl Compiled {
             .iter()
             .filter(|v| !f.inputs.contains(v))
             .filter_map(|&v| f.tensor(v))
-            .map(|t| t.shape.numel() * t.dtype.itemsize())
-            .sum()
+            .map(|t| t.shape.numel().saturating_mul(t.dtype.itemsize()))
+            .fold(0, usize::saturating_add)
     }
 }
 
