@@ -76,36 +76,25 @@ impl Sizes {
     /// Checks every size before any work; the error names the flag to change.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(OpsError::Usage(m));
-        for (flag, v) in [
-            ("--tokens", self.tokens),
-            ("--hidden", self.hidden),
-            ("--intermediate", self.intermediate),
-            ("--vocab", self.vocab),
-            ("--heads", self.heads),
-            ("--layers", self.layers),
-        ] {
-            if v == 0 {
-                return bad(format!("{flag} must be at least 1"));
-            }
-        }
+        crate::llama::config::check_shared_sizes(
+            &[
+                ("--tokens", self.tokens),
+                ("--hidden", self.hidden),
+                ("--intermediate", self.intermediate),
+                ("--vocab", self.vocab),
+                ("--heads", self.heads),
+                ("--layers", self.layers),
+            ],
+            self.hidden,
+            self.heads,
+        )
+        .map_err(OpsError::Usage)?;
         let max_layers = crate::llama::config::MAX_LAYERS;
         if self.layers > max_layers {
             return bad(format!(
                 "--layers {} is more than {max_layers}: the AdamW row holds 9 tensors per block \
                  (Llama-2-7B has 32 blocks); give at most {max_layers}",
                 self.layers
-            ));
-        }
-        if self.hidden % self.heads != 0 {
-            return bad(format!(
-                "--hidden {} is not a multiple of --heads {}: choose a width that the heads divide",
-                self.hidden, self.heads
-            ));
-        }
-        let hd = self.hidden / self.heads;
-        if hd % 2 != 0 {
-            return bad(format!(
-                "the head width --hidden/--heads = {hd} is odd; RoPE needs an even head width"
             ));
         }
         let max = crate::llama::config::MAX_NUMEL;

@@ -85,18 +85,19 @@ impl Config {
     /// fits `int64`); the error says which flag to change.
     pub fn validate(&self) -> Result<(), BenchError> {
         let bad = |m: String| Err(BenchError::Usage(m));
-        for (what, v) in [
-            ("--layers", self.layers),
-            ("--hidden", self.hidden),
-            ("--heads", self.heads),
-            ("--kv-heads", self.kv_heads),
-            ("--intermediate", self.intermediate),
-            ("--vocab", self.vocab),
-        ] {
-            if v == 0 {
-                return bad(format!("{what} must be at least 1"));
-            }
-        }
+        check_shared_sizes(
+            &[
+                ("--layers", self.layers),
+                ("--hidden", self.hidden),
+                ("--heads", self.heads),
+                ("--kv-heads", self.kv_heads),
+                ("--intermediate", self.intermediate),
+                ("--vocab", self.vocab),
+            ],
+            self.hidden,
+            self.heads,
+        )
+        .map_err(BenchError::Usage)?;
         if self.layers > MAX_LAYERS {
             return bad(format!(
                 "--layers {} is more than {MAX_LAYERS}: the step's traces grow with every block \
@@ -104,22 +105,10 @@ impl Config {
                 self.layers
             ));
         }
-        if self.hidden % self.heads != 0 {
-            return bad(format!(
-                "--hidden {} is not a multiple of --heads {}: choose a width that the heads divide",
-                self.hidden, self.heads
-            ));
-        }
         if self.heads % self.kv_heads != 0 {
             return bad(format!(
                 "--heads {} is not a multiple of --kv-heads {}: each key/value head must serve the same number of query heads",
                 self.heads, self.kv_heads
-            ));
-        }
-        if self.head_dim() % 2 != 0 {
-            return bad(format!(
-                "the head width --hidden/--heads = {} is odd; RoPE needs an even head width",
-                self.head_dim()
             ));
         }
         if self.padded_vocab() > MAX_NUMEL {
@@ -207,6 +196,31 @@ impl Config {
 
 /// The most transformer blocks `--layers` takes.
 pub const MAX_LAYERS: usize = 1024;
+
+/// The checks of sizes that `llama2` and `ops` share: every size in `flags` at least 1, and a
+/// `--hidden` that `--heads` divide into even head widths (RoPE rotates pairs). The message
+/// names the flag to change.
+pub(crate) fn check_shared_sizes(
+    flags: &[(&str, usize)],
+    hidden: usize,
+    heads: usize,
+) -> Result<(), String> {
+    if let Some((flag, _)) = flags.iter().find(|(_, v)| *v == 0) {
+        return Err(format!("{flag} must be at least 1"));
+    }
+    if hidden % heads != 0 {
+        return Err(format!(
+            "--hidden {hidden} is not a multiple of --heads {heads}: choose a width that the heads divide"
+        ));
+    }
+    let head_width = hidden / heads;
+    if head_width % 2 != 0 {
+        return Err(format!(
+            "the head width --hidden/--heads = {head_width} is odd; RoPE needs an even head width"
+        ));
+    }
+    Ok(())
+}
 
 /// The most elements of one tensor (libtorch counts them in `int64`).
 pub const MAX_NUMEL: usize = i64::MAX as usize;
