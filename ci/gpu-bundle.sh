@@ -89,6 +89,9 @@ read -r -a zoo_wheels < <(sed -n 's/^# gpu-bundle: //p' "$root/ci/zoo-requiremen
 "$root/.venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: -d "$bundle/wheels/zoo" \
   "${zoo_wheels[@]}" || die "pip could not download the model zoo's wheels (network?)"
 
+# The checks that fit one device call (ci/gpu-quick-tests.sh).
+cp "$root/ci/gpu-quick-tests.sh" "$bundle/quick-tests.sh"
+
 cat >"$bundle/run-tests.sh" <<'EOF'
 #!/usr/bin/env bash
 # Runs this bundle's test binaries on a GPU machine. Made by ci/gpu-bundle.sh; see ci/README.md.
