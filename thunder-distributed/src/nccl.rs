@@ -294,6 +294,20 @@ struct State {
 // behind the `state` lock, and abort may come from another thread by NCCL's design.
 unsafe impl Send for State {}
 
+impl State {
+    /// The handle while the communicator is not poisoned; [`Error::Poisoned`] naming `what`
+    /// once it was aborted (the handle is gone then).
+    fn usable(&self, what: &str) -> Result<Comm> {
+        match &self.poison {
+            None => Ok(self.comm),
+            Some(reason) => Err(Error::Poisoned {
+                what: what.to_string(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -420,15 +434,9 @@ impl Communicator {
         let deadline = crate::timeout::deadline("the NCCL communicator", self.timeout)?;
         loop {
             let state = {
+                // (Poisoned meanwhile: the watchdog aborted it.)
                 let st = lock(&self.state);
-                if let Some(reason) = &st.poison {
-                    // Aborted meanwhile (the watchdog): the handle is gone.
-                    return Err(Error::Poisoned {
-                        what: what.to_string(),
-                        reason: reason.clone(),
-                    });
-                }
-                poll(st.comm)
+                poll(st.usable(what)?)
             };
             match state {
                 Err(e) => return Err(self.fail(what, e.to_string())),
@@ -481,13 +489,7 @@ impl Communicator {
     /// `Ok` while the communicator can run collectives; [`Error::Poisoned`] (naming `what`)
     /// once it was aborted.
     pub fn check(&self, what: &str) -> Result<()> {
-        match &lock(&self.state).poison {
-            None => Ok(()),
-            Some(reason) => Err(Error::Poisoned {
-                what: what.to_string(),
-                reason: reason.clone(),
-            }),
-        }
+        lock(&self.state).usable(what).map(|_| ())
     }
 
     /// Aborts the communicator (NCCL kernels waiting for peers exit) and keeps `reason` for
@@ -527,13 +529,7 @@ impl Communicator {
         let _turn = lock(&self.calls);
         let rc = {
             let st = lock(&self.state);
-            if let Some(reason) = &st.poison {
-                return Err(Error::Poisoned {
-                    what: what.to_string(),
-                    reason: reason.clone(),
-                });
-            }
-            call(st.comm)?
+            call(st.usable(what)?)?
         };
         match rc {
             SUCCESS => Ok(()),

@@ -179,6 +179,17 @@ impl Runner {
         }
     }
 
+    /// [`run`](Self::run) for callers that hand every output to Python: a replay's outputs
+    /// are copied.
+    fn run_fresh(&self, ins: Vec<RtValue>) -> thunder_executors::Result<Vec<RtValue>> {
+        let (outs, replayed) = self.run(ins)?;
+        if replayed {
+            copied(outs)
+        } else {
+            Ok(outs)
+        }
+    }
+
     fn replays(&self) -> u64 {
         match self {
             Runner::Plain(_) => 0,
@@ -295,14 +306,7 @@ impl CompiledGraph {
             let ins = rt_values(args).map_err(|e| self.failed("", e))?;
             let plan = &self.plan;
             let outs = py
-                .allow_threads(move || {
-                    let (outs, replayed) = plan.run(ins)?;
-                    if replayed {
-                        copied(outs)
-                    } else {
-                        Ok(outs)
-                    }
-                })
+                .allow_threads(move || plan.run_fresh(ins))
                 .map_err(|e| self.failed("", e))?;
             PyTuple::new(py, py_values(py, outs)?)
         })
@@ -375,14 +379,7 @@ impl CompiledGraph {
             let outs = py
                 .allow_threads(move || match local_plan {
                     Some(p) => p.run_owned(ins),
-                    None => {
-                        let (outs, replayed) = backward.run(ins)?;
-                        if replayed {
-                            copied(outs)
-                        } else {
-                            Ok(outs)
-                        }
-                    }
+                    None => backward.run_fresh(ins),
                 })
                 .map_err(|e| self.failed(" (backward)", e))?;
             PyTuple::new(py, py_values(py, outs)?)
