@@ -2,42 +2,16 @@
 //! ops in float32, like `torch.autocast(device_type="cuda", dtype=...)`.
 //!
 //! The trace is rebuilt at the torch level (so that PyTorch's type promotion applies to what
-//! follows a low-precision result): the operands of ops on the lower-precision list are cast to
-//! the autocast dtype, those of ops on the float32 list to float32, and every other op runs on what
-//! it is given, as under torch.autocast. Decompositions are recomputed for the new dtypes.
+//! follows a low-precision result): the operands of ops whose row of the op table says
+//! `autocast(LOWER)` (torch.autocast's CUDA "lower_precision_fp" list, the entries thunder-ir has)
+//! are cast to the autocast dtype, those of ops marked `autocast(F32)` (its "fp32" list) to
+//! float32, and every other op runs on what it is given, as under torch.autocast. Decompositions
+//! are recomputed for the new dtypes.
 
 use crate::util::copy_inputs;
 use crate::{Result, TransformError};
-use thunder_ir::{Arg, DType, Op, PrimOp, TorchOp, Trace, TraceBuilder, Value};
-
-/// Ops autocast runs in the lower precision (torch.autocast's CUDA "lower_precision_fp" list, the
-/// entries thunder-ir has).
-pub const LOWER_PRECISION_OPS: &[TorchOp] = &[
-    TorchOp::Linear,
-    TorchOp::Matmul,
-    TorchOp::Bmm,
-    TorchOp::ScaledDotProductAttention,
-];
-
-/// Ops autocast runs in float32 (torch.autocast's CUDA "fp32" list, the entries thunder-ir has).
-pub const FLOAT32_OPS: &[TorchOp] = &[
-    TorchOp::Softmax,
-    TorchOp::LogSoftmax,
-    TorchOp::CrossEntropy,
-    TorchOp::LayerNorm,
-    TorchOp::RmsNorm,
-    TorchOp::Sum,
-    TorchOp::Mean,
-    TorchOp::Var,
-    TorchOp::Std,
-    TorchOp::Exp,
-    TorchOp::Log,
-    TorchOp::Log1p,
-    TorchOp::Expm1,
-    TorchOp::Pow,
-    TorchOp::Reciprocal,
-    TorchOp::Rsqrt,
-];
+use thunder_ir::ops::info::Autocast;
+use thunder_ir::{Arg, DType, Trace, TraceBuilder, Value};
 
 /// `trace` under autocast to `dtype` (bfloat16 or float16).
 pub fn autocast(trace: &Trace, dtype: DType) -> Result<Trace> {
@@ -50,11 +24,10 @@ pub fn autocast(trace: &Trace, dtype: DType) -> Result<Trace> {
     let mut b = TraceBuilder::new(format!("{}_autocast", trace.name));
     let mut m = copy_inputs(&mut b, trace)?;
     for bsym in &trace.bound_symbols {
-        let target = match bsym.op {
-            Op::Torch(t) if LOWER_PRECISION_OPS.contains(&t) => Some(dtype),
-            Op::Prim(PrimOp::Matmul | PrimOp::Linear) => Some(dtype),
-            Op::Torch(t) if FLOAT32_OPS.contains(&t) => Some(DType::F32),
-            _ => None,
+        let target = match bsym.op.info().map(|i| i.autocast) {
+            Some(Autocast::LowerPrecision) => Some(dtype),
+            Some(Autocast::Float32) => Some(DType::F32),
+            Some(Autocast::Follow) | None => None,
         };
         let mut args = Vec::with_capacity(bsym.args.len());
         for a in &bsym.args {

@@ -1,9 +1,9 @@
 //! Reverse-mode autodiff: a trace and the inputs to differentiate give a trace that computes the
 //! outputs and the gradients.
 //!
-//! The transform works on prims and on the torch-level ops of
-//! [`crate::grad_torch::TORCH_OPS_WITH_VJP`] (softmax, log_softmax, cross_entropy, rms_norm,
-//! layer_norm, attention), which keep their own rule, save less than their decompositions would,
+//! The transform works on prims (those whose row of the op table says `vjp`, see
+//! [`thunder_ir::ops::info`]) and on the torch-level ops whose row says `grad(WHOLE)` (softmax,
+//! log_softmax, cross_entropy, rms_norm, layer_norm, attention), which keep their own rule, save less than their decompositions would,
 //! and stay one op in the forward (attention's backward is one op too, which an executor may run
 //! whole); every other torch-level op is replaced by its decomposition. The forward is replayed,
 //! and the backward is built from one VJP rule per op, applied in reverse program order, with
@@ -16,80 +16,6 @@ use std::collections::{HashMap, HashSet};
 use thunder_ir::{
     Arg, Attr, BoundSymbol, DType, Op, PrimOp, TensorMeta, Trace, TraceBuilder, Value,
 };
-
-/// The prims [`grad`] differentiates.
-pub const PRIMS_WITH_VJP: &[PrimOp] = &[
-    PrimOp::Add,
-    PrimOp::Sub,
-    PrimOp::Mul,
-    PrimOp::Div,
-    PrimOp::Neg,
-    PrimOp::Exp,
-    PrimOp::Log,
-    PrimOp::Tanh,
-    PrimOp::Sqrt,
-    PrimOp::Rsqrt,
-    PrimOp::Reciprocal,
-    PrimOp::Sin,
-    PrimOp::Cos,
-    PrimOp::Abs,
-    PrimOp::Expm1,
-    PrimOp::Log1p,
-    PrimOp::Log2,
-    PrimOp::Log10,
-    PrimOp::Exp2,
-    PrimOp::Tan,
-    PrimOp::Asin,
-    PrimOp::Acos,
-    PrimOp::Atan,
-    PrimOp::Sinh,
-    PrimOp::Cosh,
-    PrimOp::Asinh,
-    PrimOp::Acosh,
-    PrimOp::Atanh,
-    PrimOp::Erf,
-    PrimOp::Erfc,
-    PrimOp::Erfinv,
-    PrimOp::Lgamma,
-    PrimOp::Digamma,
-    PrimOp::Polygamma,
-    PrimOp::Floor,
-    PrimOp::Ceil,
-    PrimOp::Round,
-    PrimOp::Trunc,
-    PrimOp::Sign,
-    PrimOp::Maximum,
-    PrimOp::Minimum,
-    PrimOp::Pow,
-    PrimOp::Atan2,
-    PrimOp::Remainder,
-    PrimOp::Fmod,
-    PrimOp::ConvertElementType,
-    PrimOp::DevicePut,
-    PrimOp::BroadcastInDim,
-    PrimOp::Reshape,
-    PrimOp::Transpose,
-    PrimOp::Squeeze,
-    PrimOp::Flip,
-    PrimOp::Slice,
-    PrimOp::Cat,
-    PrimOp::Pad,
-    PrimOp::Sum,
-    PrimOp::Prod,
-    PrimOp::Amax,
-    PrimOp::Amin,
-    PrimOp::Var,
-    PrimOp::Where,
-    PrimOp::Matmul,
-    PrimOp::Linear,
-    PrimOp::Embedding,
-    PrimOp::EmbeddingBackward,
-    PrimOp::Take,
-    PrimOp::TakeAlongAxis,
-    PrimOp::Gather,
-    PrimOp::IndexAdd,
-    PrimOp::ScatterAdd,
-];
 
 /// A trace computing `trace`'s outputs and the gradients of `wrt` (inputs of `trace`).
 ///
@@ -149,7 +75,7 @@ pub fn value_and_grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
 /// Options of [`grad_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradOptions {
-    /// Differentiate the torch-level ops of [`crate::grad_torch::TORCH_OPS_WITH_VJP`] whole with
+    /// Differentiate the torch-level ops the op table marks `grad(WHOLE)` whole with
     /// their own rules (the default); `false` sends every torch-level op through its
     /// decomposition (to compare, or to debug a rule).
     pub torch_rules: bool,

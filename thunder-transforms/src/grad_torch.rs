@@ -16,29 +16,18 @@
 use crate::util::ints;
 use crate::{Result, TransformError};
 use std::collections::{HashMap, HashSet};
+use thunder_ir::ops::info::TorchGrad;
 use thunder_ir::ops::torch::TorchOp;
 use thunder_ir::{Arg, Attr, BoundSymbol, DType, PrimOp, TensorMeta, Trace, TraceBuilder, Value};
-
-/// The torch-level ops [`crate::grad`] differentiates whole, with the rules of this module.
-pub const TORCH_OPS_WITH_VJP: &[TorchOp] = &[
-    TorchOp::Softmax,
-    TorchOp::LogSoftmax,
-    TorchOp::CrossEntropy,
-    TorchOp::RmsNorm,
-    TorchOp::LayerNorm,
-    TorchOp::ScaledDotProductAttention,
-];
 
 /// Whether grad keeps `p` (a call of `op`) whole, given the values that depend on the inputs
 /// being differentiated. Attention is kept whole only without dropout (whose mask the backward
 /// would need) and when its mask is not differentiated (the rule gives no mask gradient).
 pub(crate) fn differentiates_whole(op: TorchOp, p: &BoundSymbol, active: &HashSet<Value>) -> bool {
+    if op.info().grad != TorchGrad::Whole {
+        return false;
+    }
     match op {
-        TorchOp::Softmax
-        | TorchOp::LogSoftmax
-        | TorchOp::CrossEntropy
-        | TorchOp::RmsNorm
-        | TorchOp::LayerNorm => true,
         TorchOp::ScaledDotProductAttention => {
             let no_dropout = matches!(p.attrs.first(), Some(Attr::Float(d)) if *d == 0.0);
             let mask_constant = p
@@ -48,7 +37,7 @@ pub(crate) fn differentiates_whole(op: TorchOp, p: &BoundSymbol, active: &HashSe
                 .is_none_or(|m| !active.contains(&m));
             no_dropout && mask_constant
         }
-        _ => false,
+        _ => true,
     }
 }
 

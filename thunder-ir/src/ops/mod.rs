@@ -2,6 +2,7 @@
 //! signatures that the builder, printer, parser and verifier share.
 
 pub mod dist;
+pub mod info;
 pub mod prims;
 pub mod torch;
 
@@ -37,6 +38,25 @@ macro_rules! op_enum {
 }
 pub(crate) use op_enum;
 
+/// Declares an op enum (as [`op_enum!`]) whose every row also declares the op's properties, an
+/// [`info::OpInfo`] expression, returned by `info()`: the op table.
+macro_rules! op_table {
+    ($(#[$m:meta])* $vis:vis enum $name:ident in $ns:literal {
+        $($var:ident = $s:literal => $info:expr),* $(,)?
+    }) => {
+        $crate::ops::op_enum! {
+            $(#[$m])* $vis enum $name in $ns { $($var = $s),* }
+        }
+        impl $name {
+            /// The op's row of the op table: its properties.
+            pub const fn info(self) -> $crate::ops::info::OpInfo {
+                match self { $($name::$var => $info),* }
+            }
+        }
+    };
+}
+pub(crate) use op_table;
+
 /// Any op a bound symbol can call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
@@ -67,6 +87,14 @@ impl Op {
             DistOp::from_name(n).map(Op::Dist)
         } else {
             None
+        }
+    }
+    /// The op's row of the op table (collectives have none).
+    pub fn info(self) -> Option<info::OpInfo> {
+        match self {
+            Op::Prim(p) => Some(p.info()),
+            Op::Torch(t) => Some(t.info()),
+            Op::Dist(_) => None,
         }
     }
     /// The op's operands and attributes.

@@ -6,9 +6,10 @@
 //! be mixed in), and the torch-level layer inserts `broadcast_in_dim` and
 //! `convert_element_type` where PyTorch would promote or broadcast implicitly.
 
+use super::info::{Autocast, OpInfo};
 use super::{
     attr_bool, attr_device, attr_dtype, attr_float, attr_int, attr_int_lists, attr_ints,
-    attr_opt_float, attr_opt_int, op_enum, sizes, AttrKind as A, ParamKind as P, Signature,
+    attr_opt_float, attr_opt_int, op_table, sizes, AttrKind as A, ParamKind as P, Signature,
 };
 use crate::device::Device;
 use crate::dtype::{Category, DType, NumberType};
@@ -17,43 +18,127 @@ use crate::shape::{canonicalize_dim, canonicalize_dims, Shape};
 use crate::trace::Attr;
 use crate::value::{TensorMeta, ValueType};
 
-op_enum! {
-    /// A primitive operation.
+// The rows' shorthands: the family constructors of the op table.
+const U: OpInfo = OpInfo::unary();
+const B: OpInfo = OpInfo::binary();
+const W: OpInfo = OpInfo::ternary();
+const E: OpInfo = OpInfo::elementwise();
+const SH: OpInfo = OpInfo::shape();
+const R: OpInfo = OpInfo::reduction();
+const IR: OpInfo = OpInfo::index_reduction();
+const C: OpInfo = OpInfo::creation();
+const IX: OpInfo = OpInfo::indexing();
+const NN: OpInfo = OpInfo::nn();
+const M: OpInfo = OpInfo::memory();
+const LOWER: Autocast = Autocast::LowerPrecision;
+
+op_table! {
+    /// A primitive operation. Each row declares the prim's properties ([`OpInfo`]): its family
+    /// and class, whether grad has a VJP rule (`vjp`), whether the fusion executor has a formula
+    /// (`fuse`), what autocast does with it.
     pub enum PrimOp in "prims" {
         // unary elementwise
-        Abs = "abs", Neg = "neg", Exp = "exp", Exp2 = "exp2", Expm1 = "expm1", Log = "log",
-        Log1p = "log1p", Log2 = "log2", Log10 = "log10", Sqrt = "sqrt", Rsqrt = "rsqrt",
-        Reciprocal = "reciprocal", Sin = "sin", Cos = "cos", Tan = "tan", Asin = "asin",
-        Acos = "acos", Atan = "atan", Sinh = "sinh", Cosh = "cosh", Tanh = "tanh", Asinh = "asinh",
-        Acosh = "acosh", Atanh = "atanh", Erf = "erf", Erfc = "erfc", Erfinv = "erfinv",
-        Lgamma = "lgamma", Digamma = "digamma", Floor = "floor", Ceil = "ceil", Round = "round",
-        Trunc = "trunc", Sign = "sign", Signbit = "signbit", IsFinite = "isfinite",
-        BitwiseNot = "bitwise_not", Real = "real", Imag = "imag", Polygamma = "polygamma",
+        Abs = "abs" => U.vjp().fuse(),
+        Neg = "neg" => U.vjp().fuse(),
+        Exp = "exp" => U.vjp().fuse(),
+        Exp2 = "exp2" => U.vjp().fuse(),
+        Expm1 = "expm1" => U.vjp().fuse(),
+        Log = "log" => U.vjp().fuse(),
+        Log1p = "log1p" => U.vjp().fuse(),
+        Log2 = "log2" => U.vjp().fuse(),
+        Log10 = "log10" => U.vjp().fuse(),
+        Sqrt = "sqrt" => U.vjp().fuse(),
+        Rsqrt = "rsqrt" => U.vjp().fuse(),
+        Reciprocal = "reciprocal" => U.vjp().fuse(),
+        Sin = "sin" => U.vjp().fuse(),
+        Cos = "cos" => U.vjp().fuse(),
+        Tan = "tan" => U.vjp().fuse(),
+        Asin = "asin" => U.vjp().fuse(),
+        Acos = "acos" => U.vjp().fuse(),
+        Atan = "atan" => U.vjp().fuse(),
+        Sinh = "sinh" => U.vjp().fuse(),
+        Cosh = "cosh" => U.vjp().fuse(),
+        Tanh = "tanh" => U.vjp().fuse(),
+        Asinh = "asinh" => U.vjp().fuse(),
+        Acosh = "acosh" => U.vjp().fuse(),
+        Atanh = "atanh" => U.vjp().fuse(),
+        Erf = "erf" => U.vjp().fuse(),
+        Erfc = "erfc" => U.vjp().fuse(),
+        Erfinv = "erfinv" => U.vjp().fuse(),
+        Lgamma = "lgamma" => U.vjp().fuse(),
+        Digamma = "digamma" => U.vjp(),
+        Floor = "floor" => U.vjp().fuse(),
+        Ceil = "ceil" => U.vjp().fuse(),
+        Round = "round" => U.vjp().fuse(),
+        Trunc = "trunc" => U.vjp().fuse(),
+        Sign = "sign" => U.vjp().fuse(),
+        Signbit = "signbit" => U.fuse(),
+        IsFinite = "isfinite" => U.fuse(),
+        BitwiseNot = "bitwise_not" => U.fuse(),
+        Real = "real" => U,
+        Imag = "imag" => U,
+        Polygamma = "polygamma" => E.vjp(),
         // binary elementwise
-        Add = "add", Sub = "sub", Mul = "mul", Div = "div", Remainder = "remainder", Fmod = "fmod",
-        Pow = "pow", Atan2 = "atan2", Maximum = "maximum", Minimum = "minimum", Eq = "eq", Ne = "ne",
-        Lt = "lt", Le = "le", Gt = "gt", Ge = "ge", BitwiseAnd = "bitwise_and",
-        BitwiseOr = "bitwise_or", BitwiseXor = "bitwise_xor", ShiftLeft = "shift_left",
-        ShiftRight = "shift_right",
+        Add = "add" => B.vjp().fuse(),
+        Sub = "sub" => B.vjp().fuse(),
+        Mul = "mul" => B.vjp().fuse(),
+        Div = "div" => B.vjp().fuse(),
+        Remainder = "remainder" => B.vjp().fuse(),
+        Fmod = "fmod" => B.vjp().fuse(),
+        Pow = "pow" => B.vjp().fuse(),
+        Atan2 = "atan2" => B.vjp().fuse(),
+        Maximum = "maximum" => B.vjp().fuse(),
+        Minimum = "minimum" => B.vjp().fuse(),
+        Eq = "eq" => B.fuse(),
+        Ne = "ne" => B.fuse(),
+        Lt = "lt" => B.fuse(),
+        Le = "le" => B.fuse(),
+        Gt = "gt" => B.fuse(),
+        Ge = "ge" => B.fuse(),
+        BitwiseAnd = "bitwise_and" => B.fuse(),
+        BitwiseOr = "bitwise_or" => B.fuse(),
+        BitwiseXor = "bitwise_xor" => B.fuse(),
+        ShiftLeft = "shift_left" => B.fuse(),
+        ShiftRight = "shift_right" => B.fuse(),
         // ternary
-        Where = "where",
+        Where = "where" => W.vjp().fuse(),
         // data movement and shape
-        ConvertElementType = "convert_element_type", DevicePut = "device_put",
-        BroadcastInDim = "broadcast_in_dim", Reshape = "reshape", Transpose = "transpose",
-        Slice = "slice", Squeeze = "squeeze", Cat = "cat", Pad = "pad", Flip = "flip",
+        ConvertElementType = "convert_element_type" => E.vjp().fuse(),
+        DevicePut = "device_put" => SH.vjp(),
+        BroadcastInDim = "broadcast_in_dim" => SH.vjp().fuse(),
+        Reshape = "reshape" => SH.vjp().fuse(),
+        Transpose = "transpose" => SH.vjp().fuse(),
+        Slice = "slice" => SH.vjp().fuse(),
+        Squeeze = "squeeze" => SH.vjp().fuse(),
+        Cat = "cat" => SH.vjp().fuse(),
+        Pad = "pad" => SH.vjp().fuse(),
+        Flip = "flip" => SH.vjp().fuse(),
         // reductions
-        Sum = "sum", Amax = "amax", Amin = "amin", Prod = "prod", Var = "var", Argmax = "argmax",
-        Argmin = "argmin",
+        Sum = "sum" => R.vjp().fuse(),
+        Amax = "amax" => R.vjp().fuse(),
+        Amin = "amin" => R.vjp().fuse(),
+        Prod = "prod" => R.vjp().fuse(),
+        Var = "var" => R.vjp(),
+        Argmax = "argmax" => IR,
+        Argmin = "argmin" => IR,
         // creation
-        Full = "full", Iota = "iota", Uniform = "uniform", Randn = "randn",
+        Full = "full" => C.fuse(),
+        Iota = "iota" => C.fuse(),
+        Uniform = "uniform" => C.random(),
+        Randn = "randn" => C.random(),
         // indexing
-        Take = "take", TakeAlongAxis = "take_along_axis", IndexAdd = "index_add",
-        ScatterAdd = "scatter_add", Gather = "gather",
+        Take = "take" => IX.vjp(),
+        TakeAlongAxis = "take_along_axis" => IX.vjp(),
+        IndexAdd = "index_add" => IX.vjp(),
+        ScatterAdd = "scatter_add" => IX.vjp(),
+        Gather = "gather" => IX.vjp(),
         // linear algebra and nn
-        Matmul = "matmul", Linear = "linear", Embedding = "embedding",
-        EmbeddingBackward = "embedding_backward",
+        Matmul = "matmul" => NN.vjp().autocast(LOWER),
+        Linear = "linear" => NN.vjp().autocast(LOWER),
+        Embedding = "embedding" => NN.vjp(),
+        EmbeddingBackward = "embedding_backward" => NN.vjp(),
         // memory
-        Copy_ = "copy_",
+        Copy_ = "copy_" => M,
     }
 }
 
@@ -73,21 +158,9 @@ pub enum PrimClass {
 }
 
 impl PrimOp {
-    /// The class of the prim.
+    /// The class of the prim (from its row of the op table).
     pub fn class(self) -> PrimClass {
-        use PrimOp::*;
-        match self {
-            Abs | Neg | Exp | Exp2 | Expm1 | Log | Log1p | Log2 | Log10 | Sqrt | Rsqrt
-            | Reciprocal | Sin | Cos | Tan | Asin | Acos | Atan | Sinh | Cosh | Tanh | Asinh
-            | Acosh | Atanh | Erf | Erfc | Erfinv | Lgamma | Digamma | Floor | Ceil | Round
-            | Trunc | Sign | Signbit | IsFinite | BitwiseNot | Real | Imag => PrimClass::Unary,
-            Add | Sub | Mul | Div | Remainder | Fmod | Pow | Atan2 | Maximum | Minimum | Eq
-            | Ne | Lt | Le | Gt | Ge | BitwiseAnd | BitwiseOr | BitwiseXor | ShiftLeft
-            | ShiftRight => PrimClass::Binary,
-            Where => PrimClass::Ternary,
-            Sum | Amax | Amin | Prod | Var => PrimClass::Reduction,
-            _ => PrimClass::Other,
-        }
+        self.info().class
     }
 
     /// Operands and attributes.
@@ -227,11 +300,11 @@ impl PrimOp {
 
     /// Whether the prim draws random numbers (never deduplicated or reordered by passes).
     pub fn is_random(self) -> bool {
-        matches!(self, PrimOp::Uniform | PrimOp::Randn)
+        self.info().random
     }
     /// Whether the prim writes into an operand.
     pub fn is_inplace(self) -> bool {
-        matches!(self, PrimOp::Copy_)
+        self.info().inplace
     }
 }
 

@@ -5,10 +5,11 @@
 //! broadcasting, and, like Lightning Thunder, computation in float32 for 16-bit float inputs
 //! (converted back to the result dtype at the end).
 
+use super::info::{Autocast, OpInfo, TorchGrad};
 use super::prims::{ints, PrimOp};
 use super::{
     attr_bool, attr_float, attr_int, attr_ints, attr_opt_device, attr_opt_dtype, attr_opt_float,
-    attr_opt_int, attr_opt_ints, attr_str, op_enum, AttrKind as A, ParamKind as P, Signature,
+    attr_opt_int, attr_opt_ints, attr_str, op_table, AttrKind as A, ParamKind as P, Signature,
 };
 use crate::builder::TraceBuilder;
 use crate::device::Device;
@@ -19,41 +20,119 @@ use crate::shape::{broadcast_shapes, canonicalize_dim, canonicalize_dims, Shape}
 use crate::trace::{Arg, Attr};
 use crate::value::{Value, ValueType};
 
-op_enum! {
-    /// A torch-level op.
+// The rows' shorthands: the family constructors of the op table.
+const E: OpInfo = OpInfo::elementwise();
+const R: OpInfo = OpInfo::reduction();
+const IR: OpInfo = OpInfo::index_reduction();
+const NN: OpInfo = OpInfo::nn();
+const CO: OpInfo = OpInfo::composite();
+const SH: OpInfo = OpInfo::shape();
+const C: OpInfo = OpInfo::creation();
+const WHOLE: TorchGrad = TorchGrad::Whole;
+const LOWER: Autocast = Autocast::LowerPrecision;
+const F32: Autocast = Autocast::Float32;
+
+op_table! {
+    /// A torch-level op. Each row declares the op's properties ([`OpInfo`]): its family, whether
+    /// grad differentiates it whole (`grad(WHOLE)`) or through its decomposition, what autocast
+    /// does with it, whether the torch executor calls libtorch for it by default (`direct`), and
+    /// the PyTorch callables the Python front end translates into it (`pytorch`).
     pub enum TorchOp in "ltorch" {
         // unary elementwise
-        Abs = "abs", Neg = "neg", Exp = "exp", Expm1 = "expm1", Log = "log", Log1p = "log1p",
-        Log2 = "log2", Sqrt = "sqrt", Rsqrt = "rsqrt", Reciprocal = "reciprocal", Sin = "sin",
-        Cos = "cos", Tan = "tan", Tanh = "tanh", Erf = "erf", Floor = "floor", Ceil = "ceil",
-        Round = "round", Trunc = "trunc", Sign = "sign", IsFinite = "isfinite",
-        BitwiseNot = "bitwise_not", LogicalNot = "logical_not", Sigmoid = "sigmoid", Relu = "relu",
-        Silu = "silu", Gelu = "gelu",
+        Abs = "abs" => E.pytorch(&["torch.abs", "operator.abs", "torch.Tensor.abs"]),
+        Neg = "neg" => E.pytorch(&["torch.neg", "operator.neg", "torch.Tensor.neg"]),
+        Exp = "exp" => E.autocast(F32).pytorch(&["torch.exp", "torch.Tensor.exp"]),
+        Expm1 = "expm1" => E.autocast(F32),
+        Log = "log" => E.autocast(F32).pytorch(&["torch.log", "torch.Tensor.log"]),
+        Log1p = "log1p" => E.autocast(F32),
+        Log2 = "log2" => E,
+        Sqrt = "sqrt" => E.pytorch(&["torch.sqrt", "torch.Tensor.sqrt"]),
+        Rsqrt = "rsqrt" => E.autocast(F32).pytorch(&["torch.rsqrt", "torch.Tensor.rsqrt"]),
+        Reciprocal = "reciprocal" => E.autocast(F32),
+        Sin = "sin" => E.pytorch(&["torch.sin", "torch.Tensor.sin"]),
+        Cos = "cos" => E.pytorch(&["torch.cos", "torch.Tensor.cos"]),
+        Tan = "tan" => E,
+        Tanh = "tanh" => E.pytorch(&["torch.tanh", "torch.Tensor.tanh"]),
+        Erf = "erf" => E.pytorch(&["torch.erf", "torch.special.erf", "torch.Tensor.erf"]),
+        Floor = "floor" => E,
+        Ceil = "ceil" => E,
+        Round = "round" => E,
+        Trunc = "trunc" => E,
+        Sign = "sign" => E,
+        IsFinite = "isfinite" => E,
+        BitwiseNot = "bitwise_not" => E,
+        LogicalNot = "logical_not" => E,
+        Sigmoid = "sigmoid" => E.direct().pytorch(&["torch.sigmoid", "torch.Tensor.sigmoid"]),
+        Relu = "relu" => E.direct().pytorch(&["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu"]),
+        Silu = "silu" => E.direct().pytorch(&["torch.nn.functional.silu"]),
+        Gelu = "gelu" => E.direct().pytorch(&["torch.nn.functional.gelu"]),
         // binary elementwise
-        Add = "add", Sub = "sub", Mul = "mul", Div = "div", Pow = "pow", Remainder = "remainder",
-        Atan2 = "atan2", Maximum = "maximum", Minimum = "minimum", Eq = "eq", Ne = "ne", Lt = "lt",
-        Le = "le", Gt = "gt", Ge = "ge", BitwiseAnd = "bitwise_and", BitwiseOr = "bitwise_or",
-        BitwiseXor = "bitwise_xor",
+        Add = "add" => E.pytorch(&["torch.add", "operator.add", "torch.Tensor.add"]),
+        Sub = "sub" => E.pytorch(&["torch.sub", "operator.sub", "torch.Tensor.sub"]),
+        Mul = "mul" => E.pytorch(&["torch.mul", "operator.mul", "torch.Tensor.mul"]),
+        Div = "div" => E.pytorch(&["torch.div", "torch.true_divide", "operator.truediv", "torch.Tensor.div"]),
+        Pow = "pow" => E.autocast(F32).pytorch(&["torch.pow", "operator.pow", "torch.Tensor.pow"]),
+        Remainder = "remainder" => E,
+        Atan2 = "atan2" => E,
+        Maximum = "maximum" => E,
+        Minimum = "minimum" => E,
+        Eq = "eq" => E,
+        Ne = "ne" => E,
+        Lt = "lt" => E,
+        Le = "le" => E,
+        Gt = "gt" => E,
+        Ge = "ge" => E,
+        BitwiseAnd = "bitwise_and" => E,
+        BitwiseOr = "bitwise_or" => E,
+        BitwiseXor = "bitwise_xor" => E,
         // selection
-        Where = "where", MaskedFill = "masked_fill", Clamp = "clamp",
+        Where = "where" => E.pytorch(&["torch.where"]),
+        MaskedFill = "masked_fill" => E.pytorch(&["torch.masked_fill", "torch.Tensor.masked_fill"]),
+        Clamp = "clamp" => E.pytorch(&["torch.clamp", "torch.clip", "torch.Tensor.clamp", "torch.Tensor.clip"]),
         // reductions
-        Sum = "sum", Mean = "mean", Amax = "amax", Amin = "amin", Var = "var", Std = "std",
-        Argmax = "argmax", Argmin = "argmin",
+        Sum = "sum" => R.autocast(F32).pytorch(&["torch.sum", "torch.Tensor.sum"]),
+        Mean = "mean" => R.autocast(F32).pytorch(&["torch.mean", "torch.Tensor.mean"]),
+        Amax = "amax" => R.pytorch(&["torch.amax", "torch.Tensor.amax"]),
+        Amin = "amin" => R,
+        Var = "var" => R.autocast(F32),
+        Std = "std" => R.autocast(F32),
+        Argmax = "argmax" => IR,
+        Argmin = "argmin" => IR,
         // nn
-        Softmax = "softmax", LogSoftmax = "log_softmax", CrossEntropy = "cross_entropy",
-        CrossEntropyBackward = "cross_entropy_backward",
-        RmsNorm = "rms_norm", LayerNorm = "layer_norm", Dropout = "dropout", Embedding = "embedding",
-        Linear = "linear", Matmul = "matmul", Bmm = "bmm",
-        ScaledDotProductAttention = "scaled_dot_product_attention",
-        ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward",
+        Softmax = "softmax" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]),
+        LogSoftmax = "log_softmax" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax"]),
+        CrossEntropy = "cross_entropy" => CO.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.nn.functional.cross_entropy"]),
+        CrossEntropyBackward = "cross_entropy_backward" => CO.direct(),
+        RmsNorm = "rms_norm" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.rms_norm", "torch.nn.functional.rms_norm"]),
+        LayerNorm = "layer_norm" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.nn.functional.layer_norm"]),
+        Dropout = "dropout" => NN.random().pytorch(&["torch.nn.functional.dropout"]),
+        Embedding = "embedding" => NN.direct().pytorch(&["torch.nn.functional.embedding"]),
+        Linear = "linear" => NN.autocast(LOWER).direct().pytorch(&["torch._C._nn.linear"]),
+        Matmul = "matmul" => NN.autocast(LOWER).direct().pytorch(&["torch.matmul", "operator.matmul", "torch.Tensor.matmul"]),
+        Bmm = "bmm" => NN.autocast(LOWER).direct(),
+        ScaledDotProductAttention = "scaled_dot_product_attention" => NN.grad(WHOLE).autocast(LOWER).direct().pytorch(&["torch._C._nn.scaled_dot_product_attention"]),
+        ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward" => NN.direct(),
         // shape
-        Reshape = "reshape", View = "view", Permute = "permute", Transpose = "transpose",
-        Unsqueeze = "unsqueeze", Squeeze = "squeeze", Flatten = "flatten", Expand = "expand",
-        Split = "split", Narrow = "narrow", Cat = "cat", Stack = "stack",
+        Reshape = "reshape" => SH.direct().pytorch(&["torch.reshape", "torch.Tensor.reshape"]),
+        View = "view" => SH.direct().pytorch(&["torch.Tensor.view"]),
+        Permute = "permute" => SH.direct().pytorch(&["torch.permute", "torch.Tensor.permute"]),
+        Transpose = "transpose" => SH.direct().pytorch(&["torch.transpose", "torch.Tensor.transpose"]),
+        Unsqueeze = "unsqueeze" => SH.direct().pytorch(&["torch.unsqueeze", "torch.Tensor.unsqueeze"]),
+        Squeeze = "squeeze" => SH.pytorch(&["torch.squeeze", "torch.Tensor.squeeze"]),
+        Flatten = "flatten" => SH.pytorch(&["torch.flatten", "torch.Tensor.flatten"]),
+        Expand = "expand" => SH.pytorch(&["torch.Tensor.expand"]),
+        Split = "split" => SH.pytorch(&["torch.split", "torch.Tensor.split"]),
+        Narrow = "narrow" => SH.pytorch(&["torch.narrow", "torch.Tensor.narrow"]),
+        Cat = "cat" => SH.pytorch(&["torch.cat"]),
+        Stack = "stack" => SH.pytorch(&["torch.stack"]),
         // optimizers
-        Adamw = "adamw",
+        Adamw = "adamw" => CO.direct(),
         // conversion and creation
-        To = "to", Zeros = "zeros", Ones = "ones", Full = "full", Arange = "arange",
+        To = "to" => SH.direct().pytorch(&["torch.Tensor.to"]),
+        Zeros = "zeros" => C,
+        Ones = "ones" => C,
+        Full = "full" => C,
+        Arange = "arange" => C,
     }
 }
 
