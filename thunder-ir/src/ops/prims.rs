@@ -6,7 +6,7 @@
 //! be mixed in), and the torch-level layer inserts `broadcast_in_dim` and
 //! `convert_element_type` where PyTorch would promote or broadcast implicitly.
 
-use super::info::{Autocast, OpInfo};
+use super::info::{Autocast, Family, OpInfo};
 use super::{
     attr_bool, attr_device, attr_dtype, attr_float, attr_int, attr_int_lists, attr_ints,
     attr_opt_float, attr_opt_int, op_table, sizes, AttrKind as A, ParamKind as P, Signature,
@@ -603,7 +603,30 @@ fn reduction(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Resul
     Ok(out_tensor(shape, d, a.device))
 }
 
+/// The meta function of a prim of class [`PrimClass::Other`], by its family (its row of the op
+/// table).
 fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op.info().family {
+        Family::Elementwise => elementwise_meta(op, n, args, attrs),
+        Family::Shape if matches!(op, Slice | Cat | Pad | Flip) => slicing_meta(op, n, args, attrs),
+        Family::Shape => layout_meta(op, n, args, attrs),
+        Family::Reduction => index_reduction_meta(op, n, args, attrs),
+        Family::Creation => creation_meta(op, n, args, attrs),
+        Family::Indexing => indexing_meta(op, n, args, attrs),
+        Family::Nn => nn_meta(op, n, args, attrs),
+        Family::Memory => memory_meta(op, n, args, attrs),
+        Family::Composite => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Elementwise prims of their own signature: `convert_element_type`, `polygamma`.
+fn elementwise_meta(
+    op: PrimOp,
+    n: &str,
+    args: &[ArgMeta<'_>],
+    attrs: &[Attr],
+) -> Result<ValueType> {
     use PrimOp::*;
     match op {
         ConvertElementType => {
@@ -614,6 +637,23 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 _ => Err(IrError::invalid(n, "a must be a tensor or a number")),
             }
         }
+        Polygamma => {
+            let a = tensor(n, args, 0, "a")?;
+            require(n, a.dtype.is_float(), || {
+                format!("a must have a floating dtype, got {}", a.dtype)
+            })?;
+            let order = attr_int(n, attrs, 0)?;
+            require(n, order >= 0, || format!("n={order} must be >= 0"))?;
+            Ok(like(a, a.dtype))
+        }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Layout: `device_put`, `broadcast_in_dim`, `reshape`, `transpose`, `squeeze`.
+fn layout_meta(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         DevicePut => {
             let a = tensor(n, args, 0, "a")?;
             Ok(out_tensor(
@@ -679,6 +719,36 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             let shape = Shape(perm.iter().map(|&p| a.shape.dims()[p as usize]).collect());
             Ok(out_tensor(shape, a.dtype, a.device))
         }
+        Squeeze => {
+            let a = tensor(n, args, 0, "a")?;
+            let dims = canonicalize_dims(n, "dims", attr_ints(n, attrs, 0)?, a.rank())?;
+            for &d in &dims {
+                require(n, a.rank() == 0 || a.shape.size(d) == 1, || {
+                    format!(
+                        "dim {d} of a has size {}, only size-1 dims can be squeezed",
+                        a.shape.size(d)
+                    )
+                })?;
+            }
+            let shape = Shape(
+                a.shape
+                    .dims()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !dims.contains(i))
+                    .map(|(_, d)| *d)
+                    .collect(),
+            );
+            Ok(out_tensor(shape, a.dtype, a.device))
+        }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Slicing and joining: `slice`, `cat`, `pad`, `flip`.
+fn slicing_meta(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Slice => {
             let a = tensor(n, args, 0, "a")?;
             let (start, end, strides) = (
@@ -705,28 +775,6 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 shape.push(((e - s) as u64).div_ceil(st as u64) as usize);
             }
             Ok(out_tensor(Shape::new(shape), a.dtype, a.device))
-        }
-        Squeeze => {
-            let a = tensor(n, args, 0, "a")?;
-            let dims = canonicalize_dims(n, "dims", attr_ints(n, attrs, 0)?, a.rank())?;
-            for &d in &dims {
-                require(n, a.rank() == 0 || a.shape.size(d) == 1, || {
-                    format!(
-                        "dim {d} of a has size {}, only size-1 dims can be squeezed",
-                        a.shape.size(d)
-                    )
-                })?;
-            }
-            let shape = Shape(
-                a.shape
-                    .dims()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !dims.contains(i))
-                    .map(|(_, d)| *d)
-                    .collect(),
-            );
-            Ok(out_tensor(shape, a.dtype, a.device))
         }
         Cat => {
             let ts: Vec<&TensorMeta> = args
@@ -821,6 +869,19 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             canonicalize_dims(n, "dims", attr_ints(n, attrs, 0)?, a.rank())?;
             Ok(like(a, a.dtype))
         }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// `argmax`, `argmin`.
+fn index_reduction_meta(
+    op: PrimOp,
+    n: &str,
+    args: &[ArgMeta<'_>],
+    attrs: &[Attr],
+) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Argmax | Argmin => {
             let a = tensor(n, args, 0, "a")?;
             require(n, !a.dtype.is_complex() && !a.dtype.is_bool(), || {
@@ -843,6 +904,14 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             };
             Ok(out_tensor(shape, DType::I64, a.device))
         }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Creation: `full`, `iota`, `uniform`, `randn`.
+fn creation_meta(op: PrimOp, n: &str, _args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Full => {
             let shape = sizes(n, "shape", attr_ints(n, attrs, 0)?)?;
             Ok(out_tensor(
@@ -877,6 +946,14 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 attr_device(n, attrs, dev_i)?,
             ))
         }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Indexing: `take`, `take_along_axis`, `gather`, `index_add`, `scatter_add`.
+fn indexing_meta(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Take | TakeAlongAxis | Gather => {
             let a = tensor(n, args, 0, "a")?;
             let index = tensor(n, args, 1, "index")?;
@@ -969,6 +1046,14 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
             }
             Ok(like(a, a.dtype))
         }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// Matrix products and embeddings.
+fn nn_meta(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Matmul => {
             let a = tensor(n, args, 0, "a")?;
             let b = tensor(n, args, 1, "b")?;
@@ -1045,15 +1130,14 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
                 g.device,
             ))
         }
-        Polygamma => {
-            let a = tensor(n, args, 0, "a")?;
-            require(n, a.dtype.is_float(), || {
-                format!("a must have a floating dtype, got {}", a.dtype)
-            })?;
-            let order = attr_int(n, attrs, 0)?;
-            require(n, order >= 0, || format!("n={order} must be >= 0"))?;
-            Ok(like(a, a.dtype))
-        }
+        _ => Err(IrError::invalid(n, "internal: op has no meta function")),
+    }
+}
+
+/// `copy_`.
+fn memory_meta(op: PrimOp, n: &str, args: &[ArgMeta<'_>], _attrs: &[Attr]) -> Result<ValueType> {
+    use PrimOp::*;
+    match op {
         Copy_ => {
             let src = tensor(n, args, 0, "copy_from")?;
             let dst = tensor(n, args, 1, "copy_to")?;

@@ -1,0 +1,322 @@
+//! Torch-level ops: the names PyTorch users know, each defined by a decomposition into prims
+//! (and other torch-level ops), which the trace keeps as the bound symbol's subsymbols.
+//!
+//! The decompositions follow PyTorch's semantics: type promotion across tensors and numbers,
+//! broadcasting, and, like Lightning Thunder, computation in float32 for 16-bit float inputs
+//! (converted back to the result dtype at the end).
+//!
+//! Layout: this file holds the op table (one row per op, its properties) and the options of the
+//! composite ops; `signature.rs` the operands and attributes; `builder.rs` the typed builder
+//! methods; `lower.rs` the prim-level helpers the decompositions share; and one file per family
+//! ([`Family`](super::info::Family)) holds that family's decompositions: `elementwise.rs`,
+//! `reduction.rs`, `shape.rs`, `nn.rs`, `composite.rs`, `creation.rs`.
+
+use super::info::{Autocast, Family, OpInfo, TorchGrad};
+use super::prims::{ints, PrimOp};
+use super::{
+    attr_bool, attr_float, attr_int, attr_ints, attr_opt_device, attr_opt_dtype, attr_opt_float,
+    attr_opt_int, attr_opt_ints, attr_str, op_table, AttrKind as A, ParamKind as P, Signature,
+};
+use crate::builder::TraceBuilder;
+use crate::device::Device;
+use crate::dtype::{DType, NumberType};
+use crate::error::{IrError, Result};
+use crate::promotion::{elementwise_promotion, ElementwisePromotion as K, PromotionOperand};
+use crate::shape::{broadcast_shapes, canonicalize_dim, canonicalize_dims, Shape};
+use crate::trace::{Arg, Attr};
+use crate::value::{Value, ValueType};
+
+// The rows' shorthands: the family constructors of the op table.
+const E: OpInfo = OpInfo::elementwise();
+const R: OpInfo = OpInfo::reduction();
+const IR: OpInfo = OpInfo::index_reduction();
+const NN: OpInfo = OpInfo::nn();
+const CO: OpInfo = OpInfo::composite();
+const SH: OpInfo = OpInfo::shape();
+const C: OpInfo = OpInfo::creation();
+const WHOLE: TorchGrad = TorchGrad::Whole;
+const LOWER: Autocast = Autocast::LowerPrecision;
+const F32: Autocast = Autocast::Float32;
+
+op_table! {
+    /// A torch-level op. Each row declares the op's properties ([`OpInfo`]): its family, whether
+    /// grad differentiates it whole (`grad(WHOLE)`) or through its decomposition, what autocast
+    /// does with it, whether the torch executor calls libtorch for it by default (`direct`), and
+    /// the PyTorch callables the Python front end translates into it (`pytorch`).
+    pub enum TorchOp in "ltorch" {
+        // unary elementwise
+        Abs = "abs" => E.pytorch(&["torch.abs", "operator.abs", "torch.Tensor.abs"]),
+        Neg = "neg" => E.pytorch(&["torch.neg", "operator.neg", "torch.Tensor.neg"]),
+        Exp = "exp" => E.autocast(F32).pytorch(&["torch.exp", "torch.Tensor.exp"]),
+        Expm1 = "expm1" => E.autocast(F32),
+        Log = "log" => E.autocast(F32).pytorch(&["torch.log", "torch.Tensor.log"]),
+        Log1p = "log1p" => E.autocast(F32),
+        Log2 = "log2" => E,
+        Sqrt = "sqrt" => E.pytorch(&["torch.sqrt", "torch.Tensor.sqrt"]),
+        Rsqrt = "rsqrt" => E.autocast(F32).pytorch(&["torch.rsqrt", "torch.Tensor.rsqrt"]),
+        Reciprocal = "reciprocal" => E.autocast(F32),
+        Sin = "sin" => E.pytorch(&["torch.sin", "torch.Tensor.sin"]),
+        Cos = "cos" => E.pytorch(&["torch.cos", "torch.Tensor.cos"]),
+        Tan = "tan" => E,
+        Tanh = "tanh" => E.pytorch(&["torch.tanh", "torch.Tensor.tanh"]),
+        Erf = "erf" => E.pytorch(&["torch.erf", "torch.special.erf", "torch.Tensor.erf"]),
+        Floor = "floor" => E,
+        Ceil = "ceil" => E,
+        Round = "round" => E,
+        Trunc = "trunc" => E,
+        Sign = "sign" => E,
+        IsFinite = "isfinite" => E,
+        BitwiseNot = "bitwise_not" => E,
+        LogicalNot = "logical_not" => E,
+        Sigmoid = "sigmoid" => E.direct().pytorch(&["torch.sigmoid", "torch.Tensor.sigmoid"]),
+        Relu = "relu" => E.direct().pytorch(&["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu"]),
+        Silu = "silu" => E.direct().pytorch(&["torch.nn.functional.silu"]),
+        Gelu = "gelu" => E.direct().pytorch(&["torch.nn.functional.gelu"]),
+        // binary elementwise
+        Add = "add" => E.pytorch(&["torch.add", "operator.add", "torch.Tensor.add"]),
+        Sub = "sub" => E.pytorch(&["torch.sub", "operator.sub", "torch.Tensor.sub"]),
+        Mul = "mul" => E.pytorch(&["torch.mul", "operator.mul", "torch.Tensor.mul"]),
+        Div = "div" => E.pytorch(&["torch.div", "torch.true_divide", "operator.truediv", "torch.Tensor.div"]),
+        Pow = "pow" => E.autocast(F32).pytorch(&["torch.pow", "operator.pow", "torch.Tensor.pow"]),
+        Remainder = "remainder" => E,
+        Atan2 = "atan2" => E,
+        Maximum = "maximum" => E,
+        Minimum = "minimum" => E,
+        Eq = "eq" => E,
+        Ne = "ne" => E,
+        Lt = "lt" => E,
+        Le = "le" => E,
+        Gt = "gt" => E,
+        Ge = "ge" => E,
+        BitwiseAnd = "bitwise_and" => E,
+        BitwiseOr = "bitwise_or" => E,
+        BitwiseXor = "bitwise_xor" => E,
+        // selection
+        Where = "where" => E.pytorch(&["torch.where"]),
+        MaskedFill = "masked_fill" => E.pytorch(&["torch.masked_fill", "torch.Tensor.masked_fill"]),
+        Clamp = "clamp" => E.pytorch(&["torch.clamp", "torch.clip", "torch.Tensor.clamp", "torch.Tensor.clip"]),
+        // reductions
+        Sum = "sum" => R.autocast(F32).pytorch(&["torch.sum", "torch.Tensor.sum"]),
+        Mean = "mean" => R.autocast(F32).pytorch(&["torch.mean", "torch.Tensor.mean"]),
+        Amax = "amax" => R.pytorch(&["torch.amax", "torch.Tensor.amax"]),
+        Amin = "amin" => R,
+        Var = "var" => R.autocast(F32),
+        Std = "std" => R.autocast(F32),
+        Argmax = "argmax" => IR,
+        Argmin = "argmin" => IR,
+        // nn
+        Softmax = "softmax" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]),
+        LogSoftmax = "log_softmax" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax"]),
+        CrossEntropy = "cross_entropy" => CO.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.nn.functional.cross_entropy"]),
+        CrossEntropyBackward = "cross_entropy_backward" => CO.direct(),
+        RmsNorm = "rms_norm" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.rms_norm", "torch.nn.functional.rms_norm"]),
+        LayerNorm = "layer_norm" => NN.grad(WHOLE).autocast(F32).direct().pytorch(&["torch.nn.functional.layer_norm"]),
+        Dropout = "dropout" => NN.random().pytorch(&["torch.nn.functional.dropout"]),
+        Embedding = "embedding" => NN.direct().pytorch(&["torch.nn.functional.embedding"]),
+        Linear = "linear" => NN.autocast(LOWER).direct().pytorch(&["torch._C._nn.linear"]),
+        Matmul = "matmul" => NN.autocast(LOWER).direct().pytorch(&["torch.matmul", "operator.matmul", "torch.Tensor.matmul"]),
+        Bmm = "bmm" => NN.autocast(LOWER).direct(),
+        ScaledDotProductAttention = "scaled_dot_product_attention" => NN.grad(WHOLE).autocast(LOWER).direct().pytorch(&["torch._C._nn.scaled_dot_product_attention"]),
+        ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward" => NN.direct(),
+        // shape
+        Reshape = "reshape" => SH.direct().pytorch(&["torch.reshape", "torch.Tensor.reshape"]),
+        View = "view" => SH.direct().pytorch(&["torch.Tensor.view"]),
+        Permute = "permute" => SH.direct().pytorch(&["torch.permute", "torch.Tensor.permute"]),
+        Transpose = "transpose" => SH.direct().pytorch(&["torch.transpose", "torch.Tensor.transpose"]),
+        Unsqueeze = "unsqueeze" => SH.direct().pytorch(&["torch.unsqueeze", "torch.Tensor.unsqueeze"]),
+        Squeeze = "squeeze" => SH.pytorch(&["torch.squeeze", "torch.Tensor.squeeze"]),
+        Flatten = "flatten" => SH.pytorch(&["torch.flatten", "torch.Tensor.flatten"]),
+        Expand = "expand" => SH.pytorch(&["torch.Tensor.expand"]),
+        Split = "split" => SH.pytorch(&["torch.split", "torch.Tensor.split"]),
+        Narrow = "narrow" => SH.pytorch(&["torch.narrow", "torch.Tensor.narrow"]),
+        Cat = "cat" => SH.pytorch(&["torch.cat"]),
+        Stack = "stack" => SH.pytorch(&["torch.stack"]),
+        // optimizers
+        Adamw = "adamw" => CO.direct(),
+        // conversion and creation
+        To = "to" => SH.direct().pytorch(&["torch.Tensor.to"]),
+        Zeros = "zeros" => C,
+        Ones = "ones" => C,
+        Full = "full" => C,
+        Arange = "arange" => C,
+    }
+}
+
+impl TorchOp {
+    /// The prim and promotion kind of a unary op that maps onto one prim.
+    fn unary_prim(self) -> Option<(PrimOp, K)> {
+        use TorchOp as T;
+        Some(match self {
+            T::Abs => (PrimOp::Abs, K::ComplexToFloat),
+            T::Neg => (PrimOp::Neg, K::Default),
+            T::Exp => (PrimOp::Exp, K::IntToFloat),
+            T::Expm1 => (PrimOp::Expm1, K::IntToFloat),
+            T::Log => (PrimOp::Log, K::IntToFloat),
+            T::Log1p => (PrimOp::Log1p, K::IntToFloat),
+            T::Log2 => (PrimOp::Log2, K::IntToFloat),
+            T::Sqrt => (PrimOp::Sqrt, K::IntToFloat),
+            T::Rsqrt => (PrimOp::Rsqrt, K::IntToFloat),
+            T::Reciprocal => (PrimOp::Reciprocal, K::IntToFloat),
+            T::Sin => (PrimOp::Sin, K::IntToFloat),
+            T::Cos => (PrimOp::Cos, K::IntToFloat),
+            T::Tan => (PrimOp::Tan, K::IntToFloat),
+            T::Tanh => (PrimOp::Tanh, K::IntToFloat),
+            T::Erf => (PrimOp::Erf, K::IntToFloat),
+            T::Floor => (PrimOp::Floor, K::Default),
+            T::Ceil => (PrimOp::Ceil, K::Default),
+            T::Round => (PrimOp::Round, K::Default),
+            T::Trunc => (PrimOp::Trunc, K::Default),
+            T::Sign => (PrimOp::Sign, K::Default),
+            T::IsFinite => (PrimOp::IsFinite, K::AlwaysBool),
+            T::BitwiseNot => (PrimOp::BitwiseNot, K::Default),
+            _ => return None,
+        })
+    }
+
+    /// The prim, promotion kind and whether 16-bit floats are computed in float32, of a binary op
+    /// that maps onto one prim.
+    fn binary_prim(self) -> Option<(PrimOp, K, bool)> {
+        use TorchOp as T;
+        Some(match self {
+            T::Add => (PrimOp::Add, K::Default, true),
+            T::Sub => (PrimOp::Sub, K::Default, true),
+            T::Mul => (PrimOp::Mul, K::Default, true),
+            T::Div => (PrimOp::Div, K::IntToFloat, true),
+            T::Pow => (PrimOp::Pow, K::Default, true),
+            T::Remainder => (PrimOp::Remainder, K::Default, true),
+            T::Atan2 => (PrimOp::Atan2, K::IntToFloat, true),
+            T::Maximum => (PrimOp::Maximum, K::Default, false),
+            T::Minimum => (PrimOp::Minimum, K::Default, false),
+            T::Eq => (PrimOp::Eq, K::AlwaysBool, false),
+            T::Ne => (PrimOp::Ne, K::AlwaysBool, false),
+            T::Lt => (PrimOp::Lt, K::AlwaysBool, false),
+            T::Le => (PrimOp::Le, K::AlwaysBool, false),
+            T::Gt => (PrimOp::Gt, K::AlwaysBool, false),
+            T::Ge => (PrimOp::Ge, K::AlwaysBool, false),
+            T::BitwiseAnd => (PrimOp::BitwiseAnd, K::Default, false),
+            T::BitwiseOr => (PrimOp::BitwiseOr, K::Default, false),
+            T::BitwiseXor => (PrimOp::BitwiseXor, K::Default, false),
+            _ => return None,
+        })
+    }
+}
+
+/// Hyperparameters of [`TraceBuilder::adamw`], with `torch.optim.AdamW`'s defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamwOptions {
+    /// Learning rate (`>= 0`).
+    pub lr: f64,
+    /// Decay of the first moment (`0 <= beta1 < 1`).
+    pub beta1: f64,
+    /// Decay of the second moment (`0 <= beta2 < 1`).
+    pub beta2: f64,
+    /// Added to the denominator (`>= 0`).
+    pub eps: f64,
+    /// Decoupled weight decay (`>= 0`): each parameter is first scaled by `1 - lr * weight_decay`.
+    pub weight_decay: f64,
+    /// The inputs are donated: an executor may write the new parameters and moments into the
+    /// buffers of `params`, `exp_avgs` and `exp_avg_sqs` (as PyTorch's `_fused_adamw_` does) and
+    /// return those. The trace must not read them after the op, and the caller must take the
+    /// results from the outputs (an executor may also return new tensors).
+    pub inplace: bool,
+}
+
+impl Default for AdamwOptions {
+    fn default() -> Self {
+        AdamwOptions {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            inplace: false,
+        }
+    }
+}
+
+/// What [`TraceBuilder::adamw`] returns: the updated state, one value per parameter, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdamwUpdate {
+    /// The new parameters.
+    pub params: Vec<Value>,
+    /// The new first moments.
+    pub exp_avgs: Vec<Value>,
+    /// The new second moments.
+    pub exp_avg_sqs: Vec<Value>,
+}
+
+/// Options of [`TraceBuilder::scaled_dot_product_attention`], with PyTorch's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SdpaOptions {
+    /// A boolean mask (true = attend) or an additive float mask, broadcastable to the scores.
+    pub attn_mask: Option<Value>,
+    /// Dropout probability on the attention weights.
+    pub dropout_p: f64,
+    /// Causal masking (top-left aligned, as PyTorch's).
+    pub is_causal: bool,
+    /// Softmax scale; `None` means `1/sqrt(head_dim)`.
+    pub scale: Option<f64>,
+    /// Grouped-query attention: key/value with fewer heads than query.
+    pub enable_gqa: bool,
+}
+
+mod builder;
+mod composite;
+mod creation;
+mod elementwise;
+mod lower;
+mod nn;
+mod reduction;
+mod shape;
+mod signature;
+
+use lower::*;
+pub use shape::MAX_SPLIT_OUTPUTS;
+
+/// Operand `i` of `op` as a tensor value, or an error naming the operand.
+fn tensor_arg(b: &TraceBuilder, op: TorchOp, n: &str, args: &[Arg], i: usize) -> Result<Value> {
+    match args.get(i) {
+        Some(Arg::Value(v)) if b.tensor(*v).is_ok() => Ok(*v),
+        _ => Err(IrError::invalid(
+            n,
+            format!(
+                "{} must be a tensor",
+                op.signature().operands.get(i).map_or("operand", |o| o.0)
+            ),
+        )),
+    }
+}
+
+/// A family's decomposition was asked for an op of another family: the op table and the family
+/// files disagree (a bug of thunder-ir, reported rather than a panic).
+fn not_in_family(op: TorchOp, n: &str) -> IrError {
+    IrError::invalid(
+        n,
+        format!(
+            "internal error: no decomposition of {} in the {} family's file",
+            op.name(),
+            op.info().family.name()
+        ),
+    )
+}
+
+/// Runs the decomposition of `op` on `args`/`attrs` in `b`, returning the op's outputs: the
+/// file of the op's family (its row of the op table) has it.
+pub(crate) fn decompose(
+    b: &mut TraceBuilder,
+    op: TorchOp,
+    args: &[Arg],
+    attrs: &[Attr],
+) -> Result<Vec<Value>> {
+    let qn = format!("ltorch.{}", op.name());
+    let n = qn.as_str();
+    match op.info().family {
+        Family::Elementwise => elementwise::decompose(b, op, n, args, attrs),
+        Family::Reduction => reduction::decompose(b, op, n, args, attrs),
+        Family::Shape => shape::decompose(b, op, n, args, attrs),
+        Family::Nn => nn::decompose(b, op, n, args, attrs),
+        Family::Composite => composite::decompose(b, op, n, args, attrs),
+        Family::Creation => creation::decompose(b, op, n, args, attrs),
+        Family::Indexing | Family::Memory => Err(not_in_family(op, n)),
+    }
+}
