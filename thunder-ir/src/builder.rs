@@ -2,8 +2,9 @@
 
 use crate::dtype::NumberType;
 use crate::error::{IrError, Result};
-use crate::ops::prims::{self, ArgMeta, PrimOp};
-use crate::ops::{torch, DistOp, Op, TorchOp};
+use crate::infer::{arg_types, dist_types, prim_types};
+use crate::ops::prims::PrimOp;
+use crate::ops::{torch, Op, TorchOp};
 use crate::trace::{Arg, Attr, BoundSymbol, Trace};
 use crate::value::{check_name, TensorMeta, Value, ValueInfo, ValueType};
 use std::collections::HashSet;
@@ -39,6 +40,11 @@ pub struct TraceBuilder {
 }
 
 impl TraceBuilder {
+    /// Appends an already defined value to the inputs (the scratch builder of type inference).
+    pub(crate) fn push_input(&mut self, v: Value) {
+        self.inputs.push(v);
+    }
+
     /// A builder for a function called `name` (a Python identifier).
     pub fn new(name: impl Into<String>) -> Self {
         TraceBuilder {
@@ -152,7 +158,7 @@ impl TraceBuilder {
         };
         // Inputs may be declared between calls; number values in definition order.
         let trace = trace.renumbered();
-        crate::verify::verify(&trace)?;
+        trace.verify()?;
         Ok(trace)
     }
 
@@ -274,7 +280,7 @@ impl TraceBuilder {
         }
     }
 
-    fn define(&mut self, name: String, ty: ValueType) -> Result<Value> {
+    pub(crate) fn define(&mut self, name: String, ty: ValueType) -> Result<Value> {
         check_name(&name).map_err(|reason| IrError::InvalidName {
             name: name.clone(),
             reason,
@@ -299,118 +305,4 @@ pub(crate) fn value_handle(index: usize) -> Result<Value> {
             format!("a trace holds at most {} values", u32::MAX),
         )
     })
-}
-
-/// An operand's type, as the meta functions and the requires_grad rule see it.
-#[derive(Debug, Clone)]
-pub(crate) enum ArgType {
-    Value(ValueType),
-    Number(NumberType),
-    None,
-    List(Vec<ValueType>),
-}
-
-pub(crate) fn arg_types(values: &[ValueInfo], args: &[Arg]) -> Result<Vec<ArgType>> {
-    let ty = |v: &Value| {
-        values
-            .get(v.index())
-            .map(|i| i.ty.clone())
-            .ok_or(IrError::UnknownValue(v.0))
-    };
-    args.iter()
-        .map(|a| {
-            Ok(match a {
-                Arg::Value(v) => ArgType::Value(ty(v)?),
-                Arg::Int(_) => ArgType::Number(NumberType::Int),
-                Arg::Float(_) => ArgType::Number(NumberType::Float),
-                Arg::Bool(_) => ArgType::Number(NumberType::Bool),
-                Arg::None => ArgType::None,
-                Arg::List(l) => ArgType::List(l.iter().map(ty).collect::<Result<_>>()?),
-            })
-        })
-        .collect()
-}
-
-/// Runs a prim's meta function on operand types and applies the requires_grad rule: an output
-/// requires grad when some tensor operand does and the output's dtype can carry a gradient.
-pub(crate) fn prim_types(p: PrimOp, types: &[ArgType], attrs: &[Attr]) -> Result<Vec<ValueType>> {
-    // Copying into a buffer (optimizer updates) is never differentiated.
-    with_metas(types, !p.is_inplace(), |metas| prims::meta(p, metas, attrs))
-}
-
-/// [`prim_types`] for a collective.
-pub(crate) fn dist_types(d: DistOp, types: &[ArgType], attrs: &[Attr]) -> Result<Vec<ValueType>> {
-    with_metas(types, true, |metas| crate::ops::dist::meta(d, metas, attrs))
-}
-
-fn with_metas(
-    types: &[ArgType],
-    differentiable: bool,
-    meta: impl FnOnce(&[ArgMeta<'_>]) -> Result<Vec<ValueType>>,
-) -> Result<Vec<ValueType>> {
-    let mut metas: Vec<ArgMeta<'_>> = Vec::new();
-    let mut requires_grad = false;
-    for t in types {
-        match t {
-            ArgType::Value(ValueType::Tensor(m)) => {
-                requires_grad |= m.requires_grad;
-                metas.push(ArgMeta::Tensor(m));
-            }
-            ArgType::Value(ValueType::Number(n)) | ArgType::Number(n) => {
-                metas.push(ArgMeta::Number(*n))
-            }
-            ArgType::None => metas.push(ArgMeta::None),
-            ArgType::List(l) => {
-                for v in l {
-                    match v {
-                        ValueType::Tensor(m) => {
-                            requires_grad |= m.requires_grad;
-                            metas.push(ArgMeta::Tensor(m));
-                        }
-                        ValueType::Number(n) => metas.push(ArgMeta::Number(*n)),
-                    }
-                }
-            }
-        }
-    }
-    let mut out = meta(&metas)?;
-    for ty in &mut out {
-        if let ValueType::Tensor(t) = ty {
-            t.requires_grad = differentiable && requires_grad && t.dtype.is_inexact();
-        }
-    }
-    Ok(out)
-}
-
-/// Output types of a torch-level op on operands of the given types: the op is decomposed in a
-/// scratch builder. Used by the parser (for ops printed without their decomposition) and the
-/// verifier.
-pub(crate) fn torch_output_types(
-    op: TorchOp,
-    types: &[ArgType],
-    args: &[Arg],
-    attrs: &[Attr],
-) -> Result<Vec<ValueType>> {
-    let mut b = TraceBuilder::new("meta");
-    let mut scratch_args = Vec::with_capacity(args.len());
-    let mut k = 0;
-    let mut input = |b: &mut TraceBuilder, ty: &ValueType| -> Result<Value> {
-        k += 1;
-        let v = b.define(format!("a{k}"), ty.clone())?;
-        b.inputs.push(v);
-        Ok(v)
-    };
-    for (a, t) in args.iter().zip(types) {
-        scratch_args.push(match (a, t) {
-            (Arg::Value(_), ArgType::Value(ty)) => Arg::Value(input(&mut b, ty)?),
-            (Arg::List(_), ArgType::List(tys)) => Arg::List(
-                tys.iter()
-                    .map(|ty| input(&mut b, ty))
-                    .collect::<Result<_>>()?,
-            ),
-            (other, _) => other.clone(),
-        });
-    }
-    let outs = b.call(Op::Torch(op), scratch_args, attrs.to_vec())?;
-    outs.iter().map(|&v| b.ty(v).cloned()).collect()
 }

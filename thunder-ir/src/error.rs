@@ -65,7 +65,7 @@ pub enum IrError {
         /// The offending line.
         text: String,
     },
-    /// Trace text nested deeper than [`crate::parser::MAX_NESTING`] levels: lists, tuples,
+    /// Trace text nested deeper than [`crate::trace::MAX_NESTING`] levels: lists, tuples,
     /// calls and unary minus inside one another, or decompositions inside one another. No real
     /// trace comes near the limit; it keeps hostile text from overflowing the parser's stack.
     #[error("parse error at line {line}, column {column}: {what} nested more than {limit} levels deep\n  {text}")]
@@ -77,7 +77,7 @@ pub enum IrError {
         /// What was nested: `expressions ([...], (...), calls, unary minus)` or
         /// `decompositions`.
         what: String,
-        /// The limit, [`crate::parser::MAX_NESTING`].
+        /// The limit, [`crate::trace::MAX_NESTING`].
         limit: usize,
         /// The start of the offending line (hostile lines can be long; the rest is left out).
         text: String,

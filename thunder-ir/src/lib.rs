@@ -20,10 +20,12 @@
 //! No libtorch, no CUDA: this crate builds in seconds and can be used alone.
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod builder;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub(crate) mod infer;
 pub mod mincut;
 pub mod ops;
 pub mod parser;

@@ -14,22 +14,17 @@
 //!   ([`crate::Shape::checked_numel`]). Meta functions check their arithmetic on sizes, so a
 //!   huge size in an attribute is an error, not a wrapped or panicking computation.
 
-use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::device::Device;
 use crate::dtype::{DType, NumberType};
 use crate::error::{IrError, Result};
+use crate::infer::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::ops::{AttrKind, Op, ParamKind};
 use crate::shape::Shape;
 use crate::trace::{Arg, Attr, BoundSymbol, Trace};
 use crate::value::{check_name, TensorMeta, Value, ValueInfo, ValueType};
 use std::collections::HashMap;
 
-/// How deep expressions and decompositions may nest in trace text (see the module docs).
-///
-/// Far above what the printer makes (2 levels of each), and low enough that parsing at the
-/// limit fits a small thread stack: about 200 KiB in an optimized build, about 800 KiB in a
-/// debug build, whose frames are larger.
-pub const MAX_NESTING: usize = 256;
+pub use crate::trace::MAX_NESTING;
 
 /// Parses trace text (as printed by [`Trace::to_python`]) and verifies the result.
 pub fn parse_trace(text: &str) -> Result<Trace> {

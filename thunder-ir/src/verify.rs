@@ -3,7 +3,7 @@
 //! - every value has a valid, unique name, and every handle points into the value table;
 //! - every tensor's shape has an element count within `i64` ([`crate::Shape::checked_numel`]),
 //!   which the meta functions' arithmetic relies on;
-//! - decompositions nest at most [`crate::parser::MAX_NESTING`] levels (checking, printing and
+//! - decompositions nest at most [`crate::trace::MAX_NESTING`] levels (checking, printing and
 //!   renumbering recurse into them);
 //! - SSA: each value is defined once (as an input or by one bound symbol), and used only after
 //!   its definition; a decomposition may use values defined before its parent and inside it;
@@ -15,8 +15,8 @@
 //! - the handle an asynchronous collective returns goes to exactly one `dist.wait` and nowhere
 //!   else (not an output, not another op's operand).
 
-use crate::builder::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::error::{IrError, Result};
+use crate::infer::{arg_types, dist_types, prim_types, torch_output_types};
 use crate::ops::Op;
 use crate::trace::{BoundSymbol, Trace};
 use crate::value::{check_name, Value, ValueType};
@@ -73,7 +73,7 @@ pub fn verify(trace: &Trace) -> Result<()> {
 /// Decompositions at most [`MAX_NESTING`] deep, checked without recursion: a trace put together
 /// by hand (its fields are public) could otherwise overflow the stack of the recursive checks.
 fn check_nesting(trace: &Trace) -> Result<()> {
-    use crate::parser::MAX_NESTING;
+    use crate::trace::MAX_NESTING;
     let mut stack: Vec<(&[BoundSymbol], usize)> = vec![(&trace.bound_symbols, 0)];
     while let Some((bsyms, depth)) = stack.pop() {
         for b in bsyms.iter().filter(|b| !b.subsymbols.is_empty()) {

@@ -6,8 +6,8 @@ pub mod info;
 pub mod prims;
 pub mod torch;
 
+use crate::args::{Arg, Attr};
 use crate::error::{IrError, Result};
-use crate::trace::{Arg, Attr};
 pub use dist::DistOp;
 pub use prims::PrimOp;
 use serde::{Deserialize, Serialize};
@@ -286,92 +286,11 @@ impl Signature {
     }
 }
 
-// Accessors for attributes whose kind the signature check has already established. They still
-// return errors instead of panicking, so that a hand-built bound symbol cannot crash a meta
-// function.
-fn wrong(op: &str, i: usize, want: &str) -> IrError {
-    IrError::invalid(op, format!("attribute #{i} must be {want}"))
-}
-pub(crate) fn attr_int(op: &str, a: &[Attr], i: usize) -> Result<i64> {
-    match a.get(i) {
-        Some(Attr::Int(v)) => Ok(*v),
-        _ => Err(wrong(op, i, "an int")),
-    }
-}
-pub(crate) fn attr_opt_int(op: &str, a: &[Attr], i: usize) -> Result<Option<i64>> {
-    match a.get(i) {
-        Some(Attr::Int(v)) => Ok(Some(*v)),
-        Some(Attr::None) => Ok(None),
-        _ => Err(wrong(op, i, "an int or None")),
-    }
-}
-pub(crate) fn attr_float(op: &str, a: &[Attr], i: usize) -> Result<f64> {
-    match a.get(i) {
-        Some(Attr::Float(v)) => Ok(*v),
-        Some(Attr::Int(v)) => Ok(*v as f64),
-        _ => Err(wrong(op, i, "a float")),
-    }
-}
-pub(crate) fn attr_opt_float(op: &str, a: &[Attr], i: usize) -> Result<Option<f64>> {
-    match a.get(i) {
-        Some(Attr::None) => Ok(None),
-        _ => attr_float(op, a, i).map(Some),
-    }
-}
-pub(crate) fn attr_bool(op: &str, a: &[Attr], i: usize) -> Result<bool> {
-    match a.get(i) {
-        Some(Attr::Bool(v)) => Ok(*v),
-        _ => Err(wrong(op, i, "a bool")),
-    }
-}
-pub(crate) fn attr_str<'a>(op: &str, a: &'a [Attr], i: usize) -> Result<&'a str> {
-    match a.get(i) {
-        Some(Attr::Str(v)) => Ok(v),
-        _ => Err(wrong(op, i, "a string")),
-    }
-}
-pub(crate) fn attr_ints<'a>(op: &str, a: &'a [Attr], i: usize) -> Result<&'a [i64]> {
-    match a.get(i) {
-        Some(Attr::Ints(v)) => Ok(v),
-        _ => Err(wrong(op, i, "a list of ints")),
-    }
-}
-pub(crate) fn attr_opt_ints<'a>(op: &str, a: &'a [Attr], i: usize) -> Result<Option<&'a [i64]>> {
-    match a.get(i) {
-        Some(Attr::None) => Ok(None),
-        _ => attr_ints(op, a, i).map(Some),
-    }
-}
-pub(crate) fn attr_int_lists<'a>(op: &str, a: &'a [Attr], i: usize) -> Result<&'a [Vec<i64>]> {
-    match a.get(i) {
-        Some(Attr::IntLists(v)) => Ok(v),
-        _ => Err(wrong(op, i, "a list of int lists")),
-    }
-}
-pub(crate) fn attr_dtype(op: &str, a: &[Attr], i: usize) -> Result<crate::DType> {
-    match a.get(i) {
-        Some(Attr::DType(v)) => Ok(*v),
-        _ => Err(wrong(op, i, "a dtype")),
-    }
-}
-pub(crate) fn attr_opt_dtype(op: &str, a: &[Attr], i: usize) -> Result<Option<crate::DType>> {
-    match a.get(i) {
-        Some(Attr::None) => Ok(None),
-        _ => attr_dtype(op, a, i).map(Some),
-    }
-}
-pub(crate) fn attr_device(op: &str, a: &[Attr], i: usize) -> Result<crate::Device> {
-    match a.get(i) {
-        Some(Attr::Device(v)) => Ok(*v),
-        _ => Err(wrong(op, i, "a device")),
-    }
-}
-pub(crate) fn attr_opt_device(op: &str, a: &[Attr], i: usize) -> Result<Option<crate::Device>> {
-    match a.get(i) {
-        Some(Attr::None) => Ok(None),
-        _ => attr_device(op, a, i).map(Some),
-    }
-}
+// The attribute accessors the signature checks and meta functions share (in `crate::args`).
+pub(crate) use crate::args::{
+    attr_bool, attr_device, attr_dtype, attr_float, attr_int, attr_int_lists, attr_ints,
+    attr_opt_device, attr_opt_dtype, attr_opt_float, attr_opt_int, attr_opt_ints, attr_str,
+};
 
 /// Converts non-negative `i64` sizes from attributes to `usize`, naming the argument on error.
 pub(crate) fn sizes(op: &str, arg: &str, v: &[i64]) -> Result<Vec<usize>> {

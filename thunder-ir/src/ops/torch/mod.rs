@@ -8,7 +8,7 @@
 //! Layout: this file holds the op table (one row per op, its properties) and the options of the
 //! composite ops; `signature.rs` the operands and attributes; `builder.rs` the typed builder
 //! methods; `lower.rs` the prim-level helpers the decompositions share; and one file per family
-//! ([`Family`](super::info::Family)) holds that family's decompositions: `elementwise.rs`,
+//! ([`Family`]) holds that family's decompositions: `elementwise.rs`,
 //! `reduction.rs`, `shape.rs`, `nn.rs`, `composite.rs`, `creation.rs`.
 
 use super::info::{Autocast, Family, OpInfo, TorchGrad};
