@@ -15,7 +15,8 @@
 //! assert_eq!(ROW.family, Family::Nn);
 //! ```
 
-use super::prims::PrimClass;
+use super::prims::{PrimClass, PrimOp};
+use crate::promotion::ElementwisePromotion;
 
 /// The family an op's rules are filed under: grad, jvp, vmap, decompositions and executor kernels
 /// keep one file per family, so one family's rules for every pass can be read together.
@@ -93,8 +94,9 @@ pub enum TorchGrad {
 pub struct OpInfo {
     /// The family its rules are filed under.
     pub family: Family,
-    /// The prim's class for signatures and meta functions ([`PrimClass::Other`] for torch-level
-    /// ops).
+    /// The class for signatures and meta functions. Torch-level ops: [`PrimClass::Unary`] and
+    /// [`PrimClass::Binary`] mark the plain elementwise ops with the standard signatures (one
+    /// tensor; two tensors or numbers), the rest are [`PrimClass::Other`].
     pub class: PrimClass,
     /// Prims: whether grad has a VJP rule for it (a prim without one is not differentiable).
     pub vjp: bool,
@@ -112,6 +114,12 @@ pub struct OpInfo {
     pub random: bool,
     /// Writes into an operand.
     pub inplace: bool,
+    /// Torch-level elementwise ops that are one prim: the prim, after type promotion of this kind
+    /// (`None`: the op has a decomposition of its own).
+    pub prim: Option<(PrimOp, ElementwisePromotion)>,
+    /// Torch-level binary ops that are one prim: 16-bit float operands are computed in float32
+    /// (and the result rounded once), as PyTorch's kernels do.
+    pub upcast: bool,
     /// Torch-level ops: the PyTorch callables the Python front end translates into it, as
     /// Python paths (`torch.add`, `torch.Tensor.add`, `operator.add`,
     /// `torch.nn.functional.softmax`).
@@ -130,6 +138,8 @@ impl OpInfo {
             direct: false,
             random: false,
             inplace: false,
+            prim: None,
+            upcast: false,
             pytorch: &[],
         }
     }
@@ -211,6 +221,16 @@ impl OpInfo {
     /// It draws random numbers.
     pub const fn random(mut self) -> OpInfo {
         self.random = true;
+        self
+    }
+    /// Torch-level elementwise ops: the op is `prim` after type promotion of kind `promotion`.
+    pub const fn prim(mut self, prim: PrimOp, promotion: ElementwisePromotion) -> OpInfo {
+        self.prim = Some((prim, promotion));
+        self
+    }
+    /// Torch-level binary ops: 16-bit floats are computed in float32.
+    pub const fn upcast(mut self) -> OpInfo {
+        self.upcast = true;
         self
     }
     /// Torch-level ops: the PyTorch callables translated into it.

@@ -34,7 +34,8 @@ fn one_prim(
 ) -> Result<Option<Vec<Value>>> {
     use TorchOp as T;
     let tensor_arg = |b: &TraceBuilder, i: usize| tensor_arg(b, op, n, args, i);
-    if let Some((prim, kind)) = op.unary_prim() {
+    let info = op.info();
+    if let (Some((prim, kind)), PrimClass::Unary) = (info.prim, info.class) {
         let a = tensor_arg(b, 0)?;
         let t = b.tensor(a)?.clone();
         let rounding = matches!(op, T::Floor | T::Ceil | T::Round | T::Trunc);
@@ -50,7 +51,8 @@ fn one_prim(
         let y = b.p1(prim, x)?;
         return Ok(Some(vec![b.convert(y, pt.result)?]));
     }
-    if let Some((prim, kind, upcast)) = op.binary_prim() {
+    if let (Some((prim, kind)), PrimClass::Binary) = (info.prim, info.class) {
+        let upcast = info.upcast;
         let mut rhs = args[1].clone();
         if matches!(op, T::Add | T::Sub) {
             if let Some(alpha) = attrs.first().filter(|a| **a != Attr::None) {

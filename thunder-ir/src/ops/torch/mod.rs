@@ -12,7 +12,7 @@
 //! `reduction.rs`, `shape.rs`, `nn.rs`, `composite.rs`, `creation.rs`.
 
 use super::info::{Autocast, Family, OpInfo, TorchGrad};
-use super::prims::{ints, PrimOp};
+use super::prims::{ints, PrimClass, PrimOp};
 use super::{
     attr_bool, attr_float, attr_int, attr_ints, attr_opt_device, attr_opt_dtype, attr_opt_float,
     attr_opt_int, attr_opt_ints, attr_str, op_table, AttrKind as A, ParamKind as P, Signature,
@@ -27,6 +27,8 @@ use crate::trace::{Arg, Attr};
 use crate::value::{Value, ValueType};
 
 // The rows' shorthands: the family constructors of the op table.
+const U: OpInfo = OpInfo::unary();
+const B: OpInfo = OpInfo::binary();
 const E: OpInfo = OpInfo::elementwise();
 const R: OpInfo = OpInfo::reduction();
 const IR: OpInfo = OpInfo::index_reduction();
@@ -39,58 +41,61 @@ const LOWER: Autocast = Autocast::LowerPrecision;
 const F32: Autocast = Autocast::Float32;
 
 op_table! {
-    /// A torch-level op. Each row declares the op's properties ([`OpInfo`]): its family, whether
-    /// grad differentiates it whole (`grad(WHOLE)`) or through its decomposition, what autocast
-    /// does with it, whether the torch executor calls libtorch for it by default (`direct`), and
-    /// the PyTorch callables the Python front end translates into it (`pytorch`).
+    /// A torch-level op. Each row declares the op's properties ([`OpInfo`]): its family (`U` and
+    /// `B` are plain unary and binary elementwise ops, which take the standard signatures), the
+    /// prim it lowers to with its type promotion when it is one prim (`prim(..)`, `upcast()`:
+    /// 16-bit floats computed in float32), whether grad differentiates it whole (`grad(WHOLE)`)
+    /// or through its decomposition, what autocast does with it, whether the torch executor
+    /// calls libtorch for it by default (`direct`), and the PyTorch callables the Python front
+    /// end translates into it (`pytorch`).
     pub enum TorchOp in "ltorch" {
         // unary elementwise
-        Abs = "abs" => E.pytorch(&["torch.abs", "operator.abs", "torch.Tensor.abs"]),
-        Neg = "neg" => E.pytorch(&["torch.neg", "operator.neg", "torch.Tensor.neg"]),
-        Exp = "exp" => E.autocast(F32).pytorch(&["torch.exp", "torch.Tensor.exp"]),
-        Expm1 = "expm1" => E.autocast(F32),
-        Log = "log" => E.autocast(F32).pytorch(&["torch.log", "torch.Tensor.log"]),
-        Log1p = "log1p" => E.autocast(F32),
-        Log2 = "log2" => E,
-        Sqrt = "sqrt" => E.pytorch(&["torch.sqrt", "torch.Tensor.sqrt"]),
-        Rsqrt = "rsqrt" => E.autocast(F32).pytorch(&["torch.rsqrt", "torch.Tensor.rsqrt"]),
-        Reciprocal = "reciprocal" => E.autocast(F32),
-        Sin = "sin" => E.pytorch(&["torch.sin", "torch.Tensor.sin"]),
-        Cos = "cos" => E.pytorch(&["torch.cos", "torch.Tensor.cos"]),
-        Tan = "tan" => E,
-        Tanh = "tanh" => E.pytorch(&["torch.tanh", "torch.Tensor.tanh"]),
-        Erf = "erf" => E.pytorch(&["torch.erf", "torch.special.erf", "torch.Tensor.erf"]),
-        Floor = "floor" => E,
-        Ceil = "ceil" => E,
-        Round = "round" => E,
-        Trunc = "trunc" => E,
-        Sign = "sign" => E,
-        IsFinite = "isfinite" => E,
-        BitwiseNot = "bitwise_not" => E,
-        LogicalNot = "logical_not" => E,
-        Sigmoid = "sigmoid" => E.direct().pytorch(&["torch.sigmoid", "torch.Tensor.sigmoid"]),
-        Relu = "relu" => E.direct().pytorch(&["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu"]),
-        Silu = "silu" => E.direct().pytorch(&["torch.nn.functional.silu"]),
+        Abs = "abs" => U.prim(PrimOp::Abs, K::ComplexToFloat).pytorch(&["torch.abs", "operator.abs", "torch.Tensor.abs"]),
+        Neg = "neg" => U.prim(PrimOp::Neg, K::Default).pytorch(&["torch.neg", "operator.neg", "torch.Tensor.neg"]),
+        Exp = "exp" => U.prim(PrimOp::Exp, K::IntToFloat).autocast(F32).pytorch(&["torch.exp", "torch.Tensor.exp"]),
+        Expm1 = "expm1" => U.prim(PrimOp::Expm1, K::IntToFloat).autocast(F32),
+        Log = "log" => U.prim(PrimOp::Log, K::IntToFloat).autocast(F32).pytorch(&["torch.log", "torch.Tensor.log"]),
+        Log1p = "log1p" => U.prim(PrimOp::Log1p, K::IntToFloat).autocast(F32),
+        Log2 = "log2" => U.prim(PrimOp::Log2, K::IntToFloat),
+        Sqrt = "sqrt" => U.prim(PrimOp::Sqrt, K::IntToFloat).pytorch(&["torch.sqrt", "torch.Tensor.sqrt"]),
+        Rsqrt = "rsqrt" => U.prim(PrimOp::Rsqrt, K::IntToFloat).autocast(F32).pytorch(&["torch.rsqrt", "torch.Tensor.rsqrt"]),
+        Reciprocal = "reciprocal" => U.prim(PrimOp::Reciprocal, K::IntToFloat).autocast(F32),
+        Sin = "sin" => U.prim(PrimOp::Sin, K::IntToFloat).pytorch(&["torch.sin", "torch.Tensor.sin"]),
+        Cos = "cos" => U.prim(PrimOp::Cos, K::IntToFloat).pytorch(&["torch.cos", "torch.Tensor.cos"]),
+        Tan = "tan" => U.prim(PrimOp::Tan, K::IntToFloat),
+        Tanh = "tanh" => U.prim(PrimOp::Tanh, K::IntToFloat).pytorch(&["torch.tanh", "torch.Tensor.tanh"]),
+        Erf = "erf" => U.prim(PrimOp::Erf, K::IntToFloat).pytorch(&["torch.erf", "torch.special.erf", "torch.Tensor.erf"]),
+        Floor = "floor" => U.prim(PrimOp::Floor, K::Default),
+        Ceil = "ceil" => U.prim(PrimOp::Ceil, K::Default),
+        Round = "round" => U.prim(PrimOp::Round, K::Default),
+        Trunc = "trunc" => U.prim(PrimOp::Trunc, K::Default),
+        Sign = "sign" => U.prim(PrimOp::Sign, K::Default),
+        IsFinite = "isfinite" => U.prim(PrimOp::IsFinite, K::AlwaysBool),
+        BitwiseNot = "bitwise_not" => U.prim(PrimOp::BitwiseNot, K::Default),
+        LogicalNot = "logical_not" => U,
+        Sigmoid = "sigmoid" => U.direct().pytorch(&["torch.sigmoid", "torch.Tensor.sigmoid"]),
+        Relu = "relu" => U.direct().pytorch(&["torch.relu", "torch.nn.functional.relu", "torch.Tensor.relu"]),
+        Silu = "silu" => U.direct().pytorch(&["torch.nn.functional.silu"]),
         Gelu = "gelu" => E.direct().pytorch(&["torch.nn.functional.gelu"]),
         // binary elementwise
-        Add = "add" => E.pytorch(&["torch.add", "operator.add", "torch.Tensor.add"]),
-        Sub = "sub" => E.pytorch(&["torch.sub", "operator.sub", "torch.Tensor.sub"]),
-        Mul = "mul" => E.pytorch(&["torch.mul", "operator.mul", "torch.Tensor.mul"]),
-        Div = "div" => E.pytorch(&["torch.div", "torch.true_divide", "operator.truediv", "torch.Tensor.div"]),
-        Pow = "pow" => E.autocast(F32).pytorch(&["torch.pow", "operator.pow", "torch.Tensor.pow"]),
-        Remainder = "remainder" => E,
-        Atan2 = "atan2" => E,
-        Maximum = "maximum" => E,
-        Minimum = "minimum" => E,
-        Eq = "eq" => E,
-        Ne = "ne" => E,
-        Lt = "lt" => E,
-        Le = "le" => E,
-        Gt = "gt" => E,
-        Ge = "ge" => E,
-        BitwiseAnd = "bitwise_and" => E,
-        BitwiseOr = "bitwise_or" => E,
-        BitwiseXor = "bitwise_xor" => E,
+        Add = "add" => B.prim(PrimOp::Add, K::Default).upcast().pytorch(&["torch.add", "operator.add", "torch.Tensor.add"]),
+        Sub = "sub" => B.prim(PrimOp::Sub, K::Default).upcast().pytorch(&["torch.sub", "operator.sub", "torch.Tensor.sub"]),
+        Mul = "mul" => B.prim(PrimOp::Mul, K::Default).upcast().pytorch(&["torch.mul", "operator.mul", "torch.Tensor.mul"]),
+        Div = "div" => B.prim(PrimOp::Div, K::IntToFloat).upcast().pytorch(&["torch.div", "torch.true_divide", "operator.truediv", "torch.Tensor.div"]),
+        Pow = "pow" => B.prim(PrimOp::Pow, K::Default).upcast().autocast(F32).pytorch(&["torch.pow", "operator.pow", "torch.Tensor.pow"]),
+        Remainder = "remainder" => B.prim(PrimOp::Remainder, K::Default).upcast(),
+        Atan2 = "atan2" => B.prim(PrimOp::Atan2, K::IntToFloat).upcast(),
+        Maximum = "maximum" => B.prim(PrimOp::Maximum, K::Default),
+        Minimum = "minimum" => B.prim(PrimOp::Minimum, K::Default),
+        Eq = "eq" => B.prim(PrimOp::Eq, K::AlwaysBool),
+        Ne = "ne" => B.prim(PrimOp::Ne, K::AlwaysBool),
+        Lt = "lt" => B.prim(PrimOp::Lt, K::AlwaysBool),
+        Le = "le" => B.prim(PrimOp::Le, K::AlwaysBool),
+        Gt = "gt" => B.prim(PrimOp::Gt, K::AlwaysBool),
+        Ge = "ge" => B.prim(PrimOp::Ge, K::AlwaysBool),
+        BitwiseAnd = "bitwise_and" => B.prim(PrimOp::BitwiseAnd, K::Default),
+        BitwiseOr = "bitwise_or" => B.prim(PrimOp::BitwiseOr, K::Default),
+        BitwiseXor = "bitwise_xor" => B.prim(PrimOp::BitwiseXor, K::Default),
         // selection
         Where = "where" => E.pytorch(&["torch.where"]),
         MaskedFill = "masked_fill" => E.pytorch(&["torch.masked_fill", "torch.Tensor.masked_fill"]),
@@ -139,65 +144,6 @@ op_table! {
         Ones = "ones" => C,
         Full = "full" => C,
         Arange = "arange" => C,
-    }
-}
-
-impl TorchOp {
-    /// The prim and promotion kind of a unary op that maps onto one prim.
-    fn unary_prim(self) -> Option<(PrimOp, K)> {
-        use TorchOp as T;
-        Some(match self {
-            T::Abs => (PrimOp::Abs, K::ComplexToFloat),
-            T::Neg => (PrimOp::Neg, K::Default),
-            T::Exp => (PrimOp::Exp, K::IntToFloat),
-            T::Expm1 => (PrimOp::Expm1, K::IntToFloat),
-            T::Log => (PrimOp::Log, K::IntToFloat),
-            T::Log1p => (PrimOp::Log1p, K::IntToFloat),
-            T::Log2 => (PrimOp::Log2, K::IntToFloat),
-            T::Sqrt => (PrimOp::Sqrt, K::IntToFloat),
-            T::Rsqrt => (PrimOp::Rsqrt, K::IntToFloat),
-            T::Reciprocal => (PrimOp::Reciprocal, K::IntToFloat),
-            T::Sin => (PrimOp::Sin, K::IntToFloat),
-            T::Cos => (PrimOp::Cos, K::IntToFloat),
-            T::Tan => (PrimOp::Tan, K::IntToFloat),
-            T::Tanh => (PrimOp::Tanh, K::IntToFloat),
-            T::Erf => (PrimOp::Erf, K::IntToFloat),
-            T::Floor => (PrimOp::Floor, K::Default),
-            T::Ceil => (PrimOp::Ceil, K::Default),
-            T::Round => (PrimOp::Round, K::Default),
-            T::Trunc => (PrimOp::Trunc, K::Default),
-            T::Sign => (PrimOp::Sign, K::Default),
-            T::IsFinite => (PrimOp::IsFinite, K::AlwaysBool),
-            T::BitwiseNot => (PrimOp::BitwiseNot, K::Default),
-            _ => return None,
-        })
-    }
-
-    /// The prim, promotion kind and whether 16-bit floats are computed in float32, of a binary op
-    /// that maps onto one prim.
-    fn binary_prim(self) -> Option<(PrimOp, K, bool)> {
-        use TorchOp as T;
-        Some(match self {
-            T::Add => (PrimOp::Add, K::Default, true),
-            T::Sub => (PrimOp::Sub, K::Default, true),
-            T::Mul => (PrimOp::Mul, K::Default, true),
-            T::Div => (PrimOp::Div, K::IntToFloat, true),
-            T::Pow => (PrimOp::Pow, K::Default, true),
-            T::Remainder => (PrimOp::Remainder, K::Default, true),
-            T::Atan2 => (PrimOp::Atan2, K::IntToFloat, true),
-            T::Maximum => (PrimOp::Maximum, K::Default, false),
-            T::Minimum => (PrimOp::Minimum, K::Default, false),
-            T::Eq => (PrimOp::Eq, K::AlwaysBool, false),
-            T::Ne => (PrimOp::Ne, K::AlwaysBool, false),
-            T::Lt => (PrimOp::Lt, K::AlwaysBool, false),
-            T::Le => (PrimOp::Le, K::AlwaysBool, false),
-            T::Gt => (PrimOp::Gt, K::AlwaysBool, false),
-            T::Ge => (PrimOp::Ge, K::AlwaysBool, false),
-            T::BitwiseAnd => (PrimOp::BitwiseAnd, K::Default, false),
-            T::BitwiseOr => (PrimOp::BitwiseOr, K::Default, false),
-            T::BitwiseXor => (PrimOp::BitwiseXor, K::Default, false),
-            _ => return None,
-        })
     }
 }
 

@@ -8,12 +8,11 @@ impl TorchOp {
     pub fn signature(self) -> Signature {
         use TorchOp as T;
         let s = one;
-        if self.unary_prim().is_some()
-            || matches!(self, T::LogicalNot | T::Sigmoid | T::Relu | T::Silu)
-        {
+        let class = self.info().class;
+        if class == PrimClass::Unary {
             return s(&[("a", P::Tensor)], &[]);
         }
-        if self.binary_prim().is_some() {
+        if class == PrimClass::Binary {
             if matches!(self, T::Add | T::Sub) {
                 return s(
                     &[("a", P::TensorOrNumber), ("b", P::TensorOrNumber)],
