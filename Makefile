@@ -41,9 +41,11 @@ test: env
 	@# libtorch picks CPU kernels by SIMD width, so results can differ by an ulp between a host
 	@# with AVX-512 and one without; run the op surveys once more on the AVX2 kernels (a no-op
 	@# where AVX2 is the widest) so that a tolerance that holds on one kind of CPU only fails here.
-	@echo "==> opinfo-db surveys on libtorch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2)"
+	@echo "==> op surveys on libtorch's AVX2 kernels (ATEN_CPU_CAPABILITY=avx2)"
 	@ATEN_CPU_CAPABILITY=avx2 $(CARGO) test -p opinfo-db --test conformance --test conformance_random \
-	   --test grad_ops --test jvp_ops --test vmap_ops --test tolerances
+	   --test tolerances
+	@ATEN_CPU_CAPABILITY=avx2 $(CARGO) test -p thunder-transforms --test grad_ops --test jvp_ops \
+	   --test vmap_ops
 	@# Nothing of libtorch is needed for thunder-ir. .cargo/config.toml's [env] still hands cargo
 	@# LIBTORCH (a config cannot be switched off per command); the dependency check above is the
 	@# real guard, this only keeps shell exports such as LIBTORCH_USE_PYTORCH out of the run.

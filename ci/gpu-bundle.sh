@@ -158,22 +158,23 @@ while IFS=$'\t' read -r name pkg; do
   extra=()
   # (one thread: parallel tests would interleave their lines in the log)
   case "$name" in
-    opinfo-db--test--conformance | opinfo-db--test--*_ops) extra=(--nocapture --test-threads=1) ;;
+    opinfo-db--test--conformance | thunder-transforms--test--*_ops) extra=(--nocapture --test-threads=1) ;;
   esac
   CARGO_MANIFEST_DIR=$dir run "$name" "$out/$name.log" "$dir" "$here/tests/$name" "${extra[@]}" "$@"
 done <"$here/tests.tsv"
 
-# The transform surveys (grad, jvp, vmap against PyTorch) once more, on cuda:0.
-for name in opinfo-db--test--grad_ops opinfo-db--test--jvp_ops opinfo-db--test--vmap_ops; do
+# The transform surveys (grad, jvp, vmap of every op of opinfo-db against PyTorch: thunder-transforms'
+# tests) once more, on cuda:0.
+for name in thunder-transforms--test--grad_ops thunder-transforms--test--jvp_ops thunder-transforms--test--vmap_ops; do
   grep -q "^$name"$'\t' "$here/tests.tsv" || continue
-  dir="$repo/opinfo-db"
+  dir="$repo/thunder-transforms"
   [ -d "$dir" ] || dir=$here
   OPINFO_DEVICE=cuda CARGO_MANIFEST_DIR=$dir run "$name (cuda)" "$out/$name-cuda.log" "$dir" \
     "$here/tests/$name" --nocapture --test-threads=1 "$@"
 done
-if ls "$out"/opinfo-db--test--*_ops*.log >/dev/null 2>&1; then
-  echo "opinfo-db transform surveys:" | tee -a "$summary"
-  grep -h ' on \(cpu\|cuda:[0-9]*\): [0-9]* ops, [0-9]* cases' "$out"/opinfo-db--test--*_ops*.log \
+if ls "$out"/thunder-transforms--test--*_ops*.log >/dev/null 2>&1; then
+  echo "transform surveys (thunder-transforms):" | tee -a "$summary"
+  grep -h ' on \(cpu\|cuda:[0-9]*\): [0-9]* ops, [0-9]* cases' "$out"/thunder-transforms--test--*_ops*.log \
     | sed 's/^test .* \.\.\. //; s/^/  /' | tee -a "$summary"
 fi
 

@@ -1,19 +1,39 @@
 //! The coverage report: per op and device class, how many cases the database describes for the
 //! forward conformance tests, and how many of those it plans and checks for grad, jvp and vmap.
 //!
-//! `run` counts the cases that `tests/grad_ops.rs` (grad against PyTorch autograd, float64,
-//! float32, bfloat16, float16), `tests/jvp_ops.rs` (the dot-product test of jvp against grad,
-//! float64 and float32) and `tests/vmap_ops.rs` (vmap against a loop over the batch, float32,
-//! int64, complex64) check: those whose rules all exist, less the database's skips of the check
-//! (computed from metadata, so without libtorch). The tests fail on any such case that differs;
-//! CUDA's run in the GPU bundle with `OPINFO_DEVICE=cuda`. `planned` counts the cases the database
-//! describes for them: differentiable entries on floating and complex dtypes for grad and jvp,
-//! every case for vmap. [`gaps`] says why the rest do not run.
+//! `run` counts the cases that thunder-transforms' surveys check: `tests/grad_ops.rs` (grad
+//! against PyTorch autograd, float64, float32, bfloat16, float16), `tests/jvp_ops.rs` (the
+//! dot-product test of jvp against grad, float64 and float32) and `tests/vmap_ops.rs` (vmap against
+//! a loop over the batch, float32, int64, complex64): those whose rules all exist, less the
+//! database's skips of the check (computed from metadata, so without libtorch). The tests fail on
+//! any such case that differs; CUDA's run in the GPU bundle with `OPINFO_DEVICE=cuda`. `planned`
+//! counts the cases the database describes for them: differentiable entries on floating and
+//! complex dtypes for grad and jvp, every case for vmap. [`gaps`] says why the rest do not run.
+//!
+//! This crate does not depend on thunder-transforms: whether a rule exists is asked of a
+//! [`Transforms`] that the caller gives. The implementation over thunder-transforms is in
+//! thunder-bench (`thunder-bench coverage`, which prints the report and writes `COVERAGE.md`) and
+//! in thunder-transforms' tests (`tests/coverage.rs`, which keeps `COVERAGE.md` up to date).
 
 use crate::db::OpDb;
 use crate::entry::OpEntry;
 use crate::schema::DeviceKind;
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use thunder_ir::{Trace, Value};
+
+/// What the report asks of the transforms: whether each builds its trace for a case, that is
+/// whether every rule the case needs exists. Building is metadata only (no libtorch runs). Each
+/// method returns the transform's error message when it refuses.
+pub trait Transforms {
+    /// `grad` of `trace` with respect to `wrt`.
+    fn grad(&self, trace: &Trace, wrt: &[Value]) -> Result<(), String>;
+    /// `jvp` of `trace` with respect to `wrt`.
+    fn jvp(&self, trace: &Trace, wrt: &[Value]) -> Result<(), String>;
+    /// `vmap` of `trace` over a batch of `batch` examples with `in_dims`, random ops with the same
+    /// random numbers for every example (thunder-transforms' `Randomness::Same`: the vmap survey
+    /// checks random ops under both policies, and the default policy refuses them).
+    fn vmap(&self, trace: &Trace, in_dims: &[Option<usize>], batch: usize) -> Result<(), String>;
+}
 
 /// Case counts of one op on one device class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,15 +42,15 @@ pub struct Counts {
     pub forward: usize,
     /// Skipped forward cases.
     pub skipped: usize,
-    /// Grad cases that run today (always 0: no grad transform yet).
+    /// Grad cases that the grad survey checks (every rule they need exists).
     pub grad_run: usize,
     /// Grad cases planned: forward cases of a differentiable op with an inexact dtype.
     pub grad_planned: usize,
-    /// Jvp cases that run today (always 0).
+    /// Jvp cases that the jvp survey checks (the dot-product test).
     pub jvp_run: usize,
     /// Jvp cases planned (as grad).
     pub jvp_planned: usize,
-    /// Vmap cases that run today (always 0).
+    /// Vmap cases that the vmap survey checks.
     pub vmap_run: usize,
     /// Vmap cases planned: every forward case.
     pub vmap_planned: usize,
@@ -62,14 +82,20 @@ pub struct Row {
     pub cuda: Counts,
 }
 
-/// Counts of one entry on one device class.
-pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
-    let mut c = Counts {
-        grad_run: grad_checked(e, false, device),
-        jvp_run: grad_checked(e, true, device),
-        vmap_run: vmap_checked(e, device),
-        ..Counts::default()
-    };
+/// Counts of one entry on one device class (`transforms` say which rules exist).
+pub fn counts(e: &OpEntry, device: DeviceKind, transforms: &dyn Transforms) -> Counts {
+    Counts {
+        grad_run: grad_checked(e, false, device, transforms),
+        jvp_run: grad_checked(e, true, device, transforms),
+        vmap_run: vmap_checked(e, device, transforms),
+        ..planned(e, device)
+    }
+}
+
+/// What the database describes for one entry on one device class: the forward, skipped and
+/// planned counts of [`counts`], with every `run` count 0 (no transform asked).
+pub fn planned(e: &OpEntry, device: DeviceKind) -> Counts {
+    let mut c = Counts::default();
     for &dtype in e.dtypes(device) {
         for (i, s) in e.samples.iter().enumerate() {
             if !s.applies_to(dtype) {
@@ -91,7 +117,7 @@ pub fn counts(e: &OpEntry, device: DeviceKind) -> Counts {
 }
 
 /// The rows of the report, in database order, and the totals.
-pub fn rows(db: &OpDb) -> (Vec<Row>, Row) {
+pub fn rows(db: &OpDb, transforms: &dyn Transforms) -> (Vec<Row>, Row) {
     let mut total = Row {
         op: "total".into(),
         category: String::new(),
@@ -105,8 +131,8 @@ pub fn rows(db: &OpDb) -> (Vec<Row>, Row) {
             let r = Row {
                 op: e.name.clone(),
                 category: e.category().to_string(),
-                cpu: counts(e, DeviceKind::Cpu),
-                cuda: counts(e, DeviceKind::Cuda),
+                cpu: counts(e, DeviceKind::Cpu, transforms),
+                cuda: counts(e, DeviceKind::Cuda, transforms),
             };
             total.cpu.add(&r.cpu);
             total.cuda.add(&r.cuda);
@@ -138,8 +164,8 @@ fn cells(r: &Row) -> Vec<Cell> {
 
 /// The table: op x {cpu, cuda} x {forward, grad, jvp, vmap}, with a totals row. `markdown`
 /// selects a Markdown table instead of box drawing.
-pub fn table(db: &OpDb, markdown: bool) -> String {
-    let (rows, total) = rows(db);
+pub fn table(db: &OpDb, markdown: bool, transforms: &dyn Transforms) -> String {
+    let (rows, total) = rows(db, transforms);
     let mut t = Table::new();
     t.load_preset(if markdown {
         presets::ASCII_MARKDOWN
@@ -168,7 +194,11 @@ pub fn table(db: &OpDb, markdown: bool) -> String {
 
 /// A summary line: entries, samples, cases.
 pub fn summary(db: &OpDb) -> String {
-    let (_, total) = rows(db);
+    let (mut cpu, mut cuda) = (Counts::default(), Counts::default());
+    for e in db.entries() {
+        cpu.add(&planned(e, DeviceKind::Cpu));
+        cuda.add(&planned(e, DeviceKind::Cuda));
+    }
     let samples: usize = db.entries().iter().map(|e| e.samples.len()).sum();
     let errors: usize = db.entries().iter().map(|e| e.error_inputs.len()).sum();
     format!(
@@ -176,10 +206,10 @@ pub fn summary(db: &OpDb) -> String {
         db.entries().len(),
         samples,
         errors,
-        total.cpu.forward,
-        total.cuda.forward,
-        total.cpu.forward + total.cuda.forward,
-        total.cpu.skipped + total.cuda.skipped,
+        cpu.forward,
+        cuda.forward,
+        cpu.forward + cuda.forward,
+        cpu.skipped + cuda.skipped,
     )
 }
 
@@ -189,8 +219,8 @@ forward: cases the database describes (samples x listed dtypes; skipped cases ar
 conformance tests run through thunder-executors and compare against eager libtorch.
 
 grad, jvp, vmap: `run/planned`. cpu grad `run`: the float64, float32, bfloat16 and float16 cases \
-whose gradient `tests/grad_ops.rs` compares with PyTorch autograd (16-bit ones with the float64 \
-re-check); cpu jvp `run`: the float64 and float32 cases of the dot-product test of jvp against \
+whose gradient thunder-transforms' `tests/grad_ops.rs` compares with PyTorch autograd (16-bit \
+ones with the float64 re-check); cpu jvp `run`: the float64 and float32 cases of the dot-product test of jvp against \
 grad (`tests/jvp_ops.rs`, which also compares each op's first float64 case with central finite \
 differences); cpu vmap `run`: the float32, int64 and complex64 cases compared with a loop over \
 the batch (`tests/vmap_ops.rs`). A case counts when every rule it needs exists; the tests fail on \
@@ -202,27 +232,27 @@ dtypes; vmap: every case; random ops are checked by shape, dtype, finiteness and
 share their numbers, with both of `torch.func.vmap`'s randomness policies); the list under the \
 table says why the rest do not run.";
 
-/// The whole `COVERAGE.md` document (generated; `OPINFO_BLESS=1 cargo test -p opinfo-db`
-/// rewrites it).
-pub fn markdown_document(db: &OpDb) -> String {
+/// The whole `COVERAGE.md` document (generated; `OPINFO_BLESS=1 cargo test -p thunder-transforms
+/// --test coverage` rewrites it).
+pub fn markdown_document(db: &OpDb, transforms: &dyn Transforms) -> String {
     format!(
         "# opinfo-db coverage\n\n\
-         Generated by `cargo run -p opinfo-db --bin opinfo-coverage -- --markdown`; \
-         do not edit. `OPINFO_BLESS=1 cargo test -p opinfo-db` regenerates it, and a test fails \
-         when it is out of date.\n\n\
+         Generated by `cargo run -p thunder-bench -- coverage --markdown`; do not edit. \
+         `OPINFO_BLESS=1 cargo test -p thunder-transforms --test coverage` regenerates it, and a \
+         test fails when it is out of date.\n\n\
          {}.\n\n{LEGEND}\n\n{}\n\n## What is not checked, and why\n\n{}\n",
         summary(db),
-        table(db, true),
-        gaps(db).join("\n")
+        table(db, true, transforms),
+        gaps(db, transforms).join("\n")
     )
 }
 
-/// The CPU cases that `tests/grad_ops.rs` (grad against PyTorch autograd, float64, float32,
-/// bfloat16 and float16) or, with `jvp`, `tests/jvp_ops.rs` (the dot-product test of jvp against
-/// grad, float64 and float32) check: those with a floating input and output for which
-/// thunder-transforms builds the traces (every rule the op needs exists), less the database's
+/// The cases that thunder-transforms' `tests/grad_ops.rs` (grad against PyTorch autograd,
+/// float64, float32, bfloat16 and float16) or, with `jvp`, `tests/jvp_ops.rs` (the dot-product
+/// test of jvp against grad, float64 and float32) check: those with a floating input and output
+/// for which `transforms` build the traces (every rule the op needs exists), less the database's
 /// skips of the check. Building is metadata only, so this needs no libtorch.
-fn grad_checked(e: &OpEntry, jvp: bool, kind: DeviceKind) -> usize {
+fn grad_checked(e: &OpEntry, jvp: bool, kind: DeviceKind, transforms: &dyn Transforms) -> usize {
     use thunder_ir::DType;
     let device = kind.device();
     if !e.differentiable {
@@ -239,13 +269,13 @@ fn grad_checked(e: &OpEntry, jvp: bool, kind: DeviceKind) -> usize {
         .filter(|&&d| e.supports(device, d))
         .flat_map(|&d| e.samples(device, d, crate::conformance::SEED))
         .filter(|s| e.transform_skip(what, kind, s.dtype, s.index).is_none())
-        .filter(|s| grad_builds(s, jvp).is_ok())
+        .filter(|s| grad_builds(s, jvp, transforms).is_ok())
         .count()
 }
 
 /// Whether grad (and, with `jvp`, jvp) of a sample's trace builds; `Err` says why not (`Ok(false)`:
 /// nothing to differentiate).
-fn grad_builds(s: &crate::Sample, jvp: bool) -> Result<bool, String> {
+fn grad_builds(s: &crate::Sample, jvp: bool, transforms: &dyn Transforms) -> Result<bool, String> {
     let t = s.build_trace().map_err(|e| e.to_string())?;
     let wrt = crate::conformance::float_inputs(&t);
     let float_out = t
@@ -258,57 +288,50 @@ fn grad_builds(s: &crate::Sample, jvp: bool) -> Result<bool, String> {
     if wrt.is_empty() || !float_out || (jvp && empty) {
         return Err("nothing to differentiate".into());
     }
-    thunder_transforms::grad(&t, &wrt).map_err(|e| e.to_string())?;
+    transforms.grad(&t, &wrt)?;
     if jvp {
-        thunder_transforms::jvp(&t, &wrt).map_err(|e| e.to_string())?;
+        transforms.jvp(&t, &wrt)?;
     }
     Ok(true)
 }
 
-/// The dtypes `tests/vmap_ops.rs` runs.
+/// The dtypes thunder-transforms' `tests/vmap_ops.rs` runs.
 const VMAP_DTYPES: [thunder_ir::DType; 3] = [
     thunder_ir::DType::F32,
     thunder_ir::DType::I64,
     thunder_ir::DType::C64,
 ];
 
-/// The CPU float32, int64 and complex64 cases that `tests/vmap_ops.rs` compares with a loop over
-/// the batch: those whose batching rules all exist (metadata only, like [`grad_checked`]). The
-/// in_dims are the test's: see `conformance::check_vmap_case`.
-fn vmap_checked(e: &OpEntry, kind: DeviceKind) -> usize {
+/// The float32, int64 and complex64 cases that thunder-transforms' `tests/vmap_ops.rs` compares
+/// with a loop over the batch: those whose batching rules all exist (metadata only, like
+/// [`grad_checked`]). The in_dims are the test's: see [`crate::conformance::vmap_in_dims`].
+fn vmap_checked(e: &OpEntry, kind: DeviceKind, transforms: &dyn Transforms) -> usize {
     let device = kind.device();
     VMAP_DTYPES
         .into_iter()
         .filter(|&d| e.supports(device, d))
         .flat_map(|d| e.samples(device, d, crate::conformance::SEED))
         .filter(|s| e.skip_for(kind, s.dtype, s.index).is_none())
-        .filter(|s| vmap_builds(s).is_ok())
+        .filter(|s| vmap_builds(s, transforms).is_ok())
         .count()
 }
 
-fn vmap_builds(s: &crate::Sample) -> Result<(), String> {
+fn vmap_builds(s: &crate::Sample, transforms: &dyn Transforms) -> Result<(), String> {
     let t = s.build_trace().map_err(|e| e.to_string())?;
     if t.outputs.is_empty() || t.outputs.iter().any(|&o| t.tensor(o).is_none()) {
         return Err("an output is not a tensor".into());
     }
     let in_dims = crate::conformance::vmap_in_dims(s);
-    // Random ops are checked with both randomness policies; the default refuses them.
-    let options = thunder_transforms::VmapOptions {
-        randomness: thunder_transforms::Randomness::Same,
-        ..Default::default()
-    };
-    thunder_transforms::vmap_with(&t, &in_dims, 3, &options)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    transforms.vmap(&t, &in_dims, 3)
 }
 
 /// One line per op and transform that the table shows unchecked (`0/planned`), with the reason;
 /// and the ops the database marks not differentiable.
-pub fn gaps(db: &OpDb) -> Vec<String> {
+pub fn gaps(db: &OpDb, transforms: &dyn Transforms) -> Vec<String> {
     use thunder_ir::Device;
     let mut out = Vec::new();
     for e in db.entries() {
-        let c = counts(e, DeviceKind::Cpu);
+        let c = counts(e, DeviceKind::Cpu, transforms);
         let samples = |dtypes: &[thunder_ir::DType]| -> Vec<crate::Sample> {
             dtypes
                 .iter()
@@ -332,12 +355,12 @@ pub fn gaps(db: &OpDb) -> Vec<String> {
             } else if what == "vmap" {
                 samples(&VMAP_DTYPES)
                     .iter()
-                    .find_map(|s| vmap_builds(s).err())
+                    .find_map(|s| vmap_builds(s, transforms).err())
                     .unwrap_or_else(|| "no float32, int64 or complex64 case".into())
             } else {
                 samples(&[thunder_ir::DType::F64, thunder_ir::DType::F32])
                     .iter()
-                    .find_map(|s| grad_builds(s, what == "jvp").err())
+                    .find_map(|s| grad_builds(s, what == "jvp", transforms).err())
                     .unwrap_or_else(|| "no float64 or float32 case".into())
             };
             out.push(format!("- `{}` {what}: {reason}", e.name));
@@ -370,4 +393,73 @@ pub fn gaps(db: &OpDb) -> Vec<String> {
         not_diff.join(", ")
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the database describes. The whole report, with thunder-transforms answering which
+    //! rules exist, and COVERAGE.md are tested by thunder-transforms' `tests/coverage.rs`; here a
+    //! stand-in has no rule at all.
+    use super::*;
+
+    /// Transforms without a single rule.
+    struct NoRules;
+
+    impl Transforms for NoRules {
+        fn grad(&self, _: &Trace, _: &[Value]) -> Result<(), String> {
+            Err("no grad rules".into())
+        }
+
+        fn jvp(&self, _: &Trace, _: &[Value]) -> Result<(), String> {
+            Err("no jvp rules".into())
+        }
+
+        fn vmap(&self, _: &Trace, _: &[Option<usize>], _: usize) -> Result<(), String> {
+            Err("no vmap rules".into())
+        }
+    }
+
+    #[test]
+    fn skipped_cases_are_reported_and_counted_apart() {
+        let text = "\
+- name: ltorch.exp
+  torch: torch.exp
+  dtypes: {cpu: [f32, bf16], cuda: [f32, bf16]}
+  differentiable: true
+  samples:
+    - args: [{shape: [2]}]
+    - args: [{shape: []}]
+  skips:
+    - {device: cuda, dtype: bf16, reason: a known difference}
+    - {sample: 1, dtype: f32, reason: another}
+";
+        let db = OpDb::from_sources([("ops/x.yaml", text)]).unwrap_or_else(|e| panic!("{e}"));
+        let e = db.by_name("ltorch.exp").expect("exp");
+        let cuda: Vec<_> = e.cases(DeviceKind::Cuda.device(), 0);
+        let skipped: Vec<String> = cuda
+            .iter()
+            .filter_map(|(s, k)| k.map(|k| format!("{} {}", s.id(), k.reason)))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "ltorch.exp/1/cuda:0/f32 another",
+                "ltorch.exp/0/cuda:0/bf16 a known difference",
+                "ltorch.exp/1/cuda:0/bf16 a known difference",
+            ]
+        );
+        let c = planned(e, DeviceKind::Cuda);
+        assert_eq!((c.forward, c.skipped), (1, 3));
+        assert_eq!(counts(e, DeviceKind::Cuda, &NoRules), c);
+        let c = planned(e, DeviceKind::Cpu);
+        assert_eq!((c.forward, c.skipped), (3, 1));
+        assert!(table(&db, false, &NoRules).contains("1 (3 skipped)"));
+        // Without rules nothing runs, and every planned column is listed with the reason.
+        let gaps = gaps(&db, &NoRules);
+        assert!(
+            gaps.iter()
+                .any(|g| g == "- `ltorch.exp` grad: no grad rules"),
+            "{gaps:#?}"
+        );
+    }
 }

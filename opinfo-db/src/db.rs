@@ -5,7 +5,7 @@ use crate::entry::OpEntry;
 use crate::error::{DbError, Result};
 use crate::load::{check_duplicates, parse_file};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thunder_ir::{Op, PrimOp, TorchOp};
 
 /// The YAML files of the database as built into the crate: `(name, text)`, named as in error
@@ -115,4 +115,30 @@ pub fn all_ops() -> impl Iterator<Item = Op> {
         .iter()
         .map(|&p| Op::Prim(p))
         .chain(TorchOp::ALL.iter().map(|&t| Op::Torch(t)))
+}
+
+/// The opinfo-db package folder (`ops/`, `COVERAGE.md`), for the tests of this crate and of
+/// others (thunder-transforms' coverage test) that read its files at run time:
+///
+/// 1. `OPINFO_DB_DIR`, when set;
+/// 2. else from the run-time `CARGO_MANIFEST_DIR`, which cargo sets for the tests it runs and the
+///    GPU bundle's `run-tests.sh` sets for binaries built on another machine: that folder when it
+///    is opinfo-db's, else its sibling `opinfo-db` (a test of another crate of the workspace);
+/// 3. else the folder this crate was built from.
+///
+/// A folder counts as opinfo-db's when it holds the first of [`BUILTIN_FILES`].
+pub fn package_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OPINFO_DB_DIR").filter(|d| !d.is_empty()) {
+        return dir.into();
+    }
+    let is_ours = |d: &Path| d.join(BUILTIN_FILES[0].0).is_file();
+    if let Some(here) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) {
+        let sibling = here.join("..").join("opinfo-db");
+        for d in [here, sibling] {
+            if is_ours(&d) {
+                return d;
+            }
+        }
+    }
+    env!("CARGO_MANIFEST_DIR").into()
 }

@@ -1,6 +1,7 @@
 //! `thunder-bench`: the thunder-rs harness. `thunder-bench llama2` trains a Llama-2 model
 //! compiled and eager, `thunder-bench ops` times the memory-bound patterns of its step,
-//! `thunder-bench trace` prints the traces of realistic programs built with thunder-ir.
+//! `thunder-bench trace` prints the traces of realistic programs built with thunder-ir,
+//! `thunder-bench coverage` prints opinfo-db's coverage report (`opinfo-db/COVERAGE.md`).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -72,6 +73,19 @@ enum Command {
         /// Also parse the printed text back and check it gives the same trace.
         #[arg(long)]
         check_round_trip: bool,
+    },
+    /// Which ops the op database (opinfo-db) covers: op x {cpu, cuda} x {forward, grad, jvp,
+    /// vmap}, grad, jvp and vmap counting the cases whose rules thunder-transforms has.
+    Coverage {
+        /// Print the Markdown document (the content of opinfo-db/COVERAGE.md) instead of a table.
+        #[arg(long)]
+        markdown: bool,
+        /// Load the YAML files of this directory instead of the ones built into the binary.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Write the output to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -302,6 +316,41 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 trace.values.len()
             );
         }
+        Command::Coverage {
+            markdown,
+            dir,
+            output,
+        } => coverage(markdown, dir, output)?,
+    }
+    Ok(())
+}
+
+/// `thunder-bench coverage`.
+fn coverage(
+    markdown: bool,
+    dir: Option<PathBuf>,
+    output: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let db = match &dir {
+        Some(d) => opinfo_db::OpDb::load_dir(d),
+        None => opinfo_db::OpDb::builtin(),
+    }
+    .map_err(|e| format!("the op database does not load:\n{e}"))?;
+    let text = thunder_bench::coverage::report(&db, markdown);
+    match &output {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    let missing = db.missing_ops();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|o| o.qualified_name()).collect();
+        eprintln!(
+            "warning: {} ops of thunder-ir have no entry: {}",
+            names.len(),
+            names.join(", ")
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Golden backward traces: readable gradients are a feature. Re-bless with
 //! `THUNDER_BLESS=1 cargo test -p thunder-transforms --test grad_golden`.
-//! (Numerics are checked against PyTorch autograd in `opinfo-db/tests/grad.rs`.)
+//! (Numerics are checked against PyTorch autograd in `tests/grad.rs`.)
 
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{parse_trace, DType, Device, Trace};

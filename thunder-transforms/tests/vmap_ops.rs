@@ -2,8 +2,11 @@
 //! batched, shared and last-dim-batched inputs; random ops under both randomness policies. An op
 //! without a batching rule fails; a floor keeps the count from going down.
 
-use opinfo_db::conformance::{check_vmap_case, survey};
+mod support;
+
+use opinfo_db::conformance::survey;
 use opinfo_db::OpDb;
+use support::check_vmap_case;
 use thunder_ir::DType;
 
 /// Ops whose vmap is checked today; raise it as rules are added.

@@ -2,8 +2,11 @@
 //! PyTorch autograd): <J u, v> = <u, J^T v> on every float64 and float32 sample on the CPU; and against
 //! central finite differences on each op's first float64 sample. An op without a rule fails.
 
-use opinfo_db::conformance::{check_jvp_case, check_jvp_fd_case, survey};
+mod support;
+
+use opinfo_db::conformance::{survey, GradOutcome};
 use opinfo_db::OpDb;
+use support::{check_jvp_case, check_jvp_fd_case};
 use thunder_ir::DType;
 
 /// Ops whose jvp is checked today; raise it as rules are added.
@@ -32,7 +35,7 @@ fn jvp_matches_central_finite_differences() {
             if s.index == 0 {
                 check_jvp_fd_case(e, s)
             } else {
-                Ok(opinfo_db::conformance::GradOutcome::NotApplicable)
+                Ok(GradOutcome::NotApplicable)
             }
         },
     )

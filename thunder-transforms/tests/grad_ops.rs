@@ -3,8 +3,11 @@
 //! are no farther from float64 autograd than eager's). An op without a rule fails; a floor on
 //! the number of ops checked keeps coverage from going down.
 
-use opinfo_db::conformance::{check_grad_case, survey};
+mod support;
+
+use opinfo_db::conformance::survey;
 use opinfo_db::OpDb;
+use support::check_grad_case;
 use thunder_ir::DType;
 
 /// Ops whose grad is checked today; raise it as rules are added.
