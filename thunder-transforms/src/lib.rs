@@ -7,12 +7,15 @@
 //! - [`dce`]: dead-code elimination.
 //! - [`cse`]: common-subexpression elimination (never across random or in-place ops).
 //! - [`grad`]: reverse-mode autodiff (a joint forward and backward trace), over prims and the
-//!   torch-level ops of [`grad_torch`] (softmax, cross entropy, norms, attention), which have
+//!   torch-level ops of [`rules::torch`] (softmax, cross entropy, norms, attention), which have
 //!   their own rules.
 //! - [`jvp`]: forward-mode autodiff over prims (outputs and their tangents).
 //! - [`vmap`]: batching, like `torch.func.vmap` (`in_dims` and `out_dims`, nested vmap).
 //! - [`autocast`]: matmuls in bf16/f16, sensitive ops in f32, like `torch.autocast`.
 //! - [`split`]: the forward/backward split with saved values ([`forward_backward`]).
+//! - [`rules`]: the VJP, JVP and batching rules of grad, jvp and vmap, one file per op family
+//!   (elementwise, reduction, shape, indexing, nn, creation, memory), so that one family's rules
+//!   for every transform read together.
 //!
 //! Every differentiable prim has a VJP and a JVP rule and every prim a batching rule; opinfo-db
 //! checks them all against PyTorch (see its COVERAGE.md). The split saves or recomputes each
@@ -48,10 +51,10 @@ pub mod cse;
 pub mod dce;
 mod error;
 pub mod grad;
-pub mod grad_torch;
 pub mod jvp;
 pub mod pass;
 mod remat;
+pub mod rules;
 pub mod split;
 mod util;
 pub mod vmap;
