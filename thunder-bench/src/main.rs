@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 layers,
             };
             let (rows, copy) = ops::run(&sizes, only.as_deref())?;
-            let device = thunder_executors::fusion::device_name(0)
+            let device = thunder_executors::cuda::device_name(0)
                 .map_or_else(|| "cuda:0".to_string(), |n| format!("{n} (cuda:0)"));
             println!("{}", ops::table(&rows, copy, &device));
         }

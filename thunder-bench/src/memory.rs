@@ -99,7 +99,7 @@ pub fn cuda_room(index: u32) -> Result<Room, ProbeError> {
     };
     let dev = i32::try_from(index).map_err(|_| err("no such device".into()))?;
     // The driver counts per context: libtorch's (the primary context) made current here.
-    thunder_executors::fusion::enter_device(dev).map_err(err)?;
+    thunder_executors::cuda::enter_device(dev).map_err(|e| err(e.to_string()))?;
     let (free, _total) =
         cudarc::driver::result::mem_get_info().map_err(|e| err(format!("cuMemGetInfo: {e:?}")))?;
     // Held by libtorch's caching allocator but not in a tensor: it is reused before the driver

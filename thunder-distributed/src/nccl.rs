@@ -371,9 +371,9 @@ impl Communicator {
                     .into(),
             });
         }
-        thunder_executors::fusion::enter_device(device).map_err(|message| Error::Nccl {
+        thunder_executors::cuda::enter_device(device).map_err(|e| Error::Nccl {
             what: format!("entering cuda:{device}"),
-            message,
+            message: e.to_string(),
         })?;
         let mut cfg = Config::non_blocking();
         let mut comm: Comm = std::ptr::null_mut();

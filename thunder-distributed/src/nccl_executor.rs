@@ -20,8 +20,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
+use thunder_executors::cuda::{current_stream, enter_device};
 use thunder_executors::executor::{KArg, Outputs};
-use thunder_executors::fusion::{current_stream, enter_device};
 use thunder_executors::{Error as ExecError, Executor, Kernel, KernelError, RtValue};
 use thunder_ir::{Attr, BoundSymbol, DistOp, Op, Trace};
 
@@ -91,7 +91,7 @@ fn comm_stream() -> Result<dsys::CUstream, String> {
 impl NcclExecutor {
     /// An executor over `comm`, with its communication stream and watchdog.
     pub fn new(comm: Arc<Communicator>) -> Result<Self, String> {
-        enter_device(comm.device())?;
+        enter_device(comm.device()).map_err(|e| e.to_string())?;
         let s = comm_stream()?;
         let inner = Arc::new(Inner {
             comm,
@@ -127,8 +127,10 @@ impl NcclExecutor {
     /// wait holds the compute stream (timing events; a little host time per collective).
     /// [`NcclExecutor::finish_timeline`] reads them.
     pub fn start_timeline(&self) -> Result<(), String> {
-        enter_device(self.inner.comm.device())?;
-        let base = crate::timeline::mark(current_stream(self.inner.comm.device())? as usize)?;
+        let dev = self.inner.comm.device();
+        enter_device(dev).map_err(|e| e.to_string())?;
+        let stream = current_stream(dev).map_err(|e| e.to_string())?;
+        let base = crate::timeline::mark(stream as usize)?;
         *self.lock_timeline() = Some(crate::timeline::Recording {
             base,
             collectives: Vec::new(),
@@ -312,7 +314,7 @@ impl Executor for NcclExecutor {
                 .comm
                 .check(&statement)
                 .map_err(|e| KernelError(e.to_string()))?;
-            let cur = current_stream(dev).map_err(KernelError)? as usize;
+            let cur = current_stream(dev).map_err(KernelError::from)? as usize;
             if op == DistOp::Wait {
                 let p = inner
                     .pending

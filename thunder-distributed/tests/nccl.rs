@@ -443,7 +443,7 @@ fn one_rank_enqueues_from_two_threads_then_a_poisoned_communicator_refuses_every
             && e.contains("a test: rank 1 is gone"),
         "{e}"
     );
-    let stream = thunder_executors::fusion::current_stream(0).unwrap();
+    let stream = thunder_executors::cuda::current_stream(0).unwrap();
     // SAFETY: refused before anything is enqueued.
     let e = unsafe {
         comm.all_reduce(

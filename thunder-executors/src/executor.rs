@@ -202,6 +202,13 @@ pub trait Executor: Send + Sync {
     fn fuser(&self) -> Option<&dyn Fuser> {
         None
     }
+    /// Whether this executor is the plan's fallback: it runs every prim, including those a
+    /// fusion executor claimed but left outside its regions (views). The plan uses the first
+    /// such executor of the list, and appends [`crate::TorchExecutor::new`] when there is none.
+    /// `false` (the default) for executors that run only what they claim.
+    fn is_fallback(&self) -> bool {
+        false
+    }
 }
 
 /// What a fusion executor adds to [`Executor`]: which prims it can put in a region, and how it

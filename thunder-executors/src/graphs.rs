@@ -96,22 +96,18 @@ fn copy_contiguous_cuda(
     if bytes == 0 {
         return Ok(());
     }
-    let err = |message: String| RefillError::Copy { index, message };
+    let err = |e: crate::cuda::CudaError| RefillError::Copy {
+        index,
+        message: e.to_string(),
+    };
     let dev = d as i32;
-    crate::fusion::enter_device(dev).map_err(err)?;
-    let stream = crate::fusion::current_stream(dev).map_err(err)?;
+    crate::cuda::enter_device(dev).map_err(err)?;
+    let stream = crate::cuda::current_stream(dev).map_err(err)?;
     // SAFETY: both pointers are live, contiguous CUDA allocations of `bytes` bytes on device
     // `dev` (same dtype and shape, checked by the caller); the copy is queued on the stream the
     // graph replays on, so it is ordered before the replay and after earlier users.
-    unsafe {
-        cudarc::driver::result::memcpy_dtod_async(
-            dst.data_ptr() as cudarc::driver::sys::CUdeviceptr,
-            src.data_ptr() as cudarc::driver::sys::CUdeviceptr,
-            bytes,
-            stream,
-        )
-    }
-    .map_err(|e| err(format!("cuMemcpyDtoDAsync: {e:?}")))
+    unsafe { crate::cuda::copy_async(dst.data_ptr() as u64, src.data_ptr() as u64, bytes, stream) }
+        .map_err(err)
 }
 
 /// The tensors a captured graph reads: copies of the capture's inputs (static buffers), or, at

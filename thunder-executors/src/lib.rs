@@ -41,6 +41,12 @@
 //! - `executor`: the trait, kernels and run-time values.
 //! - `claim`, `plan`: the claim pass and the execution plan.
 //! - `torch_executor`: the libtorch executor.
+//! - `fusion`: the fusion executor (partition, codegen; compiling and launching with feature
+//!   `cuda`).
+//! - `kernels` (feature `cuda`): hand-written kernels for whole ops (cross entropy, AdamW).
+//! - `cuda` (feature `cuda`): the CUDA runtime (NVRTC, kernel caches, contexts, streams,
+//!   launches) the fusion executor, the kernels, the shim and `graphs` use.
+//! - `graphs`: CUDA graphs for execution plans.
 //! - `convert`: dtype/device conversions between thunder-ir and tch.
 //! - `runtime`: [`runtime_info`], [`RuntimeInfo`] and [`check_device`].
 #![warn(missing_docs)]
@@ -52,10 +58,14 @@ struct ReadmeDoctests;
 
 pub mod claim;
 pub mod convert;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 pub mod executor;
 pub mod fusion;
 pub mod graphs;
+#[cfg(feature = "cuda")]
+pub mod kernels;
 pub mod plan;
 mod runtime;
 pub mod shim;
@@ -67,8 +77,10 @@ pub use executor::{
     ArgRef, Args, Executor, Fuser, KArg, Kernel, KernelError, ListArg, Outputs, RtValue,
 };
 #[cfg(feature = "cuda")]
-pub use fusion::{AdamwExecutor, CrossEntropyExecutor, FusionExecutor};
+pub use fusion::FusionExecutor;
 pub use graphs::{uncapturable, GraphedPlan};
+#[cfg(feature = "cuda")]
+pub use kernels::{AdamwExecutor, CrossEntropyExecutor};
 pub use plan::ExecutionPlan;
 pub use runtime::{check_device, runtime_info, RuntimeInfo};
 pub use torch_executor::TorchExecutor;

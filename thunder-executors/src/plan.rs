@@ -8,6 +8,7 @@
 use crate::claim::{claim, ClaimedTrace};
 use crate::convert;
 use crate::executor::{ArgRef, Args, Executor, Kernel, RtValue};
+use crate::fusion::Region;
 use crate::torch_executor::TorchExecutor;
 use crate::{Error, Result};
 use smallvec::SmallVec;
@@ -50,126 +51,25 @@ impl std::fmt::Debug for ExecutionPlan {
 
 impl ExecutionPlan {
     /// Compiles `trace` for `executors` (in priority order). The torch executor is appended when
-    /// the list has none, so every prim can run.
+    /// the list has no fallback executor ([`Executor::is_fallback`]), so every prim can run.
     pub fn compile(trace: &Trace, executors: &[&dyn Executor]) -> Result<ExecutionPlan> {
         trace.verify()?;
         let fallback = TorchExecutor::new();
         let mut list: Vec<&dyn Executor> = executors.to_vec();
-        if !list
-            .iter()
-            .any(|e| e.name() == "torch" || e.name() == "torch-prims")
-        {
+        if !list.iter().any(|e| e.is_fallback()) {
             list.push(&fallback);
         }
         let mut claimed = claim(trace, &list)?;
         let torch = list
             .iter()
-            .position(|e| e.name() == "torch" || e.name() == "torch-prims")
+            .position(|e| e.is_fallback())
             .unwrap_or(list.len() - 1);
-        // Fusion: group each fusion executor's ops into regions; what it claimed but no region
-        // took (views) runs on the torch executor.
         let bsyms: Vec<thunder_ir::BoundSymbol> =
             claimed.ops.iter().map(|o| o.bsym.clone()).collect();
-        let mut regions: Vec<crate::fusion::Region> = Vec::new();
-        let mut region_exec: Vec<usize> = Vec::new();
-        for (ei, e) in list.iter().enumerate() {
-            if e.fuser().is_none() {
-                continue;
-            }
-            let rs = crate::fusion::partition(trace, &bsyms, |i| claimed.ops[i].executor == ei);
-            for r in rs {
-                for &i in r.ops.iter().chain(&r.dead) {
-                    claimed.ops[i].region = Some(regions.len());
-                }
-                regions.push(r);
-                region_exec.push(ei);
-            }
-            for op in claimed.ops.iter_mut() {
-                if op.executor == ei && op.region.is_none() {
-                    op.executor = torch;
-                }
-            }
-        }
-        // The units the plan runs: regions, and ops outside regions (a region's view op whose
-        // result is also needed outside runs outside as well).
-        #[derive(Clone, Copy)]
-        enum Unit {
-            Op(usize),
-            Region(usize),
-        }
-        let mut units: Vec<(usize, Unit)> = Vec::new();
-        for (i, op) in claimed.ops.iter().enumerate() {
-            if op.region.is_none() {
-                units.push((i, Unit::Op(i)));
-            }
-        }
-        for reg in &regions {
-            units.extend(reg.outside.iter().map(|&i| (i, Unit::Op(i))));
-        }
-        for (r, reg) in regions.iter().enumerate() {
-            // A region left with nothing to compute (see `Region::dead`) runs nothing.
-            if let Some(&first) = reg.ops.first() {
-                units.push((first, Unit::Region(r)));
-            }
-        }
-        let unit_io = |u: Unit| -> (Vec<Value>, Vec<Value>) {
-            match u {
-                Unit::Op(i) => (
-                    claimed.ops[i].bsym.inputs(),
-                    claimed.ops[i].bsym.outputs.clone(),
-                ),
-                Unit::Region(r) => (regions[r].inputs.clone(), regions[r].outputs.clone()),
-            }
-        };
-        // Topological order, earliest original position first.
-        let mut producer: std::collections::HashMap<Value, usize> =
-            std::collections::HashMap::new();
-        for (k, &(_, u)) in units.iter().enumerate() {
-            for o in unit_io(u).1 {
-                producer.insert(o, k);
-            }
-        }
-        let mut indegree = vec![0usize; units.len()];
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
-        for (k, &(_, u)) in units.iter().enumerate() {
-            let mut deps: Vec<usize> = unit_io(u)
-                .0
-                .iter()
-                .filter_map(|v| producer.get(v).copied())
-                .filter(|&d| d != k)
-                .collect();
-            deps.sort_unstable();
-            deps.dedup();
-            indegree[k] = deps.len();
-            for d in deps {
-                users[d].push(k);
-            }
-        }
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize)>> = units
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| indegree[*k] == 0)
-            .map(|(k, &(pos, _))| std::cmp::Reverse((pos, k)))
-            .collect();
-        let mut order: Vec<Unit> = Vec::with_capacity(units.len());
-        while let Some(std::cmp::Reverse((_, k))) = ready.pop() {
-            order.push(units[k].1);
-            for &u in &users[k] {
-                indegree[u] -= 1;
-                if indegree[u] == 0 {
-                    ready.push(std::cmp::Reverse((units[u].0, u)));
-                }
-            }
-        }
-        if order.len() != units.len() {
-            return Err(Error::Compile {
-                executor: "plan",
-                statement: trace.name.clone(),
-                message: "the fusion regions form a cycle (a partitioner bug)".into(),
-            });
-        }
+        let (regions, region_exec) = form_regions(trace, &list, &bsyms, &mut claimed, torch);
+        let order = run_order(trace, &claimed, &regions)?;
+        let unit_io = |u: Unit| unit_io(&claimed, &regions, u);
         let n_slots = trace.values.len();
-        let slot = |v: Value| v.0;
         // Last use of each slot, by instruction index; outputs are never freed.
         let mut last_use: Vec<Option<usize>> = vec![None; n_slots];
         for (i, &u) in order.iter().enumerate() {
@@ -197,20 +97,7 @@ impl ExecutionPlan {
                         op.executor
                     };
                     let kernel = list[ex].compile(trace, &op.bsym)?;
-                    let args = op
-                        .bsym
-                        .args
-                        .iter()
-                        .map(|a| match a {
-                            Arg::Value(v) => ArgRef::Slot(slot(*v)),
-                            Arg::Int(x) => ArgRef::Int(*x),
-                            Arg::Float(x) => ArgRef::Float(*x),
-                            Arg::Bool(x) => ArgRef::Bool(*x),
-                            Arg::None => ArgRef::None,
-                            Arg::List(l) => ArgRef::List(l.iter().map(|v| slot(*v)).collect()),
-                        })
-                        .collect();
-                    (kernel, args, k)
+                    (kernel, op_args(&op.bsym), k)
                 }
                 Unit::Region(r) => {
                     let fuser = list[region_exec[r]].fuser().ok_or_else(|| Error::Compile {
@@ -241,30 +128,7 @@ impl ExecutionPlan {
                 op: first_op as u32,
             });
         }
-        // Every operand is an input or computed earlier (regions and their outside views must not
-        // leave a value uncomputed).
-        let mut available: std::collections::HashSet<u32> =
-            trace.inputs.iter().map(|&v| slot(v)).collect();
-        for (i, instr) in instrs.iter().enumerate() {
-            for a in &instr.args {
-                let missing = match a {
-                    ArgRef::Slot(s) => (!available.contains(s)).then_some(*s),
-                    ArgRef::List(l) => l.iter().copied().find(|s| !available.contains(s)),
-                    _ => None,
-                };
-                if let Some(s) = missing {
-                    return Err(Error::Compile {
-                        executor: "plan",
-                        statement: format!("instruction {i}"),
-                        message: format!(
-                            "reads {}, which nothing computes before it (a partitioner bug)",
-                            trace.name_of(Value(s))
-                        ),
-                    });
-                }
-            }
-            available.extend(instr.outs.iter().copied());
-        }
+        check_operands(trace, &instrs)?;
         for (r, reg) in regions.iter().enumerate() {
             let body: Vec<&str> = reg.ops.iter().map(|&k| statements[k].as_str()).collect();
             let head = format!("fusion{r}: {}", body.join("; "));
@@ -501,4 +365,172 @@ impl ExecutionPlan {
             message,
         }
     }
+}
+
+/// The slot of a value.
+fn slot(v: Value) -> u32 {
+    v.0
+}
+
+/// What the plan runs: a bound symbol outside regions (a region's view op whose result is also
+/// needed outside runs outside as well), or a region.
+#[derive(Clone, Copy)]
+enum Unit {
+    Op(usize),
+    Region(usize),
+}
+
+/// The values a unit reads and the values it writes.
+fn unit_io(claimed: &ClaimedTrace, regions: &[Region], u: Unit) -> (Vec<Value>, Vec<Value>) {
+    match u {
+        Unit::Op(i) => (
+            claimed.ops[i].bsym.inputs(),
+            claimed.ops[i].bsym.outputs.clone(),
+        ),
+        Unit::Region(r) => (regions[r].inputs.clone(), regions[r].outputs.clone()),
+    }
+}
+
+/// Groups each fusion executor's ops (of `list`) into regions, marking the claimed ops with
+/// their region; what a fusion executor claimed but no region took (views) goes to the
+/// fallback executor (`torch`, its position in `list`). Returns the regions and, per region,
+/// the position of its executor.
+fn form_regions(
+    trace: &Trace,
+    list: &[&dyn Executor],
+    bsyms: &[thunder_ir::BoundSymbol],
+    claimed: &mut ClaimedTrace,
+    torch: usize,
+) -> (Vec<Region>, Vec<usize>) {
+    let mut regions: Vec<Region> = Vec::new();
+    let mut region_exec: Vec<usize> = Vec::new();
+    for (ei, e) in list.iter().enumerate() {
+        if e.fuser().is_none() {
+            continue;
+        }
+        let rs = crate::fusion::partition(trace, bsyms, |i| claimed.ops[i].executor == ei);
+        for r in rs {
+            for &i in r.ops.iter().chain(&r.dead) {
+                claimed.ops[i].region = Some(regions.len());
+            }
+            regions.push(r);
+            region_exec.push(ei);
+        }
+        for op in claimed.ops.iter_mut() {
+            if op.executor == ei && op.region.is_none() {
+                op.executor = torch;
+            }
+        }
+    }
+    (regions, region_exec)
+}
+
+/// The units the plan runs (regions, and ops outside regions) in topological order, earliest
+/// original position first.
+fn run_order(trace: &Trace, claimed: &ClaimedTrace, regions: &[Region]) -> Result<Vec<Unit>> {
+    let mut units: Vec<(usize, Unit)> = Vec::new();
+    for (i, op) in claimed.ops.iter().enumerate() {
+        if op.region.is_none() {
+            units.push((i, Unit::Op(i)));
+        }
+    }
+    for reg in regions {
+        units.extend(reg.outside.iter().map(|&i| (i, Unit::Op(i))));
+    }
+    for (r, reg) in regions.iter().enumerate() {
+        // A region left with nothing to compute (see `Region::dead`) runs nothing.
+        if let Some(&first) = reg.ops.first() {
+            units.push((first, Unit::Region(r)));
+        }
+    }
+    let unit_io = |u: Unit| unit_io(claimed, regions, u);
+    let mut producer: std::collections::HashMap<Value, usize> = std::collections::HashMap::new();
+    for (k, &(_, u)) in units.iter().enumerate() {
+        for o in unit_io(u).1 {
+            producer.insert(o, k);
+        }
+    }
+    let mut indegree = vec![0usize; units.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for (k, &(_, u)) in units.iter().enumerate() {
+        let mut deps: Vec<usize> = unit_io(u)
+            .0
+            .iter()
+            .filter_map(|v| producer.get(v).copied())
+            .filter(|&d| d != k)
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        indegree[k] = deps.len();
+        for d in deps {
+            users[d].push(k);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<(usize, usize)>> = units
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| indegree[*k] == 0)
+        .map(|(k, &(pos, _))| std::cmp::Reverse((pos, k)))
+        .collect();
+    let mut order: Vec<Unit> = Vec::with_capacity(units.len());
+    while let Some(std::cmp::Reverse((_, k))) = ready.pop() {
+        order.push(units[k].1);
+        for &u in &users[k] {
+            indegree[u] -= 1;
+            if indegree[u] == 0 {
+                ready.push(std::cmp::Reverse((units[u].0, u)));
+            }
+        }
+    }
+    if order.len() != units.len() {
+        return Err(Error::Compile {
+            executor: "plan",
+            statement: trace.name.clone(),
+            message: "the fusion regions form a cycle (a partitioner bug)".into(),
+        });
+    }
+    Ok(order)
+}
+
+/// How a bound symbol's instruction refers to its operands.
+fn op_args(bsym: &thunder_ir::BoundSymbol) -> SmallVec<[ArgRef; 4]> {
+    bsym.args
+        .iter()
+        .map(|a| match a {
+            Arg::Value(v) => ArgRef::Slot(slot(*v)),
+            Arg::Int(x) => ArgRef::Int(*x),
+            Arg::Float(x) => ArgRef::Float(*x),
+            Arg::Bool(x) => ArgRef::Bool(*x),
+            Arg::None => ArgRef::None,
+            Arg::List(l) => ArgRef::List(l.iter().map(|v| slot(*v)).collect()),
+        })
+        .collect()
+}
+
+/// Every operand is an input or computed earlier (regions and their outside views must not
+/// leave a value uncomputed).
+fn check_operands(trace: &Trace, instrs: &[Instr]) -> Result<()> {
+    let mut available: std::collections::HashSet<u32> =
+        trace.inputs.iter().map(|&v| slot(v)).collect();
+    for (i, instr) in instrs.iter().enumerate() {
+        for a in &instr.args {
+            let missing = match a {
+                ArgRef::Slot(s) => (!available.contains(s)).then_some(*s),
+                ArgRef::List(l) => l.iter().copied().find(|s| !available.contains(s)),
+                _ => None,
+            };
+            if let Some(s) = missing {
+                return Err(Error::Compile {
+                    executor: "plan",
+                    statement: format!("instruction {i}"),
+                    message: format!(
+                        "reads {}, which nothing computes before it (a partitioner bug)",
+                        trace.name_of(Value(s))
+                    ),
+                });
+            }
+        }
+        available.extend(instr.outs.iter().copied());
+    }
+    Ok(())
 }

@@ -171,23 +171,9 @@ fn order_streams(
     side: *mut c_void,
     current: *mut c_void,
 ) -> Result<(), KernelError> {
-    crate::fusion::enter_device(device as i32).map_err(KernelError)?;
-    use cudarc::driver::{result as drv, sys};
-    let ev = drv::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
-        .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))?;
-    // SAFETY: live stream handles of this device and an event just made.
-    unsafe {
-        drv::event::record(ev, current as sys::CUstream)
-            .and_then(|_| {
-                drv::stream::wait_event(
-                    side as sys::CUstream,
-                    ev,
-                    sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                )
-            })
-            .map_err(|e| KernelError(format!("ordering the capture stream: {e:?}")))?;
-        let _ = drv::event::destroy(ev);
-    }
+    crate::cuda::enter_device(device as i32)?;
+    // SAFETY: live stream handles of this device, whose context was just made current.
+    unsafe { crate::cuda::wait_for(side.cast(), current.cast(), "ordering the capture stream") }?;
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //!
 //! `THUNDER_BLESS=1` rewrites the golden files.
 
-use thunder_executors::fusion::{compile_ptx, generate, Schedule};
+use thunder_executors::cuda::compile_ptx;
+use thunder_executors::fusion::{generate, Schedule};
 use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
 use thunder_ir::programs::{self, LlamaDims};
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
@@ -222,7 +223,7 @@ fn a_real_size_llama_block_plans_with_size_one_dims() {
 
 #[test]
 fn cross_entropy_kernels_compile_for_every_dtype_and_row_length() {
-    use thunder_executors::fusion::xent;
+    use thunder_executors::kernels::xent;
     // Short rows, rows kept in registers (vector and scalar), rows read twice, odd lengths.
     for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
         for classes in [1usize, 5, 1001, 4000, 32000, 40000, 256_000] {
@@ -275,7 +276,7 @@ fn the_loss_and_its_gradient_go_to_the_cross_entropy_executor() {
 
 #[test]
 fn adamw_kernels_compile_for_every_dtype() {
-    use thunder_executors::fusion::adamw;
+    use thunder_executors::kernels::adamw;
     for dtype in [DType::F16, DType::BF16, DType::F32, DType::F64] {
         let src = adamw::source(dtype).unwrap();
         compile_ptx(&src, "compute_90").unwrap_or_else(|e| panic!("{dtype}: {e}"));

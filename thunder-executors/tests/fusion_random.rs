@@ -9,7 +9,8 @@
 //! trace.
 
 use proptest::prelude::*;
-use thunder_executors::fusion::{compile_ptx, generate};
+use thunder_executors::cuda::compile_ptx;
+use thunder_executors::fusion::generate;
 use thunder_executors::{ExecutionPlan, FusionExecutor, TorchExecutor};
 use thunder_ir::{DType, Device, TensorMeta, Trace, TraceBuilder, Value};
 

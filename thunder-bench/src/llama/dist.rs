@@ -95,7 +95,8 @@ impl Dist {
 /// data parallelism.
 pub fn all_reduce_grads(comm: &Communicator, grads: &[Tensor]) -> Result<(), BenchError> {
     let dev = comm.device();
-    let stream = thunder_executors::fusion::current_stream(dev).map_err(BenchError::Kernel)?;
+    let stream = thunder_executors::cuda::current_stream(dev)
+        .map_err(|e| BenchError::Kernel(e.to_string()))?;
     for g in grads {
         let kind = g.kind();
         let d = thunder_executors::convert::dtype(kind)

@@ -424,7 +424,7 @@ pub fn run_with(o: &Options, dist: Option<&dist::Dist>) -> Result<Report, BenchE
     let exec_refs: Vec<&dyn Executor> = execs.iter().map(|e| e.as_ref()).collect();
     let device_name = match o.device {
         Device::Cpu => "cpu".to_string(),
-        Device::Cuda(i) => thunder_executors::fusion::device_name(i as i32)
+        Device::Cuda(i) => thunder_executors::cuda::device_name(i as i32)
             .map_or_else(|| format!("cuda:{i}"), |n| format!("{n} (cuda:{i})")),
     };
     let specs = model::param_specs(c);

@@ -4,10 +4,8 @@
 //! - [`codegen`]: the CUDA C++ of a region ([`RegionKernel`]): pointwise kernels (16-byte vector
 //!   accesses where the layout allows) and rows kernels (reductions over trailing dims, one block
 //!   per row, the row kept in registers).
-//! - [`xent`]: the cross-entropy executor, fused forward and backward kernels that never store
-//!   the softmax.
-//! - [`adamw`]: the AdamW executor, one multi-tensor kernel for an optimizer step over every
-//!   parameter.
+//! - `executor` (feature `cuda`): [`FusionExecutor`], which compiles regions (through
+//!   [`crate::cuda`]) and launches their kernels.
 //!
 //! Source generation needs no GPU. Compiling (NVRTC) and launching need the `cuda` feature.
 
@@ -18,14 +16,6 @@ pub use codegen::{fusible, generate, KernelEntry, Launch, RegionKernel};
 pub use partition::{partition, Region, Schedule};
 
 #[cfg(feature = "cuda")]
-pub mod cuda;
+mod executor;
 #[cfg(feature = "cuda")]
-pub use cuda::{compile_ptx, current_stream, device_name, enter_device, toolchain, FusionExecutor};
-#[cfg(feature = "cuda")]
-pub mod xent;
-#[cfg(feature = "cuda")]
-pub use xent::CrossEntropyExecutor;
-#[cfg(feature = "cuda")]
-pub mod adamw;
-#[cfg(feature = "cuda")]
-pub use adamw::AdamwExecutor;
+pub use executor::FusionExecutor;

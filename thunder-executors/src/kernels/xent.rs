@@ -15,8 +15,8 @@
 //! - A target outside `[0, classes)` (and not `ignore_index`) gives a NaN loss; eager PyTorch
 //!   stops with a device-side assertion instead.
 
-use super::cuda::{cuda_index, current_stream, enter_device, launch, Module};
 use crate::convert;
+use crate::cuda::{cuda_index, current_stream, enter_device, launch, Module};
 use crate::executor::{Args, Executor, Kernel, KernelError, Outputs, RtValue};
 use crate::torch_executor::tensor;
 use crate::{Error, Result};
@@ -82,12 +82,12 @@ const NAMES: [&str; 6] = [
 /// The CUDA C++ of the cross-entropy kernels for rows of `classes` values of `dtype` (float16,
 /// bfloat16, float32 or float64).
 pub fn source(dtype: DType, classes: usize) -> std::result::Result<String, String> {
-    let t = super::codegen::float_storage_type(dtype).ok_or_else(|| {
+    let t = crate::fusion::codegen::float_storage_type(dtype).ok_or_else(|| {
         format!("the fused cross entropy takes floating inputs (f16, bf16, f32, f64), not {dtype}")
     })?;
     let sh = Shape { dtype, classes };
     let (ch_s, ch_v) = sh.chunks();
-    let mut src = String::from(super::codegen::PRELUDE);
+    let mut src = String::from(crate::fusion::codegen::PRELUDE);
     src.push_str(&format!(
         r#"
 typedef {t} T;
@@ -108,7 +108,7 @@ typedef {acc} ACC;
         threads = sh.threads(),
         cache_s = (ch_s <= MAX_CACHED_CHUNKS) as u8,
         cache_v = (ch_v <= MAX_CACHED_CHUNKS) as u8,
-        lb = super::codegen::rows_launch_bounds(sh.threads()),
+        lb = crate::fusion::codegen::rows_launch_bounds(sh.threads()),
         fast = dtype.is_low_precision_float() as u8,
     ));
     src.push_str(KERNELS);
@@ -427,7 +427,7 @@ fn claimable(trace: &Trace, bsym: &BoundSymbol) -> Option<(bool, DType, usize, b
     if !x.device.is_cuda()
         || !on_cuda
         || t.dtype != DType::I64
-        || super::codegen::float_storage_type(x.dtype).is_none()
+        || crate::fusion::codegen::float_storage_type(x.dtype).is_none()
     {
         return None;
     }
@@ -517,9 +517,9 @@ impl Compiled {
             && c % w == 0
             && (x.data_ptr() as usize) % 16 == 0
             && (sx0 * self.shape.dtype.itemsize() as i64) % 16 == 0;
-        enter_device(dev).map_err(KernelError)?;
-        let f = self.module.functions(dev).map_err(KernelError)?;
-        let stream = current_stream(dev).map_err(KernelError)?;
+        enter_device(dev)?;
+        let f = self.module.functions(dev)?;
+        let stream = current_stream(dev)?;
         let threads = self.shape.threads() as u32;
         let grid = rows as u32;
         let ptr = |t: &Tensor| t.data_ptr() as u64;

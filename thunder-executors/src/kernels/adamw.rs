@@ -16,8 +16,8 @@
 //!   through contiguous copies (copied back when donated). Parameters whose buffers are not
 //!   16-byte aligned take an element-by-element path.
 
-use super::cuda::{cuda_index, current_stream, enter_device, launch_raw, Module};
 use crate::convert;
+use crate::cuda::{cuda_index, current_stream, enter_device, launch_raw, Module};
 use crate::executor::{Args, Executor, Kernel, KernelError, Outputs, RtValue};
 use crate::torch_executor::{contiguous_copy, tensor, tensor_list};
 use crate::{Error, Result};
@@ -59,10 +59,10 @@ fn chunk(dtype: DType) -> usize {
 /// The CUDA C++ of the AdamW kernel for parameters of `dtype` (float16, bfloat16, float32 or
 /// float64).
 pub fn source(dtype: DType) -> std::result::Result<String, String> {
-    let t = super::codegen::float_storage_type(dtype).ok_or_else(|| {
+    let t = crate::fusion::codegen::float_storage_type(dtype).ok_or_else(|| {
         format!("the AdamW kernel takes floating parameters (f16, bf16, f32, f64), not {dtype}")
     })?;
-    let mut src = String::from(super::codegen::PRELUDE);
+    let mut src = String::from(crate::fusion::codegen::PRELUDE);
     src.push_str(&format!(
         r#"
 typedef {t} T;
@@ -192,7 +192,7 @@ fn claimable(trace: &Trace, bsym: &BoundSymbol) -> Option<(Vec<DType>, [f64; 5],
     let mut dtypes = Vec::with_capacity(params.len());
     for &p in params {
         let m = trace.tensor(p)?;
-        super::codegen::float_storage_type(m.dtype)?;
+        crate::fusion::codegen::float_storage_type(m.dtype)?;
         // Chunk indices are 32-bit in the table.
         if m.shape.numel() / chunk(m.dtype) >= i32::MAX as usize / 2 {
             return None;
@@ -312,11 +312,11 @@ impl Compiled {
                     .collect::<std::result::Result<Vec<_>, KernelError>>()
             })
             .collect::<std::result::Result<_, _>>()?;
-        enter_device(dev).map_err(KernelError)?;
-        let stream = current_stream(dev).map_err(KernelError)?;
+        enter_device(dev)?;
+        let stream = current_stream(dev)?;
         let ptr = |t: &Tensor| t.data_ptr() as u64;
         for (dtype, module) in &self.modules {
-            let f = module.functions(dev).map_err(KernelError)?;
+            let f = module.functions(dev)?;
             let per_chunk = chunk(*dtype) as i64;
             let mine: Vec<usize> = (0..n)
                 .filter(|&i| self.dtypes[i] == *dtype && ins[0][i].numel() > 0)
