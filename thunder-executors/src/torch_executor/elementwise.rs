@@ -313,87 +313,47 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<K
     }))
 }
 
-/// The unary ATen call of a torch-level op (PyTorch's own promotion included).
-fn torch_unary(t: TorchOp, a: &Tensor) -> KResult<Tensor> {
+/// The unary ATen call of a torch-level op (PyTorch's own promotion included), `None` for ops
+/// that are not plain unary math.
+fn unary_aten(t: TorchOp) -> Option<fn(&Tensor) -> Result<Tensor, tch::TchError>> {
     use TorchOp as T;
-    Ok(match t {
-        T::Abs => a.f_abs()?,
-        T::Neg => a.f_neg()?,
-        T::Exp => a.f_exp()?,
-        T::Expm1 => a.f_expm1()?,
-        T::Log => a.f_log()?,
-        T::Log1p => a.f_log1p()?,
-        T::Log2 => a.f_log2()?,
-        T::Sqrt => a.f_sqrt()?,
-        T::Rsqrt => a.f_rsqrt()?,
-        T::Reciprocal => a.f_reciprocal()?,
-        T::Sin => a.f_sin()?,
-        T::Cos => a.f_cos()?,
-        T::Tan => a.f_tan()?,
-        T::Tanh => a.f_tanh()?,
-        T::Erf => a.f_erf()?,
-        T::Floor => a.f_floor()?,
-        T::Ceil => a.f_ceil()?,
-        T::Round => a.f_round()?,
-        T::Trunc => a.f_trunc()?,
-        T::Sign => a.f_sign()?,
-        T::IsFinite => a.f_isfinite()?,
-        T::BitwiseNot => a.f_bitwise_not()?,
-        T::LogicalNot => a.f_logical_not()?,
-        _ => return Err(KernelError(format!("ltorch.{} is not unary", t.name()))),
+    Some(match t {
+        T::Abs => Tensor::f_abs,
+        T::Neg => Tensor::f_neg,
+        T::Exp => Tensor::f_exp,
+        T::Expm1 => Tensor::f_expm1,
+        T::Log => Tensor::f_log,
+        T::Log1p => Tensor::f_log1p,
+        T::Log2 => Tensor::f_log2,
+        T::Sqrt => Tensor::f_sqrt,
+        T::Rsqrt => Tensor::f_rsqrt,
+        T::Reciprocal => Tensor::f_reciprocal,
+        T::Sin => Tensor::f_sin,
+        T::Cos => Tensor::f_cos,
+        T::Tan => Tensor::f_tan,
+        T::Tanh => Tensor::f_tanh,
+        T::Erf => Tensor::f_erf,
+        T::Floor => Tensor::f_floor,
+        T::Ceil => Tensor::f_ceil,
+        T::Round => Tensor::f_round,
+        T::Trunc => Tensor::f_trunc,
+        T::Sign => Tensor::f_sign,
+        T::IsFinite => Tensor::f_isfinite,
+        T::BitwiseNot => Tensor::f_bitwise_not,
+        T::LogicalNot => Tensor::f_logical_not,
+        _ => return None,
     })
 }
 
-const UNARY: &[TorchOp] = &[
-    TorchOp::Abs,
-    TorchOp::Neg,
-    TorchOp::Exp,
-    TorchOp::Expm1,
-    TorchOp::Log,
-    TorchOp::Log1p,
-    TorchOp::Log2,
-    TorchOp::Sqrt,
-    TorchOp::Rsqrt,
-    TorchOp::Reciprocal,
-    TorchOp::Sin,
-    TorchOp::Cos,
-    TorchOp::Tan,
-    TorchOp::Tanh,
-    TorchOp::Erf,
-    TorchOp::Floor,
-    TorchOp::Ceil,
-    TorchOp::Round,
-    TorchOp::Trunc,
-    TorchOp::Sign,
-    TorchOp::IsFinite,
-    TorchOp::BitwiseNot,
-    TorchOp::LogicalNot,
-];
-
 /// The prim whose ATen call has the semantics of a binary torch-level op (ATen promotes and
-/// broadcasts by itself).
+/// broadcasts by itself): the prim of the op's row (`div` is special-cased where it is used:
+/// ATen's div is true division whatever the dtypes).
 fn binary_as_prim(t: TorchOp) -> Option<PrimOp> {
-    use TorchOp as T;
-    Some(match t {
-        T::Add => PrimOp::Add,
-        T::Sub => PrimOp::Sub,
-        T::Mul => PrimOp::Mul,
-        T::Pow => PrimOp::Pow,
-        T::Remainder => PrimOp::Remainder,
-        T::Atan2 => PrimOp::Atan2,
-        T::Maximum => PrimOp::Maximum,
-        T::Minimum => PrimOp::Minimum,
-        T::Eq => PrimOp::Eq,
-        T::Ne => PrimOp::Ne,
-        T::Lt => PrimOp::Lt,
-        T::Le => PrimOp::Le,
-        T::Gt => PrimOp::Gt,
-        T::Ge => PrimOp::Ge,
-        T::BitwiseAnd => PrimOp::BitwiseAnd,
-        T::BitwiseOr => PrimOp::BitwiseOr,
-        T::BitwiseXor => PrimOp::BitwiseXor,
-        _ => return None,
-    })
+    let info = t.info();
+    match (info.class, info.prim) {
+        (PrimClass::Binary, Some((prim, _))) => Some(prim),
+        _ => None,
+    }
 }
 
 /// A binary torch-level op on two operands, as ATen computes it.
@@ -438,12 +398,10 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
     use TorchOp as T;
     let at = &bsym.attrs;
     let (number_out, out_kind) = (out.number, out.kind);
-    if UNARY.contains(&t) {
-        return Ok(Some(Box::new(move |args| {
-            one(torch_unary(t, tensor(args, 0)?)?)
-        })));
+    if let Some(f) = unary_aten(t) {
+        return Ok(Some(Box::new(move |args| one(f(tensor(args, 0)?)?))));
     }
-    if t == T::Div || binary_as_prim(t).is_some() {
+    if binary_as_prim(t).is_some() {
         let alpha = match (t, at.first()) {
             (T::Add | T::Sub, Some(a)) if !matches!(a, Attr::None) => Some(num_attr(a)?),
             _ => None,

@@ -47,7 +47,8 @@ pub struct TorchExecutor {
 /// Which torch-level ops the torch executor calls directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Policy {
-    /// [`DIRECT_OPS`]: where one libtorch call beats the decomposition.
+    /// The ops whose row of the op table says `direct`: where one libtorch call beats the
+    /// decomposition.
     Default,
     /// Every torch-level op: eager PyTorch, op by op.
     All,
@@ -61,35 +62,9 @@ impl Default for TorchExecutor {
     }
 }
 
-/// Torch-level ops the torch executor runs with one libtorch call when `direct` is on.
-pub const DIRECT_OPS: &[TorchOp] = &[
-    TorchOp::Softmax,
-    TorchOp::LogSoftmax,
-    TorchOp::CrossEntropy,
-    TorchOp::CrossEntropyBackward,
-    TorchOp::ScaledDotProductAttention,
-    TorchOp::ScaledDotProductAttentionBackward,
-    TorchOp::Linear,
-    TorchOp::Matmul,
-    TorchOp::Bmm,
-    TorchOp::Embedding,
-    TorchOp::LayerNorm,
-    TorchOp::RmsNorm,
-    TorchOp::Gelu,
-    TorchOp::Silu,
-    TorchOp::Sigmoid,
-    TorchOp::Relu,
-    TorchOp::Reshape,
-    TorchOp::View,
-    TorchOp::Permute,
-    TorchOp::Transpose,
-    TorchOp::Unsqueeze,
-    TorchOp::To,
-    TorchOp::Adamw,
-];
-
 impl TorchExecutor {
-    /// Runs the torch-level ops of [`DIRECT_OPS`] with their libtorch op, and prims.
+    /// Runs the torch-level ops whose row of the op table says `direct` with their libtorch op,
+    /// and prims.
     pub fn new() -> Self {
         TorchExecutor {
             policy: Policy::Default,
@@ -111,7 +86,7 @@ impl TorchExecutor {
     /// Whether `op` is called directly (rather than decomposed) by this executor.
     pub fn runs_directly(&self, op: TorchOp) -> bool {
         match self.policy {
-            Policy::Default => DIRECT_OPS.contains(&op),
+            Policy::Default => op.info().direct,
             Policy::All => true,
             Policy::None => false,
         }
@@ -239,8 +214,8 @@ fn compile_prim(trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> CResult<Kernel>
     Err(CompileError::NoPrimKernel(p.name()))
 }
 
-/// A torch-level op's kernel: the ATen call PyTorch makes for it (for the ops outside
-/// [`DIRECT_OPS`], used by [`TorchExecutor::eager`], too).
+/// A torch-level op's kernel: the ATen call PyTorch makes for it (for the ops the op table does
+/// not mark `direct`, used by [`TorchExecutor::eager`], too).
 fn compile_torch(trace: &Trace, t: TorchOp, bsym: &BoundSymbol) -> CResult<Kernel> {
     let out = Out::of(trace, bsym)?;
     type Family = fn(TorchOp, &BoundSymbol, &Out) -> CResult<Option<Kernel>>;

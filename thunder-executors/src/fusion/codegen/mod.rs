@@ -183,9 +183,8 @@ pub fn fusible(trace: &Trace, b: &BoundSymbol) -> bool {
         }
         Kind::View => true,
         Kind::Elementwise => match op {
-            // Digamma and polygamma have no CUDA library function; integer division and power
-            // follow rules the kernels do not implement.
-            Digamma | Polygamma | Real | Imag => false,
+            // Integer division and power follow rules the kernels do not implement (the ops
+            // without a CUDA formula at all are not `fuse` in the op table: `kind` is `None`).
             Div | Pow => float(out_dtype),
             Exp | Exp2 | Expm1 | Log | Log1p | Log2 | Log10 | Sqrt | Rsqrt | Reciprocal | Sin
             | Cos | Tan | Asin | Acos | Atan | Sinh | Cosh | Tanh | Asinh | Acosh | Atanh | Erf

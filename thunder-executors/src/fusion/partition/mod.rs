@@ -20,6 +20,7 @@ mod remat;
 
 use remat::rematerialize;
 use std::collections::{HashMap, HashSet};
+use thunder_ir::ops::info::Family;
 use thunder_ir::ops::prims::PrimClass;
 use thunder_ir::{Attr, BoundSymbol, Op, PrimOp, Trace, Value};
 
@@ -83,25 +84,18 @@ pub(crate) enum Kind {
     Reduction,
 }
 
-/// The fusion kind of a prim, or `None` when the fusion executor does not take it.
+/// The fusion kind of a prim (from its row of the op table), or `None` when the fusion executor
+/// does not take it (the row is not `fuse`).
 pub(crate) fn kind(op: PrimOp) -> Option<Kind> {
-    use PrimOp::*;
-    match op.class() {
-        PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary => {
-            return Some(Kind::Elementwise)
-        }
-        PrimClass::Reduction => {
-            return matches!(op, Sum | Amax | Amin | Prod).then_some(Kind::Reduction)
-        }
-        PrimClass::Other => {}
+    let info = op.info();
+    if !info.fusible {
+        return None;
     }
-    match op {
-        ConvertElementType | Full | Iota | Polygamma => Some(Kind::Elementwise),
-        BroadcastInDim | Reshape | Transpose | Squeeze | Slice | Flip | Pad | Cat => {
-            Some(Kind::View)
-        }
-        _ => None,
-    }
+    Some(match (info.class, info.family) {
+        (PrimClass::Reduction, _) => Kind::Reduction,
+        (_, Family::Shape) => Kind::View,
+        _ => Kind::Elementwise,
+    })
 }
 
 /// The shape a reduction reads and the sorted dims it reduces.
