@@ -313,9 +313,12 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<K
     }))
 }
 
+/// A unary ATen call.
+type UnaryAten = fn(&Tensor) -> Result<Tensor, tch::TchError>;
+
 /// The unary ATen call of a torch-level op (PyTorch's own promotion included), `None` for ops
 /// that are not plain unary math.
-fn unary_aten(t: TorchOp) -> Option<fn(&Tensor) -> Result<Tensor, tch::TchError>> {
+fn unary_aten(t: TorchOp) -> Option<UnaryAten> {
     use TorchOp as T;
     Some(match t {
         T::Abs => Tensor::f_abs,
