@@ -120,6 +120,9 @@ pub struct OpInfo {
     /// Torch-level binary ops that are one prim: 16-bit float operands are computed in float32
     /// (and the result rounded once), as PyTorch's kernels do.
     pub upcast: bool,
+    /// Torch-level binary ops: whether an operand may be a Python number (`torch.add(x, 2)`);
+    /// `false` where PyTorch takes tensors only (`torch.maximum`).
+    pub numbers: bool,
     /// Torch-level ops: the PyTorch callables the Python front end translates into it, as
     /// Python paths (`torch.add`, `torch.Tensor.add`, `operator.add`,
     /// `torch.nn.functional.softmax`).
@@ -140,6 +143,7 @@ impl OpInfo {
             inplace: false,
             prim: None,
             upcast: false,
+            numbers: true,
             pytorch: &[],
         }
     }
@@ -231,6 +235,11 @@ impl OpInfo {
     /// Torch-level binary ops: 16-bit floats are computed in float32.
     pub const fn upcast(mut self) -> OpInfo {
         self.upcast = true;
+        self
+    }
+    /// Torch-level binary ops: the operands are tensors, not Python numbers.
+    pub const fn tensors_only(mut self) -> OpInfo {
+        self.numbers = false;
         self
     }
     /// Torch-level ops: the PyTorch callables translated into it.

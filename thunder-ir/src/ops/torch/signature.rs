@@ -19,8 +19,7 @@ impl TorchOp {
                     &[("alpha", A::OptNumber)],
                 );
             }
-            if matches!(self, T::Maximum | T::Minimum) {
-                // torch.maximum takes no Python numbers (clamp does).
+            if !self.info().numbers {
                 return s(&[("a", P::Tensor), ("b", P::Tensor)], &[]);
             }
             return s(&[("a", P::TensorOrNumber), ("b", P::TensorOrNumber)], &[]);
