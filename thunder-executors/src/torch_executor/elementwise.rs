@@ -428,6 +428,7 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
         })));
     }
     Ok(Some(match t {
+        T::Logaddexp => Box::new(move |args| one(tensor(args, 0)?.f_logaddexp(tensor(args, 1)?)?)),
         T::Where => Box::new(move |args| {
             one(where_op(
                 tensor(args, 0)?,

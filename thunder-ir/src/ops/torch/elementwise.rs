@@ -19,8 +19,44 @@ pub(super) fn decompose(
             activation(b, op, n, args, attrs)
         }
         T::Where | T::MaskedFill | T::Clamp => selection(b, op, n, args, attrs),
+        T::Logaddexp => logaddexp(b, n, args).map(|v| vec![v]),
         _ => Err(not_in_family(op, n)),
     }
+}
+
+/// `log(exp(a) + exp(b))` without overflow, as PyTorch computes it: `max(a, b) + log1p(exp(-|a -
+/// b|))`, except that equal infinities give themselves (the formula would give NaN); NaN stays
+/// NaN. Floating operands only (16-bit floats computed in float32), broadcast together.
+fn logaddexp(b: &mut TraceBuilder, n: &str, args: &[Arg]) -> Result<Value> {
+    let (x, y) = (&args[0], &args[1]);
+    let pt = elementwise_promotion(n, &[b.operand(x)?, b.operand(y)?], K::Default)?;
+    if !pt.result.is_float() {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "a and b must be floating tensors, got {} (convert them first, as torch.logaddexp needs)",
+                pt.result
+            ),
+        ));
+    }
+    let common = b.common_shape(n, &[x, y])?;
+    let p = b.prepare(&[x, y], common.as_ref().map(|(s, _)| s), pt.computation)?;
+    let (Some(x), Some(y)) = (p[0].as_value(), p[1].as_value()) else {
+        return Err(IrError::invalid(n, "a and b must be tensors"));
+    };
+    let m = b.p2(PrimOp::Maximum, x, y)?;
+    let d = b.p2(PrimOp::Sub, x, y)?;
+    let d = b.p1(PrimOp::Abs, d)?;
+    let d = b.p1(PrimOp::Neg, d)?;
+    let e = b.p1(PrimOp::Exp, d)?;
+    let l = b.p1(PrimOp::Log1p, e)?;
+    let r = b.p2(PrimOp::Add, m, l)?;
+    let same = b.p2(PrimOp::Eq, x, y)?;
+    let finite = b.p1(PrimOp::IsFinite, x)?;
+    let infinite = b.p1(PrimOp::BitwiseNot, finite)?;
+    let same_infinity = b.p2(PrimOp::BitwiseAnd, same, infinite)?;
+    let r = b.prim(PrimOp::Where, vec![same_infinity.into(), x.into(), r.into()], vec![])?;
+    b.convert(r, pt.result)
 }
 
 /// The ops that map onto one prim (with type promotion, and float32 computation for 16-bit

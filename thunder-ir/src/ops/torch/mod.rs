@@ -96,6 +96,7 @@ op_table! {
         BitwiseAnd = "bitwise_and" => B.prim(PrimOp::BitwiseAnd, K::Default),
         BitwiseOr = "bitwise_or" => B.prim(PrimOp::BitwiseOr, K::Default),
         BitwiseXor = "bitwise_xor" => B.prim(PrimOp::BitwiseXor, K::Default),
+        Logaddexp = "logaddexp" => B.tensors_only().pytorch(&["torch.logaddexp", "torch.Tensor.logaddexp"]),
         // selection
         Where = "where" => E.pytorch(&["torch.where"]),
         MaskedFill = "masked_fill" => E.pytorch(&["torch.masked_fill", "torch.Tensor.masked_fill"]),
