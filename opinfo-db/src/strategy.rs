@@ -11,6 +11,7 @@ use crate::entry::OpEntry;
 use crate::sample::{mix, Sample, SampleArg};
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
+use thunder_ir::ops::info::Family;
 use thunder_ir::ops::prims::PrimClass;
 use thunder_ir::{DType, Device, Op, TorchOp};
 
@@ -25,7 +26,6 @@ pub enum Elementwise {
 
 /// Whether `op` is elementwise, and how it treats shapes.
 pub fn elementwise(op: Op) -> Option<Elementwise> {
-    use TorchOp as T;
     match op {
         Op::Prim(p) => matches!(
             p.class(),
@@ -33,57 +33,10 @@ pub fn elementwise(op: Op) -> Option<Elementwise> {
         )
         .then_some(Elementwise::SameShape),
         Op::Dist(_) => None,
-        Op::Torch(t) => matches!(
-            t,
-            T::Abs
-                | T::Neg
-                | T::Exp
-                | T::Expm1
-                | T::Log
-                | T::Log1p
-                | T::Log2
-                | T::Sqrt
-                | T::Rsqrt
-                | T::Reciprocal
-                | T::Sin
-                | T::Cos
-                | T::Tan
-                | T::Tanh
-                | T::Erf
-                | T::Floor
-                | T::Ceil
-                | T::Round
-                | T::Trunc
-                | T::Sign
-                | T::IsFinite
-                | T::BitwiseNot
-                | T::LogicalNot
-                | T::Sigmoid
-                | T::Relu
-                | T::Silu
-                | T::Gelu
-                | T::Add
-                | T::Sub
-                | T::Mul
-                | T::Div
-                | T::Pow
-                | T::Remainder
-                | T::Atan2
-                | T::Maximum
-                | T::Minimum
-                | T::Eq
-                | T::Ne
-                | T::Lt
-                | T::Le
-                | T::Gt
-                | T::Ge
-                | T::BitwiseAnd
-                | T::BitwiseOr
-                | T::BitwiseXor
-                | T::Where
-                | T::Clamp
-        )
-        .then_some(Elementwise::Broadcast),
+        // Every torch-level op of the elementwise family broadcasts its operands together,
+        // except masked_fill, whose mask broadcasts to `a`'s shape and not the other way.
+        Op::Torch(t) => (t.info().family == Family::Elementwise && t != TorchOp::MaskedFill)
+            .then_some(Elementwise::Broadcast),
     }
 }
 
