@@ -13,41 +13,14 @@
 
 use std::collections::{HashMap, HashSet};
 use thunder_ir::mincut::{FlowGraph, INF};
-use thunder_ir::ops::prims::PrimClass;
-use thunder_ir::{BoundSymbol, Op, PrimOp, Trace, Value};
+use thunder_ir::{BoundSymbol, Trace, Value};
 
-/// Whether the backward may recompute `b` from its operands: elementwise, reductions, shape ops,
-/// conversions, constants, whole normalizations (not random ops, matmuls, indexing, attention).
+/// Whether the backward may recompute `b` from its operands: the op's row of the op table says
+/// `recompute` (elementwise, reductions, shape ops, conversions, constants, whole normalizations;
+/// not random ops, matmuls, indexing, attention). Communication is never redone behind the user's
+/// back (FSDP re-gathers explicitly): collectives have no row.
 pub(crate) fn recomputable(b: &BoundSymbol) -> bool {
-    use PrimOp::*;
-    match b.op {
-        Op::Prim(p) => {
-            matches!(
-                p.class(),
-                PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary | PrimClass::Reduction
-            ) || matches!(
-                p,
-                ConvertElementType
-                    | BroadcastInDim
-                    | Reshape
-                    | Transpose
-                    | Squeeze
-                    | Slice
-                    | Full
-                    | Iota
-            )
-        }
-        // Whole normalizations are one memory-bound kernel, as cheap to redo as their prims.
-        Op::Torch(t) => {
-            use thunder_ir::ops::torch::TorchOp;
-            matches!(
-                t,
-                TorchOp::Softmax | TorchOp::LogSoftmax | TorchOp::RmsNorm | TorchOp::LayerNorm
-            )
-        }
-        // Communication is never redone behind the user's back (FSDP re-gathers explicitly).
-        Op::Dist(_) => false,
-    }
+    b.op.info().is_some_and(|i| i.recompute)
 }
 
 /// The values to save and the forward ops (indices into `fwd`, in order) the backward recomputes,

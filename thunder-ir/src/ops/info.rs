@@ -110,6 +110,10 @@ pub struct OpInfo {
     /// Torch-level ops: whether the torch executor runs it with one libtorch call by default,
     /// rather than through its decomposition (where one call beats the decomposition).
     pub direct: bool,
+    /// Cheap to redo: the backward may recompute it from its operands instead of saving its
+    /// output (memory-bound and deterministic: elementwise math, reductions, layout changes,
+    /// constants, whole normalizations; not matrix products, indexing, attention or random ops).
+    pub recompute: bool,
     /// Random: never deduplicated or reordered by passes.
     pub random: bool,
     /// Writes into an operand.
@@ -139,6 +143,7 @@ impl OpInfo {
             autocast: Autocast::Follow,
             fusible: false,
             direct: false,
+            recompute: false,
             random: false,
             inplace: false,
             prim: None,
@@ -220,6 +225,11 @@ impl OpInfo {
     /// Torch-level ops: the torch executor calls libtorch for it by default.
     pub const fn direct(mut self) -> OpInfo {
         self.direct = true;
+        self
+    }
+    /// The backward may recompute it rather than save its output.
+    pub const fn recompute(mut self) -> OpInfo {
+        self.recompute = true;
         self
     }
     /// It draws random numbers.

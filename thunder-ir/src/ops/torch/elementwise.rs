@@ -55,7 +55,11 @@ fn logaddexp(b: &mut TraceBuilder, n: &str, args: &[Arg]) -> Result<Value> {
     let finite = b.p1(PrimOp::IsFinite, x)?;
     let infinite = b.p1(PrimOp::BitwiseNot, finite)?;
     let same_infinity = b.p2(PrimOp::BitwiseAnd, same, infinite)?;
-    let r = b.prim(PrimOp::Where, vec![same_infinity.into(), x.into(), r.into()], vec![])?;
+    let r = b.prim(
+        PrimOp::Where,
+        vec![same_infinity.into(), x.into(), r.into()],
+        vec![],
+    )?;
     b.convert(r, pt.result)
 }
 
