@@ -2,11 +2,14 @@
 //! a thunder-ir trace.
 //!
 //! The Python side resolves each FX node's target (a torch function, an `operator` function, a
-//! Tensor method) to a canonical op name (`"add"`, `"matmul"`, ...) and its arguments to
-//! [`Arg`]s; this module builds the trace with [`TraceBuilder`] and reports ops it has no
-//! translation for, so that the caller can run the graph eagerly instead.
+//! Tensor method) through the op table to a torch-level op ([`TorchOp`], by name) and normalizes
+//! its arguments into the op's [`signature`](TorchOp::signature) order: the operands, then the
+//! attributes. This module converts them by the signature's kinds, builds each op with
+//! [`TraceBuilder::call`], and reports ops that have no PyTorch names in the table (the ones
+//! the front end does not translate), so that the caller can run the graph eagerly instead.
 
-use thunder_ir::{DType, Device, NumberType, TensorMeta, Trace, TraceBuilder, Value};
+use thunder_ir::ops::{AttrKind, ParamKind};
+use thunder_ir::{DType, Device, NumberType, Op, TensorMeta, TorchOp, Trace, TraceBuilder, Value};
 
 /// An input of a captured graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +42,7 @@ pub enum Arg {
     Bool(bool),
     /// `None`.
     None,
-    /// A string (a dtype, a reduction).
+    /// A string (a dtype, a device, a reduction).
     Str(String),
     /// A list or tuple.
     List(Vec<Arg>),
@@ -48,9 +51,9 @@ pub enum Arg {
 /// One call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// The canonical op name (see [`SUPPORTED`]).
+    /// The torch-level op's name (`"add"`, `"softmax"`): one of [`translated_ops`].
     pub op: String,
-    /// Positional arguments.
+    /// The op's operands, then its attributes, in the order of its signature.
     pub args: Vec<Arg>,
     /// Where it comes from in the user's code (for messages).
     pub origin: String,
@@ -90,68 +93,24 @@ pub enum GraphError {
     },
 }
 
-/// The ops this module translates, with the positional parameters the Python side fills
-/// (`thunder/_fx.py` normalizes keyword arguments and defaults into this order).
-pub const SUPPORTED: [&str; 49] = [
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "neg",
-    "abs",
-    "exp",
-    "log",
-    "sqrt",
-    "rsqrt",
-    "sin",
-    "cos",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "silu",
-    "gelu",
-    "erf",
-    "clamp",
-    "masked_fill",
-    "matmul",
-    "pow",
-    "where",
-    "to_float",
-    "to_dtype",
-    "reshape",
-    "view",
-    "permute",
-    "transpose",
-    "unsqueeze",
-    "squeeze",
-    "flatten",
-    "expand",
-    "narrow",
-    "cat",
-    "stack",
-    "sum",
-    "mean",
-    "amax",
-    "softmax",
-    "log_softmax",
-    "linear",
-    "embedding",
-    "rms_norm",
-    "layer_norm",
-    "dropout",
-    "scaled_dot_product_attention",
-    "cross_entropy",
-    "contiguous",
-];
+/// The ops graphs may call: the torch-level ops whose op-table row names PyTorch callables
+/// (`OpInfo::pytorch`), the ones the Python front end translates.
+pub fn translated_ops() -> impl Iterator<Item = TorchOp> {
+    TorchOp::ALL.iter().copied().filter(is_translated)
+}
+
+fn is_translated(op: &TorchOp) -> bool {
+    !op.info().pytorch.is_empty()
+}
+
+/// The op named `name`, if graphs may call it.
+fn translated(name: &str) -> Option<TorchOp> {
+    TorchOp::from_name(name).filter(is_translated)
+}
 
 /// Builds the trace of `g`, named `name`.
 pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
     let mut b = TraceBuilder::new(name);
-    let bad = |op: &str, origin: &str, e: &dyn std::fmt::Display| GraphError::Invalid {
-        op: op.to_string(),
-        origin: origin.to_string(),
-        message: e.to_string(),
-    };
     let mut vals: Vec<Value> = Vec::new();
     for (i, inp) in g.inputs.iter().enumerate() {
         let v = match inp {
@@ -168,226 +127,11 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
             ),
             Input::Number(t) => b.number_input(&format!("a{i}"), *t),
         }
-        .map_err(|e| bad("input", &format!("input {i}"), &e))?;
+        .map_err(|e| invalid("input", &format!("input {i}"), e))?;
         vals.push(v);
     }
     for n in &g.nodes {
-        let arg = |k: usize| -> Result<thunder_ir::Arg, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Ref(r)) => vals.get(*r).map(|&v| v.into()).ok_or_else(|| {
-                    bad(
-                        &n.op,
-                        &n.origin,
-                        &format!("argument {k} refers to no value ({r})"),
-                    )
-                }),
-                Some(Arg::Int(x)) => Ok((*x).into()),
-                Some(Arg::Float(x)) => Ok((*x).into()),
-                Some(Arg::Bool(x)) => Ok((*x).into()),
-                Some(Arg::None) | None => {
-                    Err(bad(&n.op, &n.origin, &format!("argument {k} is missing")))
-                }
-                Some(Arg::Str(_) | Arg::List(_)) => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a tensor or a number"),
-                )),
-            }
-        };
-        let value = |k: usize| -> Result<Value, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Ref(r)) => vals.get(*r).copied().ok_or_else(|| {
-                    bad(
-                        &n.op,
-                        &n.origin,
-                        &format!("argument {k} refers to no value ({r})"),
-                    )
-                }),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a tensor"),
-                )),
-            }
-        };
-        let ir = |r: thunder_ir::Result<Value>| r.map_err(|e| bad(&n.op, &n.origin, &e));
-        let int = |k: usize| -> Result<i64, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Int(x)) => Ok(*x),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be an int"),
-                )),
-            }
-        };
-        let ints = |k: usize| -> Result<Vec<i64>, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Int(x)) => Ok(vec![*x]),
-                Some(Arg::List(l)) => l
-                    .iter()
-                    .map(|a| match a {
-                        Arg::Int(x) => Ok(*x),
-                        _ => Err(bad(&n.op, &n.origin, &format!("argument {k} must be ints"))),
-                    })
-                    .collect(),
-                _ => Err(bad(&n.op, &n.origin, &format!("argument {k} must be ints"))),
-            }
-        };
-        let dims = |k: usize| -> Result<Vec<i64>, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::None) | None => Ok(Vec::new()),
-                _ => ints(k),
-            }
-        };
-        let boolean = |k: usize| -> Result<bool, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Bool(x)) => Ok(*x),
-                Some(Arg::None) | None => Ok(false),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a bool"),
-                )),
-            }
-        };
-        let opt_value = |k: usize| -> Result<Option<Value>, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::None) | None => Ok(None),
-                _ => value(k).map(Some),
-            }
-        };
-        let opt_float = |k: usize| -> Result<Option<f64>, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::None) | None => Ok(None),
-                Some(Arg::Float(x)) => Ok(Some(*x)),
-                Some(Arg::Int(x)) => Ok(Some(*x as f64)),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a number"),
-                )),
-            }
-        };
-        let string = |k: usize| -> Result<String, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::Str(x)) => Ok(x.clone()),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a string"),
-                )),
-            }
-        };
-        let values = |k: usize| -> Result<Vec<Value>, GraphError> {
-            match n.args.get(k) {
-                Some(Arg::List(l)) => l
-                    .iter()
-                    .map(|a| match a {
-                        Arg::Ref(r) => vals.get(*r).copied().ok_or_else(|| {
-                            bad(
-                                &n.op,
-                                &n.origin,
-                                &format!("argument {k} refers to no value"),
-                            )
-                        }),
-                        _ => Err(bad(
-                            &n.op,
-                            &n.origin,
-                            &format!("argument {k} must be tensors"),
-                        )),
-                    })
-                    .collect(),
-                _ => Err(bad(
-                    &n.op,
-                    &n.origin,
-                    &format!("argument {k} must be a list"),
-                )),
-            }
-        };
-        let v = match n.op.as_str() {
-            "add" => ir(b.add(arg(0)?, arg(1)?))?,
-            "sub" => ir(b.sub(arg(0)?, arg(1)?))?,
-            "mul" => ir(b.mul(arg(0)?, arg(1)?))?,
-            "div" => ir(b.div(arg(0)?, arg(1)?))?,
-            "pow" => ir(b.pow(arg(0)?, arg(1)?))?,
-            "neg" => ir(b.neg(value(0)?))?,
-            "abs" => ir(b.abs(value(0)?))?,
-            "exp" => ir(b.exp(value(0)?))?,
-            "log" => ir(b.log(value(0)?))?,
-            "sqrt" => ir(b.sqrt(value(0)?))?,
-            "rsqrt" => ir(b.rsqrt(value(0)?))?,
-            "sin" => ir(b.sin(value(0)?))?,
-            "cos" => ir(b.cos(value(0)?))?,
-            "tanh" => ir(b.tanh(value(0)?))?,
-            "sigmoid" => ir(b.sigmoid(value(0)?))?,
-            "relu" => ir(b.relu(value(0)?))?,
-            "silu" => ir(b.silu(value(0)?))?,
-            "gelu" => ir(b.gelu(value(0)?, &string(1)?))?,
-            "erf" => ir(b.erf(value(0)?))?,
-            "clamp" => ir(b.clamp(value(0)?, opt_float(1)?, opt_float(2)?))?,
-            "masked_fill" => ir(b.masked_fill(value(0)?, value(1)?, arg(2)?))?,
-            "matmul" => ir(b.matmul(value(0)?, value(1)?))?,
-            "where" => ir(b.where_(value(0)?, arg(1)?, arg(2)?))?,
-            "to_float" => ir(b.to_dtype(value(0)?, DType::F32))?,
-            "to_dtype" => {
-                let d = string(1)?;
-                let dt = DType::parse(&d)
-                    .ok_or_else(|| bad(&n.op, &n.origin, &format!("unknown dtype {d}")))?;
-                ir(b.to_dtype(value(0)?, dt))?
-            }
-            "contiguous" => value(0)?,
-            "reshape" => ir(b.reshape(value(0)?, &ints(1)?))?,
-            "view" => ir(b.view(value(0)?, &ints(1)?))?,
-            "permute" => ir(b.permute(value(0)?, &ints(1)?))?,
-            "transpose" => ir(b.transpose(value(0)?, int(1)?, int(2)?))?,
-            "unsqueeze" => ir(b.unsqueeze(value(0)?, int(1)?))?,
-            "squeeze" => {
-                let d = dims(1)?;
-                ir(b.squeeze(value(0)?, (!d.is_empty()).then_some(d.as_slice())))?
-            }
-            "flatten" => ir(b.flatten(value(0)?, int(1)?, int(2)?))?,
-            "expand" => ir(b.expand(value(0)?, &ints(1)?))?,
-            "narrow" => ir(b.narrow(value(0)?, int(1)?, int(2)?, int(3)?))?,
-            "cat" => ir(b.cat(&values(0)?, int(1)?))?,
-            "stack" => ir(b.stack(&values(0)?, int(1)?))?,
-            "sum" => ir(b.sum(value(0)?, &dims(1)?, boolean(2)?))?,
-            "mean" => ir(b.mean(value(0)?, &dims(1)?, boolean(2)?))?,
-            "amax" => ir(b.amax(value(0)?, &dims(1)?, boolean(2)?))?,
-            "softmax" => ir(b.softmax(value(0)?, int(1)?))?,
-            "log_softmax" => ir(b.log_softmax(value(0)?, int(1)?))?,
-            "linear" => ir(b.linear(value(0)?, value(1)?, opt_value(2)?))?,
-            "embedding" => ir(b.embedding(value(0)?, value(1)?))?,
-            "rms_norm" => {
-                let shape: Vec<usize> = ints(1)?.into_iter().map(|d| d.max(0) as usize).collect();
-                ir(b.rms_norm(value(0)?, &shape, opt_value(2)?, opt_float(3)?))?
-            }
-            "layer_norm" => {
-                let shape: Vec<usize> = ints(1)?.into_iter().map(|d| d.max(0) as usize).collect();
-                let eps = opt_float(4)?.unwrap_or(1e-5);
-                ir(b.layer_norm(value(0)?, &shape, opt_value(2)?, opt_value(3)?, eps))?
-            }
-            "dropout" => ir(b.dropout(value(0)?, opt_float(1)?.unwrap_or(0.5), boolean(2)?))?,
-            "scaled_dot_product_attention" => {
-                let o = thunder_ir::SdpaOptions {
-                    attn_mask: opt_value(3)?,
-                    dropout_p: opt_float(4)?.unwrap_or(0.0),
-                    is_causal: boolean(5)?,
-                    scale: opt_float(6)?,
-                    enable_gqa: boolean(7)?,
-                };
-                ir(b.scaled_dot_product_attention(value(0)?, value(1)?, value(2)?, &o))?
-            }
-            "cross_entropy" => {
-                ir(b.cross_entropy_with(value(0)?, value(1)?, int(2)?, &string(3)?))?
-            }
-            _ => {
-                return Err(GraphError::Unsupported {
-                    op: n.op.clone(),
-                    origin: n.origin.clone(),
-                })
-            }
-        };
+        let v = Call { n, vals: &vals }.build(&mut b)?;
         vals.push(v);
     }
     let outs: Vec<Value> = g
@@ -396,10 +140,161 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
         .map(|&r| {
             vals.get(r)
                 .copied()
-                .ok_or_else(|| bad("output", "return", &format!("refers to no value ({r})")))
+                .ok_or_else(|| invalid("output", "return", format!("refers to no value ({r})")))
         })
         .collect::<Result<_, _>>()?;
-    b.build(&outs).map_err(|e| bad("build", "return", &e))
+    b.build(&outs).map_err(|e| invalid("build", "return", e))
+}
+
+fn invalid(op: &str, origin: &str, e: impl std::fmt::Display) -> GraphError {
+    GraphError::Invalid {
+        op: op.to_string(),
+        origin: origin.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// One node's translation: its arguments converted by the kinds of its op's signature.
+struct Call<'a> {
+    n: &'a Node,
+    /// The values so far (inputs, then the results of the nodes before).
+    vals: &'a [Value],
+}
+
+impl Call<'_> {
+    fn bad(&self, e: impl std::fmt::Display) -> GraphError {
+        invalid(&self.n.op, &self.n.origin, e)
+    }
+
+    /// The op's single result.
+    fn build(&self, b: &mut TraceBuilder) -> Result<Value, GraphError> {
+        let n = self.n;
+        let op = translated(&n.op).ok_or_else(|| GraphError::Unsupported {
+            op: n.op.clone(),
+            origin: n.origin.clone(),
+        })?;
+        let sig = op.signature();
+        let (n_ops, n_attrs) = (sig.operands.len(), sig.attrs.len());
+        if n.args.len() != n_ops + n_attrs {
+            return Err(self.bad(format!(
+                "takes {} arguments ({n_ops} operands, then {n_attrs} attributes), got {}",
+                n_ops + n_attrs,
+                n.args.len()
+            )));
+        }
+        let (operand_args, attr_args) = n.args.split_at(n_ops);
+        let operands = sig
+            .operands
+            .iter()
+            .zip(operand_args)
+            .map(|(&(name, kind), a)| self.operand(name, kind, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attrs = sig
+            .attrs
+            .iter()
+            .zip(attr_args)
+            .map(|(&(name, kind), a)| self.attr(name, kind, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outs = b
+            .call(Op::Torch(op), operands, attrs)
+            .map_err(|e| self.bad(e))?;
+        match outs.as_slice() {
+            [v] => Ok(*v),
+            _ => Err(self.bad(format!(
+                "defines {} values; a graph node defines one",
+                outs.len()
+            ))),
+        }
+    }
+
+    fn value(&self, name: &str, a: &Arg) -> Result<Value, GraphError> {
+        match a {
+            Arg::Ref(r) => self
+                .vals
+                .get(*r)
+                .copied()
+                .ok_or_else(|| self.bad(format!("{name} refers to no value ({r})"))),
+            _ => Err(self.bad(format!("{name} must be a tensor, got {a:?}"))),
+        }
+    }
+
+    fn operand(&self, name: &str, kind: ParamKind, a: &Arg) -> Result<thunder_ir::Arg, GraphError> {
+        use thunder_ir::Arg as IrArg;
+        use ParamKind as K;
+        Ok(match (kind, a) {
+            (K::Tensor | K::OptTensor | K::TensorOrNumber, Arg::Ref(_)) => {
+                IrArg::Value(self.value(name, a)?)
+            }
+            (K::OptTensor, Arg::None) => IrArg::None,
+            (K::TensorOrNumber, Arg::Int(x)) => IrArg::Int(*x),
+            (K::TensorOrNumber, Arg::Float(x)) => IrArg::Float(*x),
+            (K::TensorOrNumber, Arg::Bool(x)) => IrArg::Bool(*x),
+            (K::TensorList, Arg::List(l)) => IrArg::List(
+                l.iter()
+                    .map(|x| self.value(name, x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => {
+                let want = match kind {
+                    K::Tensor => "a tensor",
+                    K::OptTensor => "a tensor or None",
+                    K::TensorOrNumber => "a tensor or a number",
+                    K::TensorList => "a list of tensors",
+                };
+                return Err(self.bad(format!("{name} must be {want}, got {a:?}")));
+            }
+        })
+    }
+
+    fn attr(&self, name: &str, kind: AttrKind, a: &Arg) -> Result<thunder_ir::Attr, GraphError> {
+        use thunder_ir::Attr as A;
+        use AttrKind as K;
+        let ints = |l: &[Arg]| -> Option<Vec<i64>> {
+            l.iter()
+                .map(|x| match x {
+                    Arg::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .collect()
+        };
+        let optional = matches!(
+            kind,
+            K::OptInt | K::OptFloat | K::OptNumber | K::OptInts | K::OptDType | K::OptDevice
+        );
+        let attr = match (kind, a) {
+            (_, Arg::None) if optional => Some(A::None),
+            (K::Int | K::OptInt | K::IntOrInts, Arg::Int(x)) => Some(A::Int(*x)),
+            // An int where a float goes is widened, as Python does.
+            (K::Float | K::OptFloat, Arg::Int(x)) => Some(A::Float(*x as f64)),
+            (K::Float | K::OptFloat | K::Number | K::OptNumber, Arg::Float(x)) => {
+                Some(A::Float(*x))
+            }
+            (K::Number | K::OptNumber, Arg::Int(x)) => Some(A::Int(*x)),
+            (K::Number | K::OptNumber | K::Bool, Arg::Bool(x)) => Some(A::Bool(*x)),
+            (K::Str, Arg::Str(s)) => Some(A::Str(s.clone())),
+            (K::Ints | K::OptInts, Arg::Int(x)) => Some(A::Ints(vec![*x])),
+            // An empty dim list reads as every dim, as in PyTorch's reductions.
+            (K::OptInts, Arg::List(l)) if l.is_empty() => Some(A::None),
+            (K::Ints | K::OptInts | K::IntOrInts, Arg::List(l)) => ints(l).map(A::Ints),
+            (K::IntLists, Arg::List(l)) => l
+                .iter()
+                .map(|x| match x {
+                    Arg::List(l) => ints(l),
+                    _ => None,
+                })
+                .collect::<Option<_>>()
+                .map(A::IntLists),
+            (K::DType | K::OptDType, Arg::Str(s)) => {
+                let dt = DType::parse(s).ok_or_else(|| self.bad(format!("unknown dtype {s}")))?;
+                Some(A::DType(dt))
+            }
+            (K::Device | K::OptDevice, Arg::Str(s)) => {
+                Some(A::Device(s.parse::<Device>().map_err(|e| self.bad(e))?))
+            }
+            _ => None,
+        };
+        attr.ok_or_else(|| self.bad(format!("{name} must be {}, got {a:?}", kind.describe())))
+    }
 }
 
 #[cfg(test)]
@@ -415,13 +310,26 @@ mod tests {
         }
     }
 
+    fn one_node(inputs: Vec<Input>, op: &str, args: Vec<Arg>) -> Graph {
+        let n = inputs.len();
+        Graph {
+            inputs,
+            nodes: vec![Node {
+                op: op.into(),
+                args,
+                origin: "line 1".into(),
+            }],
+            outputs: vec![n],
+        }
+    }
+
     #[test]
     fn the_hello_world_graph_is_one_add() {
         let g = Graph {
             inputs: vec![t(DType::I64, &[2, 2]), t(DType::I64, &[2, 2])],
             nodes: vec![Node {
                 op: "add".into(),
-                args: vec![Arg::Ref(0), Arg::Ref(1)],
+                args: vec![Arg::Ref(0), Arg::Ref(1), Arg::None],
                 origin: "a + b".into(),
             }],
             outputs: vec![2],
@@ -455,10 +363,104 @@ mod tests {
         );
         g.nodes[0] = Node {
             op: "add".into(),
-            args: vec![Arg::Ref(0), Arg::Ref(1)],
+            args: vec![Arg::Ref(0), Arg::Ref(1), Arg::None],
             origin: "line 4".into(),
         };
         let e = to_trace(&g, "f").unwrap_err().to_string();
         assert!(e.starts_with("add (line 4):"), "{e}");
+    }
+
+    #[test]
+    fn ops_without_pytorch_names_are_unsupported() {
+        // log1p is a torch-level op, but its row names no PyTorch callable: the front end does
+        // not translate it, and a graph that calls it is refused, not built.
+        assert!(TorchOp::from_name("log1p").is_some());
+        let g = one_node(vec![t(DType::F32, &[3])], "log1p", vec![Arg::Ref(0)]);
+        assert!(matches!(
+            to_trace(&g, "f"),
+            Err(GraphError::Unsupported { op, .. }) if op == "log1p"
+        ));
+        assert!(translated_ops().all(|op| !op.info().pytorch.is_empty()));
+        assert!(translated_ops().any(|op| op == TorchOp::Softmax));
+        assert!(!translated_ops().any(|op| op == TorchOp::Log1p));
+    }
+
+    #[test]
+    fn arguments_are_converted_by_the_signature_kinds() {
+        // sum(a; dim, keepdim, dtype): an empty dim list is every dim, an int is one dim.
+        let g = one_node(
+            vec![t(DType::F32, &[2, 3])],
+            "sum",
+            vec![Arg::Ref(0), Arg::List(vec![]), Arg::Bool(false), Arg::None],
+        );
+        let py = to_trace(&g, "f").unwrap().to_python();
+        assert!(py.contains("dim=None"), "{py}");
+        let g = one_node(
+            vec![t(DType::F32, &[2, 3])],
+            "sum",
+            vec![Arg::Ref(0), Arg::Int(1), Arg::Bool(true), Arg::None],
+        );
+        let tr = to_trace(&g, "f").unwrap();
+        assert_eq!(tr.tensor(tr.outputs[0]).unwrap().shape.sizes(), vec![2, 1]);
+        // to(a; dtype, device): dtypes come as their torch names.
+        let g = one_node(
+            vec![t(DType::F32, &[2])],
+            "to",
+            vec![Arg::Ref(0), Arg::Str("float64".into()), Arg::None],
+        );
+        let tr = to_trace(&g, "f").unwrap();
+        assert_eq!(tr.tensor(tr.outputs[0]).unwrap().dtype, DType::F64);
+        // layer_norm's float eps may come as an int.
+        let g = one_node(
+            vec![t(DType::F32, &[2, 4])],
+            "layer_norm",
+            vec![
+                Arg::Ref(0),
+                Arg::None,
+                Arg::None,
+                Arg::List(vec![Arg::Int(4)]),
+                Arg::Int(0),
+            ],
+        );
+        assert!(to_trace(&g, "f").is_ok());
+    }
+
+    #[test]
+    fn bad_arguments_are_invalid_and_name_the_op() {
+        let x = || vec![t(DType::F32, &[2, 3])];
+        let cases: Vec<(&str, Vec<Arg>, &str)> = vec![
+            ("softmax", vec![Arg::Ref(0)], "takes 3 arguments"),
+            (
+                "softmax",
+                vec![Arg::Ref(0), Arg::Str("x".into()), Arg::None],
+                "dim must be an int",
+            ),
+            ("neg", vec![Arg::Ref(7)], "refers to no value (7)"),
+            ("neg", vec![Arg::Int(2)], "a must be a tensor"),
+            (
+                "to",
+                vec![Arg::Ref(0), Arg::Str("float99".into()), Arg::None],
+                "unknown dtype float99",
+            ),
+            (
+                "cat",
+                vec![Arg::List(vec![Arg::Ref(0), Arg::Int(1)]), Arg::Int(0)],
+                "tensors must be a tensor",
+            ),
+            (
+                "reshape",
+                vec![Arg::Ref(0), Arg::List(vec![Arg::Str("a".into())])],
+                "shape must be a list of ints",
+            ),
+        ];
+        for (op, args, says) in cases {
+            let e = to_trace(&one_node(x(), op, args), "f").unwrap_err();
+            assert!(matches!(e, GraphError::Invalid { .. }), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!("{op} (line 1):")) && e.contains(says),
+                "{e}"
+            );
+        }
     }
 }

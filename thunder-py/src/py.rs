@@ -905,10 +905,44 @@ fn available_executors() -> Vec<&'static str> {
     thunder_executors::EXECUTOR_NAMES.to_vec()
 }
 
-/// The ops thunder compiles (the rest runs eagerly).
+/// The ops thunder compiles (the rest runs eagerly): the torch-level ops whose op-table row
+/// names PyTorch callables.
 #[pyfunction]
 fn supported_ops() -> Vec<&'static str> {
-    graph::SUPPORTED.to_vec()
+    graph::translated_ops().map(|op| op.name()).collect()
+}
+
+/// One op of [`op_table`]: name, PyTorch paths, operands and attributes as `(name, kind)`.
+type OpRow = (
+    &'static str,
+    Vec<&'static str>,
+    Vec<(&'static str, String)>,
+    Vec<(&'static str, String)>,
+);
+
+/// The op table as the Python front end reads it: for each torch-level op with PyTorch names,
+/// `(name, pytorch paths, operands, attributes)`, operands and attributes as `(name, kind)` in
+/// the order graph nodes give them (the kinds as thunder-ir names them: `"Tensor"`,
+/// `"OptTensor"`, `"Int"`, `"OptInts"`, `"DType"`, ...).
+#[pyfunction]
+fn op_table() -> Vec<OpRow> {
+    graph::translated_ops()
+        .map(|op| {
+            let sig = op.signature();
+            (
+                op.name(),
+                op.info().pytorch.to_vec(),
+                sig.operands
+                    .iter()
+                    .map(|(n, k)| (*n, format!("{k:?}")))
+                    .collect(),
+                sig.attrs
+                    .iter()
+                    .map(|(n, k)| (*n, format!("{k:?}")))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 #[pymodule]
@@ -918,6 +952,7 @@ fn thunder_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(available_executors, m)?)?;
     m.add_function(wrap_pyfunction!(supported_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(op_table, m)?)?;
     m.add_function(wrap_pyfunction!(nccl_unique_id, m)?)?;
     m.add_class::<Communicator>()?;
     m.add_class::<FsdpLayout>()?;

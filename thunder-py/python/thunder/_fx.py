@@ -1,165 +1,354 @@
-"""Encodes a Dynamo FX graph for `thunder._C.compile`: inputs, nodes with canonical op names and
-encoded arguments, outputs. Raises `UnsupportedError` for what has no translation yet."""
+"""Encodes a Dynamo FX graph for `thunder._C.compile`: inputs, nodes, outputs. Raises
+`UnsupportedError` for what has no translation yet.
 
+A node is a torch-level op of thunder-ir's op table, by name, with its arguments in the op's
+signature order (operands, then attributes). Nothing here lists ops or their parameters:
+
+- Which op an FX target means comes from the table (`_C.op_table()`): each op names the PyTorch
+  callables it translates as Python paths (`torch.add`, `operator.add`, `torch.Tensor.add`, a
+  Tensor method: a `call_method` node). Every path is resolved at import; one that does not
+  resolve is an ImportError.
+- How a call's arguments become the op's comes from PyTorch and the table: PyTorch's parameters
+  (names, defaults, keyword-only) from `inspect.signature` for Python functions and from the ATen
+  schemas for builtins (one signature per overload; the first overload a call fits is taken),
+  matched to the op's parameters by name (`_PYTORCH_NAMES` lists the few IR names PyTorch spells
+  otherwise). An optional IR parameter the call leaves out is None (the IR's "PyTorch's
+  default"); a PyTorch parameter the op lacks must keep its default, or the call runs eagerly.
+  Each value must fit its IR kind (a tensor bound of `clamp` does not fit a number attribute).
+
+What stays here is front-end knowledge: the calls that are not ops (`_SUGAR`: `x.float()`,
+`x.contiguous()`, `chunk`), indexing and `.T`/`.mT`, `split` as narrows (a graph node has one
+value) and `cat`'s legacy empty operands.
+"""
+
+import importlib
+import inspect
 import operator
 
 import torch
-import torch.nn.functional as F
 
 from . import _C
 
-# Elementwise FX call_function targets -> thunder op names (positional arguments as they come).
-FUNCTIONS = {
-    operator.add: "add", torch.add: "add",
-    operator.sub: "sub", torch.sub: "sub",
-    operator.mul: "mul", torch.mul: "mul",
-    operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
-    operator.neg: "neg", torch.neg: "neg",
-    operator.abs: "abs", torch.abs: "abs",
-    operator.pow: "pow", torch.pow: "pow",
-    operator.matmul: "matmul", torch.matmul: "matmul",
-    torch.exp: "exp", torch.log: "log", torch.sqrt: "sqrt", torch.rsqrt: "rsqrt",
-    torch.sin: "sin", torch.cos: "cos", torch.tanh: "tanh", torch.sigmoid: "sigmoid",
-    torch.erf: "erf", torch.special.erf: "erf", torch.relu: "relu", torch.where: "where",
+# IR parameter names that PyTorch spells otherwise, for every op: PyTorch calls an op's first
+# operand `input`, `self` or `tensor`, the second `other` or `exponent`, and so on.
+_PYTORCH_NAMES = {
+    "a": ("input", "self", "tensor"),
+    "b": ("other", "exponent"),
+    "w": ("weight",),
+    "shape": ("size",),
+    "split_size_or_sections": ("split_size", "split_sizes"),
 }
 
-# Elementwise Tensor methods (FX call_method names) -> thunder op names.
-METHODS = {
-    "add": "add", "sub": "sub", "mul": "mul", "div": "div", "neg": "neg", "abs": "abs",
-    "pow": "pow", "matmul": "matmul", "exp": "exp", "log": "log", "sqrt": "sqrt",
-    "rsqrt": "rsqrt", "sin": "sin", "cos": "cos", "tanh": "tanh", "sigmoid": "sigmoid",
-    "relu": "relu", "erf": "erf", "float": "to_float", "contiguous": "contiguous",
+# PyTorch parameters that do not change what a call computes: F.softmax's `_stacklevel` only
+# picks the frame of a deprecation warning.
+_IGNORED = {"_stacklevel"}
+
+# (op, attribute) pairs the IR declares but whose decomposition takes only PyTorch's default yet
+# (it rejects other values as invalid): such calls run eagerly.
+_DEFAULT_ONLY = {("cross_entropy", "label_smoothing")}
+
+_P = inspect.Parameter
+_POSITIONAL = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
+
+
+class _Op:
+    """A torch-level op of the op table: its name and its parameters, the operands then the
+    attributes, as `(name, kind)` with thunder-ir's kinds (`Tensor`, `OptInts`, `DType`, ...)."""
+
+    def __init__(self, name, operands, attrs):
+        self.name = name
+        self.params = [tuple(p) for p in operands] + [tuple(p) for p in attrs]
+        self.kinds = dict(self.params)
+
+
+def _resolve(path):
+    """The Python object at the import path `path` (`torch.nn.functional.softmax`)."""
+    parts = path.split(".")
+    obj = importlib.import_module(parts[0])
+    for p in parts[1:]:
+        obj = getattr(obj, p)
+    return obj
+
+
+def _signatures(path, obj, method):
+    """PyTorch's signatures of the callable at `path`, as `(signature, types)`: its own for a
+    Python function (types None), one per ATen overload for a builtin (outs and TorchScript's
+    overloads for lists, strings and plain numbers left out), with each parameter's schema type
+    (`"Tensor"`, `"Optional[ScalarType]"`, `"List[int]"`, ...)."""
+    try:
+        sig = inspect.signature(obj)
+        if not any(p.kind in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD) for p in sig.parameters.values()):
+            return [(sig, None)]
+    except (TypeError, ValueError):
+        pass
+    name = path.rpartition(".")[2] if method else getattr(obj, "__name__", "")
+    sigs = []
+    for schema in torch._C._jit_get_schemas_for_operator(f"aten::{name}"):
+        args = schema.arguments
+        first = args[0] if args else None
+        if first is None or not ("Tensor" in str(first.type) or first.name == "self"):
+            continue  # TorchScript's overloads for lists, strings and plain numbers
+        if any(a.name == "out" for a in args):
+            continue
+        params, types = [], {}
+        for a in args:
+            # The torch.* functions call `self` `input`, as their Python bindings do.
+            n = "input" if a.name == "self" and not method else a.name
+            kind = _P.KEYWORD_ONLY if a.kwarg_only else _P.POSITIONAL_OR_KEYWORD
+            default = a.default_value if a.has_default_value() else _P.empty
+            params.append(_P(n, kind, default=default))
+            types[n] = str(a.real_type)
+        try:
+            sigs.append((inspect.Signature(params), types))
+        except ValueError:
+            continue  # not expressible as a Python signature (never seen)
+    return sigs
+
+
+_SCHEMA_TYPES = {
+    "Tensor": lambda v: _is_value(v),
+    "number": lambda v: _is_value(v) or isinstance(v, (bool, int, float)),
+    "int": lambda v: _is_value(v) or _is_int(v),
+    "float": lambda v: _is_value(v) or isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "ScalarType": lambda v: isinstance(v, torch.dtype),
+    "Device": lambda v: isinstance(v, (torch.device, str)),
+    "Layout": lambda v: isinstance(v, torch.layout),
+    "MemoryFormat": lambda v: isinstance(v, torch.memory_format),
 }
 
-_R = object()  # a required parameter
 
-# Ops with keyword arguments: the thunder op, its parameters in the order `thunder._C` takes them
-# (with defaults), and which values of the others thunder does not support.
-SIGNATURES = {
-    "relu": ("relu", [("input", _R), ("inplace", False)]),
-    "silu": ("silu", [("input", _R), ("inplace", False)]),
-    "gelu": ("gelu", [("input", _R), ("approximate", "none")]),
-    "clamp": ("clamp", [("input", _R), ("min", None), ("max", None)]),
-    "masked_fill": ("masked_fill", [("input", _R), ("mask", _R), ("value", _R)]),
-    "stack": ("stack", [("tensors", _R), ("dim", 0)]),
-    "layer_norm": ("layer_norm", [("input", _R), ("normalized_shape", _R), ("weight", None),
-                                  ("bias", None), ("eps", 1e-5)]),
-    "dropout": ("dropout", [("input", _R), ("p", 0.5), ("training", True), ("inplace", False)]),
-    "chunk": ("chunk", [("input", _R), ("chunks", _R), ("dim", 0)]),
-    "split": ("split", [("tensor", _R), ("split_size_or_sections", _R), ("dim", 0)]),
-    "reshape": ("reshape", [("input", _R), ("shape", _R)]),
-    "view": ("view", [("input", _R), ("shape", _R)]),
-    "permute": ("permute", [("input", _R), ("dims", _R)]),
-    "expand": ("expand", [("input", _R), ("size", _R)]),
-    "transpose": ("transpose", [("input", _R), ("dim0", _R), ("dim1", _R)]),
-    "unsqueeze": ("unsqueeze", [("input", _R), ("dim", _R)]),
-    "squeeze": ("squeeze", [("input", _R), ("dim", None)]),
-    "flatten": ("flatten", [("input", _R), ("start_dim", 0), ("end_dim", -1)]),
-    "narrow": ("narrow", [("input", _R), ("dim", _R), ("start", _R), ("length", _R)]),
-    "cat": ("cat", [("tensors", _R), ("dim", 0)]),
-    "sum": ("sum", [("input", _R), ("dim", None), ("keepdim", False), ("dtype", None)]),
-    "mean": ("mean", [("input", _R), ("dim", None), ("keepdim", False), ("dtype", None)]),
-    "amax": ("amax", [("input", _R), ("dim", ()), ("keepdim", False)]),
-    "softmax": ("softmax", [("input", _R), ("dim", _R), ("_stacklevel", 3), ("dtype", None)]),
-    "log_softmax": ("log_softmax", [("input", _R), ("dim", _R), ("_stacklevel", 3), ("dtype", None)]),
-    "linear": ("linear", [("input", _R), ("weight", _R), ("bias", None)]),
-    "embedding": ("embedding", [("input", _R), ("weight", _R), ("padding_idx", None),
-                                ("max_norm", None), ("norm_type", 2.0),
-                                ("scale_grad_by_freq", False), ("sparse", False)]),
-    "rms_norm": ("rms_norm", [("input", _R), ("normalized_shape", _R), ("weight", None), ("eps", None)]),
-    "scaled_dot_product_attention": (
-        "scaled_dot_product_attention",
-        [("query", _R), ("key", _R), ("value", _R), ("attn_mask", None), ("dropout_p", 0.0),
-         ("is_causal", False), ("scale", None), ("enable_gqa", False)],
-    ),
-    "cross_entropy": ("cross_entropy", [("input", _R), ("target", _R), ("weight", None),
-                                        ("size_average", None), ("ignore_index", -100),
-                                        ("reduce", None), ("reduction", "mean"),
-                                        ("label_smoothing", 0.0)]),
-    "to": ("to_dtype", [("input", _R), ("dtype", _R)]),
+def _has_type(t, v):
+    """Whether the argument `v` has the schema type `t` (picks the overload PyTorch would)."""
+    if t.startswith("Optional["):
+        return v is None or _has_type(t[9:-1], v)
+    if t.startswith("List["):
+        elem = t[5:-1]
+        if isinstance(v, (list, tuple, torch.Size)):
+            return all(_has_type(elem, x) for x in v)
+        # One int for an int list (`x.sum(0)`); a node holding a tuple for a tensor list.
+        return _is_int(v) if elem == "int" else elem == "Tensor" and _is_value(v)
+    return _SCHEMA_TYPES.get(t, lambda v: True)(v)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_ints(v):
+    return _is_int(v) or (isinstance(v, (list, tuple, torch.Size)) and all(_is_int(x) for x in v))
+
+
+def _is_value(v):
+    return isinstance(v, (torch.fx.Node, _Value))
+
+
+_KINDS = {
+    "Tensor": _is_value,
+    "TensorOrNumber": lambda v: _is_value(v) or isinstance(v, (bool, int, float)),
+    "TensorList": lambda v: _is_value(v) or (
+        isinstance(v, (list, tuple)) and all(_is_value(x) for x in v)),
+    "Int": _is_int,
+    "Float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "Number": lambda v: isinstance(v, (bool, int, float)),
+    "Bool": lambda v: isinstance(v, bool),
+    "Str": lambda v: isinstance(v, str),
+    "Ints": _is_ints,
+    "IntOrInts": _is_ints,
+    "IntLists": lambda v: isinstance(v, (list, tuple)) and all(
+        _is_ints(x) and not _is_int(x) for x in v),
+    "DType": lambda v: isinstance(v, torch.dtype),
+    # Devices: the encoding has none (a device move runs eagerly).
 }
 
-# What thunder passes on, per op with a signature (the rest must keep their defaults).
-_PASSED = {
-    "relu": 1, "silu": 1, "dropout": 3,
-    "sum": 3, "mean": 3, "softmax": 2, "log_softmax": 2, "embedding": 2,
-    "cross_entropy": None,  # special: input, target, ignore_index, reduction
+
+def _fits(kind, v):
+    """Whether the Python value `v` fits thunder-ir's parameter kind `kind` (`OptX`: X or None)."""
+    if kind.startswith("Opt"):
+        if v is None:
+            return True
+        kind = kind[3:]
+    return _KINDS.get(kind, lambda v: False)(v)
+
+
+def _at_default(v, default):
+    """Whether the argument `v` is the parameter's default (not a node; a bool only for a bool)."""
+    if v is default:
+        return True
+    if _is_value(v) or isinstance(v, bool) != isinstance(default, bool):
+        return False
+    try:
+        return bool(v == default)
+    except Exception:
+        return False
+
+
+class _Overload:
+    """One PyTorch signature of a callable, matched to the parameters of its op."""
+
+    def __init__(self, op, sig, types):
+        self.op = op
+        self.sig = sig
+        self.types = types
+        ps = sig.parameters
+        # IR parameter -> the PyTorch parameter that gives it (None: this signature has none).
+        self.partner = {
+            ir: next((p for p in (ir, *_PYTORCH_NAMES.get(ir, ())) if p in ps), None)
+            for ir, _ in op.params
+        }
+        taken = [p for p in self.partner.values() if p is not None]
+        if len(set(taken)) != len(taken):
+            raise ImportError(f"thunder: two parameters of ltorch.{op.name} match one of {sig}")
+        self.extra = [p for p in ps if p not in taken and p not in _IGNORED]
+        self.positional = [p for p, q in ps.items() if q.kind in _POSITIONAL]
+
+    def why_unusable(self, fallback):
+        """Why no call of this signature translates (None if some may)."""
+        for p in self.extra:
+            if self.sig.parameters[p].default is _P.empty:
+                return f"its parameter {p} has no place in ltorch.{self.op.name}"
+        for ir, kind in self.op.params:
+            if self.partner[ir] is None and not kind.startswith("Opt") and ir not in fallback:
+                return f"it gives no {ir}"
+        return None
+
+    def normalize(self, args, kwargs, fallback):
+        """The op's arguments for this call (a list), why it cannot be translated (a str), or
+        None when the call does not fit this signature."""
+        name, ps = self.op.name, self.sig.parameters
+        if len(args) > len(self.positional) == 2:
+            # Sizes given one by one (`x.view(2, 3)`): PyTorch takes an int list as varargs.
+            if self.op.kinds.get(self._ir_of(self.positional[1])) in ("Ints", "OptInts"):
+                args = (args[0], tuple(args[1:]))
+        try:
+            given = self.sig.bind(*args, **kwargs).arguments
+        except TypeError:
+            return None
+        if self.types and not all(_has_type(self.types[p], v) for p, v in given.items()):
+            return None
+        out = []
+        for ir, kind in self.op.params:
+            p = self.partner[ir]
+            shown = p or ir
+            if p is not None and p in given:
+                v = given[p]
+            elif kind.startswith("Opt"):
+                v = None
+            elif p is not None and ps[p].default is not _P.empty:
+                v = ps[p].default
+            elif ir in fallback:
+                v = fallback[ir]
+            else:
+                return f"{name} without its argument {shown}"
+            if (name, ir) in _DEFAULT_ONLY and p is not None and not _at_default(v, ps[p].default):
+                return f"{name} with {shown}={v!r}"
+            if not _fits(kind, v):
+                if v is None:
+                    return f"{name} without its argument {shown}"
+                if _is_value(v) and not kind.startswith(("Tensor", "OptTensor")):
+                    return f"{name} with a tensor {shown}"
+                return f"{name} with {shown}={v!r}"
+            out.append(v)
+        for p in self.extra:
+            if p in given and not _at_default(given[p], ps[p].default):
+                return f"{name} with {p}={given[p]!r}"
+        return out
+
+    def _ir_of(self, p):
+        return next((ir for ir, q in self.partner.items() if q == p), None)
+
+
+class _Translation:
+    """A PyTorch callable (by path) translated into an op: its usable signatures."""
+
+    def __init__(self, op, path):
+        self.op = op
+        self.path = path
+        self.method = path.startswith("torch.Tensor.")
+        try:
+            self.obj = _resolve(path)
+        except (ImportError, AttributeError) as e:
+            raise ImportError(
+                f"thunder: the op table names {path} for ltorch.{op.name}, which does not "
+                f"resolve in torch {torch.__version__} ({e})"
+            ) from None
+        self.target = path.rpartition(".")[2] if self.method else self.obj
+        overloads = [_Overload(op, s, t) for s, t in _signatures(path, self.obj, self.method)]
+        # A parameter an overload lacks takes its default from the overloads that have it
+        # (`torch.sum(x)` has no `keepdim`: the default of `torch.sum(x, dim)` applies).
+        self.fallback = {}
+        for o in overloads:
+            for ir, p in o.partner.items():
+                if p is not None and o.sig.parameters[p].default is not _P.empty:
+                    self.fallback.setdefault(ir, o.sig.parameters[p].default)
+        why = [o.why_unusable(self.fallback) for o in overloads]
+        self.overloads = [o for o, w in zip(overloads, why) if w is None]
+        if not self.overloads:
+            raise ImportError(
+                f"thunder: the op table names {path} for ltorch.{op.name}, but no signature of "
+                f"it translates: {'; '.join(f'{o.sig}: {w}' for o, w in zip(overloads, why))}"
+                if overloads else
+                f"thunder: the op table names {path} for ltorch.{op.name}, which has no "
+                "signature thunder can read"
+            )
+
+    def normalize(self, node, args, kwargs):
+        """The op's arguments for the call `node`, or raises UnsupportedError."""
+        why = None
+        for o in self.overloads:
+            r = o.normalize(args, kwargs, self.fallback)
+            if isinstance(r, list):
+                return r
+            why = why or r
+        why = why or f"{self.op.name} with arguments that fit no signature of {self.path}"
+        raise _unsupported(f"{why} ({_origin(node)})")
+
+
+def _load():
+    """The op table's ops by name, and its translations of call_function targets (by object)
+    and of call_method targets (by method name)."""
+    ops, functions, methods = {}, {}, {}
+    for name, paths, operands, attrs in _C.op_table():
+        op = ops[name] = _Op(name, operands, attrs)
+        for path in paths:
+            t = _Translation(op, path)
+            table = methods if t.method else functions
+            other = table.get(t.target)
+            if other is not None and other.op is not op:
+                raise ImportError(
+                    f"thunder: {path} translates into both ltorch.{other.op.name} and "
+                    f"ltorch.{name} in the op table"
+                )
+            table[t.target] = t
+    return ops, functions, methods
+
+
+OPS, FUNCTIONS, METHODS = _load()
+
+
+# Calls that are not ops of their own (front-end sugar), by path: `_Encoder.<name>` translates
+# them. `x.float()` is `to(float32)`; `x.contiguous()` is `x` (traces have no memory layout);
+# `chunk` is narrows, as `split`.
+_SUGAR = {
+    "torch.Tensor.float": "to_float",
+    "torch.Tensor.contiguous": "identity",
+    "torch.chunk": "chunk",
+    "torch.Tensor.chunk": "chunk",
 }
-
-# FX call_function targets with a signature.
-SIGNATURE_FUNCTIONS = {
-    torch.reshape: "reshape", torch.permute: "permute", torch.transpose: "transpose",
-    torch.unsqueeze: "unsqueeze", torch.squeeze: "squeeze", torch.flatten: "flatten",
-    torch.narrow: "narrow", torch.cat: "cat", torch.sum: "sum", torch.mean: "mean",
-    torch.amax: "amax", torch.softmax: "softmax", F.softmax: "softmax",
-    torch.log_softmax: "log_softmax", F.log_softmax: "log_softmax",
-    torch._C._nn.linear: "linear", F.embedding: "embedding", F.rms_norm: "rms_norm",
-    torch.rms_norm: "rms_norm", F.relu: "relu", F.silu: "silu", F.gelu: "gelu",
-    torch.clamp: "clamp", torch.clip: "clamp", torch.stack: "stack", F.layer_norm: "layer_norm",
-    F.dropout: "dropout", torch.chunk: "chunk", torch.split: "split",
-    torch.masked_fill: "masked_fill",
-    torch._C._nn.scaled_dot_product_attention: "scaled_dot_product_attention",
-    F.cross_entropy: "cross_entropy",
-}
-
-# Tensor methods with a signature; those whose sizes may come as separate ints.
-SIGNATURE_METHODS = {
-    "reshape": "reshape", "view": "view", "permute": "permute", "expand": "expand",
-    "transpose": "transpose", "unsqueeze": "unsqueeze", "squeeze": "squeeze",
-    "flatten": "flatten", "narrow": "narrow", "sum": "sum", "mean": "mean", "amax": "amax",
-    "softmax": "softmax", "log_softmax": "log_softmax", "to": "to", "clamp": "clamp",
-    "clip": "clamp", "masked_fill": "masked_fill", "chunk": "chunk", "split": "split",
-}
-# Keyword names of Tensor methods that differ from the function's.
-_METHOD_KWARGS = {"split": {"split_size": "split_size_or_sections"}}
-_VARARG_SIZES = {"reshape", "view", "permute", "expand"}
+_SUGAR_FUNCTIONS = {_resolve(p): (p, m) for p, m in _SUGAR.items() if not p.startswith("torch.Tensor.")}
+_SUGAR_METHODS = {p.rpartition(".")[2]: (p, m) for p, m in _SUGAR.items() if p.startswith("torch.Tensor.")}
+if _SUGAR_FUNCTIONS.keys() & FUNCTIONS.keys() or _SUGAR_METHODS.keys() & METHODS.keys():
+    raise ImportError("thunder: a call of _fx._SUGAR is also an op of the op table")
+_CHUNK = {p: [s for s, _ in _signatures(p, _resolve(p), p.startswith("torch.Tensor."))]
+          for p in ("torch.chunk", "torch.Tensor.chunk")}
 
 
-def _normalize(name, node, args, kwargs):
-    """The positional arguments of `SIGNATURES[name]`, or raises UnsupportedError."""
-    op, params = SIGNATURES[name]
-    if name in _VARARG_SIZES and node.op == "call_method" and len(args) > 2:
-        args = (args[0], tuple(args[1:]))
-    if len(args) > len(params):
-        raise _unsupported(f"{name} with {len(args)} arguments ({_origin(node)})")
-    values = {}
-    for (p, _), a in zip(params, args):
-        values[p] = a
-    if node.op == "call_method":
-        renames = _METHOD_KWARGS.get(name, {})
-        kwargs = {renames.get(k, k): v for k, v in kwargs.items()}
-    for k, v in kwargs.items():
-        if k not in dict(params) or k in values:
-            raise _unsupported(f"{name} with argument {k} ({_origin(node)})")
-        values[k] = v
-    out = []
-    for p, d in params:
-        if p in values:
-            out.append(values[p])
-        elif d is _R:
-            raise _unsupported(f"{name} without its argument {p} ({_origin(node)})")
-        else:
-            out.append(d)
-    if name == "to":
-        if not isinstance(out[1], torch.dtype):
-            raise _unsupported(f"Tensor.to other than to a dtype ({_origin(node)})")
-    if name in ("clamp", "masked_fill"):
-        for v in out[1 if name == "clamp" else 2:]:
-            if isinstance(v, torch.fx.Node):
-                raise _unsupported(f"{name} with a tensor bound ({_origin(node)})")
-    if name == "cross_entropy":
-        defaults = dict(params)
-        for p in ("weight", "size_average", "reduce", "label_smoothing"):
-            if values.get(p, defaults[p]) != defaults[p]:
-                raise _unsupported(f"cross_entropy with {p}={values[p]!r} ({_origin(node)})")
-        return op, [out[0], out[1], out[4], out[6]]
-    keep = _PASSED.get(name)
-    if keep is not None:
-        for (p, d), v in zip(params[keep:], out[keep:]):
-            if v != d and p != "_stacklevel":
-                raise _unsupported(f"{name} with {p}={v!r} ({_origin(node)})")
-        out = out[:keep]
-    return op, out
+class _Value:
+    """A value of the encoding that no FX node holds (an intermediate of an expansion)."""
+
+    def __init__(self, i):
+        self.id = i
 
 
 def _unsupported(msg):
@@ -241,9 +430,17 @@ class _Encoder:
         self.n += 1
         return self.n - 1
 
-    def emit(self, op, args, origin):
-        self.enc.nodes.append((op, args, origin))
+    def emit(self, op, values, node, origin=None):
+        """A node calling the op named `op` on `values`, its arguments in signature order;
+        returns its value id."""
+        self.enc.nodes.append((op, [self.arg(v, node) for v in values], origin or _origin(node)))
         return self._new()
+
+    def emit_op(self, op, node, origin=None, **given):
+        """A node calling `op` with the arguments `given` by IR name (optional ones left out are
+        None): for the nodes the front end makes itself."""
+        values = [given.get(p) for p, _ in OPS[op].params]
+        return self.emit(op, values, node, origin)
 
     def ref(self, a, node):
         v = self.index.get(a)
@@ -258,6 +455,8 @@ class _Encoder:
     def arg(self, a, node):
         if isinstance(a, torch.fx.Node):
             return self.ref(a, node)
+        if isinstance(a, _Value):
+            return ("ref", a.id)
         if isinstance(a, (list, tuple, torch.Size)):
             return ("list", [self.arg(x, node) for x in a])
         if isinstance(a, torch.dtype):
@@ -338,29 +537,52 @@ class _Encoder:
             return self.getitem(n)
         if n.op == "call_function" and n.target is getattr and len(n.args) == 2 and n.args[1] in ("T", "mT"):
             return self.transposed(n, *n.args)
-        if n.op == "call_function" and n.target in SIGNATURE_FUNCTIONS:
-            op, args = _normalize(SIGNATURE_FUNCTIONS[n.target], n, n.args, n.kwargs)
-        elif n.op == "call_method" and n.target in SIGNATURE_METHODS:
-            op, args = _normalize(SIGNATURE_METHODS[n.target], n, n.args, n.kwargs)
+        if n.op == "call_function":
+            t, sugar = FUNCTIONS.get(n.target), _SUGAR_FUNCTIONS.get(n.target)
+            what = getattr(n.target, "__name__", str(n.target))
+        elif n.op == "call_method":
+            t, sugar = METHODS.get(n.target), _SUGAR_METHODS.get(n.target)
+            what = f"Tensor.{n.target}"
         else:
-            if n.op == "call_function":
-                op = FUNCTIONS.get(n.target)
-                what = getattr(n.target, "__name__", str(n.target))
-            elif n.op == "call_method":
-                op = METHODS.get(n.target)
-                what = f"Tensor.{n.target}"
-            else:
-                op, what = None, f"{n.op} {n.target}"
-            if op is None:
-                raise _unsupported(f"{what} is not supported by thunder yet ({_origin(n)})")
-            if n.kwargs:
-                raise _unsupported(f"{what} with keyword arguments {sorted(n.kwargs)} ({_origin(n)})")
-            args = n.args
-        if op in ("chunk", "split"):
-            return self.pieces(op, n, *args)
-        if op == "cat":
-            args = [_without_legacy_empties(args[0]), *args[1:]]
-        return self.emit(op, [self.arg(a, n) for a in args], _origin(n))
+            t, sugar, what = None, None, f"{n.op} {n.target}"
+        if sugar is not None:
+            path, method = sugar
+            return getattr(self, method)(n, path)
+        if t is None:
+            raise _unsupported(f"{what} is not supported by thunder yet ({_origin(n)})")
+        values = t.normalize(n, n.args, n.kwargs)
+        op = t.op.name
+        if op == "split":
+            return self.pieces(op, n, *values)
+        if op == "cat" and isinstance(values[0], (list, tuple)):
+            values[0] = _without_legacy_empties(values[0])
+        return self.emit(op, values, n)
+
+    def to_float(self, n, path):
+        """`x.float()`: `to(float32)`."""
+        if len(n.args) != 1 or n.kwargs:
+            raise _unsupported(f"Tensor.float with arguments ({_origin(n)})")
+        return self.emit_op("to", n, a=n.args[0], dtype=torch.float32)
+
+    def identity(self, n, path):
+        """`x.contiguous()`: `x` itself."""
+        x = n.args[0]
+        v = self.index.get(x) if isinstance(x, torch.fx.Node) else None
+        if len(n.args) != 1 or n.kwargs or not isinstance(v, (int, _Opaque)):
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        return v
+
+    def chunk(self, n, path):
+        """`chunk` as narrows of its input."""
+        for sig in _CHUNK[path]:
+            try:
+                bound = sig.bind(*n.args, **n.kwargs)
+            except TypeError:
+                continue
+            bound.apply_defaults()
+            x, chunks, dim = bound.arguments.values()
+            return self.pieces("chunk", n, x, chunks, dim)
+        raise _unsupported(f"chunk with these arguments ({_origin(n)})")
 
     def transposed(self, n, x, attr):
         """`x.T` (every dim reversed) and `x.mT` (the last two swapped) as a permute."""
@@ -373,7 +595,7 @@ class _Encoder:
             raise _unsupported(f".mT of a {len(dims)}-d tensor ({_origin(n)})")
         else:
             dims[-2], dims[-1] = dims[-1], dims[-2]
-        return self.emit("permute", [self.arg(x, n), self.arg(dims, n)], _origin(n))
+        return self.emit_op("permute", n, a=x, dims=dims)
 
     def pieces(self, op, n, x, size, dim):
         """`chunk` and `split` as narrows of their input."""
@@ -397,8 +619,7 @@ class _Encoder:
             raise _unsupported(f"{op} into {sizes} of a dim of size {length} ({_origin(n)})")
         out, start = [], 0
         for s in sizes:
-            out.append(self.emit("narrow", [self.arg(x, n), ("int", d), ("int", start), ("int", s)],
-                                 _origin(n)))
+            out.append(self.emit_op("narrow", n, a=x, dim=d, start=start, length=s))
             start += s
         return out
 
@@ -417,13 +638,13 @@ class _Encoder:
         consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
         if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
             raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({_origin(n)})")
-        cur, d, org = self.arg(src, n), 0, _origin(n)
+        cur, d, org = src, 0, _origin(n)
         for i in idx:
             if i is Ellipsis:
                 d += len(shape) - consumed
                 continue
             if i is None:
-                cur = ("ref", self.emit("unsqueeze", [cur, ("int", d)], org))
+                cur = _Value(self.emit_op("unsqueeze", n, org, a=cur, dim=d))
                 shape.insert(d, 1)
                 d += 1
             elif isinstance(i, slice):
@@ -434,20 +655,21 @@ class _Encoder:
                     raise _unsupported(f"a slice with step {step} ({org})")
                 length = max(stop - start, 0)
                 if (start, length) != (0, shape[d]):
-                    cur = ("ref", self.emit("narrow", [cur, ("int", d), ("int", start),
-                                                       ("int", length)], org))
+                    cur = _Value(self.emit_op("narrow", n, org, a=cur, dim=d, start=start,
+                                              length=length))
                     shape[d] = length
                 d += 1
             elif isinstance(i, int) and not isinstance(i, bool):
                 k = i + shape[d] if i < 0 else i
                 if not 0 <= k < shape[d]:
                     raise _unsupported(f"index {i} out of range for size {shape[d]} ({org})")
-                cur = ("ref", self.emit("narrow", [cur, ("int", d), ("int", k), ("int", 1)], org))
-                cur = ("ref", self.emit("squeeze", [cur, ("list", [("int", d)])], org))
+                cur = _Value(self.emit_op("narrow", n, org, a=cur, dim=d, start=k, length=1))
+                cur = _Value(self.emit_op("squeeze", n, org, a=cur, dim=[d]))
                 shape.pop(d)
             else:
                 raise _unsupported(f"indexing with {type(i).__name__} ({org})")
-        return cur[1]  # an index that selects everything is the tensor itself
+        # An index that selects everything is the tensor itself.
+        return cur.id if isinstance(cur, _Value) else self.ref(cur, n)[1]
 
 
 def _without_legacy_empties(tensors):

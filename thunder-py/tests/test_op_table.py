@@ -1,0 +1,296 @@
+"""The front end reads thunder-ir's op table: every PyTorch callable the table names resolves and
+translates (compiled on the CPU, compared with eager PyTorch), arguments are normalized from
+PyTorch's signatures, and ops the table does not name for PyTorch are not taken."""
+
+import operator
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import thunder
+from thunder import _C, _fx
+
+# One call per PyTorch path of the op table, on the inputs of `_inputs`. A new path in the table
+# needs a call here (the first test says which).
+CALLS = {
+    "torch.abs": lambda x, p, y, m, i, w, s: torch.abs(x),
+    "operator.abs": lambda x, p, y, m, i, w, s: operator.abs(x),  # abs(x) is x.__abs__()
+    "torch.Tensor.abs": lambda x, p, y, m, i, w, s: x.abs(),
+    "torch.neg": lambda x, p, y, m, i, w, s: torch.neg(x),
+    "operator.neg": lambda x, p, y, m, i, w, s: -x,
+    "torch.Tensor.neg": lambda x, p, y, m, i, w, s: x.neg(),
+    "torch.exp": lambda x, p, y, m, i, w, s: torch.exp(x),
+    "torch.Tensor.exp": lambda x, p, y, m, i, w, s: x.exp(),
+    "torch.log": lambda x, p, y, m, i, w, s: torch.log(p),
+    "torch.Tensor.log": lambda x, p, y, m, i, w, s: p.log(),
+    "torch.sqrt": lambda x, p, y, m, i, w, s: torch.sqrt(p),
+    "torch.Tensor.sqrt": lambda x, p, y, m, i, w, s: p.sqrt(),
+    "torch.rsqrt": lambda x, p, y, m, i, w, s: torch.rsqrt(p),
+    "torch.Tensor.rsqrt": lambda x, p, y, m, i, w, s: p.rsqrt(),
+    "torch.sin": lambda x, p, y, m, i, w, s: torch.sin(x),
+    "torch.Tensor.sin": lambda x, p, y, m, i, w, s: x.sin(),
+    "torch.cos": lambda x, p, y, m, i, w, s: torch.cos(x),
+    "torch.Tensor.cos": lambda x, p, y, m, i, w, s: x.cos(),
+    "torch.tanh": lambda x, p, y, m, i, w, s: torch.tanh(x),
+    "torch.Tensor.tanh": lambda x, p, y, m, i, w, s: x.tanh(),
+    "torch.erf": lambda x, p, y, m, i, w, s: torch.erf(x),
+    "torch.special.erf": lambda x, p, y, m, i, w, s: torch.special.erf(x),
+    "torch.Tensor.erf": lambda x, p, y, m, i, w, s: x.erf(),
+    "torch.sigmoid": lambda x, p, y, m, i, w, s: torch.sigmoid(x),
+    "torch.Tensor.sigmoid": lambda x, p, y, m, i, w, s: x.sigmoid(),
+    "torch.relu": lambda x, p, y, m, i, w, s: torch.relu(x),
+    "torch.nn.functional.relu": lambda x, p, y, m, i, w, s: F.relu(x),
+    "torch.Tensor.relu": lambda x, p, y, m, i, w, s: x.relu(),
+    "torch.nn.functional.silu": lambda x, p, y, m, i, w, s: F.silu(x),
+    "torch.nn.functional.gelu": lambda x, p, y, m, i, w, s: F.gelu(x, approximate="tanh"),
+    "torch.add": lambda x, p, y, m, i, w, s: torch.add(x, y),
+    "operator.add": lambda x, p, y, m, i, w, s: 2 + x,
+    "torch.Tensor.add": lambda x, p, y, m, i, w, s: x.add(y),
+    "torch.sub": lambda x, p, y, m, i, w, s: torch.sub(x, 1.5),
+    "operator.sub": lambda x, p, y, m, i, w, s: x - y,
+    "torch.Tensor.sub": lambda x, p, y, m, i, w, s: x.sub(y),
+    "torch.mul": lambda x, p, y, m, i, w, s: torch.mul(x, 3),
+    "operator.mul": lambda x, p, y, m, i, w, s: x * y,
+    "torch.Tensor.mul": lambda x, p, y, m, i, w, s: x.mul(y),
+    "torch.div": lambda x, p, y, m, i, w, s: torch.div(x, p),
+    "torch.true_divide": lambda x, p, y, m, i, w, s: torch.true_divide(x, 2),
+    "operator.truediv": lambda x, p, y, m, i, w, s: x / p,
+    "torch.Tensor.div": lambda x, p, y, m, i, w, s: x.div(4),
+    "torch.pow": lambda x, p, y, m, i, w, s: torch.pow(p, 0.5),
+    "operator.pow": lambda x, p, y, m, i, w, s: 2 ** x,
+    "torch.Tensor.pow": lambda x, p, y, m, i, w, s: x.pow(2),
+    "torch.where": lambda x, p, y, m, i, w, s: torch.where(m, x, 0.0),
+    "torch.masked_fill": lambda x, p, y, m, i, w, s: torch.masked_fill(x, m, 0.5),
+    "torch.Tensor.masked_fill": lambda x, p, y, m, i, w, s: x.masked_fill(m, -1.0),
+    "torch.clamp": lambda x, p, y, m, i, w, s: torch.clamp(x, -0.5, 0.5),
+    "torch.clip": lambda x, p, y, m, i, w, s: torch.clip(x, min=-0.1),
+    "torch.Tensor.clamp": lambda x, p, y, m, i, w, s: x.clamp(max=0.3),
+    "torch.Tensor.clip": lambda x, p, y, m, i, w, s: x.clip(-1, 1),
+    "torch.sum": lambda x, p, y, m, i, w, s: torch.sum(x, 1),
+    "torch.Tensor.sum": lambda x, p, y, m, i, w, s: x.sum(),
+    "torch.mean": lambda x, p, y, m, i, w, s: torch.mean(x, dim=0, keepdim=True),
+    "torch.Tensor.mean": lambda x, p, y, m, i, w, s: x.mean(),
+    "torch.amax": lambda x, p, y, m, i, w, s: torch.amax(x, 1),
+    "torch.Tensor.amax": lambda x, p, y, m, i, w, s: x.amax(dim=(0, 1)),
+    "torch.softmax": lambda x, p, y, m, i, w, s: torch.softmax(x, -1),
+    "torch.nn.functional.softmax": lambda x, p, y, m, i, w, s: F.softmax(x, dim=0),
+    "torch.Tensor.softmax": lambda x, p, y, m, i, w, s: x.softmax(1),
+    "torch.log_softmax": lambda x, p, y, m, i, w, s: torch.log_softmax(x, -1),
+    "torch.nn.functional.log_softmax": lambda x, p, y, m, i, w, s: F.log_softmax(x, dim=0),
+    "torch.Tensor.log_softmax": lambda x, p, y, m, i, w, s: x.log_softmax(1),
+    "torch.nn.functional.cross_entropy": lambda x, p, y, m, i, w, s: F.cross_entropy(x, i, reduction="sum"),
+    "torch.rms_norm": lambda x, p, y, m, i, w, s: torch.rms_norm(x, (6,), w[0], 1e-5),
+    "torch.nn.functional.rms_norm": lambda x, p, y, m, i, w, s: F.rms_norm(x, [6]),
+    "torch.nn.functional.layer_norm": lambda x, p, y, m, i, w, s: F.layer_norm(x, (6,), w[0], w[1]),
+    "torch.nn.functional.dropout": lambda x, p, y, m, i, w, s: F.dropout(x, 0.5, training=False),
+    "torch.nn.functional.embedding": lambda x, p, y, m, i, w, s: F.embedding(i, w),
+    "torch._C._nn.linear": lambda x, p, y, m, i, w, s: F.linear(x, w, w[0]),
+    "torch.matmul": lambda x, p, y, m, i, w, s: torch.matmul(x, w),
+    "operator.matmul": lambda x, p, y, m, i, w, s: x @ w,
+    "torch.Tensor.matmul": lambda x, p, y, m, i, w, s: x.matmul(w),
+    "torch._C._nn.scaled_dot_product_attention": lambda x, p, y, m, i, w, s: (
+        F.scaled_dot_product_attention(x.view(1, 2, 2, 6), y.view(1, 2, 2, 6), p.view(1, 2, 2, 6),
+                                       is_causal=True)
+    ),
+    "torch.reshape": lambda x, p, y, m, i, w, s: torch.reshape(x, (6, 4)),
+    "torch.Tensor.reshape": lambda x, p, y, m, i, w, s: x.reshape(2, 12),
+    "torch.Tensor.view": lambda x, p, y, m, i, w, s: x.view(-1),
+    "torch.permute": lambda x, p, y, m, i, w, s: torch.permute(x, (1, 0)),
+    "torch.Tensor.permute": lambda x, p, y, m, i, w, s: x.permute(1, 0),
+    "torch.transpose": lambda x, p, y, m, i, w, s: torch.transpose(x, 0, 1),
+    "torch.Tensor.transpose": lambda x, p, y, m, i, w, s: x.transpose(1, 0),
+    "torch.unsqueeze": lambda x, p, y, m, i, w, s: torch.unsqueeze(x, 0),
+    "torch.Tensor.unsqueeze": lambda x, p, y, m, i, w, s: x.unsqueeze(-1),
+    "torch.squeeze": lambda x, p, y, m, i, w, s: torch.squeeze(s, 1),
+    "torch.Tensor.squeeze": lambda x, p, y, m, i, w, s: s.squeeze(),
+    "torch.flatten": lambda x, p, y, m, i, w, s: torch.flatten(s),
+    "torch.Tensor.flatten": lambda x, p, y, m, i, w, s: s.flatten(1),
+    "torch.Tensor.expand": lambda x, p, y, m, i, w, s: s.expand(4, 3, 6),
+    "torch.split": lambda x, p, y, m, i, w, s: torch.split(x, 2),
+    "torch.Tensor.split": lambda x, p, y, m, i, w, s: x.split([1, 5], dim=1),
+    "torch.narrow": lambda x, p, y, m, i, w, s: torch.narrow(x, 1, 2, 3),
+    "torch.Tensor.narrow": lambda x, p, y, m, i, w, s: x.narrow(0, 1, 2),
+    "torch.cat": lambda x, p, y, m, i, w, s: torch.cat([x, y], 1),
+    "torch.stack": lambda x, p, y, m, i, w, s: torch.stack([x, y]),
+    "torch.Tensor.to": lambda x, p, y, m, i, w, s: x.to(torch.float64),
+}
+
+# The op a call leaves in the captured trace, where it is not the op itself.
+TRACED = {"split": "narrow", "dropout": None}  # dropout in eval is the identity
+
+
+def _inputs():
+    torch.manual_seed(0)
+    x = torch.randn(4, 6)
+    return (
+        x,
+        torch.rand(4, 6) + 0.5,  # p: positive
+        torch.randn(4, 6),
+        torch.rand(4, 6) > 0.5,  # m: a mask
+        torch.randint(0, 4, (4,)),  # i: indices, class targets
+        torch.randn(6, 6),  # w
+        torch.randn(4, 1, 6),  # s: a size-1 dim
+    )
+
+
+def _table():
+    return {name: paths for name, paths, _, _ in _C.op_table()}
+
+
+def _flat(out):
+    return [t for o in (out if isinstance(out, tuple) else (out,))
+            for t in (o if isinstance(o, (tuple, list)) else (o,))]
+
+
+def test_every_path_of_the_table_resolves_and_has_a_call_here():
+    paths = {p for ps in _table().values() for p in ps}
+    assert paths == set(CALLS), (
+        f"paths without a call in CALLS: {sorted(paths - set(CALLS))}; "
+        f"calls for paths the table does not name: {sorted(set(CALLS) - paths)}"
+    )
+    for name, ps in _table().items():
+        for p in ps:
+            t = _fx.METHODS[p.rpartition(".")[2]] if p.startswith("torch.Tensor.") else None
+            if t is None:
+                obj = _fx._resolve(p)
+                t = _fx.FUNCTIONS[obj]
+            assert t.op.name == name and t.overloads, p
+    assert sorted(_C.supported_ops()) == sorted(_table())
+
+
+@pytest.mark.parametrize("op", sorted(_table()))
+def test_every_path_translates_and_matches_eager(op):
+    calls = [CALLS[p] for p in _table()[op]]
+
+    def f(*a):
+        return tuple(c(*a) for c in calls)
+
+    args = _inputs()
+    jf = thunder.jit(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback after a failed compile
+        got = jf(*args)
+    want = f(*args)
+    for g, w in zip(_flat(got), _flat(want), strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, g.shape, w.dtype, w.shape)
+        torch.testing.assert_close(g, w)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
+    traced = TRACED.get(op, op)
+    if traced:
+        captured = thunder.last_traces(jf)[0]
+        assert f"ltorch.{traced}(" in captured, captured
+
+
+def test_ops_without_pytorch_names_are_not_taken():
+    # log1p is a torch-level op of the table, but its row names no PyTorch callable.
+    assert "log1p" not in _table() and "log1p" not in _C.supported_ops()
+    jf = thunder.jit(lambda x: torch.log1p(x) * 2)
+    x = torch.rand(5)
+    torch.testing.assert_close(jf(x), torch.log1p(x) * 2)
+    s = thunder.compile_stats(jf)
+    assert s["eager_graphs"] == 1, s
+    assert any(w.startswith("log1p is not supported by thunder yet") for w in s["unsupported"]), s
+    # A graph that names it anyway is refused by the Rust side too.
+    with pytest.raises(_C.UnsupportedError, match="log1p is not supported by thunder yet"):
+        _C.compile("g", [("tensor", "torch.float32", [3], "cpu", False)],
+                   [("log1p", [("ref", 0)], "x")], [1], ["torch"])
+
+
+def test_a_path_that_does_not_resolve_is_an_import_error(monkeypatch):
+    (name, _, operands, attrs), *_ = _C.op_table()
+    monkeypatch.setattr(_C, "op_table", lambda: [(name, ["torch.no_such_function"], operands, attrs)])
+    with pytest.raises(ImportError, match=rf"torch\.no_such_function for ltorch\.{name}.*does not resolve"):
+        _fx._load()
+
+
+def test_nodes_carry_the_op_signature_order():
+    # rms_norm(input, normalized_shape, weight, eps) in PyTorch; (a, weight; normalized_shape, eps)
+    # in the IR: the node is in the IR's order, optional attributes left out are None.
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch.compile(lambda x, w: F.rms_norm(x, (6,), w) + torch.add(x, 1),
+                  backend=capture, dynamic=False)(torch.randn(2, 6), torch.randn(6))
+    (gm,) = graphs
+    enc = _fx.encode(gm, [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"])
+    ops = [(op, a) for op, a, _ in enc.nodes]
+    assert ops == [
+        ("rms_norm", [("ref", 0), ("ref", 1), ("list", [("int", 6)]), ("none",)]),
+        ("add", [("ref", 0), ("int", 1), ("none",)]),
+        ("add", [("ref", 2), ("ref", 3), ("none",)]),
+    ], ops
+
+
+@pytest.mark.parametrize("f,says", [
+    (lambda x, i, w: F.cross_entropy(x, i, weight=w[0]), "cross_entropy with weight="),
+    (lambda x, i, w: F.cross_entropy(x, i, label_smoothing=0.1), "cross_entropy with label_smoothing=0.1"),
+    (lambda x, i, w: F.embedding(i, w, max_norm=1.0), "embedding with max_norm=1.0"),
+    (lambda x, i, w: torch.div(x, w[0], rounding_mode="floor"), "div with arguments that fit no signature"),
+    (lambda x, i, w: x.to(device="cpu") * 2, "to with device='cpu'"),
+    (lambda x, i, w: x.clamp(min=w[0]), "clamp with a tensor min"),
+    (lambda x, i, w: x.view(torch.int32), "view with arguments that fit no signature"),
+], ids=["ce-weight", "ce-label-smoothing", "embedding-max-norm", "div-rounding", "to-device",
+        "clamp-tensor", "view-dtype"])
+def test_arguments_the_op_lacks_run_eagerly_and_say_why(f, says):
+    args = (torch.randn(4, 6), torch.randint(0, 4, (4,)), torch.randn(6, 6))
+    jf = thunder.jit(f)
+    torch.testing.assert_close(jf(*args), f(*args))
+    s = thunder.compile_stats(jf)
+    assert s["eager_graphs"] >= 1, s
+    # (The reason starts with what is unsupported; the source line follows.)
+    assert any(w.startswith(says) for w in s["unsupported"]), s
+
+
+def test_parameters_the_op_has_are_passed_on():
+    def f(x, y, i, w, m, k):
+        return (
+            torch.add(x, y, alpha=2), x.sub(y, alpha=0.5), torch.sum(x, 1, dtype=torch.float64),
+            x.softmax(-1, dtype=torch.float64), F.embedding(i, w, padding_idx=0),
+            x.masked_fill(m, y[0, 0]), k.clamp(0, 3), x.unsqueeze(0).unsqueeze(2).squeeze(0, 2),
+        )
+
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 6), torch.randn(4, 6)
+    w = torch.randn(6, 6, requires_grad=True)
+    args = (x, y, torch.tensor([0, 1, 0, 3]), w, torch.rand(4, 6) > 0.5, torch.randint(-5, 5, (4,)))
+    jf = thunder.jit(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = jf(*args)
+    want = f(*args)
+    for g, e in zip(got, want, strict=True):
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        torch.testing.assert_close(g, e)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+    # embedding's padding_idx: no gradient for the padding row.
+    (gw,) = torch.autograd.grad(got[4].sum(), w)
+    (ew,) = torch.autograd.grad(want[4].sum(), w)
+    torch.testing.assert_close(gw, ew)
+    assert gw[0].abs().sum() == 0
+
+
+def test_sugar_is_not_an_op():
+    # x.float(), x.contiguous() and chunk are the front end's: to, the value itself, narrows.
+    def f(x, d):
+        a, b = torch.chunk(x, 2, dim=1)
+        c, e = x.chunk(2)
+        return d.float(), x.contiguous(), a * b, c - e
+
+    args = (torch.randn(4, 6), torch.randn(3, dtype=torch.float64))
+    jf = thunder.jit(f)
+    for g, w in zip(jf(*args), f(*args), strict=True):
+        assert g.dtype == w.dtype
+        torch.testing.assert_close(g, w)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+    captured = thunder.last_traces(jf)[0]
+    assert "ltorch.to(" in captured and "ltorch.narrow(" in captured, captured
+    assert not any(hasattr(_fx, n) for n in ("SIGNATURES", "SIGNATURE_FUNCTIONS", "_PASSED"))
+    assert operator.getitem not in _fx.FUNCTIONS
