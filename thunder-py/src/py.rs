@@ -8,7 +8,8 @@ use pyo3::types::PyTuple;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use thunder_executors::{ExecutionPlan, Executor, RtValue};
-use thunder_ir::{DType, Device, NumberType};
+use thunder_ir::{DType, Device, NumberType, Trace};
+use thunder_transforms::ForwardBackward;
 
 create_exception!(
     thunder,
@@ -496,31 +497,85 @@ fn compile(
     cuda_graphs: Option<Vec<usize>>,
 ) -> PyResult<CompiledGraph> {
     no_panic(name, move || {
-        let mut g = Graph {
-            inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
-            nodes: Vec::with_capacity(nodes.len()),
-            outputs,
-        };
-        for (op, args, origin) in nodes {
-            g.nodes.push(Node {
-                op,
-                args: args.iter().map(arg).collect::<PyResult<_>>()?,
-                origin,
-            });
-        }
+        let g = decode_graph(&inputs, nodes, outputs)?;
         let t0 = Instant::now();
-        let trace = graph::to_trace(&g, name).map_err(|e| match e {
-            graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
-            _ => err(e),
-        })?;
+        let trace = trace_graph(&g, name)?;
         let execs =
             thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
-        let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
-        if let Some(c) = &comm {
-            refs.push(c.executor());
+        let refs = executor_refs(comm.as_deref(), &execs);
+        let mut info = CompileInfo::new(name, &trace);
+        info.seconds.push(("trace", t0.elapsed().as_secs_f64()));
+        if wrt.is_empty() {
+            return compile_without_grad(info, &trace, &refs, cuda_graphs.as_deref());
         }
-        refs.extend(execs.iter().map(|e| e.as_ref()));
-        let n_out = trace.outputs.len();
+        let wrt_values = wrt_values(&trace, &wrt)?;
+        let t = Instant::now();
+        let grad = grad_traces(&trace, &wrt_values, wrt, fsdp.as_ref(), ddp)?;
+        info.seconds.push(("grad", t.elapsed().as_secs_f64()));
+        compile_with_grad(info, &trace, grad, &refs, cuda_graphs.as_deref())
+    })
+}
+
+/// Decodes `compile`'s `inputs`, `nodes` and `outputs` (as `thunder/_fx.py` encodes them) into
+/// a [`Graph`]: the inputs first, then the nodes' arguments in order, the first bad one raising.
+fn decode_graph(
+    inputs: &[Bound<'_, PyTuple>],
+    nodes: Vec<(String, Vec<Bound<'_, PyTuple>>, String)>,
+    outputs: Vec<usize>,
+) -> PyResult<Graph> {
+    let mut g = Graph {
+        inputs: inputs.iter().map(input).collect::<PyResult<_>>()?,
+        nodes: Vec::with_capacity(nodes.len()),
+        outputs,
+    };
+    for (op, args, origin) in nodes {
+        g.nodes.push(Node {
+            op,
+            args: args.iter().map(arg).collect::<PyResult<_>>()?,
+            origin,
+        });
+    }
+    Ok(g)
+}
+
+/// Translates a decoded graph into a trace named `name`. What thunder cannot compile yet
+/// raises `UnsupportedError` (the graph then runs eagerly); any other failure `ThunderError`.
+fn trace_graph(g: &Graph, name: &str) -> PyResult<Trace> {
+    graph::to_trace(g, name).map_err(|e| match e {
+        graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
+        _ => err(e),
+    })
+}
+
+/// The executors a plan may use, in priority order: the communicator's (it claims the
+/// collectives) first when there is one, then those named.
+fn executor_refs<'a>(
+    comm: Option<&'a Communicator>,
+    execs: &'a [Box<dyn Executor>],
+) -> Vec<&'a dyn Executor> {
+    let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
+    if let Some(c) = comm {
+        refs.push(c.executor());
+    }
+    refs.extend(execs.iter().map(|e| e.as_ref()));
+    refs
+}
+
+/// What a compiled graph reports whether or not it has a grad, gathered while it compiles.
+struct CompileInfo<'a> {
+    /// The trace's name.
+    name: &'a str,
+    /// How many outputs the function has.
+    n_out: usize,
+    /// Per output of the function: `(torch dtype, shape)`, or None for a number.
+    output_metas: Vec<Option<(String, Vec<usize>)>>,
+    /// Seconds per compile stage so far.
+    seconds: Vec<(&'static str, f64)>,
+}
+
+impl<'a> CompileInfo<'a> {
+    /// The outputs' count and metadata of `trace`; no stage timed yet.
+    fn new(name: &'a str, trace: &Trace) -> Self {
         let output_metas = trace
             .outputs
             .iter()
@@ -530,153 +585,253 @@ fn compile(
                     .map(|t| (format!("torch.{}", t.dtype.torch_name()), t.shape.sizes()))
             })
             .collect();
-        let mut seconds = vec![("trace", t0.elapsed().as_secs_f64())];
-        if wrt.is_empty() {
-            let t = Instant::now();
-            let plan = ExecutionPlan::compile(&trace, &refs).map_err(err)?;
-            seconds.push(("plan", t.elapsed().as_secs_f64()));
-            let traces = vec![
-                ("captured".to_string(), trace.to_python()),
-                ("executed".to_string(), plan.claimed().to_python()),
-            ];
-            return Ok(CompiledGraph {
-                name: name.to_string(),
-                plan: Runner::new(plan, cuda_graphs.as_deref()),
-                backward: None,
-                backward_local: None,
-                backward_runs: Default::default(),
-                fsdp_inputs: None,
-                wrt,
-                ct_outputs: Vec::new(),
-                n_out,
-                traces,
-                backward_traces: Vec::new(),
-                compile_seconds: seconds,
-                output_metas,
-                calls: AtomicU64::new(0),
-            });
-        }
-        let wrt_values =
-            wrt.iter()
-                .map(|&i| {
-                    trace.inputs.get(i).copied().ok_or_else(|| {
-                        ThunderError::new_err(format!("wrt input {i} does not exist"))
-                    })
-                })
-                .collect::<PyResult<Vec<_>>>()?;
-        let t = Instant::now();
-        let fb = thunder_transforms::forward_backward(&trace, &wrt_values).map_err(|e| {
-            // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
-            UnsupportedError::new_err(format!("the gradient: {e}"))
-        })?;
-        // One cotangent per distinct floating tensor output (see `thunder_transforms::grad`);
-        // an output returned at several positions (a split graph hands one value to several
-        // pieces) takes the sum of their cotangents: each position is differentiable.
-        let mut ct_outputs: Vec<Vec<usize>> = Vec::new();
-        let mut seen: Vec<thunder_ir::Value> = Vec::new();
-        for (i, &o) in trace.outputs.iter().enumerate() {
-            if !trace.tensor(o).is_some_and(|t| t.dtype.is_float()) {
-                continue;
-            }
-            match seen.iter().position(|&s| s == o) {
-                Some(k) => ct_outputs[k].push(i),
-                None => {
-                    seen.push(o);
-                    ct_outputs.push(vec![i]);
-                }
-            }
-        }
-        let mut fb = fb;
-        let mut wrt = wrt;
-        let mut fsdp_inputs = None;
-        let fsdp_is_on = fsdp.is_some();
-        if let Some((layout, params, prefetch)) = &fsdp {
-            let opts = thunder_distributed::FsdpOptions {
-                prefetch: *prefetch,
-                ..thunder_distributed::FsdpOptions::new(
-                    layout.inner.world_size,
-                    thunder_distributed::Zero::Three,
-                )
-            };
-            let piece = thunder_distributed::fsdp_with_layout(
-                &fb.forward,
-                &fb.backward,
-                fb.num_saved,
-                &wrt,
-                params,
-                &layout.inner,
-                &opts,
-            )
-            .map_err(|e| ThunderError::new_err(format!("FSDP: {e}")))?;
-            // The plans' gradients: of the inputs that are not parameters (at their new places),
-            // then of the bucket shards (after those inputs).
-            let mut new_wrt = Vec::with_capacity(piece.grads.len() + piece.buckets.len());
-            for &j in &piece.grads {
-                let at = piece
-                    .inputs
-                    .iter()
-                    .position(|&i| i == wrt[j])
-                    .ok_or_else(|| {
-                        ThunderError::new_err(format!("FSDP: input {} is not kept", wrt[j]))
-                    })?;
-                new_wrt.push(at);
-            }
-            new_wrt.extend((0..piece.buckets.len()).map(|t| piece.inputs.len() + t));
-            wrt = new_wrt;
-            fb.forward = piece.forward;
-            fb.backward = piece.backward;
-            fb.num_saved = piece.num_saved;
-            fsdp_inputs = Some((piece.inputs, piece.buckets));
-        }
-        let mut local = None;
-        if let Some((world, bucket_bytes, reduce)) = ddp {
-            local = Some(fb.backward.clone());
-            let opts = thunder_distributed::DdpOptions {
-                world_size: world,
-                bucket_bytes,
-            };
-            fb.backward = thunder_distributed::ddp_backward_for(&fb.backward, &opts, &reduce)
-                .map_err(|e| ThunderError::new_err(format!("DDP: {e}")))?;
-        }
-        seconds.push(("grad", t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        let plan = ExecutionPlan::compile(&fb.forward, &refs).map_err(err)?;
-        let backward = ExecutionPlan::compile(&fb.backward, &refs).map_err(err)?;
-        let backward_local = local
-            .map(|b| ExecutionPlan::compile(&b, &refs))
-            .transpose()
-            .map_err(err)?;
-        seconds.push(("plan", t.elapsed().as_secs_f64()));
-        let traces = vec![
-            ("captured".to_string(), trace.to_python()),
-            ("forward".to_string(), fb.forward.to_python()),
-            ("executed".to_string(), plan.claimed().to_python()),
-        ];
-        let backward_traces = vec![
-            ("backward".to_string(), fb.backward.to_python()),
-            ("executed".to_string(), backward.claimed().to_python()),
-        ];
-        // With FSDP the plans' inputs are reordered: the fixed positions no longer apply (and the
-        // collectives make the plans uncapturable anyway).
-        let fixed = cuda_graphs
-            .as_deref()
-            .map(|f| if fsdp_is_on { &[][..] } else { f });
-        Ok(CompiledGraph {
-            name: name.to_string(),
-            plan: Runner::new(plan, fixed),
-            backward: Some(Runner::new(backward, cuda_graphs.as_ref().map(|_| &[][..]))),
-            backward_local,
-            backward_runs: Default::default(),
-            fsdp_inputs,
-            wrt,
-            ct_outputs,
-            n_out,
-            traces,
-            backward_traces,
-            compile_seconds: seconds,
+        CompileInfo {
+            name,
+            n_out: trace.outputs.len(),
             output_metas,
-            calls: AtomicU64::new(0),
+            seconds: Vec::new(),
+        }
+    }
+}
+
+/// Without grad: one plan for the whole trace. `cuda_graphs`: the fixed inputs when the plan
+/// is replayed from a CUDA graph.
+fn compile_without_grad(
+    mut info: CompileInfo<'_>,
+    trace: &Trace,
+    refs: &[&dyn Executor],
+    cuda_graphs: Option<&[usize]>,
+) -> PyResult<CompiledGraph> {
+    let t = Instant::now();
+    let plan = ExecutionPlan::compile(trace, refs).map_err(err)?;
+    info.seconds.push(("plan", t.elapsed().as_secs_f64()));
+    let traces = vec![
+        ("captured".to_string(), trace.to_python()),
+        ("executed".to_string(), plan.claimed().to_python()),
+    ];
+    Ok(CompiledGraph {
+        name: info.name.to_string(),
+        plan: Runner::new(plan, cuda_graphs),
+        backward: None,
+        backward_local: None,
+        backward_runs: Default::default(),
+        fsdp_inputs: None,
+        wrt: Vec::new(),
+        ct_outputs: Vec::new(),
+        n_out: info.n_out,
+        traces,
+        backward_traces: Vec::new(),
+        compile_seconds: info.seconds,
+        output_metas: info.output_metas,
+        calls: AtomicU64::new(0),
+    })
+}
+
+/// The trace's inputs at the positions `wrt` names; a position past them raises.
+fn wrt_values(trace: &Trace, wrt: &[usize]) -> PyResult<Vec<thunder_ir::Value>> {
+    wrt.iter()
+        .map(|&i| {
+            trace
+                .inputs
+                .get(i)
+                .copied()
+                .ok_or_else(|| ThunderError::new_err(format!("wrt input {i} does not exist")))
         })
+        .collect()
+}
+
+/// The forward and backward traces of a graph with grad, after the distributed transforms,
+/// and how the Python side feeds and reads them.
+struct GradTraces {
+    /// The forward and the backward (with the DDP all-reduces, if any).
+    fb: ForwardBackward,
+    /// Positions among the plans' inputs of the gradients the backward returns.
+    wrt: Vec<usize>,
+    /// Per cotangent the backward takes, the outputs it belongs to.
+    ct_outputs: Vec<Vec<usize>>,
+    /// FSDP: the original inputs the plans take, then the buckets whose shards follow them.
+    fsdp_inputs: Option<(Vec<usize>, Vec<usize>)>,
+    /// DDP: the backward without the gradient all-reduces.
+    backward_local: Option<Trace>,
+}
+
+/// Splits `trace` into a forward and a backward for the gradients of `wrt_values` (the inputs
+/// at the positions `wrt`), then shards it with FSDP and/or adds the DDP all-reduces. An op
+/// without a grad rule raises `UnsupportedError`; a failing FSDP or DDP transform
+/// `ThunderError`.
+fn grad_traces(
+    trace: &Trace,
+    wrt_values: &[thunder_ir::Value],
+    mut wrt: Vec<usize>,
+    fsdp: Option<&FsdpArg<'_>>,
+    ddp: Option<(usize, usize, Vec<usize>)>,
+) -> PyResult<GradTraces> {
+    let mut fb = thunder_transforms::forward_backward(trace, wrt_values).map_err(|e| {
+        // An op without a grad rule: the graph runs eagerly, with PyTorch's autograd.
+        UnsupportedError::new_err(format!("the gradient: {e}"))
+    })?;
+    let ct_outputs = cotangent_outputs(trace);
+    let fsdp_inputs = match fsdp {
+        Some((layout, params, prefetch)) => Some(shard_fsdp(
+            &mut fb,
+            &mut wrt,
+            &layout.inner,
+            params,
+            *prefetch,
+        )?),
+        None => None,
+    };
+    let backward_local = match ddp {
+        Some((world, bucket_bytes, reduce)) => {
+            Some(reduce_ddp(&mut fb, world, bucket_bytes, &reduce)?)
+        }
+        None => None,
+    };
+    Ok(GradTraces {
+        fb,
+        wrt,
+        ct_outputs,
+        fsdp_inputs,
+        backward_local,
+    })
+}
+
+/// Per cotangent the backward takes, the positions of the outputs it belongs to.
+///
+/// One cotangent per distinct floating tensor output (see `thunder_transforms::grad`); an
+/// output returned at several positions (a split graph hands one value to several pieces)
+/// takes the sum of their cotangents: each position is differentiable.
+fn cotangent_outputs(trace: &Trace) -> Vec<Vec<usize>> {
+    let mut ct_outputs: Vec<Vec<usize>> = Vec::new();
+    let mut seen: Vec<thunder_ir::Value> = Vec::new();
+    for (i, &o) in trace.outputs.iter().enumerate() {
+        if !trace.tensor(o).is_some_and(|t| t.dtype.is_float()) {
+            continue;
+        }
+        match seen.iter().position(|&s| s == o) {
+            Some(k) => ct_outputs[k].push(i),
+            None => {
+                seen.push(o);
+                ct_outputs.push(vec![i]);
+            }
+        }
+    }
+    ct_outputs
+}
+
+/// FSDP (ZeRO-3 along `layout`, `params` pairing positions in `wrt` with its parameters):
+/// rewrites `fb` to take the kept inputs and the bucket shards, and `wrt` to the positions of
+/// the plans' gradients. Returns the kept inputs and the buckets (`fsdp_inputs()`).
+fn shard_fsdp(
+    fb: &mut ForwardBackward,
+    wrt: &mut Vec<usize>,
+    layout: &thunder_distributed::Layout,
+    params: &[(usize, usize)],
+    prefetch: usize,
+) -> PyResult<(Vec<usize>, Vec<usize>)> {
+    let opts = thunder_distributed::FsdpOptions {
+        prefetch,
+        ..thunder_distributed::FsdpOptions::new(layout.world_size, thunder_distributed::Zero::Three)
+    };
+    let piece = thunder_distributed::fsdp_with_layout(
+        &fb.forward,
+        &fb.backward,
+        fb.num_saved,
+        wrt,
+        params,
+        layout,
+        &opts,
+    )
+    .map_err(|e| ThunderError::new_err(format!("FSDP: {e}")))?;
+    // The plans' gradients: of the inputs that are not parameters (at their new places),
+    // then of the bucket shards (after those inputs).
+    let mut new_wrt = Vec::with_capacity(piece.grads.len() + piece.buckets.len());
+    for &j in &piece.grads {
+        let at = piece
+            .inputs
+            .iter()
+            .position(|&i| i == wrt[j])
+            .ok_or_else(|| ThunderError::new_err(format!("FSDP: input {} is not kept", wrt[j])))?;
+        new_wrt.push(at);
+    }
+    new_wrt.extend((0..piece.buckets.len()).map(|t| piece.inputs.len() + t));
+    *wrt = new_wrt;
+    fb.forward = piece.forward;
+    fb.backward = piece.backward;
+    fb.num_saved = piece.num_saved;
+    Ok((piece.inputs, piece.buckets))
+}
+
+/// DDP: makes `fb`'s backward average the gradients `reduce` (positions in `wrt`) over
+/// `world` ranks in buckets of `bucket_bytes`. Returns the backward as it was, without the
+/// all-reduces (for `no_sync` micro-steps).
+fn reduce_ddp(
+    fb: &mut ForwardBackward,
+    world: usize,
+    bucket_bytes: usize,
+    reduce: &[usize],
+) -> PyResult<Trace> {
+    let local = fb.backward.clone();
+    let opts = thunder_distributed::DdpOptions {
+        world_size: world,
+        bucket_bytes,
+    };
+    fb.backward = thunder_distributed::ddp_backward_for(&fb.backward, &opts, reduce)
+        .map_err(|e| ThunderError::new_err(format!("DDP: {e}")))?;
+    Ok(local)
+}
+
+/// With grad: plans for the forward, the backward and (DDP) the backward without the
+/// all-reduces. `cuda_graphs`: the fixed inputs when the plans are replayed from CUDA graphs.
+fn compile_with_grad(
+    mut info: CompileInfo<'_>,
+    trace: &Trace,
+    grad: GradTraces,
+    refs: &[&dyn Executor],
+    cuda_graphs: Option<&[usize]>,
+) -> PyResult<CompiledGraph> {
+    let GradTraces {
+        fb,
+        wrt,
+        ct_outputs,
+        fsdp_inputs,
+        backward_local,
+    } = grad;
+    let t = Instant::now();
+    let plan = ExecutionPlan::compile(&fb.forward, refs).map_err(err)?;
+    let backward = ExecutionPlan::compile(&fb.backward, refs).map_err(err)?;
+    let backward_local = backward_local
+        .map(|b| ExecutionPlan::compile(&b, refs))
+        .transpose()
+        .map_err(err)?;
+    info.seconds.push(("plan", t.elapsed().as_secs_f64()));
+    let traces = vec![
+        ("captured".to_string(), trace.to_python()),
+        ("forward".to_string(), fb.forward.to_python()),
+        ("executed".to_string(), plan.claimed().to_python()),
+    ];
+    let backward_traces = vec![
+        ("backward".to_string(), fb.backward.to_python()),
+        ("executed".to_string(), backward.claimed().to_python()),
+    ];
+    // With FSDP the plans' inputs are reordered: the fixed positions no longer apply (and the
+    // collectives make the plans uncapturable anyway).
+    let fixed = cuda_graphs.map(|f| if fsdp_inputs.is_some() { &[][..] } else { f });
+    Ok(CompiledGraph {
+        name: info.name.to_string(),
+        plan: Runner::new(plan, fixed),
+        backward: Some(Runner::new(backward, cuda_graphs.map(|_| &[][..]))),
+        backward_local,
+        backward_runs: Default::default(),
+        fsdp_inputs,
+        wrt,
+        ct_outputs,
+        n_out: info.n_out,
+        traces,
+        backward_traces,
+        compile_seconds: info.seconds,
+        output_metas: info.output_metas,
+        calls: AtomicU64::new(0),
     })
 }
 
