@@ -465,12 +465,12 @@ impl CompiledGraph {
     }
 }
 
-/// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
-/// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
-///
 /// `compile`'s `fsdp`: the layout, `(wrt position, layout parameter)` pairs, prefetch.
 type FsdpArg<'py> = (PyRef<'py, FsdpLayout>, Vec<(usize, usize)>, usize);
 
+/// Compiles a graph (`inputs`, `nodes`, `outputs` as `thunder/_fx.py` encodes them) for the
+/// executors named. Raises `UnsupportedError` for what thunder cannot compile yet.
+///
 /// `ddp`: `(world_size, bucket_bytes, reduce)`: the backward averages the gradients `reduce`
 /// (positions in `wrt`) over the ranks in buckets; `comm` runs the collectives (without it, only
 /// a world of one rank runs).
