@@ -513,8 +513,8 @@ fn compile(
             graph::GraphError::Unsupported { .. } => UnsupportedError::new_err(e.to_string()),
             _ => err(e),
         })?;
-        let execs =
-            thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
+        let execs = thunder_executors::executors_by_name(&executors)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let mut refs: Vec<&dyn Executor> = Vec::with_capacity(execs.len() + 1);
         if let Some(c) = &comm {
             refs.push(c.executor());
