@@ -86,8 +86,8 @@ pub enum Error {
         given: String,
     },
     /// NCCL cannot be loaded or lacks an entry point.
-    #[error("{0}")]
-    NcclUnavailable(String),
+    #[error(transparent)]
+    NcclUnavailable(NcclLoadError),
     /// An NCCL call failed or did not finish in time; the communicator was aborted (later
     /// uses give [`Error::Poisoned`]).
     #[error("{what}: {message}")]
@@ -110,6 +110,40 @@ pub enum Error {
     },
 }
 
+/// Why NCCL cannot be loaded ([`Error::NcclUnavailable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NcclLoadError {
+    /// None of the library names tried could be opened.
+    #[error(
+        "cannot load NCCL ({}); it comes with the PyTorch wheel (nvidia/nccl/lib): set \
+         THUNDER_NCCL_LIB to its libnccl.so.2",
+        attempts(.tried)
+    )]
+    NotFound {
+        /// Per name tried (`THUNDER_NCCL_LIB`, then `libnccl.so.2`, `libnccl.so`): the name and
+        /// the loader's error.
+        tried: Vec<(String, String)>,
+    },
+    /// The library lacks an entry point thunder calls.
+    #[error("NCCL lacks {symbol}: {reason}")]
+    MissingSymbol {
+        /// The entry point (`ncclAllReduce`, ...).
+        symbol: &'static str,
+        /// The loader's error.
+        reason: String,
+    },
+}
+
+/// `name: error` per library tried, `; `-separated.
+fn attempts(tried: &[(String, String)]) -> String {
+    tried
+        .iter()
+        .map(|(name, error)| format!("{name}: {error}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -125,4 +159,29 @@ pub enum TraceError {
     /// Building the new trace failed.
     #[error(transparent)]
     Ir(#[from] thunder_ir::IrError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NcclLoadError;
+
+    #[test]
+    fn nccl_load_errors_list_what_was_tried() {
+        let e = NcclLoadError::NotFound {
+            tried: vec![
+                ("libnccl.so.2".into(), "not found".into()),
+                ("libnccl.so".into(), "no such file".into()),
+            ],
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot load NCCL (libnccl.so.2: not found; libnccl.so: no such file); it comes with \
+             the PyTorch wheel (nvidia/nccl/lib): set THUNDER_NCCL_LIB to its libnccl.so.2"
+        );
+        let e = NcclLoadError::MissingSymbol {
+            symbol: "ncclAllReduce",
+            reason: "undefined symbol".into(),
+        };
+        assert_eq!(e.to_string(), "NCCL lacks ncclAllReduce: undefined symbol");
+    }
 }

@@ -46,7 +46,7 @@ pub use ddp::{
     accumulate_backward, broadcast_parameters, ddp_backward, ddp_backward_for, DdpOptions,
 };
 pub use env::DistEnv;
-pub use error::{Error, Result, TraceError};
+pub use error::{Error, NcclLoadError, Result, TraceError};
 pub use fsdp::{
     fsdp, fsdp_with_layout, Bucket, Fsdp, FsdpOptions, FsdpPiece, Layout, ParamSpec, Zero,
 };

@@ -12,7 +12,7 @@
 //! every later call returns [`Error::Poisoned`] with it, so a Python caller gets an exception
 //! rather than a vanished process or a hang.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NcclLoadError, Result};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -125,8 +125,8 @@ fn lib() -> Result<&'static Lib> {
     load().map_err(|e| Error::NcclUnavailable(e.clone()))
 }
 
-fn load() -> std::result::Result<&'static Lib, &'static String> {
-    static LIB: OnceLock<std::result::Result<Lib, String>> = OnceLock::new();
+fn load() -> std::result::Result<&'static Lib, &'static NcclLoadError> {
+    static LIB: OnceLock<std::result::Result<Lib, NcclLoadError>> = OnceLock::new();
     LIB.get_or_init(|| {
         use libloading::os::unix::{Library, RTLD_LAZY};
         let names: Vec<String> = std::env::var("THUNDER_NCCL_LIB")
@@ -143,21 +143,19 @@ fn load() -> std::result::Result<&'static Lib, &'static String> {
                     found = Some(l);
                     break;
                 }
-                Err(e) => errors.push(format!("{n}: {e}")),
+                Err(e) => errors.push((n.clone(), e.to_string())),
             }
         }
-        let l = found.ok_or_else(|| {
-            format!(
-                "cannot load NCCL ({}); it comes with the PyTorch wheel (nvidia/nccl/lib): \
-                 set THUNDER_NCCL_LIB to its libnccl.so.2",
-                errors.join("; ")
-            )
-        })?;
+        let l = found.ok_or(NcclLoadError::NotFound { tried: errors })?;
         macro_rules! sym {
             ($name:literal) => {
                 // SAFETY: the signatures are NCCL 2.28's (nccl.h).
-                *unsafe { l.get(concat!($name, "\0").as_bytes()) }
-                    .map_err(|e| format!("NCCL lacks {}: {e}", $name))?
+                *unsafe { l.get(concat!($name, "\0").as_bytes()) }.map_err(|e| {
+                    NcclLoadError::MissingSymbol {
+                        symbol: $name,
+                        reason: e.to_string(),
+                    }
+                })?
             };
         }
         let lib = Lib {

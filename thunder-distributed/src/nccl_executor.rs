@@ -15,12 +15,13 @@
 //! with no exception.) The outputs of the collectives that were in flight hold undefined values.
 
 use crate::nccl::{nccl_dtype, Communicator, RedOp};
+use crate::timeline::driver;
 use cudarc::driver::{result as drv, sys as dsys};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
-use thunder_executors::cuda::{current_stream, enter_device};
+use thunder_executors::cuda::{current_stream, enter_device, CudaError};
 use thunder_executors::executor::{KArg, Outputs};
 use thunder_executors::{Error as ExecError, Executor, Kernel, KernelError, RtValue};
 use thunder_ir::{Attr, BoundSymbol, DistOp, Op, Trace};
@@ -62,6 +63,20 @@ impl std::fmt::Debug for NcclExecutor {
     }
 }
 
+/// Why the NCCL executor could not start ([`NcclExecutor::new`]), or could not record or read
+/// its timeline.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NcclExecutorError {
+    /// A CUDA call failed: entering the device, making the communication stream, reading the
+    /// current stream, a timing event.
+    #[error(transparent)]
+    Cuda(#[from] CudaError),
+    /// The watchdog thread could not be started.
+    #[error("cannot start the NCCL watchdog: {0}")]
+    Watchdog(std::io::Error),
+}
+
 fn event() -> Result<dsys::CUevent, KernelError> {
     drv::event::create(dsys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
         .map_err(|e| KernelError(format!("cuEventCreate: {e:?}")))
@@ -71,27 +86,27 @@ fn event() -> Result<dsys::CUevent, KernelError> {
 /// collective's kernels get SMs as soon as the compute kernels free some, rather than queueing
 /// behind them while the compute stream waits for the collective (PyTorch FSDP2 does the
 /// same). `THUNDER_NCCL_STREAM_PRIORITY=normal` makes it an ordinary stream (for comparison).
-fn comm_stream() -> Result<dsys::CUstream, String> {
+fn comm_stream() -> Result<dsys::CUstream, CudaError> {
     let normal = std::env::var("THUNDER_NCCL_STREAM_PRIORITY").is_ok_and(|v| v == "normal");
     let (mut least, mut greatest) = (0, 0);
     // SAFETY: out-pointers to locals; the device's context is current (enter_device).
     unsafe { dsys::cuCtxGetStreamPriorityRange(&mut least, &mut greatest) }
         .result()
-        .map_err(|e| format!("cuCtxGetStreamPriorityRange: {e:?}"))?;
+        .map_err(driver("cuCtxGetStreamPriorityRange"))?;
     let mut s: dsys::CUstream = std::ptr::null_mut();
     let flags = dsys::CUstream_flags::CU_STREAM_NON_BLOCKING as u32;
     let priority = if normal { least } else { greatest };
     // SAFETY: as above; the stream lives as long as the process (like the executor's).
     unsafe { dsys::cuStreamCreateWithPriority(&mut s, flags, priority) }
         .result()
-        .map_err(|e| format!("cuStreamCreateWithPriority: {e:?}"))?;
+        .map_err(driver("cuStreamCreateWithPriority"))?;
     Ok(s)
 }
 
 impl NcclExecutor {
     /// An executor over `comm`, with its communication stream and watchdog.
-    pub fn new(comm: Arc<Communicator>) -> Result<Self, String> {
-        enter_device(comm.device()).map_err(|e| e.to_string())?;
+    pub fn new(comm: Arc<Communicator>) -> Result<Self, NcclExecutorError> {
+        enter_device(comm.device())?;
         let s = comm_stream()?;
         let inner = Arc::new(Inner {
             comm,
@@ -105,7 +120,7 @@ impl NcclExecutor {
         std::thread::Builder::new()
             .name("thunder-nccl-watchdog".into())
             .spawn(move || watchdog(weak))
-            .map_err(|e| format!("cannot start the NCCL watchdog: {e}"))?;
+            .map_err(NcclExecutorError::Watchdog)?;
         Ok(NcclExecutor { inner })
     }
 
@@ -126,10 +141,10 @@ impl NcclExecutor {
     /// Starts recording when each collective is issued, starts and ends, and how long each
     /// wait holds the compute stream (timing events; a little host time per collective).
     /// [`NcclExecutor::finish_timeline`] reads them.
-    pub fn start_timeline(&self) -> Result<(), String> {
+    pub fn start_timeline(&self) -> Result<(), NcclExecutorError> {
         let dev = self.inner.comm.device();
-        enter_device(dev).map_err(|e| e.to_string())?;
-        let stream = current_stream(dev).map_err(|e| e.to_string())?;
+        enter_device(dev)?;
+        let stream = current_stream(dev)?;
         let base = crate::timeline::mark(stream as usize)?;
         *self.lock_timeline() = Some(crate::timeline::Recording {
             base,
@@ -141,9 +156,9 @@ impl NcclExecutor {
 
     /// Stops recording; waits for the recorded work and returns its timeline (None if no
     /// recording was started).
-    pub fn finish_timeline(&self) -> Result<Option<crate::timeline::Timeline>, String> {
+    pub fn finish_timeline(&self) -> Result<Option<crate::timeline::Timeline>, NcclExecutorError> {
         let rec = self.lock_timeline().take();
-        rec.map(|r| r.read()).transpose()
+        Ok(rec.map(|r| r.read()).transpose()?)
     }
 
     fn lock_timeline(&self) -> std::sync::MutexGuard<'_, Option<crate::timeline::Recording>> {
@@ -327,7 +342,7 @@ impl Executor for NcclExecutor {
                         .as_ref()
                         .map(|_| crate::timeline::mark(cur))
                         .transpose()
-                        .map_err(KernelError)?;
+                        .map_err(KernelError::from)?;
                     // SAFETY: live stream and event handles.
                     unsafe {
                         drv::stream::wait_event(
@@ -338,7 +353,7 @@ impl Executor for NcclExecutor {
                     }
                     .map_err(|e| KernelError(format!("cuStreamWaitEvent: {e:?}")))?;
                     if let (Some(rec), Some(reached)) = (tl.as_mut(), reached) {
-                        let resumed = crate::timeline::mark(cur).map_err(KernelError)?;
+                        let resumed = crate::timeline::mark(cur).map_err(KernelError::from)?;
                         rec.waits.push((statement.clone(), reached, resumed));
                     }
                     drop(tl);
@@ -358,7 +373,7 @@ impl Executor for NcclExecutor {
             let issued = timed
                 .then(|| crate::timeline::mark(cur))
                 .transpose()
-                .map_err(KernelError)?;
+                .map_err(KernelError::from)?;
             let out = Tensor::f_empty(out_shape.as_slice(), (kind, Device::Cuda(dev as usize)))?;
             let stream = if is_async {
                 let ready = event()?;
@@ -382,7 +397,7 @@ impl Executor for NcclExecutor {
             let started = issued
                 .map(|_| crate::timeline::mark(stream))
                 .transpose()
-                .map_err(KernelError)?;
+                .map_err(KernelError::from)?;
             let n = t.numel();
             let (send, recv) = (t.data_ptr() as *const _, out.data_ptr());
             let s = stream as *mut std::ffi::c_void;
@@ -416,7 +431,7 @@ impl Executor for NcclExecutor {
             }
             .map_err(|e| KernelError(e.to_string()))?;
             if let (Some(i), Some(st)) = (issued, started) {
-                let ended = crate::timeline::mark(stream).map_err(KernelError)?;
+                let ended = crate::timeline::mark(stream).map_err(KernelError::from)?;
                 if let Some(rec) = inner
                     .timeline
                     .lock()

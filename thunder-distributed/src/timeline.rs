@@ -6,17 +6,25 @@
 //! For a `dist.wait`: when the compute stream reached it and when it went on. The difference is
 //! communication the compute did not hide (a *stall*).
 
-use cudarc::driver::{result as drv, sys as dsys};
+use cudarc::driver::{result as drv, sys as dsys, DriverError};
 use std::fmt::Write;
+use thunder_executors::cuda::CudaError;
+
+/// A failed driver call, with `call` saying which (the message: `call: error`).
+pub(crate) fn driver(call: &'static str) -> impl FnOnce(DriverError) -> CudaError {
+    move |error| CudaError::Driver {
+        call: call.into(),
+        error,
+    }
+}
 
 /// A timing event (timing enabled, unlike the executor's ordering events) recorded on
 /// `stream` now.
-pub(crate) fn mark(stream: usize) -> Result<usize, String> {
+pub(crate) fn mark(stream: usize) -> Result<usize, CudaError> {
     let ev = drv::event::create(dsys::CUevent_flags::CU_EVENT_DEFAULT)
-        .map_err(|e| format!("cuEventCreate: {e:?}"))?;
+        .map_err(driver("cuEventCreate"))?;
     // SAFETY: an event just made and a live stream.
-    unsafe { drv::event::record(ev, stream as dsys::CUstream) }
-        .map_err(|e| format!("cuEventRecord: {e:?}"))?;
+    unsafe { drv::event::record(ev, stream as dsys::CUstream) }.map_err(driver("cuEventRecord"))?;
     Ok(ev as usize)
 }
 
@@ -32,8 +40,8 @@ pub(crate) struct Recording {
 impl Recording {
     /// Waits for every event, reads the times (milliseconds after `base`) and destroys the
     /// events.
-    pub fn read(self) -> Result<Timeline, String> {
-        let at = |ev: usize| -> Result<f64, String> {
+    pub fn read(self) -> Result<Timeline, CudaError> {
+        let at = |ev: usize| -> Result<f64, CudaError> {
             // SAFETY: events recorded by this executor; synchronize before reading.
             unsafe {
                 drv::event::synchronize(ev as dsys::CUevent)
@@ -41,7 +49,7 @@ impl Recording {
                         drv::event::elapsed(self.base as dsys::CUevent, ev as dsys::CUevent)
                     })
                     .map(f64::from)
-                    .map_err(|e| format!("reading a timing event: {e:?}"))
+                    .map_err(driver("reading a timing event"))
             }
         };
         let mut t = Timeline::default();

@@ -160,7 +160,8 @@ impl<'a> Args<'a> {
 }
 
 /// What a kernel returns when libtorch (or the kernel) fails; the plan adds which bound symbol.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct KernelError(pub String);
 
 impl From<tch::TchError> for KernelError {

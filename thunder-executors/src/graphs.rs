@@ -17,7 +17,7 @@
 //! A capture that CUDA itself refuses (an operation libtorch synchronizes on) falls back too,
 //! with CUDA's reason.
 
-use crate::executor::RtValue;
+use crate::executor::{KernelError, RtValue};
 use crate::plan::ExecutionPlan;
 use crate::shim::CudaGraph;
 use crate::{Error, Result};
@@ -176,6 +176,59 @@ impl StaticInputs {
     }
 }
 
+/// Why [`Captured::capture`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// Copying the inputs into the static buffers failed.
+    #[error("copying the inputs for the capture failed: {0}")]
+    Copy(tch::TchError),
+    /// CUDA refused an operation of the captured call.
+    #[error("CUDA refused the capture: {0}")]
+    Refused(KernelError),
+}
+
+/// Why a trace cannot be captured into a CUDA graph ([`uncapturable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UncapturableError {
+    /// A tensor input or output is on the CPU.
+    #[error("{name} is on the CPU: CUDA graphs capture CUDA work")]
+    OnCpu {
+        /// The tensor's name in the trace.
+        name: String,
+    },
+    /// The tensor inputs and outputs are on more than one device.
+    #[error("the tensors are on several CUDA devices")]
+    SeveralDevices {
+        /// The device of the first tensor.
+        first: usize,
+        /// Another tensor's device.
+        other: usize,
+    },
+    /// A number input (a replay would keep its captured value).
+    #[error("it takes the number {name}, which a replay would keep at its captured value")]
+    NumberInput {
+        /// The input's name in the trace.
+        name: String,
+    },
+    /// A number output (read on the host: a synchronization).
+    #[error("it returns the number {name}, which is read on the host (a synchronization)")]
+    NumberOutput {
+        /// The output's name in the trace.
+        name: String,
+    },
+    /// A collective (the NCCL executor polls it from the host).
+    #[error("it runs the collective `{op}`, which the NCCL executor checks from the host")]
+    Collective {
+        /// The collective's op (printed qualified: `dist.all_reduce`).
+        op: Op,
+    },
+    /// Neither a tensor input nor a tensor output: no device to capture on.
+    #[error("it has no tensor inputs or outputs")]
+    NoTensors,
+}
+
 /// A call captured into a CUDA graph: its static input buffers, the graph, and the outputs
 /// the capture made (every replay rewrites them).
 pub struct Captured<T> {
@@ -205,11 +258,10 @@ impl<T> Captured<T> {
         inputs: &[Tensor],
         fixed: &[bool],
         f: impl FnOnce(&[Tensor]) -> std::result::Result<T, E>,
-    ) -> std::result::Result<Self, String> {
-        let inputs = StaticInputs::new(inputs, fixed)
-            .map_err(|e| format!("copying the inputs for the capture failed: {e}"))?;
-        let (graph, outputs) = CudaGraph::capture(device, || f(inputs.tensors()))
-            .map_err(|e| format!("CUDA refused the capture: {}", e.0))?;
+    ) -> std::result::Result<Self, CaptureError> {
+        let inputs = StaticInputs::new(inputs, fixed).map_err(CaptureError::Copy)?;
+        let (graph, outputs) =
+            CudaGraph::capture(device, || f(inputs.tensors())).map_err(CaptureError::Refused)?;
         Ok(Captured {
             inputs,
             graph,
@@ -227,36 +279,25 @@ impl<T> Captured<T> {
 }
 
 /// Why `trace` cannot be captured into a CUDA graph, or None if it can; with its device.
-pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
+pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, UncapturableError> {
     let mut device = None;
     for &v in trace.inputs.iter().chain(&trace.outputs) {
+        let name = || trace.name_of(v).to_string();
         match trace.ty(v) {
             ValueType::Tensor(t) => match t.device {
-                Device::Cpu => {
-                    return Err(format!(
-                        "{} is on the CPU: CUDA graphs capture CUDA work",
-                        trace.name_of(v)
-                    ))
-                }
+                Device::Cpu => return Err(UncapturableError::OnCpu { name: name() }),
                 Device::Cuda(i) => {
-                    if device.is_some_and(|d| d != i as usize) {
-                        return Err("the tensors are on several CUDA devices".into());
+                    let i = i as usize;
+                    if let Some(first) = device.filter(|&d| d != i) {
+                        return Err(UncapturableError::SeveralDevices { first, other: i });
                     }
-                    device = Some(i as usize);
+                    device = Some(i);
                 }
             },
             ValueType::Number(_) if trace.inputs.contains(&v) => {
-                return Err(format!(
-                    "it takes the number {}, which a replay would keep at its captured value",
-                    trace.name_of(v)
-                ))
+                return Err(UncapturableError::NumberInput { name: name() })
             }
-            ValueType::Number(_) => {
-                return Err(format!(
-                    "it returns the number {}, which is read on the host (a synchronization)",
-                    trace.name_of(v)
-                ))
-            }
+            ValueType::Number(_) => return Err(UncapturableError::NumberOutput { name: name() }),
         }
     }
     if let Some(b) = trace
@@ -264,12 +305,9 @@ pub fn uncapturable(trace: &Trace) -> std::result::Result<usize, String> {
         .iter()
         .find(|b| matches!(b.op, Op::Dist(_)))
     {
-        return Err(format!(
-            "it runs the collective `{}`, which the NCCL executor checks from the host",
-            b.op.qualified_name()
-        ));
+        return Err(UncapturableError::Collective { op: b.op });
     }
-    device.ok_or_else(|| "it has no tensor inputs or outputs".to_string())
+    device.ok_or(UncapturableError::NoTensors)
 }
 
 enum State {
@@ -363,6 +401,7 @@ impl GraphedPlan {
             self.state = State::Uncaptured(
                 uncapturable(&self.plan.claimed().trace)
                     .err()
+                    .map(|why| why.to_string())
                     .unwrap_or_else(|| {
                         "it takes numbers, which a replay would keep at their captured values"
                             .into()
@@ -399,7 +438,7 @@ impl GraphedPlan {
         let device = match uncapturable(&self.plan.claimed().trace) {
             Ok(d) => d,
             Err(why) => {
-                self.state = State::Uncaptured(why);
+                self.state = State::Uncaptured(why.to_string());
                 return Ok(outs);
             }
         };
@@ -413,7 +452,7 @@ impl GraphedPlan {
             )
         }) {
             Ok(c) => State::Captured(c),
-            Err(why) => State::Uncaptured(why),
+            Err(why) => State::Uncaptured(why.to_string()),
         };
         Ok(outs)
     }

@@ -78,7 +78,7 @@ pub use executor::{
 };
 #[cfg(feature = "cuda")]
 pub use fusion::FusionExecutor;
-pub use graphs::{uncapturable, GraphedPlan};
+pub use graphs::{uncapturable, GraphedPlan, UncapturableError};
 #[cfg(feature = "cuda")]
 pub use kernels::{AdamwExecutor, CrossEntropyExecutor};
 pub use plan::ExecutionPlan;
@@ -107,11 +107,20 @@ pub fn executor_by_name(name: &str) -> Option<Box<dyn Executor>> {
     })
 }
 
+/// A name that is none of [`EXECUTOR_NAMES`] (nor an alias of one); the message lists the
+/// valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown executor {name:?}; the executors are: {}", EXECUTOR_NAMES.join(", "))]
+pub struct UnknownExecutor {
+    /// The name given (trimmed).
+    pub name: String,
+}
+
 /// The executors called `names`, highest priority first, with the torch executor added last
 /// when missing (every op needs one); the error names the unknown executor and the valid ones.
 pub fn executors_by_name<S: AsRef<str>>(
     names: &[S],
-) -> std::result::Result<Vec<Box<dyn Executor>>, String> {
+) -> std::result::Result<Vec<Box<dyn Executor>>, UnknownExecutor> {
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for n in names {
@@ -120,11 +129,8 @@ pub fn executors_by_name<S: AsRef<str>>(
             continue;
         }
         seen.push(n);
-        out.push(executor_by_name(n).ok_or_else(|| {
-            format!(
-                "unknown executor {n:?}; the executors are: {}",
-                EXECUTOR_NAMES.join(", ")
-            )
+        out.push(executor_by_name(n).ok_or_else(|| UnknownExecutor {
+            name: n.to_string(),
         })?);
     }
     if !seen.contains(&"torch") {

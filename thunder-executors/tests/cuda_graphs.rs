@@ -93,7 +93,7 @@ fn plans_that_cannot_be_captured_say_why() {
     let ok = b.build(&[y]).unwrap();
     assert_eq!(uncapturable(&ok), Ok(0));
 
-    let why = |t: &Trace| uncapturable(t).unwrap_err();
+    let why = |t: &Trace| uncapturable(t).unwrap_err().to_string();
     assert!(why(&scaled(Device::Cpu)).contains("x is on the CPU"));
     assert!(why(&scaled(Device::Cuda(0))).contains("takes the number alpha"));
 

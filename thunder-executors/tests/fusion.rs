@@ -231,7 +231,7 @@ fn cross_entropy_kernels_compile_for_every_dtype_and_row_length() {
             compile_ptx(&src, "compute_90").unwrap_or_else(|e| panic!("{dtype} x {classes}: {e}"));
         }
     }
-    let e = xent::source(DType::I64, 5).unwrap_err();
+    let e = xent::source(DType::I64, 5).unwrap_err().to_string();
     assert!(e.contains("floating"), "{e}");
 }
 
@@ -281,7 +281,7 @@ fn adamw_kernels_compile_for_every_dtype() {
         let src = adamw::source(dtype).unwrap();
         compile_ptx(&src, "compute_90").unwrap_or_else(|e| panic!("{dtype}: {e}"));
     }
-    let e = adamw::source(DType::I32).unwrap_err();
+    let e = adamw::source(DType::I32).unwrap_err().to_string();
     assert!(e.contains("floating"), "{e}");
 }
 

@@ -500,8 +500,8 @@ fn compile(
         let g = decode_graph(&inputs, nodes, outputs)?;
         let t0 = Instant::now();
         let trace = trace_graph(&g, name)?;
-        let execs =
-            thunder_executors::executors_by_name(&executors).map_err(PyValueError::new_err)?;
+        let execs = thunder_executors::executors_by_name(&executors)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let refs = executor_refs(comm.as_deref(), &execs);
         let mut info = CompileInfo::new(name, &trace);
         info.seconds.push(("trace", t0.elapsed().as_secs_f64()));

@@ -71,7 +71,7 @@ impl Dist {
             .map_err(|e| BenchError::Usage(format!("rank {}: {e}", env.rank)))?;
         let comm = communicator(&mut rdv, env.local_rank as i32, timeout)
             .map_err(|e| BenchError::Kernel(format!("rank {}: NCCL: {e}", env.rank)))?;
-        let nccl = NcclExecutor::new(comm).map_err(BenchError::Kernel)?;
+        let nccl = NcclExecutor::new(comm).map_err(|e| BenchError::Kernel(e.to_string()))?;
         nccl.watch_peers(rdv.liveness());
         Ok(Dist {
             parallel,

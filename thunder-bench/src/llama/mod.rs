@@ -580,7 +580,9 @@ fn run_mode(
     for s in 0..total {
         if let Some((d, _)) = comm_profile.filter(|_| s + 1 == total) {
             sync(o.device);
-            d.nccl.start_timeline().map_err(BenchError::Kernel)?;
+            d.nccl
+                .start_timeline()
+                .map_err(|e| BenchError::Kernel(e.to_string()))?;
         }
         let start = Instant::now();
         let loss = trainer.step(batch)?;
@@ -639,7 +641,7 @@ fn write_comm_profile(d: &dist::Dist, dir: &Path, step_ms: f64) -> Result<(), Be
     let t = d
         .nccl
         .finish_timeline()
-        .map_err(BenchError::Kernel)?
+        .map_err(|e| BenchError::Kernel(e.to_string()))?
         .ok_or_else(|| BenchError::Kernel("no collective timeline was recorded".into()))?;
     std::fs::create_dir_all(dir).map_err(|source| BenchError::Io {
         path: dir.to_path_buf(),

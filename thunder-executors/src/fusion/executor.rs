@@ -341,7 +341,7 @@ impl Fuser for FusionExecutor {
             generate(trace, ops, region, name).map_err(|m| Error::Compile {
                 executor: "fusion",
                 statement: format!("a region of {} ops", region.ops.len()),
-                message: m,
+                message: m.to_string(),
             })
         };
         // Named by what it computes: regions alike (a model's layers) share one source, which

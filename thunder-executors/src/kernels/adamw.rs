@@ -58,10 +58,9 @@ fn chunk(dtype: DType) -> usize {
 
 /// The CUDA C++ of the AdamW kernel for parameters of `dtype` (float16, bfloat16, float32 or
 /// float64).
-pub fn source(dtype: DType) -> std::result::Result<String, String> {
-    let t = crate::fusion::codegen::float_storage_type(dtype).ok_or_else(|| {
-        format!("the AdamW kernel takes floating parameters (f16, bf16, f32, f64), not {dtype}")
-    })?;
+pub fn source(dtype: DType) -> std::result::Result<String, super::SourceError> {
+    let t = crate::fusion::codegen::float_storage_type(dtype)
+        .ok_or(super::SourceError::AdamwDtype { dtype })?;
     let mut src = String::from(crate::fusion::codegen::PRELUDE);
     src.push_str(&format!(
         r#"
@@ -239,7 +238,10 @@ impl Executor for AdamwExecutor {
             if !modules.iter().any(|(m, _)| *m == d) {
                 modules.push((
                     d,
-                    Module::new(source(d).map_err(err)?, vec!["adamw_step".into()]),
+                    Module::new(
+                        source(d).map_err(|e| err(e.to_string()))?,
+                        vec!["adamw_step".into()],
+                    ),
                 ));
             }
         }

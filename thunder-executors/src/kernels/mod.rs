@@ -11,3 +11,24 @@ pub mod xent;
 
 pub use adamw::AdamwExecutor;
 pub use xent::CrossEntropyExecutor;
+
+use thunder_ir::DType;
+
+/// Why the source of a hand-written kernel cannot be generated ([`xent::source`],
+/// [`adamw::source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The cross-entropy kernels were asked for a non-floating input dtype.
+    #[error("the fused cross entropy takes floating inputs (f16, bf16, f32, f64), not {dtype}")]
+    CrossEntropyDtype {
+        /// The dtype asked for.
+        dtype: DType,
+    },
+    /// The AdamW kernel was asked for a non-floating parameter dtype.
+    #[error("the AdamW kernel takes floating parameters (f16, bf16, f32, f64), not {dtype}")]
+    AdamwDtype {
+        /// The dtype asked for.
+        dtype: DType,
+    },
+}

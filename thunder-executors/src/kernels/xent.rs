@@ -81,10 +81,9 @@ const NAMES: [&str; 6] = [
 
 /// The CUDA C++ of the cross-entropy kernels for rows of `classes` values of `dtype` (float16,
 /// bfloat16, float32 or float64).
-pub fn source(dtype: DType, classes: usize) -> std::result::Result<String, String> {
-    let t = crate::fusion::codegen::float_storage_type(dtype).ok_or_else(|| {
-        format!("the fused cross entropy takes floating inputs (f16, bf16, f32, f64), not {dtype}")
-    })?;
+pub fn source(dtype: DType, classes: usize) -> std::result::Result<String, super::SourceError> {
+    let t = crate::fusion::codegen::float_storage_type(dtype)
+        .ok_or(super::SourceError::CrossEntropyDtype { dtype })?;
     let sh = Shape { dtype, classes };
     let (ch_s, ch_v) = sh.chunks();
     let mut src = String::from(crate::fusion::codegen::PRELUDE);
@@ -469,7 +468,7 @@ impl Executor for CrossEntropyExecutor {
         let src = source(dtype, classes).map_err(|m| Error::Compile {
             executor: "cross-entropy",
             statement: statement(),
-            message: m,
+            message: m.to_string(),
         })?;
         let module = Module::new(src, NAMES.iter().map(|s| s.to_string()).collect());
         if let Some(thunder_ir::Device::Cuda(d)) = trace.tensor(bsym.outputs[0]).map(|t| t.device) {

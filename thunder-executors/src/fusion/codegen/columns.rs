@@ -1,7 +1,7 @@
 //! Columns regions: reductions over the leading dims in two stages, partial results per range
 //! of rows into a workspace, then combined per column in a fixed order (deterministic).
 
-use super::expr::{dtype_of, red_init, Block, Gen, InputAccess};
+use super::expr::{non_tensor, red_init, reduced_dtype, Block, Gen, InputAccess};
 use super::pointwise::pointwise_entries;
 use super::{GenError, KernelEntry, Launch};
 use crate::fusion::partition::{kind, Kind, Region};
@@ -178,7 +178,7 @@ fn part_body(
         let mut idx = lead_idx.clone();
         idx.extend(inner.index(&format!("c{e}_"), &format!("cc{e}"), trail));
         for (b, per) in reductions.iter().zip(&accs) {
-            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let x = b.args[0].as_value().ok_or(non_tensor(b, "reduction"))?;
             let ty = g.cty(b.outputs[0]);
             let v = g.eval(&mut inner, x, &idx, &InputAccess::Strided)?;
             let (_, comb) = red_init(b, ty)?;
@@ -298,7 +298,7 @@ pub(super) fn columns_fin(
         body.line(&format!(
             "for (int w = 1; w < {warps}; ++w) {a} = {comb}({a}, fs{j}[w][lane]);"
         ));
-        let dt = dtype_of(trace, o).ok_or("dtype")?;
+        let dt = reduced_dtype(trace, o)?;
         let rounded = match dt {
             DType::BF16 => format!("rnd_bf16({a})"),
             DType::F16 => format!("rnd_f16({a})"),

@@ -2,11 +2,11 @@
 //! is read at, elementwise prims have a formula in CUDA C++ (rounded to 16-bit floats after every
 //! op, as eager rounds).
 
-use super::{compute_type, GenError};
+use super::{compute_type, storage_type, GenError};
 use crate::fusion::partition::Region;
 use std::collections::{HashMap, HashSet};
 use thunder_ir::ops::prims::PrimClass;
-use thunder_ir::{Arg, Attr, BoundSymbol, DType, Op, PrimOp, Trace, Value, ValueType};
+use thunder_ir::{Arg, Attr, BoundSymbol, DType, Op, PrimOp, TensorMeta, Trace, Value, ValueType};
 
 /// A C literal of `x` in compute type `ty`.
 fn float_lit(x: f64, ty: &str) -> String {
@@ -138,6 +138,37 @@ pub(super) fn shape_of(trace: &Trace, v: Value) -> Vec<usize> {
 
 pub(super) fn dtype_of(trace: &Trace, v: Value) -> Option<DType> {
     trace.tensor(v).map(|t| t.dtype)
+}
+
+/// The metadata of `v`, which a kernel reads or writes as a tensor.
+pub(super) fn tensor_of(trace: &Trace, v: Value) -> Result<&TensorMeta, GenError> {
+    trace.tensor(v).ok_or(GenError::NotATensor { value: v })
+}
+
+/// The type a kernel stores `v`, a tensor of `dtype`, in.
+pub(super) fn storage_of(v: Value, dtype: DType) -> Result<&'static str, GenError> {
+    storage_type(dtype).ok_or(GenError::MissingDtype {
+        value: v,
+        dtype: Some(dtype),
+    })
+}
+
+/// The dtype of `v`, the result of a reduction.
+pub(super) fn reduced_dtype(trace: &Trace, v: Value) -> Result<DType, GenError> {
+    dtype_of(trace, v).ok_or(GenError::MissingDtype {
+        value: v,
+        dtype: None,
+    })
+}
+
+/// `b`'s operand is not a tensor; `what` names `b` in the message.
+pub(super) fn non_tensor(b: &BoundSymbol, what: &'static str) -> GenError {
+    GenError::NonTensorOperand { op: b.op, what }
+}
+
+/// An attribute of `op` has the wrong kind.
+fn bad_attr(op: PrimOp, attr: &'static str) -> GenError {
+    GenError::BadAttr { op, attr }
 }
 
 fn ints_attr(a: &Attr) -> Vec<i64> {
@@ -276,7 +307,7 @@ impl<'a> Gen<'a> {
         if let Some(l) = literal(a, ty) {
             return Ok(l);
         }
-        let v = a.as_value().ok_or("an operand that is not a value")?;
+        let v = a.as_value().ok_or(GenError::OperandNotAValue)?;
         let e = self.eval(blk, v, idx, acc)?;
         Ok(if self.cty(v) == ty {
             e
@@ -339,7 +370,7 @@ impl<'a> Gen<'a> {
             let b = *self
                 .producer
                 .get(&v)
-                .ok_or_else(|| format!("value {} is neither an input nor computed", v.0))?;
+                .ok_or(GenError::Undefined { value: v })?;
             self.eval_op(blk, b, v, idx, acc)?
         };
         blk.memo.insert(key, name.clone());
@@ -356,19 +387,16 @@ impl<'a> Gen<'a> {
         acc: &InputAccess,
     ) -> Result<String, GenError> {
         let Op::Prim(op) = b.op else {
-            return Err("a torch-level op inside a region".into());
+            return Err(GenError::NotAPrim { op: b.op });
         };
-        let out_dt = dtype_of(self.trace, v).ok_or("a number output")?;
+        let out_dt = dtype_of(self.trace, v).ok_or(GenError::NumberOutput { value: v })?;
         let ty = compute_type(out_dt);
         // View ops: the operand at another index.
         if let Some(n) = self.eval_view(blk, op, b, v, idx, ty, acc)? {
             return Ok(n);
         }
         if op.class() == PrimClass::Reduction {
-            return Err(format!(
-                "prims.{} read outside its row loop (a fusion codegen bug)",
-                op.name()
-            ));
+            return Err(GenError::ReductionOutsideRowLoop { op });
         }
         let expr = self.elementwise(blk, op, b, out_dt, idx, acc)?;
         let n = self.fresh("v");
@@ -415,7 +443,7 @@ impl<'a> Gen<'a> {
         acc: &InputAccess,
     ) -> Result<String, GenError> {
         let x = b.args.first().and_then(Arg::as_value);
-        let x = x.ok_or("reshape of a non-tensor")?;
+        let x = x.ok_or(non_tensor(b, "reshape"))?;
         let xs = shape_of(self.trace, x);
         let lin = ravel(idx, &shape_of(self.trace, v));
         let n = self.fresh("l");
@@ -433,13 +461,13 @@ impl<'a> Gen<'a> {
         acc: &InputAccess,
     ) -> Result<String, GenError> {
         let x = b.args.first().and_then(Arg::as_value);
-        let x = x.ok_or("pad of a non-tensor")?;
+        let x = x.ok_or(non_tensor(b, "pad"))?;
         let xs = shape_of(self.trace, x);
         let config: Vec<Vec<i64>> = match &b.attrs[1] {
             Attr::IntLists(c) => c.clone(),
-            _ => return Err("bad padding_config".into()),
+            _ => return Err(bad_attr(PrimOp::Pad, "padding_config")),
         };
-        let pad = attr_literal(&b.attrs[0], ty).ok_or("bad padding_value")?;
+        let pad = attr_literal(&b.attrs[0], ty).ok_or(bad_attr(PrimOp::Pad, "padding_value"))?;
         let mut conds = Vec::new();
         let mut j = Vec::new();
         for (d, i) in idx.iter().enumerate() {
@@ -470,7 +498,7 @@ impl<'a> Gen<'a> {
         acc: &InputAccess,
     ) -> Result<String, GenError> {
         let Arg::List(parts) = &b.args[0] else {
-            return Err("cat of a non-list".into());
+            return Err(GenError::CatOfNonList);
         };
         let r = shape_of(self.trace, v).len() as i64;
         let dim = match &b.attrs[0] {
@@ -522,15 +550,15 @@ impl<'a> Gen<'a> {
         use PrimOp::*;
         let ty = compute_type(out_dt);
         Ok(match op {
-            Full => attr_literal(&b.attrs[1], ty).ok_or("bad fill value")?,
+            Full => attr_literal(&b.attrs[1], ty).ok_or(bad_attr(op, "fill value"))?,
             Iota => {
                 let num = |a: &Attr| match a {
                     Attr::Int(i) => literal(&Arg::Int(*i), ty),
                     Attr::Float(f) => literal(&Arg::Float(*f), ty),
                     _ => None,
                 };
-                let start = num(&b.attrs[1]).ok_or("bad iota start")?;
-                let step = num(&b.attrs[2]).ok_or("bad iota step")?;
+                let start = num(&b.attrs[1]).ok_or(bad_attr(op, "iota start"))?;
+                let step = num(&b.attrs[2]).ok_or(bad_attr(op, "iota step"))?;
                 format!("({start} + ({ty})({}) * {step})", idx[0])
             }
             ConvertElementType => {
@@ -630,7 +658,7 @@ fn view_index(
     let arg_v = |i: usize| b.args.get(i).and_then(Arg::as_value);
     Ok(Some(match op {
         BroadcastInDim => {
-            let x = arg_v(0).ok_or("broadcast of a non-tensor")?;
+            let x = arg_v(0).ok_or(non_tensor(b, "broadcast"))?;
             let xs = shape_of(trace, x);
             let bd = ints_attr(&b.attrs[1]);
             let j: Vec<String> = xs
@@ -647,7 +675,7 @@ fn view_index(
             (x, j)
         }
         Transpose => {
-            let x = arg_v(0).ok_or("transpose of a non-tensor")?;
+            let x = arg_v(0).ok_or(non_tensor(b, "transpose"))?;
             let perm = ints_attr(&b.attrs[0]);
             let mut j = vec![String::new(); perm.len()];
             for (o, &p) in perm.iter().enumerate() {
@@ -656,7 +684,7 @@ fn view_index(
             (x, j)
         }
         Squeeze => {
-            let x = arg_v(0).ok_or("squeeze of a non-tensor")?;
+            let x = arg_v(0).ok_or(non_tensor(b, "squeeze"))?;
             let xs = shape_of(trace, x);
             let r = xs.len() as i64;
             let dims: HashSet<usize> = ints_attr(&b.attrs[0])
@@ -676,7 +704,7 @@ fn view_index(
             (x, j)
         }
         Slice => {
-            let x = arg_v(0).ok_or("slice of a non-tensor")?;
+            let x = arg_v(0).ok_or(non_tensor(b, "slice"))?;
             let start = ints_attr(&b.attrs[0]);
             let strides = ints_attr(&b.attrs[2]);
             let j: Vec<String> = idx
@@ -687,7 +715,7 @@ fn view_index(
             (x, j)
         }
         Flip => {
-            let x = arg_v(0).ok_or("flip of a non-tensor")?;
+            let x = arg_v(0).ok_or(non_tensor(b, "flip"))?;
             let xs = shape_of(trace, x);
             let r = xs.len() as i64;
             let dims: HashSet<usize> = ints_attr(&b.attrs[0])
@@ -776,7 +804,7 @@ fn unary_formula(op: PrimOp, a: &str, operand_ty: &str) -> Result<String, GenErr
                 format!("(~{a})")
             }
         }
-        other => return Err(format!("no formula for prims.{}", other.name())),
+        other => return Err(GenError::NoFormula { op: other }),
     })
 }
 
@@ -812,14 +840,14 @@ fn binary_formula(op: PrimOp, x: &str, y: &str, operand_ty: &str) -> Result<Stri
         BitwiseXor => format!("({x} ^ {y})"),
         ShiftLeft => format!("({x} << {y})"),
         ShiftRight => format!("({x} >> {y})"),
-        other => return Err(format!("no formula for prims.{}", other.name())),
+        other => return Err(GenError::NoFormula { op: other }),
     })
 }
 
 /// The identity and the combining function of a reduction in type `ty`.
 pub(super) fn red_init(b: &BoundSymbol, ty: &str) -> Result<(String, &'static str), GenError> {
     let Op::Prim(op) = b.op else {
-        return Err("not a reduction".into());
+        return Err(GenError::NotAReduction { op: b.op });
     };
     let float = ty == "float" || ty == "double";
     Ok(match op {
@@ -845,6 +873,6 @@ pub(super) fn red_init(b: &BoundSymbol, ty: &str) -> Result<(String, &'static st
             },
             "red_min",
         ),
-        other => return Err(format!("prims.{} is not a fusible reduction", other.name())),
+        other => return Err(GenError::NotFusibleReduction { op: other }),
     })
 }

@@ -29,10 +29,111 @@ use expr::Gen;
 use pointwise::pointwise_entries;
 use rows::rows_entries;
 use std::fmt::Write;
-use thunder_ir::{Arg, BoundSymbol, DType, Op, PrimOp, Trace, ValueType};
+use thunder_ir::{Arg, BoundSymbol, DType, Op, PrimOp, Trace, Value, ValueType};
 
 /// Why a region cannot be generated.
-pub type GenError = String;
+///
+/// Each message is the one codegen has always given (callers and tests match on it); the fields
+/// carry what it leaves out: the value, the op, the dtype. Most variants are invariants the
+/// partitioner's checks ([`fusible`]) guarantee, so a region that reaches codegen should not hit
+/// them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenError {
+    /// A region input or output has a dtype with no CUDA storage type.
+    #[error("an unsupported dtype")]
+    UnsupportedDtype {
+        /// The value.
+        value: Value,
+        /// Its dtype.
+        dtype: DType,
+    },
+    /// A value a kernel stores or reduces into has no dtype (it is a number) or one without a
+    /// storage type.
+    #[error("dtype")]
+    MissingDtype {
+        /// The value.
+        value: Value,
+        /// Its dtype, if it is a tensor.
+        dtype: Option<DType>,
+    },
+    /// A region input is a complex number (kernel parameters are real).
+    #[error("a complex number input")]
+    ComplexInput {
+        /// The input.
+        value: Value,
+    },
+    /// A region output, or the result of an op of the region, is a number, not a tensor.
+    #[error("a number output")]
+    NumberOutput {
+        /// The value.
+        value: Value,
+    },
+    /// A value the kernel reads as a tensor is a number.
+    #[error("not a tensor")]
+    NotATensor {
+        /// The value.
+        value: Value,
+    },
+    /// An op's tensor operand is missing or not a value.
+    #[error("{what} of a non-tensor")]
+    NonTensorOperand {
+        /// The op.
+        op: Op,
+        /// How the message names it (`reduction`, `reshape`, `broadcast`, ...).
+        what: &'static str,
+    },
+    /// `prims.cat`'s operand is not a list of tensors.
+    #[error("cat of a non-list")]
+    CatOfNonList,
+    /// An operand of an elementwise prim is neither a literal nor a value.
+    #[error("an operand that is not a value")]
+    OperandNotAValue,
+    /// An attribute of a prim has the wrong kind (`padding_config`, `iota start`, ...).
+    #[error("bad {attr}")]
+    BadAttr {
+        /// The prim.
+        op: PrimOp,
+        /// The attribute, as the message names it.
+        attr: &'static str,
+    },
+    /// An op of the region is not a prim (a torch-level op or a collective).
+    #[error("a torch-level op inside a region")]
+    NotAPrim {
+        /// The op.
+        op: Op,
+    },
+    /// An elementwise prim without a CUDA formula.
+    #[error("no formula for prims.{}", .op.name())]
+    NoFormula {
+        /// The prim.
+        op: PrimOp,
+    },
+    /// A reduction's bound symbol is not a prim.
+    #[error("not a reduction")]
+    NotAReduction {
+        /// The op.
+        op: Op,
+    },
+    /// A reduction prim codegen has no identity and combining function for.
+    #[error("prims.{} is not a fusible reduction", .op.name())]
+    NotFusibleReduction {
+        /// The prim.
+        op: PrimOp,
+    },
+    /// A reduction's result read as an elementwise value (a fusion codegen bug).
+    #[error("prims.{} read outside its row loop (a fusion codegen bug)", .op.name())]
+    ReductionOutsideRowLoop {
+        /// The reduction.
+        op: PrimOp,
+    },
+    /// A value neither a region input nor the result of an op of the region.
+    #[error("value {} is neither an input nor computed", .value.0)]
+    Undefined {
+        /// The value.
+        value: Value,
+    },
+}
 
 /// The longest row a rows kernel reduces (elements).
 pub const MAX_ROW: usize = 32 * 1024;
@@ -304,7 +405,10 @@ fn params(trace: &Trace, region: &Region) -> Result<String, GenError> {
     for (k, &v) in region.inputs.iter().enumerate() {
         match trace.ty(v) {
             ValueType::Tensor(t) => {
-                let st = storage_type(t.dtype).ok_or("an unsupported dtype")?;
+                let st = storage_type(t.dtype).ok_or(GenError::UnsupportedDtype {
+                    value: v,
+                    dtype: t.dtype,
+                })?;
                 ps.push(format!("const {st}* __restrict__ in{k}"));
                 for d in 0..t.rank() {
                     ps.push(format!("long long s{k}_{d}"));
@@ -317,15 +421,18 @@ fn params(trace: &Trace, region: &Region) -> Result<String, GenError> {
                     thunder_ir::NumberType::Float => "double",
                     thunder_ir::NumberType::Bool => "bool",
                     thunder_ir::NumberType::Complex => {
-                        return Err("a complex number input".into());
+                        return Err(GenError::ComplexInput { value: v });
                     }
                 }
             )),
         }
     }
     for (k, &o) in region.outputs.iter().enumerate() {
-        let t = trace.tensor(o).ok_or("a number output")?;
-        let st = storage_type(t.dtype).ok_or("an unsupported dtype")?;
+        let t = trace.tensor(o).ok_or(GenError::NumberOutput { value: o })?;
+        let st = storage_type(t.dtype).ok_or(GenError::UnsupportedDtype {
+            value: o,
+            dtype: t.dtype,
+        })?;
         ps.push(format!("{st}* __restrict__ out{k}"));
     }
     Ok(ps.join(", "))
@@ -356,4 +463,64 @@ pub fn generate(
         }
     };
     Ok(RegionKernel { source, entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GenError;
+    use thunder_ir::{DType, Op, PrimOp, Value};
+
+    #[test]
+    fn gen_errors_keep_their_messages() {
+        let v = Value(3);
+        let cases = [
+            (
+                GenError::UnsupportedDtype {
+                    value: v,
+                    dtype: DType::C64,
+                },
+                "an unsupported dtype",
+            ),
+            (
+                GenError::MissingDtype {
+                    value: v,
+                    dtype: None,
+                },
+                "dtype",
+            ),
+            (
+                GenError::NonTensorOperand {
+                    op: Op::Prim(PrimOp::Sum),
+                    what: "reduction",
+                },
+                "reduction of a non-tensor",
+            ),
+            (
+                GenError::BadAttr {
+                    op: PrimOp::Pad,
+                    attr: "padding_config",
+                },
+                "bad padding_config",
+            ),
+            (
+                GenError::NoFormula { op: PrimOp::Sum },
+                "no formula for prims.sum",
+            ),
+            (
+                GenError::NotFusibleReduction { op: PrimOp::Add },
+                "prims.add is not a fusible reduction",
+            ),
+            (
+                GenError::ReductionOutsideRowLoop { op: PrimOp::Sum },
+                "prims.sum read outside its row loop (a fusion codegen bug)",
+            ),
+            (
+                GenError::Undefined { value: v },
+                "value 3 is neither an input nor computed",
+            ),
+        ];
+        for (e, msg) in cases {
+            assert_eq!(e.to_string(), msg);
+        }
+    }
 }

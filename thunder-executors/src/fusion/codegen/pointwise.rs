@@ -1,8 +1,8 @@
 //! Pointwise kernels: one thread per output element, evaluated from the region's inputs at its
 //! index; a vector variant takes 16-byte accesses where the layout allows.
 
-use super::expr::{shape_of, Block, Gen, InputAccess};
-use super::{storage_type, GenError, KernelEntry, Launch};
+use super::expr::{shape_of, storage_of, tensor_of, Block, Gen, InputAccess};
+use super::{GenError, KernelEntry, Launch};
 use crate::fusion::partition::{kind, Kind, Region};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -150,8 +150,8 @@ fn pointwise_vec(
     blk.line("const idx_t base = i * VEC;");
     let mut access = HashMap::new();
     for &k in direct {
-        let t = g.trace.tensor(region.inputs[k]).ok_or("not a tensor")?;
-        let st = storage_type(t.dtype).ok_or("dtype")?;
+        let t = tensor_of(g.trace, region.inputs[k])?;
+        let st = storage_of(region.inputs[k], t.dtype)?;
         let bytes = vec * t.dtype.itemsize();
         blk.line(&format!("{st} a{k}[VEC];"));
         blk.line(&format!(
@@ -162,8 +162,8 @@ fn pointwise_vec(
         access.insert(k, format!("a{k}[e]"));
     }
     for &k in outs {
-        let t = g.trace.tensor(region.outputs[k]).ok_or("not a tensor")?;
-        let st = storage_type(t.dtype).ok_or("dtype")?;
+        let t = tensor_of(g.trace, region.outputs[k])?;
+        let st = storage_of(region.outputs[k], t.dtype)?;
         blk.line(&format!("{st} r{k}[VEC];"));
     }
     blk.line("#pragma unroll");
@@ -179,7 +179,7 @@ fn pointwise_vec(
     blk.code.push_str(&inner.code);
     blk.line("}");
     for &k in outs {
-        let t = g.trace.tensor(region.outputs[k]).ok_or("not a tensor")?;
+        let t = tensor_of(g.trace, region.outputs[k])?;
         let bytes = vec * t.dtype.itemsize();
         blk.line(&format!(
             "*reinterpret_cast<{}*>(out{k} + base) = *reinterpret_cast<const {}*>(r{k});",

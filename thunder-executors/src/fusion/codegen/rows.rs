@@ -3,11 +3,14 @@
 //! the rows each block takes, added by a second kernel.
 
 use super::columns::{column_workspace, columns_fin, COL_THREADS};
-use super::expr::{dtype_of, red_init, shape_of, Block, Gen, InputAccess};
+use super::expr::{
+    dtype_of, non_tensor, red_init, reduced_dtype, shape_of, storage_of, tensor_of, Block, Gen,
+    InputAccess,
+};
 use super::pointwise::{pointwise_entries, vec_type, vector_plan};
 use super::{
-    rows_launch_bounds, rows_vectors_per_thread, short_rows_launch_bounds, storage_type, GenError,
-    KernelEntry, Launch,
+    rows_launch_bounds, rows_vectors_per_thread, short_rows_launch_bounds, GenError, KernelEntry,
+    Launch,
 };
 use crate::fusion::partition::{kind, leading_reduction, Kind, Region};
 use std::collections::{HashMap, HashSet};
@@ -201,7 +204,7 @@ fn rows_kernel(
     }
     if raw {
         for &kk in direct {
-            let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
+            let t = tensor_of(trace, region.inputs[kk])?;
             let vt = vec_type(vec * t.dtype.itemsize());
             body.line(&format!("{vt} a{kk}[PT];"));
         }
@@ -310,8 +313,8 @@ fn direct_access(
     let mut access: HashMap<usize, String> = HashMap::new();
     for &kk in direct {
         let a = if raw {
-            let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
-            let st = storage_type(t.dtype).ok_or("dtype")?;
+            let t = tensor_of(trace, region.inputs[kk])?;
+            let st = storage_of(region.inputs[kk], t.dtype)?;
             format!("reinterpret_cast<const {st}*>(&a{kk}[j])[e]")
         } else {
             format!("a{kk}[e]")
@@ -532,7 +535,7 @@ impl RowsPlan<'_> {
             }
         }
         for (b, a) in roots_red.iter().zip(&accs) {
-            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let x = b.args[0].as_value().ok_or(non_tensor(b, "reduction"))?;
             let ty = g.cty(b.outputs[0]);
             let e = g.eval(&mut inner, x, &idx_names, &acc_mode)?;
             let (_, comb) = red_init(b, ty)?;
@@ -543,7 +546,7 @@ impl RowsPlan<'_> {
             inner.line(&format!("k{}[j * VEC + e] = {e};", g.id(v)));
         }
         for b in &cols_here {
-            let x = b.args[0].as_value().ok_or("reduction of a non-tensor")?;
+            let x = b.args[0].as_value().ok_or(non_tensor(b, "reduction"))?;
             let o = b.outputs[0];
             let ty = g.cty(o);
             let e = g.eval(&mut inner, x, &idx_names, &acc_mode)?;
@@ -566,7 +569,7 @@ impl RowsPlan<'_> {
         body.line("    }");
         if self.vec > 1 {
             for &j in &full_outs {
-                let t = g.trace.tensor(region.outputs[j]).ok_or("not a tensor")?;
+                let t = tensor_of(g.trace, region.outputs[j])?;
                 let vt = vec_type(self.vec * t.dtype.itemsize());
                 body.line(&format!(
                     "    *reinterpret_cast<{vt}*>(out{j} + (idx_t)r * {cols} + cb) = *reinterpret_cast<const {vt}*>(w{j});"
@@ -590,11 +593,11 @@ impl RowsPlan<'_> {
     ) -> Result<(), GenError> {
         let (trace, region, cols, vec) = (g.trace, self.region, self.cols, self.vec);
         for &kk in self.direct {
-            let t = trace.tensor(region.inputs[kk]).ok_or("not a tensor")?;
+            let t = tensor_of(trace, region.inputs[kk])?;
             let vt = vec_type(vec * t.dtype.itemsize());
             let src = format!("*reinterpret_cast<const {vt}*>(in{kk} + (idx_t)r * {cols} + cb)");
             if !self.raw {
-                let st = storage_type(t.dtype).ok_or("dtype")?;
+                let st = storage_of(region.inputs[kk], t.dtype)?;
                 body.line(&format!("    {st} a{kk}[VEC];"));
                 body.line(&format!("    *reinterpret_cast<{vt}*>(a{kk}) = {src};"));
             } else if !*loaded {
@@ -604,8 +607,8 @@ impl RowsPlan<'_> {
         *loaded = true;
         for &j in &self.out_full {
             if self.stages.stage[&region.outputs[j]] == s {
-                let t = trace.tensor(region.outputs[j]).ok_or("not a tensor")?;
-                let st = storage_type(t.dtype).ok_or("dtype")?;
+                let t = tensor_of(trace, region.outputs[j])?;
+                let st = storage_of(region.outputs[j], t.dtype)?;
                 body.line(&format!("    {st} w{j}[VEC];"));
             }
         }
@@ -629,7 +632,7 @@ impl RowsPlan<'_> {
             let sm = smem_name(ty);
             st.body
                 .line(&format!("BLOCK_REDUCE({ty}, {comb}, {a}, {sm}, {init});"));
-            let dt = dtype_of(g.trace, o).ok_or("dtype")?;
+            let dt = reduced_dtype(g.trace, o)?;
             let rounded = match dt {
                 DType::BF16 => format!("rnd_bf16({a})"),
                 DType::F16 => format!("rnd_f16({a})"),
