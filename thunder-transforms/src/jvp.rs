@@ -49,7 +49,10 @@ pub fn jvp(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
     let active: HashSet<Value> = wrt.iter().copied().collect();
     let mut active = active;
     for p in &prims {
-        let Op::Prim(op) = p.op else { continue };
+        let op = match p.op {
+            Op::Prim(op) => op,
+            _ => return Err(crate::util::collective_refused("JVP", p)),
+        };
         b.replay(p, &mut m)?;
         let is_active = p.inputs().iter().any(|v| active.contains(v)) && !op.is_random();
         if is_active {

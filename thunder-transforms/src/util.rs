@@ -109,3 +109,16 @@ pub(crate) fn plain_embedding_attrs() -> Vec<Attr> {
         Attr::Bool(false),
     ]
 }
+
+/// The error of a transform that meets a collective (`dist.*`, the only ops besides prims that
+/// [`flatten_prims`] keeps): jvp and vmap have no rules for communication, and skipping the op
+/// would leave its outputs undefined (an error about an unknown value, naming nothing the user
+/// wrote).
+pub(crate) fn collective_refused(transform: &'static str, p: &BoundSymbol) -> TransformError {
+    TransformError::NoRule {
+        op: p.op.qualified_name(),
+        transform,
+        reason: "collectives are not transformed: apply ddp/fsdp to the transformed trace instead"
+            .into(),
+    }
+}

@@ -129,7 +129,10 @@ pub fn vmap_with(
         m.insert(i, v);
     }
     for p in &prims {
-        let Op::Prim(op) = p.op else { continue };
+        let op = match p.op {
+            Op::Prim(op) => op,
+            _ => return Err(crate::util::collective_refused("batching", p)),
+        };
         let outs = crate::rules::vmap(&mut b, op, p, &m, batch, options.randomness)?;
         for (o, v) in p.outputs.iter().zip(outs) {
             m.insert(*o, v);
