@@ -13,7 +13,7 @@ use super::{
     Launch,
 };
 use crate::fusion::partition::{kind, leading_reduction, Kind, Region};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use thunder_ir::{BoundSymbol, DType, Op, Trace, Value};
 
@@ -239,7 +239,7 @@ fn rows_kernel(
         body,
         row_memo: HashMap::new(),
         loaded: false,
-        smem_types: HashSet::new(),
+        smem_types: BTreeSet::new(),
     };
     for s in 0..=stages.max_stage {
         plan.stage(g, &mut state, s)?;
@@ -455,7 +455,7 @@ struct RowsState {
     /// read the registers).
     loaded: bool,
     /// The types of the block reductions' shared memory.
-    smem_types: HashSet<&'static str>,
+    smem_types: BTreeSet<&'static str>,
 }
 
 impl RowsPlan<'_> {
