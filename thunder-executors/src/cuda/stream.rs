@@ -79,18 +79,18 @@ pub(crate) unsafe fn wait_for(
 ) -> Result<(), CudaError> {
     let ev = drv::event::create(dsys::CUevent_flags::CU_EVENT_DISABLE_TIMING)
         .map_err(CudaError::driver("cuEventCreate"))?;
-    // SAFETY: the caller's streams and an event just made.
+    // SAFETY: the caller's streams and an event just made; the event is destroyed whether or
+    // not recording and waiting worked (destroying it after the wait is enqueued is allowed: the
+    // driver releases it once the wait is done).
     unsafe {
-        drv::event::record(ev, on)
-            .and_then(|_| {
-                drv::stream::wait_event(
-                    waiting,
-                    ev,
-                    dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-                )
-            })
-            .map_err(CudaError::driver(what))?;
+        let r = drv::event::record(ev, on).and_then(|_| {
+            drv::stream::wait_event(
+                waiting,
+                ev,
+                dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
+            )
+        });
         let _ = drv::event::destroy(ev);
+        r.map_err(CudaError::driver(what))
     }
-    Ok(())
 }
