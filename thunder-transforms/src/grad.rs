@@ -71,6 +71,20 @@ pub fn value_and_grad(trace: &Trace, wrt: &[Value]) -> Result<Trace> {
     Ok(joint.renumbered())
 }
 
+/// The name of output `o`'s cotangent input: `ct_<output>`, or with a numeric suffix where the
+/// trace already has a value of that name (the grad of a grad trace, whose inputs include the
+/// first grad's cotangents).
+fn cotangent_name(trace: &Trace, o: Value) -> String {
+    let base = format!("ct_{}", trace.name_of(o));
+    let mut name = base.clone();
+    let mut k = 1;
+    while trace.value_named(&name).is_some() {
+        name = format!("{base}_{k}");
+        k += 1;
+    }
+    name
+}
+
 /// Options of [`grad_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradOptions {
@@ -157,7 +171,7 @@ pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<
                 requires_grad: false,
                 ..t.clone()
             };
-            let v = b.input(&format!("ct_{}", trace.name_of(o)), meta)?;
+            let v = b.input(&cotangent_name(trace, o), meta)?;
             if active.contains(&o) {
                 ct.insert(o, v);
             }

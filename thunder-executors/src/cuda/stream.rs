@@ -84,11 +84,7 @@ pub(crate) unsafe fn wait_for(
     // driver releases it once the wait is done).
     unsafe {
         let r = drv::event::record(ev, on).and_then(|_| {
-            drv::stream::wait_event(
-                waiting,
-                ev,
-                dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
-            )
+            drv::stream::wait_event(waiting, ev, dsys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT)
         });
         let _ = drv::event::destroy(ev);
         r.map_err(CudaError::driver(what))
