@@ -70,6 +70,10 @@ def _resolve(path):
     return obj
 
 
+# Python operators whose ATen op has another name than the operator (`~x`, `x % y`).
+_DUNDER_ATEN = {"invert": "bitwise_not", "mod": "remainder"}
+
+
 def _signatures(path, obj, method):
     """PyTorch's signatures of the callable at `path`, as `(signature, types)`: its own for a
     Python function (types None), one per ATen overload for a builtin (outs and TorchScript's
@@ -82,8 +86,14 @@ def _signatures(path, obj, method):
     except (TypeError, ValueError):
         pass
     name = path.rpartition(".")[2] if method else getattr(obj, "__name__", "")
+    schemas = torch._C._jit_get_schemas_for_operator(f"aten::{name}")
+    if not schemas and name.startswith("__") and name.endswith("__"):
+        # Python's operators on tensors (`x == y` is `x.__eq__(y)` in an FX graph): the ATen op
+        # of the operator's name, or of the name PyTorch gives it.
+        plain = name.strip("_")
+        schemas = torch._C._jit_get_schemas_for_operator(f"aten::{_DUNDER_ATEN.get(plain, plain)}")
     sigs = []
-    for schema in torch._C._jit_get_schemas_for_operator(f"aten::{name}"):
+    for schema in schemas:
         args = schema.arguments
         first = args[0] if args else None
         if first is None or not ("Tensor" in str(first.type) or first.name == "self"):
