@@ -348,3 +348,16 @@ def test_sugar_is_not_an_op():
     assert "ltorch.to(" in captured and "ltorch.narrow(" in captured, captured
     assert not any(hasattr(_fx, n) for n in ("SIGNATURES", "SIGNATURE_FUNCTIONS", "_PASSED"))
     assert operator.getitem not in _fx.FUNCTIONS
+
+
+def test_usage_logging_does_not_split_the_graph():
+    # nn.Module constructors and some functionals log their use; the call computes no value.
+    def f(x):
+        torch._C._log_api_usage_once("thunder.test")
+        return x * 2 + 1
+
+    jf = thunder.jit(f)
+    x = torch.randn(3)
+    torch.testing.assert_close(jf(x), f(x))
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s

@@ -345,6 +345,9 @@ _SUGAR = {
     "torch.Tensor.contiguous": "identity",
     "torch.chunk": "chunk",
     "torch.Tensor.chunk": "chunk",
+    # PyTorch's usage logging (`nn.Module` constructors, some functionals): no values, no effect
+    # on them.
+    "torch._C._log_api_usage_once": "no_value",
 }
 _SUGAR_FUNCTIONS = {_resolve(p): (p, m) for p, m in _SUGAR.items() if not p.startswith("torch.Tensor.")}
 _SUGAR_METHODS = {p.rpartition(".")[2]: (p, m) for p, m in _SUGAR.items() if p.startswith("torch.Tensor.")}
@@ -581,6 +584,13 @@ class _Encoder:
         if len(n.args) != 1 or n.kwargs or not isinstance(v, (int, _Opaque)):
             raise _unsupported(f"{path} with these arguments ({_origin(n)})")
         return v
+
+    def no_value(self, n, path):
+        """A call that computes nothing the graph reads (usage logging): dropped. Anything that
+        reads its result runs eagerly."""
+        if n.users:
+            raise _unsupported(f"{path} whose result is used ({_origin(n)})")
+        return _Opaque()
 
     def chunk(self, n, path):
         """`chunk` as narrows of its input."""
