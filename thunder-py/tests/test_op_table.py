@@ -286,10 +286,10 @@ def test_nodes_carry_the_op_signature_order():
     (lambda x, i, w: F.cross_entropy(x, i, label_smoothing=0.1), "cross_entropy with label_smoothing=0.1"),
     (lambda x, i, w: F.embedding(i, w, max_norm=1.0), "embedding with max_norm=1.0"),
     (lambda x, i, w: torch.div(x, w[0], rounding_mode="floor"), "div with arguments that fit no signature"),
-    (lambda x, i, w: x.to(device="cpu") * 2, "to with device='cpu'"),
+    (lambda x, i, w: x.to(device="cpu", non_blocking=True) * 2, "to with non_blocking=True"),
     (lambda x, i, w: x.clamp(min=w[0]), "clamp with a tensor min"),
     (lambda x, i, w: x.view(torch.int32), "view with arguments that fit no signature"),
-], ids=["ce-weight", "ce-label-smoothing", "embedding-max-norm", "div-rounding", "to-device",
+], ids=["ce-weight", "ce-label-smoothing", "embedding-max-norm", "div-rounding", "to-non-blocking",
         "clamp-tensor", "view-dtype"])
 def test_arguments_the_op_lacks_run_eagerly_and_say_why(f, says):
     args = (torch.randn(4, 6), torch.randint(0, 4, (4,)), torch.randn(6, 6))
@@ -361,3 +361,26 @@ def test_usage_logging_does_not_split_the_graph():
     torch.testing.assert_close(jf(x), f(x))
     s = thunder.compile_stats(jf)
     assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
+
+
+def test_device_moves_compile_and_other_devices_run_eagerly():
+    x = torch.randn(4, 3)
+    cases = [
+        lambda x: x.to("cpu") * 2,
+        lambda x: x.to(torch.device("cpu"), torch.float64) + 1,
+        lambda x: x.to(device="cpu", dtype=torch.float16),
+    ]
+    if torch.cuda.is_available():
+        cases += [lambda x: (x.to("cuda") * 2).to("cpu"), lambda x: x.to(torch.device("cuda", 0)).sum()]
+    for f in cases:
+        jf = thunder.jit(f)
+        got, want = jf(x), f(x)
+        assert got.device == want.device and got.dtype == want.dtype
+        torch.testing.assert_close(got, want)
+        s = thunder.compile_stats(jf)
+        assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
+    # A device thunder does not run on (meta) is not translated: that piece runs eagerly.
+    jf = thunder.jit(lambda x: x.to("meta"))
+    assert jf(x).is_meta
+    s = thunder.compile_stats(jf)
+    assert s["eager_graphs"] == 1 and any("meta" in w for w in s["unsupported"]), s

@@ -169,8 +169,27 @@ _KINDS = {
     "IntLists": lambda v: isinstance(v, (list, tuple)) and all(
         _is_ints(x) and not _is_int(x) for x in v),
     "DType": lambda v: isinstance(v, torch.dtype),
-    # Devices: the encoding has none (a device move runs eagerly).
+    "Device": lambda v: _device_name(v) is not None,
 }
+
+
+def _device_name(v):
+    """thunder's name of the device `v` (a `torch.device` or a string): `cpu` or `cuda:N` (a CUDA
+    device without an index is the current one, as PyTorch takes it); None for anything else
+    (other device types, or not a device), which then runs eagerly."""
+    if not isinstance(v, (torch.device, str)):
+        return None
+    try:
+        d = torch.device(v)
+    except (RuntimeError, TypeError):
+        return None
+    if d.type == "cpu":
+        return "cpu"
+    if d.type == "cuda":
+        index = d.index if d.index is not None else (
+            torch.cuda.current_device() if torch.cuda.is_available() else 0)
+        return f"cuda:{index}"
+    return None
 
 
 def _fits(kind, v):
@@ -259,6 +278,8 @@ class _Overload:
                 if _is_value(v) and not kind.startswith(("Tensor", "OptTensor")):
                     return f"{name} with a tensor {shown}"
                 return f"{name} with {shown}={v!r}"
+            if kind in ("Device", "OptDevice") and v is not None:
+                v = _device_name(v)
             out.append(v)
         for p in self.extra:
             if p in given and not _at_default(given[p], ps[p].default):
