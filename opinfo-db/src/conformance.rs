@@ -226,23 +226,25 @@ pub fn upcast_inputs(sample: &Sample) -> Result<Vec<RtValue>, String> {
     let orig = inputs(sample)?;
     orig.into_iter()
         .map(|v| match v {
-            RtValue::Tensor(t) => {
-                let k = match t.kind() {
-                    Kind::Half
-                    | Kind::BFloat16
-                    | Kind::Float
-                    | Kind::Float8e4m3fn
-                    | Kind::Float8e5m2 => Kind::Double,
-                    Kind::ComplexFloat | Kind::ComplexHalf => Kind::ComplexDouble,
-                    k => k,
-                };
-                t.f_to_kind(k)
-                    .map(RtValue::Tensor)
-                    .map_err(|e| e.to_string())
-            }
+            RtValue::Tensor(t) => upcast_tensor(&t)
+                .map(RtValue::Tensor)
+                .map_err(|e| e.to_string()),
             other => Ok(other),
         })
         .collect()
+}
+
+/// `t` in float64 (complex128) when it is a floating (complex) tensor of lower precision, else
+/// unchanged: the inputs of the float64 re-checks.
+pub fn upcast_tensor(t: &Tensor) -> Result<Tensor, tch::TchError> {
+    let k = match t.kind() {
+        Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Float8e4m3fn | Kind::Float8e5m2 => {
+            Kind::Double
+        }
+        Kind::ComplexFloat | Kind::ComplexHalf => Kind::ComplexDouble,
+        k => k,
+    };
+    t.f_to_kind(k)
 }
 
 /// The dtype whose tolerance a compared value of `trace` (of type `ty`) takes: for an integer

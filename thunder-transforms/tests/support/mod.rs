@@ -11,7 +11,7 @@
 use opinfo_db::conformance::{
     as_f64, autograd, build, compared_dtype, deviation, excess_over_tolerance, float_inputs,
     gets_recheck, inputs, make_tensor, run, transform_skip, unit_random, upcast, upcast_inputs,
-    vmap_in_dims, GradOutcome, RANDOM_SEED,
+    upcast_tensor, vmap_in_dims, GradOutcome, RANDOM_SEED,
 };
 use opinfo_db::sample::mix;
 use opinfo_db::{OpEntry, Sample, TensorSpec};
@@ -453,12 +453,7 @@ fn float64_loop(sample: &Sample, examples: &[Vec<Tensor>]) -> Result<Vec<Tensor>
         let ins64 = ins
             .iter()
             .map(|t| {
-                let k = match t.kind() {
-                    Kind::Half | Kind::BFloat16 | Kind::Float => Kind::Double,
-                    Kind::ComplexHalf | Kind::ComplexFloat => Kind::ComplexDouble,
-                    k => k,
-                };
-                t.f_to_kind(k)
+                upcast_tensor(t)
                     .map(RtValue::Tensor)
                     .map_err(|e| e.to_string())
             })
