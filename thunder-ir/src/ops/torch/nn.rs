@@ -35,42 +35,39 @@ fn softmax(
 ) -> Result<Vec<Value>> {
     use TorchOp as T;
     let tensor_arg = |b: &TraceBuilder, i: usize| tensor_arg(b, op, n, args, i);
-    let out = match op {
-        T::Softmax | T::LogSoftmax => {
-            let a = tensor_arg(b, 0)?;
-            let t = b.tensor(a)?.clone();
-            if !t.dtype.is_float() {
-                return Err(IrError::invalid(
-                    n,
-                    format!("a must have a floating dtype, got {}", t.dtype),
-                ));
-            }
-            let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, t.rank())?;
-            let result = attr_opt_dtype(n, attrs, 1)?.unwrap_or(t.dtype);
-            let comp = if result.is_low_precision_float() {
-                DType::F32
-            } else {
-                result
-            };
-            let x = b.convert(a, comp)?;
-            // Over a 0-dim tensor the reduction is over nothing.
-            let dims: Vec<usize> = if t.rank() == 0 { vec![] } else { vec![d] };
-            let m = b.reduce(PrimOp::Amax, x, &dims)?;
-            let mb = b.expand_reduced(m, &t.shape, &dims)?;
-            let s = b.p2(PrimOp::Sub, x, mb)?;
-            let e = b.p1(PrimOp::Exp, s)?;
-            let z = b.reduce(PrimOp::Sum, e, &dims)?;
-            let y = if op == T::Softmax {
-                let zb = b.expand_reduced(z, &t.shape, &dims)?;
-                b.p2(PrimOp::Div, e, zb)?
-            } else {
-                let lz = b.p1(PrimOp::Log, z)?;
-                let lzb = b.expand_reduced(lz, &t.shape, &dims)?;
-                b.p2(PrimOp::Sub, s, lzb)?
-            };
-            b.convert(y, result)?
+    let out = {
+        let a = tensor_arg(b, 0)?;
+        let t = b.tensor(a)?.clone();
+        if !t.dtype.is_float() {
+            return Err(IrError::invalid(
+                n,
+                format!("a must have a floating dtype, got {}", t.dtype),
+            ));
         }
-        _ => return Err(not_in_family(op, n)),
+        let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, t.rank())?;
+        let result = attr_opt_dtype(n, attrs, 1)?.unwrap_or(t.dtype);
+        let comp = if result.is_low_precision_float() {
+            DType::F32
+        } else {
+            result
+        };
+        let x = b.convert(a, comp)?;
+        // Over a 0-dim tensor the reduction is over nothing.
+        let dims: Vec<usize> = if t.rank() == 0 { vec![] } else { vec![d] };
+        let m = b.reduce(PrimOp::Amax, x, &dims)?;
+        let mb = b.expand_reduced(m, &t.shape, &dims)?;
+        let s = b.p2(PrimOp::Sub, x, mb)?;
+        let e = b.p1(PrimOp::Exp, s)?;
+        let z = b.reduce(PrimOp::Sum, e, &dims)?;
+        let y = if op == T::Softmax {
+            let zb = b.expand_reduced(z, &t.shape, &dims)?;
+            b.p2(PrimOp::Div, e, zb)?
+        } else {
+            let lz = b.p1(PrimOp::Log, z)?;
+            let lzb = b.expand_reduced(lz, &t.shape, &dims)?;
+            b.p2(PrimOp::Sub, s, lzb)?
+        };
+        b.convert(y, result)?
     };
     Ok(vec![out])
 }
@@ -85,92 +82,89 @@ fn norm(
 ) -> Result<Vec<Value>> {
     use TorchOp as T;
     let tensor_arg = |b: &TraceBuilder, i: usize| tensor_arg(b, op, n, args, i);
-    let out = match op {
-        T::RmsNorm | T::LayerNorm => {
-            let a = tensor_arg(b, 0)?;
-            let t = b.tensor(a)?.clone();
-            let ns = attr_ints(n, attrs, 0)?;
-            let k = ns.len();
-            let matches = k <= t.rank()
-                && ns
-                    .iter()
-                    .zip(&t.shape.sizes()[t.rank() - k..])
-                    .all(|(&x, &y)| x == y as i64);
-            if k == 0 || !matches {
-                return Err(IrError::invalid(
+    let out = {
+        let a = tensor_arg(b, 0)?;
+        let t = b.tensor(a)?.clone();
+        let ns = attr_ints(n, attrs, 0)?;
+        let k = ns.len();
+        let matches = k <= t.rank()
+            && ns
+                .iter()
+                .zip(&t.shape.sizes()[t.rank() - k..])
+                .all(|(&x, &y)| x == y as i64);
+        if k == 0 || !matches {
+            return Err(IrError::invalid(
                     n,
                     format!("normalized_shape={ns:?} must be non-empty and match the trailing dims of a, which has shape {}", t.shape),
                 ));
-            }
-            if !t.dtype.is_float() {
-                return Err(IrError::invalid(
-                    n,
-                    format!("a must have a floating dtype, got {}", t.dtype),
-                ));
-            }
-            let eps = if op == T::RmsNorm {
-                attr_opt_float(n, attrs, 1)?.unwrap_or_else(|| finfo_eps(t.dtype))
-            } else {
-                attr_float(n, attrs, 1)?
-            };
-            let dims: Vec<usize> = (t.rank() - k..t.rank()).collect();
-            // A sub-product of a builder's shape cannot overflow (`Shape::checked_numel`).
-            let count: usize = dims.iter().map(|&d| t.shape.size(d)).product();
-            let comp = if t.dtype.is_low_precision_float() {
-                DType::F32
-            } else {
-                t.dtype
-            };
-            let x = b.convert(a, comp)?;
-            let mut y = if op == T::RmsNorm {
-                let sq = b.p2(PrimOp::Mul, x, x)?;
-                let ms = b.reduce(PrimOp::Sum, sq, &dims)?;
-                let ms = b.p2(PrimOp::Div, ms, count as f64)?;
-                let ms = b.p2(PrimOp::Add, ms, eps)?;
-                let r = b.p1(PrimOp::Rsqrt, ms)?;
-                let rb = b.expand_reduced(r, &t.shape, &dims)?;
-                b.p2(PrimOp::Mul, x, rb)?
-            } else {
-                let s = b.reduce(PrimOp::Sum, x, &dims)?;
-                let mean = b.p2(PrimOp::Div, s, count as f64)?;
-                let mb = b.expand_reduced(mean, &t.shape, &dims)?;
-                let c = b.p2(PrimOp::Sub, x, mb)?;
-                let var = b.prim(
-                    PrimOp::Var,
-                    vec![x.into()],
-                    vec![ints(dims.iter().copied()), Attr::Float(0.0)],
-                )?;
-                let ve = b.p2(PrimOp::Add, var, eps)?;
-                let r = b.p1(PrimOp::Rsqrt, ve)?;
-                let rb = b.expand_reduced(r, &t.shape, &dims)?;
-                b.p2(PrimOp::Mul, c, rb)?
-            };
-            let affine = if op == T::RmsNorm {
-                vec![(1, PrimOp::Mul)]
-            } else {
-                vec![(1, PrimOp::Mul), (2, PrimOp::Add)]
-            };
-            for (i, prim) in affine {
-                if let Arg::Value(w) = args[i] {
-                    let wt = b.tensor(w)?.clone();
-                    if wt.shape.sizes() != t.shape.sizes()[t.rank() - k..] {
-                        let which = op.signature().operands[i].0;
-                        return Err(IrError::invalid(
-                            n,
-                            format!(
-                                "{which} has shape {} but normalized_shape is {ns:?}",
-                                wt.shape
-                            ),
-                        ));
-                    }
-                    let wc = b.convert(w, comp)?;
-                    let wb = b.broadcast_to(wc, &t.shape)?;
-                    y = b.p2(prim, y, wb)?;
-                }
-            }
-            b.convert(y, t.dtype)?
         }
-        _ => return Err(not_in_family(op, n)),
+        if !t.dtype.is_float() {
+            return Err(IrError::invalid(
+                n,
+                format!("a must have a floating dtype, got {}", t.dtype),
+            ));
+        }
+        let eps = if op == T::RmsNorm {
+            attr_opt_float(n, attrs, 1)?.unwrap_or_else(|| finfo_eps(t.dtype))
+        } else {
+            attr_float(n, attrs, 1)?
+        };
+        let dims: Vec<usize> = (t.rank() - k..t.rank()).collect();
+        // A sub-product of a builder's shape cannot overflow (`Shape::checked_numel`).
+        let count: usize = dims.iter().map(|&d| t.shape.size(d)).product();
+        let comp = if t.dtype.is_low_precision_float() {
+            DType::F32
+        } else {
+            t.dtype
+        };
+        let x = b.convert(a, comp)?;
+        let mut y = if op == T::RmsNorm {
+            let sq = b.p2(PrimOp::Mul, x, x)?;
+            let ms = b.reduce(PrimOp::Sum, sq, &dims)?;
+            let ms = b.p2(PrimOp::Div, ms, count as f64)?;
+            let ms = b.p2(PrimOp::Add, ms, eps)?;
+            let r = b.p1(PrimOp::Rsqrt, ms)?;
+            let rb = b.expand_reduced(r, &t.shape, &dims)?;
+            b.p2(PrimOp::Mul, x, rb)?
+        } else {
+            let s = b.reduce(PrimOp::Sum, x, &dims)?;
+            let mean = b.p2(PrimOp::Div, s, count as f64)?;
+            let mb = b.expand_reduced(mean, &t.shape, &dims)?;
+            let c = b.p2(PrimOp::Sub, x, mb)?;
+            let var = b.prim(
+                PrimOp::Var,
+                vec![x.into()],
+                vec![ints(dims.iter().copied()), Attr::Float(0.0)],
+            )?;
+            let ve = b.p2(PrimOp::Add, var, eps)?;
+            let r = b.p1(PrimOp::Rsqrt, ve)?;
+            let rb = b.expand_reduced(r, &t.shape, &dims)?;
+            b.p2(PrimOp::Mul, c, rb)?
+        };
+        let affine = if op == T::RmsNorm {
+            vec![(1, PrimOp::Mul)]
+        } else {
+            vec![(1, PrimOp::Mul), (2, PrimOp::Add)]
+        };
+        for (i, prim) in affine {
+            if let Arg::Value(w) = args[i] {
+                let wt = b.tensor(w)?.clone();
+                if wt.shape.sizes() != t.shape.sizes()[t.rank() - k..] {
+                    let which = op.signature().operands[i].0;
+                    return Err(IrError::invalid(
+                        n,
+                        format!(
+                            "{which} has shape {} but normalized_shape is {ns:?}",
+                            wt.shape
+                        ),
+                    ));
+                }
+                let wc = b.convert(w, comp)?;
+                let wb = b.broadcast_to(wc, &t.shape)?;
+                y = b.p2(prim, y, wb)?;
+            }
+        }
+        b.convert(y, t.dtype)?
     };
     Ok(vec![out])
 }
@@ -183,63 +177,59 @@ fn dropout(
     args: &[Arg],
     attrs: &[Attr],
 ) -> Result<Vec<Value>> {
-    use TorchOp as T;
     let tensor_arg = |b: &TraceBuilder, i: usize| tensor_arg(b, op, n, args, i);
-    let out = match op {
-        T::Dropout => {
-            let a = tensor_arg(b, 0)?;
-            let t = b.tensor(a)?.clone();
-            let p = attr_float(n, attrs, 0)?;
-            if !(0.0..=1.0).contains(&p) {
-                return Err(IrError::invalid(
-                    n,
-                    format!("p={p} must be between 0 and 1"),
-                ));
-            }
-            if !attr_bool(n, attrs, 1)? || p == 0.0 {
-                return Ok(vec![a]);
-            }
-            if !t.dtype.is_float() {
-                return Err(IrError::invalid(
-                    n,
-                    format!("a must have a floating dtype, got {}", t.dtype),
-                ));
-            }
-            if p == 1.0 {
-                return Ok(vec![b.full_prim(
-                    &t.shape,
-                    Attr::Float(0.0),
-                    t.device,
-                    t.dtype,
-                )?]);
-            }
-            let comp = if t.dtype.is_low_precision_float() {
-                DType::F32
-            } else {
-                t.dtype
-            };
-            let u = b.prim(
-                PrimOp::Uniform,
-                vec![],
-                vec![
-                    ints(t.shape.sizes()),
-                    Attr::Float(0.0),
-                    Attr::Float(1.0),
-                    Attr::Device(t.device),
-                    Attr::DType(comp),
-                ],
-            )?;
-            let keep = b.p2(PrimOp::Lt, u, 1.0 - p)?;
-            let x = b.convert(a, comp)?;
-            let scaled = b.p2(PrimOp::Mul, x, 1.0 / (1.0 - p))?;
-            let y = b.prim(
-                PrimOp::Where,
-                vec![keep.into(), scaled.into(), Arg::Float(0.0)],
-                vec![],
-            )?;
-            b.convert(y, t.dtype)?
+    let out = {
+        let a = tensor_arg(b, 0)?;
+        let t = b.tensor(a)?.clone();
+        let p = attr_float(n, attrs, 0)?;
+        if !(0.0..=1.0).contains(&p) {
+            return Err(IrError::invalid(
+                n,
+                format!("p={p} must be between 0 and 1"),
+            ));
         }
-        _ => return Err(not_in_family(op, n)),
+        if !attr_bool(n, attrs, 1)? || p == 0.0 {
+            return Ok(vec![a]);
+        }
+        if !t.dtype.is_float() {
+            return Err(IrError::invalid(
+                n,
+                format!("a must have a floating dtype, got {}", t.dtype),
+            ));
+        }
+        if p == 1.0 {
+            return Ok(vec![b.full_prim(
+                &t.shape,
+                Attr::Float(0.0),
+                t.device,
+                t.dtype,
+            )?]);
+        }
+        let comp = if t.dtype.is_low_precision_float() {
+            DType::F32
+        } else {
+            t.dtype
+        };
+        let u = b.prim(
+            PrimOp::Uniform,
+            vec![],
+            vec![
+                ints(t.shape.sizes()),
+                Attr::Float(0.0),
+                Attr::Float(1.0),
+                Attr::Device(t.device),
+                Attr::DType(comp),
+            ],
+        )?;
+        let keep = b.p2(PrimOp::Lt, u, 1.0 - p)?;
+        let x = b.convert(a, comp)?;
+        let scaled = b.p2(PrimOp::Mul, x, 1.0 / (1.0 - p))?;
+        let y = b.prim(
+            PrimOp::Where,
+            vec![keep.into(), scaled.into(), Arg::Float(0.0)],
+            vec![],
+        )?;
+        b.convert(y, t.dtype)?
     };
     Ok(vec![out])
 }
