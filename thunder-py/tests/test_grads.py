@@ -21,10 +21,11 @@ def _split(x):
     return UNSUPPORTED(x, dim=-1).values
 
 
-def _check(model, *args, split=True, rtol=1e-5):
-    """Eager against thunder.jit on copies of `model`: the outputs and every gradient."""
+def _check(model, *args, split=True, rtol=1e-5, fallback="eager"):
+    """Eager against thunder.jit on copies of `model`: the outputs and every gradient (the
+    unsupported pieces run by `fallback`)."""
     eager = model
-    jm = thunder.jit(copy.deepcopy(model))
+    jm = thunder.jit(copy.deepcopy(model), fallback=fallback)
     want = eager(*args)
     want.sum().backward() if want.dim() else want.backward()
     got = jm(*args)
@@ -33,7 +34,8 @@ def _check(model, *args, split=True, rtol=1e-5):
     stats = thunder.compile_stats(jm)
     assert stats["compiled_graphs"] > 0, stats
     if split:
-        assert stats["eager_graphs"] > 0 and any("cummax" in u for u in stats["unsupported"]), stats
+        assert stats[f"{fallback}_graphs"] > 0, stats
+        assert any("cummax" in u for u in stats["unsupported"]), stats
     wants = dict(eager.named_parameters())
     gots = dict(jm.named_parameters())
     assert wants.keys() == gots.keys()
@@ -129,9 +131,10 @@ def test_a_parameter_read_before_a_no_grad_region_gets_its_gradient():
     _check(NoGradInside(), torch.randint(0, 50, (2, 6)), split=False)
 
 
-def test_tied_weights_get_both_parts_of_their_gradient():
+@pytest.mark.parametrize("fallback", ["eager", "inductor"])
+def test_tied_weights_get_both_parts_of_their_gradient(fallback):
     torch.manual_seed(0)
-    _check(Tied(), torch.randint(0, 40, (3, 5)))
+    _check(Tied(), torch.randint(0, 40, (3, 5)), fallback=fallback)
 
 
 def test_a_parameter_read_by_several_pieces_gets_every_part():
@@ -226,3 +229,74 @@ def test_a_value_returned_twice_gets_both_gradients():
     assert [g for cg in _jit._state(jf).graphs for g in cg.ct_outputs()] == [[0, 1]]
     (a.sum() + (b * b).sum()).backward()
     torch.testing.assert_close(w.grad, want)
+
+
+class NoGradRegion(torch.nn.Module):
+    """A `torch.no_grad()` region of ops thunder compiles, reading buffers only (transformers'
+    rotary embedding): one compiled graph, no split."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+        self.register_buffer("freq", torch.linspace(0.1, 1.0, 8))
+
+    def forward(self, x):
+        with torch.no_grad():
+            table = (self.freq * 3).cos()[None, :]
+        return (self.lin(x) * table).sum()
+
+
+class NoGradReadsAGradient(torch.nn.Module):
+    """A `torch.no_grad()` region reading an activation with a gradient: the region's values
+    are constants for autograd, so the activation gets only the gradient from outside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.lin(x)
+        with torch.no_grad():
+            scale = h.abs().mean() + 1
+        return (h * scale).sum()
+
+
+def test_a_no_grad_region_compiles_with_the_graph_around_it():
+    torch.manual_seed(0)
+    stats = _check(NoGradRegion(), torch.randn(3, 8), split=False)
+    assert stats["compiled_graphs"] == 1 and not stats["unsupported"], stats
+    assert [p["engine"] for p in stats["pieces"]] == ["thunder"], stats
+
+
+@pytest.mark.parametrize("fallback", ["eager", "inductor"])
+def test_a_no_grad_region_that_reads_a_gradient_is_not_differentiated(fallback):
+    torch.manual_seed(0)
+    stats = _check(NoGradReadsAGradient(), torch.randn(3, 8), split=False, fallback=fallback)
+    assert any("torch.no_grad() region that reads a value with a gradient" in u
+               for u in stats["unsupported"]), stats
+    assert stats[f"{fallback}_graphs"] >= 1, stats
+
+
+def test_a_graph_break_inside_a_no_grad_region_keeps_its_grad_modes(capsys):
+    # Dynamo may end a graph inside the region: the code after it must still run without grad.
+    lin = torch.nn.Linear(4, 4)
+
+    def f(x):
+        h = lin(x)
+        with torch.no_grad():
+            z = h * 2
+            print("break")
+            z = z + h
+        return (h * z).sum(), z.requires_grad
+
+    x = torch.randn(2, 4)
+    want, want_rg = f(x)
+    (want_grad,) = torch.autograd.grad(want, lin.weight)
+    jf = thunder.jit(f, fallback="eager")
+    got, got_rg = jf(x)
+    assert "break" in capsys.readouterr().out
+    assert got_rg == want_rg is False
+    (got_grad,) = torch.autograd.grad(got, lin.weight)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    assert torch.is_grad_enabled()

@@ -80,7 +80,7 @@ def test_an_unsupported_op_runs_eagerly_between_compiled_pieces_and_is_reported(
         return c.exp() + b
 
     a = torch.randn(6, 3)
-    jf = thunder.jit(f)
+    jf = thunder.jit(f, fallback="eager")
     torch.testing.assert_close(jf(a), f(a))
     s = thunder.compile_stats(jf)
     # tanh*2 | cumsum (eager) | exp+add
@@ -94,7 +94,7 @@ def test_an_unsupported_op_runs_eagerly_between_compiled_pieces_and_is_reported(
 
 
 def test_only_unsupported_ops_run_wholly_eagerly():
-    jf = thunder.jit(lambda a: torch.cumsum(a, 0))
+    jf = thunder.jit(lambda a: torch.cumsum(a, 0), fallback="eager")
     a = torch.randn(4)
     torch.testing.assert_close(jf(a), torch.cumsum(a, 0))
     s = thunder.compile_stats(jf)
@@ -292,13 +292,13 @@ def test_examine_reports_eager_ops_and_compares_with_eager():
     def f(x):
         return torch.cumsum(x.exp(), 0) * 2, x.sin()
 
-    ex = thunder.examine(f, torch.randn(5, 3))
+    ex = thunder.examine(f, torch.randn(5, 3), fallback="eager")
     assert ex.ok and not ex.mismatches, ex
     assert ex.compiled_graphs >= 1 and ex.eager_graphs == 1, ex
     assert any("cumsum" in w for w in ex.unsupported), ex
     assert len(ex.max_abs_diff) == 2 and all(d < 1e-5 for d in ex.max_abs_diff), ex
     text = repr(ex)
-    assert "runs eagerly" in text and "match eager PyTorch" in text, text
+    assert "not compiled by thunder" in text and "match eager PyTorch" in text, text
 
 
 def test_jit_rejects_what_is_not_callable():
@@ -373,3 +373,57 @@ def test_cuda_graphs_replay_or_say_why_not(device):
 def test_cuda_graphs_must_be_a_bool():
     with pytest.raises(ValueError, match="cuda_graphs must be True or False"):
         thunder.jit(lambda x: x, cuda_graphs="yes")
+
+
+def _cummax_between(x, w):
+    # matmul | cummax (no translation in thunder) | matmul: three pieces.
+    a = torch.tanh(x @ w)
+    b = torch.cummax(a, 0).values
+    return (b @ w).sum()
+
+
+def test_unsupported_pieces_run_through_inductor_by_default():
+    torch.manual_seed(0)
+    x, w = torch.randn(4, 8), torch.randn(8, 8, requires_grad=True)
+    want = _cummax_between(x, w)
+    (want_grad,) = torch.autograd.grad(want, w)
+    jf = thunder.jit(_cummax_between)
+    got = jf(x, w)
+    (got_grad,) = torch.autograd.grad(got, w)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    s = thunder.compile_stats(jf, flops=True)
+    assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (2, 1, 0), s
+    assert [p["engine"] for p in s["pieces"]] == ["thunder", "inductor", "thunder"], s
+    assert any(u.startswith("cummax is not supported") for u in s["unsupported"]), s
+    assert s["compile_seconds"]["inductor"] > 0, s
+    # FLOPs of x @ w (2*4*8*8 = 512) and of its backward for w (512); cummax none; b @ w and
+    # both its gradients (512 * 3).
+    assert [p["flops"] for p in s["pieces"]] == [1024, 0, 1536], s
+    assert s["flop_share"] == 1.0, s
+    # Without grad the Inductor piece is compiled again (Dynamo's guard on the grad mode): its
+    # output must not carry a gradient either.
+    with torch.no_grad():
+        out = jf(x, w)
+    assert not out.requires_grad
+    torch.testing.assert_close(out, want.detach())
+
+
+def test_a_piece_inductor_refuses_runs_eagerly_and_says_why(monkeypatch):
+    def refuse(gm, example_inputs):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(torch._inductor, "compile", refuse)
+    x, w = torch.randn(4, 8), torch.randn(8, 8)
+    jf = thunder.jit(_cummax_between)
+    with pytest.warns(RuntimeWarning, match="Inductor could not compile"):
+        got = jf(x, w)
+    torch.testing.assert_close(got, _cummax_between(x, w))
+    s = thunder.compile_stats(jf)
+    assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (2, 0, 1), s
+    assert any("no C++ compiler here" in u for u in s["unsupported"]), s
+
+
+def test_fallback_must_be_inductor_or_eager():
+    with pytest.raises(ValueError, match="fallback must be one of 'inductor', 'eager', not 'jit'"):
+        thunder.jit(lambda x: x, fallback="jit")

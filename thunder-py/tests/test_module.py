@@ -106,7 +106,7 @@ def test_a_module_with_a_graph_break_and_an_unsupported_op_is_correct_and_report
     x = torch.randn(4, 8, requires_grad=True)
     want = m(x)
     (gx,) = torch.autograd.grad(want, x)
-    jm = thunder.jit(m)
+    jm = thunder.jit(m, fallback="eager")
     got = jm(x)
     assert "printed" in capsys.readouterr().out
     torch.testing.assert_close(got, want)

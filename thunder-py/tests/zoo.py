@@ -1,7 +1,9 @@
 """The model zoo: real models from Hugging Face transformers and LitGPT, tiny, each compared
 with eager PyTorch through `thunder.jit` (loss, every parameter's gradient, optimizer steps,
 the cache). `test_zoo.py` runs it under pytest; `python zoo.py` prints the table of the
-closing notes (model, graph pieces compiled / eager, loss difference, worst gradient error).
+closing notes (model, graph pieces compiled by thunder / Inductor / eager, the share of the
+forward and backward FLOPs in thunder's pieces, the first call's seconds (compile included),
+loss difference, worst gradient error).
 
 Sizes follow issue 20: 2 layers, hidden 128, 4 heads (2 key/value heads where the model has
 grouped-query attention), vocabulary 1024. Models run in `eval()` so that dropout does not
@@ -10,6 +12,7 @@ make eager and compiled compute different functions.
 
 import copy
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -136,15 +139,20 @@ def grad_errors(got, want):
 class Result:
     def __init__(self, name, device, dtype):
         self.name, self.device, self.dtype = name, device, dtype
-        self.compiled = self.eager = 0
+        self.compiled = self.inductor = self.eager = 0
+        self.flop_share = math.nan
+        self.first_s = math.nan  # the first forward and backward, compilation included
         self.loss_diff = math.nan
         self.worst = (None, 0.0)  # (parameter, gradient error)
         self.problems = []
+        self.unsupported = []
 
     def row(self):
         w = self.worst[1]
-        return (f"{self.name:14s} {self.device:7s} {str(self.dtype)[6:]:9s} "
-                f"{self.compiled:3d} / {self.eager:<3d} {self.loss_diff:10.3e} {w:10.3e}  "
+        pieces = f"{self.compiled} / {self.inductor} / {self.eager}"
+        share = "n/a" if self.flop_share is None else f"{100 * self.flop_share:.2f}%"
+        return (f"{self.name:14s} {self.device:7s} {str(self.dtype)[6:]:9s} {pieces:11s} "
+                f"{share:>8s} {self.first_s:8.2f} {self.loss_diff:10.3e} {w:10.3e}  "
                 f"{self.worst[0] or ''}")
 
 
@@ -161,9 +169,16 @@ def compare(name, device="cpu", dtype=torch.float32, steps=5):
     x = batch(device, 1)
 
     want_loss, want = _step(name, eager_m, x)
+    t0 = time.perf_counter()
     got_loss, got = _step(name, jm, x)
-    stats = thunder.compile_stats(jm)
-    r.compiled, r.eager = stats["compiled_graphs"], stats["eager_graphs"]
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    r.first_s = time.perf_counter() - t0
+    stats = thunder.compile_stats(jm, flops=True)
+    r.compiled, r.inductor, r.eager = (stats["compiled_graphs"], stats["inductor_graphs"],
+                                       stats["eager_graphs"])
+    r.flop_share = stats["flop_share"]
+    r.unsupported = stats["unsupported"]
     r.loss_diff = (got_loss - want_loss).abs().item()
     rtol, atol, gtol = TOL[dtype]
     if not r.loss_diff <= atol + rtol * want_loss.abs().item():
@@ -213,8 +228,8 @@ def compare(name, device="cpu", dtype=torch.float32, steps=5):
 
 
 def header():
-    return (f"{'model':14s} {'device':7s} {'dtype':9s} {'pieces':9s} {'loss diff':>10s} "
-            f"{'worst grad':>10s}  parameter")
+    return (f"{'model':14s} {'device':7s} {'dtype':9s} {'th/ind/eag':11s} {'FLOPs':>8s} "
+            f"{'first s':>8s} {'loss diff':>10s} {'worst grad':>10s}  parameter")
 
 
 if __name__ == "__main__":
@@ -230,5 +245,7 @@ if __name__ == "__main__":
         print(res.row(), flush=True)
         for p in res.problems:
             print("    PROBLEM:", p)
+        for u in res.unsupported:
+            print("    not thunder's:", u[:200])
         bad += bool(res.problems)
     sys.exit(1 if bad else 0)

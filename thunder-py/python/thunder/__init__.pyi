@@ -26,6 +26,7 @@ class Examination:
 
     unsupported: List[str]
     compiled_graphs: int
+    inductor_graphs: int
     eager_graphs: int
     max_abs_diff: List[float]
     mismatches: List[str]
@@ -33,17 +34,24 @@ class Examination:
 
 @overload
 def jit(
-    fn: torch.nn.Module, *, executors: Optional[Sequence[str]] = ..., cuda_graphs: bool = ...
+    fn: torch.nn.Module,
+    *,
+    executors: Optional[Sequence[str]] = ...,
+    cuda_graphs: bool = ...,
+    fallback: str = ...,
 ) -> ThunderModule: ...
 @overload
-def jit(fn: F, *, executors: Optional[Sequence[str]] = ..., cuda_graphs: bool = ...) -> F: ...
+def jit(
+    fn: F, *, executors: Optional[Sequence[str]] = ..., cuda_graphs: bool = ..., fallback: str = ...
+) -> F: ...
 def last_traces(jfn: Callable[..., Any]) -> List[str]: ...
 def last_backward_traces(jfn: Callable[..., Any]) -> List[str]: ...
-def compile_stats(jfn: Callable[..., Any]) -> Dict[str, Any]: ...
+def compile_stats(jfn: Callable[..., Any], flops: bool = ...) -> Dict[str, Any]: ...
 def examine(
     fn: Callable[..., Any],
     *args: Any,
     executors: Optional[Sequence[str]] = ...,
+    fallback: str = ...,
     rtol: Optional[float] = ...,
     atol: Optional[float] = ...,
     **kwargs: Any,

@@ -369,7 +369,22 @@ _SUGAR = {
     # PyTorch's usage logging (`nn.Module` constructors, some functionals): no values, no effect
     # on them.
     "torch._C._log_api_usage_once": "no_value",
+    # `torch.no_grad()` / `torch.enable_grad()` regions inside a graph.
+    "torch._C._set_grad_enabled": "grad_mode",
+    # `x.new_ones(size)` and friends: a filled tensor with `x`'s dtype and device by default
+    # (`new_empty`'s values are unspecified: zeros are as good as any).
+    "torch.Tensor.new_ones": "new_filled",
+    "torch.Tensor.new_zeros": "new_filled",
+    "torch.Tensor.new_full": "new_filled",
+    "torch.Tensor.new_empty": "new_filled",
+    # `x.type_as(y)`: `x.to(y.dtype)`.
+    "torch.Tensor.type_as": "type_as",
 }
+
+# Calls whose arguments are all Python literals in the graph (no values) and whose result is a
+# tensor the graph cannot change: evaluated once when the graph is encoded and passed in as a
+# constant input (`torch.tensor([], dtype=...)` of transformers' key/value cache).
+_CONSTANTS = {torch.tensor}
 _SUGAR_FUNCTIONS = {_resolve(p): (p, m) for p, m in _SUGAR.items() if not p.startswith("torch.Tensor.")}
 _SUGAR_METHODS = {p.rpartition(".")[2]: (p, m) for p, m in _SUGAR.items() if p.startswith("torch.Tensor.")}
 if _SUGAR_FUNCTIONS.keys() & FUNCTIONS.keys() or _SUGAR_METHODS.keys() & METHODS.keys():
@@ -459,6 +474,10 @@ class _Encoder:
         self.index = {}  # fx node -> value id, list of ids (a tuple), or _Opaque
         self.unsupported = {}  # fx node -> why (dry run)
         self.n = 0
+        # The grad mode: where the graph starts, and where the `_set_grad_enabled` calls read so
+        # far leave it (with the last such call).
+        self.grad_start = self.grad = torch.is_grad_enabled()
+        self.grad_node = None
 
     def _new(self):
         self.n += 1
@@ -473,6 +492,8 @@ class _Encoder:
     def emit_op(self, op, node, origin=None, **given):
         """A node calling `op` with the arguments `given` by IR name (optional ones left out are
         None): for the nodes the front end makes itself."""
+        if op not in OPS:  # an op of the table without PyTorch names is not translated
+            raise _unsupported(f"{op} is not supported by thunder yet ({origin or _origin(node)})")
         values = [given.get(p) for p, _ in OPS[op].params]
         return self.emit(op, values, node, origin)
 
@@ -488,6 +509,15 @@ class _Encoder:
 
     def arg(self, a, node):
         if isinstance(a, torch.fx.Node):
+            if self.grad_start and not self.grad:
+                ev = a.meta.get("example_value")
+                if isinstance(ev, torch.Tensor) and ev.requires_grad:
+                    # The region's values would carry gradient in thunder's trace (which has no
+                    # op that cuts it): such a read stays with PyTorch.
+                    raise _unsupported(
+                        f"a torch.no_grad() region that reads a value with a gradient "
+                        f"({_origin(node)})"
+                    )
             return self.ref(a, node)
         if isinstance(a, _Value):
             return ("ref", a.id)
@@ -520,21 +550,25 @@ class _Encoder:
                 continue
             self.enc.inputs.append(describe(x))
             self.index[n] = self._new()
+        constants = []
         for n in self.gm.graph.nodes:
             if n.op == "get_attr":
                 t = getattr(self.gm, n.target)
                 if not isinstance(t, torch.Tensor):
                     raise _unsupported(f"the attribute {n.target} of type {type(t).__name__}")
-                self.enc.consts.append(t)
+                constants.append((n, t))
+            elif n.op == "call_function" and n.target in _CONSTANTS:
+                t = _constant(n)
+                if t is not None:
+                    constants.append((n, t))
         # Constants are inputs after the placeholders: number them now, in order.
-        consts = iter(range(len(self.enc.consts)))
-        for n in self.gm.graph.nodes:
-            if n.op == "get_attr":
-                self.enc.inputs.append(describe(self.enc.consts[next(consts)]))
-                self.index[n] = self._new()
+        for n, t in constants:
+            self.enc.consts.append(t)
+            self.enc.inputs.append(describe(t))
+            self.index[n] = self._new()
         # Node ids for emitted nodes follow the inputs.
         for n in self.gm.graph.nodes:
-            if n.op in ("placeholder", "get_attr"):
+            if n.op in ("placeholder", "get_attr") or n in self.index:
                 continue
             if n.op == "output":
                 self.output(n)
@@ -553,6 +587,12 @@ class _Encoder:
         return self.enc
 
     def output(self, n):
+        if self.grad != self.grad_start and not self.dry:
+            # A graph that ends inside a grad-mode region (Dynamo broke the graph there) leaves
+            # the mode changed for the code after it: the caller splits it at its
+            # `_set_grad_enabled` calls instead (`splits_grad_modes`).
+            raise _unsupported(f"a graph that ends with grad {'enabled' if self.grad else 'disabled'} "
+                               f"({_origin(self.grad_node)})")
         outs = n.args[0]
         self.enc.tuple_output = isinstance(outs, (tuple, list))
         outs = outs if self.enc.tuple_output else (outs,)
@@ -612,6 +652,58 @@ class _Encoder:
         if n.users:
             raise _unsupported(f"{path} whose result is used ({_origin(n)})")
         return _Opaque()
+
+    def grad_mode(self, n, path):
+        """`torch._C._set_grad_enabled(mode)`: the start or end of a `torch.no_grad()` region.
+        Its ops are translated as any; what makes them gradient-free is that they read no value
+        with a gradient (`arg` checks). A graph that starts without grad and enables it stays
+        with PyTorch (its compiled plans would have no backward)."""
+        if len(n.args) != 1 or not isinstance(n.args[0], bool) or n.kwargs or n.users:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        if n.args[0] and not self.grad_start and not self.dry:
+            raise _unsupported(f"a region that enables grad in a graph run without ({_origin(n)})")
+        self.grad, self.grad_node = n.args[0], n
+        return _Opaque()
+
+    def new_filled(self, n, path):
+        """`x.new_ones(size)`, `new_zeros`, `new_full(size, value)`, `new_empty`: `full` with
+        `x`'s dtype and device unless given."""
+        method = path.rpartition(".")[2]
+        x, rest = n.args[0], list(n.args[1:])
+        kwargs = dict(n.kwargs)
+        ev = x.meta.get("example_value") if isinstance(x, torch.fx.Node) else None
+        if not isinstance(ev, torch.Tensor):
+            raise _unsupported(f"{path} of something that is not a tensor ({_origin(n)})")
+        value = {"new_ones": 1, "new_zeros": 0, "new_empty": 0}.get(method)
+        if value is None:
+            if len(rest) == 2:
+                value = rest.pop()
+            else:
+                value = kwargs.pop("fill_value", None)
+        size = rest[0] if len(rest) == 1 and not _is_int(rest[0]) else rest
+        if "size" in kwargs and not rest:
+            size = kwargs.pop("size")
+        dtype = kwargs.pop("dtype", None) or ev.dtype
+        device = _device_name(kwargs.pop("device", None) or ev.device)
+        # What else PyTorch takes must be at its default (None is the default of each).
+        defaults = {"requires_grad": False, "layout": torch.strided, "pin_memory": False}
+        for k, v in kwargs.items():
+            if k not in defaults or not (v is None or _at_default(v, defaults[k])):
+                raise _unsupported(f"{path} with {k}={v!r} ({_origin(n)})")
+        if not _is_ints(size) or _is_value(value) or not isinstance(value, (bool, int, float)) \
+                or device is None:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        shape = [size] if _is_int(size) else list(size)
+        return self.emit_op("full", n, shape=shape, fill_value=value, dtype=dtype, device=device)
+
+    def type_as(self, n, path):
+        """`x.type_as(y)`: `x.to(y.dtype)`."""
+        if len(n.args) != 2 or n.kwargs:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        ev = n.args[1].meta.get("example_value") if isinstance(n.args[1], torch.fx.Node) else None
+        if not isinstance(ev, torch.Tensor):
+            raise _unsupported(f"{path} of something that is not a tensor ({_origin(n)})")
+        return self.emit_op("to", n, a=n.args[0], dtype=ev.dtype)
 
     def chunk(self, n, path):
         """`chunk` as narrows of its input."""
@@ -713,6 +805,20 @@ class _Encoder:
         return cur.id if isinstance(cur, _Value) else self.ref(cur, n)[1]
 
 
+def _constant(n):
+    """The tensor a `_CONSTANTS` call `n` makes, when its arguments are literals (no values) and
+    it makes a plain tensor without grad; None otherwise (the call is then an op like any)."""
+    leaves = []
+    torch.fx.node.map_aggregate((n.args, n.kwargs), leaves.append)
+    if any(isinstance(x, torch.fx.Node) for x in leaves) or n.kwargs.get("requires_grad"):
+        return None
+    try:
+        t = n.target(*n.args, **n.kwargs)
+    except Exception:
+        return None
+    return t if type(t) is torch.Tensor and not t.requires_grad else None
+
+
 def _without_legacy_empties(tensors):
     """`torch.cat`'s operands without the 1-d empty tensors (shape `(0,)`) it skips whatever
     the other operands' rank (transformers' key/value cache starts as one); kept when all are."""
@@ -727,6 +833,20 @@ def _without_legacy_empties(tensors):
 def encode(gm, args):
     """The `Encoding` of `gm` for the argument values `args`; raises `UnsupportedError`."""
     return _Encoder(gm, dry=False).run(args)
+
+
+def grad_mode_nodes(gm):
+    """The `torch._C._set_grad_enabled(mode)` calls of `gm`, in order."""
+    return [n for n in gm.graph.nodes
+            if n.op == "call_function" and n.target is torch._C._set_grad_enabled]
+
+
+def splits_grad_modes(gm, grad):
+    """Whether `gm`, starting with grad mode `grad`, must be split at its grad-mode calls to be
+    compiled: one graph compiles only while grad stays off where it starts off, and ends in
+    the mode it starts in."""
+    modes = [n.args[0] if len(n.args) == 1 else None for n in grad_mode_nodes(gm)]
+    return bool(modes) and (modes[-1] != grad or (not grad and any(modes)))
 
 
 def unsupported_nodes(gm):

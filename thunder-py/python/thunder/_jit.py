@@ -1,6 +1,7 @@
 """`thunder.jit`, `ThunderModule` and the inspection functions."""
 
 import collections
+import copy
 import functools
 import time
 import warnings
@@ -11,15 +12,21 @@ from torch.fx.passes.split_module import split_module
 from . import _C, _autograd, _fx
 
 
+_FALLBACKS = ("inductor", "eager")
+
+
 class _State:
-    def __init__(self, fn, executors, cuda_graphs=False):
+    def __init__(self, fn, executors, cuda_graphs=False, fallback="inductor"):
         self.fn = fn
         self.executors = executors
         self.cuda_graphs = cuda_graphs  # replay compiled plans from CUDA graphs
+        self.fallback = fallback  # what runs the pieces thunder cannot compile
         self.calls = 0
         self.compiles = 0
         self.misses = 0  # calls that compiled something
         self.eager_graphs = 0
+        self.inductor_graphs = 0
+        self.pieces = []  # every _Piece of every graph Dynamo captured, in order
         self.unsupported = []
         self.graphs = []  # every CompiledGraph, in order
         self.seconds = collections.defaultdict(float)  # compile seconds per stage
@@ -70,11 +77,91 @@ def _mark_eager(state, values, why=None):
     state.eager_params.update(id(x) for x in params)
 
 
-def _compile(state, name, gm, args):
-    """A callable that runs `gm` on arguments like `args`: thunder's compiled plans, or `gm`
-    itself (eagerly) when thunder cannot compile it (the reason goes into the stats)."""
+class _Piece:
+    """A graph Dynamo captured, or a piece of one split where thunder's support changes: what
+    `compile_stats` reports of it. `examples` are its inputs as Dynamo recorded them (fake
+    tensors, numbers); `grad` the grad mode it starts under."""
+
+    def __init__(self, name, gm, examples, grad):
+        self.name = name
+        self.gm = gm
+        self.examples = examples
+        self.grad = grad
+        self.engine = None  # "thunder", "inductor" or "eager", once it has been compiled
+        self._flops = False  # not counted yet
+
+    def flops(self):
+        """FLOPs of one call, forward and (when it starts with grad) backward, as PyTorch's FLOP
+        counter counts them (matrix products, convolutions, attention); None if they cannot be
+        counted. Counted once, on fake tensors: no memory, no kernels."""
+        if self._flops is False:
+            try:
+                self._flops = _count_flops(self.gm, self.examples, self.grad)
+            except Exception:
+                self._flops = None
+        return self._flops
+
+
+def _count_flops(gm, examples, grad):
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tensors = [x for x in examples if isinstance(x, torch.Tensor)]
+    mode = torch._guards.detect_fake_mode(tensors) or FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        args = [
+            (x if isinstance(x, FakeTensor) else mode.from_tensor(x)).detach().requires_grad_(
+                x.requires_grad and grad)
+            if isinstance(x, torch.Tensor) else x
+            for x in examples
+        ]
+        with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(grad):
+            out = gm(*args)
+            outs = [o for o in torch.utils._pytree.tree_leaves(out)
+                    if isinstance(o, torch.Tensor) and o.requires_grad]
+            if outs and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+                # (`backward`, not `autograd.grad`: the counter's module hooks refuse the latter.)
+                torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
+    return counter.get_total_flops()
+
+
+def _fallback(state, piece, gm, args):
+    """A callable that runs `gm`, which thunder does not compile, on arguments like `args`:
+    Inductor's (torch.compile's compiler), or `gm` itself (eagerly) with `fallback="eager"` or
+    when Inductor fails too. Counted, and its parameters marked (data parallelism averages
+    their gradients through torch.distributed)."""
+    _mark_eager(state, args)
+    if state.fallback == "inductor":
+        t0 = time.perf_counter()
+        try:
+            # On a copy of the graph: Inductor's passes may rewrite it, and a failure must
+            # leave the eager fallback intact.
+            fn = torch._inductor.compile(torch.fx.GraphModule(gm, copy.deepcopy(gm.graph)),
+                                         list(args))
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            why = f"Inductor could not compile a piece either, which runs eagerly: {type(e).__name__}: {first}"
+            _report(state, why)
+            warnings.warn(why, RuntimeWarning, stacklevel=2)
+        else:
+            state.seconds["inductor"] += time.perf_counter() - t0
+            state.inductor_graphs += 1
+            piece.engine = "inductor"
+            return fn
+    state.eager_graphs += 1
+    piece.engine = "eager"
+    return gm.forward
+
+
+def _compile(state, piece, gm, args):
+    """A callable that runs `gm` on arguments like `args`: thunder's compiled plans, or (when
+    thunder cannot compile it; the reason goes into the stats) the fallback's."""
     t0 = time.perf_counter()
-    eager = _eager_fallback(state, gm, args)
+    name = piece.name
+
+    def eager():
+        return _fallback(state, piece, gm, args)
+
     try:
         enc = _fx.encode(gm, args)
         wrt = []
@@ -122,7 +209,6 @@ def _compile(state, name, gm, args):
     mismatch = _meta_mismatch(gm, cg)
     if mismatch:
         # Thunder's metadata disagrees with PyTorch's: never return silently different results.
-        state.eager_graphs += 1
         why = f"thunder's {mismatch}; the graph runs eagerly"
         _report(state, why)
         warnings.warn(why + " (please report it)", RuntimeWarning, stacklevel=2)
@@ -130,6 +216,7 @@ def _compile(state, name, gm, args):
     for stage, s in cg.compile_seconds():
         state.seconds[stage] += s
     state.graphs.append(cg)
+    piece.engine = "thunder"
     run = _autograd.differentiable(cg, state) if wrt else cg
     fsdp_inputs = cg.fsdp_inputs()
     if fsdp_inputs is not None:
@@ -165,18 +252,6 @@ def _meta_mismatch(gm, cg):
     return None
 
 
-def _eager_fallback(state, gm, args):
-    """What `_compile` returns for a graph that runs eagerly: counted, and its parameters
-    marked (data parallelism averages their gradients through torch.distributed)."""
-
-    def eager():
-        state.eager_graphs += 1
-        _mark_eager(state, args)
-        return gm.forward
-
-    return eager
-
-
 def _grad_key(args):
     """What decides a compiled graph's gradients besides its code: the grad mode and which
     tensor arguments require grad."""
@@ -204,8 +279,8 @@ def _take_grad_prelude(gm):
 
 
 class _Partition(torch.nn.Module):
-    """A piece of a split graph that thunder compiles at its first call (its inputs are then
-    known: values computed by the eager pieces before it).
+    """A piece of a split graph, compiled at its first call (its inputs are then known: values
+    computed by the pieces before it): by thunder (`thunder=True`), else by the fallback.
 
     Dynamo's guards cover the whole graph's inputs and the grad mode when the graph starts,
     not what a piece sees: its inputs are activations of the pieces before it, and the grad
@@ -213,12 +288,16 @@ class _Partition(torch.nn.Module):
     mode and run under another would silently lose (or invent) gradients, so each piece keeps
     one compiled callable per grad mode and `requires_grad` pattern of its arguments."""
 
-    def __init__(self, state, name, gm):
+    def __init__(self, state, name, gm, thunder, grad):
         super().__init__()
+        examples = [n.meta.get("example_value") for n in gm.graph.nodes if n.op == "placeholder"]
         self._grad_mode = _take_grad_prelude(gm)
         self.gm = gm
         self._state = state
+        self._piece = _Piece(name, gm, examples, grad if self._grad_mode is None else self._grad_mode)
+        state.pieces.append(self._piece)
         self._name = name
+        self._thunder = thunder
         self._fns = {}
 
     def forward(self, *args):
@@ -227,35 +306,59 @@ class _Partition(torch.nn.Module):
         key = _grad_key(args)
         fn = self._fns.get(key)
         if fn is None:
-            name = self._name if not self._fns else f"{self._name}_v{len(self._fns)}"
-            fn = self._fns[key] = _compile(self._state, name, self.gm, args)
+            p = self._piece
+            p.name = self._name if not self._fns else f"{self._name}_v{len(self._fns)}"
+            if self._thunder:
+                fn = _compile(self._state, p, self.gm, args)
+            else:
+                fn = _fallback(self._state, p, self.gm, args)
+            self._fns[key] = fn
         return fn(*args)
 
 
-def _backend(state, name):
+def _backend(state, base):
     def backend(gm, example_inputs):
         state.compiles += 1
+        # Each capture's pieces get names of their own (`thunder_f_1`, then `thunder_f_g2_1`).
+        name = base if state.compiles == 1 else f"{base}_g{state.compiles}"
+        grad = torch.is_grad_enabled()
+
+        def whole(thunder):
+            if thunder:
+                piece = _Piece(name, gm, list(example_inputs), grad)
+                state.pieces.append(piece)
+                return _compile(state, piece, gm, example_inputs)
+            return _Partition(state, name, gm, False, grad)
+
         try:
             unsupported = _fx.unsupported_nodes(gm)
         except _C.UnsupportedError as e:
-            state.eager_graphs += 1
             _report(state, str(e))
             _mark_eager(state, example_inputs, str(e))
-            return gm.forward
-        if not unsupported:
-            return _compile(state, name, gm, example_inputs)
+            return whole(False)
+        modes = _fx.grad_mode_nodes(gm)
+        if not unsupported and not _fx.splits_grad_modes(gm, grad):
+            return whole(True)
         for why in unsupported.values():
             if why is not None:
                 _report(state, why)
         # Split where support changes: thunder compiles the supported pieces, PyTorch runs the
         # rest eagerly (as Lightning Thunder's splitter does for Dynamo graphs).
+        # Also at every grad-mode call: a piece then runs under one grad mode (the call is its
+        # first node, which the piece makes before it runs: `_Partition`).
         part, current, supported = {}, -1, None
         pieces = {}
+        pending = object()  # a piece begun by a grad-mode call: its next node decides its kind
         for n in gm.graph.nodes:
             if n.op in ("placeholder", "output"):
                 continue
             ok = n not in unsupported
-            if ok != supported:
+            if n in modes:
+                current, supported = current + 1, pending
+                pieces[current] = None
+            elif supported is pending:
+                pieces[current] = supported = ok
+            elif ok != supported:
                 current, supported = current + 1, ok
                 pieces[current] = ok
             part[n] = current
@@ -267,9 +370,8 @@ def _backend(state, name):
             return "; ".join(out) or None
 
         if not any(pieces.values()):
-            state.eager_graphs += 1
             _mark_eager(state, example_inputs, reasons(part))
-            return gm.forward
+            return whole(False)
         # In the graph's own order: the pieces between `_set_grad_enabled` calls must run while
         # the grad mode they were written under holds (a topological order may run a piece from
         # before a `torch.no_grad()` region after it, and its parameters then get no gradient).
@@ -282,16 +384,16 @@ def _backend(state, name):
             sub = f"submod_{i}"
             if not hasattr(split, sub):
                 continue
-            if ok:
-                setattr(split, sub, _Partition(state, f"{name}_{i}", getattr(split, sub)))
-            else:
-                state.eager_graphs += 1
-                piece = getattr(split, sub)
+            piece = getattr(split, sub)
+            if ok is None:
+                continue  # grad-mode calls only: the piece runs as it is
+            if not ok:
                 _mark_eager(
                     state,
                     [by_name.get(n.name) for n in piece.graph.nodes if n.op == "placeholder"],
                     reasons([n for n in part if part[n] == i]),
                 )
+            setattr(split, sub, _Partition(state, f"{name}_{i}", piece, ok, grad))
         return split.forward
 
     return backend
@@ -300,7 +402,7 @@ def _backend(state, name):
 def _wrap(state, compiled):
     def call(*args, **kwargs):
         state.calls += 1
-        before, inside = state.compiles, state.thunder_s
+        before, inside = state.compiles, state.thunder_s + state.seconds.get("inductor", 0.0)
         t0 = time.perf_counter()
         try:
             return compiled(*args, **kwargs)
@@ -312,8 +414,10 @@ def _wrap(state, compiled):
         finally:
             if state.compiles != before:
                 state.misses += 1
-                # Dynamo's capture (with the graph's first run, which compiles lazy pieces).
-                state.seconds["dynamo"] += time.perf_counter() - t0 - (state.thunder_s - inside)
+                # Dynamo's capture (with the graph's first run, which compiles lazy pieces),
+                # without thunder's and Inductor's compile seconds.
+                spent = state.thunder_s + state.seconds.get("inductor", 0.0) - inside
+                state.seconds["dynamo"] += time.perf_counter() - t0 - spent
 
     return call
 
@@ -387,7 +491,7 @@ class ThunderModule(torch.nn.Module):
             return getattr(orig, name)
 
 
-def jit(fn, *, executors=None, cuda_graphs=False):
+def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor"):
     """Compiles `fn` (a function or an `nn.Module`) with thunder.
 
     `executors`: names of the executors to use, highest priority first (see
@@ -400,14 +504,21 @@ def jit(fn, *, executors=None, cuda_graphs=False):
     With grad, a graph's backward must run before its next call (its saved values are the
     graph's own): otherwise the backward raises `ThunderError`.
 
+    `fallback`: what runs the parts of the program thunder cannot compile (Dynamo's graph is
+    split where thunder's support changes): `"inductor"` (the default) compiles them with
+    torch.compile's compiler, and runs eagerly what Inductor refuses too; `"eager"` runs them
+    eagerly. `compile_stats(fn)` says which engine ran each piece, and why thunder did not.
+
     A module gives a `ThunderModule` that shares the module's parameters and buffers.
     """
     names = _validate(executors)
+    if fallback not in _FALLBACKS:
+        raise ValueError(f"fallback must be one of {', '.join(map(repr, _FALLBACKS))}, not {fallback!r}")
     if not callable(fn):
         raise ValueError(f"thunder.jit takes a function or an nn.Module, not {type(fn).__name__}")
     if not isinstance(cuda_graphs, bool):
         raise ValueError(f"cuda_graphs must be True or False, not {cuda_graphs!r}")
-    state = _State(fn, names, cuda_graphs)
+    state = _State(fn, names, cuda_graphs, fallback)
     name = "thunder_" + "".join(
         c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
     ).strip("_")
@@ -444,17 +555,35 @@ def last_backward_traces(jfn):
     return [src for _, src in state.graphs[-1].backward_traces()]
 
 
-def compile_stats(jfn):
+def compile_stats(jfn, flops=False):
     """Calls, compilations (Dynamo's captures of new input metadata), cache hits, graphs
-    compiled and run eagerly, why, and compile seconds per stage."""
+    compiled by thunder, by Inductor (the fallback) and run eagerly, why thunder did not
+    compile them, and compile seconds per stage. `pieces`: every piece of every captured
+    graph, in order, with the engine that runs it (None: not run yet).
+
+    `flops=True` adds each piece's FLOPs (forward, and backward when it runs with grad, as
+    `torch.utils.flop_counter` counts them on fake tensors) and `flop_share`: the share of all
+    FLOPs in pieces thunder compiled (None when nothing could be counted)."""
     state = _state(jfn)
+    pieces = [{"name": p.name, "engine": p.engine} for p in state.pieces]
+    extra = {}
+    if flops:
+        by_engine = collections.defaultdict(int)
+        for p, d in zip(state.pieces, pieces):
+            d["flops"] = p.flops()
+            by_engine[p.engine] += d["flops"] or 0
+        total = sum(by_engine.values())
+        extra["flop_share"] = by_engine["thunder"] / total if total else None
     return {
         "calls": state.calls,
         "compiles": state.compiles,
         "cache_hits": state.calls - state.misses,
         "compiled_graphs": len(state.graphs),
+        "inductor_graphs": state.inductor_graphs,
         "eager_graphs": state.eager_graphs,
         "unsupported": list(state.unsupported),
+        "pieces": pieces,
+        **extra,
         "compile_seconds": dict(state.seconds),
         **({"cuda_graphs": _cuda_graph_stats(state)} if state.cuda_graphs else {}),
     }
@@ -473,13 +602,14 @@ def _cuda_graph_stats(state):
 
 
 class Examination:
-    """What `thunder.examine` found: `unsupported` (why pieces run eagerly), the numbers of
-    graphs compiled and run eagerly, per output the largest absolute difference from eager
-    PyTorch, and `ok` (every output close to eager's)."""
+    """What `thunder.examine` found: `unsupported` (why thunder did not compile pieces), the
+    numbers of graphs compiled by thunder, by Inductor and run eagerly, per output the largest
+    absolute difference from eager PyTorch, and `ok` (every output close to eager's)."""
 
     def __init__(self, stats, diffs, mismatches):
         self.unsupported = stats["unsupported"]
         self.compiled_graphs = stats["compiled_graphs"]
+        self.inductor_graphs = stats["inductor_graphs"]
         self.eager_graphs = stats["eager_graphs"]
         self.max_abs_diff = diffs
         self.mismatches = mismatches
@@ -487,11 +617,11 @@ class Examination:
 
     def __repr__(self):
         lines = [
-            f"thunder.examine: {self.compiled_graphs} graph(s) compiled, "
-            f"{self.eager_graphs} run eagerly; outputs "
+            f"thunder.examine: {self.compiled_graphs} graph(s) compiled by thunder, "
+            f"{self.inductor_graphs} by Inductor, {self.eager_graphs} run eagerly; outputs "
             + ("match eager PyTorch" if self.ok else "DIFFER from eager PyTorch")
         ]
-        lines += [f"  runs eagerly: {why}" for why in self.unsupported]
+        lines += [f"  not compiled by thunder: {why}" for why in self.unsupported]
         lines += [f"  output {i}: max |diff| {d:.3g}" for i, d in enumerate(self.max_abs_diff)]
         lines += [f"  mismatch: {m}" for m in self.mismatches]
         return "\n".join(lines)
@@ -517,13 +647,13 @@ def _leaves(x):
     return []
 
 
-def examine(fn, *args, executors=None, rtol=None, atol=None, **kwargs):
+def examine(fn, *args, executors=None, fallback="inductor", rtol=None, atol=None, **kwargs):
     """Runs `fn(*args, **kwargs)` eagerly and through `thunder.jit` (each on its own copies of
     the arguments) and returns an `Examination`: which ops would run eagerly and why, and
     whether the outputs match (`torch.testing.assert_close` with `rtol`/`atol`). Printing it
     gives a summary."""
     want = fn(*_copy(args), **_copy(kwargs))
-    jfn = jit(fn, executors=executors)
+    jfn = jit(fn, executors=executors, fallback=fallback)
     got = jfn(*_copy(args), **_copy(kwargs))
     wants, gots = _leaves(want), _leaves(got)
     diffs, mismatches = [], []
