@@ -427,3 +427,42 @@ def test_a_piece_inductor_refuses_runs_eagerly_and_says_why(monkeypatch):
 def test_fallback_must_be_inductor_or_eager():
     with pytest.raises(ValueError, match="fallback must be one of 'inductor', 'eager', not 'jit'"):
         thunder.jit(lambda x: x, fallback="jit")
+
+
+def test_torch_compile_with_the_thunder_backend():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+
+    def f(x):
+        return torch.tanh(lin(x)).sum()
+
+    want = f(x)
+    (want_grad,) = torch.autograd.grad(want, lin.weight)
+    be = thunder.Backend(fallback="eager")
+    cf = torch.compile(f, backend=be, dynamic=False)
+    got = cf(x)
+    (got_grad,) = torch.autograd.grad(got, lin.weight)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    s = thunder.compile_stats(be)
+    assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (1, 0, 0), s
+    assert thunder.last_traces(be) and "ltorch.linear" in thunder.last_traces(be)[0]
+    # By name: the shared `thunder.backend`.
+    torch._dynamo.reset()
+    before = thunder.compile_stats(thunder.backend)["compiled_graphs"]
+    torch.testing.assert_close(torch.compile(f, backend="thunder", dynamic=False)(x), want)
+    assert thunder.compile_stats(thunder.backend)["compiled_graphs"] == before + 1
+
+
+def test_dynamic_shapes_from_torch_compile_go_to_the_fallback_and_say_why():
+    # torch.compile's default (dynamic=None) makes a graph dynamic after a change of sizes:
+    # thunder compiles static shapes, so that graph goes to the fallback, reported.
+    be = thunder.Backend(fallback="eager")
+    cf = torch.compile(lambda x: (x * 2).sin(), backend=be)
+    for n in (3, 5, 7):
+        x = torch.randn(n)
+        torch.testing.assert_close(cf(x), (x * 2).sin())
+    s = thunder.compile_stats(be)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 1, s
+    assert any("symbolic" in u for u in s["unsupported"]), s

@@ -22,8 +22,10 @@ if torch.__version__.split("+")[0] != _want:
 from . import _C  # noqa: E402
 from . import distributed  # noqa: E402
 from ._jit import (  # noqa: E402
+    Backend,
     Examination,
     ThunderModule,
+    backend,
     compile_stats,
     examine,
     jit,
@@ -40,6 +42,8 @@ __all__ = [
     "last_backward_traces",
     "compile_stats",
     "examine",
+    "Backend",
+    "backend",
     "Examination",
     "ThunderModule",
     "ThunderError",

@@ -443,8 +443,16 @@ def describe(x):
             x, (torch.nn.Parameter, torch._subclasses.FakeTensor)
         ):
             raise _unsupported(f"a tensor subclass input ({type(x).__name__})")
+        if not all(type(d) is int for d in x.shape):
+            raise _unsupported(
+                f"a tensor of symbolic sizes {list(x.shape)} (Dynamo's dynamic shapes): thunder "
+                "compiles static shapes (torch.compile(..., dynamic=False) gives them)")
         dev = "cpu" if x.device.type == "cpu" else f"{x.device.type}:{x.device.index or 0}"
         return ("tensor", str(x.dtype), list(x.shape), dev, bool(x.requires_grad))
+    if isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool):
+        raise _unsupported(
+            f"a symbolic {type(x).__name__[3:].lower()} input (Dynamo's dynamic shapes): thunder "
+            "compiles static shapes (torch.compile(..., dynamic=False) gives them)")
     if isinstance(x, bool):
         return ("bool",)
     if isinstance(x, int):

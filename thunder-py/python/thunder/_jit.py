@@ -54,6 +54,13 @@ def _validate(executors):
     return list(executors)
 
 
+def _validate_options(cuda_graphs, fallback):
+    if not isinstance(cuda_graphs, bool):
+        raise ValueError(f"cuda_graphs must be True or False, not {cuda_graphs!r}")
+    if fallback not in _FALLBACKS:
+        raise ValueError(f"fallback must be one of {', '.join(map(repr, _FALLBACKS))}, not {fallback!r}")
+
+
 def _report(state, why):
     if why not in state.unsupported:
         state.unsupported.append(why)
@@ -512,12 +519,9 @@ def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor"):
     A module gives a `ThunderModule` that shares the module's parameters and buffers.
     """
     names = _validate(executors)
-    if fallback not in _FALLBACKS:
-        raise ValueError(f"fallback must be one of {', '.join(map(repr, _FALLBACKS))}, not {fallback!r}")
     if not callable(fn):
         raise ValueError(f"thunder.jit takes a function or an nn.Module, not {type(fn).__name__}")
-    if not isinstance(cuda_graphs, bool):
-        raise ValueError(f"cuda_graphs must be True or False, not {cuda_graphs!r}")
+    _validate_options(cuda_graphs, fallback)
     state = _State(fn, names, cuda_graphs, fallback)
     name = "thunder_" + "".join(
         c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
@@ -530,10 +534,43 @@ def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor"):
     return wrapper
 
 
+class Backend:
+    """thunder as a `torch.compile` backend, for code that already calls torch.compile (as
+    Lightning Thunder's ThunderFX): `torch.compile(model, backend=thunder.Backend())`, or
+    `backend="thunder"`, the shared `thunder.backend`. The options are `thunder.jit`'s.
+    `thunder.compile_stats(backend)` reports on every graph it compiled (without `calls`:
+    torch.compile makes the calls). thunder compiles static shapes: with torch.compile's
+    default `dynamic=None`, a graph Dynamo makes dynamic after a change of sizes goes to the
+    fallback, and `compile_stats` says so; `dynamic=False` keeps every graph in thunder."""
+
+    def __init__(self, *, executors=None, cuda_graphs=False, fallback="inductor"):
+        names = _validate(executors)
+        _validate_options(cuda_graphs, fallback)
+        self._thunder_state = _State(None, names, cuda_graphs, fallback)
+        self._compile = _backend(self._thunder_state, "thunder_graph")
+
+    def __call__(self, gm, example_inputs):
+        return self._compile(gm, example_inputs)
+
+
+backend = Backend()
+
+
+def _register():
+    """Registers `thunder.backend` with Dynamo as "thunder" (unless another package did)."""
+    from torch._dynamo.backends import registry
+
+    if "thunder" not in registry._COMPILER_FNS:
+        registry.register_backend(backend, "thunder")
+
+
+_register()
+
+
 def _state(jfn):
     state = getattr(jfn, "_thunder_state", None) if callable(jfn) else None
     if not isinstance(state, _State):
-        raise ValueError("not a function or module returned by thunder.jit")
+        raise ValueError("not a function or module returned by thunder.jit, nor a thunder.Backend")
     return state
 
 
