@@ -57,6 +57,9 @@ pub struct Node {
     pub args: Vec<Arg>,
     /// Where it comes from in the user's code (for messages).
     pub origin: String,
+    /// Inside a `torch.autocast` region of this dtype (bfloat16 or float16): its operands are
+    /// cast as its op-table row says (`thunder_transforms::autocast_call`).
+    pub autocast: Option<DType>,
 }
 
 /// A captured graph: inputs, nodes in order, outputs (value indices).
@@ -195,9 +198,15 @@ impl Call<'_> {
             .zip(attr_args)
             .map(|(&(name, kind), a)| self.attr(name, kind, a))
             .collect::<Result<Vec<_>, _>>()?;
-        let outs = b
-            .call(Op::Torch(op), operands, attrs)
-            .map_err(|e| self.bad(e))?;
+        let outs = match n.autocast {
+            Some(dtype) => {
+                thunder_transforms::autocast_call(b, Op::Torch(op), operands, attrs, dtype)
+                    .map_err(|e| self.bad(e))?
+            }
+            None => b
+                .call(Op::Torch(op), operands, attrs)
+                .map_err(|e| self.bad(e))?,
+        };
         match outs.as_slice() {
             [v] => Ok(*v),
             _ => Err(self.bad(format!(
@@ -318,6 +327,7 @@ mod tests {
                 op: op.into(),
                 args,
                 origin: "line 1".into(),
+                autocast: None,
             }],
             outputs: vec![n],
         }
@@ -331,6 +341,7 @@ mod tests {
                 op: "add".into(),
                 args: vec![Arg::Ref(0), Arg::Ref(1), Arg::None],
                 origin: "a + b".into(),
+                autocast: None,
             }],
             outputs: vec![2],
         };
@@ -351,6 +362,7 @@ mod tests {
                 op: "conv2d".into(),
                 args: vec![Arg::Ref(0)],
                 origin: "line 3".into(),
+                autocast: None,
             }],
             outputs: vec![2],
         };
@@ -365,6 +377,7 @@ mod tests {
             op: "add".into(),
             args: vec![Arg::Ref(0), Arg::Ref(1), Arg::None],
             origin: "line 4".into(),
+            autocast: None,
         };
         let e = to_trace(&g, "f").unwrap_err().to_string();
         assert!(e.starts_with("add (line 4):"), "{e}");
@@ -462,5 +475,44 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn nodes_in_an_autocast_region_cast_their_operands_as_the_op_table_says() {
+        // matmul is on autocast's lower-precision list, softmax on its float32 list, neg on
+        // neither: under bf16 autocast the first computes in bf16, the second in f32, the third
+        // in what it gets.
+        let node = |op: &str, args, autocast| Node {
+            op: op.into(),
+            args,
+            origin: "line 1".into(),
+            autocast,
+        };
+        let g = Graph {
+            inputs: vec![t(DType::F32, &[2, 2]), t(DType::F32, &[2, 2])],
+            nodes: vec![
+                node("matmul", vec![Arg::Ref(0), Arg::Ref(1)], Some(DType::BF16)),
+                node(
+                    "softmax",
+                    vec![Arg::Ref(2), Arg::Int(-1), Arg::None],
+                    Some(DType::BF16),
+                ),
+                node("neg", vec![Arg::Ref(2)], Some(DType::BF16)),
+                node("matmul", vec![Arg::Ref(0), Arg::Ref(1)], None),
+            ],
+            outputs: vec![2, 3, 4, 5],
+        };
+        let tr = to_trace(&g, "f").unwrap();
+        let dtypes: Vec<DType> = tr
+            .outputs
+            .iter()
+            .map(|&o| tr.tensor(o).unwrap().dtype)
+            .collect();
+        assert_eq!(
+            dtypes,
+            vec![DType::BF16, DType::F32, DType::BF16, DType::F32],
+            "{}",
+            tr.to_python()
+        );
     }
 }

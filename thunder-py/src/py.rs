@@ -487,7 +487,7 @@ type FsdpArg<'py> = (PyRef<'py, FsdpLayout>, Vec<(usize, usize)>, usize);
 fn compile(
     name: &str,
     inputs: Vec<Bound<'_, PyTuple>>,
-    nodes: Vec<(String, Vec<Bound<'_, PyTuple>>, String)>,
+    nodes: Vec<NodeArg<'_>>,
     outputs: Vec<usize>,
     executors: Vec<String>,
     wrt: Vec<usize>,
@@ -516,11 +516,15 @@ fn compile(
     })
 }
 
+/// A node as `thunder/_fx.py` encodes it: the op's name, its arguments, its origin in the
+/// user's code, and the dtype of the `torch.autocast` region it is in (or None).
+type NodeArg<'py> = (String, Vec<Bound<'py, PyTuple>>, String, Option<String>);
+
 /// Decodes `compile`'s `inputs`, `nodes` and `outputs` (as `thunder/_fx.py` encodes them) into
 /// a [`Graph`]: the inputs first, then the nodes' arguments in order, the first bad one raising.
 fn decode_graph(
     inputs: &[Bound<'_, PyTuple>],
-    nodes: Vec<(String, Vec<Bound<'_, PyTuple>>, String)>,
+    nodes: Vec<NodeArg<'_>>,
     outputs: Vec<usize>,
 ) -> PyResult<Graph> {
     let mut g = Graph {
@@ -528,11 +532,21 @@ fn decode_graph(
         nodes: Vec::with_capacity(nodes.len()),
         outputs,
     };
-    for (op, args, origin) in nodes {
+    for (op, args, origin, autocast) in nodes {
+        let autocast = match autocast.as_deref() {
+            None => None,
+            Some(d @ ("torch.bfloat16" | "torch.float16")) => Some(dtype(d)?),
+            Some(d) => {
+                return Err(PyValueError::new_err(format!(
+                    "{origin}: autocast runs in bfloat16 or float16, not {d}"
+                )))
+            }
+        };
         g.nodes.push(Node {
             op,
             args: args.iter().map(arg).collect::<PyResult<_>>()?,
             origin,
+            autocast,
         });
     }
     Ok(g)

@@ -250,7 +250,7 @@ def test_ops_without_pytorch_names_are_not_taken():
     # A graph that names it anyway is refused by the Rust side too.
     with pytest.raises(_C.UnsupportedError, match="round is not supported by thunder yet"):
         _C.compile("g", [("tensor", "torch.float32", [3], "cpu", False)],
-                   [("round", [("ref", 0)], "x")], [1], ["torch"])
+                   [("round", [("ref", 0)], "x", None)], [1], ["torch"])
 
 
 def test_a_path_that_does_not_resolve_is_an_import_error(monkeypatch):
@@ -273,7 +273,7 @@ def test_nodes_carry_the_op_signature_order():
                   backend=capture, dynamic=False)(torch.randn(2, 6), torch.randn(6))
     (gm,) = graphs
     enc = _fx.encode(gm, [n.meta["example_value"] for n in gm.graph.nodes if n.op == "placeholder"])
-    ops = [(op, a) for op, a, _ in enc.nodes]
+    ops = [(op, a) for op, a, _, _ in enc.nodes]
     assert ops == [
         ("rms_norm", [("ref", 0), ("ref", 1), ("list", [("int", 6)]), ("none",)]),
         ("add", [("ref", 0), ("int", 1), ("none",)]),

@@ -11,43 +11,72 @@
 use crate::util::copy_inputs;
 use crate::{Result, TransformError};
 use thunder_ir::ops::info::Autocast;
-use thunder_ir::{Arg, DType, Trace, TraceBuilder, Value};
+use thunder_ir::{Arg, Attr, DType, Op, Trace, TraceBuilder, Value};
 
 /// `trace` under autocast to `dtype` (bfloat16 or float16).
 pub fn autocast(trace: &Trace, dtype: DType) -> Result<Trace> {
-    if !matches!(dtype, DType::BF16 | DType::F16) {
-        return Err(TransformError::Pass {
-            pass: "autocast".into(),
-            message: format!("autocast runs in bf16 or f16, not {dtype}"),
-        });
-    }
+    check_dtype(dtype)?;
     let mut b = TraceBuilder::new(format!("{}_autocast", trace.name));
     let mut m = copy_inputs(&mut b, trace)?;
     for bsym in &trace.bound_symbols {
-        let target = match bsym.op.info().map(|i| i.autocast) {
-            Some(Autocast::LowerPrecision) => Some(dtype),
-            Some(Autocast::Float32) => Some(DType::F32),
-            Some(Autocast::Follow) | None => None,
-        };
-        let mut args = Vec::with_capacity(bsym.args.len());
-        for a in &bsym.args {
-            args.push(match a {
-                Arg::Value(v) => Arg::Value(cast(&mut b, m[v], target)?),
-                Arg::List(l) => Arg::List(
-                    l.iter()
-                        .map(|v| cast(&mut b, m[v], target))
-                        .collect::<Result<_>>()?,
-                ),
+        let args = bsym
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Value(v) => Arg::Value(m[v]),
+                Arg::List(l) => Arg::List(l.iter().map(|v| m[v]).collect()),
                 other => other.clone(),
-            });
-        }
-        let outs = b.call(bsym.op, args, bsym.attrs.clone())?;
+            })
+            .collect();
+        let outs = autocast_call(&mut b, bsym.op, args, bsym.attrs.clone(), dtype)?;
         for (o, n) in bsym.outputs.iter().zip(outs) {
             m.insert(*o, n);
         }
     }
     let outputs: Vec<Value> = trace.outputs.iter().map(|o| m[o]).collect();
     Ok(b.build(&outputs)?)
+}
+
+/// Builds one call of `op` under autocast to `dtype` (bfloat16 or float16): its floating
+/// tensor operands cast as its row of the op table says, then the op. The transform does this
+/// for every op of a trace; a front end with autocast regions (the Python binding's
+/// `torch.autocast` blocks) does it for the ops inside them.
+pub fn autocast_call(
+    b: &mut TraceBuilder,
+    op: Op,
+    args: Vec<Arg>,
+    attrs: Vec<Attr>,
+    dtype: DType,
+) -> Result<Vec<Value>> {
+    check_dtype(dtype)?;
+    let target = match op.info().map(|i| i.autocast) {
+        Some(Autocast::LowerPrecision) => Some(dtype),
+        Some(Autocast::Float32) => Some(DType::F32),
+        Some(Autocast::Follow) | None => None,
+    };
+    let mut cast_args = Vec::with_capacity(args.len());
+    for a in args {
+        cast_args.push(match a {
+            Arg::Value(v) => Arg::Value(cast(b, v, target)?),
+            Arg::List(l) => Arg::List(
+                l.iter()
+                    .map(|v| cast(b, *v, target))
+                    .collect::<Result<_>>()?,
+            ),
+            other => other,
+        });
+    }
+    Ok(b.call(op, cast_args, attrs)?)
+}
+
+fn check_dtype(dtype: DType) -> Result<()> {
+    if !matches!(dtype, DType::BF16 | DType::F16) {
+        return Err(TransformError::Pass {
+            pass: "autocast".into(),
+            message: format!("autocast runs in bf16 or f16, not {dtype}"),
+        });
+    }
+    Ok(())
 }
 
 /// Casts a floating tensor to `target` (no-op for other values or without a target). Only float32

@@ -59,7 +59,7 @@ pub mod split;
 mod util;
 pub mod vmap;
 
-pub use autocast::autocast;
+pub use autocast::{autocast, autocast_call};
 pub use cse::cse;
 pub use dce::dce;
 pub use error::{Result, TransformError};

@@ -371,6 +371,9 @@ _SUGAR = {
     "torch._C._log_api_usage_once": "no_value",
     # `torch.no_grad()` / `torch.enable_grad()` regions inside a graph.
     "torch._C._set_grad_enabled": "grad_mode",
+    # `torch.autocast(...)` regions inside a graph.
+    "torch.amp.autocast_mode._enter_autocast": "enter_autocast",
+    "torch.amp.autocast_mode._exit_autocast": "exit_autocast",
     # `x.new_ones(size)` and friends: a filled tensor with `x`'s dtype and device by default
     # (`new_empty`'s values are unspecified: zeros are as good as any).
     "torch.Tensor.new_ones": "new_filled",
@@ -486,6 +489,9 @@ class _Encoder:
         # far leave it (with the last such call).
         self.grad_start = self.grad = torch.is_grad_enabled()
         self.grad_node = None
+        # The autocast regions: a stack of {device type: dtype or None (off)}, the ambient state
+        # (torch.autocast around the call) at the bottom.
+        self.autocast = [_ambient_autocast()]
 
     def _new(self):
         self.n += 1
@@ -494,7 +500,8 @@ class _Encoder:
     def emit(self, op, values, node, origin=None):
         """A node calling the op named `op` on `values`, its arguments in signature order;
         returns its value id."""
-        self.enc.nodes.append((op, [self.arg(v, node) for v in values], origin or _origin(node)))
+        self.enc.nodes.append((op, [self.arg(v, node) for v in values], origin or _origin(node),
+                               self.autocast_dtype(node, origin)))
         return self._new()
 
     def emit_op(self, op, node, origin=None, **given):
@@ -595,6 +602,8 @@ class _Encoder:
         return self.enc
 
     def output(self, n):
+        if len(self.autocast) != 1 and not self.dry:
+            raise _unsupported("a graph that ends inside a torch.autocast region")
         if self.grad != self.grad_start and not self.dry:
             # A graph that ends inside a grad-mode region (Dynamo broke the graph there) leaves
             # the mode changed for the code after it: the caller splits it at its
@@ -659,6 +668,47 @@ class _Encoder:
         reads its result runs eagerly."""
         if n.users:
             raise _unsupported(f"{path} whose result is used ({_origin(n)})")
+        return _Opaque()
+
+    def autocast_dtype(self, node, origin):
+        """The autocast dtype (as a string) `node` computes under, or None. CUDA autocast only:
+        thunder's op table follows torch.autocast's CUDA op lists, and CPU autocast has others."""
+        ev = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
+        leaves = [t for t in torch.utils._pytree.tree_leaves(ev) if isinstance(t, torch.Tensor)]
+        devices = {t.device.type for t in leaves}
+        state = self.autocast[-1]
+        on = {d: dt for d, dt in state.items() if dt is not None}
+        if not on:
+            return None
+        if "cpu" in on and (devices & {"cpu"} or not devices):
+            raise _unsupported(f"CPU autocast (thunder follows CUDA autocast's op lists) "
+                               f"({origin or _origin(node)})")
+        if "cuda" in on and "cuda" in devices:
+            return str(on["cuda"])
+        return None
+
+    def enter_autocast(self, n, path):
+        """`torch.autocast(device_type, dtype, enabled)` entered: a region of that state (its
+        value, the context, only ever reaches `exit_autocast`)."""
+        device, dtype, enabled, *_ = list(n.args) + [None] * 4
+        if not isinstance(device, str) or not isinstance(enabled, bool) or n.kwargs:
+            raise _unsupported(f"torch.autocast with these arguments ({_origin(n)})")
+        if device not in ("cuda", "cpu"):
+            raise _unsupported(f"torch.autocast on {device} ({_origin(n)})")
+        if enabled:
+            dtype = dtype or torch.get_autocast_dtype(device)
+            if dtype not in (torch.bfloat16, torch.float16):
+                raise _unsupported(f"torch.autocast to {dtype} ({_origin(n)})")
+        state = dict(self.autocast[-1])
+        state[device] = dtype if enabled else None
+        self.autocast.append(state)
+        return _Opaque()
+
+    def exit_autocast(self, n, path):
+        """The end of the innermost `torch.autocast` region."""
+        if len(self.autocast) < 2 or n.users:
+            raise _unsupported(f"an autocast exit without its entry ({_origin(n)})")
+        self.autocast.pop()
         return _Opaque()
 
     def grad_mode(self, n, path):
@@ -841,6 +891,20 @@ def _without_legacy_empties(tensors):
 def encode(gm, args):
     """The `Encoding` of `gm` for the argument values `args`; raises `UnsupportedError`."""
     return _Encoder(gm, dry=False).run(args)
+
+
+def _ambient_autocast():
+    """torch.autocast's state around the call: {device type: dtype or None}."""
+    return {d: torch.get_autocast_dtype(d) if torch.is_autocast_enabled(d) else None
+            for d in ("cuda", "cpu")}
+
+
+AUTOCAST_CALLS = (torch.amp.autocast_mode._enter_autocast, torch.amp.autocast_mode._exit_autocast)
+
+
+def autocast_nodes(gm):
+    """The `torch.autocast` entries and exits of `gm`."""
+    return [n for n in gm.graph.nodes if n.op == "call_function" and n.target in AUTOCAST_CALLS]
 
 
 def grad_mode_nodes(gm):

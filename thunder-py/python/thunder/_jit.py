@@ -260,9 +260,12 @@ def _meta_mismatch(gm, cg):
 
 
 def _grad_key(args):
-    """What decides a compiled graph's gradients besides its code: the grad mode and which
-    tensor arguments require grad."""
-    return (torch.is_grad_enabled(), *(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
+    """What decides a compiled graph besides its code and its inputs' metadata (which Dynamo
+    guards for the whole graph, not for a piece): the grad mode, which tensor arguments require
+    grad, and torch.autocast's state around it."""
+    autocast = tuple(_fx._ambient_autocast().items())
+    return (torch.is_grad_enabled(), autocast,
+            *(isinstance(a, torch.Tensor) and a.requires_grad for a in args))
 
 
 def _take_grad_prelude(gm):
@@ -382,7 +385,13 @@ def _backend(state, base):
         # In the graph's own order: the pieces between `_set_grad_enabled` calls must run while
         # the grad mode they were written under holds (a topological order may run a piece from
         # before a `torch.no_grad()` region after it, and its parameters then get no gradient).
-        split = split_module(gm, gm, lambda n: part[n], keep_original_order=True)
+        try:
+            split = split_module(gm, gm, lambda n: part[n], keep_original_order=True)
+        except AssertionError as e:
+            # (split_module refuses, e.g., an autocast region that does not end in the graph.)
+            _report(state, f"a graph that cannot be split where thunder's support changes: {e}")
+            _mark_eager(state, example_inputs)
+            return whole(False)
         by_name = {
             n.name: x
             for n, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs)
