@@ -455,14 +455,60 @@ def test_torch_compile_with_the_thunder_backend():
     assert thunder.compile_stats(thunder.backend)["compiled_graphs"] == before + 1
 
 
-def test_dynamic_shapes_from_torch_compile_go_to_the_fallback_and_say_why():
+def test_dynamic_graphs_from_torch_compile_are_compiled_per_size():
     # torch.compile's default (dynamic=None) makes a graph dynamic after a change of sizes:
-    # thunder compiles static shapes, so that graph goes to the fallback, reported.
+    # thunder compiles each size of it.
     be = thunder.Backend(fallback="eager")
     cf = torch.compile(lambda x: (x * 2).sin(), backend=be)
-    for n in (3, 5, 7):
+    for n in (3, 5, 7, 5):
         x = torch.randn(n)
         torch.testing.assert_close(cf(x), (x * 2).sin())
     s = thunder.compile_stats(be)
-    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 1, s
-    assert any("symbolic" in u for u in s["unsupported"]), s
+    assert (s["compiled_graphs"], s["eager_graphs"]) == (3, 0) and not s["unsupported"], s
+    assert s["shapes"] == [{"graph": "thunder_graph_g2", "sizes": 2, "beyond_cap_calls": 0}], s
+
+
+class _Seq(torch.nn.Module):
+    """Sizes computed from the input's (a view, a reshape), as models compute them."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        h = self.lin(x).view(b * t, 8)
+        return torch.tanh(h).reshape(b, t, 8).sum(1)
+
+
+@pytest.mark.parametrize("fallback", ["eager", "inductor"])
+def test_changing_sizes_compile_per_size_up_to_max_shapes(fallback):
+    # A sequence length that changes from call to call (packing, generation): the first size
+    # is a static graph; then Dynamo's one dynamic graph, which thunder compiles for each
+    # size up to max_shapes=3 and runs on the fallback (dynamic shapes) after: no
+    # compilation per size beyond the cap, nothing silent, every result and gradient eager's.
+    torch.manual_seed(0)
+    m = _Seq()
+    jm = thunder.jit(m, max_shapes=3, fallback=fallback)
+    for t in (4, 5, 6, 5, 7, 9, 11):
+        x = torch.randn(2, t, 8)
+        m.zero_grad()
+        want = m(x)
+        want.sum().backward()
+        want_grad = m.lin.weight.grad.clone()
+        m.zero_grad()
+        got = jm(x)
+        got.sum().backward()
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(m.lin.weight.grad, want_grad)
+    s = thunder.compile_stats(jm)
+    assert s["compiles"] == 2 and s["compiled_graphs"] == 4, s  # size 4, then 5, 6, 7
+    assert s["shapes"] == [{"graph": "thunder_Seq_g2", "sizes": 3, "beyond_cap_calls": 2}], s
+    assert [p["engine"] for p in s["pieces"]] == ["thunder"] * 4 + [fallback], s
+    assert any("more than max_shapes=3 sizes" in u for u in s["unsupported"]), s
+    assert s["cache_hits"] == 2, s  # 5 again, and 11 on the fallback's graph
+
+
+def test_max_shapes_must_be_a_count():
+    with pytest.raises(ValueError, match="max_shapes must be an int >= 0, not -1"):
+        thunder.jit(lambda x: x, max_shapes=-1)

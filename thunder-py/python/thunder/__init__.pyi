@@ -39,10 +39,16 @@ def jit(
     executors: Optional[Sequence[str]] = ...,
     cuda_graphs: bool = ...,
     fallback: str = ...,
+    max_shapes: int = ...,
 ) -> ThunderModule: ...
 @overload
 def jit(
-    fn: F, *, executors: Optional[Sequence[str]] = ..., cuda_graphs: bool = ..., fallback: str = ...
+    fn: F,
+    *,
+    executors: Optional[Sequence[str]] = ...,
+    cuda_graphs: bool = ...,
+    fallback: str = ...,
+    max_shapes: int = ...,
 ) -> F: ...
 class Backend:
     """thunder as a `torch.compile` backend (`torch.compile(fn, backend=thunder.Backend())`)."""
@@ -53,6 +59,7 @@ class Backend:
         executors: Optional[Sequence[str]] = ...,
         cuda_graphs: bool = ...,
         fallback: str = ...,
+        max_shapes: int = ...,
     ) -> None: ...
     def __call__(self, gm: torch.fx.GraphModule, example_inputs: List[Any]) -> Callable[..., Any]: ...
 

@@ -893,6 +893,76 @@ def encode(gm, args):
     return _Encoder(gm, dry=False).run(args)
 
 
+_SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def is_dynamic(example_inputs):
+    """Whether Dynamo made the graph of `example_inputs` dynamic (symbolic sizes)."""
+    return any(
+        isinstance(x, _SYMBOLIC)
+        or isinstance(x, torch.Tensor) and not all(type(d) is int for d in x.shape)
+        for x in example_inputs
+    )
+
+
+# Calls of a dynamic graph that only check sizes (they hold for the sizes of the call).
+_SIZE_CHECKS = {torch._check, torch._check_is_size}
+
+
+def specialize(gm, args):
+    """The static graph that `gm`, a dynamic graph, is for the sizes of `args` (its call's
+    arguments): its size arithmetic evaluated (each value that is a size becomes a constant),
+    every node's example value recomputed on fake tensors of these sizes. Returns the graph and
+    its example inputs (fake tensors that require grad as `args` do; the numbers of `args`)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode()
+    with mode:
+        examples = [mode.from_tensor(a).detach().requires_grad_(a.requires_grad)
+                    if isinstance(a, torch.Tensor) else a for a in args]
+    values = {}
+
+    class Record(torch.fx.Interpreter):
+        def run_node(self, n):
+            values[n] = super().run_node(n)
+            return values[n]
+
+    with mode:
+        Record(gm).run(*examples)
+    graph = torch.fx.Graph()
+    env = {}
+
+    def concrete(v):
+        if isinstance(v, (list, tuple)):  # torch.Size too
+            return all(concrete(x) for x in v)
+        return isinstance(v, (bool, int, float))
+
+    for n in gm.graph.nodes:
+        v = values.get(n)
+        if n.op == "placeholder":
+            m = graph.placeholder(n.target, type_expr=n.type)
+            if concrete(v):  # a size Dynamo passes in: its uses take the number
+                m.meta = dict(n.meta, example_value=v)
+                env[n] = v
+                continue
+        elif n.op == "output":
+            graph.output(torch.fx.graph.map_arg(n.args[0], lambda a: env[a]))
+            continue
+        elif n.op == "call_function" and n.target in _SIZE_CHECKS:
+            continue
+        elif n.op != "get_attr" and concrete(v):
+            env[n] = v  # a size (or a number computed from sizes): now a constant
+            continue
+        else:
+            m = graph.node_copy(n, lambda a: env[a])
+        m.meta = dict(n.meta)
+        if v is not None or n.op == "placeholder":
+            m.meta["example_value"] = v
+        env[n] = m
+    out = torch.fx.GraphModule(gm, graph)
+    return out, examples
+
+
 def _ambient_autocast():
     """torch.autocast's state around the call: {device type: dtype or None}."""
     return {d: torch.get_autocast_dtype(d) if torch.is_autocast_enabled(d) else None

@@ -16,8 +16,11 @@ _FALLBACKS = ("inductor", "eager")
 
 
 class _State:
-    def __init__(self, fn, executors, cuda_graphs=False, fallback="inductor"):
+    def __init__(self, fn, executors, cuda_graphs=False, fallback="inductor", max_shapes=8):
         self.fn = fn
+        self.max_shapes = max_shapes  # sizes compiled per dynamic graph (`_Dynamic`)
+        self.shapes = []  # each dynamic graph's stats
+        self.specializations = 0  # compilations of dynamic graphs for new sizes
         self.executors = executors
         self.cuda_graphs = cuda_graphs  # replay compiled plans from CUDA graphs
         self.fallback = fallback  # what runs the pieces thunder cannot compile
@@ -54,11 +57,17 @@ def _validate(executors):
     return list(executors)
 
 
-def _validate_options(cuda_graphs, fallback):
+def _validate_options(cuda_graphs, fallback, max_shapes):
+    if not _is_count(max_shapes):
+        raise ValueError(f"max_shapes must be an int >= 0, not {max_shapes!r}")
     if not isinstance(cuda_graphs, bool):
         raise ValueError(f"cuda_graphs must be True or False, not {cuda_graphs!r}")
     if fallback not in _FALLBACKS:
         raise ValueError(f"fallback must be one of {', '.join(map(repr, _FALLBACKS))}, not {fallback!r}")
+
+
+def _is_count(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def _report(state, why):
@@ -331,94 +340,162 @@ def _backend(state, base):
         state.compiles += 1
         # Each capture's pieces get names of their own (`thunder_f_1`, then `thunder_f_g2_1`).
         name = base if state.compiles == 1 else f"{base}_g{state.compiles}"
-        grad = torch.is_grad_enabled()
-
-        def whole(thunder):
-            if thunder:
-                piece = _Piece(name, gm, list(example_inputs), grad)
-                state.pieces.append(piece)
-                return _compile(state, piece, gm, example_inputs)
-            return _Partition(state, name, gm, False, grad)
-
-        try:
-            unsupported = _fx.unsupported_nodes(gm)
-        except _C.UnsupportedError as e:
-            _report(state, str(e))
-            _mark_eager(state, example_inputs, str(e))
-            return whole(False)
-        modes = _fx.grad_mode_nodes(gm)
-        if not unsupported and not _fx.splits_grad_modes(gm, grad):
-            return whole(True)
-        for why in unsupported.values():
-            if why is not None:
-                _report(state, why)
-        # Split where support changes: thunder compiles the supported pieces, PyTorch runs the
-        # rest eagerly (as Lightning Thunder's splitter does for Dynamo graphs).
-        # Also at every grad-mode call: a piece then runs under one grad mode (the call is its
-        # first node, which the piece makes before it runs: `_Partition`).
-        part, current, supported = {}, -1, None
-        pieces = {}
-        pending = object()  # a piece begun by a grad-mode call: its next node decides its kind
-        for n in gm.graph.nodes:
-            if n.op in ("placeholder", "output"):
-                continue
-            ok = n not in unsupported
-            if n in modes:
-                current, supported = current + 1, pending
-                pieces[current] = None
-            elif supported is pending:
-                pieces[current] = supported = ok
-            elif ok != supported:
-                current, supported = current + 1, ok
-                pieces[current] = ok
-            part[n] = current
-        def reasons(nodes):
-            out = []
-            for n in nodes:
-                if unsupported.get(n) and unsupported[n] not in out:
-                    out.append(unsupported[n])
-            return "; ".join(out) or None
-
-        if not any(pieces.values()):
-            _mark_eager(state, example_inputs, reasons(part))
-            return whole(False)
-        # In the graph's own order: the pieces between `_set_grad_enabled` calls must run while
-        # the grad mode they were written under holds (a topological order may run a piece from
-        # before a `torch.no_grad()` region after it, and its parameters then get no gradient).
-        try:
-            split = split_module(gm, gm, lambda n: part[n], keep_original_order=True)
-        except AssertionError as e:
-            # (split_module refuses, e.g., an autocast region that does not end in the graph.)
-            _report(state, f"a graph that cannot be split where thunder's support changes: {e}")
-            _mark_eager(state, example_inputs)
-            return whole(False)
-        by_name = {
-            n.name: x
-            for n, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs)
-        }
-        for i, ok in pieces.items():
-            sub = f"submod_{i}"
-            if not hasattr(split, sub):
-                continue
-            piece = getattr(split, sub)
-            if ok is None:
-                continue  # grad-mode calls only: the piece runs as it is
-            if not ok:
-                _mark_eager(
-                    state,
-                    [by_name.get(n.name) for n in piece.graph.nodes if n.op == "placeholder"],
-                    reasons([n for n in part if part[n] == i]),
-                )
-            setattr(split, sub, _Partition(state, f"{name}_{i}", piece, ok, grad))
-        return split.forward
+        if _fx.is_dynamic(example_inputs):
+            return _Dynamic(state, name, gm)
+        return _compile_graph(state, name, gm, example_inputs)
 
     return backend
+
+
+class _Dynamic:
+    """A graph Dynamo made dynamic (symbolic sizes) after its sizes changed: one graph for
+    every size, where thunder compiles static shapes. Each call's sizes get their own
+    specialization of the graph (its size arithmetic evaluated, `_fx.specialize`), compiled as
+    any graph, for up to `max_shapes` sizes; further sizes run the dynamic graph on the
+    fallback (Inductor's dynamic shapes through torch.compile, or eagerly), reported in
+    `compile_stats` (`shapes`, `unsupported`)."""
+
+    def __init__(self, state, name, gm):
+        self.state = state
+        self.name = name
+        self.gm = gm
+        self.fns = {}  # sizes -> compiled callable
+        self.beyond = None  # the fallback on the dynamic graph, once the cap is reached
+        self.stats = {"graph": name, "sizes": 0, "beyond_cap_calls": 0}
+        state.shapes.append(self.stats)
+
+    def __call__(self, *args):
+        key = tuple((tuple(a.shape), a.dtype, a.device, a.requires_grad)
+                    if isinstance(a, torch.Tensor) else a for a in args)
+        fn = self.fns.get(key)
+        if fn is not None:
+            return fn(*args)
+        state = self.state
+        if len(self.fns) >= state.max_shapes:
+            self.stats["beyond_cap_calls"] += 1
+            if self.beyond is None:
+                state.specializations += 1
+                self.beyond = self._fallback(args)
+            return self.beyond(*args)
+        state.specializations += 1
+        t0 = time.perf_counter()
+        spec, _ = _fx.specialize(self.gm, args)
+        state.seconds["specialize"] += time.perf_counter() - t0
+        # Compiled for the call's own arguments (not fakes): data parallelism and CUDA graphs
+        # recognize the parameters among them.
+        fn = _compile_graph(state, f"{self.name}_s{len(self.fns)}", spec, args)
+        self.fns[key] = fn
+        self.stats["sizes"] = len(self.fns)
+        return fn(*args)
+
+    def _fallback(self, args):
+        state = self.state
+        _report(state, f"{self.name}: more than max_shapes={state.max_shapes} sizes; the "
+                       f"others run on {state.fallback} with dynamic shapes")
+        _mark_eager(state, args)
+        piece = _Piece(f"{self.name}_dynamic", self.gm, list(args), torch.is_grad_enabled())
+        state.pieces.append(piece)
+        if state.fallback == "inductor":
+            # Through torch.compile, whose guards check each call's sizes against what the
+            # compiled code assumes (a compile_fx of this graph would bake in these sizes).
+            state.inductor_graphs += 1
+            piece.engine = "inductor"
+            return torch.compile(self.gm, backend="inductor", dynamic=True)
+        state.eager_graphs += 1
+        piece.engine = "eager"
+        return self.gm.forward
+
+
+def _compile_graph(state, name, gm, example_inputs):
+    """The callable that runs the static-shaped graph `gm`: thunder's plans for it, or for its
+    pieces (split where thunder's support changes) with the fallback's for the others."""
+    grad = torch.is_grad_enabled()
+
+    def whole(thunder):
+        if thunder:
+            piece = _Piece(name, gm, list(example_inputs), grad)
+            state.pieces.append(piece)
+            return _compile(state, piece, gm, example_inputs)
+        return _Partition(state, name, gm, False, grad)
+
+    try:
+        unsupported = _fx.unsupported_nodes(gm)
+    except _C.UnsupportedError as e:
+        _report(state, str(e))
+        _mark_eager(state, example_inputs, str(e))
+        return whole(False)
+    modes = _fx.grad_mode_nodes(gm)
+    if not unsupported and not _fx.splits_grad_modes(gm, grad):
+        return whole(True)
+    for why in unsupported.values():
+        if why is not None:
+            _report(state, why)
+    # Split where support changes: thunder compiles the supported pieces, PyTorch runs the
+    # rest eagerly (as Lightning Thunder's splitter does for Dynamo graphs).
+    # Also at every grad-mode call: a piece then runs under one grad mode (the call is its
+    # first node, which the piece makes before it runs: `_Partition`).
+    part, current, supported = {}, -1, None
+    pieces = {}
+    pending = object()  # a piece begun by a grad-mode call: its next node decides its kind
+    for n in gm.graph.nodes:
+        if n.op in ("placeholder", "output"):
+            continue
+        ok = n not in unsupported
+        if n in modes:
+            current, supported = current + 1, pending
+            pieces[current] = None
+        elif supported is pending:
+            pieces[current] = supported = ok
+        elif ok != supported:
+            current, supported = current + 1, ok
+            pieces[current] = ok
+        part[n] = current
+    def reasons(nodes):
+        out = []
+        for n in nodes:
+            if unsupported.get(n) and unsupported[n] not in out:
+                out.append(unsupported[n])
+        return "; ".join(out) or None
+
+    if not any(pieces.values()):
+        _mark_eager(state, example_inputs, reasons(part))
+        return whole(False)
+    # In the graph's own order: the pieces between `_set_grad_enabled` calls must run while
+    # the grad mode they were written under holds (a topological order may run a piece from
+    # before a `torch.no_grad()` region after it, and its parameters then get no gradient).
+    try:
+        split = split_module(gm, gm, lambda n: part[n], keep_original_order=True)
+    except AssertionError as e:
+        # (split_module refuses, e.g., an autocast region that does not end in the graph.)
+        _report(state, f"a graph that cannot be split where thunder's support changes: {e}")
+        _mark_eager(state, example_inputs)
+        return whole(False)
+    by_name = {
+        n.name: x
+        for n, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), example_inputs)
+    }
+    for i, ok in pieces.items():
+        sub = f"submod_{i}"
+        if not hasattr(split, sub):
+            continue
+        piece = getattr(split, sub)
+        if ok is None:
+            continue  # grad-mode calls only: the piece runs as it is
+        if not ok:
+            _mark_eager(
+                state,
+                [by_name.get(n.name) for n in piece.graph.nodes if n.op == "placeholder"],
+                reasons([n for n in part if part[n] == i]),
+            )
+        setattr(split, sub, _Partition(state, f"{name}_{i}", piece, ok, grad))
+    return split.forward
 
 
 def _wrap(state, compiled):
     def call(*args, **kwargs):
         state.calls += 1
-        before, inside = state.compiles, state.thunder_s + state.seconds.get("inductor", 0.0)
+        before = (state.compiles, state.specializations)
+        inside = state.thunder_s + state.seconds.get("inductor", 0.0)
         t0 = time.perf_counter()
         try:
             return compiled(*args, **kwargs)
@@ -428,7 +505,7 @@ def _wrap(state, compiled):
                 raise inner from None
             raise
         finally:
-            if state.compiles != before:
+            if (state.compiles, state.specializations) != before:
                 state.misses += 1
                 # Dynamo's capture (with the graph's first run, which compiles lazy pieces),
                 # without thunder's and Inductor's compile seconds.
@@ -507,7 +584,7 @@ class ThunderModule(torch.nn.Module):
             return getattr(orig, name)
 
 
-def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor"):
+def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor", max_shapes=8):
     """Compiles `fn` (a function or an `nn.Module`) with thunder.
 
     `executors`: names of the executors to use, highest priority first (see
@@ -525,17 +602,25 @@ def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor"):
     torch.compile's compiler, and runs eagerly what Inductor refuses too; `"eager"` runs them
     eagerly. `compile_stats(fn)` says which engine ran each piece, and why thunder did not.
 
+    `max_shapes`: thunder compiles static shapes. When the sizes of the inputs change, Dynamo
+    makes the graph dynamic (one graph, symbolic sizes); thunder then compiles it once per
+    distinct set of sizes, for up to `max_shapes` of them, and runs further sizes on the
+    fallback with dynamic shapes (no more compilations). `compile_stats(fn)["shapes"]` counts
+    them per graph.
+
     A module gives a `ThunderModule` that shares the module's parameters and buffers.
     """
     names = _validate(executors)
     if not callable(fn):
         raise ValueError(f"thunder.jit takes a function or an nn.Module, not {type(fn).__name__}")
-    _validate_options(cuda_graphs, fallback)
-    state = _State(fn, names, cuda_graphs, fallback)
+    _validate_options(cuda_graphs, fallback, max_shapes)
+    state = _State(fn, names, cuda_graphs, fallback, max_shapes)
     name = "thunder_" + "".join(
         c if c.isalnum() else "_" for c in getattr(fn, "__name__", type(fn).__name__)
     ).strip("_")
-    compiled = torch.compile(fn, backend=_backend(state, name), dynamic=False)
+    # dynamic=None: static graphs first, and one dynamic graph once sizes change (`_Dynamic`),
+    # instead of a capture per size until Dynamo's recompile limit sends the code to eager.
+    compiled = torch.compile(fn, backend=_backend(state, name), dynamic=None)
     if isinstance(fn, torch.nn.Module):
         return ThunderModule(fn, state, compiled)
     wrapper = functools.wraps(fn)(_wrap(state, compiled))
@@ -548,14 +633,14 @@ class Backend:
     Lightning Thunder's ThunderFX): `torch.compile(model, backend=thunder.Backend())`, or
     `backend="thunder"`, the shared `thunder.backend`. The options are `thunder.jit`'s.
     `thunder.compile_stats(backend)` reports on every graph it compiled (without `calls`:
-    torch.compile makes the calls). thunder compiles static shapes: with torch.compile's
-    default `dynamic=None`, a graph Dynamo makes dynamic after a change of sizes goes to the
-    fallback, and `compile_stats` says so; `dynamic=False` keeps every graph in thunder."""
+    torch.compile makes the calls). A graph Dynamo makes dynamic (torch.compile's default
+    `dynamic=None`, after a change of sizes) is compiled per size as under `thunder.jit`
+    (`max_shapes`)."""
 
-    def __init__(self, *, executors=None, cuda_graphs=False, fallback="inductor"):
+    def __init__(self, *, executors=None, cuda_graphs=False, fallback="inductor", max_shapes=8):
         names = _validate(executors)
-        _validate_options(cuda_graphs, fallback)
-        self._thunder_state = _State(None, names, cuda_graphs, fallback)
+        _validate_options(cuda_graphs, fallback, max_shapes)
+        self._thunder_state = _State(None, names, cuda_graphs, fallback, max_shapes)
         self._compile = _backend(self._thunder_state, "thunder_graph")
 
     def __call__(self, gm, example_inputs):
@@ -629,6 +714,7 @@ def compile_stats(jfn, flops=False):
         "eager_graphs": state.eager_graphs,
         "unsupported": list(state.unsupported),
         "pieces": pieces,
+        "shapes": [dict(s) for s in state.shapes],
         **extra,
         "compile_seconds": dict(state.seconds),
         **({"cuda_graphs": _cuda_graph_stats(state)} if state.cuda_graphs else {}),
