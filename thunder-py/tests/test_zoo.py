@@ -5,6 +5,7 @@ float32, and on CUDA in bfloat16 when there is a GPU. transformers and litgpt co
 import pytest
 import torch
 
+import thunder
 import zoo
 
 CASES = [(name, "cpu", torch.float32) for name in zoo.MODELS]
@@ -32,3 +33,27 @@ def test_model_matches_eager(name, device, dtype, capsys):
     assert not r.problems, f"{name} on {device} ({dtype}):\n  " + "\n  ".join(r.problems)
     # The zoo exists to exercise thunder: a model that compiled nothing checks nothing.
     assert r.compiled > 0, f"{name}: no graph piece was compiled"
+
+
+GENERATE = [(name, "cpu") for name in ("llama", "gpt2")]
+if torch.cuda.is_available():
+    GENERATE += [(name, "cuda:0") for name in ("llama", "gpt2")]
+
+
+@pytest.mark.parametrize("name,device", GENERATE, ids=[f"{n}-{d}" for n, d in GENERATE])
+def test_generate_is_token_for_token_eager(name, device):
+    # transformers' generate with its key/value cache, greedy, under thunder.jit: the same
+    # tokens as eager. Each step's cache is longer: the decode graph becomes dynamic and is
+    # compiled per length (max_shapes), and generate's calls of the model reach thunder.
+    _require("transformers")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    m = zoo.build(name, device, dtype)
+    x = zoo.batch(device, 1)[:, :8]
+    want = m.generate(x, max_new_tokens=6, do_sample=False)
+    jm = thunder.jit(m, fallback="eager")
+    got = jm.generate(x, max_new_tokens=6, do_sample=False)
+    assert torch.equal(got, want), (got.tolist(), want.tolist())
+    s = thunder.compile_stats(jm)
+    assert s["calls"] == 6 and s["compiled_graphs"] > 0, s  # the prompt, then 5 steps
+    assert s["shapes"] and s["shapes"][0]["beyond_cap_calls"] == 0, s
+    assert "forward" not in m.__dict__  # generate's forward is thunder's only while it runs

@@ -3,6 +3,7 @@
 import collections
 import copy
 import functools
+import inspect
 import time
 import warnings
 
@@ -520,11 +521,14 @@ class ThunderModule(torch.nn.Module):
     `state_dict()` keys and `train()`/`eval()` are those of the original module, which it
     shares (an optimizer over either module's parameters updates both)."""
 
-    def __init__(self, module, state, compiled):
+    def __init__(self, module, state, compiled, compiled_forward):
         super().__init__()
         self._orig_mod = module
         self._thunder_state = state
         self._thunder_call = _wrap(state, compiled)
+        # The module's own forward compiled (not through its instance attribute, which the
+        # methods below patch): what the module's other methods reach through `self(...)`.
+        self._thunder_forward = _wrap(state, compiled_forward)
 
     def forward(self, *args, **kwargs):
         return self._thunder_call(*args, **kwargs)
@@ -581,7 +585,32 @@ class ThunderModule(torch.nn.Module):
             orig = self.__dict__.get("_modules", {}).get("_orig_mod")
             if orig is None:
                 raise
-            return getattr(orig, name)
+            attr = getattr(orig, name)
+            if (inspect.ismethod(attr) and attr.__self__ is orig
+                    and not hasattr(torch.nn.Module, name)):
+                return self._through_thunder(attr)
+            return attr
+
+    def _through_thunder(self, method):
+        """`method` of the original module (one nn.Module does not define, such as
+        transformers' `generate`), with the module's calls of itself inside it compiled: its
+        `forward` is thunder's while the method runs."""
+        orig = self._orig_mod
+
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            had = "forward" in orig.__dict__
+            saved = orig.__dict__.get("forward")
+            orig.forward = self._thunder_forward
+            try:
+                return method(*args, **kwargs)
+            finally:
+                if had:
+                    orig.forward = saved
+                else:
+                    del orig.forward
+
+        return call
 
 
 def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor", max_shapes=8):
@@ -622,7 +651,9 @@ def jit(fn, *, executors=None, cuda_graphs=False, fallback="inductor", max_shape
     # instead of a capture per size until Dynamo's recompile limit sends the code to eager.
     compiled = torch.compile(fn, backend=_backend(state, name), dynamic=None)
     if isinstance(fn, torch.nn.Module):
-        return ThunderModule(fn, state, compiled)
+        forward = torch.compile(type(fn).forward.__get__(fn), backend=_backend(state, name),
+                                dynamic=None)
+        return ThunderModule(fn, state, compiled, forward)
     wrapper = functools.wraps(fn)(_wrap(state, compiled))
     wrapper._thunder_state = state
     return wrapper
