@@ -300,3 +300,30 @@ def test_a_graph_break_inside_a_no_grad_region_keeps_its_grad_modes(capsys):
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(got_grad, want_grad)
     assert torch.is_grad_enabled()
+
+
+class Checkpointed(torch.nn.Module):
+    """A block under `torch.utils.checkpoint` (non-reentrant), then more layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+        self.b = torch.nn.Linear(8, 8)
+        self.c = torch.nn.Linear(8, 8)
+
+    def block(self, x):
+        return torch.tanh(self.b(torch.relu(self.a(x))))
+
+    def forward(self, x):
+        h = torch.utils.checkpoint.checkpoint(self.block, x, use_reentrant=False)
+        return self.c(h).sum()
+
+
+@pytest.mark.parametrize("fallback", ["eager", "inductor"])
+def test_a_checkpointed_block_runs_on_the_fallback_and_the_rest_compiles(fallback):
+    # thunder's remat does not recompute checkpointed regions yet: the checkpoint goes to the
+    # fallback (which recomputes it in the backward, as the user asked), the rest to thunder.
+    torch.manual_seed(0)
+    stats = _check(Checkpointed(), torch.randn(4, 8), split=False, fallback=fallback)
+    assert [p["engine"] for p in stats["pieces"]] == [fallback, "thunder"], stats
+    assert any("tag_activation_checkpoint" in u for u in stats["unsupported"]), stats

@@ -569,6 +569,11 @@ class _Encoder:
         for n in self.gm.graph.nodes:
             if n.op == "get_attr":
                 t = getattr(self.gm, n.target)
+                if self.dry and isinstance(t, torch.nn.Module):
+                    # A subgraph of a higher-order op (torch.utils.checkpoint's body): only the
+                    # op that calls it is unsupported, and the graph splits around it.
+                    self.index[n] = _Opaque()
+                    continue
                 if not isinstance(t, torch.Tensor):
                     raise _unsupported(f"the attribute {n.target} of type {type(t).__name__}")
                 constants.append((n, t))
