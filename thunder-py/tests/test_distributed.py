@@ -42,7 +42,7 @@ def train_side_by_side(models, optimizers, data):
 
 
 class EagerPieces(torch.nn.Module):
-    """A model with two parts thunder runs eagerly (cumsum): one reads no parameter, the
+    """A model with two parts thunder runs eagerly (cumprod): one reads no parameter, the
     other reads b.weight."""
 
     def __init__(self):
@@ -52,8 +52,8 @@ class EagerPieces(torch.nn.Module):
 
     def forward(self, x):
         h = torch.tanh(self.a(x))
-        h = torch.cumsum(h, 0)
-        return (torch.cumsum(self.b.weight, 0) @ h.T).sum()
+        h = torch.cumprod(h, 0)
+        return (torch.cumprod(self.b.weight, 0) @ h.T).sum()
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_fsdp_says_what_it_cannot_do(one_rank_group):
         thunder.distributed.fsdp(thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2))))
 
     jm = thunder.distributed.fsdp(thunder.jit(EagerPieces()))
-    with pytest.raises(thunder.ThunderError, match=r"runs eagerly \(cumsum is not supported.*b\.weight"):
+    with pytest.raises(thunder.ThunderError, match=r"runs eagerly \(cumprod is not supported.*b\.weight"):
         jm(torch.randn(3, 4))
 
 

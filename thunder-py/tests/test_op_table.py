@@ -91,6 +91,8 @@ CALLS = {
     "torch.matmul": lambda x, p, y, m, i, w, s: torch.matmul(x, w),
     "operator.matmul": lambda x, p, y, m, i, w, s: x @ w,
     "torch.Tensor.matmul": lambda x, p, y, m, i, w, s: x.matmul(w),
+    "torch.addmm": lambda x, p, y, m, i, w, s: torch.addmm(w[0], x, w),
+    "torch.Tensor.addmm": lambda x, p, y, m, i, w, s: y.addmm(x, w, beta=0.5, alpha=2),
     "torch._C._nn.scaled_dot_product_attention": lambda x, p, y, m, i, w, s: (
         F.scaled_dot_product_attention(x.view(1, 2, 2, 6), y.view(1, 2, 2, 6), p.view(1, 2, 2, 6),
                                        is_causal=True)
@@ -113,9 +115,31 @@ CALLS = {
     "torch.Tensor.split": lambda x, p, y, m, i, w, s: x.split([1, 5], dim=1),
     "torch.narrow": lambda x, p, y, m, i, w, s: torch.narrow(x, 1, 2, 3),
     "torch.Tensor.narrow": lambda x, p, y, m, i, w, s: x.narrow(0, 1, 2),
+    "torch.nn.functional.pad": lambda x, p, y, m, i, w, s: (
+        F.pad(x, (1, 2)), F.pad(x, [0, 1, -1, 2], "constant", 0.5), F.pad(i, (2, 0), value=-1)
+    ),
+    "torch._C._nn.pad": lambda x, p, y, m, i, w, s: torch._C._nn.pad(s, [1, 1, 0, 0, -1, 0], value=2.0),
+    "torch.gather": lambda x, p, y, m, i, w, s: torch.gather(x, 1, i.view(4, 1).expand(4, 3)),
+    "torch.Tensor.gather": lambda x, p, y, m, i, w, s: x.gather(0, index=i.view(1, 4).expand(3, 4)),
+    "torch.repeat_interleave": lambda x, p, y, m, i, w, s: torch.repeat_interleave(s, 2, dim=1),
+    "torch.Tensor.repeat_interleave": lambda x, p, y, m, i, w, s: x.repeat_interleave(3, -1),
+    "torch.index_select": lambda x, p, y, m, i, w, s: torch.index_select(x, 1, i),
+    "torch.Tensor.index_select": lambda x, p, y, m, i, w, s: x.index_select(0, i[1]),
+    "torch.triu": lambda x, p, y, m, i, w, s: torch.triu(x, 1),
+    "torch.Tensor.triu": lambda x, p, y, m, i, w, s: s.triu(),
+    "torch.tril": lambda x, p, y, m, i, w, s: torch.tril(m, diagonal=-1),
+    "torch.Tensor.tril": lambda x, p, y, m, i, w, s: w.tril(),
+    "torch.cumsum": lambda x, p, y, m, i, w, s: (torch.cumsum(x, 1), torch.cumsum(m, -1)),
+    "torch.Tensor.cumsum": lambda x, p, y, m, i, w, s: i.cumsum(0, dtype=torch.float64),
     "torch.cat": lambda x, p, y, m, i, w, s: torch.cat([x, y], 1),
     "torch.stack": lambda x, p, y, m, i, w, s: torch.stack([x, y]),
     "torch.Tensor.to": lambda x, p, y, m, i, w, s: x.to(torch.float64),
+    "torch.zeros": lambda x, p, y, m, i, w, s: (torch.zeros(2, 3), torch.zeros((4,), dtype=torch.int64)),
+    "torch.ones": lambda x, p, y, m, i, w, s: torch.ones([4, 6], dtype=torch.bfloat16, device="cpu"),
+    "torch.full": lambda x, p, y, m, i, w, s: (torch.full((2, 3), 1.5), torch.full((2,), 7)),
+    "torch.arange": lambda x, p, y, m, i, w, s: (
+        torch.arange(5), torch.arange(2, 9), torch.arange(0, 10, 3, dtype=torch.float32, device="cpu")
+    ),
     "torch.bitwise_and": lambda x, p, y, m, i, w, s: torch.bitwise_and(m, x > 0),
     "operator.and_": lambda x, p, y, m, i, w, s: operator.and_(m, x > 0),
     "torch.Tensor.bitwise_and": lambda x, p, y, m, i, w, s: i.bitwise_and(3),
@@ -289,8 +313,11 @@ def test_nodes_carry_the_op_signature_order():
     (lambda x, i, w: x.to(device="cpu", non_blocking=True) * 2, "to with non_blocking=True"),
     (lambda x, i, w: x.clamp(min=w[0]), "clamp with a tensor min"),
     (lambda x, i, w: x.view(torch.int32), "view with arguments that fit no signature"),
+    (lambda x, i, w: F.pad(x, (1, 1), mode="reflect"), "pad with mode='reflect'"),
+    (lambda x, i, w: x.gather(0, i.view(4, 1), sparse_grad=True), "gather with sparse_grad=True"),
+    (lambda x, i, w: x.repeat_interleave(2), "repeat_interleave without its argument dim"),
 ], ids=["ce-weight", "ce-label-smoothing", "embedding-max-norm", "div-rounding", "to-non-blocking",
-        "clamp-tensor", "view-dtype"])
+        "clamp-tensor", "view-dtype", "pad-reflect", "gather-sparse-grad", "repeat-interleave-flat"])
 def test_arguments_the_op_lacks_run_eagerly_and_say_why(f, says):
     args = (torch.randn(4, 6), torch.randint(0, 4, (4,)), torch.randn(6, 6))
     jf = thunder.jit(f, fallback="eager")
@@ -299,6 +326,25 @@ def test_arguments_the_op_lacks_run_eagerly_and_say_why(f, says):
     assert s["eager_graphs"] >= 1, s
     # (The reason starts with what is unsupported; the source line follows.)
     assert any(w.startswith(says) for w in s["unsupported"]), s
+
+
+def test_repeat_interleave_needs_an_int_repeats_and_a_dim():
+    # A tensor repeats (the output shape depends on its values) or dim=None (flattening) is not
+    # ltorch.repeat_interleave: such calls run eagerly, and say why.
+    t = _fx.FUNCTIONS[torch.repeat_interleave]
+    x, r = _fx._Value(0), _fx._Value(1)
+
+    class Node:
+        meta, args, kwargs, name, op, target = {}, (), {}, "n", "call_function", torch.repeat_interleave
+
+    assert t.normalize(Node(), (x, 2), {"dim": 1}) == [x, 2, 1]
+    for args, kwargs, says in [
+        ((x, r), {"dim": 0}, "repeat_interleave with a tensor repeats"),
+        ((x, 2), {}, "repeat_interleave without its argument dim"),
+        ((x, 2, 1), {"output_size": 4}, "repeat_interleave with output_size=4"),
+    ]:
+        with pytest.raises(_C.UnsupportedError, match=says):
+            t.normalize(Node(), args, kwargs)
 
 
 def test_parameters_the_op_has_are_passed_on():
@@ -328,6 +374,26 @@ def test_parameters_the_op_has_are_passed_on():
     (ew,) = torch.autograd.grad(want[4].sum(), w)
     torch.testing.assert_close(gw, ew)
     assert gw[0].abs().sum() == 0
+
+
+def test_creation_follows_the_default_dtype():
+    # torch.zeros(3) is float64 under set_default_dtype(float64): the front end passes the dtype
+    # eager gives rather than the IR's float32 default.
+    def f(x):
+        return torch.zeros(3) + x, torch.arange(4.0), torch.full((2,), 1.5), torch.arange(3)
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        x = torch.randn(3)
+        jf = thunder.jit(f)
+        for g, w in zip(jf(x), f(x), strict=True):
+            assert g.dtype == w.dtype, (g.dtype, w.dtype)
+            torch.testing.assert_close(g, w)
+        s = thunder.compile_stats(jf)
+        assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def test_sugar_is_not_an_op():

@@ -1,7 +1,7 @@
 //! Creation ops: constants, ranges and random tensors.
 
-use super::attrs::{device_attr, dtype_attr, float, int, ints, num_attr};
-use super::operands::one;
+use super::attrs::{device_attr, dtype_attr, float, int, ints, num_attr, opt_num};
+use super::operands::{one, Num};
 use super::{CResult, Out};
 use crate::convert::{device, kind};
 use crate::executor::Kernel;
@@ -86,7 +86,10 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
             })
         }
         T::Arange => {
-            let (start, end, step) = (num_attr(&at[0])?, num_attr(&at[1])?, num_attr(&at[2])?);
+            // `start` and `step` left out are PyTorch's defaults, 0 and 1.
+            let start = opt_num(&at[0])?.unwrap_or(Num::Int(0));
+            let end = num_attr(&at[1])?;
+            let step = opt_num(&at[2])?.unwrap_or(Num::Int(1));
             Box::new(move |_| {
                 one(Tensor::f_arange_start_step(
                     start.scalar(),

@@ -1,11 +1,12 @@
-//! Indexing: `take`, gathers and scatter-adds.
+//! Indexing: `take`, gathers and scatter-adds (prims), and the torch-level `gather` and
+//! `index_select`.
 
 use super::attrs::int;
 use super::error::CompileError;
 use super::operands::{one, tensor};
 use super::{CResult, Out};
 use crate::executor::Kernel;
-use thunder_ir::{BoundSymbol, PrimOp, ValueType};
+use thunder_ir::{BoundSymbol, PrimOp, TorchOp, ValueType};
 
 /// `take`, `take_along_axis`, `gather`, `index_add` and `scatter_add`.
 pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<Kernel>> {
@@ -50,6 +51,23 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<K
             Box::new(move |args| {
                 one(tensor(args, 0)?.f_scatter_add(dim, tensor(args, 1)?, tensor(args, 2)?)?)
             })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// `gather` and `index_select`: PyTorch's ATen calls.
+pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<Kernel>> {
+    use TorchOp as T;
+    let at = &bsym.attrs;
+    Ok(Some(match t {
+        T::Gather => {
+            let dim = int(&at[0])?;
+            Box::new(move |args| one(tensor(args, 0)?.f_gather(dim, tensor(args, 1)?, false)?))
+        }
+        T::IndexSelect => {
+            let dim = int(&at[0])?;
+            Box::new(move |args| one(tensor(args, 0)?.f_index_select(dim, tensor(args, 1)?)?))
         }
         _ => return Ok(None),
     }))

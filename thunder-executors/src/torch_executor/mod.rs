@@ -219,10 +219,11 @@ fn compile_prim(trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> CResult<Kernel>
 fn compile_torch(trace: &Trace, t: TorchOp, bsym: &BoundSymbol) -> CResult<Kernel> {
     let out = Out::of(trace, bsym)?;
     type Family = fn(TorchOp, &BoundSymbol, &Out) -> CResult<Option<Kernel>>;
-    let families: [Family; 7] = [
+    let families: [Family; 8] = [
         elementwise::torch,
         reductions::torch,
         shape::torch,
+        indexing::torch,
         creation::torch,
         nn::torch,
         attention::torch,

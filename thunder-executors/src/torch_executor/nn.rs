@@ -1,9 +1,11 @@
 //! Neural-network ops: matmuls and linear layers, embeddings, softmax, cross entropy and its
 //! backward, norms, activations, dropout.
 
-use super::attrs::{boolean, float, int, ints, opt_dtype_attr, opt_float, opt_int, reduction};
+use super::attrs::{
+    boolean, float, int, ints, opt_dtype_attr, opt_float, opt_int, opt_num, reduction,
+};
 use super::error::CompileError;
-use super::operands::{one, opt_tensor, tensor};
+use super::operands::{one, opt_tensor, tensor, Num};
 use super::{CResult, KResult, Out};
 use crate::convert::kind;
 use crate::executor::{Kernel, RtValue};
@@ -54,7 +56,7 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<Ker
     }))
 }
 
-/// Softmaxes, cross entropy and its backward, matmuls, `linear`, `embedding`, norms,
+/// Softmaxes, cross entropy and its backward, matmuls, `addmm`, `linear`, `embedding`, norms,
 /// activations and dropout.
 pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<Kernel>> {
     use TorchOp as T;
@@ -125,6 +127,25 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
         }),
         T::Matmul => Box::new(move |args| one(tensor(args, 0)?.f_matmul(tensor(args, 1)?)?)),
         T::Bmm => Box::new(move |args| one(tensor(args, 0)?.f_bmm(tensor(args, 1)?)?)),
+        T::Addmm => {
+            let (beta, alpha) = (opt_num(&at[0])?, opt_num(&at[1])?);
+            Box::new(move |args| {
+                let (a, m1, m2) = (tensor(args, 0)?, tensor(args, 1)?, tensor(args, 2)?);
+                if beta.is_none() && alpha.is_none() {
+                    return one(a.f_addmm(m1, m2)?);
+                }
+                // tch's addmm takes no beta and alpha: baddbmm over a batch of one is the same
+                // product and epilogue (beta 0 ignores `a` as well).
+                let one_ = Num::Int(1);
+                let r = a.f_unsqueeze(0)?.f_baddbmm(
+                    &m1.f_unsqueeze(0)?,
+                    &m2.f_unsqueeze(0)?,
+                    beta.unwrap_or(one_).scalar(),
+                    alpha.unwrap_or(one_).scalar(),
+                )?;
+                one(r.f_squeeze_dim(0)?)
+            })
+        }
         T::Embedding => {
             let padding_idx = opt_int(&at[0])?.unwrap_or(-1);
             Box::new(move |args| {

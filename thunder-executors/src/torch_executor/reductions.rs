@@ -1,6 +1,6 @@
-//! Reductions: sums, extrema, products, variances and arg-extrema.
+//! Reductions: sums (and running sums), extrema, products, variances and arg-extrema.
 
-use super::attrs::{boolean, float, ints, opt_dims, opt_dtype_attr, opt_int};
+use super::attrs::{boolean, float, int, ints, opt_dims, opt_dtype_attr, opt_int};
 use super::error::CompileError;
 use super::operands::{one, tensor};
 use super::{CResult, Out};
@@ -65,7 +65,7 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<Ker
     }))
 }
 
-/// `sum`, `mean`, `amax`, `amin`, `var`, `std`, `argmax` and `argmin`.
+/// `sum`, `mean`, `cumsum`, `amax`, `amin`, `var`, `std`, `argmax` and `argmin`.
 pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<Kernel>> {
     use TorchOp as T;
     let at = &bsym.attrs;
@@ -83,6 +83,11 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<K
                     a.f_mean_dim(d, keepdim, dt)?
                 })
             })
+        }
+        T::Cumsum => {
+            let dim = int(&at[0])?;
+            let dt = opt_dtype_attr(&at[1])?.map(kind);
+            Box::new(move |args| one(tensor(args, 0)?.f_cumsum(dim, dt)?))
         }
         T::Amax | T::Amin => {
             let dims = opt_dims(&at[0])?.unwrap_or_default();

@@ -1,9 +1,9 @@
 //! Shape ops and views: broadcasts, reshapes, permutations, slices, squeezes, concatenations,
 //! padding, flips, splits.
 
-use super::attrs::{int, ints, num_attr};
+use super::attrs::{int, ints, num_attr, opt_num};
 use super::error::CompileError;
-use super::operands::{one, tensor, tensor_list, Num};
+use super::operands::{num_f64, one, tensor, tensor_list, Num};
 use super::{CResult, KResult, Out};
 use crate::executor::{Kernel, RtValue};
 use tch::Tensor;
@@ -121,8 +121,8 @@ fn pad(a: &Tensor, value: Num, config: &[Vec<i64>]) -> KResult<Tensor> {
     Ok(x.f_pad(pads.as_slice(), "constant", v)?)
 }
 
-/// Reshapes and views, permutations, `flatten`, `squeeze`, `expand`, `split`, `narrow`, `cat`
-/// and `stack`.
+/// Reshapes and views, permutations, `flatten`, `squeeze`, `expand`, `split`, `narrow`, `pad`,
+/// `repeat_interleave`, `triu`, `tril`, `cat` and `stack`.
 pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<Kernel>> {
     use TorchOp as T;
     let at = &bsym.attrs;
@@ -196,6 +196,39 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
         T::Narrow => {
             let (dim, start, len) = (int(&at[0])?, int(&at[1])?, int(&at[2])?);
             Box::new(move |args| one(tensor(args, 0)?.f_narrow(dim, start, len)?))
+        }
+        T::Pad => {
+            // `F.pad`'s ATen call: `pad(input, pad, mode, value)` (constant mode: constant_pad_nd).
+            let pad = ints(&at[0])?;
+            let mode = match &at[1] {
+                Attr::Str(s) => s.clone(),
+                other => {
+                    return Err(CompileError::NamedAttr {
+                        name: "mode",
+                        expected: "a string",
+                        got: other.clone(),
+                    })
+                }
+            };
+            let value = opt_num(&at[2])?.map(num_f64);
+            Box::new(move |args| one(tensor(args, 0)?.f_pad(pad.as_slice(), &mode, value)?))
+        }
+        T::Triu | T::Tril => {
+            let diagonal = int(&at[0])?;
+            Box::new(move |args| {
+                let a = tensor(args, 0)?;
+                one(if t == T::Triu {
+                    a.f_triu(diagonal)?
+                } else {
+                    a.f_tril(diagonal)?
+                })
+            })
+        }
+        T::RepeatInterleave => {
+            let (repeats, dim) = (int(&at[0])?, int(&at[1])?);
+            Box::new(move |args| {
+                one(tensor(args, 0)?.f_repeat_interleave_self_int(repeats, dim, None)?)
+            })
         }
         T::Cat | T::Stack => {
             let dim = int(&at[0])?;

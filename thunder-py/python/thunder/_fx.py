@@ -44,8 +44,8 @@ _PYTORCH_NAMES = {
 _IGNORED = {"_stacklevel"}
 
 # (op, attribute) pairs the IR declares but whose decomposition takes only PyTorch's default yet
-# (it rejects other values as invalid): such calls run eagerly.
-_DEFAULT_ONLY = {("cross_entropy", "label_smoothing")}
+# (it rejects other values as invalid): such calls run eagerly (`F.pad` in reflect mode).
+_DEFAULT_ONLY = {("cross_entropy", "label_smoothing"), ("pad", "mode")}
 
 _P = inspect.Parameter
 _POSITIONAL = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
@@ -57,7 +57,8 @@ class _Op:
 
     def __init__(self, name, operands, attrs):
         self.name = name
-        self.params = [tuple(p) for p in operands] + [tuple(p) for p in attrs]
+        self.operands = [tuple(p) for p in operands]
+        self.params = self.operands + [tuple(p) for p in attrs]
         self.kinds = dict(self.params)
 
 
@@ -74,11 +75,13 @@ def _resolve(path):
 _DUNDER_ATEN = {"invert": "bitwise_not", "mod": "remainder"}
 
 
-def _signatures(path, obj, method):
+def _signatures(path, obj, method, creation=False):
     """PyTorch's signatures of the callable at `path`, as `(signature, types)`: its own for a
     Python function (types None), one per ATen overload for a builtin (outs and TorchScript's
     overloads for lists, strings and plain numbers left out), with each parameter's schema type
-    (`"Tensor"`, `"Optional[ScalarType]"`, `"List[int]"`, ...)."""
+    (`"Tensor"`, `"Optional[ScalarType]"`, `"List[int]"`, ...). For a `creation` op (one without
+    tensor operands: `torch.zeros(size)`, `torch.arange(end)`) the overloads that return one
+    tensor are its signatures, whatever their first argument."""
     try:
         sig = inspect.signature(obj)
         if not any(p.kind in (_P.VAR_POSITIONAL, _P.VAR_KEYWORD) for p in sig.parameters.values()):
@@ -96,7 +99,10 @@ def _signatures(path, obj, method):
     for schema in schemas:
         args = schema.arguments
         first = args[0] if args else None
-        if first is None or not ("Tensor" in str(first.type) or first.name == "self"):
+        if creation:
+            if [str(r.type) for r in schema.returns] != ["Tensor"]:
+                continue
+        elif first is None or not ("Tensor" in str(first.type) or first.name == "self"):
             continue  # TorchScript's overloads for lists, strings and plain numbers
         if any(a.name == "out" for a in args):
             continue
@@ -246,10 +252,12 @@ class _Overload:
         """The op's arguments for this call (a list), why it cannot be translated (a str), or
         None when the call does not fit this signature."""
         name, ps = self.op.name, self.sig.parameters
-        if len(args) > len(self.positional) == 2:
-            # Sizes given one by one (`x.view(2, 3)`): PyTorch takes an int list as varargs.
-            if self.op.kinds.get(self._ir_of(self.positional[1])) in ("Ints", "OptInts"):
-                args = (args[0], tuple(args[1:]))
+        if self.positional and len(args) > len(self.positional):
+            # Sizes given one by one (`x.view(2, 3)`, `torch.zeros(2, 3)`): PyTorch takes an int
+            # list that is the last positional parameter as varargs.
+            k = len(self.positional) - 1
+            if self.op.kinds.get(self._ir_of(self.positional[k])) in ("Ints", "OptInts"):
+                args = (*args[:k], tuple(args[k:]))
         try:
             given = self.sig.bind(*args, **kwargs).arguments
         except TypeError:
@@ -305,7 +313,8 @@ class _Translation:
                 f"resolve in torch {torch.__version__} ({e})"
             ) from None
         self.target = path.rpartition(".")[2] if self.method else self.obj
-        overloads = [_Overload(op, s, t) for s, t in _signatures(path, self.obj, self.method)]
+        sigs = _signatures(path, self.obj, self.method, creation=not op.operands)
+        overloads = [_Overload(op, s, t) for s, t in sigs]
         # A parameter an overload lacks takes its default from the overloads that have it
         # (`torch.sum(x)` has no `keepdim`: the default of `torch.sum(x, dim)` applies).
         self.fallback = {}
@@ -648,11 +657,31 @@ class _Encoder:
             raise _unsupported(f"{what} is not supported by thunder yet ({_origin(n)})")
         values = t.normalize(n, n.args, n.kwargs)
         op = t.op.name
+        if not t.op.operands:
+            self.created_like_eager(t.op, n, values)
         if op == "split":
             return self.pieces(op, n, *values)
         if op == "cat" and isinstance(values[0], (list, tuple)):
             values[0] = _without_legacy_empties(values[0])
         return self.emit(op, values, n)
+
+    def created_like_eager(self, op, n, values):
+        """A creation op (`zeros`, `full`, `arange`) without a dtype or device takes PyTorch's
+        defaults, which the user may have changed (`torch.set_default_dtype`, a `torch.device`
+        context): the dtype and device eager gives the node, from its example value, are passed
+        instead (the same when the defaults are float32 and the CPU)."""
+        ev = n.meta.get("example_value")
+        for i, (p, _) in enumerate(op.params):
+            if values[i] is not None or p not in ("dtype", "device"):
+                continue
+            if not isinstance(ev, torch.Tensor):
+                raise _unsupported(f"{op.name} without a {p} and a known result ({_origin(n)})")
+            if p == "dtype":
+                values[i] = ev.dtype
+            else:
+                values[i] = _device_name(ev.device)
+                if values[i] is None:
+                    raise _unsupported(f"{op.name} on the device {ev.device} ({_origin(n)})")
 
     def to_float(self, n, path):
         """`x.float()`: `to(float32)`."""

@@ -47,10 +47,20 @@ fn creation(
             b.full_prim(&shape, value, device, dtype)?
         }
         T::Arange => {
+            // `start` and `step` left out (None) are PyTorch's defaults, 0 and 1: ints.
+            let start = match &attrs[0] {
+                Attr::None => Attr::Int(0),
+                a => a.clone(),
+            };
+            let step = match &attrs[2] {
+                Attr::None => Attr::Int(1),
+                a => a.clone(),
+            };
+            let range = [start, attrs[1].clone(), step];
             let (s, e, st) = (
-                attr_float(n, attrs, 0)?,
-                attr_float(n, attrs, 1)?,
-                attr_float(n, attrs, 2)?,
+                attr_float(n, &range, 0)?,
+                attr_float(n, &range, 1)?,
+                attr_float(n, &range, 2)?,
             );
             if st == 0.0 || !st.is_finite() || !s.is_finite() || !e.is_finite() {
                 return Err(IrError::invalid(
@@ -69,7 +79,7 @@ fn creation(
                 ));
             }
             let len = len as i64;
-            let all_int = attrs[..3].iter().all(|a| matches!(a, Attr::Int(_)));
+            let all_int = range.iter().all(|a| matches!(a, Attr::Int(_)));
             let dtype = attr_opt_dtype(n, attrs, 3)?.unwrap_or(if all_int {
                 DType::I64
             } else {
@@ -81,8 +91,8 @@ fn creation(
                 vec![],
                 vec![
                     Attr::Int(len),
-                    attrs[0].clone(),
-                    attrs[2].clone(),
+                    range[0].clone(),
+                    range[2].clone(),
                     Attr::Device(device),
                     Attr::DType(dtype),
                 ],

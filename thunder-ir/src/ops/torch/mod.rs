@@ -35,6 +35,7 @@ const IR: OpInfo = OpInfo::index_reduction();
 const NN: OpInfo = OpInfo::nn();
 const CO: OpInfo = OpInfo::composite();
 const SH: OpInfo = OpInfo::shape();
+const IX: OpInfo = OpInfo::indexing();
 const C: OpInfo = OpInfo::creation();
 const WHOLE: TorchGrad = TorchGrad::Whole;
 const LOWER: Autocast = Autocast::LowerPrecision;
@@ -110,6 +111,7 @@ op_table! {
         Std = "std" => R.autocast(F32),
         Argmax = "argmax" => IR,
         Argmin = "argmin" => IR,
+        Cumsum = "cumsum" => IR.autocast(F32).pytorch(&["torch.cumsum", "torch.Tensor.cumsum"]),
         // nn
         Softmax = "softmax" => NN.recompute().grad(WHOLE).autocast(F32).direct().pytorch(&["torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax"]),
         LogSoftmax = "log_softmax" => NN.recompute().grad(WHOLE).autocast(F32).direct().pytorch(&["torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax"]),
@@ -122,6 +124,7 @@ op_table! {
         Linear = "linear" => NN.autocast(LOWER).direct().pytorch(&["torch._C._nn.linear"]),
         Matmul = "matmul" => NN.autocast(LOWER).direct().pytorch(&["torch.matmul", "operator.matmul", "torch.Tensor.matmul"]),
         Bmm = "bmm" => NN.autocast(LOWER).direct(),
+        Addmm = "addmm" => NN.autocast(LOWER).direct().pytorch(&["torch.addmm", "torch.Tensor.addmm"]),
         ScaledDotProductAttention = "scaled_dot_product_attention" => NN.grad(WHOLE).autocast(LOWER).direct().pytorch(&["torch._C._nn.scaled_dot_product_attention"]),
         ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward" => NN.direct(),
         // shape
@@ -135,16 +138,23 @@ op_table! {
         Expand = "expand" => SH.pytorch(&["torch.Tensor.expand"]),
         Split = "split" => SH.pytorch(&["torch.split", "torch.Tensor.split"]),
         Narrow = "narrow" => SH.pytorch(&["torch.narrow", "torch.Tensor.narrow"]),
+        Pad = "pad" => SH.pytorch(&["torch.nn.functional.pad", "torch._C._nn.pad"]),
+        RepeatInterleave = "repeat_interleave" => SH.pytorch(&["torch.repeat_interleave", "torch.Tensor.repeat_interleave"]),
+        Triu = "triu" => SH.pytorch(&["torch.triu", "torch.Tensor.triu"]),
+        Tril = "tril" => SH.pytorch(&["torch.tril", "torch.Tensor.tril"]),
         Cat = "cat" => SH.pytorch(&["torch.cat"]),
         Stack = "stack" => SH.pytorch(&["torch.stack"]),
+        // indexing
+        Gather = "gather" => IX.pytorch(&["torch.gather", "torch.Tensor.gather"]),
+        IndexSelect = "index_select" => IX.pytorch(&["torch.index_select", "torch.Tensor.index_select"]),
         // optimizers
         Adamw = "adamw" => CO.direct(),
         // conversion and creation
         To = "to" => SH.direct().pytorch(&["torch.Tensor.to"]),
-        Zeros = "zeros" => C,
-        Ones = "ones" => C,
-        Full = "full" => C,
-        Arange = "arange" => C,
+        Zeros = "zeros" => C.pytorch(&["torch.zeros"]),
+        Ones = "ones" => C.pytorch(&["torch.ones"]),
+        Full = "full" => C.pytorch(&["torch.full"]),
+        Arange = "arange" => C.pytorch(&["torch.arange"]),
     }
 }
 
@@ -211,6 +221,7 @@ mod builder;
 mod composite;
 mod creation;
 mod elementwise;
+mod indexing;
 mod lower;
 mod nn;
 mod reduction;
@@ -264,6 +275,7 @@ pub(crate) fn decompose(
         Family::Nn => nn::decompose(b, op, n, args, attrs),
         Family::Composite => composite::decompose(b, op, n, args, attrs),
         Family::Creation => creation::decompose(b, op, n, args, attrs),
-        Family::Indexing | Family::Memory => Err(not_in_family(op, n)),
+        Family::Indexing => indexing::decompose(b, op, n, args, attrs),
+        Family::Memory => Err(not_in_family(op, n)),
     }
 }

@@ -19,6 +19,7 @@ pub(super) fn decompose(
         | T::Linear
         | T::Matmul
         | T::Bmm
+        | T::Addmm
         | T::ScaledDotProductAttention
         | T::ScaledDotProductAttentionBackward => products(b, op, n, args, attrs),
         _ => Err(not_in_family(op, n)),
@@ -281,6 +282,12 @@ fn products(
             }
             b.p2(PrimOp::Matmul, x, y).map_err(|e| rename(e, n))?
         }
+        T::Addmm => addmm(
+            b,
+            n,
+            [tensor_arg(b, 0)?, tensor_arg(b, 1)?, tensor_arg(b, 2)?],
+            attrs,
+        )?,
         T::ScaledDotProductAttention => sdpa(
             b,
             n,
@@ -301,6 +308,117 @@ fn products(
         _ => return Err(not_in_family(op, n)),
     };
     Ok(vec![out])
+}
+
+/// `addmm(a, mat1, mat2, beta, alpha)`: `beta * a + alpha * (mat1 @ mat2)`, `a` broadcast to the
+/// product's shape; beta and alpha None are 1, and beta 0 ignores `a` (its NaNs too), as PyTorch.
+/// The three share one dtype; for integer dtypes beta and alpha are truncated to ints, as
+/// PyTorch's kernels do. The scaling and the sum of 16-bit floats are computed in float32.
+fn addmm(b: &mut TraceBuilder, n: &str, [a, m1, m2]: [Value; 3], attrs: &[Attr]) -> Result<Value> {
+    let (at, t1, t2) = (
+        b.tensor(a)?.clone(),
+        b.tensor(m1)?.clone(),
+        b.tensor(m2)?.clone(),
+    );
+    if t1.rank() != 2 || t2.rank() != 2 {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "mat1 and mat2 must be matrices (2-D), got shapes {} and {}",
+                t1.shape, t2.shape
+            ),
+        ));
+    }
+    if t1.shape.size(1) != t2.shape.size(0) {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "mat1 of shape {} and mat2 of shape {} cannot be multiplied",
+                t1.shape, t2.shape
+            ),
+        ));
+    }
+    if t1.dtype != at.dtype || t2.dtype != at.dtype {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input, mat1 and mat2 must share one dtype, got {}, {} and {}",
+                at.dtype, t1.dtype, t2.dtype
+            ),
+        ));
+    }
+    let dtype = at.dtype;
+    if dtype.is_bool() {
+        return Err(IrError::invalid(
+            n,
+            "input, mat1 and mat2 must not be bool tensors",
+        ));
+    }
+    if at.device != t1.device {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input is on {} but mat1 is on {}; move them to one device",
+                at.device, t1.device
+            ),
+        ));
+    }
+    let out = Shape::new([t1.shape.size(0), t2.shape.size(1)]);
+    if broadcast_shapes(n, &at.shape, &out).ok().as_ref() != Some(&out) {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input of shape {} does not broadcast to the product's shape {out}",
+                at.shape
+            ),
+        ));
+    }
+    // beta and alpha as numbers of the computation: ints for integer dtypes, floats otherwise.
+    let scalar = |i: usize| -> Result<Arg> {
+        let v = match attrs.get(i) {
+            None | Some(Attr::None) => Arg::Int(1),
+            Some(Attr::Bool(v)) => Arg::Int(i64::from(*v)),
+            Some(Attr::Int(v)) => Arg::Int(*v),
+            Some(Attr::Float(f)) if dtype.is_integer() => Arg::Int(float_to_int(n, *f)?),
+            Some(Attr::Float(f)) => Arg::Float(*f),
+            Some(other) => {
+                let which = TorchOp::Addmm.signature().attrs[i].0;
+                return Err(IrError::invalid(
+                    n,
+                    format!("{which} must be a number, got {other:?}"),
+                ));
+            }
+        };
+        Ok(match v {
+            Arg::Int(v) if !dtype.is_integer() => Arg::Float(v as f64),
+            v => v,
+        })
+    };
+    let (beta, alpha) = (scalar(0)?, scalar(1)?);
+    let is = |x: &Arg, k: i64| match x {
+        Arg::Int(v) => *v == k,
+        Arg::Float(f) => *f == k as f64,
+        _ => false,
+    };
+    let comp = if dtype.is_low_precision_float() {
+        DType::F32
+    } else {
+        dtype
+    };
+    let prod = b.p2(PrimOp::Matmul, m1, m2).map_err(|e| rename(e, n))?;
+    let mut y = b.convert(prod, comp)?;
+    if !is(&alpha, 1) {
+        y = b.p2(PrimOp::Mul, y, alpha)?;
+    }
+    if !is(&beta, 0) {
+        let c = b.broadcast_to(a, &out)?;
+        let mut c = b.convert(c, comp)?;
+        if !is(&beta, 1) {
+            c = b.p2(PrimOp::Mul, c, beta)?;
+        }
+        y = b.p2(PrimOp::Add, c, y)?;
+    }
+    b.convert(y, dtype)
 }
 
 /// What the forward and the backward of attention share: the checked operands, key and value

@@ -1,4 +1,4 @@
-//! Decompositions of the torch-level reductions.
+//! Decompositions of the torch-level reductions, and `cumsum`.
 
 use super::*;
 
@@ -15,8 +15,54 @@ pub(super) fn decompose(
         T::Sum | T::Mean | T::Amax | T::Amin | T::Var | T::Std | T::Argmax | T::Argmin => {
             reduction(b, op, n, args, attrs)
         }
+        T::Cumsum => cumsum(b, n, tensor_arg(b, op, n, args, 0)?, attrs).map(|v| vec![v]),
         _ => Err(not_in_family(op, n)),
     }
+}
+
+/// `torch.cumsum(a, dim, dtype=None)`: running sums along `dim`. The result dtype is `dtype`
+/// (a is converted to it first), else int64 for integer and bool `a`, else a's; 16-bit floats
+/// are summed in float32 and rounded once, as PyTorch's kernels do. Computed as a scan of
+/// log2(size) steps, each adding the running sums shifted by a power of two (`prims.pad`, which
+/// crops as it pads): exact for integers, a tree of sums for floats.
+fn cumsum(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Value> {
+    let t = b.tensor(a)?.clone();
+    let r = t.rank();
+    let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 0)?, r)?;
+    let result = match attr_opt_dtype(n, attrs, 1)? {
+        Some(dt) => dt,
+        None if t.dtype.category() <= crate::Category::Integer => DType::I64,
+        None => t.dtype,
+    };
+    let comp = if result.is_low_precision_float() {
+        DType::F32
+    } else if result.is_bool() {
+        DType::I64
+    } else {
+        result
+    };
+    let x = b.convert(a, result)?;
+    let mut y = b.convert(x, comp)?;
+    let len = if r == 0 { 1 } else { t.shape.size(d) };
+    let zero = if comp.is_integer() {
+        Attr::Int(0)
+    } else {
+        Attr::Float(0.0)
+    };
+    let mut shift = 1usize;
+    while shift < len {
+        let mut config = vec![vec![0i64; 3]; r];
+        // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
+        config[d] = vec![shift as i64, -(shift as i64), 0];
+        let shifted = b.prim(
+            PrimOp::Pad,
+            vec![y.into()],
+            vec![zero.clone(), Attr::IntLists(config)],
+        )?;
+        y = b.p2(PrimOp::Add, y, shifted)?;
+        shift *= 2;
+    }
+    b.convert(y, result)
 }
 
 /// Reductions.

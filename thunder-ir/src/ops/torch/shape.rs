@@ -1,4 +1,5 @@
-//! Decompositions of the torch-level shape, view, split/join and conversion ops.
+//! Decompositions of the torch-level shape, view, split/join, padding, repetition, triangle and
+//! conversion ops.
 
 use super::*;
 
@@ -21,6 +22,13 @@ pub(super) fn decompose(
         | T::Flatten
         | T::Expand => views(b, op, n, args, attrs),
         T::Split | T::Narrow | T::Cat | T::Stack | T::To => pieces(b, op, n, args, attrs),
+        T::Pad => pad(b, n, tensor_arg(b, op, n, args, 0)?, attrs).map(|v| vec![v]),
+        T::Triu | T::Tril => {
+            triangle(b, op, n, tensor_arg(b, op, n, args, 0)?, attrs).map(|v| vec![v])
+        }
+        T::RepeatInterleave => {
+            repeat_interleave(b, n, tensor_arg(b, op, n, args, 0)?, attrs).map(|v| vec![v])
+        }
         _ => Err(not_in_family(op, n)),
     }
 }
@@ -243,6 +251,171 @@ fn pieces(
         _ => return Err(not_in_family(op, n)),
     };
     Ok(vec![out])
+}
+
+/// `torch.nn.functional.pad` in constant mode: `pad` lists (low, high) pairs from the last dim
+/// backwards, negative values crop (never more than the dim holds); the padding is `value` (0
+/// when None) cast to a's dtype, as PyTorch does. One `prims.pad`.
+fn pad(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Value> {
+    let t = b.tensor(a)?.clone();
+    let pad = attr_ints(n, attrs, 0)?.to_vec();
+    let mode = attr_str(n, attrs, 1)?;
+    if mode != "constant" {
+        return Err(IrError::invalid(
+            n,
+            format!("mode={mode:?} is not supported yet (only \"constant\")"),
+        ));
+    }
+    if pad.len() % 2 != 0 {
+        return Err(IrError::invalid(
+            n,
+            format!("pad={pad:?} must have an even length: (low, high) pairs from the last dim backwards"),
+        ));
+    }
+    let r = t.rank();
+    if pad.len() / 2 > r {
+        return Err(IrError::invalid(
+            n,
+            format!("pad={pad:?} pads {} dims but a has {r}", pad.len() / 2),
+        ));
+    }
+    let mut config = vec![vec![0i64; 3]; r];
+    for (i, pair) in pad.chunks(2).enumerate() {
+        let d = r - 1 - i;
+        // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
+        let size = t.shape.size(d) as i64;
+        let cropped = i128::from(pair[0].min(0)) + i128::from(pair[1].min(0));
+        if i128::from(size) + cropped < 0 {
+            return Err(IrError::invalid(
+                n,
+                format!("pad={pad:?} crops dim {d} of size {size} by more than its size"),
+            ));
+        }
+        config[d] = vec![pair[0], pair[1], 0];
+    }
+    let value = match attrs.get(2) {
+        None | Some(Attr::None) if t.dtype.is_bool() => Attr::Bool(false),
+        None | Some(Attr::None) => Attr::Int(0),
+        // The value is cast to a's dtype, as PyTorch does.
+        Some(Attr::Float(f)) if t.dtype.is_bool() => Attr::Bool(*f != 0.0),
+        Some(Attr::Float(f)) if t.dtype.is_integer() => Attr::Int(float_to_int(n, *f)?),
+        Some(Attr::Int(i)) if t.dtype.is_bool() => Attr::Bool(*i != 0),
+        Some(Attr::Bool(v)) if !t.dtype.is_bool() => Attr::Int(i64::from(*v)),
+        Some(other) => other.clone(),
+    };
+    if config.iter().all(|c| c[0] == 0 && c[1] == 0) {
+        return Ok(a);
+    }
+    b.prim(
+        PrimOp::Pad,
+        vec![a.into()],
+        vec![value, Attr::IntLists(config)],
+    )
+    .map_err(|e| rename(e, n))
+}
+
+/// `repeat_interleave(a, repeats, dim)` with an int `repeats`: each element repeated `repeats`
+/// times along `dim` in place (`[x, y]` -> `[x, x, y, y]`), as a broadcast of a new dim after
+/// `dim` and a reshape that merges the two.
+fn repeat_interleave(b: &mut TraceBuilder, n: &str, a: Value, attrs: &[Attr]) -> Result<Value> {
+    let t = b.tensor(a)?.clone();
+    let repeats = attr_int(n, attrs, 0)?;
+    if repeats < 0 {
+        return Err(IrError::invalid(
+            n,
+            format!("repeats={repeats} must be non-negative"),
+        ));
+    }
+    if t.rank() == 0 {
+        // PyTorch rejects any dim of a 0-dim tensor here.
+        return Err(IrError::invalid(
+            n,
+            "a 0-dim tensor has no dim to repeat along",
+        ));
+    }
+    let r = t.rank();
+    let d = canonicalize_dim(n, "dim", attr_int(n, attrs, 1)?, r)?;
+    if repeats == 1 {
+        return Ok(a);
+    }
+    let sizes = t.shape.sizes();
+    // Exact: the builder's sizes are at most i64::MAX (`Shape::checked_numel`).
+    let merged = (sizes[d] as u64)
+        .checked_mul(repeats as u64)
+        .filter(|&m| m <= crate::shape::MAX_NUMEL as u64)
+        .ok_or_else(|| {
+            IrError::overflow(
+                n,
+                format!(
+                    "repeats={repeats} of dim {d} of size {} makes a size beyond i64",
+                    sizes[d]
+                ),
+            )
+        })?;
+    let mut expanded = sizes.clone();
+    expanded.insert(d + 1, repeats as usize);
+    let bdims = (0..r).map(|i| if i <= d { i } else { i + 1 });
+    let bx = b.prim(
+        PrimOp::BroadcastInDim,
+        vec![a.into()],
+        vec![ints(expanded), ints(bdims)],
+    )?;
+    let mut out = sizes;
+    out[d] = merged as usize;
+    b.prim(PrimOp::Reshape, vec![bx.into()], vec![ints(out)])
+}
+
+/// `triu` and `tril`: the elements of the last two dims (a matrix, or a batch of them) on and
+/// above (`triu`) or below (`tril`) the `diagonal`-th diagonal (0 the main one, positive above),
+/// the others zero; as `where` with a mask of column minus row compared with `diagonal`.
+fn triangle(b: &mut TraceBuilder, op: TorchOp, n: &str, a: Value, attrs: &[Attr]) -> Result<Value> {
+    let t = b.tensor(a)?.clone();
+    let r = t.rank();
+    if r < 2 {
+        return Err(IrError::invalid(
+            n,
+            format!("a must have at least 2 dims, got shape {}", t.shape),
+        ));
+    }
+    let diagonal = attr_int(n, attrs, 0)?;
+    let (rows, cols) = (t.shape.size(r - 2), t.shape.size(r - 1));
+    let rc = [rows, cols];
+    let iota = |b: &mut TraceBuilder, len: usize, dim: usize| -> Result<Value> {
+        let i = b.prim(
+            PrimOp::Iota,
+            vec![],
+            vec![
+                Attr::Int(len as i64),
+                Attr::Int(0),
+                Attr::Int(1),
+                Attr::Device(t.device),
+                Attr::DType(DType::I64),
+            ],
+        )?;
+        b.prim(
+            PrimOp::BroadcastInDim,
+            vec![i.into()],
+            vec![ints(rc), ints([dim])],
+        )
+    };
+    let row = iota(b, rows, 0)?;
+    let col = iota(b, cols, 1)?;
+    let offset = b.p2(PrimOp::Sub, col, row)?;
+    let cmp = if op == TorchOp::Triu {
+        PrimOp::Ge
+    } else {
+        PrimOp::Le
+    };
+    let keep = b.p2(cmp, offset, diagonal)?;
+    let keep = b.broadcast_to(keep, &t.shape)?;
+    let zero = if t.dtype.is_bool() {
+        Arg::Bool(false)
+    } else if t.dtype.is_integer() {
+        Arg::Int(0)
+    } else {
+        Arg::Float(0.0)
+    };
+    b.prim(PrimOp::Where, vec![keep.into(), a.into(), zero], vec![])
 }
 
 /// The most pieces `split` may make: each is a value and a statement of the trace. Far above

@@ -27,6 +27,7 @@ impl TorchOp {
         match self.info().family {
             Family::Elementwise | Family::Reduction => self.math_signature(),
             Family::Nn | Family::Composite => self.nn_signature(),
+            Family::Indexing => self.indexing_signature(),
             _ => self.shape_signature(),
         }
     }
@@ -73,6 +74,10 @@ impl TorchOp {
                 &[("dim", A::OptInts), ("keepdim", A::Bool)],
             ),
             T::Var | T::Std => s(&[("a", P::Tensor)], VAR),
+            T::Cumsum => s(
+                &[("a", P::Tensor)],
+                &[("dim", A::Int), ("dtype", A::OptDType)],
+            ),
             T::Argmax | T::Argmin => s(
                 &[("a", P::Tensor)],
                 &[("dim", A::OptInt), ("keepdim", A::Bool)],
@@ -131,6 +136,10 @@ impl TorchOp {
                 &[],
             ),
             T::Matmul | T::Bmm => s(&[("a", P::Tensor), ("b", P::Tensor)], &[]),
+            T::Addmm => s(
+                &[("a", P::Tensor), ("mat1", P::Tensor), ("mat2", P::Tensor)],
+                &[("beta", A::OptNumber), ("alpha", A::OptNumber)],
+            ),
             T::ScaledDotProductAttention => s(
                 &[
                     ("query", P::Tensor),
@@ -182,6 +191,19 @@ impl TorchOp {
         }
     }
 
+    /// Indexing ops.
+    fn indexing_signature(self) -> Signature {
+        use TorchOp as T;
+        let s = one;
+        match self {
+            T::Gather | T::IndexSelect => s(
+                &[("a", P::Tensor), ("index", P::Tensor)],
+                &[("dim", A::Int)],
+            ),
+            _ => s(&[], &[]),
+        }
+    }
+
     /// Shape, conversion and creation ops.
     fn shape_signature(self) -> Signature {
         use TorchOp as T;
@@ -210,6 +232,12 @@ impl TorchOp {
                 &[("a", P::Tensor)],
                 &[("dim", A::Int), ("start", A::Int), ("length", A::Int)],
             ),
+            T::Pad => s(
+                &[("a", P::Tensor)],
+                &[("pad", A::Ints), ("mode", A::Str), ("value", A::OptNumber)],
+            ),
+            T::Triu | T::Tril => s(&[("a", P::Tensor)], &[("diagonal", A::Int)]),
+            T::RepeatInterleave => s(&[("a", P::Tensor)], &[("repeats", A::Int), ("dim", A::Int)]),
             T::Cat | T::Stack => s(&[("tensors", P::TensorList)], &[("dim", A::Int)]),
             T::To => s(
                 &[("a", P::Tensor)],
@@ -228,9 +256,9 @@ impl TorchOp {
             T::Arange => s(
                 &[],
                 &[
-                    ("start", A::Number),
+                    ("start", A::OptNumber),
                     ("end", A::Number),
-                    ("step", A::Number),
+                    ("step", A::OptNumber),
                     ("dtype", A::OptDType),
                     ("device", A::OptDevice),
                 ],
