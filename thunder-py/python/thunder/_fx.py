@@ -445,7 +445,15 @@ def _shape(node):
     ev = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
     if not isinstance(ev, torch.Tensor):
         raise _unsupported(f"{node}: a value without a known shape")
-    return list(ev.shape)
+    return _sizes(ev)
+
+
+def _sizes(t):
+    """The sizes of the tensor `t` as ints; a size Dynamo made symbolic but then specialized to
+    one value (a guard pins it) is that int. A size that stays symbolic stays a SymInt."""
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+    return [int(d) if is_concrete_int(d) else d for d in t.shape]
 
 
 def describe(x):
@@ -455,12 +463,13 @@ def describe(x):
             x, (torch.nn.Parameter, torch._subclasses.FakeTensor)
         ):
             raise _unsupported(f"a tensor subclass input ({type(x).__name__})")
-        if not all(type(d) is int for d in x.shape):
+        sizes = _sizes(x)
+        if not all(type(d) is int for d in sizes):
             raise _unsupported(
-                f"a tensor of symbolic sizes {list(x.shape)} (Dynamo's dynamic shapes): thunder "
+                f"a tensor of symbolic sizes {sizes} (Dynamo's dynamic shapes): thunder "
                 "compiles static shapes (torch.compile(..., dynamic=False) gives them)")
         dev = "cpu" if x.device.type == "cpu" else f"{x.device.type}:{x.device.index or 0}"
-        return ("tensor", str(x.dtype), list(x.shape), dev, bool(x.requires_grad))
+        return ("tensor", str(x.dtype), sizes, dev, bool(x.requires_grad))
     if isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool):
         raise _unsupported(
             f"a symbolic {type(x).__name__[3:].lower()} input (Dynamo's dynamic shapes): thunder "
@@ -934,7 +943,7 @@ def is_dynamic(example_inputs):
     """Whether Dynamo made the graph of `example_inputs` dynamic (symbolic sizes)."""
     return any(
         isinstance(x, _SYMBOLIC)
-        or isinstance(x, torch.Tensor) and not all(type(d) is int for d in x.shape)
+        or isinstance(x, torch.Tensor) and not all(type(d) is int for d in _sizes(x))
         for x in example_inputs
     )
 
