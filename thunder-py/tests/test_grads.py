@@ -327,3 +327,70 @@ def test_a_checkpointed_block_runs_on_the_fallback_and_the_rest_compiles(fallbac
     stats = _check(Checkpointed(), torch.randn(4, 8), split=False, fallback=fallback)
     assert [p["engine"] for p in stats["pieces"]] == [fallback, "thunder"], stats
     assert any("tag_activation_checkpoint" in u for u in stats["unsupported"]), stats
+
+
+def _same(f, *args, compiled=True):
+    """`f` under thunder.jit (fallback eager) against eager on copies of `args`: outputs, the
+    inputs afterwards (in-place changes) and the gradients of the inputs that require grad."""
+    want_args = [a.detach().clone().requires_grad_(a.requires_grad) for a in args]
+    got_args = [a.detach().clone().requires_grad_(a.requires_grad) for a in args]
+    want = f(*want_args)
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(*got_args)
+    torch.testing.assert_close(got, want)
+    if want.requires_grad:
+        want.sum().backward()
+        got.sum().backward()
+    for g, w in zip(got_args, want_args):
+        torch.testing.assert_close(g, w)
+        if w.requires_grad:
+            torch.testing.assert_close(g.grad, w.grad)
+    s = thunder.compile_stats(jf)
+    if compiled:
+        assert s["compiled_graphs"] == 1 and not s["unsupported"], s
+    return s
+
+
+def test_in_place_ops_on_computed_values_compile():
+    def f(x):
+        h = x * 2
+        h += 1
+        h.masked_fill_(h > 2, 0.5)
+        h.mul_(3)
+        return h
+
+    _same(f, torch.randn(3, 4, requires_grad=True))
+
+
+def test_setitem_on_a_computed_value_compiles():
+    # transformers' T5 shifts labels right this way.
+    def f(x, ids):
+        h = ids.new_zeros(ids.shape)
+        h[..., 1:] = ids[..., :-1].clone()
+        h[..., 0] = 7
+        h.masked_fill_(h == -100, 0)
+        y = torch.zeros_like(x)
+        y[1:, :2] = x[:-1, 1:3] * 2
+        y[0] = 1.5
+        return y + h[:, :4].float()
+
+    ids = torch.randint(-100, 50, (3, 6))
+    _same(f, torch.randn(3, 4, requires_grad=True), ids)
+
+
+def test_in_place_ops_on_inputs_or_aliased_values_run_outside_thunder():
+    def on_input(x):
+        x.add_(1)
+        return x * 2
+
+    s = _same(on_input, torch.randn(4), compiled=False)
+    assert any("in-place change of an input" in u for u in s["unsupported"]), s
+
+    def on_aliased(x):
+        h = x * 2
+        v = h.view(-1)
+        h += 1
+        return v * 3
+
+    s = _same(on_aliased, torch.randn(2, 3), compiled=False)
+    assert any("aliases" in u for u in s["unsupported"]), s

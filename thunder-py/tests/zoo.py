@@ -22,6 +22,7 @@ import thunder
 VOCAB = 1024
 SEQ = 16
 BATCH = 2
+IMAGE = 32  # ViT: 32x32 images in 8x8 patches
 
 # Gradient error: the norm of the difference relative to the larger of the reference's norm
 # and GRAD_FLOOR times the largest gradient norm of the model. A gradient that is 0 in exact
@@ -66,6 +67,19 @@ def _hf(name):
         )
     if name == "bert":
         return T.BertForMaskedLM(T.BertConfig(**small, pad_token_id=0))
+    if name == "t5":
+        return T.T5ForConditionalGeneration(
+            T.T5Config(vocab_size=VOCAB, d_model=128, d_kv=32, d_ff=256, num_layers=2,
+                       num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=2)
+        )
+    if name == "vit":
+        return T.ViTForImageClassification(
+            T.ViTConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=256, image_size=IMAGE, patch_size=8, num_labels=10,
+                        # What its loss sets at the first call otherwise (a change of the
+                        # config, which makes any torch.compile capture the model again).
+                        problem_type="single_label_classification")
+        )
     raise ValueError(name)
 
 
@@ -89,8 +103,8 @@ class _LitGPT(torch.nn.Module):
         return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1))
 
 
-MODELS = ["llama", "llama-tied", "mistral", "qwen2", "gpt2", "bert", "litgpt-llama2",
-          "litgpt-pythia"]
+MODELS = ["llama", "llama-tied", "mistral", "qwen2", "gpt2", "bert", "t5", "vit",
+          "litgpt-llama2", "litgpt-pythia"]
 
 
 def build(name, device="cpu", dtype=torch.float32, seed=0):
@@ -102,11 +116,18 @@ def build(name, device="cpu", dtype=torch.float32, seed=0):
 def loss_of(name, model, x):
     if name.startswith("litgpt"):
         return model(x, x)
+    if name == "vit":
+        pixels, labels = x
+        dtype = next(model.parameters()).dtype
+        return model(pixel_values=pixels.to(dtype), labels=labels).loss
     return model(input_ids=x, labels=x).loss
 
 
-def batch(device, seed):
+def batch(device, seed, name="llama"):
     g = torch.Generator().manual_seed(seed)
+    if name == "vit":
+        pixels = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=g)
+        return pixels.to(device), torch.randint(0, 10, (BATCH,), generator=g).to(device)
     return torch.randint(3, VOCAB, (BATCH, SEQ), generator=g).to(device)
 
 
@@ -166,7 +187,7 @@ def compare(name, device="cpu", dtype=torch.float32, steps=5):
     # The float32 reference of a low-precision run: the very same weights, in float32.
     ref_m = copy.deepcopy(eager_m).float() if TOL[dtype][2] is None else None
     jm = thunder.jit(jit_m)
-    x = batch(device, 1)
+    x = batch(device, 1, name)
 
     want_loss, want = _step(name, eager_m, x)
     t0 = time.perf_counter()
@@ -215,7 +236,7 @@ def compare(name, device="cpu", dtype=torch.float32, steps=5):
     # Training: AdamW steps on fresh batches track eager's losses.
     opts = [torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (eager_m, jit_m)]
     for k in range(steps):
-        xb = batch(device, 100 + k)
+        xb = batch(device, 100 + k, name)
         losses = []
         for m, opt in zip((eager_m, jm), opts):
             loss, _ = _step(name, m, xb)

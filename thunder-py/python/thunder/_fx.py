@@ -391,6 +391,30 @@ _SUGAR = {
     "torch.Tensor.new_empty": "new_filled",
     # `x.type_as(y)`: `x.to(y.dtype)`.
     "torch.Tensor.type_as": "type_as",
+    # `torch.full_like(x, v)` and friends: `full` with `x`'s shape, dtype and device by default.
+    "torch.full_like": "like_filled",
+    "torch.zeros_like": "like_filled",
+    "torch.ones_like": "like_filled",
+    "torch.empty_like": "like_filled",
+    # A copy is the value itself in a trace (no memory, no aliasing).
+    "torch.clone": "copy",
+    "torch.Tensor.clone": "copy",
+    # `torch.min(a, b)` is `minimum`, `torch.min(x)` is `amin` over every dim (and max alike);
+    # `torch.min(x, dim)`'s (values, indices) runs outside thunder.
+    "torch.min": "min_max",
+    "torch.max": "min_max",
+    "torch.Tensor.min": "min_max",
+    "torch.Tensor.max": "min_max",
+    # `x[idx] = v` on a value the graph computed: a new value (`where` of a padded mask).
+    "operator.setitem": "setitem",
+}
+
+# In-place operators: the op of their out-of-place form, then the result takes the place of the
+# value they modify (`_Encoder.in_place`). Tensor methods ending in `_` are found by name.
+_IN_PLACE = {
+    operator.iadd: operator.add, operator.isub: operator.sub, operator.imul: operator.mul,
+    operator.itruediv: operator.truediv, operator.ipow: operator.pow, operator.imod: operator.mod,
+    operator.iand: operator.and_, operator.ior: operator.or_, operator.ixor: operator.xor,
 }
 
 # Calls whose arguments are all Python literals in the graph (no values) and whose result is a
@@ -600,13 +624,14 @@ class _Encoder:
                 if t is not None:
                     constants.append((n, t))
         # Constants are inputs after the placeholders: number them now, in order.
+        self.constant_nodes = {n for n, _ in constants}
         for n, t in constants:
             self.enc.consts.append(t)
             self.enc.inputs.append(describe(t))
             self.index[n] = self._new()
         # Node ids for emitted nodes follow the inputs.
         for n in self.gm.graph.nodes:
-            if n.op in ("placeholder", "get_attr") or n in self.index:
+            if n.op in ("placeholder", "get_attr") or n in self.constant_nodes:
                 continue
             if n.op == "output":
                 self.output(n)
@@ -663,6 +688,10 @@ class _Encoder:
             path, method = sugar
             return getattr(self, method)(n, path)
         if t is None:
+            inplace = (FUNCTIONS.get(_IN_PLACE.get(n.target)) if n.op == "call_function" else
+                       METHODS.get(n.target[:-1]) if n.target.endswith("_") else None)
+            if inplace is not None:
+                return self.in_place(n, inplace)
             raise _unsupported(f"{what} is not supported by thunder yet ({_origin(n)})")
         values = t.normalize(n, n.args, n.kwargs)
         op = t.op.name
@@ -797,6 +826,174 @@ class _Encoder:
         shape = [size] if _is_int(size) else list(size)
         return self.emit_op("full", n, shape=shape, fill_value=value, dtype=dtype, device=device)
 
+    def in_place(self, n, t):
+        """An in-place op (`x += y`, `x.masked_fill_(m, v)`) on a value `x` the graph computed
+        and nothing else aliases: its out-of-place op, converted to `x`'s dtype, which then is
+        `x` for the nodes after it (functionalization)."""
+        x = n.args[0]
+        same = self.check_mutable(x, n)
+        values = t.normalize(n, n.args, n.kwargs)
+        out = self.emit(t.op.name, values, n)
+        out = self.as_value_of(x, out, n)
+        self.rebind(same, out)
+        return out
+
+    def check_mutable(self, x, n):
+        """Raises UnsupportedError unless `x`, written in place by node `n`, is a tensor the
+        graph computed (an input's change would have to reach the caller) whose memory no value
+        made before `n` and read after it shares (a view of it, or it a view of that value,
+        would change too). Returns the
+        nodes that are this one tensor: the op that made it and every in-place op on it (each
+        returns it), which all take the new value."""
+        while _mutates(x) and isinstance(x.args[0], torch.fx.Node):
+            x = x.args[0]  # an in-place op's result is its first argument
+        ev = x.meta.get("example_value") if isinstance(x, torch.fx.Node) else None
+        if not isinstance(ev, torch.Tensor) or x.op in ("placeholder", "get_attr"):
+            raise _unsupported(f"an in-place change of an input of the graph ({_origin(n)})")
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        same = {x}
+        for m in self.gm.graph.nodes:
+            if _mutates(m) and m.args and m.args[0] in same:
+                same.add(m)
+        mine = StorageWeakRef(ev.untyped_storage())
+        order = {m: i for i, m in enumerate(self.gm.graph.nodes)}
+        for m in self.gm.graph.nodes:
+            # An alias made after this change reads the changed tensor, as the nodes after it
+            # do here; one made before and read after would read the old value here.
+            if m in same or order[m] > order[n] or all(order[u] < order[n] for u in m.users):
+                continue
+            other = m.meta.get("example_value")
+            for o in torch.utils._pytree.tree_leaves(other):
+                if isinstance(o, torch.Tensor) and StorageWeakRef(o.untyped_storage()) == mine:
+                    raise _unsupported(
+                        f"an in-place change of a value that {m.name} aliases ({_origin(n)})")
+        return same
+
+    def as_value_of(self, x, out, n):
+        """The value `out` (an id) in `x`'s dtype and shape, as an in-place op leaves `x`."""
+        ev, res = x.meta["example_value"], n.meta.get("example_value")
+        if isinstance(res, torch.Tensor) and list(res.shape) != list(ev.shape):
+            raise _unsupported(f"an in-place op that changes the shape ({_origin(n)})")
+        return self.emit_op("to", n, a=_Value(out), dtype=ev.dtype)
+
+    def setitem(self, n, path):
+        """`x[idx] = v`, `idx` ints, slices of step 1, None and `...`: the new value
+        `where(mask, v padded to x's shape, x)`, which then is `x` (as `in_place`)."""
+        x, idx, v = n.args
+        same = self.check_mutable(x, n)
+        shape = _shape(x)
+        ev = x.meta["example_value"]
+        org = _origin(n)
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
+        if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
+            raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({org})")
+        # Per dim of x: (start, length) selected, and whether an int index drops the dim.
+        box, d = [(0, s, False) for s in shape], 0
+        for i in idx:
+            if i is Ellipsis:
+                d += len(shape) - consumed
+            elif i is None:
+                continue
+            elif isinstance(i, slice):
+                if any(isinstance(p, torch.fx.Node) for p in (i.start, i.stop, i.step)):
+                    raise _unsupported(f"a slice computed at run time ({org})")
+                start, stop, step = i.indices(shape[d])
+                if step != 1:
+                    raise _unsupported(f"an assignment to a slice with step {step} ({org})")
+                box[d] = (start, max(stop - start, 0), False)
+                d += 1
+            elif _is_int(i):
+                k = i + shape[d] if i < 0 else i
+                if not 0 <= k < shape[d]:
+                    raise _unsupported(f"index {i} out of range for size {shape[d]} ({org})")
+                box[d] = (k, 1, True)
+                d += 1
+            else:
+                raise _unsupported(f"an assignment indexed with {type(i).__name__} ({org})")
+        region = [length for _, length, _ in box]
+        kept = [length for _, length, drop in box if not drop]
+        if _is_value(v):
+            val = self.emit_op("to", n, org, a=v, dtype=ev.dtype)
+        elif isinstance(v, (bool, int, float)):
+            val = self.emit_op("full", n, org, shape=[], fill_value=v, dtype=ev.dtype,
+                               device=_device_name(ev.device))
+        else:
+            raise _unsupported(f"an assignment of a {type(v).__name__} ({org})")
+        # v broadcasts to the selected region (without the dims ints drop), then gets them back.
+        val = self.emit_op("expand", n, org, a=_Value(val), shape=kept)
+        val = self.emit_op("reshape", n, org, a=_Value(val), shape=region)
+        # F.pad's order: the last dim first, (before, after) each.
+        pads = []
+        for dim in reversed(range(len(shape))):
+            start, length, _ = box[dim]
+            pads += [start, shape[dim] - start - length]
+        val = self.emit_op("pad", n, org, a=_Value(val), pad=pads, mode="constant", value=0)
+        ones = self.emit_op("full", n, org, shape=region, fill_value=True, dtype=torch.bool,
+                            device=_device_name(ev.device))
+        mask = self.emit_op("pad", n, org, a=_Value(ones), pad=pads, mode="constant", value=0)
+        out = self.emit_op("where", n, org, condition=_Value(mask), a=_Value(val), b=x)
+        self.rebind(same, out)
+        return _Opaque()
+
+    def rebind(self, same, out):
+        """After an in-place op: the nodes that are the changed tensor and are translated
+        already (the later in-place ops on it are translated in turn) read the new value `out`."""
+        for m in same:
+            if m in self.index:
+                self.index[m] = out
+
+    def like_filled(self, n, path):
+        """`torch.full_like(x, v)`, `zeros_like`, `ones_like`, `empty_like`: `full` of `x`'s
+        shape, with `x`'s dtype and device unless given."""
+        name = path.rpartition(".")[2]
+        args, kwargs = list(n.args), dict(n.kwargs)
+        x = args.pop(0) if args else kwargs.pop("input", None)
+        value = {"zeros_like": 0, "ones_like": 1, "empty_like": 0}.get(name)
+        if value is None:
+            value = args.pop(0) if args else kwargs.pop("fill_value", None)
+        ev = x.meta.get("example_value") if isinstance(x, torch.fx.Node) else None
+        if not isinstance(ev, torch.Tensor) or args:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        dtype = kwargs.pop("dtype", None) or ev.dtype
+        device = _device_name(kwargs.pop("device", None) or ev.device)
+        defaults = {"requires_grad": False, "layout": torch.strided, "pin_memory": False,
+                    "memory_format": torch.preserve_format}
+        for k, v in kwargs.items():
+            if k not in defaults or not (v is None or _at_default(v, defaults[k])):
+                raise _unsupported(f"{path} with {k}={v!r} ({_origin(n)})")
+        if _is_value(value) or not isinstance(value, (bool, int, float)) or device is None:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        return self.emit_op("full", n, shape=_shape(x), fill_value=value, dtype=dtype,
+                            device=device)
+
+    def copy(self, n, path):
+        """`x.clone()`: `x` itself (a trace has no memory to copy)."""
+        x = n.args[0] if n.args else None
+        kw = dict(n.kwargs)
+        fmt = kw.pop("memory_format", torch.preserve_format)
+        v = self.index.get(x) if isinstance(x, torch.fx.Node) else None
+        if len(n.args) != 1 or kw or fmt is not torch.preserve_format or not isinstance(v, int):
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        return v
+
+    def min_max(self, n, path):
+        """`torch.min(a, b)` / `max`: `minimum` / `maximum`; `torch.min(x)`: `amin` of all."""
+        which = path.rpartition(".")[2]
+        if n.kwargs or not 1 <= len(n.args) <= 2:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        a = n.args[0]
+        if len(n.args) == 2:
+            b = n.args[1]
+            if not (_is_value(a) and _is_value(b)):
+                raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+            return self.emit_op("minimum" if which == "min" else "maximum", n, a=a, b=b)
+        op = "amin" if which == "min" else "amax"
+        if op not in OPS:
+            raise _unsupported(f"{path} of a whole tensor ({_origin(n)})")
+        return self.emit_op(op, n, a=a, dim=list(range(len(_shape(a)))), keepdim=False)
+
     def type_as(self, n, path):
         """`x.type_as(y)`: `x.to(y.dtype)`."""
         if len(n.args) != 2 or n.kwargs:
@@ -904,6 +1101,13 @@ class _Encoder:
                 raise _unsupported(f"indexing with {type(i).__name__} ({org})")
         # An index that selects everything is the tensor itself.
         return cur.id if isinstance(cur, _Value) else self.ref(cur, n)[1]
+
+
+def _mutates(n):
+    """Whether node `n` is an in-place op on its first argument (it returns that tensor)."""
+    return (n.op == "call_method" and isinstance(n.target, str) and n.target.endswith("_")
+            and not n.target.startswith("_")) or (n.op == "call_function" and (
+                n.target in _IN_PLACE or n.target is operator.setitem))
 
 
 def _constant(n):
