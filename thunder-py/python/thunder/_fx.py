@@ -1174,7 +1174,8 @@ def specialize(gm, args):
             values[n] = super().run_node(n)
             return values[n]
 
-    with mode:
+    # (The grad mode is restored after: the graph's own grad-mode calls run too.)
+    with mode, torch.set_grad_enabled(torch.is_grad_enabled()):
         Record(gm).run(*examples)
     graph = torch.fx.Graph()
     env = {}
