@@ -428,8 +428,10 @@ def _compile_graph(state, name, gm, example_inputs):
     modes = _fx.grad_mode_nodes(gm)
     if not unsupported and not _fx.splits_grad_modes(gm, grad):
         return whole(True)
-    for why in unsupported.values():
-        if why is not None:
+    # Checkpoint regions thunder compiles whole: their own pieces (`_thunder_checkpoints`).
+    ckpt = _checkpoints(state, gm, unsupported, grad)
+    for n, why in unsupported.items():
+        if why is not None and n not in ckpt:
             _report(state, why)
     # Split where support changes: thunder compiles the supported pieces, PyTorch runs the
     # rest eagerly (as Lightning Thunder's splitter does for Dynamo graphs).
@@ -442,6 +444,8 @@ def _compile_graph(state, name, gm, example_inputs):
         if n.op in ("placeholder", "output"):
             continue
         ok = n not in unsupported
+        if n in ckpt:
+            ok = "checkpoint"
         if n in modes:
             current, supported = current + 1, pending
             pieces[current] = None
@@ -482,6 +486,9 @@ def _compile_graph(state, name, gm, example_inputs):
         piece = getattr(split, sub)
         if ok is None:
             continue  # grad-mode calls only: the piece runs as it is
+        if ok == "checkpoint":
+            _thunder_checkpoints(state, f"{name}_{i}", piece, grad)
+            continue
         if not ok:
             _mark_eager(
                 state,
@@ -490,6 +497,59 @@ def _compile_graph(state, name, gm, example_inputs):
             )
         setattr(split, sub, _Partition(state, f"{name}_{i}", piece, ok, grad))
     return split.forward
+
+
+_CHECKPOINT = torch.ops.higher_order.tag_activation_checkpoint
+
+
+def _checkpoints(state, gm, unsupported, grad):
+    """The `torch.utils.checkpoint` calls of `gm` whose region thunder compiles whole, with the
+    nodes that only take their results apart: they become pieces of their own."""
+    if state.ddp is not None or state.fsdp is not None:
+        return set()  # data parallelism averages gradients per compiled graph: kept simple
+    out = set()
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target is _CHECKPOINT:
+            body = getattr(gm, n.args[0].target, None) if isinstance(n.args[0], torch.fx.Node) else None
+            extra = set(n.kwargs) - {"use_reentrant", "preserve_rng_state", "determinism_check"}
+            if not isinstance(body, torch.fx.GraphModule) or extra:
+                continue
+            try:
+                bad = _fx.unsupported_nodes(body)
+            except _C.UnsupportedError:
+                continue
+            if not bad and not _fx.splits_grad_modes(body, grad):
+                out.add(n)
+        elif unsupported.get(n, "") is None and any(a in out for a in n.all_input_nodes):
+            out.add(n)  # an item of a checkpoint's results
+    return out
+
+
+def _thunder_checkpoints(state, name, piece, grad):
+    """Rewrites the checkpoint calls of the split piece `piece`: each region is a thunder
+    piece, called through `torch.utils.checkpoint` (non-reentrant), which drops what thunder's
+    forward saves for the backward and runs that forward again when the backward needs it: the
+    region is recomputed (PyTorch's checkpoint machinery keeps its RNG state and its autograd
+    semantics; thunder compiles both runs)."""
+    import torch.utils.checkpoint as cp
+
+    for k, n in enumerate([n for n in piece.graph.nodes
+                           if n.op == "call_function" and n.target is _CHECKPOINT]):
+        body = getattr(piece, n.args[0].target)
+        inner = _Partition(state, f"{name}_checkpoint{k}", body, True, grad)
+        rng = n.kwargs.get("preserve_rng_state", True)
+
+        def thunder_checkpoint(*args, inner=inner, rng=rng):
+            return cp.checkpoint(inner, *args, use_reentrant=False, preserve_rng_state=rng)
+
+        fn = thunder_checkpoint
+        with piece.graph.inserting_before(n):
+            new = piece.graph.call_function(fn, tuple(n.args[1:]))
+        new.meta = dict(n.meta)
+        n.replace_all_uses_with(new)
+        piece.graph.erase_node(n)
+    piece.graph.eliminate_dead_code()
+    piece.recompile()
 
 
 def _wrap(state, compiled):
