@@ -62,3 +62,44 @@ def test_generate_is_token_for_token_eager(name, device):
     assert s["calls"] == 6 and s["compiled_graphs"] > 0, s  # the prompt, then 5 steps
     assert s["shapes"] and s["shapes"][0]["beyond_cap_calls"] == 0, s
     assert "forward" not in m.__dict__  # generate's forward is thunder's only while it runs
+
+
+CKPT = [("llama", "cpu"), ("litgpt-llama2", "cpu")]
+if torch.cuda.is_available():
+    CKPT += [("llama", "cuda:0")]
+
+
+@pytest.mark.parametrize("name,device", CKPT, ids=[f"{n}-{d}" for n, d in CKPT])
+def test_gradient_checkpointing_compiles_each_layer_in_thunder(name, device):
+    # transformers' gradient_checkpointing_enable() and LitGPT's checkpointed blocks: every
+    # layer a thunder piece run through torch.utils.checkpoint; loss and gradients eager's.
+    _require("litgpt" if name.startswith("litgpt") else "transformers")
+    import copy
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    m = zoo.build(name, device, dtype).train()  # (no dropout in these configs)
+    eager = copy.deepcopy(m)
+    for model in (m, eager):
+        if name.startswith("litgpt"):
+            from torch.utils.checkpoint import checkpoint
+
+            for b in model.gpt.transformer.h:
+                b.forward = (lambda f: lambda *a, **k: checkpoint(
+                    f, *a, use_reentrant=False, **k))(b.forward)
+        else:
+            model.gradient_checkpointing_enable()
+    x = zoo.batch(device, 1, name)
+    want = zoo.loss_of(name, eager, x)
+    want.backward()
+    jm = thunder.jit(m)
+    got = zoo.loss_of(name, jm, x)
+    got.backward()
+    rtol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(got, want, rtol=rtol, atol=1e-5)
+    for (n, p), q in zip(m.named_parameters(), eager.parameters()):
+        err = ((p.grad.float() - q.grad.float()).norm() / q.grad.float().norm().clamp_min(1e-12))
+        assert err <= (1e-4 if dtype == torch.float32 else 5e-2), (n, err.item())
+    s = thunder.compile_stats(jm, flops=True)
+    ckpt = [p for p in s["pieces"] if "checkpoint" in p["name"]]
+    assert len(ckpt) == 2 and all(p["engine"] == "thunder" for p in ckpt), s["pieces"]
+    assert s["eager_graphs"] == 0 and s["flop_share"] >= 0.99, s
