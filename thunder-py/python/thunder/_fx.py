@@ -1156,17 +1156,24 @@ def is_dynamic(example_inputs):
 _SIZE_CHECKS = {torch._check, torch._check_is_size}
 
 
-def specialize(gm, args):
+def specialize(gm, args, mode=None):
     """The static graph that `gm`, a dynamic graph, is for the sizes of `args` (its call's
     arguments): its size arithmetic evaluated (each value that is a size becomes a constant),
-    every node's example value recomputed on fake tensors of these sizes. Returns the graph and
-    its example inputs (fake tensors that require grad as `args` do; the numbers of `args`)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
+    every node's example value recomputed on fake tensors of these sizes, and the subgraphs of
+    its higher-order ops (checkpoint regions) specialized alike. Returns the graph and its
+    example inputs (fake tensors that require grad as `args` do; the numbers of `args`).
+    `mode`: the fake mode of `args` that are fake already (a subgraph's)."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
-    mode = FakeTensorMode()
+    mode = mode or FakeTensorMode()
+
+    def fake(a):
+        if isinstance(a, FakeTensor) and a.fake_mode is mode:
+            return a
+        return mode.from_tensor(a).detach().requires_grad_(a.requires_grad)
+
     with mode:
-        examples = [mode.from_tensor(a).detach().requires_grad_(a.requires_grad)
-                    if isinstance(a, torch.Tensor) else a for a in args]
+        examples = [fake(a) if isinstance(a, torch.Tensor) else a for a in args]
     values = {}
 
     class Record(torch.fx.Interpreter):
@@ -1204,10 +1211,17 @@ def specialize(gm, args):
         else:
             m = graph.node_copy(n, lambda a: env[a])
         m.meta = dict(n.meta)
-        if v is not None or n.op == "placeholder":
-            m.meta["example_value"] = v
+        if n.op == "placeholder" or (v is not None and not isinstance(v, torch.nn.Module)):
+            m.meta["example_value"] = v  # (a subgraph's get_attr keeps Dynamo's meta)
         env[n] = m
     out = torch.fx.GraphModule(gm, graph)
+    for n in gm.graph.nodes:
+        body = n.args[0] if n.op == "call_function" and n.args else None
+        sub = getattr(gm, body.target, None) if isinstance(body, torch.fx.Node) and \
+            body.op == "get_attr" else None
+        if isinstance(sub, torch.fx.GraphModule):
+            operands = [values.get(a, a) if isinstance(a, torch.fx.Node) else a for a in n.args[1:]]
+            setattr(out, body.target, specialize(sub, operands, mode)[0])
     return out, examples
 
 
