@@ -359,7 +359,7 @@ mod tests {
         let mut g = Graph {
             inputs: vec![t(DType::F32, &[2, 3]), t(DType::F32, &[4, 5])],
             nodes: vec![Node {
-                op: "conv2d".into(),
+                op: "conv3d".into(),
                 args: vec![Arg::Ref(0)],
                 origin: "line 3".into(),
                 autocast: None,
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(
             to_trace(&g, "f").unwrap_err(),
             GraphError::Unsupported {
-                op: "conv2d".into(),
+                op: "conv3d".into(),
                 origin: "line 3".into()
             }
         );

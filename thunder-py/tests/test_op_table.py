@@ -93,6 +93,14 @@ CALLS = {
     "torch.Tensor.matmul": lambda x, p, y, m, i, w, s: x.matmul(w),
     "torch.addmm": lambda x, p, y, m, i, w, s: torch.addmm(w[0], x, w),
     "torch.Tensor.addmm": lambda x, p, y, m, i, w, s: y.addmm(x, w, beta=0.5, alpha=2),
+    "torch.conv2d": lambda x, p, y, m, i, w, s: torch.conv2d(
+        x.view(1, 1, 4, 6), w[:2].reshape(2, 1, 2, 3), w[2, :2], 1, 1
+    ),
+    "torch.nn.functional.conv2d": lambda x, p, y, m, i, w, s: (
+        F.conv2d(y.view(1, 2, 2, 6), w.view(4, 1, 3, 3), padding=(1, 0), stride=(1, 2),
+                 dilation=(1, 2), groups=2),
+        F.conv2d(x.view(1, 4, 6), w[:3, :4].reshape(3, 1, 2, 2), stride=2),  # patches, unbatched
+    ),
     "torch._C._nn.scaled_dot_product_attention": lambda x, p, y, m, i, w, s: (
         F.scaled_dot_product_attention(x.view(1, 2, 2, 6), y.view(1, 2, 2, 6), p.view(1, 2, 2, 6),
                                        is_causal=True)

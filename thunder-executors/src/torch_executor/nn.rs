@@ -56,7 +56,7 @@ pub(super) fn prim(p: PrimOp, bsym: &BoundSymbol, _: &Out) -> CResult<Option<Ker
     }))
 }
 
-/// Softmaxes, cross entropy and its backward, matmuls, `addmm`, `linear`, `embedding`, norms,
+/// Softmaxes, cross entropy and its backward, matmuls, `addmm`, `linear`, `conv2d`, `embedding`, norms,
 /// activations and dropout.
 pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option<Kernel>> {
     use TorchOp as T;
@@ -144,6 +144,27 @@ pub(super) fn torch(t: TorchOp, bsym: &BoundSymbol, out: &Out) -> CResult<Option
                     alpha.unwrap_or(one_).scalar(),
                 )?;
                 one(r.f_squeeze_dim(0)?)
+            })
+        }
+        T::Conv2d => {
+            // An int is the same value for height and width, as ATen expands a one-element list.
+            let pair = |a: &Attr| -> CResult<Vec<i64>> {
+                match a {
+                    Attr::Int(x) => Ok(vec![*x, *x]),
+                    other => ints(other),
+                }
+            };
+            let (stride, padding, dilation) = (pair(&at[0])?, pair(&at[1])?, pair(&at[2])?);
+            let groups = int(&at[3])?;
+            Box::new(move |args| {
+                one(tensor(args, 0)?.f_conv2d(
+                    tensor(args, 1)?,
+                    opt_tensor(args, 2)?,
+                    stride.as_slice(),
+                    padding.as_slice(),
+                    dilation.as_slice(),
+                    groups,
+                )?)
             })
         }
         T::Embedding => {

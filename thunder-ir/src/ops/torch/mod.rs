@@ -125,6 +125,7 @@ op_table! {
         Matmul = "matmul" => NN.autocast(LOWER).direct().pytorch(&["torch.matmul", "operator.matmul", "torch.Tensor.matmul"]),
         Bmm = "bmm" => NN.autocast(LOWER).direct(),
         Addmm = "addmm" => NN.autocast(LOWER).direct().pytorch(&["torch.addmm", "torch.Tensor.addmm"]),
+        Conv2d = "conv2d" => NN.autocast(LOWER).direct().pytorch(&["torch.conv2d", "torch.nn.functional.conv2d"]),
         ScaledDotProductAttention = "scaled_dot_product_attention" => NN.grad(WHOLE).autocast(LOWER).direct().pytorch(&["torch._C._nn.scaled_dot_product_attention"]),
         ScaledDotProductAttentionBackward = "scaled_dot_product_attention_backward" => NN.direct(),
         // shape

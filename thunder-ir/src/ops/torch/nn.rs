@@ -1,4 +1,4 @@
-//! Decompositions of the torch-level neural-network ops: softmax, norms, dropout, embedding, matrix products, attention.
+//! Decompositions of the torch-level neural-network ops: softmax, norms, dropout, embedding, matrix products, conv2d, attention.
 
 use super::*;
 
@@ -20,6 +20,7 @@ pub(super) fn decompose(
         | T::Matmul
         | T::Bmm
         | T::Addmm
+        | T::Conv2d
         | T::ScaledDotProductAttention
         | T::ScaledDotProductAttentionBackward => products(b, op, n, args, attrs),
         _ => Err(not_in_family(op, n)),
@@ -235,7 +236,7 @@ fn dropout(
     Ok(vec![out])
 }
 
-/// Embedding, matrix products and attention.
+/// Embedding, matrix products, conv2d and attention.
 fn products(
     b: &mut TraceBuilder,
     op: TorchOp,
@@ -286,6 +287,13 @@ fn products(
             b,
             n,
             [tensor_arg(b, 0)?, tensor_arg(b, 1)?, tensor_arg(b, 2)?],
+            attrs,
+        )?,
+        T::Conv2d => conv2d(
+            b,
+            n,
+            [tensor_arg(b, 0)?, tensor_arg(b, 1)?],
+            &args[2],
             attrs,
         )?,
         T::ScaledDotProductAttention => sdpa(
@@ -419,6 +427,273 @@ fn addmm(b: &mut TraceBuilder, n: &str, [a, m1, m2]: [Value; 3], attrs: &[Attr])
         y = b.p2(PrimOp::Add, c, y)?;
     }
     b.convert(y, dtype)
+}
+
+/// `stride`, `padding` or `dilation` of conv2d as (height, width): an int is both, a list holds
+/// one value (both) or two; `min` is the least value allowed.
+fn conv_pair(n: &str, attrs: &[Attr], i: usize, min: i64) -> Result<[usize; 2]> {
+    let which = TorchOp::Conv2d.signature().attrs[i].0;
+    let v: Vec<i64> = match attrs.get(i) {
+        Some(Attr::Int(x)) => vec![*x, *x],
+        Some(Attr::Ints(v)) if v.len() == 1 => vec![v[0], v[0]],
+        Some(Attr::Ints(v)) if v.len() == 2 => v.clone(),
+        other => {
+            return Err(IrError::invalid(
+                n,
+                format!("{which} must be an int or a list of 1 or 2 ints, got {other:?}"),
+            ))
+        }
+    };
+    if v.iter().any(|&x| x < min) {
+        return Err(IrError::invalid(
+            n,
+            format!("{which}={v:?} must be at least {min}"),
+        ));
+    }
+    // Bounded by the check below against the input's sizes (stride and dilation) or by the
+    // padded size's overflow check (padding).
+    let cast = |x: i64| {
+        usize::try_from(x).map_err(|_| IrError::invalid(n, format!("{which}={v:?} is too large")))
+    };
+    Ok([cast(v[0])?, cast(v[1])?])
+}
+
+/// `conv2d(a, w, bias, stride, padding, dilation, groups)`: a 2-D cross-correlation of `a`
+/// (`N x C x H x W`, or unbatched `C x H x W`) with `w` (`O x C/groups x kH x kW`), plus `bias`
+/// (`O`). Decomposed as im2col: `a` padded with zeros, one strided slice per kernel offset
+/// (or, when the stride equals the kernel and the dilation is 1, as ViT's patch embedding, one
+/// reshape into patches), and a batched matmul per group with the weight. 16-bit floats are
+/// computed in float32 and rounded once.
+fn conv2d(
+    b: &mut TraceBuilder,
+    n: &str,
+    [a, w]: [Value; 2],
+    bias: &Arg,
+    attrs: &[Attr],
+) -> Result<Value> {
+    let (at, wt) = (b.tensor(a)?.clone(), b.tensor(w)?.clone());
+    if at.rank() != 3 && at.rank() != 4 {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input must be 3-D (unbatched) or 4-D (batched), got shape {}",
+                at.shape
+            ),
+        ));
+    }
+    if wt.rank() != 4 {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "weight must be 4-D (out_channels x in_channels/groups x kH x kW), got shape {}",
+                wt.shape
+            ),
+        ));
+    }
+    if !at.dtype.is_float() || wt.dtype != at.dtype {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input and weight must share one floating dtype, got {} and {}",
+                at.dtype, wt.dtype
+            ),
+        ));
+    }
+    if at.device != wt.device {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "input is on {} but weight is on {}; move them to one device",
+                at.device, wt.device
+            ),
+        ));
+    }
+    let [sh, sw] = conv_pair(n, attrs, 0, 1)?;
+    let [ph, pw] = conv_pair(n, attrs, 1, 0)?;
+    let [dh, dw] = conv_pair(n, attrs, 2, 1)?;
+    let groups = attr_int(n, attrs, 3)?;
+    if groups < 1 {
+        return Err(IrError::invalid(
+            n,
+            format!("groups={groups} must be positive"),
+        ));
+    }
+    let batched = at.rank() == 4;
+    let x_sizes = if batched {
+        at.shape.sizes()
+    } else {
+        let mut s = at.shape.sizes();
+        s.insert(0, 1);
+        s
+    };
+    let (nb, c, h, wd) = (x_sizes[0], x_sizes[1], x_sizes[2], x_sizes[3]);
+    let ws = wt.shape.sizes();
+    let (o, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3]);
+    let g = usize::try_from(groups).unwrap_or(usize::MAX);
+    if o % g != 0 {
+        return Err(IrError::invalid(
+            n,
+            format!("weight has {o} output channels, not divisible by groups={groups}"),
+        ));
+    }
+    if c != cg.saturating_mul(g) {
+        return Err(IrError::invalid(
+            n,
+            format!(
+                "given groups={groups}, weight of shape {} expects input of shape {} to have {} channels, but it has {c}",
+                wt.shape,
+                at.shape,
+                cg.saturating_mul(g)
+            ),
+        ));
+    }
+    if let Arg::Value(bv) = bias {
+        let bt = b.tensor(*bv)?.clone();
+        if bt.shape.sizes() != [o] || bt.dtype != at.dtype || bt.device != at.device {
+            return Err(IrError::invalid(
+                n,
+                format!(
+                    "bias must be a {} tensor of shape [{o}] on {}, got {} of shape {} on {}",
+                    at.dtype, at.device, bt.dtype, bt.shape, bt.device
+                ),
+            ));
+        }
+    }
+    // The padded extent and the extent of the dilated kernel, per spatial dim.
+    let spatial = |size: usize, pad: usize, k: usize, d: usize, s: usize| -> Result<usize> {
+        let padded = pad
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(size))
+            .filter(|&p| p <= crate::shape::MAX_NUMEL);
+        let ext = k
+            .checked_sub(1)
+            .and_then(|k1| k1.checked_mul(d))
+            .and_then(|e| e.checked_add(1));
+        match (padded, ext) {
+            (Some(p), Some(e)) if k > 0 && e <= p => Ok((p - e) / s + 1),
+            _ => Err(IrError::invalid(
+                n,
+                format!(
+                    "the kernel of size {k} (dilation {d}) does not fit the input's size {size} padded by {pad} on each side"
+                ),
+            )),
+        }
+    };
+    let ho = spatial(h, ph, kh, dh, sh)?;
+    let wo = spatial(wd, pw, kw, dw, sw)?;
+    let comp = if at.dtype.is_low_precision_float() {
+        DType::F32
+    } else {
+        at.dtype
+    };
+    let mut x = b.convert(a, comp)?;
+    if !batched {
+        x = b.prim(PrimOp::Reshape, vec![x.into()], vec![ints(x_sizes.clone())])?;
+    }
+    if ph > 0 || pw > 0 {
+        let (ph, pw) = (ph as i64, pw as i64);
+        x = b.prim(
+            PrimOp::Pad,
+            vec![x.into()],
+            vec![
+                Attr::Float(0.0),
+                Attr::IntLists(vec![
+                    vec![0, 0, 0],
+                    vec![0, 0, 0],
+                    vec![ph, ph, 0],
+                    vec![pw, pw, 0],
+                ]),
+            ],
+        )?;
+    }
+    let k = kh * kw;
+    let l = ho * wo;
+    // The columns: [N, C, kH * kW, Ho, Wo], the kernel offsets in the weight's (row-major) order.
+    let cols = if dh == 1 && dw == 1 && sh == kh && sw == kw {
+        // Non-overlapping patches: crop to whole patches, split each spatial dim into
+        // (patch, offset) and move the offsets before the patches.
+        let (eh, ew) = (ho * kh, wo * kw);
+        let xs = b.tensor(x)?.shape.sizes();
+        if xs[2] != eh || xs[3] != ew {
+            x = b.prim(
+                PrimOp::Slice,
+                vec![x.into()],
+                vec![
+                    ints([0, 0, 0, 0]),
+                    ints([nb, c, eh, ew]),
+                    ints([1, 1, 1, 1]),
+                ],
+            )?;
+        }
+        let x6 = b.prim(
+            PrimOp::Reshape,
+            vec![x.into()],
+            vec![ints([nb, c, ho, kh, wo, kw])],
+        )?;
+        let t = b.prim(
+            PrimOp::Transpose,
+            vec![x6.into()],
+            vec![ints([0, 1, 3, 5, 2, 4])],
+        )?;
+        b.prim(
+            PrimOp::Reshape,
+            vec![t.into()],
+            vec![ints([nb, c, k, ho, wo])],
+        )?
+    } else {
+        let mut parts = Vec::with_capacity(k);
+        for i in 0..kh {
+            for j in 0..kw {
+                let (r0, c0) = (i * dh, j * dw);
+                let s = b.prim(
+                    PrimOp::Slice,
+                    vec![x.into()],
+                    vec![
+                        ints([0, 0, r0, c0]),
+                        ints([nb, c, r0 + (ho - 1) * sh + 1, c0 + (wo - 1) * sw + 1]),
+                        ints([1, 1, sh, sw]),
+                    ],
+                )?;
+                parts.push(b.prim(
+                    PrimOp::BroadcastInDim,
+                    vec![s.into()],
+                    vec![ints([nb, c, 1, ho, wo]), ints([0, 1, 3, 4])],
+                )?);
+            }
+        }
+        if parts.len() == 1 {
+            parts[0]
+        } else {
+            b.prim(PrimOp::Cat, vec![Arg::List(parts)], vec![Attr::Int(2)])?
+        }
+    };
+    // [N, g, C/g * kH * kW, Ho * Wo] against the weight as [g, O/g, C/g * kH * kW].
+    let cols = b.prim(
+        PrimOp::Reshape,
+        vec![cols.into()],
+        vec![ints([nb, g, cg * k, l])],
+    )?;
+    let wc = b.convert(w, comp)?;
+    let wm = b.prim(
+        PrimOp::Reshape,
+        vec![wc.into()],
+        vec![ints([g, o / g, cg * k])],
+    )?;
+    let y = b.p2(PrimOp::Matmul, wm, cols).map_err(|e| rename(e, n))?;
+    let mut y = b.prim(PrimOp::Reshape, vec![y.into()], vec![ints([nb, o, ho, wo])])?;
+    if let Arg::Value(bv) = bias {
+        let bc = b.convert(*bv, comp)?;
+        let bb = b.prim(
+            PrimOp::BroadcastInDim,
+            vec![bc.into()],
+            vec![ints([nb, o, ho, wo]), ints([1])],
+        )?;
+        y = b.p2(PrimOp::Add, y, bb)?;
+    }
+    if !batched {
+        y = b.prim(PrimOp::Reshape, vec![y.into()], vec![ints([o, ho, wo])])?;
+    }
+    b.convert(y, at.dtype)
 }
 
 /// What the forward and the backward of attention share: the checked operands, key and value

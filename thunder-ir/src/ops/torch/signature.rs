@@ -136,6 +136,15 @@ impl TorchOp {
                 &[],
             ),
             T::Matmul | T::Bmm => s(&[("a", P::Tensor), ("b", P::Tensor)], &[]),
+            T::Conv2d => s(
+                &[("a", P::Tensor), ("w", P::Tensor), ("bias", P::OptTensor)],
+                &[
+                    ("stride", A::IntOrInts),
+                    ("padding", A::IntOrInts),
+                    ("dilation", A::IntOrInts),
+                    ("groups", A::Int),
+                ],
+            ),
             T::Addmm => s(
                 &[("a", P::Tensor), ("mat1", P::Tensor), ("mat2", P::Tensor)],
                 &[("beta", A::OptNumber), ("alpha", A::OptNumber)],
