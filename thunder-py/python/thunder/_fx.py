@@ -1231,14 +1231,6 @@ def _ambient_autocast():
             for d in ("cuda", "cpu")}
 
 
-AUTOCAST_CALLS = (torch.amp.autocast_mode._enter_autocast, torch.amp.autocast_mode._exit_autocast)
-
-
-def autocast_nodes(gm):
-    """The `torch.autocast` entries and exits of `gm`."""
-    return [n for n in gm.graph.nodes if n.op == "call_function" and n.target in AUTOCAST_CALLS]
-
-
 def grad_mode_nodes(gm):
     """The `torch._C._set_grad_enabled(mode)` calls of `gm`, in order."""
     return [n for n in gm.graph.nodes
