@@ -512,3 +512,22 @@ def test_changing_sizes_compile_per_size_up_to_max_shapes(fallback):
 def test_max_shapes_must_be_a_count():
     with pytest.raises(ValueError, match="max_shapes must be an int >= 0, not -1"):
         thunder.jit(lambda x: x, max_shapes=-1)
+
+
+def test_a_dynamic_graph_that_cannot_be_specialized_runs_on_the_fallback(monkeypatch):
+    from thunder import _fx
+
+    def refuse(gm, args, mode=None):
+        raise RuntimeError("no fake tensors today")
+
+    monkeypatch.setattr(_fx, "specialize", refuse)
+    torch.manual_seed(0)
+    m = _Seq()
+    jm = thunder.jit(m, fallback="eager")
+    for t in (4, 5, 6):
+        x = torch.randn(2, t, 8)
+        torch.testing.assert_close(jm(x), m(x))
+    s = thunder.compile_stats(jm)
+    assert any("could not be specialized" in u and "no fake tensors today" in u
+               for u in s["unsupported"]), s
+    assert s["shapes"][0]["beyond_cap_calls"] == 2 and s["eager_graphs"] == 1, s

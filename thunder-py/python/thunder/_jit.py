@@ -362,6 +362,7 @@ class _Dynamic:
         self.gm = gm
         self.fns = {}  # sizes -> compiled callable
         self.beyond = None  # the fallback on the dynamic graph, once the cap is reached
+        self.failed = False  # a specialization failed: every size runs on the fallback
         self.stats = {"graph": name, "sizes": 0, "beyond_cap_calls": 0}
         state.shapes.append(self.stats)
 
@@ -372,16 +373,30 @@ class _Dynamic:
         if fn is not None:
             return fn(*args)
         state = self.state
-        if len(self.fns) >= state.max_shapes:
+        if len(self.fns) >= state.max_shapes or self.failed:
             self.stats["beyond_cap_calls"] += 1
             if self.beyond is None:
                 state.specializations += 1
+                _report(state, f"{self.name}: more than max_shapes={state.max_shapes} sizes; "
+                               f"the others run on {state.fallback} with dynamic shapes")
                 self.beyond = self._fallback(args)
             return self.beyond(*args)
         state.specializations += 1
         t0 = time.perf_counter()
-        spec, _ = _fx.specialize(self.gm, args)
-        state.seconds["specialize"] += time.perf_counter() - t0
+        try:
+            spec, _ = _fx.specialize(self.gm, args)
+        except Exception as e:
+            # (Fake tensors refuse something of this graph: its sizes cannot be evaluated
+            # here. The dynamic graph itself runs, on the fallback, for this size and the next.)
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            _report(state, f"{self.name}: its sizes could not be specialized "
+                           f"({type(e).__name__}: {first})")
+            self.failed = True
+            self.stats["beyond_cap_calls"] += 1
+            self.beyond = self._fallback(args)
+            return self.beyond(*args)
+        finally:
+            state.seconds["specialize"] += time.perf_counter() - t0
         # Compiled for the call's own arguments (not fakes): data parallelism and CUDA graphs
         # recognize the parameters among them.
         fn = _compile_graph(state, f"{self.name}_s{len(self.fns)}", spec, args)
@@ -390,9 +405,8 @@ class _Dynamic:
         return fn(*args)
 
     def _fallback(self, args):
+        """The dynamic graph on the fallback: one compilation for every size from now on."""
         state = self.state
-        _report(state, f"{self.name}: more than max_shapes={state.max_shapes} sizes; the "
-                       f"others run on {state.fallback} with dynamic shapes")
         _mark_eager(state, args)
         piece = _Piece(f"{self.name}_dynamic", self.gm, list(args), torch.is_grad_enabled())
         state.pieces.append(piece)
