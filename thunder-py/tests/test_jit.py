@@ -531,3 +531,20 @@ def test_a_dynamic_graph_that_cannot_be_specialized_runs_on_the_fallback(monkeyp
     assert any("could not be specialized" in u and "no fake tensors today" in u
                for u in s["unsupported"]), s
     assert s["shapes"][0]["beyond_cap_calls"] == 2 and s["eager_graphs"] == 1, s
+
+
+def test_literal_tensors_and_tensor_factories_of_a_value_compile():
+    # transformers' code makes tensors from literals and from other tensors' metadata.
+    def f(x, ids):
+        a = x + torch.tensor([1.0, 2.0, 3.0]) + torch.tensor(0.5, dtype=torch.float64).float()
+        b = x.new_ones(3) * 2 + x.new_zeros((2, 3)) + x.new_full((3,), 4.0)
+        c = torch.full_like(x, 4).type_as(ids) + torch.zeros_like(ids) + torch.ones_like(ids)
+        m = torch.min(x, torch.zeros_like(x)) + torch.max(x, torch.ones_like(x))
+        return a + b + c.float() + m + x.clone()
+
+    x, ids = torch.randn(2, 3), torch.randint(0, 5, (2, 3))
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(x, ids)
+    torch.testing.assert_close(got, f(x, ids))
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
