@@ -548,3 +548,44 @@ def test_literal_tensors_and_tensor_factories_of_a_value_compile():
     torch.testing.assert_close(got, f(x, ids))
     s = thunder.compile_stats(jf)
     assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0 and not s["unsupported"], s
+
+
+def test_indexing_with_integer_tensors_compiles():
+    # PyTorch's advanced indexing with integer tensors on adjacent dims (transformers' packed
+    # sequence masks: `mask[batch_idx, q_idx]`), negative indices included, with gradients.
+    def f(x, i, j):
+        return (x[i, j] * 2).sum(-1) + x[..., j.abs() % 4].sum((0, 1)).mean() + x[:, i[0]].mean()
+
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    i = torch.tensor([[0, 2], [1, -1]])
+    j = torch.tensor([3, -4])
+    want = f(x, i, j)
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(x, i, j)
+    (got_grad,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and not s["unsupported"], s
+    # A boolean mask (its result's size depends on the values): Dynamo breaks the graph there
+    # and runs it itself; the result is eager's.
+    jg = thunder.jit(lambda x, m: x[m] * 2, fallback="eager")
+    m = x.detach() > 0
+    torch.testing.assert_close(jg(x, m), x[m] * 2)
+
+
+def test_diff_compiles():
+    def f(x, p):
+        return torch.diff(x, dim=-1) + torch.diff(x, prepend=p, dim=1)[:, 1:] + x.diff(dim=0).sum()
+
+    x, p = torch.randn(3, 5, requires_grad=True), torch.randn(3, 1)
+    want = f(x, p)
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(x, p)
+    (got_grad,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and not s["unsupported"], s

@@ -407,6 +407,9 @@ _SUGAR = {
     "torch.Tensor.max": "min_max",
     # `x[idx] = v` on a value the graph computed: a new value (`where` of a padded mask).
     "operator.setitem": "setitem",
+    # `torch.diff(x, dim=d, prepend=p, append=a)` (n=1): neighbours subtracted along `d`.
+    "torch.diff": "diff",
+    "torch.Tensor.diff": "diff",
 }
 
 # In-place operators: the op of their out-of-place form, then the result takes the place of the
@@ -968,6 +971,36 @@ class _Encoder:
         return self.emit_op("full", n, shape=_shape(x), fill_value=value, dtype=dtype,
                             device=device)
 
+    def diff(self, n, path):
+        """`torch.diff(x, n=1, dim=-1, prepend=None, append=None)`: `x` with `prepend` and
+        `append` concatenated along `dim`, minus itself shifted by one (as `sub`, which keeps
+        PyTorch's bool case, `x[1:] != x[:-1]`, apart: that runs outside thunder)."""
+        sig = inspect.Signature([
+            _P("input", _P.POSITIONAL_OR_KEYWORD), _P("n", _P.POSITIONAL_OR_KEYWORD, default=1),
+            _P("dim", _P.POSITIONAL_OR_KEYWORD, default=-1),
+            _P("prepend", _P.POSITIONAL_OR_KEYWORD, default=None),
+            _P("append", _P.POSITIONAL_OR_KEYWORD, default=None)])
+        try:
+            b = sig.bind(*n.args, **n.kwargs)
+        except TypeError:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})") from None
+        b.apply_defaults()
+        x, k, dim, pre, app = b.arguments.values()
+        ev = x.meta.get("example_value") if isinstance(x, torch.fx.Node) else None
+        if k != 1 or not _is_int(dim) or not isinstance(ev, torch.Tensor) or ev.dtype == torch.bool \
+                or any(p is not None and not _is_value(p) for p in (pre, app)):
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        org = _origin(n)
+        d = dim + ev.dim() if dim < 0 else dim
+        parts = [p for p in (pre, x, app) if p is not None]
+        length = sum(_shape(p)[d] for p in parts)
+        whole = x if len(parts) == 1 else _Value(self.emit_op("cat", n, org, tensors=parts, dim=d))
+        if length < 1:
+            raise _unsupported(f"{path} of an empty dim ({org})")
+        hi = self.emit_op("narrow", n, org, a=whole, dim=d, start=1, length=length - 1)
+        lo = self.emit_op("narrow", n, org, a=whole, dim=d, start=0, length=length - 1)
+        return self.emit_op("sub", n, org, a=_Value(hi), b=_Value(lo))
+
     def copy(self, n, path):
         """`x.clone()`: `x` itself (a trace has no memory to copy)."""
         x = n.args[0] if n.args else None
@@ -1054,6 +1087,56 @@ class _Encoder:
             start += s
         return out
 
+    def advanced_getitem(self, n, src, idx):
+        """`x[..., i, j, ...]` with integer tensors `i`, `j` on adjacent dims (PyTorch's advanced
+        indexing: the indices broadcast together, and their shape takes the place of the dims
+        they index), other entries full slices or one `...`: `index_select` of the indexed dims
+        merged into one, at the flat index (negative indices count from the end)."""
+        org = _origin(n)
+        shape = _shape(src)
+        tensors = [k for k, i in enumerate(idx) if isinstance(i, torch.fx.Node)]
+        if not all(_index_tensor(idx[k]) for k in tensors):
+            raise _unsupported(f"indexing with a tensor that is not of integers ({org})")
+        if tensors != list(range(tensors[0], tensors[-1] + 1)):
+            raise _unsupported(f"tensor indices that are not next to each other ({org})")
+        full = slice(None)
+        others = [i for k, i in enumerate(idx) if k not in tensors]
+        if any(not (i is Ellipsis or i == full) for i in others) or others.count(Ellipsis) > 1:
+            raise _unsupported(f"tensor indices beside {others} ({org})")
+        # The dims the tensors index: after the entries before them (`...` fills the rest).
+        before = idx[:tensors[0]]
+        after = idx[tensors[-1] + 1:]
+        d0 = len(before) if Ellipsis not in before else len(shape) - len(after) - len(tensors)
+        dims = list(range(d0, d0 + len(tensors)))
+        if d0 < 0 or dims[-1] >= len(shape):
+            raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({org})")
+        batch = list(torch.broadcast_shapes(*[_shape(idx[k]) for k in tensors]))
+        flat = None
+        for k, d in zip(tensors, dims):
+            i = idx[k]
+            # Negative indices count from the end; then the flat index over the merged dims.
+            wrapped = self.emit_op("add", n, org, a=i, b=shape[d])
+            neg = self.emit_op("lt", n, org, a=i, b=0)
+            i = self.emit_op("where", n, org, condition=_Value(neg), a=_Value(wrapped), b=i)
+            i = self.emit_op("expand", n, org, a=_Value(i), shape=batch)
+            if flat is None:
+                flat = i
+            else:
+                scaled = self.emit_op("mul", n, org, a=_Value(flat), b=shape[d])
+                flat = self.emit_op("add", n, org, a=_Value(scaled), b=_Value(i))
+        numel = 1
+        for d in dims:
+            numel *= shape[d]
+        merged = shape[:d0] + [numel] + shape[dims[-1] + 1:]
+        x = self.emit_op("reshape", n, org, a=src, shape=merged)
+        count = 1
+        for b in batch:
+            count *= b
+        f = self.emit_op("reshape", n, org, a=_Value(flat), shape=[count])
+        out = self.emit_op("index_select", n, org, a=_Value(x), index=_Value(f), dim=d0)
+        return self.emit_op("reshape", n, org, a=_Value(out),
+                            shape=shape[:d0] + batch + shape[dims[-1] + 1:])
+
     def getitem(self, n):
         src, idx = n.args
         v = self.index.get(src)
@@ -1065,6 +1148,8 @@ class _Encoder:
             raise _Follows()
         # Tensor indexing with ints, slices (step 1), None and `...`.
         idx = idx if isinstance(idx, tuple) else (idx,)
+        if any(isinstance(i, torch.fx.Node) for i in idx):
+            return self.advanced_getitem(n, src, idx)
         shape = _shape(src)
         consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
         if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
@@ -1122,6 +1207,12 @@ def _constant(n):
     except Exception:
         return None
     return t if type(t) is torch.Tensor and not t.requires_grad else None
+
+
+def _index_tensor(i):
+    """Whether the index entry `i` is an integer tensor (a node whose value is one)."""
+    ev = i.meta.get("example_value") if isinstance(i, torch.fx.Node) else None
+    return isinstance(ev, torch.Tensor) and ev.dtype in (torch.int64, torch.int32)
 
 
 def _without_legacy_empties(tensors):
