@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import thunder
 from conftest import devices
@@ -584,6 +585,45 @@ def test_diff_compiles():
     (want_grad,) = torch.autograd.grad(want.sum(), x)
     jf = thunder.jit(f, fallback="eager")
     got = jf(x, p)
+    (got_grad,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and not s["unsupported"], s
+
+
+def test_conv1d_compiles_as_conv2d():
+    # Whisper's and wav2vec's front ends: F.conv1d with stride, padding, dilation and groups.
+    torch.manual_seed(0)
+    c1 = torch.nn.Conv1d(4, 6, 3, stride=2, padding=1)
+    c2 = torch.nn.Conv1d(6, 6, 3, padding=2, dilation=2, groups=3, bias=False)
+
+    def f(x):
+        return F.gelu(c2(F.gelu(c1(x)))).sum()
+
+    x = torch.randn(2, 4, 17)
+    want = f(x)
+    want_grads = torch.autograd.grad(want, [c1.weight, c1.bias, c2.weight])
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(x)
+    got_grads = torch.autograd.grad(got, [c1.weight, c1.bias, c2.weight])
+    torch.testing.assert_close(got, want)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w)
+    s = thunder.compile_stats(jf)
+    assert s["compiled_graphs"] == 1 and not s["unsupported"], s
+    assert "ltorch.conv2d" in thunder.last_traces(jf)[0]
+
+
+def test_repeat_compiles():
+    def f(x):
+        return x.repeat(2, 1, 3).sum(0)[:, 4:8] + x.unsqueeze(0).repeat((1, 2, 1, 1)).mean() + x.repeat(1, 1)
+
+    x = torch.randn(3, 4, requires_grad=True)
+    want = f(x)
+    (want_grad,) = torch.autograd.grad(want.sum(), x)
+    jf = thunder.jit(f, fallback="eager")
+    got = jf(x)
     (got_grad,) = torch.autograd.grad(got.sum(), x)
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(got_grad, want_grad)

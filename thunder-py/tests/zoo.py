@@ -23,6 +23,7 @@ VOCAB = 1024
 SEQ = 16
 BATCH = 2
 IMAGE = 32  # ViT: 32x32 images in 8x8 patches
+MELS, FRAMES = 16, 64  # Whisper: log-mel features (its conv1d front end halves the frames)
 
 # Gradient error: the norm of the difference relative to the larger of the reference's norm
 # and GRAD_FLOOR times the largest gradient norm of the model. A gradient that is 0 in exact
@@ -80,6 +81,15 @@ def _hf(name):
                         # config, which makes any torch.compile capture the model again).
                         problem_type="single_label_classification")
         )
+    if name == "whisper":
+        return T.WhisperForConditionalGeneration(
+            T.WhisperConfig(vocab_size=VOCAB, num_mel_bins=MELS, encoder_layers=2,
+                            decoder_layers=2, d_model=128, encoder_attention_heads=4,
+                            decoder_attention_heads=4, encoder_ffn_dim=256, decoder_ffn_dim=256,
+                            max_source_positions=FRAMES // 2, max_target_positions=64,
+                            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                            decoder_start_token_id=1)
+        )
     raise ValueError(name)
 
 
@@ -103,7 +113,7 @@ class _LitGPT(torch.nn.Module):
         return F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1))
 
 
-MODELS = ["llama", "llama-tied", "mistral", "qwen2", "gpt2", "bert", "t5", "vit",
+MODELS = ["llama", "llama-tied", "mistral", "qwen2", "gpt2", "bert", "t5", "vit", "whisper",
           "litgpt-llama2", "litgpt-pythia"]
 
 
@@ -120,6 +130,10 @@ def loss_of(name, model, x):
         pixels, labels = x
         dtype = next(model.parameters()).dtype
         return model(pixel_values=pixels.to(dtype), labels=labels).loss
+    if name == "whisper":
+        feats, labels = x
+        dtype = next(model.parameters()).dtype
+        return model(input_features=feats.to(dtype), labels=labels).loss
     return model(input_ids=x, labels=x).loss
 
 
@@ -128,6 +142,9 @@ def batch(device, seed, name="llama"):
     if name == "vit":
         pixels = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=g)
         return pixels.to(device), torch.randint(0, 10, (BATCH,), generator=g).to(device)
+    if name == "whisper":
+        feats = torch.randn(BATCH, MELS, FRAMES, generator=g)
+        return feats.to(device), torch.randint(3, VOCAB, (BATCH, 8), generator=g).to(device)
     return torch.randint(3, VOCAB, (BATCH, SEQ), generator=g).to(device)
 
 

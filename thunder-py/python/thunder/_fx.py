@@ -407,6 +407,11 @@ _SUGAR = {
     "torch.Tensor.max": "min_max",
     # `x[idx] = v` on a value the graph computed: a new value (`where` of a padded mask).
     "operator.setitem": "setitem",
+    # `x.repeat(r0, r1, ...)`: tiles, as a reshape, an expand and a reshape.
+    "torch.Tensor.repeat": "repeat",
+    # `F.conv1d`: `conv2d` over a height of 1.
+    "torch.conv1d": "conv1d",
+    "torch.nn.functional.conv1d": "conv1d",
     # `torch.diff(x, dim=d, prepend=p, append=a)` (n=1): neighbours subtracted along `d`.
     "torch.diff": "diff",
     "torch.Tensor.diff": "diff",
@@ -970,6 +975,59 @@ class _Encoder:
             raise _unsupported(f"{path} with these arguments ({_origin(n)})")
         return self.emit_op("full", n, shape=_shape(x), fill_value=value, dtype=dtype,
                             device=device)
+
+    def repeat(self, n, path):
+        """`x.repeat(*reps)`: `x` (leading dims of 1 added up to `len(reps)`) reshaped to
+        `[1, s0, 1, s1, ...]`, expanded to `[r0, s0, r1, s1, ...]`, reshaped to `[r0*s0, ...]`."""
+        x, reps = n.args[0], list(n.args[1:])
+        if len(reps) == 1 and isinstance(reps[0], (list, tuple, torch.Size)):
+            reps = list(reps[0])
+        if n.kwargs or not _is_value(x) or not reps or not all(_is_int(r) and r >= 0 for r in reps):
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        shape = _shape(x)
+        if len(reps) < len(shape):
+            raise _unsupported(f"{path} with fewer repeats than dims ({_origin(n)})")
+        org = _origin(n)
+        shape = [1] * (len(reps) - len(shape)) + shape
+        inter = [k for s in shape for k in (1, s)]
+        tiled = [k for r, s in zip(reps, shape) for k in (r, s)]
+        v = self.emit_op("reshape", n, org, a=x, shape=inter)
+        v = self.emit_op("expand", n, org, a=_Value(v), shape=tiled)
+        return self.emit_op("reshape", n, org, a=_Value(v),
+                            shape=[r * s for r, s in zip(reps, shape)])
+
+    def conv1d(self, n, path):
+        """`F.conv1d(x, w, bias, stride, padding, dilation, groups)`: `conv2d` of `x` and `w`
+        with a height of 1 inserted (`(N, C, 1, L)`, `(O, C/groups, 1, K)`), then removed."""
+        sig = inspect.Signature([
+            _P("input", _P.POSITIONAL_OR_KEYWORD), _P("weight", _P.POSITIONAL_OR_KEYWORD),
+            _P("bias", _P.POSITIONAL_OR_KEYWORD, default=None),
+            _P("stride", _P.POSITIONAL_OR_KEYWORD, default=1),
+            _P("padding", _P.POSITIONAL_OR_KEYWORD, default=0),
+            _P("dilation", _P.POSITIONAL_OR_KEYWORD, default=1),
+            _P("groups", _P.POSITIONAL_OR_KEYWORD, default=1)])
+        try:
+            b = sig.bind(*n.args, **n.kwargs)
+        except TypeError:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})") from None
+        b.apply_defaults()
+        x, w, bias, stride, padding, dilation, groups = b.arguments.values()
+
+        def one(v):  # an int, or a list of one int
+            if isinstance(v, (list, tuple)) and len(v) == 1:
+                v = v[0]
+            return v if _is_int(v) else None
+
+        s, p, d = one(stride), one(padding), one(dilation)
+        ranks = [len(_shape(t)) if _is_value(t) else None for t in (x, w)]
+        if None in (s, p, d) or not _is_int(groups) or ranks != [3, 3]:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
+        org = _origin(n)
+        x2 = self.emit_op("unsqueeze", n, org, a=x, dim=2)
+        w2 = self.emit_op("unsqueeze", n, org, a=w, dim=2)
+        y = self.emit_op("conv2d", n, org, a=_Value(x2), w=_Value(w2), bias=bias,
+                         stride=[1, s], padding=[0, p], dilation=[1, d], groups=groups)
+        return self.emit_op("squeeze", n, org, a=_Value(y), dim=[2])
 
     def diff(self, n, path):
         """`torch.diff(x, n=1, dim=-1, prepend=None, append=None)`: `x` with `prepend` and
