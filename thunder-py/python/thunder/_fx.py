@@ -425,6 +425,11 @@ _IN_PLACE = {
     operator.iand: operator.and_, operator.ior: operator.or_, operator.ixor: operator.xor,
 }
 
+# The keyword arguments of PyTorch's factories (`new_ones`, `zeros_like`, ...) that `full` has
+# no place for: a call translates only with each at its default (or None).
+_FACTORY_DEFAULTS = {"requires_grad": False, "layout": torch.strided, "pin_memory": False,
+                     "memory_format": torch.preserve_format}
+
 # Calls whose arguments are all Python literals in the graph (no values) and whose result is a
 # tensor the graph cannot change: evaluated once when the graph is encoded and passed in as a
 # constant input (`torch.tensor([], dtype=...)` of transformers' key/value cache).
@@ -435,6 +440,19 @@ if _SUGAR_FUNCTIONS.keys() & FUNCTIONS.keys() or _SUGAR_METHODS.keys() & METHODS
     raise ImportError("thunder: a call of _fx._SUGAR is also an op of the op table")
 _CHUNK = {p: [s for s, _ in _signatures(p, _resolve(p), p.startswith("torch.Tensor."))]
           for p in ("torch.chunk", "torch.Tensor.chunk")}
+
+
+def _plain_signature(*params):
+    """A signature of positional-or-keyword parameters, `(name, default)` or a name."""
+    return inspect.Signature([
+        _P(p, _P.POSITIONAL_OR_KEYWORD) if isinstance(p, str)
+        else _P(p[0], _P.POSITIONAL_OR_KEYWORD, default=p[1]) for p in params])
+
+
+# PyTorch's parameters of `F.conv1d` and `torch.diff` (ATen's schemas, as Python signatures).
+_CONV1D = _plain_signature("input", "weight", ("bias", None), ("stride", 1), ("padding", 0),
+                           ("dilation", 1), ("groups", 1))
+_DIFF = _plain_signature("input", ("n", 1), ("dim", -1), ("prepend", None), ("append", None))
 
 
 class _Value:
@@ -542,6 +560,7 @@ class _Encoder:
         # The autocast regions: a stack of {device type: dtype or None (off)}, the ambient state
         # (torch.autocast around the call) at the bottom.
         self.autocast = [_ambient_autocast()]
+        self.order = None  # node -> position in the graph, once an in-place op needs it
 
     def _new(self):
         self.n += 1
@@ -821,17 +840,21 @@ class _Encoder:
         size = rest[0] if len(rest) == 1 and not _is_int(rest[0]) else rest
         if "size" in kwargs and not rest:
             size = kwargs.pop("size")
-        dtype = kwargs.pop("dtype", None) or ev.dtype
-        device = _device_name(kwargs.pop("device", None) or ev.device)
-        # What else PyTorch takes must be at its default (None is the default of each).
-        defaults = {"requires_grad": False, "layout": torch.strided, "pin_memory": False}
-        for k, v in kwargs.items():
-            if k not in defaults or not (v is None or _at_default(v, defaults[k])):
-                raise _unsupported(f"{path} with {k}={v!r} ({_origin(n)})")
-        if not _is_ints(size) or _is_value(value) or not isinstance(value, (bool, int, float)) \
-                or device is None:
+        if not _is_ints(size):
             raise _unsupported(f"{path} with these arguments ({_origin(n)})")
         shape = [size] if _is_int(size) else list(size)
+        return self.filled(n, path, shape, value, ev, kwargs)
+
+    def filled(self, n, path, shape, value, ev, kwargs):
+        """`full(shape, value)` for a factory call taking its dtype and device from the example
+        value `ev` unless `kwargs` give them; what else it takes must be at its default."""
+        dtype = kwargs.pop("dtype", None) or ev.dtype
+        device = _device_name(kwargs.pop("device", None) or ev.device)
+        for k, v in kwargs.items():
+            if k not in _FACTORY_DEFAULTS or not (v is None or _at_default(v, _FACTORY_DEFAULTS[k])):
+                raise _unsupported(f"{path} with {k}={v!r} ({_origin(n)})")
+        if _is_value(value) or not isinstance(value, (bool, int, float)) or device is None:
+            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
         return self.emit_op("full", n, shape=shape, fill_value=value, dtype=dtype, device=device)
 
     def in_place(self, n, t):
@@ -865,7 +888,9 @@ class _Encoder:
             if _mutates(m) and m.args and m.args[0] in same:
                 same.add(m)
         mine = StorageWeakRef(ev.untyped_storage())
-        order = {m: i for i, m in enumerate(self.gm.graph.nodes)}
+        if self.order is None:
+            self.order = {m: i for i, m in enumerate(self.gm.graph.nodes)}
+        order = self.order
         for m in self.gm.graph.nodes:
             # An alias made after this change reads the changed tensor, as the nodes after it
             # do here; one made before and read after would read the old value here.
@@ -894,32 +919,12 @@ class _Encoder:
         ev = x.meta["example_value"]
         org = _origin(n)
         idx = idx if isinstance(idx, tuple) else (idx,)
-        consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
-        if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
-            raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({org})")
         # Per dim of x: (start, length) selected, and whether an int index drops the dim.
-        box, d = [(0, s, False) for s in shape], 0
-        for i in idx:
-            if i is Ellipsis:
-                d += len(shape) - consumed
-            elif i is None:
-                continue
-            elif isinstance(i, slice):
-                if any(isinstance(p, torch.fx.Node) for p in (i.start, i.stop, i.step)):
-                    raise _unsupported(f"a slice computed at run time ({org})")
-                start, stop, step = i.indices(shape[d])
-                if step != 1:
-                    raise _unsupported(f"an assignment to a slice with step {step} ({org})")
-                box[d] = (start, max(stop - start, 0), False)
-                d += 1
-            elif _is_int(i):
-                k = i + shape[d] if i < 0 else i
-                if not 0 <= k < shape[d]:
-                    raise _unsupported(f"index {i} out of range for size {shape[d]} ({org})")
-                box[d] = (k, 1, True)
-                d += 1
-            else:
-                raise _unsupported(f"an assignment indexed with {type(i).__name__} ({org})")
+        box = [(0, s, False) for s in shape]
+        for e in _basic_index(idx, shape, org):
+            if e is not None:  # (a None adds a dim of 1 to the view, which v broadcasts over)
+                d, start, length, drop = e
+                box[d] = (start, length, drop)
         region = [length for _, length, _ in box]
         kept = [length for _, length, drop in box if not drop]
         if _is_value(v):
@@ -964,17 +969,7 @@ class _Encoder:
         ev = x.meta.get("example_value") if isinstance(x, torch.fx.Node) else None
         if not isinstance(ev, torch.Tensor) or args:
             raise _unsupported(f"{path} with these arguments ({_origin(n)})")
-        dtype = kwargs.pop("dtype", None) or ev.dtype
-        device = _device_name(kwargs.pop("device", None) or ev.device)
-        defaults = {"requires_grad": False, "layout": torch.strided, "pin_memory": False,
-                    "memory_format": torch.preserve_format}
-        for k, v in kwargs.items():
-            if k not in defaults or not (v is None or _at_default(v, defaults[k])):
-                raise _unsupported(f"{path} with {k}={v!r} ({_origin(n)})")
-        if _is_value(value) or not isinstance(value, (bool, int, float)) or device is None:
-            raise _unsupported(f"{path} with these arguments ({_origin(n)})")
-        return self.emit_op("full", n, shape=_shape(x), fill_value=value, dtype=dtype,
-                            device=device)
+        return self.filled(n, path, _shape(x), value, ev, kwargs)
 
     def repeat(self, n, path):
         """`x.repeat(*reps)`: `x` (leading dims of 1 added up to `len(reps)`) reshaped to
@@ -999,15 +994,8 @@ class _Encoder:
     def conv1d(self, n, path):
         """`F.conv1d(x, w, bias, stride, padding, dilation, groups)`: `conv2d` of `x` and `w`
         with a height of 1 inserted (`(N, C, 1, L)`, `(O, C/groups, 1, K)`), then removed."""
-        sig = inspect.Signature([
-            _P("input", _P.POSITIONAL_OR_KEYWORD), _P("weight", _P.POSITIONAL_OR_KEYWORD),
-            _P("bias", _P.POSITIONAL_OR_KEYWORD, default=None),
-            _P("stride", _P.POSITIONAL_OR_KEYWORD, default=1),
-            _P("padding", _P.POSITIONAL_OR_KEYWORD, default=0),
-            _P("dilation", _P.POSITIONAL_OR_KEYWORD, default=1),
-            _P("groups", _P.POSITIONAL_OR_KEYWORD, default=1)])
         try:
-            b = sig.bind(*n.args, **n.kwargs)
+            b = _CONV1D.bind(*n.args, **n.kwargs)
         except TypeError:
             raise _unsupported(f"{path} with these arguments ({_origin(n)})") from None
         b.apply_defaults()
@@ -1033,13 +1021,8 @@ class _Encoder:
         """`torch.diff(x, n=1, dim=-1, prepend=None, append=None)`: `x` with `prepend` and
         `append` concatenated along `dim`, minus itself shifted by one (as `sub`, which keeps
         PyTorch's bool case, `x[1:] != x[:-1]`, apart: that runs outside thunder)."""
-        sig = inspect.Signature([
-            _P("input", _P.POSITIONAL_OR_KEYWORD), _P("n", _P.POSITIONAL_OR_KEYWORD, default=1),
-            _P("dim", _P.POSITIONAL_OR_KEYWORD, default=-1),
-            _P("prepend", _P.POSITIONAL_OR_KEYWORD, default=None),
-            _P("append", _P.POSITIONAL_OR_KEYWORD, default=None)])
         try:
-            b = sig.bind(*n.args, **n.kwargs)
+            b = _DIFF.bind(*n.args, **n.kwargs)
         except TypeError:
             raise _unsupported(f"{path} with these arguments ({_origin(n)})") from None
         b.apply_defaults()
@@ -1209,41 +1192,58 @@ class _Encoder:
         if any(isinstance(i, torch.fx.Node) for i in idx):
             return self.advanced_getitem(n, src, idx)
         shape = _shape(src)
-        consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
-        if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
-            raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({_origin(n)})")
+        # `d`: the dim of the value so far that the next entry indexes.
         cur, d, org = src, 0, _origin(n)
-        for i in idx:
-            if i is Ellipsis:
-                d += len(shape) - consumed
-                continue
-            if i is None:
+        for e in _basic_index(idx, shape, org):
+            if e is None:
                 cur = _Value(self.emit_op("unsqueeze", n, org, a=cur, dim=d))
-                shape.insert(d, 1)
                 d += 1
-            elif isinstance(i, slice):
-                if any(isinstance(p, torch.fx.Node) for p in (i.start, i.stop, i.step)):
-                    raise _unsupported(f"a slice computed at run time ({org})")
-                start, stop, step = i.indices(shape[d])
-                if step != 1:
-                    raise _unsupported(f"a slice with step {step} ({org})")
-                length = max(stop - start, 0)
-                if (start, length) != (0, shape[d]):
-                    cur = _Value(self.emit_op("narrow", n, org, a=cur, dim=d, start=start,
-                                              length=length))
-                    shape[d] = length
-                d += 1
-            elif isinstance(i, int) and not isinstance(i, bool):
-                k = i + shape[d] if i < 0 else i
-                if not 0 <= k < shape[d]:
-                    raise _unsupported(f"index {i} out of range for size {shape[d]} ({org})")
-                cur = _Value(self.emit_op("narrow", n, org, a=cur, dim=d, start=k, length=1))
+                continue
+            xd, start, length, drop = e
+            if (start, length) != (0, shape[xd]):
+                cur = _Value(self.emit_op("narrow", n, org, a=cur, dim=d, start=start,
+                                          length=length))
+            if drop:
                 cur = _Value(self.emit_op("squeeze", n, org, a=cur, dim=[d]))
-                shape.pop(d)
             else:
-                raise _unsupported(f"indexing with {type(i).__name__} ({org})")
+                d += 1
         # An index that selects everything is the tensor itself.
         return cur.id if isinstance(cur, _Value) else self.ref(cur, n)[1]
+
+
+def _basic_index(idx, shape, org):
+    """The entries of a basic index `idx` (ints, slices of step 1, None, one `...`) of a tensor
+    of `shape`, in order: None for a None (a new dim of 1), else `(dim, start, length, drop)`,
+    what it selects of the tensor's `dim` and whether an int drops it (`...` gives the dims it
+    spans whole). Raises UnsupportedError for anything else."""
+    consumed = sum(1 for i in idx if i is not None and i is not Ellipsis)
+    if consumed > len(shape) or sum(1 for i in idx if i is Ellipsis) > 1:
+        raise _unsupported(f"an index {idx!r} of a {len(shape)}-d tensor ({org})")
+    out, d = [], 0
+    for i in idx:
+        if i is Ellipsis:
+            for _ in range(len(shape) - consumed):
+                out.append((d, 0, shape[d], False))
+                d += 1
+        elif i is None:
+            out.append(None)
+        elif isinstance(i, slice):
+            if any(isinstance(p, torch.fx.Node) for p in (i.start, i.stop, i.step)):
+                raise _unsupported(f"a slice computed at run time ({org})")
+            start, stop, step = i.indices(shape[d])
+            if step != 1:
+                raise _unsupported(f"a slice with step {step} ({org})")
+            out.append((d, start, max(stop - start, 0), False))
+            d += 1
+        elif _is_int(i):
+            k = i + shape[d] if i < 0 else i
+            if not 0 <= k < shape[d]:
+                raise _unsupported(f"index {i} out of range for size {shape[d]} ({org})")
+            out.append((d, k, 1, True))
+            d += 1
+        else:
+            raise _unsupported(f"indexing with {type(i).__name__} ({org})")
+    return out
 
 
 def _mutates(n):

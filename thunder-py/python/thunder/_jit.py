@@ -142,12 +142,18 @@ def _count_flops(gm, examples, grad):
     return counter.get_total_flops()
 
 
-def _fallback(state, piece, gm, args):
+def _fallback(state, piece, gm, args, dynamic=False):
     """A callable that runs `gm`, which thunder does not compile, on arguments like `args`:
     Inductor's (torch.compile's compiler), or `gm` itself (eagerly) with `fallback="eager"` or
     when Inductor fails too. Counted, and its parameters marked (data parallelism averages
-    their gradients through torch.distributed)."""
+    their gradients through torch.distributed). `dynamic`: `gm` has symbolic sizes, and goes
+    through torch.compile, whose guards check each call's sizes against what the compiled code
+    assumes (a compile_fx of it would bake in the sizes of `args`; it compiles at its call)."""
     _mark_eager(state, args)
+    if state.fallback == "inductor" and dynamic:
+        state.inductor_graphs += 1
+        piece.engine = "inductor"
+        return torch.compile(gm, backend="inductor", dynamic=True)
     if state.fallback == "inductor":
         t0 = time.perf_counter()
         try:
@@ -406,19 +412,9 @@ class _Dynamic:
 
     def _fallback(self, args):
         """The dynamic graph on the fallback: one compilation for every size from now on."""
-        state = self.state
-        _mark_eager(state, args)
         piece = _Piece(f"{self.name}_dynamic", self.gm, list(args), torch.is_grad_enabled())
-        state.pieces.append(piece)
-        if state.fallback == "inductor":
-            # Through torch.compile, whose guards check each call's sizes against what the
-            # compiled code assumes (a compile_fx of this graph would bake in these sizes).
-            state.inductor_graphs += 1
-            piece.engine = "inductor"
-            return torch.compile(self.gm, backend="inductor", dynamic=True)
-        state.eager_graphs += 1
-        piece.engine = "eager"
-        return self.gm.forward
+        self.state.pieces.append(piece)
+        return _fallback(self.state, piece, self.gm, args, dynamic=True)
 
 
 def _compile_graph(state, name, gm, example_inputs):

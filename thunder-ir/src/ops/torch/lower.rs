@@ -291,3 +291,35 @@ pub(super) fn slice_dim(
         ],
     )
 }
+
+/// The row and the column index of every element of a `[rows, cols]` matrix, as two int64
+/// tensors of that shape on `device` (for triangular and causal masks).
+pub(super) fn index_grid(
+    b: &mut TraceBuilder,
+    [rows, cols]: [usize; 2],
+    device: Device,
+) -> Result<(Value, Value)> {
+    let iota = |b: &mut TraceBuilder, len: usize| {
+        b.prim(
+            PrimOp::Iota,
+            vec![],
+            vec![
+                Attr::Int(len as i64),
+                Attr::Int(0),
+                Attr::Int(1),
+                Attr::Device(device),
+                Attr::DType(DType::I64),
+            ],
+        )
+    };
+    let row = iota(b, rows)?;
+    let col = iota(b, cols)?;
+    let grid = |b: &mut TraceBuilder, v: Value, dim: usize| {
+        b.prim(
+            PrimOp::BroadcastInDim,
+            vec![v.into()],
+            vec![ints([rows, cols]), ints([dim])],
+        )
+    };
+    Ok((grid(b, row, 0)?, grid(b, col, 1)?))
+}

@@ -865,32 +865,7 @@ fn causal(
     device: Device,
 ) -> Result<Value> {
     let score_shape = b.tensor(scores)?.shape.clone();
-    let ls = Shape::new([l, s]);
-    let iota = |b: &mut TraceBuilder, len: usize| {
-        b.prim(
-            PrimOp::Iota,
-            vec![],
-            vec![
-                Attr::Int(len as i64),
-                Attr::Int(0),
-                Attr::Int(1),
-                Attr::Device(device),
-                Attr::DType(DType::I64),
-            ],
-        )
-    };
-    let row = iota(b, l)?;
-    let col = iota(b, s)?;
-    let row = b.prim(
-        PrimOp::BroadcastInDim,
-        vec![row.into()],
-        vec![ints(ls.sizes()), ints([0])],
-    )?;
-    let col = b.prim(
-        PrimOp::BroadcastInDim,
-        vec![col.into()],
-        vec![ints(ls.sizes()), ints([1])],
-    )?;
+    let (row, col) = index_grid(b, [l, s], device)?;
     let keep = b.p2(PrimOp::Ge, row, col)?;
     let keep = b.broadcast_to(keep, &score_shape)?;
     b.prim(

@@ -379,27 +379,7 @@ fn triangle(b: &mut TraceBuilder, op: TorchOp, n: &str, a: Value, attrs: &[Attr]
     }
     let diagonal = attr_int(n, attrs, 0)?;
     let (rows, cols) = (t.shape.size(r - 2), t.shape.size(r - 1));
-    let rc = [rows, cols];
-    let iota = |b: &mut TraceBuilder, len: usize, dim: usize| -> Result<Value> {
-        let i = b.prim(
-            PrimOp::Iota,
-            vec![],
-            vec![
-                Attr::Int(len as i64),
-                Attr::Int(0),
-                Attr::Int(1),
-                Attr::Device(t.device),
-                Attr::DType(DType::I64),
-            ],
-        )?;
-        b.prim(
-            PrimOp::BroadcastInDim,
-            vec![i.into()],
-            vec![ints(rc), ints([dim])],
-        )
-    };
-    let row = iota(b, rows, 0)?;
-    let col = iota(b, cols, 1)?;
+    let (row, col) = index_grid(b, [rows, cols], t.device)?;
     let offset = b.p2(PrimOp::Sub, col, row)?;
     let cmp = if op == TorchOp::Triu {
         PrimOp::Ge
