@@ -5,6 +5,8 @@
 // `thunder_shim_free` when libtorch throws: no C++ exception crosses into Rust.
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/zeros_like.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/SDPBackend.h>
 #include <ATen/ops/_fused_adamw.h>
@@ -18,12 +20,14 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -166,6 +170,219 @@ char* thunder_sdpa_backward(const at::Tensor* g, const at::Tensor* q, const at::
 char* thunder_clear_grad(at::Tensor* t) {
   return guarded([&] {
     t->mutable_grad().reset();
+  });
+}
+
+// ---- ATen operators called by name (`prims.aten`, `prims.aten_vjp`) ----
+
+}  // extern "C"
+
+// One argument of an ATen call, in schema order (see `AtenArg` in thunder-ir's ops/aten.rs).
+struct ThunderAtenArg {
+  int32_t kind;          // 0 None, 1 tensor, 2 tensor list, 3 bool, 4 int, 5 float, 6 string,
+                         // 7 int list, 8 dtype (a c10::ScalarType)
+  int64_t i;             // the bool, int, dtype, or the tensor's index
+  double d;              // the float
+  const int64_t* ints;   // the int list, or the tensor indices of a list (-1: None)
+  size_t len;            // their count, or the string's length
+  const char* str;       // the string (not NUL-terminated)
+};
+
+namespace {
+
+c10::OperatorHandle find_op(const char* name, const char* overload) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(
+      (std::string("aten::") + name).c_str(), overload);
+}
+
+at::Tensor tensor_at(const std::vector<at::Tensor>& ts, int64_t i) {
+  TORCH_CHECK(i >= 0 && static_cast<size_t>(i) < ts.size(), "an ATen call refers to tensor ", i,
+              " of ", ts.size());
+  return ts[static_cast<size_t>(i)];
+}
+
+// The stack of a call: every argument of the schema, in order.
+torch::jit::Stack make_stack(const c10::OperatorHandle& op, const ThunderAtenArg* args,
+                             size_t nargs, const std::vector<at::Tensor>& ts) {
+  const auto& schema = op.schema();
+  TORCH_CHECK(schema.arguments().size() == nargs, schema.name(), " takes ",
+              schema.arguments().size(), " arguments (", schema, "), the call gives ", nargs);
+  torch::jit::Stack stack;
+  stack.reserve(nargs);
+  for (size_t k = 0; k < nargs; ++k) {
+    const ThunderAtenArg& a = args[k];
+    switch (a.kind) {
+      case 0:
+        stack.emplace_back();
+        break;
+      case 1:
+        stack.emplace_back(tensor_at(ts, a.i));
+        break;
+      case 2: {
+        // `Tensor?[]` (index's indices) and `Tensor[]` are different list types.
+        const auto& ty = schema.arguments()[k].type();
+        auto list = ty->cast<c10::ListType>();
+        bool optional = list && list->getElementType()->kind() == c10::TypeKind::OptionalType;
+        if (optional) {
+          c10::List<std::optional<at::Tensor>> l;
+          for (size_t j = 0; j < a.len; ++j) {
+            if (a.ints[j] < 0) {
+              l.push_back(std::nullopt);
+            } else {
+              l.push_back(tensor_at(ts, a.ints[j]));
+            }
+          }
+          stack.emplace_back(std::move(l));
+        } else {
+          c10::List<at::Tensor> l;
+          for (size_t j = 0; j < a.len; ++j) {
+            TORCH_CHECK(a.ints[j] >= 0, "None in a list of tensors of ", schema.name());
+            l.push_back(tensor_at(ts, a.ints[j]));
+          }
+          stack.emplace_back(std::move(l));
+        }
+        break;
+      }
+      case 3:
+        stack.emplace_back(a.i != 0);
+        break;
+      case 4:
+        stack.emplace_back(a.i);
+        break;
+      case 5:
+        stack.emplace_back(a.d);
+        break;
+      case 6:
+        stack.emplace_back(std::string(a.str, a.len));
+        break;
+      case 7:
+        stack.emplace_back(c10::List<int64_t>(std::vector<int64_t>(a.ints, a.ints + a.len)));
+        break;
+      case 8:
+        stack.emplace_back(static_cast<c10::ScalarType>(a.i));
+        break;
+      default:
+        TORCH_CHECK(false, "argument ", k, " of ", schema.name(), " has an unknown kind ", a.kind);
+    }
+  }
+  return stack;
+}
+
+// The tensors a call returned, flattened (a tuple or a list of tensors is several).
+std::vector<at::Tensor> results(const c10::OperatorHandle& op, torch::jit::Stack& stack) {
+  std::vector<at::Tensor> out;
+  auto push = [&](const c10::IValue& v) {
+    if (v.isTensor()) {
+      out.push_back(v.toTensor());
+    } else if (v.isTensorList()) {
+      for (const at::Tensor& t : v.toTensorVector()) {
+        out.push_back(t);
+      }
+    } else {
+      TORCH_CHECK(false, op.schema().name(), " returned a ", v.tagKind(),
+                  ", an ATen call here returns tensors");
+    }
+  };
+  for (const auto& v : stack) {
+    if (v.isTuple()) {
+      for (const auto& e : v.toTupleRef().elements()) {
+        push(e);
+      }
+    } else {
+      push(v);
+    }
+  }
+  return out;
+}
+
+std::vector<at::Tensor> call_op(const c10::OperatorHandle& op, const ThunderAtenArg* args,
+                                size_t nargs, const std::vector<at::Tensor>& ts) {
+  torch::jit::Stack stack = make_stack(op, args, nargs, ts);
+  op.callBoxed(&stack);
+  return results(op, stack);
+}
+
+}  // namespace
+
+extern "C" {
+
+// Calls the ATen operator `name.overload` with `args` over `tensors`, as PyTorch's dispatcher
+// would for `torch.ops.aten.<name>.<overload>(...)`, autocast excluded (a trace states its dtypes).
+// Writes at most `max_outs` results as new `at::Tensor*` to `outs` and their count to `*nouts`.
+// A result that shares memory with an operand is copied: the trace's values never alias.
+char* thunder_aten_call(const char* name, const char* overload, const ThunderAtenArg* args,
+                        size_t nargs, at::Tensor* const* tensors, size_t ntensors,
+                        at::Tensor** outs, size_t max_outs, size_t* nouts) {
+  return guarded([&] {
+    *nouts = 0;
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const c10::OperatorHandle op = find_op(name, overload);
+    std::vector<at::Tensor> ts = list(tensors, ntensors);
+    std::vector<at::Tensor> r = call_op(op, args, nargs, ts);
+    TORCH_CHECK(r.size() <= max_outs, op.schema().name(), " returned ", r.size(),
+                " tensors, the trace expects ", max_outs);
+    for (at::Tensor& t : r) {
+      for (const at::Tensor& x : ts) {
+        if (t.defined() && x.defined() && t.is_alias_of(x)) {
+          t = t.clone();
+          break;
+        }
+      }
+    }
+    for (size_t i = 0; i < r.size(); ++i) {
+      outs[i] = new at::Tensor(std::move(r[i]));
+    }
+    *nouts = r.size();
+  });
+}
+
+// The gradients of the ATen call `name.overload(args)` over `tensors` with respect to the
+// tensors listed in `wrt`, given the cotangents `cts` of the outputs listed in `ct_index`:
+// the call again, with autograd on, then `torch.autograd.grad`, so the derivative is ATen's own.
+// A gradient autograd leaves undefined (no path) is zeros. Writes `nwrt` new tensors to `grads`.
+char* thunder_aten_vjp(const char* name, const char* overload, const ThunderAtenArg* args,
+                       size_t nargs, at::Tensor* const* tensors, size_t ntensors,
+                       const int64_t* ct_index, at::Tensor* const* cts, size_t ncts,
+                       const int64_t* wrt, size_t nwrt, at::Tensor** grads) {
+  return guarded([&] {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    at::AutoGradMode enable(true);
+    const c10::OperatorHandle op = find_op(name, overload);
+    std::vector<at::Tensor> leaves;
+    leaves.reserve(ntensors);
+    for (size_t i = 0; i < ntensors; ++i) {
+      leaves.push_back(tensors[i]->detach());
+    }
+    std::vector<at::Tensor> inputs;
+    for (size_t k = 0; k < nwrt; ++k) {
+      TORCH_CHECK(wrt[k] >= 0 && static_cast<size_t>(wrt[k]) < ntensors, "wrt names operand ",
+                  wrt[k], " of ", ntensors);
+      at::Tensor& l = leaves[static_cast<size_t>(wrt[k])];
+      if (!l.requires_grad()) {
+        l.requires_grad_(true);
+      }
+      inputs.push_back(l);
+    }
+    std::vector<at::Tensor> r = call_op(op, args, nargs, leaves);
+    std::vector<at::Tensor> outputs, grad_outputs;
+    for (size_t k = 0; k < ncts; ++k) {
+      TORCH_CHECK(ct_index[k] >= 0 && static_cast<size_t>(ct_index[k]) < r.size(),
+                  "a cotangent for output ", ct_index[k], " of ", r.size());
+      const at::Tensor& o = r[static_cast<size_t>(ct_index[k])];
+      if (o.defined() && o.requires_grad()) {
+        outputs.push_back(o);
+        grad_outputs.push_back(*cts[k]);
+      }
+    }
+    std::vector<at::Tensor> g;
+    if (!outputs.empty()) {
+      g = torch::autograd::grad(outputs, inputs, grad_outputs, /*retain_graph=*/false,
+                                /*create_graph=*/false, /*allow_unused=*/true);
+    }
+    for (size_t k = 0; k < nwrt; ++k) {
+      at::Tensor gk = k < g.size() && g[k].defined() ? g[k] : at::zeros_like(inputs[k]);
+      grads[k] = new at::Tensor(std::move(gk));
+    }
   });
 }
 

@@ -1,8 +1,9 @@
 //! Rust side of `csrc/shim.cpp`: libtorch entry points that tch 0.24 does not expose.
 
 use crate::executor::KernelError;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use tch::Tensor;
+use thunder_ir::ops::aten::{AtenArg, AtenCall};
 
 extern "C" {
     fn thunder_shim_free(message: *mut c_char);
@@ -34,6 +35,33 @@ extern "C" {
     fn thunder_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_free(graph: *mut c_void);
+    #[allow(clippy::too_many_arguments)]
+    fn thunder_aten_call(
+        name: *const c_char,
+        overload: *const c_char,
+        args: *const CAtenArg,
+        nargs: usize,
+        tensors: *const *const c_void,
+        ntensors: usize,
+        outs: *mut *mut c_void,
+        max_outs: usize,
+        nouts: *mut usize,
+    ) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    fn thunder_aten_vjp(
+        name: *const c_char,
+        overload: *const c_char,
+        args: *const CAtenArg,
+        nargs: usize,
+        tensors: *const *const c_void,
+        ntensors: usize,
+        ct_index: *const i64,
+        cts: *const *const c_void,
+        ncts: usize,
+        wrt: *const i64,
+        nwrt: usize,
+        grads: *mut *mut c_void,
+    ) -> *mut c_char;
     #[allow(clippy::too_many_arguments)]
     fn thunder_sdpa_backward(
         g: *const c_void,
@@ -324,4 +352,186 @@ pub fn fused_adamw_(
         )
     };
     check(message, "torch._fused_adamw_")
+}
+
+/// `ThunderAtenArg` of csrc/shim.cpp: one argument of an ATen call.
+#[repr(C)]
+struct CAtenArg {
+    kind: i32,
+    i: i64,
+    d: f64,
+    ints: *const i64,
+    len: usize,
+    str: *const c_char,
+}
+
+/// libtorch's `c10::ScalarType` number of a dtype.
+fn scalar_type(d: thunder_ir::DType) -> i64 {
+    use thunder_ir::DType as D;
+    match d {
+        D::U8 => 0,
+        D::I8 => 1,
+        D::I16 => 2,
+        D::I32 => 3,
+        D::I64 => 4,
+        D::F16 => 5,
+        D::F32 => 6,
+        D::F64 => 7,
+        D::C64 => 9,
+        D::C128 => 10,
+        D::Bool => 11,
+        D::BF16 => 15,
+        D::F8E5M2 => 23,
+        D::F8E4M3FN => 24,
+    }
+}
+
+/// The C form of `args`; the vectors it points into are `lists` (kept alive by the caller).
+fn c_args(args: &[AtenArg], lists: &mut Vec<Vec<i64>>) -> Vec<CAtenArg> {
+    // Fill `lists` first: the pointers taken below must not move.
+    for a in args {
+        match a {
+            AtenArg::Ints(v) => lists.push(v.clone()),
+            AtenArg::Tensors(l) => {
+                lists.push(l.iter().map(|t| t.map_or(-1, |i| i as i64)).collect());
+            }
+            _ => {}
+        }
+    }
+    let mut next = lists.iter();
+    args.iter()
+        .map(|a| {
+            let mut c = CAtenArg {
+                kind: 0,
+                i: 0,
+                d: 0.0,
+                ints: std::ptr::null(),
+                len: 0,
+                str: std::ptr::null(),
+            };
+            match a {
+                AtenArg::None => {}
+                AtenArg::Tensor(i) => (c.kind, c.i) = (1, *i as i64),
+                AtenArg::Tensors(_) | AtenArg::Ints(_) => {
+                    let l = next.next().map_or(&[][..], |l| l.as_slice());
+                    c.kind = if matches!(a, AtenArg::Ints(_)) { 7 } else { 2 };
+                    (c.ints, c.len) = (l.as_ptr(), l.len());
+                }
+                AtenArg::Bool(b) => (c.kind, c.i) = (3, *b as i64),
+                AtenArg::Int(v) => (c.kind, c.i) = (4, *v),
+                AtenArg::Float(f) => (c.kind, c.d) = (5, *f),
+                AtenArg::Str(s) => (c.kind, c.str, c.len) = (6, s.as_ptr().cast(), s.len()),
+                AtenArg::DType(d) => (c.kind, c.i) = (8, scalar_type(*d)),
+                // libtorch keeps a `c10::MemoryFormat` argument as its int.
+                AtenArg::MemoryFormat(m) => (c.kind, c.i) = (4, *m as i64),
+            }
+            c
+        })
+        .collect()
+}
+
+fn c_names(call: &AtenCall) -> Result<(CString, CString), KernelError> {
+    let (name, overload) = call.name_and_overload();
+    let c = |s: &str| {
+        CString::new(s).map_err(|_| KernelError(format!("the ATen operator name {s:?} has a NUL")))
+    };
+    Ok((c(name)?, c(overload)?))
+}
+
+fn ptrs(ts: &[&Tensor]) -> Vec<*const c_void> {
+    ts.iter().map(|t| t.as_ptr() as *const c_void).collect()
+}
+
+/// Runs the ATen call `call` over `tensors` through libtorch's dispatcher (autocast excluded),
+/// as `torch.ops.aten.<op>(...)` does; at most `max_outs` results. A result that shares memory
+/// with an operand is a copy.
+pub fn aten_call(
+    call: &AtenCall,
+    tensors: &[&Tensor],
+    max_outs: usize,
+) -> Result<Vec<Tensor>, KernelError> {
+    let (name, overload) = c_names(call)?;
+    let mut lists = Vec::new();
+    let args = c_args(&call.args, &mut lists);
+    let ts = ptrs(tensors);
+    let mut outs = vec![std::ptr::null_mut::<c_void>(); max_outs];
+    let mut n = 0usize;
+    // SAFETY: `args` points into `lists` and `call.args`' strings, both alive and unmoved for the
+    // call; `ts` are live `at::Tensor*` handles; `outs` has room for `max_outs` results. The shim
+    // catches every C++ exception and writes `n` results only on success.
+    check(
+        unsafe {
+            thunder_aten_call(
+                name.as_ptr(),
+                overload.as_ptr(),
+                args.as_ptr(),
+                args.len(),
+                ts.as_ptr(),
+                ts.len(),
+                outs.as_mut_ptr(),
+                max_outs,
+                &mut n,
+            )
+        },
+        &format!("aten.{}", call.op),
+    )?;
+    // SAFETY: `n` new `at::Tensor` from the shim, owned from here (tch frees them).
+    Ok(outs[..n]
+        .iter()
+        .map(|&p| unsafe { Tensor::from_ptr(p.cast()) })
+        .collect())
+}
+
+/// The gradients of `call` over `tensors` with respect to the operands listed in `wrt`, given
+/// the cotangents `cts` of the outputs listed in `ct_index`: ATen's autograd formula, from the
+/// call run again with autograd on (see `thunder_aten_vjp` in csrc/shim.cpp).
+pub fn aten_vjp(
+    call: &AtenCall,
+    tensors: &[&Tensor],
+    ct_index: &[usize],
+    cts: &[&Tensor],
+    wrt: &[usize],
+) -> Result<Vec<Tensor>, KernelError> {
+    if ct_index.len() != cts.len() {
+        return Err(KernelError(format!(
+            "aten.{}'s VJP: {} cotangents for {} outputs",
+            call.op,
+            cts.len(),
+            ct_index.len()
+        )));
+    }
+    let (name, overload) = c_names(call)?;
+    let mut lists = Vec::new();
+    let args = c_args(&call.args, &mut lists);
+    let ts = ptrs(tensors);
+    let gs = ptrs(cts);
+    let cti: Vec<i64> = ct_index.iter().map(|&i| i as i64).collect();
+    let w: Vec<i64> = wrt.iter().map(|&i| i as i64).collect();
+    let mut grads = vec![std::ptr::null_mut::<c_void>(); wrt.len()];
+    // SAFETY: as in `aten_call`; `grads` has room for one result per `wrt` entry, all written
+    // on success.
+    check(
+        unsafe {
+            thunder_aten_vjp(
+                name.as_ptr(),
+                overload.as_ptr(),
+                args.as_ptr(),
+                args.len(),
+                ts.as_ptr(),
+                ts.len(),
+                cti.as_ptr(),
+                gs.as_ptr(),
+                gs.len(),
+                w.as_ptr(),
+                w.len(),
+                grads.as_mut_ptr(),
+            )
+        },
+        &format!("aten.{}'s VJP", call.op),
+    )?;
+    // SAFETY: `wrt.len()` new `at::Tensor` from the shim, owned from here.
+    Ok(grads
+        .into_iter()
+        .map(|p| unsafe { Tensor::from_ptr(p.cast()) })
+        .collect())
 }

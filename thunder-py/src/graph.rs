@@ -9,7 +9,13 @@
 //! the front end does not translate), so that the caller can run the graph eagerly instead.
 
 use thunder_ir::ops::{AttrKind, ParamKind};
-use thunder_ir::{DType, Device, NumberType, Op, TensorMeta, TorchOp, Trace, TraceBuilder, Value};
+use thunder_ir::{
+    DType, Device, NumberType, Op, PrimOp, TensorMeta, TorchOp, Trace, TraceBuilder, Value,
+};
+
+/// The node name of an ATen operator called by name (`prims.aten`), which has no op-table row
+/// with PyTorch names: the front end records the ATen call itself.
+pub const ATEN: &str = "aten";
 
 /// An input of a captured graph.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +57,7 @@ pub enum Arg {
 /// One call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// The torch-level op's name (`"add"`, `"softmax"`): one of [`translated_ops`].
+    /// The torch-level op's name (`"add"`, `"softmax"`): one of [`translated_ops`], or [`ATEN`].
     pub op: String,
     /// The op's operands, then its attributes, in the order of its signature.
     pub args: Vec<Arg>,
@@ -135,7 +141,7 @@ pub fn to_trace(g: &Graph, name: &str) -> Result<Trace, GraphError> {
     }
     for n in &g.nodes {
         let v = Call { n, vals: &vals }.build(&mut b)?;
-        vals.push(v);
+        vals.extend(v);
     }
     let outs: Vec<Value> = g
         .outputs
@@ -169,9 +175,12 @@ impl Call<'_> {
         invalid(&self.n.op, &self.n.origin, e)
     }
 
-    /// The op's single result.
-    fn build(&self, b: &mut TraceBuilder) -> Result<Value, GraphError> {
+    /// The node's results: one, or (an ATen call) one per result of the operator.
+    fn build(&self, b: &mut TraceBuilder) -> Result<Vec<Value>, GraphError> {
         let n = self.n;
+        if n.op == ATEN {
+            return self.aten(b);
+        }
         let op = translated(&n.op).ok_or_else(|| GraphError::Unsupported {
             op: n.op.clone(),
             origin: n.origin.clone(),
@@ -208,12 +217,39 @@ impl Call<'_> {
                 .map_err(|e| self.bad(e))?,
         };
         match outs.as_slice() {
-            [v] => Ok(*v),
+            [v] => Ok(vec![*v]),
             _ => Err(self.bad(format!(
                 "defines {} values; a graph node defines one",
                 outs.len()
             ))),
         }
+    }
+
+    /// An ATen operator called by name (`prims.aten`): the list of its tensor operands, then the
+    /// strings `op`, `args` and `out` ([`thunder_ir::ops::aten`]).
+    fn aten(&self, b: &mut TraceBuilder) -> Result<Vec<Value>, GraphError> {
+        let n = self.n;
+        let [Arg::List(tensors), Arg::Str(op), Arg::Str(args), Arg::Str(out)] = n.args.as_slice()
+        else {
+            return Err(self.bad(format!(
+                "takes a list of tensors and the strings op, args and out, got {:?}",
+                n.args
+            )));
+        };
+        let operands = tensors
+            .iter()
+            .map(|t| self.value("tensors", t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attrs = [op, args, out]
+            .into_iter()
+            .map(|s| thunder_ir::Attr::Str(s.clone()))
+            .collect();
+        b.call(
+            Op::Prim(PrimOp::Aten),
+            vec![thunder_ir::Arg::List(operands)],
+            attrs,
+        )
+        .map_err(|e| self.bad(e))
     }
 
     fn value(&self, name: &str, a: &Arg) -> Result<Value, GraphError> {

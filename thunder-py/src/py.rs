@@ -1127,5 +1127,6 @@ fn thunder_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FsdpLayout>()?;
     m.add("ThunderError", m.py().get_type::<ThunderError>())?;
     m.add("UnsupportedError", m.py().get_type::<UnsupportedError>())?;
+    m.add("ATEN", graph::ATEN)?;
     Ok(())
 }

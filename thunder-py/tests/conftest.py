@@ -16,3 +16,31 @@ def devices():
     if torch.cuda.is_available():
         out.append("cuda:0")
     return out
+
+
+# An op thunder cannot compile, to split graphs with: a custom operator outside the `aten`
+# namespace (thunder translates torch ops, and runs any other ATen operator by name). Its value
+# is `torch.cummax(x, dim).values`, its gradient cummax's.
+@torch.library.custom_op("thunder_tests::cummax_values", mutates_args=())
+def unsupported(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.cummax(x, dim).values.clone()
+
+
+@unsupported.register_fake
+def _(x, dim):
+    return torch.empty_like(x)
+
+
+def _setup(ctx, inputs, output):
+    x, dim = inputs
+    ctx.save_for_backward(x)
+    ctx.dim = dim
+
+
+def _backward(ctx, g):
+    (x,) = ctx.saved_tensors
+    idx = torch.cummax(x, ctx.dim).indices
+    return torch.zeros_like(x).scatter_add(ctx.dim, idx, g), None
+
+
+unsupported.register_autograd(_backward, setup_context=_setup)

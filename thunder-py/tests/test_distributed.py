@@ -12,6 +12,8 @@ import torch.distributed as dist
 
 import thunder
 
+from conftest import unsupported
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 import train_gpt  # noqa: E402
 
@@ -42,7 +44,7 @@ def train_side_by_side(models, optimizers, data):
 
 
 class EagerPieces(torch.nn.Module):
-    """A model with two parts thunder runs eagerly (cumprod): one reads no parameter, the
+    """A model with two parts thunder runs eagerly (`conftest.unsupported`): one reads no parameter, the
     other reads b.weight."""
 
     def __init__(self):
@@ -52,8 +54,8 @@ class EagerPieces(torch.nn.Module):
 
     def forward(self, x):
         h = torch.tanh(self.a(x))
-        h = torch.cumprod(h, 0)
-        return (torch.cumprod(self.b.weight, 0) @ h.T).sum()
+        h = unsupported(h, 0)
+        return (unsupported(self.b.weight, 0) @ h.T).sum()
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_fsdp_says_what_it_cannot_do(one_rank_group):
         thunder.distributed.fsdp(thunder.distributed.ddp(thunder.jit(torch.nn.Linear(2, 2))))
 
     jm = thunder.distributed.fsdp(thunder.jit(EagerPieces()))
-    with pytest.raises(thunder.ThunderError, match=r"runs eagerly \(cumprod is not supported.*b\.weight"):
+    with pytest.raises(thunder.ThunderError, match=r"runs eagerly \(cummax_values.* is not supported.*b\.weight"):
         jm(torch.randn(3, 4))
 
 

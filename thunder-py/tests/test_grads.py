@@ -10,15 +10,11 @@ import torch.nn.functional as F
 import thunder
 from thunder import _jit
 
-from conftest import devices
-
-# An op thunder does not translate, to split graphs with (eager PyTorch runs it). The tests
-# check it still splits: once it is supported, pick another.
-UNSUPPORTED = torch.cummax
-
+from conftest import devices, unsupported
 
 def _split(x):
-    return UNSUPPORTED(x, dim=-1).values
+    # A piece thunder does not compile (`conftest.unsupported`): the graph splits there.
+    return unsupported(x, -1)
 
 
 def _check(model, *args, split=True, rtol=1e-5, fallback="eager"):
@@ -35,7 +31,7 @@ def _check(model, *args, split=True, rtol=1e-5, fallback="eager"):
     assert stats["compiled_graphs"] > 0, stats
     if split:
         assert stats[f"{fallback}_graphs"] > 0, stats
-        assert any("cummax" in u for u in stats["unsupported"]), stats
+        assert any("cummax_values" in u for u in stats["unsupported"]), stats
     wants = dict(eager.named_parameters())
     gots = dict(jm.named_parameters())
     assert wants.keys() == gots.keys()
@@ -373,7 +369,7 @@ def test_a_checkpointed_block_compiles_and_is_recomputed_in_the_backward():
 def test_a_checkpoint_thunder_cannot_compile_runs_on_the_fallback(fallback):
     class Unsupported(Checkpointed):
         def block(self, x):
-            return UNSUPPORTED(self.a(x), dim=-1).values
+            return unsupported(self.a(x), -1)
 
     torch.manual_seed(0)
     stats = _check(Unsupported(), torch.randn(4, 8), split=False, fallback=fallback)

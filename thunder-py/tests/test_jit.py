@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import thunder
-from conftest import devices
+from conftest import devices, unsupported
 
 
 def test_the_readme_hello_world():
@@ -77,17 +77,17 @@ def test_the_same_shapes_reuse_the_compiled_graph_and_new_shapes_compile_once():
 def test_an_unsupported_op_runs_eagerly_between_compiled_pieces_and_is_reported():
     def f(a):
         b = torch.tanh(a) * 2
-        c = torch.cumprod(b, 0)
+        c = unsupported(b, 0)
         return c.exp() + b
 
     a = torch.randn(6, 3)
     jf = thunder.jit(f, fallback="eager")
     torch.testing.assert_close(jf(a), f(a))
     s = thunder.compile_stats(jf)
-    # tanh*2 | cumprod (eager) | exp+add
+    # tanh*2 | unsupported (eager) | exp+add
     assert s["compiled_graphs"] == 2 and s["eager_graphs"] == 1, s
-    assert len(s["unsupported"]) == 1 and "cumprod" in s["unsupported"][0], s
-    assert "c = torch.cumprod(b, 0)" in s["unsupported"][0], s
+    assert len(s["unsupported"]) == 1 and "cummax_values" in s["unsupported"][0], s
+    assert "c = unsupported(b, 0)" in s["unsupported"][0], s
     # The second call reuses everything.
     torch.testing.assert_close(jf(a), f(a))
     s = thunder.compile_stats(jf)
@@ -95,9 +95,9 @@ def test_an_unsupported_op_runs_eagerly_between_compiled_pieces_and_is_reported(
 
 
 def test_only_unsupported_ops_run_wholly_eagerly():
-    jf = thunder.jit(lambda a: torch.cumprod(a, 0), fallback="eager")
+    jf = thunder.jit(lambda a: unsupported(a, 0), fallback="eager")
     a = torch.randn(4)
-    torch.testing.assert_close(jf(a), torch.cumprod(a, 0))
+    torch.testing.assert_close(jf(a), torch.cummax(a, 0).values)
     s = thunder.compile_stats(jf)
     assert s["compiled_graphs"] == 0 and s["eager_graphs"] == 1, s
 
@@ -238,12 +238,17 @@ def test_indexing_chunk_and_split_translate_to_views(device):
     assert s["compiled_graphs"] == 1 and s["eager_graphs"] == 0, s
 
 
-def test_a_stepped_slice_runs_eagerly_and_says_why():
+def test_a_stepped_slice_runs_as_an_aten_call():
+    # thunder's getitem takes steps of 1; `x[::2]` runs as ATen's slice, compiled with the rest
+    # (a copy: values of a trace never alias), its gradient ATen's.
     jf = thunder.jit(lambda x: x[::2] * 2)
-    x = torch.randn(6)
-    torch.testing.assert_close(jf(x), x[::2] * 2)
+    x = torch.randn(6, requires_grad=True)
+    got = jf(x)
+    torch.testing.assert_close(got, x[::2] * 2)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    torch.testing.assert_close(g, torch.tensor([2.0, 0.0] * 3))
     s = thunder.compile_stats(jf)
-    assert any("step 2" in w for w in s["unsupported"]), s
+    assert s["aten_calls"] == {"slice.Tensor": 1} and not s["unsupported"], s
 
 
 @pytest.mark.parametrize("device", devices())
@@ -291,12 +296,12 @@ def test_compile_stats_give_seconds_per_stage():
 
 def test_examine_reports_eager_ops_and_compares_with_eager():
     def f(x):
-        return torch.cumprod(x.exp(), 0) * 2, x.sin()
+        return unsupported(x.exp(), 0) * 2, x.sin()
 
     ex = thunder.examine(f, torch.randn(5, 3), fallback="eager")
     assert ex.ok and not ex.mismatches, ex
     assert ex.compiled_graphs >= 1 and ex.eager_graphs == 1, ex
-    assert any("cumprod" in w for w in ex.unsupported), ex
+    assert any("cummax_values" in w for w in ex.unsupported), ex
     assert len(ex.max_abs_diff) == 2 and all(d < 1e-5 for d in ex.max_abs_diff), ex
     text = repr(ex)
     assert "not compiled by thunder" in text and "match eager PyTorch" in text, text
@@ -377,9 +382,9 @@ def test_cuda_graphs_must_be_a_bool():
 
 
 def _cummax_between(x, w):
-    # matmul | cummax (no translation in thunder) | matmul: three pieces.
+    # matmul | unsupported (not an ATen operator) | matmul: three pieces.
     a = torch.tanh(x @ w)
-    b = torch.cummax(a, 0).values
+    b = unsupported(a, 0)
     return (b @ w).sum()
 
 
@@ -396,7 +401,7 @@ def test_unsupported_pieces_run_through_inductor_by_default():
     s = thunder.compile_stats(jf, flops=True)
     assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (2, 1, 0), s
     assert [p["engine"] for p in s["pieces"]] == ["thunder", "inductor", "thunder"], s
-    assert any(u.startswith("cummax is not supported") for u in s["unsupported"]), s
+    assert any(u.startswith("cummax_values") for u in s["unsupported"]), s
     assert s["compile_seconds"]["inductor"] > 0, s
     # FLOPs of x @ w (2*4*8*8 = 512) and of its backward for w (512); cummax none; b @ w and
     # both its gradients (512 * 3).

@@ -271,15 +271,16 @@ def test_every_path_translates_and_matches_eager(op):
 
 
 def test_ops_without_pytorch_names_are_not_taken():
-    # round is a torch-level op of the table, but its row names no PyTorch callable.
+    # round is a torch-level op of the table, but its row names no PyTorch callable: the call is
+    # not translated into it, and runs as the ATen operator it reaches instead.
     assert "round" not in _table() and "round" not in _C.supported_ops()
     jf = thunder.jit(lambda x: torch.round(x) * 2, fallback="eager")
     x = torch.rand(5) * 10
     torch.testing.assert_close(jf(x), torch.round(x) * 2)
     s = thunder.compile_stats(jf)
-    assert s["eager_graphs"] == 1, s
-    assert any(w.startswith("round is not supported by thunder yet") for w in s["unsupported"]), s
-    # A graph that names it anyway is refused by the Rust side too.
+    assert (s["compiled_graphs"], s["eager_graphs"]) == (1, 0), s
+    assert s["aten_calls"] == {"round.default": 1}, s
+    # A graph that names it anyway is refused by the Rust side.
     with pytest.raises(_C.UnsupportedError, match="round is not supported by thunder yet"):
         _C.compile("g", [("tensor", "torch.float32", [3], "cpu", False)],
                    [("round", [("ref", 0)], "x", None)], [1], ["torch"])
@@ -313,27 +314,45 @@ def test_nodes_carry_the_op_signature_order():
     ], ops
 
 
-@pytest.mark.parametrize("f,says", [
-    (lambda x, i, w: F.cross_entropy(x, i, weight=w[0]), "cross_entropy with weight="),
-    (lambda x, i, w: F.cross_entropy(x, i, label_smoothing=0.1), "cross_entropy with label_smoothing=0.1"),
-    (lambda x, i, w: F.embedding(i, w, max_norm=1.0), "embedding with max_norm=1.0"),
-    (lambda x, i, w: torch.div(x, w[0], rounding_mode="floor"), "div with arguments that fit no signature"),
-    (lambda x, i, w: x.to(device="cpu", non_blocking=True) * 2, "to with non_blocking=True"),
-    (lambda x, i, w: x.clamp(min=w[0]), "clamp with a tensor min"),
-    (lambda x, i, w: x.view(torch.int32), "view with arguments that fit no signature"),
-    (lambda x, i, w: F.pad(x, (1, 1), mode="reflect"), "pad with mode='reflect'"),
-    (lambda x, i, w: x.gather(0, i.view(4, 1), sparse_grad=True), "gather with sparse_grad=True"),
-    (lambda x, i, w: x.repeat_interleave(2), "repeat_interleave without its argument dim"),
+@pytest.mark.parametrize("f,says,aten", [
+    (lambda x, i, w: F.cross_entropy(x, i, weight=w[0]), "cross_entropy with weight=", True),
+    (lambda x, i, w: F.cross_entropy(x, i, label_smoothing=0.1), "cross_entropy with label_smoothing=0.1", False),
+    (lambda x, i, w: F.embedding(i, w, max_norm=1.0), "embedding with max_norm=1.0", False),
+    (lambda x, i, w: torch.div(x, w[0], rounding_mode="floor"), "div with arguments that fit no signature", True),
+    (lambda x, i, w: x.to(device="cpu", non_blocking=True) * 2, "to with non_blocking=True", True),
+    (lambda x, i, w: x.clamp(min=w[0]), "clamp with a tensor min", True),
+    (lambda x, i, w: x.view(torch.int32), "view with arguments that fit no signature", True),
+    (lambda x, i, w: F.pad(x, (1, 1), mode="reflect"), "pad with mode='reflect'", True),
+    (lambda x, i, w: x.gather(0, i.view(4, 1), sparse_grad=True), "gather with sparse_grad=True", True),
+    (lambda x, i, w: x.repeat_interleave(2), "repeat_interleave without its argument dim", False),
 ], ids=["ce-weight", "ce-label-smoothing", "embedding-max-norm", "div-rounding", "to-non-blocking",
         "clamp-tensor", "view-dtype", "pad-reflect", "gather-sparse-grad", "repeat-interleave-flat"])
-def test_arguments_the_op_lacks_run_eagerly_and_say_why(f, says):
-    args = (torch.randn(4, 6), torch.randint(0, 4, (4,)), torch.randn(6, 6))
+def test_arguments_the_op_lacks_run_as_aten_calls_or_on_the_fallback_and_say_why(f, says, aten):
+    # A call whose arguments thunder's op does not take runs as the ATen operators it reaches
+    # (`prims.aten`), compiled with the rest, its gradients ATen's; where that is refused too
+    # (it writes in place: embedding's max_norm; its result's size depends on values), the
+    # fallback runs it, and the reason starts with what is unsupported.
+    torch.manual_seed(0)
+    # (Eager refuses a weight of cross_entropy that requires grad: only x does.)
+    args = (torch.randn(4, 6, requires_grad=True), torch.randint(0, 4, (4,)), torch.randn(6, 6))
     jf = thunder.jit(f, fallback="eager")
-    torch.testing.assert_close(jf(*args), f(*args))
+    want, got = f(*args), jf(*args)
+    torch.testing.assert_close(got, want)
+    if want.requires_grad:
+        grads = [a for a in args if a.requires_grad]
+        want_g = torch.autograd.grad(want.sum(), grads, allow_unused=True)
+        got_g = torch.autograd.grad(got.sum(), grads, allow_unused=True)
+        for g, w in zip(got_g, want_g):
+            if w is None:
+                assert g is None or not g.any(), g
+            else:
+                torch.testing.assert_close(g, w)
     s = thunder.compile_stats(jf)
-    assert s["eager_graphs"] >= 1, s
-    # (The reason starts with what is unsupported; the source line follows.)
-    assert any(w.startswith(says) for w in s["unsupported"]), s
+    if aten:
+        assert s["eager_graphs"] == 0 and not s["unsupported"], s
+    else:
+        assert s["eager_graphs"] >= 1, s
+        assert any(w.startswith(says) for w in s["unsupported"]), s
 
 
 def test_repeat_interleave_needs_an_int_repeats_and_a_dim():

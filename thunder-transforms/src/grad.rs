@@ -179,13 +179,31 @@ pub fn grad_with(trace: &Trace, wrt: &[Value], options: &GradOptions) -> Result<
     }
     // Backward.
     for p in units.iter().rev() {
-        let Some(&g) = p.outputs.first().and_then(|o| ct.get(o)) else {
-            continue;
-        };
         if !p.inputs().iter().any(|v| active.contains(v)) {
             continue;
         }
-        let contributions = crate::rules::vjp(&mut b, p.op, p, g, &m, trace)?;
+        let contributions = if p.op == Op::Prim(PrimOp::Aten) {
+            // Several outputs may carry gradient: ATen's autograd takes them all at once.
+            let cts: Vec<Option<Value>> = p.outputs.iter().map(|o| ct.get(o).copied()).collect();
+            crate::rules::opaque::vjp(&mut b, p, &cts, &m, &active, trace)?
+        } else {
+            // The rules differentiate an op's first output; gradient flowing into another one
+            // would be lost, so it is refused instead.
+            if let Some(o) = p.outputs.iter().skip(1).find(|o| ct.contains_key(o)) {
+                return Err(TransformError::NoRule {
+                    op: p.op.qualified_name(),
+                    transform: "VJP",
+                    reason: format!(
+                        "gradient flows into its output {}, and the rule differentiates its first output only",
+                        trace.name_of(*o)
+                    ),
+                });
+            }
+            let Some(&g) = p.outputs.first().and_then(|o| ct.get(o)) else {
+                continue;
+            };
+            crate::rules::vjp(&mut b, p.op, p, g, &m, trace)?
+        };
         for (x, gx) in contributions {
             if !active.contains(&x) {
                 continue;

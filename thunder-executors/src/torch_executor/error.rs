@@ -40,6 +40,9 @@ pub(crate) enum CompileError {
     #[error("max_norm is not supported (it renormalizes the weight in place)")]
     MaxNorm,
     /// A prim without a kernel.
+    /// A `prims.aten` or `prims.aten_vjp` call thunder-ir rejects.
+    #[error("{0}")]
+    Ir(String),
     #[error("no kernel for prims.{0}")]
     NoPrimKernel(&'static str),
     /// A torch-level op without a kernel of its own (it runs its decomposition).

@@ -7,7 +7,7 @@
 //! the tests compare both paths.
 //!
 //! The kernels are grouped by op family: `elementwise`, `reductions`, `shape`, `indexing`,
-//! `creation`, `nn`, `attention` and `optimizers`; `operands` reads a kernel's operands at run
+//! `creation`, `nn`, `attention`, `optimizers` and `opaque` (ATen operators called by name); `operands` reads a kernel's operands at run
 //! time and `attrs` a bound symbol's attributes at compile time.
 
 mod attention;
@@ -17,6 +17,7 @@ mod elementwise;
 mod error;
 mod indexing;
 mod nn;
+mod opaque;
 mod operands;
 mod optimizers;
 mod reductions;
@@ -189,6 +190,9 @@ impl Out {
 
 /// A prim's kernel: each prim maps onto its ATen call.
 fn compile_prim(trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> CResult<Kernel> {
+    if p.info().family == thunder_ir::ops::info::Family::Opaque {
+        return opaque::prim(trace, p, bsym);
+    }
     let out = Out::of(trace, bsym)?;
     match p.class() {
         PrimClass::Unary | PrimClass::Binary | PrimClass::Ternary => {

@@ -38,11 +38,13 @@ pub enum Family {
     Creation,
     /// Writes into an operand.
     Memory,
+    /// ATen operators called by name (`prims.aten`, see [`crate::ops::aten`]).
+    Opaque,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Elementwise,
         Family::Reduction,
         Family::Shape,
@@ -51,6 +53,7 @@ impl Family {
         Family::Composite,
         Family::Creation,
         Family::Memory,
+        Family::Opaque,
     ];
     /// The lower-case name (`"elementwise"`), as in file names.
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Family {
             Family::Composite => "composite",
             Family::Creation => "creation",
             Family::Memory => "memory",
+            Family::Opaque => "opaque",
         }
     }
 }
@@ -201,6 +205,10 @@ impl OpInfo {
         let mut i = OpInfo::new(Family::Memory, PrimClass::Other);
         i.inplace = true;
         i
+    }
+    /// An ATen operator called by name.
+    pub const fn opaque() -> OpInfo {
+        OpInfo::new(Family::Opaque, PrimClass::Other)
     }
     /// Prims: grad has a VJP rule for it.
     pub const fn vjp(mut self) -> OpInfo {

@@ -1,6 +1,7 @@
 //! The op set: prims (with meta functions) and torch-level ops (with decompositions), and the
 //! signatures that the builder, printer, parser and verifier share.
 
+pub mod aten;
 pub mod dist;
 pub mod info;
 pub mod prims;

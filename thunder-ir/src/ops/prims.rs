@@ -139,6 +139,9 @@ op_table! {
         EmbeddingBackward = "embedding_backward" => NN.vjp(),
         // memory
         Copy_ = "copy_" => M,
+        // ATen operators called by name (`super::aten`)
+        Aten = "aten" => OpInfo::opaque().vjp(),
+        AtenVjp = "aten_vjp" => OpInfo::opaque(),
     }
 }
 
@@ -294,6 +297,22 @@ impl PrimOp {
                 ],
             ),
             Copy_ => s(&[("copy_from", P::Tensor), ("copy_to", P::Tensor)], &[]),
+            Aten => Signature {
+                operands: &[("tensors", P::TensorList)],
+                attrs: &[("op", A::Str), ("args", A::Str), ("out", A::Str)],
+                num_outputs: None,
+            },
+            AtenVjp => Signature {
+                operands: &[("tensors", P::TensorList)],
+                attrs: &[
+                    ("op", A::Str),
+                    ("args", A::Str),
+                    ("out", A::Str),
+                    ("cts", A::Ints),
+                    ("wrt", A::Ints),
+                ],
+                num_outputs: None,
+            },
             _ => s(&[], &[]),
         }
     }
@@ -322,7 +341,7 @@ pub enum ArgMeta<'a> {
 /// Meta function of a prim: output types from operand types and attributes, or a typed error.
 ///
 /// `args` has one entry per operand; a `TensorList` operand is passed as consecutive entries
-/// (only `cat` has one, and it has no other operands).
+/// (only `cat`, `aten` and `aten_vjp` have one, and they have no other operands).
 ///
 /// Operand and output shapes must pass [`Shape::checked_numel`] (element counts within `i64`);
 /// one that does not is an [`IrError::Overflow`].
@@ -330,6 +349,11 @@ pub fn meta(op: PrimOp, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Vec<Valu
     let name = format!("prims.{}", op.name());
     let n = name.as_str();
     check_operand_shapes(n, args)?;
+    match op {
+        PrimOp::Aten => return super::aten::aten_meta(n, args, attrs),
+        PrimOp::AtenVjp => return super::aten::aten_vjp_meta(n, args, attrs),
+        _ => {}
+    }
     let out = match op.class() {
         PrimClass::Unary => unary(op, n, args)?,
         PrimClass::Binary => binary(op, n, args)?,
@@ -616,7 +640,9 @@ fn other(op: PrimOp, n: &str, args: &[ArgMeta<'_>], attrs: &[Attr]) -> Result<Va
         Family::Indexing => indexing_meta(op, n, args, attrs),
         Family::Nn => nn_meta(op, n, args, attrs),
         Family::Memory => memory_meta(op, n, args, attrs),
-        Family::Composite => Err(IrError::invalid(n, "internal: op has no meta function")),
+        Family::Composite | Family::Opaque => {
+            Err(IrError::invalid(n, "internal: op has no meta function"))
+        }
     }
 }
 

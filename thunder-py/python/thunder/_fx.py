@@ -27,7 +27,7 @@ import operator
 
 import torch
 
-from . import _C
+from . import _C, _aten
 
 # IR parameter names that PyTorch spells otherwise, for every op: PyTorch calls an op's first
 # operand `input`, `self` or `tensor`, the second `other` or `exponent`, and so on.
@@ -543,6 +543,7 @@ class Encoding:
         self.outputs = []
         self.consts = []
         self.tuple_output = True
+        self.aten = []  # the ATen operators called by name (`_aten`), one entry per call
 
 
 class _Encoder:
@@ -698,7 +699,20 @@ class _Encoder:
         self.enc.outputs = ids
 
     def node(self, n):
-        """Translates one fx node: its value id, or list of ids for a tuple."""
+        """Translates one fx node: its value id, or list of ids for a tuple. A call without a
+        translation (or whose arguments its translation does not take) that computes tensors
+        and writes nothing becomes the ATen calls it makes (`aten_calls`)."""
+        try:
+            return self.translate(n)
+        except _C.UnsupportedError as e:
+            if (n.op not in ("call_function", "call_method") or _mutates(n)
+                    or _aten._tensors(n.meta.get("example_value")) is None):
+                raise
+            why = str(e)
+        return self.aten_calls(n, why)
+
+    def translate(self, n):
+        """`node` through thunder's own translations only."""
         if n.op == "call_function" and n.target is operator.getitem:
             return self.getitem(n)
         if n.op == "call_function" and n.target is getattr and len(n.args) == 2 and n.args[1] in ("T", "mT"):
@@ -729,6 +743,53 @@ class _Encoder:
         if op == "cat" and isinstance(values[0], (list, tuple)):
             values[0] = _without_legacy_empties(values[0])
         return self.emit(op, values, n)
+
+    def aten_calls(self, n, why):
+        """A call without a translation (`why`), as the ATen operators it reaches (`_aten`):
+        one `prims.aten` node per operator; its value id, or list of ids for a tuple."""
+        keep = []  # the operands' leaves, alive while their ids key `tokens`
+        tokens = {}
+
+        def leaf(a):
+            if not isinstance(a, torch.fx.Node):
+                return a
+            ev = a.meta.get("example_value")
+            if isinstance(ev, torch.Tensor):
+                x = ev.detach()
+                if ev.requires_grad:
+                    x.requires_grad_()
+                tokens[id(x)] = a
+                keep.append(x)
+                return x
+            if type(ev) in (int, float, bool):
+                return ev
+            raise _aten.Refused(f"{a.name} has no value to run it on")
+
+        try:
+            if self.autocast_dtype(n, None) is not None:
+                raise _aten.Refused("it is inside a torch.autocast region")
+            target = (n.target if n.op == "call_function"
+                      else getattr(torch.Tensor, n.target, None))
+            if target is None:
+                raise _aten.Refused(f"torch.Tensor has no method {n.target}")
+            args, kwargs = torch.fx.node.map_aggregate((n.args, n.kwargs), leaf)
+            calls, result, value = _aten.record(target, args, kwargs, tokens, self.grad)
+            _same_metadata(n.meta.get("example_value"), value)
+        except _aten.Refused as e:
+            raise _unsupported(f"{why}; as ATen calls: {e}") from None
+        ids = []
+
+        def resolve(tok):
+            return ids[tok[0]][tok[1]] if isinstance(tok, tuple) else self.ref(tok, n)[1]
+
+        for c in calls:
+            refs = [("ref", resolve(t)) if isinstance(t, tuple) else self.arg(t, n)
+                    for t in c.operands]
+            self.enc.nodes.append((_C.ATEN, [("list", refs), ("str", c.op), ("str", c.args),
+                                             ("str", c.out)], _origin(n), None))
+            ids.append([self._new() for _ in range(c.n_out)])
+            self.enc.aten.append(c.op)
+        return [resolve(t) for t in result] if isinstance(result, list) else resolve(result)
 
     def created_like_eager(self, op, n, values):
         """A creation op (`zeros`, `full`, `arange`) without a dtype or device takes PyTorch's
@@ -1209,6 +1270,18 @@ class _Encoder:
                 d += 1
         # An index that selects everything is the tensor itself.
         return cur.id if isinstance(cur, _Value) else self.ref(cur, n)[1]
+
+
+def _same_metadata(ev, value):
+    """Raises `_aten.Refused` unless the result `value` of a call run on fake tensors has the
+    structure, shapes and dtypes of Dynamo's `ev` for the node."""
+    want, got = _aten._tensors(ev), _aten._tensors(value)
+    if want is None or got is None or len(want) != len(got):
+        raise _aten.Refused("its results differ from Dynamo's for the node")
+    for w, g in zip(want, got):
+        if w.dtype != g.dtype or list(w.shape) != list(g.shape) or w.device != g.device:
+            raise _aten.Refused(f"a result of {g.dtype} {list(g.shape)} on {g.device} where "
+                                f"Dynamo recorded {w.dtype} {list(w.shape)} on {w.device}")
 
 
 def _basic_index(idx, shape, org):

@@ -32,6 +32,7 @@ class _State:
         self.inductor_graphs = 0
         self.pieces = []  # every _Piece of every graph Dynamo captured, in order
         self.unsupported = []
+        self.aten_calls = collections.Counter()  # ATen operators thunder runs by name (`_aten`)
         self.graphs = []  # every CompiledGraph, in order
         self.seconds = collections.defaultdict(float)  # compile seconds per stage
         self.ddp = None  # (world size, bucket bytes, communicator) from thunder.distributed.ddp
@@ -239,6 +240,7 @@ def _compile(state, piece, gm, args):
     for stage, s in cg.compile_seconds():
         state.seconds[stage] += s
     state.graphs.append(cg)
+    state.aten_calls.update(enc.aten)
     piece.engine = "thunder"
     run = _autograd.differentiable(cg, state) if wrt else cg
     fsdp_inputs = cg.fsdp_inputs()
@@ -791,7 +793,9 @@ def compile_stats(jfn, flops=False):
     """Calls, compilations (Dynamo's captures of new input metadata), cache hits, graphs
     compiled by thunder, by Inductor (the fallback) and run eagerly, why thunder did not
     compile them, and compile seconds per stage. `pieces`: every piece of every captured
-    graph, in order, with the engine that runs it (None: not run yet).
+    graph, in order, with the engine that runs it (None: not run yet). `aten_calls`: the ATen
+    operators thunder runs by name for calls it has no translation of (`prims.aten`: fusion
+    barriers, differentiated by ATen's autograd), with how many compiled calls each.
 
     `flops=True` adds each piece's FLOPs (forward, and backward when it runs with grad, as
     `torch.utils.flop_counter` counts them on fake tensors) and `flop_share`: the share of all
@@ -814,6 +818,7 @@ def compile_stats(jfn, flops=False):
         "inductor_graphs": state.inductor_graphs,
         "eager_graphs": state.eager_graphs,
         "unsupported": list(state.unsupported),
+        "aten_calls": dict(state.aten_calls),
         "pieces": pieces,
         "shapes": [dict(s) for s in state.shapes],
         **extra,

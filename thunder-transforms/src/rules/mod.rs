@@ -12,6 +12,7 @@
 //! | [`nn`] | `matmul`, `linear`, `embedding`, `embedding_backward` |
 //! | [`creation`] | `full`, `iota`, and the random `uniform` and `randn` (batching only: nothing to differentiate) |
 //! | [`memory`] | `copy_` |
+//! | [`opaque`] | `aten`, `aten_vjp`: ATen operators called by name (VJP through ATen's autograd) |
 //!
 //! [`torch`] has the VJP rules of the torch-level ops that grad differentiates whole (their row
 //! says `grad(WHOLE)`), and [`dist`] those of the collectives, which have no row. The functions
@@ -26,6 +27,7 @@ pub mod elementwise;
 pub mod indexing;
 pub mod memory;
 pub mod nn;
+pub mod opaque;
 pub mod reduction;
 pub mod shape;
 pub mod torch;
@@ -62,6 +64,8 @@ pub(crate) fn vjp(
         Family::Indexing => indexing::vjp(b, &cx),
         Family::Nn => nn::vjp(b, &cx),
         Family::Memory => memory::vjp(&cx),
+        // `aten` has several outputs: the driver calls `opaque::vjp` with all their cotangents.
+        Family::Opaque => Err(opaque::refuse("VJP", op)),
         // Creation ops have no operands to differentiate; no prim is a composite.
         Family::Creation | Family::Composite => Err(not_written("VJP", op)),
     }
@@ -84,6 +88,7 @@ pub(crate) fn jvp(
         Family::Shape => shape::jvp(b, &cx),
         Family::Indexing => indexing::jvp(b, &cx),
         Family::Nn => nn::jvp(b, &cx),
+        Family::Opaque => Err(opaque::refuse("JVP", op)),
         Family::Memory | Family::Creation | Family::Composite => Err(not_written("JVP", op)),
     }
 }
@@ -113,6 +118,7 @@ pub(crate) fn vmap(
         Family::Indexing => indexing::vmap(b, &cx)?,
         Family::Nn => nn::vmap(b, &cx)?,
         Family::Memory => memory::vmap(b, &cx)?,
+        Family::Opaque => return Err(opaque::refuse("batching", op)),
         // Creation ops have no operands to batch; no prim is a composite.
         Family::Creation | Family::Composite => return Err(not_written("batching", op)),
     };

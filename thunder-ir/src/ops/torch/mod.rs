@@ -277,6 +277,6 @@ pub(crate) fn decompose(
         Family::Composite => composite::decompose(b, op, n, args, attrs),
         Family::Creation => creation::decompose(b, op, n, args, attrs),
         Family::Indexing => indexing::decompose(b, op, n, args, attrs),
-        Family::Memory => Err(not_in_family(op, n)),
+        Family::Memory | Family::Opaque => Err(not_in_family(op, n)),
     }
 }

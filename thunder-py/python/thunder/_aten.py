@@ -1,0 +1,273 @@
+"""Calls thunder has no translation for, as the ATen operators they reach (`prims.aten`).
+
+A call the op table does not know (`torch.cummax`, `torch.logcumsumexp`, a method) need not
+split the graph: run once on fake tensors under a dispatch mode, it shows the ATen operators it
+reaches below autograd, with every argument and the metadata of every result. Each becomes one
+`prims.aten` node of the trace, which thunder runs by name through PyTorch's dispatcher and
+differentiates with ATen's own autograd formula (`prims.aten_vjp`). Such a node is a fusion
+barrier, but no graph break: what surrounds it stays compiled.
+
+Refused (the call then stays with the fallback, with the reason): operators outside the `aten`
+namespace, operators that write into an operand or draw random numbers, results that are not
+tensors, a tensor made inside the call rather than computed from its operands, arguments thunder
+cannot state (devices, layouts, symbolic sizes), operands on several devices, and,
+when gradients flow, operators whose derivative PyTorch does not implement (asked on fake tensors
+before anything runs). The results' metadata is checked against Dynamo's for the node.
+"""
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+# The dtypes thunder-ir knows (`DType`), by torch name.
+_DTYPES = {
+    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
+    torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128,
+    torch.float8_e4m3fn, torch.float8_e5m2,
+}
+
+
+# The memory formats thunder-ir's `args` text names (`MEMORY_FORMATS`).
+_MEMORY_FORMATS = {"contiguous_format", "preserve_format", "channels_last", "channels_last_3d"}
+
+
+class Refused(Exception):
+    """Why a call cannot run as ATen calls."""
+
+
+class Call:
+    """One `prims.aten` node: `op` (`cummax.default`), the tensor operands (`operands`: tokens
+    of the caller's values or `(i, k)`, output k of call i), the `args` and `out` texts."""
+
+    def __init__(self, op, operands, args, out, n_out):
+        self.op = op
+        self.operands = operands
+        self.args = args
+        self.out = out
+        self.n_out = n_out
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        self.calls.append((func, args, kwargs, out))
+        return out
+
+
+def _name(t):
+    return str(t).removeprefix("torch.")
+
+
+def _float(v):
+    return repr(float(v))
+
+
+def _string(s):
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _tensors(x):
+    """The tensors of a result (a tensor, or a tuple or list of them); None if it holds more."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in x):
+        return list(x)
+    return None
+
+
+def _sizes(t):
+    sizes = list(t.shape)
+    if not all(type(d) is int for d in sizes):
+        raise Refused(f"a result of symbolic sizes {sizes}")
+    return sizes
+
+
+def _query(func, out):
+    """Whether a recorded call only reads metadata (`prim::device`, `aten::sym_size`): it
+    writes nothing and returns no tensor, so it computes no value (a size it returns is a
+    constant of this graph, whose sizes are static)."""
+    schema = getattr(func, "_schema", None)
+    leaves = torch.utils._pytree.tree_leaves(out)
+    return (schema is not None and not schema.is_mutable
+            and not any(isinstance(x, torch.Tensor) for x in leaves))
+
+
+def _check_op(func):
+    if not isinstance(func, torch._ops.OpOverload):
+        raise Refused(f"{func} is not an ATen operator")
+    name = f"{func._opname}.{func._overloadname}"
+    if func.namespace != "aten":
+        raise Refused(f"{func.namespace}::{name} is not an ATen operator")
+    schema = func._schema
+    if schema.is_mutable:
+        raise Refused(f"aten.{name} writes into an operand")
+    if torch.Tag.nondeterministic_seeded in func.tags:
+        raise Refused(f"aten.{name} draws random numbers")
+    if any(str(r.type) not in ("Tensor", "List[Tensor]") for r in schema.returns):
+        raise Refused(f"aten.{name} returns {schema.returns}, not tensors")
+    return name, schema
+
+
+def _arguments(name, schema, args, kwargs):
+    """Every argument of the schema, in order, defaults filled in."""
+    out = []
+    for i, a in enumerate(schema.arguments):
+        if not a.kwarg_only and i < len(args):
+            out.append((a, args[i]))
+        elif a.name in kwargs:
+            out.append((a, kwargs[a.name]))
+        elif a.has_default_value():
+            out.append((a, a.default_value))
+        else:
+            raise Refused(f"aten.{name}: no value for {a.name}")
+    return out
+
+
+def record(target, args, kwargs, tokens, grad):
+    """The ATen calls of `target(*args, **kwargs)`, whose tensors are fake tensors: `tokens` maps
+    the id of each operand tensor to the caller's token for it. Returns the calls and the
+    result: the token of each result tensor (an operand's token, or `(i, k)`), as one token or a
+    list. Raises `Refused`."""
+    rec = _Recorder()
+    leaves = [x for x in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+    # The operands' own fake mode (Dynamo's), not the tracing context's: modes do not mix.
+    fake_mode = next((x.fake_mode for x in leaves
+                      if isinstance(x, torch._subclasses.FakeTensor)), None)
+    if fake_mode is None:
+        raise Refused("its operands have no fake tensors to run it on")
+    try:
+        with torch.set_grad_enabled(grad), fake_mode, rec:
+            result = target(*args, **kwargs)
+    except Refused:
+        raise
+    except Exception as e:
+        raise Refused(f"running it on fake tensors failed: {type(e).__name__}: {e}") from None
+    known = dict(tokens)  # id(tensor) -> token
+    alive = list(leaves)  # keeps ids unique while `known` holds them
+    calls = []
+    for func, a, kw, out in rec.calls:
+        if _query(func, out):
+            continue
+        name, schema = _check_op(func)
+        operands, index = [], {}
+
+        def operand(t):
+            if id(t) not in known:
+                raise Refused(f"aten.{name} reads a tensor made inside the call, not computed "
+                              "from its operands")
+            if id(t) not in index:
+                index[id(t)] = len(operands)
+                operands.append((known[id(t)], t))
+            return f"T{index[id(t)]}"
+
+        texts = []
+        for arg, v in _arguments(name, schema, a, kw):
+            texts.append(_arg_text(name, arg, v, operand))
+        if not operands:
+            raise Refused(f"aten.{name} has no tensor operand")
+        devices = {t.device for _, t in operands}
+        if len(devices) > 1:
+            raise Refused(f"aten.{name} reads tensors on {sorted(map(str, devices))}")
+        results = _tensors(out)
+        if results is None:
+            raise Refused(f"aten.{name} returns {type(out).__name__}, not tensors")
+        outs = []
+        for k, t in enumerate(results):
+            if t.dtype not in _DTYPES:
+                raise Refused(f"aten.{name} returns a tensor of dtype {t.dtype}")
+            if t.device not in devices:
+                raise Refused(f"aten.{name} returns a tensor on {t.device}")
+            outs.append(f"{_name(t.dtype)}[{', '.join(map(str, _sizes(t)))}]")
+            known[id(t)] = (len(calls), k)
+            alive.append(t)
+        args_text = "(" + ", ".join(texts) + ("," if len(texts) == 1 else "") + ")"
+        calls.append(Call(name, [tok for tok, _ in operands], args_text, ", ".join(outs),
+                          len(results)))
+    flat = _tensors(result)
+    if flat is None:
+        raise Refused(f"it returns {type(result).__name__}, not tensors")
+    for t in flat:
+        if id(t) not in known:
+            raise Refused("it returns a tensor made inside the call")
+        if grad and t.requires_grad and t.is_complex():
+            # thunder's grad refuses complex values on the differentiated path (the whole
+            # graph would go to the fallback): only this call does.
+            raise Refused("it makes a complex value that gradients flow through")
+    if grad:
+        _check_derivatives(fake_mode, leaves, flat)
+    calls, toks = _live(calls, [known[id(t)] for t in flat])
+    return calls, (toks[0] if isinstance(result, torch.Tensor) else toks), result
+
+
+def _live(calls, result):
+    """The calls the result depends on, renumbered, and the result's tokens renumbered
+    (autograd's own calls, as the `detach` of an output it saves, compute nothing returned)."""
+    live = {t for t in result if isinstance(t, tuple)}
+    keep = []
+    for i in reversed(range(len(calls))):
+        if any((i, k) in live for k in range(calls[i].n_out)):
+            keep.append(i)
+            live.update(t for t in calls[i].operands if isinstance(t, tuple))
+    keep.reverse()
+    new = {old: j for j, old in enumerate(keep)}
+
+    def renumber(t):
+        return (new[t[0]], t[1]) if isinstance(t, tuple) else t
+
+    out = []
+    for i in keep:
+        c = calls[i]
+        out.append(Call(c.op, [renumber(t) for t in c.operands], c.args, c.out, c.n_out))
+    return out, [renumber(t) for t in result]
+
+
+def _arg_text(name, arg, v, operand):
+    """The `args` text of the value `v` of the schema argument `arg`."""
+    ty = str(arg.type)
+    if v is None:
+        return "None"
+    if isinstance(v, torch.Tensor):
+        return operand(v)
+    if isinstance(v, (list, tuple)):
+        if any(isinstance(x, torch.Tensor) for x in v):
+            if not all(x is None or isinstance(x, torch.Tensor) for x in v):
+                raise Refused(f"aten.{name}: {arg.name} mixes tensors and other values")
+            return "[" + ", ".join("None" if x is None else operand(x) for x in v) + "]"
+        if all(type(x) is int for x in v):
+            return "[" + ", ".join(map(str, v)) + "]"
+        raise Refused(f"aten.{name}: {arg.name}={v!r} is not a list of ints or of tensors")
+    if isinstance(v, bool):
+        return "True" if v else "False"
+    if type(v) is int:
+        return _float(v) if ty in ("float", "Optional[float]") else str(v)
+    if type(v) is float:
+        return _float(v)
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, torch.memory_format) and _name(v) in _MEMORY_FORMATS:
+        return f"torch.{_name(v)}"
+    if isinstance(v, torch.dtype):
+        if v not in _DTYPES:
+            raise Refused(f"aten.{name}: {arg.name}={v} is a dtype thunder does not have")
+        return f"torch.{_name(v)}"
+    raise Refused(f"aten.{name}: {arg.name}={v!r} ({type(v).__name__}) is not an argument "
+                  "thunder states")
+
+
+def _check_derivatives(fake_mode, leaves, results):
+    """Asks autograd, on fake tensors, for the gradients the call's results send to its
+    operands: an operator whose derivative PyTorch does not implement fails here, before
+    anything runs, rather than in the backward."""
+    ins = [t for t in leaves if t.requires_grad]
+    outs = [t for t in results if t.requires_grad and t.grad_fn is not None]
+    if not ins or not outs:
+        return
+    try:
+        with fake_mode:
+            torch.autograd.grad(outs, ins, [torch.ones_like(o) for o in outs], allow_unused=True)
+    except Exception as e:
+        raise Refused(f"its derivative: {type(e).__name__}: {e}") from None
