@@ -455,6 +455,9 @@ pub enum GradOutcome {
     Passed,
     /// thunder-transforms has no VJP rule for a prim the op decomposes into (the message names it).
     NoRule(String),
+    /// The transform refuses the op for want of a rule, as the database's `no_rule` says it does
+    /// (the refusal's message): listed, not failed.
+    Refused(String),
     /// Nothing to differentiate (no floating tensor input, or a non-differentiable output).
     NotApplicable,
     /// PyTorch's autograd itself fails on the case (the message says how): no reference.
@@ -562,6 +565,8 @@ pub struct Survey {
     pub passed: std::collections::BTreeMap<String, usize>,
     /// Ops with a missing rule, and the error naming it.
     pub no_rule: std::collections::BTreeMap<String, String>,
+    /// Ops whose refusal the database expects (`no_rule`), and the refusal.
+    pub refused: std::collections::BTreeMap<String, String>,
     /// Cases whose reference itself failed (listed, not failed).
     pub no_reference: Vec<String>,
     /// Failing cases: sample and what differed.
@@ -624,6 +629,9 @@ pub fn survey(
                     Ok(GradOutcome::NoRule(m)) => {
                         s.no_rule.insert(e.name.clone(), m);
                     }
+                    Ok(GradOutcome::Refused(m)) => {
+                        s.refused.insert(e.name.clone(), m);
+                    }
                     Ok(GradOutcome::NotApplicable) => {}
                     Ok(GradOutcome::NoReference(m)) => {
                         s.no_reference.push(format!("{sample}: {m}"))
@@ -637,8 +645,9 @@ pub fn survey(
 }
 
 impl Survey {
-    /// Prints what was checked and what has no rule, then fails on any failing case or when
-    /// fewer than `floor` ops were checked (`what` names the check in the messages).
+    /// Prints what was checked and what has no rule, then fails on any failing case, on any op
+    /// without a rule that the database does not expect to refuse (its `no_rule`), or when fewer
+    /// than `floor` ops were checked (`what` names the check in the messages).
     pub fn report(&self, what: &str, floor: usize) {
         let on = self.device.map(|d| format!(" on {d}")).unwrap_or_default();
         eprintln!(
@@ -646,6 +655,9 @@ impl Survey {
             self.passed.len(),
             self.passed.values().sum::<usize>()
         );
+        for (op, why) in &self.refused {
+            eprintln!("  no rule, as the database says (no_rule): {op}: {why}");
+        }
         for (op, why) in &self.no_rule {
             eprintln!("  no rule: {op}: {why}");
         }

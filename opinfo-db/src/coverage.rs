@@ -391,7 +391,7 @@ pub fn gaps(db: &OpDb, transforms: &dyn Transforms) -> Vec<String> {
         .collect();
     out.push(format!(
         "- not differentiable (`differentiable: false`: integer or bool results, creation ops, \
-         in-place `copy_`), so no grad or jvp: {}",
+         in-place `copy_`, the VJP of an ATen call `aten_vjp`), so no grad or jvp: {}",
         not_diff.join(", ")
     ));
     out

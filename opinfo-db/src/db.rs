@@ -25,6 +25,7 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("ops/linalg.yaml", include_str!("../ops/linalg.yaml")),
     ("ops/creation.yaml", include_str!("../ops/creation.yaml")),
     ("ops/optim.yaml", include_str!("../ops/optim.yaml")),
+    ("ops/opaque.yaml", include_str!("../ops/opaque.yaml")),
 ];
 
 /// The op database: one [`OpEntry`] per op, in file order.

@@ -235,6 +235,10 @@ pub struct OpEntry {
     pub error_inputs: Vec<ErrorInput>,
     /// Cases not to run.
     pub skips: Vec<Skip>,
+    /// Transforms (`grad`, `jvp`, `vmap`) that refuse the op for want of a rule, each with a
+    /// substring of the refusal's message: the surveys check that refusal instead of the
+    /// transform.
+    pub no_rule: BTreeMap<String, String>,
     /// Free text.
     pub note: Option<String>,
     /// Where the entry is (file and line of its `- name:`).
@@ -278,6 +282,11 @@ impl OpEntry {
         self.skips.iter().find(|s| {
             s.transform.as_deref().is_none_or(|t| t == transform) && s.covers(device, dtype, sample)
         })
+    }
+    /// The text the database expects in `transform`'s refusal of the op (`grad`, `jvp` or
+    /// `vmap`: its `no_rule`), if it expects one.
+    pub fn expected_no_rule(&self, transform: &str) -> Option<&str> {
+        self.no_rule.get(transform).map(String::as_str)
     }
     /// Which file category the entry is in (`nn` for `ops/nn.yaml`).
     pub fn category(&self) -> &str {

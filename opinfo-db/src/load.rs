@@ -331,6 +331,25 @@ fn validate_entry(r: &RawEntry, at: Location) -> Result<OpEntry> {
             reason: s.reason.clone(),
         });
     }
+    let mut no_rule = BTreeMap::new();
+    for (t, text) in r.no_rule.iter() {
+        if !["grad", "jvp", "vmap"].contains(&t.as_str()) {
+            return Err(cx.bad(format!(
+                "no_rule: {t:?} is not one of \"grad\", \"jvp\", \"vmap\""
+            )));
+        }
+        if t != "vmap" && !r.differentiable {
+            return Err(cx.bad(format!(
+                "no_rule.{t}: the op is not differentiable, so {t} is never asked"
+            )));
+        }
+        if text.trim().is_empty() {
+            return Err(cx.bad(format!(
+                "no_rule.{t} must give a substring of the transform's refusal"
+            )));
+        }
+        no_rule.insert(t.clone(), text.clone());
+    }
     Ok(OpEntry {
         name,
         op,
@@ -343,6 +362,7 @@ fn validate_entry(r: &RawEntry, at: Location) -> Result<OpEntry> {
         tolerances,
         error_inputs,
         skips,
+        no_rule,
         note: r.note.clone(),
         location: at,
     })

@@ -83,6 +83,10 @@ pub struct RawEntry {
     /// Cases not to run, with the reason.
     #[serde(default)]
     pub skips: Vec<RawSkip>,
+    /// Transforms (`grad`, `jvp`, `vmap`) that have no rule for the op, each with a substring of
+    /// the refusal (`TransformError::NoRule`) that the surveys expect instead of a check.
+    #[serde(default)]
+    pub no_rule: UniqueMap<String>,
     /// Free text for readers.
     #[serde(default)]
     pub note: Option<String>,

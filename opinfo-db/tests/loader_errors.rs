@@ -303,6 +303,45 @@ fn skips_error_inputs_and_tolerances_are_checked() {
 }
 
 #[test]
+fn expected_refusals_name_a_transform_the_entry_is_asked_for() {
+    let base = SOFTMAX.replace("DIMS", "dim");
+    let good =
+        format!("{base}  no_rule:\n    jvp: \"no JVP rule\"\n    vmap: \"no batching rule\"\n");
+    let db =
+        OpDb::from_sources([("ops/test.yaml", good.as_str())]).unwrap_or_else(|e| panic!("{e}"));
+    let e = db.by_name("ltorch.softmax").expect("softmax");
+    assert_eq!(e.expected_no_rule("jvp"), Some("no JVP rule"));
+    assert_eq!(e.expected_no_rule("vmap"), Some("no batching rule"));
+    assert_eq!(e.expected_no_rule("grad"), None);
+    let e = load(&format!("{base}  no_rule:\n    hessian: x\n"));
+    assert_eq!(
+        e.to_string(),
+        "ops/test.yaml:9: ltorch.softmax: no_rule: \"hessian\" is not one of \"grad\", \"jvp\", \"vmap\""
+    );
+    let e = load(&format!("{base}  no_rule:\n    jvp: \" \"\n"));
+    assert!(
+        e.to_string()
+            .contains("no_rule.jvp must give a substring of the transform's refusal"),
+        "{e}"
+    );
+    // A transform never asked of the op cannot be expected to refuse it.
+    let e = load(&format!(
+        "{}  no_rule:\n    grad: x\n",
+        base.replace(
+            "differentiable: true\n  samples:\n    - args: [{shape: [2, 3]}]",
+            "differentiable: false\n  samples:\n    - args: [{shape: [2, 3]}]"
+        )
+    ));
+    assert!(
+        e.to_string()
+            .contains("no_rule.grad: the op is not differentiable, so grad is never asked"),
+        "{e}"
+    );
+    let e = load(&format!("{base}  no_rule:\n    jvp: x\n    jvp: y\n"));
+    assert!(e.to_string().contains("`jvp` is given twice"), "{e}");
+}
+
+#[test]
 fn yaml_syntax_errors_have_a_position() {
     let e = load(&SOFTMAX.replace("attrs: {dim: 1}", "attrs: {dim: 1"));
     match e {

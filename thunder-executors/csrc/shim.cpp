@@ -6,6 +6,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros_like.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/SDPBackend.h>
@@ -180,7 +181,8 @@ char* thunder_clear_grad(at::Tensor* t) {
 // One argument of an ATen call, in schema order (see `AtenArg` in thunder-ir's ops/aten.rs).
 struct ThunderAtenArg {
   int32_t kind;          // 0 None, 1 tensor, 2 tensor list, 3 bool, 4 int, 5 float, 6 string,
-                         // 7 int list, 8 dtype (a c10::ScalarType)
+                         // 7 int list, 8 dtype (a c10::ScalarType), 9/10/11 an int/float/bool
+                         // where the schema takes a tensor (a wrapped number)
   int64_t i;             // the bool, int, dtype, or the tensor's index
   double d;              // the float
   const int64_t* ints;   // the int list, or the tensor indices of a list (-1: None)
@@ -261,6 +263,18 @@ torch::jit::Stack make_stack(const c10::OperatorHandle& op, const ThunderAtenArg
       case 8:
         stack.emplace_back(static_cast<c10::ScalarType>(a.i));
         break;
+      case 9:
+      case 10:
+      case 11: {
+        // As PyTorch's argument parser makes a number into a tensor: 0-dim, on the CPU, marked
+        // as a wrapped number (type promotion treats it as a number).
+        at::Tensor t = a.kind == 9    ? at::scalar_tensor(a.i, at::kLong)
+                       : a.kind == 10 ? at::scalar_tensor(a.d, at::kDouble)
+                                      : at::scalar_tensor(a.i != 0, at::kBool);
+        t.unsafeGetTensorImpl()->set_wrapped_number(true);
+        stack.emplace_back(std::move(t));
+        break;
+      }
       default:
         TORCH_CHECK(false, "argument ", k, " of ", schema.name(), " has an unknown kind ", a.kind);
     }

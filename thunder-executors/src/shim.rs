@@ -424,6 +424,13 @@ fn c_args(args: &[AtenArg], lists: &mut Vec<Vec<i64>>) -> Vec<CAtenArg> {
                 AtenArg::DType(d) => (c.kind, c.i) = (8, scalar_type(*d)),
                 // libtorch keeps a `c10::MemoryFormat` argument as its int.
                 AtenArg::MemoryFormat(m) => (c.kind, c.i) = (4, *m as i64),
+                AtenArg::Wrapped(n) => match **n {
+                    AtenArg::Float(f) => (c.kind, c.d) = (10, f),
+                    AtenArg::Bool(b) => (c.kind, c.i) = (11, b as i64),
+                    AtenArg::Int(v) => (c.kind, c.i) = (9, v),
+                    // The parser wraps numbers only; anything else reaches ATen as None.
+                    _ => {}
+                },
             }
             c
         })

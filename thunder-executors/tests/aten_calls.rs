@@ -188,16 +188,39 @@ fn arguments_cross_as_aten_reads_them_and_outputs_are_checked() {
             clone.attrs(),
         )
         .unwrap();
-    let t = b.build(&[c[0], d[0], cl[0]]).unwrap();
+    // A number where the schema takes a tensor: it promotes as a number (bfloat16 * 0.5 is
+    // bfloat16, not float64).
+    let h = b
+        .input("h", TensorMeta::new(DType::BF16, [2usize]))
+        .unwrap();
+    let mul = call(
+        "mul.Tensor",
+        vec![
+            AtenArg::Tensor(0),
+            AtenArg::Wrapped(Box::new(AtenArg::Float(0.5))),
+        ],
+        vec![AtenOut::Like(0)],
+    );
+    let m = b
+        .call(
+            Op::Prim(PrimOp::Aten),
+            vec![Arg::List(vec![h])],
+            mul.attrs(),
+        )
+        .unwrap();
+    let t = b.build(&[c[0], d[0], cl[0], m[0]]).unwrap();
     let plan = ExecutionPlan::compile(&t, &[&TorchExecutor::new()]).unwrap();
     let (xs, ys) = (
         Tensor::from_slice(&[7.0f32, -7.0]),
         Tensor::from_slice(&[2.0f32, 2.0]),
     );
     let x4 = Tensor::randn([1, 2, 2, 3], (Kind::Float, Device::Cpu));
+    let hs = Tensor::from_slice(&[3.0f32, -1.0]).to_kind(Kind::BFloat16);
     let out = plan
-        .run_tensors(&[xs.copy(), ys.copy(), x4.copy()])
+        .run_tensors(&[xs.copy(), ys.copy(), x4.copy(), hs.copy()])
         .unwrap();
+    assert_eq!(out[3], &hs * 0.5);
+    assert_eq!(out[3].kind(), Kind::BFloat16);
     assert_eq!(out[0], Tensor::cat(&[&xs, &ys, &xs], 0));
     assert_eq!(out[1], Tensor::from_slice(&[3.0f32, -4.0]));
     // torch.channels_last: the same values, laid out with channels last (strides 12, 1, 6, 2).

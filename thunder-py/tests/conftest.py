@@ -11,6 +11,18 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
+def assert_same_grads(got, want, inputs):
+    """The gradients of `got.sum()` and `want.sum()` with respect to `inputs` agree (a gradient
+    eager does not give is None or zeros on thunder's side)."""
+    got_g = torch.autograd.grad(got.sum(), inputs, allow_unused=True)
+    want_g = torch.autograd.grad(want.sum(), inputs, allow_unused=True)
+    for g, w in zip(got_g, want_g):
+        if w is None:
+            assert g is None or not g.any(), g
+        else:
+            torch.testing.assert_close(g, w)
+
+
 def devices():
     out = ["cpu"]
     if torch.cuda.is_available():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import thunder
 
-from conftest import devices, unsupported
+from conftest import assert_same_grads, devices, unsupported
 
 
 def _sorted(x):
@@ -49,16 +49,10 @@ def test_calls_without_a_translation_compile_as_aten_calls_with_eager_gradients(
     torch.manual_seed(0)
     ins = [torch.randn(*s, device=device, requires_grad=True) for s in shapes]
     want = f(*ins)
-    want_g = torch.autograd.grad(want.sum(), ins, allow_unused=True)
     jf = thunder.jit(f, fallback="eager")
     got = jf(*ins)
-    got_g = torch.autograd.grad(got.sum(), ins, allow_unused=True)
     torch.testing.assert_close(got, want)
-    for g, w in zip(got_g, want_g):
-        if w is None:
-            assert g is None or not g.any(), g
-        else:
-            torch.testing.assert_close(g, w)
+    assert_same_grads(got, want, ins)
     s = thunder.compile_stats(jf)
     assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (1, 0, 0), s
     assert not s["unsupported"], s
@@ -102,3 +96,73 @@ def test_calls_aten_cannot_run_go_to_the_fallback_and_say_why(f, says):
     s = thunder.compile_stats(jf)
     assert s["eager_graphs"] >= 1, s
     assert any("as ATen calls:" in u and says in u for u in s["unsupported"]), s
+
+
+def _view_changed_after(x):
+    x = x * 1
+    y = x.unfold(0, 2, 1)  # a view of x
+    x.add_(1)  # ... which eager's y sees
+    return y * 2
+
+
+def _view_changed_through_itself(x):
+    x = x * 1
+    y = x[::2]
+    y.mul_(3)  # changes x too
+    return x + 1
+
+
+@pytest.mark.parametrize("f", [_view_changed_after, _view_changed_through_itself])
+def test_a_view_the_graph_changes_in_place_stays_with_pytorch(f):
+    # thunder's ATen call returns a copy of a view; where a later in-place op writes into that
+    # memory, the copy would miss it: the call stays with the in-place op, on the fallback.
+    jf = thunder.jit(f)
+    x = torch.randn(6)
+    torch.testing.assert_close(jf(x), f(x))
+    s = thunder.compile_stats(jf)
+    assert s["aten_calls"] == {}, s
+    assert any("its result is a view that" in u and "changes in place" in u
+               for u in s["unsupported"]), s
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_batch_norm_runs_as_an_aten_call_only_where_it_updates_no_statistics(train):
+    # native_batch_norm updates the running statistics in place in training mode though its
+    # schema does not say so: run again for the backward it would update them twice. There it
+    # stays with the fallback; in eval mode (the statistics only read) it is an ATen call.
+    import copy
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6),
+                            torch.nn.Linear(6, 2)).train(train)
+    mine = copy.deepcopy(m)
+    jm = thunder.jit(mine)
+    x = torch.randn(8, 4)
+    for _ in range(2):
+        want, got = m(x), jm(x)
+        want.sum().backward()
+        got.sum().backward()
+        torch.testing.assert_close(got, want)
+    bn, jbn = m[1], mine[1]
+    torch.testing.assert_close(jbn.running_mean, bn.running_mean)
+    torch.testing.assert_close(jbn.running_var, bn.running_var)
+    for (n, p), q in zip(m.named_parameters(), jm.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, msg=n)
+    s = thunder.compile_stats(jm)
+    if train:
+        assert s["aten_calls"] == {}, s
+        assert any("updates the running statistics in place" in u for u in s["unsupported"]), s
+    else:
+        assert s["aten_calls"] == {"native_batch_norm.default": 1}, s
+        assert (s["compiled_graphs"], s["inductor_graphs"], s["eager_graphs"]) == (1, 0, 0), s
+
+
+def test_an_operator_that_writes_a_buffer_it_returns_is_refused():
+    # rrelu in training mode draws slopes into a noise buffer (rrelu_with_noise writes it).
+    f = lambda x: F.rrelu(x, training=True) * 0 + x  # noqa: E731
+    jf = thunder.jit(f, fallback="eager")
+    x = torch.randn(5)
+    torch.testing.assert_close(jf(x), x)
+    s = thunder.compile_stats(jf)
+    assert s["aten_calls"] == {}, s
+    assert any("rrelu_with_noise" in u and "writes into" in u for u in s["unsupported"]), s

@@ -634,3 +634,33 @@ def test_repeat_compiles():
     torch.testing.assert_close(got_grad, want_grad)
     s = thunder.compile_stats(jf)
     assert s["compiled_graphs"] == 1 and not s["unsupported"], s
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_a_clone_changed_in_place_by_a_later_piece_leaves_the_input_alone(requires_grad):
+    # thunder's clone is the value itself; the in-place zero_ runs in a piece after it (the
+    # fallback: it writes in place). It used to zero the caller's tensor.
+    def f(a):
+        return torch.zero_(a.clone()) + 1
+
+    jf = thunder.jit(f)
+    x = torch.ones(3, requires_grad=requires_grad)
+    got = jf(x)
+    torch.testing.assert_close(got, torch.ones(3))
+    torch.testing.assert_close(x.detach(), torch.ones(3))
+    if requires_grad:
+        got.sum().backward()
+        torch.testing.assert_close(x.grad, torch.zeros(3))
+    assert len(thunder.compile_stats(jf)["pieces"]) == 3
+
+
+def test_a_view_changed_in_place_by_a_later_piece_changes_its_base_as_in_eager():
+    def f(a):
+        b = a.view(3)
+        torch.zero_(b)
+        return b + 1
+
+    x, y = torch.ones(3), torch.ones(3)
+    jf = thunder.jit(f)
+    torch.testing.assert_close(jf(x), f(y))
+    torch.testing.assert_close(x, y)

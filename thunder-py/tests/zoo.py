@@ -90,6 +90,14 @@ def _hf(name):
                             pad_token_id=0, bos_token_id=1, eos_token_id=2,
                             decoder_start_token_id=1)
         )
+    if name == "resnet":
+        # Convolutions, batch normalization (eval: the running statistics), max pooling: ATen
+        # calls (`prims.aten`) for what thunder has no op of.
+        return T.ResNetForImageClassification(
+            T.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
+                           layer_type="basic", num_labels=10,
+                           problem_type="single_label_classification")
+        )
     raise ValueError(name)
 
 
@@ -114,7 +122,7 @@ class _LitGPT(torch.nn.Module):
 
 
 MODELS = ["llama", "llama-tied", "mistral", "qwen2", "gpt2", "bert", "t5", "vit", "whisper",
-          "litgpt-llama2", "litgpt-pythia"]
+          "resnet", "litgpt-llama2", "litgpt-pythia"]
 
 
 def build(name, device="cpu", dtype=torch.float32, seed=0):
@@ -126,7 +134,7 @@ def build(name, device="cpu", dtype=torch.float32, seed=0):
 def loss_of(name, model, x):
     if name.startswith("litgpt"):
         return model(x, x)
-    if name == "vit":
+    if name in ("vit", "resnet"):
         pixels, labels = x
         dtype = next(model.parameters()).dtype
         return model(pixel_values=pixels.to(dtype), labels=labels).loss
@@ -139,7 +147,7 @@ def loss_of(name, model, x):
 
 def batch(device, seed, name="llama"):
     g = torch.Generator().manual_seed(seed)
-    if name == "vit":
+    if name in ("vit", "resnet"):
         pixels = torch.randn(BATCH, 3, IMAGE, IMAGE, generator=g)
         return pixels.to(device), torch.randint(0, 10, (BATCH,), generator=g).to(device)
     if name == "whisper":

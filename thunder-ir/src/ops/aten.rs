@@ -15,7 +15,8 @@
 //! - `args` are the operator's arguments in schema order, every one of them (defaults filled in):
 //!   `T<i>` is the i-th tensor operand, lists of them are `Tensor[]` (`None` inside for
 //!   `Tensor?[]`), then `None`, `True`/`False`, ints, floats (`inf`, `-inf`, `nan`), `'strings'`,
-//!   lists of ints, `torch.<dtype>` and `torch.<memory format>` ([`AtenArg`]);
+//!   lists of ints, `torch.<dtype>`, `torch.<memory format>` and `wrap(<number>)` (a number
+//!   where the schema takes a tensor) ([`AtenArg`]);
 //! - `out` is one entry per output: `dtype[sizes]` on the first operand's device, or `T<i>` for
 //!   "like operand i" ([`AtenOut`]).
 //!
@@ -57,6 +58,10 @@ pub enum AtenArg {
     DType(DType),
     /// A memory format, by its index in [`MEMORY_FORMATS`] (libtorch's `c10::MemoryFormat`).
     MemoryFormat(usize),
+    /// A Python number where the schema takes a tensor (`mul.Tensor(x, 2.0)`): a 0-dim CPU
+    /// tensor marked as a wrapped number, as PyTorch's argument parser makes it (it promotes as
+    /// a number). Holds [`AtenArg::Int`], [`AtenArg::Float`] or [`AtenArg::Bool`].
+    Wrapped(Box<AtenArg>),
 }
 
 /// The memory formats, in the order of libtorch's `c10::MemoryFormat`, as `torch` names them.
@@ -402,6 +407,10 @@ pub fn print_args(args: &[AtenArg]) -> String {
             AtenArg::MemoryFormat(m) => {
                 let _ = write!(s, "torch.{}", MEMORY_FORMATS.get(*m).unwrap_or(&"?"));
             }
+            AtenArg::Wrapped(n) => {
+                let inner = print_args(std::slice::from_ref(n));
+                let _ = write!(s, "wrap({})", &inner[1..inner.len() - 2]);
+            }
         }
     }
     if args.len() == 1 {
@@ -529,6 +538,15 @@ impl<'a> Lexer<'a> {
             "inf" => AtenArg::Float(f64::INFINITY),
             "-inf" => AtenArg::Float(f64::NEG_INFINITY),
             "nan" => AtenArg::Float(f64::NAN),
+            "wrap" => {
+                self.expect('(')?;
+                let n = self.item()?;
+                self.expect(')')?;
+                if !matches!(n, AtenArg::Int(_) | AtenArg::Float(_) | AtenArg::Bool(_)) {
+                    return Err(bad("args", text, format!("wrap({n:?}) must wrap a number")));
+                }
+                AtenArg::Wrapped(Box::new(n))
+            }
             _ if w.starts_with('T') => AtenArg::Tensor(w[1..].parse().map_err(|_| err())?),
             _ if w.starts_with("torch.") => match MEMORY_FORMATS.iter().position(|m| w[6..] == **m)
             {
@@ -672,11 +690,13 @@ mod tests {
             AtenArg::Tensors(vec![Some(1), None]),
             AtenArg::DType(DType::BF16),
             AtenArg::MemoryFormat(2),
+            AtenArg::Wrapped(Box::new(AtenArg::Float(0.5))),
+            AtenArg::Wrapped(Box::new(AtenArg::Int(-2))),
         ];
         let text = print_args(&args);
         assert_eq!(
             text,
-            r"(T0, -3, 1e-5, -inf, None, True, 'it\'s', [2, -1], [], [T1, None], torch.bfloat16, torch.channels_last)"
+            r"(T0, -3, 1e-5, -inf, None, True, 'it\'s', [2, -1], [], [T1, None], torch.bfloat16, torch.channels_last, wrap(0.5), wrap(-2))"
         );
         assert_eq!(parse_args(&text).unwrap(), args);
         assert_eq!(parse_args("(T0,)").unwrap(), vec![AtenArg::Tensor(0)]);

@@ -30,6 +30,16 @@ _DTYPES = {
 _MEMORY_FORMATS = {"contiguous_format", "preserve_format", "channels_last", "channels_last_3d"}
 
 
+class _NumberArg:
+    """A schema argument of a number type (for the number inside a `wrap(...)`)."""
+
+    type = "Scalar"
+    name = "number"
+
+
+_NUMBER = _NumberArg()
+
+
 class Refused(Exception):
     """Why a call cannot run as ATen calls."""
 
@@ -105,11 +115,28 @@ def _check_op(func):
     schema = func._schema
     if schema.is_mutable:
         raise Refused(f"aten.{name} writes into an operand")
-    if torch.Tag.nondeterministic_seeded in func.tags:
+    if torch.Tag.nondeterministic_seeded in func.tags or any(
+            "Generator" in str(a.type) for a in schema.arguments):
         raise Refused(f"aten.{name} draws random numbers")
     if any(str(r.type) not in ("Tensor", "List[Tensor]") for r in schema.returns):
         raise Refused(f"aten.{name} returns {schema.returns}, not tensors")
     return name, schema
+
+
+def _check_running_stats(name, arguments):
+    """Batch normalization's kernels (`native_batch_norm`, `cudnn_batch_norm`,
+    `batch_norm_gather_stats`, ...) update the running statistics they are given in place when
+    they use the batch's statistics, though their schemas do not say so: refused (run again for
+    the backward, they would update them twice). The functional variants return the new
+    statistics instead, and the backward ones only read them."""
+    if name.split(".")[0].endswith(("_functional", "_no_training", "_no_update")) or "backward" in name:
+        return
+    given = {a.name: v for a, v in arguments}
+    stats = any(isinstance(given.get(k), torch.Tensor) for k in ("running_mean", "running_var"))
+    batch = given.get("training", given.get("use_input_stats", True))
+    if stats and batch is not False:
+        raise Refused(f"aten.{name} updates the running statistics in place (its schema does "
+                      "not say so)")
 
 
 def _arguments(name, schema, args, kwargs):
@@ -146,12 +173,13 @@ def record(target, args, kwargs, tokens, grad):
         raise
     except Exception as e:
         raise Refused(f"running it on fake tensors failed: {type(e).__name__}: {e}") from None
+    flat = _tensors(result)
+    if flat is None:
+        raise Refused(f"it returns {type(result).__name__}, not tensors")
     known = dict(tokens)  # id(tensor) -> token
     alive = list(leaves)  # keeps ids unique while `known` holds them
     calls = []
-    for func, a, kw, out in rec.calls:
-        if _query(func, out):
-            continue
+    for func, a, kw, out in _live_calls(rec.calls, leaves, flat):
         name, schema = _check_op(func)
         operands, index = [], {}
 
@@ -164,8 +192,10 @@ def record(target, args, kwargs, tokens, grad):
                 operands.append((known[id(t)], t))
             return f"T{index[id(t)]}"
 
+        arguments = _arguments(name, schema, a, kw)
+        _check_running_stats(name, arguments)
         texts = []
-        for arg, v in _arguments(name, schema, a, kw):
+        for arg, v in arguments:
             texts.append(_arg_text(name, arg, v, operand))
         if not operands:
             raise Refused(f"aten.{name} has no tensor operand")
@@ -187,9 +217,6 @@ def record(target, args, kwargs, tokens, grad):
         args_text = "(" + ", ".join(texts) + ("," if len(texts) == 1 else "") + ")"
         calls.append(Call(name, [tok for tok, _ in operands], args_text, ", ".join(outs),
                           len(results)))
-    flat = _tensors(result)
-    if flat is None:
-        raise Refused(f"it returns {type(result).__name__}, not tensors")
     for t in flat:
         if id(t) not in known:
             raise Refused("it returns a tensor made inside the call")
@@ -199,30 +226,36 @@ def record(target, args, kwargs, tokens, grad):
             raise Refused("it makes a complex value that gradients flow through")
     if grad:
         _check_derivatives(fake_mode, leaves, flat)
-    calls, toks = _live(calls, [known[id(t)] for t in flat])
+    toks = [known[id(t)] for t in flat]
     return calls, (toks[0] if isinstance(result, torch.Tensor) else toks), result
 
 
-def _live(calls, result):
-    """The calls the result depends on, renumbered, and the result's tokens renumbered
-    (autograd's own calls, as the `detach` of an output it saves, compute nothing returned)."""
-    live = {t for t in result if isinstance(t, tuple)}
+def _tensor_leaves(x):
+    return [t for t in torch.utils._pytree.tree_leaves(x) if isinstance(t, torch.Tensor)]
+
+
+def _live_calls(recorded, leaves, results):
+    """The recorded calls the results depend on, in order. The others compute nothing
+    returned (autograd's own calls, as the `detach` of an output it saves; buffers a kernel
+    allocates and leaves unused) and are dropped, unless they write into memory that an
+    operand or a value the results depend on holds: that is refused."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    calls = [c for c in recorded if not _query(c[0], c[3])]
+    live = {id(t): t for t in results}
     keep = []
     for i in reversed(range(len(calls))):
-        if any((i, k) in live for k in range(calls[i].n_out)):
+        func, a, kw, out = calls[i]
+        if any(id(t) in live for t in _tensor_leaves(out)):
             keep.append(i)
-            live.update(t for t in calls[i].operands if isinstance(t, tuple))
-    keep.reverse()
-    new = {old: j for j, old in enumerate(keep)}
-
-    def renumber(t):
-        return (new[t[0]], t[1]) if isinstance(t, tuple) else t
-
-    out = []
-    for i in keep:
-        c = calls[i]
-        out.append(Call(c.op, [renumber(t) for t in c.operands], c.args, c.out, c.n_out))
-    return out, [renumber(t) for t in result]
+            live.update((id(t), t) for t in _tensor_leaves((a, kw)))
+    held = {StorageWeakRef(t.untyped_storage()) for t in list(live.values()) + list(leaves)}
+    for func, a, kw, out in calls:
+        schema = getattr(func, "_schema", None)
+        if schema is not None and schema.is_mutable and any(
+                StorageWeakRef(t.untyped_storage()) in held for t in _tensor_leaves((a, kw))):
+            raise Refused(f"{func} writes into an operand or a value it computes")
+    return [calls[i] for i in reversed(keep)]
 
 
 def _arg_text(name, arg, v, operand):
@@ -240,6 +273,10 @@ def _arg_text(name, arg, v, operand):
         if all(type(x) is int for x in v):
             return "[" + ", ".join(map(str, v)) + "]"
         raise Refused(f"aten.{name}: {arg.name}={v!r} is not a list of ints or of tensors")
+    if ty in ("Tensor", "Optional[Tensor]") and type(v) in (bool, int, float):
+        # A number where the schema takes a tensor (`mul.Tensor(x, 2.0)`): PyTorch's argument
+        # parser wraps it into a 0-dim tensor that promotes as a number.
+        return f"wrap({_arg_text(name, _NUMBER, v, operand)})"
     if isinstance(v, bool):
         return "True" if v else "False"
     if type(v) is int:

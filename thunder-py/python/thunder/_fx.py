@@ -775,8 +775,14 @@ class _Encoder:
             args, kwargs = torch.fx.node.map_aggregate((n.args, n.kwargs), leaf)
             calls, result, value = _aten.record(target, args, kwargs, tokens, self.grad)
             _same_metadata(n.meta.get("example_value"), value)
+            self.check_not_written_view(n)
         except _aten.Refused as e:
             raise _unsupported(f"{why}; as ATen calls: {e}") from None
+        except _C.UnsupportedError:
+            raise
+        except Exception as e:  # thunder's bug: the call stays with the fallback, reported
+            raise _unsupported(f"{why}; as ATen calls: internal error {type(e).__name__}: {e} "
+                               "(please report it)") from None
         ids = []
 
         def resolve(tok):
@@ -790,6 +796,31 @@ class _Encoder:
             ids.append([self._new() for _ in range(c.n_out)])
             self.enc.aten.append(c.op)
         return [resolve(t) for t in result] if isinstance(result, list) else resolve(result)
+
+    def check_not_written_view(self, n):
+        """Raises `_aten.Refused` when a result of node `n` shares memory with one of its
+        operands (a view: thunder's ATen call returns a copy) and a node after `n` writes into
+        that memory in place: eager's view would see the change, the copy would not."""
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        def storages(v):
+            return {StorageWeakRef(t.untyped_storage())
+                    for t in torch.utils._pytree.tree_leaves(v) if isinstance(t, torch.Tensor)}
+
+        ins = set()
+        for a in torch.utils._pytree.tree_leaves((n.args, n.kwargs)):
+            if isinstance(a, torch.fx.Node):
+                ins |= storages(a.meta.get("example_value"))
+        shared = storages(n.meta.get("example_value")) & ins
+        if not shared:
+            return
+        if self.order is None:
+            self.order = {m: i for i, m in enumerate(self.gm.graph.nodes)}
+        for m in self.gm.graph.nodes:
+            if (self.order[m] > self.order[n] and _mutates(m) and m.args
+                    and isinstance(m.args[0], torch.fx.Node)
+                    and storages(m.args[0].meta.get("example_value")) & shared):
+                raise _aten.Refused(f"its result is a view that {m.name} changes in place")
 
     def created_like_eager(self, op, n, values):
         """A creation op (`zeros`, `full`, `arange`) without a dtype or device takes PyTorch's

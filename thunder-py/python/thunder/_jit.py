@@ -177,6 +177,46 @@ def _fallback(state, piece, gm, args, dynamic=False):
     return gm.forward
 
 
+def _fresh_where_eager_is(gm, run):
+    """`run`, with a copy of each output that shares memory with an input where eager's
+    output (Dynamo's example value) does not: thunder's `clone` is the value itself, and a
+    piece after this one that changes the output in place (the fallback's) would otherwise
+    change the caller's tensor, or autograd's view of it."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    def storage(ev):
+        return StorageWeakRef(ev.untyped_storage()) if isinstance(ev, torch.Tensor) else None
+
+    ins = set()
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            ins.add(storage(n.meta.get("example_value")))
+        elif n.op == "get_attr":
+            ins.add(storage(getattr(gm, n.target, None)))
+    ins.discard(None)
+    (out,) = [n for n in gm.graph.nodes if n.op == "output"]
+    outs = out.args[0] if isinstance(out.args[0], (tuple, list)) else (out.args[0],)
+    fresh = [
+        i for i, o in enumerate(outs)
+        if isinstance(o, torch.fx.Node) and storage(o.meta.get("example_value")) is not None
+        and storage(o.meta.get("example_value")) not in ins
+    ]
+    if not fresh:
+        return run
+
+    def run_fresh(*a):
+        outs = list(run(*a))
+        mine = {t.untyped_storage().data_ptr() for t in a
+                if isinstance(t, torch.Tensor) and t.numel()}
+        for i in fresh:
+            o = outs[i] if i < len(outs) else None
+            if isinstance(o, torch.Tensor) and o.numel() and o.untyped_storage().data_ptr() in mine:
+                outs[i] = o.clone()
+        return tuple(outs)
+
+    return run_fresh
+
+
 def _compile(state, piece, gm, args):
     """A callable that runs `gm` on arguments like `args`: thunder's compiled plans, or (when
     thunder cannot compile it; the reason goes into the stats) the fallback's."""
@@ -252,6 +292,7 @@ def _compile(state, piece, gm, args):
         def run(*a):
             return plain(*[a[i] for i in keep], *[shards[k] for k in buckets])
 
+    run = _fresh_where_eager_is(gm, run)
     consts = tuple(enc.consts)
     if consts and enc.tuple_output:
         return lambda *a: run(*a, *consts)

@@ -64,7 +64,8 @@ pub(crate) fn vjp(
         Family::Indexing => indexing::vjp(b, &cx),
         Family::Nn => nn::vjp(b, &cx),
         Family::Memory => memory::vjp(&cx),
-        // `aten` has several outputs: the driver calls `opaque::vjp` with all their cotangents.
+        // `aten` has several outputs: the driver calls `opaque::vjp` with all their cotangents;
+        // `aten_vjp` is not differentiated again.
         Family::Opaque => Err(opaque::refuse("VJP", op)),
         // Creation ops have no operands to differentiate; no prim is a composite.
         Family::Creation | Family::Composite => Err(not_written("VJP", op)),

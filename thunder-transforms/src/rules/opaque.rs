@@ -27,11 +27,7 @@ pub(crate) fn vjp(
         return Err(no_rule("VJP", PrimOp::Aten, "internal: not an ATen call"));
     };
     if op != PrimOp::Aten {
-        return Err(no_rule(
-            "VJP",
-            op,
-            "the derivative of an ATen call is not differentiated again (no double backward through an opaque op)",
-        ));
+        return Err(refuse("VJP", op));
     }
     let operands: Vec<Value> = match p.args.first() {
         Some(Arg::List(l)) => l.clone(),
@@ -70,11 +66,19 @@ pub(crate) fn vjp(
     Ok(wrt.iter().map(|&i| operands[i]).zip(grads).collect())
 }
 
-/// The JVP and batching rules: refusals that say why.
+/// The rules `aten` and `aten_vjp` lack (`aten`'s JVP and batching, every rule of `aten_vjp`):
+/// refusals that say why.
 pub(crate) fn refuse(transform: &'static str, op: PrimOp) -> crate::TransformError {
-    no_rule(
-        transform,
-        op,
-        "an ATen operator called by name (thunder has only its outputs' metadata); only grad, through ATen's autograd, differentiates it",
-    )
+    let why = match (op, transform) {
+        (PrimOp::AtenVjp, "VJP") => {
+            "an ATen operator called by name: the derivative of an ATen call is not differentiated again (no double backward through an opaque op)"
+        }
+        (PrimOp::AtenVjp, _) => {
+            "an ATen operator called by name (thunder has only its outputs' metadata): the derivative of an ATen call has no rule of its own"
+        }
+        _ => {
+            "an ATen operator called by name (thunder has only its outputs' metadata); only grad, through ATen's autograd, differentiates it"
+        }
+    };
+    no_rule(transform, op, why)
 }

@@ -49,6 +49,41 @@ impl opinfo_db::coverage::Transforms for ThunderTransforms {
     }
 }
 
+/// A transform's answer on a case against what the database expects of the op: a refusal for
+/// want of a rule (`TransformError::NoRule`) that the entry lists under `no_rule`, with the listed
+/// text in its message, is [`GradOutcome::Refused`] (listed, not failed); one the entry does not
+/// list is [`GradOutcome::NoRule`] (the survey fails on it); a trace where the entry expects a
+/// refusal, or a refusal without the listed text, is an error. `transform` is the key of
+/// `no_rule` (`grad`, `jvp`, `vmap`), `what` names the call in messages.
+fn against_db<T>(
+    entry: &OpEntry,
+    transform: &str,
+    what: &str,
+    r: Result<T, thunder_transforms::TransformError>,
+) -> Result<Result<T, GradOutcome>, String> {
+    use thunder_transforms::TransformError;
+    let expected = entry.expected_no_rule(transform);
+    match r {
+        Ok(t) => match expected {
+            None => Ok(Ok(t)),
+            Some(m) => Err(format!(
+                "{what} builds, but the database says it has no rule for {} (no_rule.{transform}: \
+                 {m:?}): check the case and remove that line",
+                entry.name
+            )),
+        },
+        Err(e @ TransformError::NoRule { .. }) => match expected {
+            None => Ok(Err(GradOutcome::NoRule(e.to_string()))),
+            Some(m) if e.to_string().contains(m) => Ok(Err(GradOutcome::Refused(e.to_string()))),
+            Some(m) => Err(format!(
+                "{what} refuses, as the database expects, but without its text {m:?} \
+                 (no_rule.{transform}): {e}"
+            )),
+        },
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
 /// Checks `grad` of a case against PyTorch autograd on the same inputs and random output
 /// cotangents, in the sample's dtype (use float64 samples for tight tolerances).
 pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, String> {
@@ -64,12 +99,14 @@ pub fn check_grad_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
     if wrt.is_empty() || !diff_out {
         return Ok(GradOutcome::NotApplicable);
     }
-    let g = match thunder_transforms::grad(&trace, &wrt) {
+    let g = match against_db(
+        entry,
+        "grad",
+        "grad",
+        thunder_transforms::grad(&trace, &wrt),
+    )? {
         Ok(g) => g,
-        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-            return Ok(GradOutcome::NoRule(e.to_string()))
-        }
-        Err(e) => return Err(format!("grad: {e}")),
+        Err(outcome) => return Ok(outcome),
     };
     let ins = inputs(sample)?;
     let tensors: Vec<Tensor> = ins
@@ -180,19 +217,18 @@ pub fn check_jvp_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, S
             _ => 2e-2,
         })
         .fold(1e-9, f64::max);
-    let j = match thunder_transforms::jvp(&trace, &wrt) {
+    let j = match against_db(entry, "jvp", "jvp", thunder_transforms::jvp(&trace, &wrt))? {
         Ok(j) => j,
-        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-            return Ok(GradOutcome::NoRule(e.to_string()))
-        }
-        Err(e) => return Err(format!("jvp: {e}")),
+        Err(outcome) => return Ok(outcome),
     };
-    let g = match thunder_transforms::grad(&trace, &wrt) {
+    let g = match against_db(
+        entry,
+        "grad",
+        "grad",
+        thunder_transforms::grad(&trace, &wrt),
+    )? {
         Ok(g) => g,
-        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-            return Ok(GradOutcome::NoRule(e.to_string()))
-        }
-        Err(e) => return Err(format!("grad: {e}")),
+        Err(outcome) => return Ok(outcome),
     };
     let mut seed = mix(sample.seed, 0x1f);
     let mut us = Vec::new();
@@ -266,12 +302,9 @@ pub fn check_jvp_fd_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome
     if wrt.is_empty() || float_outs.is_empty() || entry.random || sample.dtype != DType::F64 {
         return Ok(GradOutcome::NotApplicable);
     }
-    let j = match thunder_transforms::jvp(&trace, &wrt) {
+    let j = match against_db(entry, "jvp", "jvp", thunder_transforms::jvp(&trace, &wrt))? {
         Ok(j) => j,
-        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-            return Ok(GradOutcome::NoRule(e.to_string()))
-        }
-        Err(e) => return Err(format!("jvp: {e}")),
+        Err(outcome) => return Ok(outcome),
     };
     let ins = inputs(sample)?;
     let mut seed = mix(sample.seed, 0xfd);
@@ -348,16 +381,18 @@ pub fn check_vmap_case(entry: &OpEntry, sample: &Sample) -> Result<GradOutcome, 
         return Ok(GradOutcome::NotApplicable);
     }
     if entry.random {
-        return check_vmap_random_case(sample, &trace);
+        return check_vmap_random_case(entry, sample, &trace);
     }
     let specs: Vec<TensorSpec> = sample.tensors().into_iter().cloned().collect();
     let in_dims = vmap_in_dims(sample);
-    let v = match thunder_transforms::vmap(&trace, &in_dims, B) {
+    let v = match against_db(
+        entry,
+        "vmap",
+        "vmap",
+        thunder_transforms::vmap(&trace, &in_dims, B),
+    )? {
         Ok(v) => v,
-        Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-            return Ok(GradOutcome::NoRule(e.to_string()))
-        }
-        Err(e) => return Err(format!("vmap: {e}")),
+        Err(outcome) => return Ok(outcome),
     };
     // Per-example inputs: shared inputs are the sample's own tensor, batched ones differ per example.
     let mut examples: Vec<Vec<Tensor>> = Vec::with_capacity(B);
@@ -474,7 +509,11 @@ fn float64_loop(sample: &Sample, examples: &[Vec<Tensor>]) -> Result<Vec<Tensor>
 /// output has the batched shape, the dtype and finite values; with `Same`, every example sees the
 /// same numbers (equal outputs without tensor inputs, equal dropout masks otherwise); with
 /// `Different`, examples of an op without tensor inputs differ.
-fn check_vmap_random_case(sample: &Sample, trace: &Trace) -> Result<GradOutcome, String> {
+fn check_vmap_random_case(
+    entry: &OpEntry,
+    sample: &Sample,
+    trace: &Trace,
+) -> Result<GradOutcome, String> {
     use thunder_transforms::{vmap_with, Randomness, VmapOptions};
     const B: usize = 3;
     let in_dims = vmap_in_dims(sample);
@@ -498,12 +537,15 @@ fn check_vmap_random_case(sample: &Sample, trace: &Trace) -> Result<GradOutcome,
             randomness,
             ..VmapOptions::default()
         };
-        let v = match vmap_with(trace, &in_dims, B, &options) {
+        let what = format!("vmap ({randomness:?})");
+        let v = match against_db(
+            entry,
+            "vmap",
+            &what,
+            vmap_with(trace, &in_dims, B, &options),
+        )? {
             Ok(v) => v,
-            Err(e @ thunder_transforms::TransformError::NoRule { .. }) => {
-                return Ok(GradOutcome::NoRule(e.to_string()))
-            }
-            Err(e) => return Err(format!("vmap ({randomness:?}): {e}")),
+            Err(outcome) => return Ok(outcome),
         };
         let ins = batched_ins
             .iter()
