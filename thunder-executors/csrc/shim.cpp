@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <exception>
 #include <optional>
 #include <string>
@@ -320,17 +321,33 @@ std::vector<at::Tensor> call_op(const c10::OperatorHandle& op, const ThunderAten
 
 extern "C" {
 
-// Calls the ATen operator `name.overload` with `args` over `tensors`, as PyTorch's dispatcher
+// Looks the ATen operator `name.overload` up in libtorch's dispatcher and checks that it takes
+// `nargs` arguments: a handle for `thunder_aten_call` and `thunder_aten_vjp`, freed with
+// `thunder_aten_free`.
+char* thunder_aten_find(const char* name, const char* overload, size_t nargs, void** out) {
+  return guarded([&] {
+    *out = nullptr;
+    auto op = std::make_unique<c10::OperatorHandle>(find_op(name, overload));
+    const auto& schema = op->schema();
+    TORCH_CHECK(schema.arguments().size() == nargs, schema.name(), " takes ",
+                schema.arguments().size(), " arguments (", schema, "), the call gives ", nargs);
+    *out = op.release();
+  });
+}
+
+void thunder_aten_free(void* op) { delete static_cast<c10::OperatorHandle*>(op); }
+
+// Calls the ATen operator `op` (from `thunder_aten_find`) with `args` over `tensors`, as PyTorch's dispatcher
 // would for `torch.ops.aten.<name>.<overload>(...)`, autocast excluded (a trace states its dtypes).
 // Writes at most `max_outs` results as new `at::Tensor*` to `outs` and their count to `*nouts`.
 // A result that shares memory with an operand is copied: the trace's values never alias.
-char* thunder_aten_call(const char* name, const char* overload, const ThunderAtenArg* args,
-                        size_t nargs, at::Tensor* const* tensors, size_t ntensors,
-                        at::Tensor** outs, size_t max_outs, size_t* nouts) {
+char* thunder_aten_call(const void* handle, const ThunderAtenArg* args, size_t nargs,
+                        at::Tensor* const* tensors, size_t ntensors, at::Tensor** outs,
+                        size_t max_outs, size_t* nouts) {
   return guarded([&] {
     *nouts = 0;
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    const c10::OperatorHandle op = find_op(name, overload);
+    const c10::OperatorHandle& op = *static_cast<const c10::OperatorHandle*>(handle);
     std::vector<at::Tensor> ts = list(tensors, ntensors);
     std::vector<at::Tensor> r = call_op(op, args, nargs, ts);
     TORCH_CHECK(r.size() <= max_outs, op.schema().name(), " returned ", r.size(),
@@ -350,18 +367,18 @@ char* thunder_aten_call(const char* name, const char* overload, const ThunderAte
   });
 }
 
-// The gradients of the ATen call `name.overload(args)` over `tensors` with respect to the
+// The gradients of the ATen call `op(args)` (`op` from `thunder_aten_find`) over `tensors` with respect to the
 // tensors listed in `wrt`, given the cotangents `cts` of the outputs listed in `ct_index`:
 // the call again, with autograd on, then `torch.autograd.grad`, so the derivative is ATen's own.
 // A gradient autograd leaves undefined (no path) is zeros. Writes `nwrt` new tensors to `grads`.
-char* thunder_aten_vjp(const char* name, const char* overload, const ThunderAtenArg* args,
-                       size_t nargs, at::Tensor* const* tensors, size_t ntensors,
-                       const int64_t* ct_index, at::Tensor* const* cts, size_t ncts,
-                       const int64_t* wrt, size_t nwrt, at::Tensor** grads) {
+char* thunder_aten_vjp(const void* handle, const ThunderAtenArg* args, size_t nargs,
+                       at::Tensor* const* tensors, size_t ntensors, const int64_t* ct_index,
+                       at::Tensor* const* cts, size_t ncts, const int64_t* wrt, size_t nwrt,
+                       at::Tensor** grads) {
   return guarded([&] {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
     at::AutoGradMode enable(true);
-    const c10::OperatorHandle op = find_op(name, overload);
+    const c10::OperatorHandle& op = *static_cast<const c10::OperatorHandle*>(handle);
     std::vector<at::Tensor> leaves;
     leaves.reserve(ntensors);
     for (size_t i = 0; i < ntensors; ++i) {

@@ -35,10 +35,16 @@ extern "C" {
     fn thunder_cuda_graph_end(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_replay(graph: *mut c_void) -> *mut c_char;
     fn thunder_cuda_graph_free(graph: *mut c_void);
-    #[allow(clippy::too_many_arguments)]
-    fn thunder_aten_call(
+    fn thunder_aten_find(
         name: *const c_char,
         overload: *const c_char,
+        nargs: usize,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn thunder_aten_free(op: *mut c_void);
+    #[allow(clippy::too_many_arguments)]
+    fn thunder_aten_call(
+        op: *const c_void,
         args: *const CAtenArg,
         nargs: usize,
         tensors: *const *const c_void,
@@ -49,8 +55,7 @@ extern "C" {
     ) -> *mut c_char;
     #[allow(clippy::too_many_arguments)]
     fn thunder_aten_vjp(
-        name: *const c_char,
-        overload: *const c_char,
+        op: *const c_void,
         args: *const CAtenArg,
         nargs: usize,
         tensors: *const *const c_void,
@@ -437,108 +442,144 @@ fn c_args(args: &[AtenArg], lists: &mut Vec<Vec<i64>>) -> Vec<CAtenArg> {
         .collect()
 }
 
-fn c_names(call: &AtenCall) -> Result<(CString, CString), KernelError> {
-    let (name, overload) = call.name_and_overload();
-    let c = |s: &str| {
-        CString::new(s).map_err(|_| KernelError(format!("the ATen operator name {s:?} has a NUL")))
-    };
-    Ok((c(name)?, c(overload)?))
+/// An ATen operator found in libtorch's dispatcher for a call (`thunder_aten_find`): looked up
+/// and checked once, when a plan is compiled, then called by handle.
+pub struct AtenOp {
+    ptr: *mut c_void,
+    call: AtenCall,
+}
+
+// SAFETY: a `c10::OperatorHandle` is an immutable pointer into the dispatcher's operator table,
+// which lives as long as the process and is safe to call from any thread.
+unsafe impl Send for AtenOp {}
+unsafe impl Sync for AtenOp {}
+
+impl std::fmt::Debug for AtenOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AtenOp(aten.{})", self.call.op)
+    }
+}
+
+impl Drop for AtenOp {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from `thunder_aten_find` and is freed once, here.
+        unsafe { thunder_aten_free(self.ptr) }
+    }
+}
+
+impl AtenOp {
+    /// Finds `call`'s operator, checking that it takes as many arguments as the call gives: an
+    /// operator this libtorch lacks, or another schema, is an error now rather than at a run.
+    pub fn find(call: &AtenCall) -> Result<AtenOp, KernelError> {
+        let (name, overload) = call.name_and_overload();
+        let c = |s: &str| {
+            CString::new(s)
+                .map_err(|_| KernelError(format!("the ATen operator name {s:?} has a NUL")))
+        };
+        let (name, overload) = (c(name)?, c(overload)?);
+        let mut ptr = std::ptr::null_mut::<c_void>();
+        // SAFETY: NUL-terminated strings alive for the call and an out-pointer to a local; the
+        // shim catches every C++ exception and sets `ptr` only on success.
+        check(
+            unsafe {
+                thunder_aten_find(name.as_ptr(), overload.as_ptr(), call.args.len(), &mut ptr)
+            },
+            &format!("aten.{}", call.op),
+        )?;
+        Ok(AtenOp {
+            ptr,
+            call: call.clone(),
+        })
+    }
+
+    /// Runs the call over `tensors` through libtorch's dispatcher (autocast excluded), as
+    /// `torch.ops.aten.<op>(...)` does; at most `max_outs` results. A result that shares memory
+    /// with an operand is a copy.
+    pub fn call(&self, tensors: &[&Tensor], max_outs: usize) -> Result<Vec<Tensor>, KernelError> {
+        let mut lists = Vec::new();
+        let args = c_args(&self.call.args, &mut lists);
+        let ts = ptrs(tensors);
+        let mut outs = vec![std::ptr::null_mut::<c_void>(); max_outs];
+        let mut n = 0usize;
+        // SAFETY: `self.ptr` is a live handle; `args` points into `lists` and the call's
+        // strings, alive and unmoved for the call; `ts` are live `at::Tensor*` handles; `outs`
+        // has room for `max_outs` results. The shim catches every C++ exception and writes `n`
+        // results only on success.
+        check(
+            unsafe {
+                thunder_aten_call(
+                    self.ptr,
+                    args.as_ptr(),
+                    args.len(),
+                    ts.as_ptr(),
+                    ts.len(),
+                    outs.as_mut_ptr(),
+                    max_outs,
+                    &mut n,
+                )
+            },
+            &format!("aten.{}", self.call.op),
+        )?;
+        // SAFETY: `n` new `at::Tensor` from the shim, owned from here (tch frees them).
+        Ok(outs[..n]
+            .iter()
+            .map(|&p| unsafe { Tensor::from_ptr(p.cast()) })
+            .collect())
+    }
+
+    /// The gradients of the call over `tensors` with respect to the operands listed in `wrt`,
+    /// given the cotangents `cts` of the outputs listed in `ct_index`: ATen's autograd formula,
+    /// from the call run again with autograd on (see `thunder_aten_vjp` in csrc/shim.cpp).
+    pub fn vjp(
+        &self,
+        tensors: &[&Tensor],
+        ct_index: &[usize],
+        cts: &[&Tensor],
+        wrt: &[usize],
+    ) -> Result<Vec<Tensor>, KernelError> {
+        if ct_index.len() != cts.len() {
+            return Err(KernelError(format!(
+                "aten.{}'s VJP: {} cotangents for {} outputs",
+                self.call.op,
+                cts.len(),
+                ct_index.len()
+            )));
+        }
+        let mut lists = Vec::new();
+        let args = c_args(&self.call.args, &mut lists);
+        let ts = ptrs(tensors);
+        let gs = ptrs(cts);
+        let cti: Vec<i64> = ct_index.iter().map(|&i| i as i64).collect();
+        let w: Vec<i64> = wrt.iter().map(|&i| i as i64).collect();
+        let mut grads = vec![std::ptr::null_mut::<c_void>(); wrt.len()];
+        // SAFETY: as in `call`; `grads` has room for one result per `wrt` entry, all written on
+        // success.
+        check(
+            unsafe {
+                thunder_aten_vjp(
+                    self.ptr,
+                    args.as_ptr(),
+                    args.len(),
+                    ts.as_ptr(),
+                    ts.len(),
+                    cti.as_ptr(),
+                    gs.as_ptr(),
+                    gs.len(),
+                    w.as_ptr(),
+                    w.len(),
+                    grads.as_mut_ptr(),
+                )
+            },
+            &format!("aten.{}'s VJP", self.call.op),
+        )?;
+        // SAFETY: `wrt.len()` new `at::Tensor` from the shim, owned from here.
+        Ok(grads
+            .into_iter()
+            .map(|p| unsafe { Tensor::from_ptr(p.cast()) })
+            .collect())
+    }
 }
 
 fn ptrs(ts: &[&Tensor]) -> Vec<*const c_void> {
     ts.iter().map(|t| t.as_ptr() as *const c_void).collect()
-}
-
-/// Runs the ATen call `call` over `tensors` through libtorch's dispatcher (autocast excluded),
-/// as `torch.ops.aten.<op>(...)` does; at most `max_outs` results. A result that shares memory
-/// with an operand is a copy.
-pub fn aten_call(
-    call: &AtenCall,
-    tensors: &[&Tensor],
-    max_outs: usize,
-) -> Result<Vec<Tensor>, KernelError> {
-    let (name, overload) = c_names(call)?;
-    let mut lists = Vec::new();
-    let args = c_args(&call.args, &mut lists);
-    let ts = ptrs(tensors);
-    let mut outs = vec![std::ptr::null_mut::<c_void>(); max_outs];
-    let mut n = 0usize;
-    // SAFETY: `args` points into `lists` and `call.args`' strings, both alive and unmoved for the
-    // call; `ts` are live `at::Tensor*` handles; `outs` has room for `max_outs` results. The shim
-    // catches every C++ exception and writes `n` results only on success.
-    check(
-        unsafe {
-            thunder_aten_call(
-                name.as_ptr(),
-                overload.as_ptr(),
-                args.as_ptr(),
-                args.len(),
-                ts.as_ptr(),
-                ts.len(),
-                outs.as_mut_ptr(),
-                max_outs,
-                &mut n,
-            )
-        },
-        &format!("aten.{}", call.op),
-    )?;
-    // SAFETY: `n` new `at::Tensor` from the shim, owned from here (tch frees them).
-    Ok(outs[..n]
-        .iter()
-        .map(|&p| unsafe { Tensor::from_ptr(p.cast()) })
-        .collect())
-}
-
-/// The gradients of `call` over `tensors` with respect to the operands listed in `wrt`, given
-/// the cotangents `cts` of the outputs listed in `ct_index`: ATen's autograd formula, from the
-/// call run again with autograd on (see `thunder_aten_vjp` in csrc/shim.cpp).
-pub fn aten_vjp(
-    call: &AtenCall,
-    tensors: &[&Tensor],
-    ct_index: &[usize],
-    cts: &[&Tensor],
-    wrt: &[usize],
-) -> Result<Vec<Tensor>, KernelError> {
-    if ct_index.len() != cts.len() {
-        return Err(KernelError(format!(
-            "aten.{}'s VJP: {} cotangents for {} outputs",
-            call.op,
-            cts.len(),
-            ct_index.len()
-        )));
-    }
-    let (name, overload) = c_names(call)?;
-    let mut lists = Vec::new();
-    let args = c_args(&call.args, &mut lists);
-    let ts = ptrs(tensors);
-    let gs = ptrs(cts);
-    let cti: Vec<i64> = ct_index.iter().map(|&i| i as i64).collect();
-    let w: Vec<i64> = wrt.iter().map(|&i| i as i64).collect();
-    let mut grads = vec![std::ptr::null_mut::<c_void>(); wrt.len()];
-    // SAFETY: as in `aten_call`; `grads` has room for one result per `wrt` entry, all written
-    // on success.
-    check(
-        unsafe {
-            thunder_aten_vjp(
-                name.as_ptr(),
-                overload.as_ptr(),
-                args.as_ptr(),
-                args.len(),
-                ts.as_ptr(),
-                ts.len(),
-                cti.as_ptr(),
-                gs.as_ptr(),
-                gs.len(),
-                w.as_ptr(),
-                w.len(),
-                grads.as_mut_ptr(),
-            )
-        },
-        &format!("aten.{}'s VJP", call.op),
-    )?;
-    // SAFETY: `wrt.len()` new `at::Tensor` from the shim, owned from here.
-    Ok(grads
-        .into_iter()
-        .map(|p| unsafe { Tensor::from_ptr(p.cast()) })
-        .collect())
 }

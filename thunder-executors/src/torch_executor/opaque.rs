@@ -1,5 +1,6 @@
 //! `prims.aten` and `prims.aten_vjp`: ATen operators called by name through libtorch's
-//! dispatcher (see [`thunder_ir::ops::aten`] and [`crate::shim::aten_call`]).
+//! dispatcher (see [`thunder_ir::ops::aten`] and [`crate::shim::AtenOp`]), looked up once per
+//! plan.
 //!
 //! Each run checks what the operator returned against the trace's metadata (count, dtype,
 //! shape): the metadata came from PyTorch's fake tensors, and a disagreement is an error, never
@@ -10,6 +11,7 @@ use super::operands::tensor_list;
 use super::CResult;
 use crate::convert::kind;
 use crate::executor::{Kernel, KernelError, Outputs, RtValue};
+use crate::shim::AtenOp;
 use thunder_ir::ops::aten::{vjp_indices, AtenCall};
 use thunder_ir::{BoundSymbol, PrimOp, Trace};
 
@@ -64,10 +66,12 @@ pub(super) fn prim(trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> CResult<Kern
     let ir = |e: thunder_ir::IrError| CompileError::Ir(e.to_string());
     let call = AtenCall::from_attrs(&bsym.attrs).map_err(ir)?;
     let want = expected(trace, bsym)?;
+    // Found once, here: an operator this libtorch lacks is a compile error.
+    let op = AtenOp::find(&call).map_err(|e| CompileError::Ir(e.0))?;
     match p {
         PrimOp::Aten => Ok(Box::new(move |args| {
             let ts = tensor_list(args, 0)?;
-            let got = crate::shim::aten_call(&call, &ts, want.len())?;
+            let got = op.call(&ts, want.len())?;
             check(&call.op, got, &want)
         })),
         PrimOp::AtenVjp => {
@@ -80,7 +84,7 @@ pub(super) fn prim(trace: &Trace, p: PrimOp, bsym: &BoundSymbol) -> CResult<Kern
                         call.op
                     ))
                 })?;
-                let got = crate::shim::aten_vjp(&call, &ts[..n], &cts, &ts[n..], &wrt)?;
+                let got = op.vjp(&ts[..n], &cts, &ts[n..], &wrt)?;
                 check(&call.op, got, &want)
             }))
         }
