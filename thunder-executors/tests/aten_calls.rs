@@ -249,6 +249,27 @@ fn arguments_cross_as_aten_reads_them_and_outputs_are_checked() {
     let plan = ExecutionPlan::compile(&t, &[&TorchExecutor::new()]).unwrap();
     let e = plan.run_tensors(&[xs.copy()]).unwrap_err().to_string();
     assert!(e.contains("the trace expects Float of sizes [3]"), "{e}");
+    // An output nothing reads is not checked (fake and real kernels disagree on some, as
+    // `_embedding_bag`'s offset2bag): the trace returns only the values.
+    let mut b = TraceBuilder::new("f");
+    let x = b.input("x", TensorMeta::new(DType::F32, [2usize])).unwrap();
+    let unread = call(
+        "cummax.default",
+        vec![AtenArg::Tensor(0), AtenArg::Int(0)],
+        vec![AtenOut::Like(0), AtenOut::Tensor(DType::I64, vec![7])],
+    );
+    let y = b
+        .call(
+            Op::Prim(PrimOp::Aten),
+            vec![Arg::List(vec![x])],
+            unread.attrs(),
+        )
+        .unwrap();
+    let t = b.build(&y[..1]).unwrap();
+    let plan = ExecutionPlan::compile(&t, &[&TorchExecutor::new()]).unwrap();
+    let out = plan.run_tensors(&[xs.copy()]).unwrap();
+    assert_eq!(out[0], xs.cummax(0).0);
+
     // An unknown operator and a wrong argument count: errors when the plan is compiled (the
     // operator is looked up once, then); an argument of the wrong type: libtorch's message at
     // the run. No crash.
