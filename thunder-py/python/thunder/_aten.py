@@ -154,11 +154,12 @@ def _arguments(name, schema, args, kwargs):
     return out
 
 
-def record(target, args, kwargs, tokens, grad):
+def record(target, args, kwargs, tokens, grad, autocast=None):
     """The ATen calls of `target(*args, **kwargs)`, whose tensors are fake tensors: `tokens` maps
-    the id of each operand tensor to the caller's token for it. Returns the calls and the
-    result: the token of each result tensor (an operand's token, or `(i, k)`), as one token or a
-    list. Raises `Refused`."""
+    the id of each operand tensor to the caller's token for it; `grad` is the grad mode and
+    `autocast` the autocast state ({device type: dtype or None}) it runs under. Returns the calls
+    and the result: the token of each result tensor (an operand's token, or `(i, k)`), as one
+    token or a list. Raises `Refused`."""
     rec = _Recorder()
     leaves = [x for x in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
     # The operands' own fake mode (Dynamo's), not the tracing context's: modes do not mix.
@@ -166,8 +167,18 @@ def record(target, args, kwargs, tokens, grad):
                       if isinstance(x, torch._subclasses.FakeTensor)), None)
     if fake_mode is None:
         raise Refused("its operands have no fake tensors to run it on")
+    import contextlib
+
     try:
-        with torch.set_grad_enabled(grad), fake_mode, rec:
+        with contextlib.ExitStack() as stack:
+            for device, dtype in (autocast or {}).items():
+                if dtype is not None:
+                    stack.enter_context(torch.autocast(device, dtype=dtype))
+                elif torch.is_autocast_enabled(device):
+                    stack.enter_context(torch.autocast(device, enabled=False))
+            stack.enter_context(torch.set_grad_enabled(grad))
+            stack.enter_context(fake_mode)
+            stack.enter_context(rec)
             result = target(*args, **kwargs)
     except Refused:
         raise

@@ -766,14 +766,16 @@ class _Encoder:
             raise _aten.Refused(f"{a.name} has no value to run it on")
 
         try:
-            if self.autocast_dtype(n, None) is not None:
-                raise _aten.Refused("it is inside a torch.autocast region")
             target = (n.target if n.op == "call_function"
                       else getattr(torch.Tensor, n.target, None))
             if target is None:
                 raise _aten.Refused(f"torch.Tensor has no method {n.target}")
             args, kwargs = torch.fx.node.map_aggregate((n.args, n.kwargs), leaf)
-            calls, result, value = _aten.record(target, args, kwargs, tokens, self.grad)
+            # Under the autocast state the node runs in: the calls recorded are autocast's
+            # casts and the ops on their results, which then run as they are (CPU autocast,
+            # whose op lists thunder's table does not follow, compiles this way).
+            calls, result, value = _aten.record(target, args, kwargs, tokens, self.grad,
+                                                self.autocast[-1])
             _same_metadata(n.meta.get("example_value"), value)
             self.check_not_written_view(n)
         except _aten.Refused as e:
