@@ -267,7 +267,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (rows, copy) = ops::run(&sizes, only.as_deref())?;
             let device = thunder_executors::cuda::device_name(0)
                 .map_or_else(|| "cuda:0".to_string(), |n| format!("{n} (cuda:0)"));
-            println!("{}", ops::table(&rows, copy, &device));
+            thunder_bench::out(&format!("{}\n", ops::table(&rows, copy, &device)))?;
         }
         Command::Trace {
             program,
@@ -299,9 +299,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("round trip: the printed text parses back into the same trace");
             }
             if no_decompositions {
-                print!("{}", without_decompositions(&trace));
+                thunder_bench::out(&without_decompositions(&trace))?;
             } else {
-                print!("{text}");
+                thunder_bench::out(&text)?;
             }
             let n_prims = trace
                 .walk()
@@ -341,7 +341,7 @@ fn coverage(
         Some(path) => {
             std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?
         }
-        None => print!("{text}"),
+        None => thunder_bench::out(&text)?,
     }
     let missing = db.missing_ops();
     if !missing.is_empty() {
@@ -482,7 +482,7 @@ fn llama2(a: Llama2Args) -> Result<(), Box<dyn std::error::Error>> {
     let report = llama::run_with(&opts, dist.as_ref())?;
     let rank0 = dist.as_ref().is_none_or(|d| d.rank == 0);
     if rank0 && role != "baseline" {
-        println!("{}", report.table());
+        thunder_bench::out(&format!("{}\n", report.table()))?;
     }
     if let Some(path) = std::env::var_os(OUT_VAR).filter(|_| rank0) {
         std::fs::write(&path, report.to_json())
@@ -579,7 +579,7 @@ fn launch(a: &Llama2Args, n: usize) -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{} (their messages are above)", failed.join(", ")).into());
     }
     if let (Some(b), Some(d)) = (baseline, read(&out)) {
-        println!("{}", scaling_table(&b, &d, n));
+        thunder_bench::out(&format!("{}\n", scaling_table(&b, &d, n)))?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -103,18 +103,7 @@ fn b_grad(t: &thunder_ir::Trace) -> thunder_ir::Trace {
 /// and strings pass, and an output unlike the trace's metadata is an error that says so.
 #[test]
 fn arguments_cross_as_aten_reads_them_and_outputs_are_checked() {
-    for d in [
-        DType::F64,
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::I64,
-        DType::I32,
-        DType::I16,
-        DType::I8,
-        DType::U8,
-        DType::Bool,
-    ] {
+    for d in DType::ALL {
         let mut b = TraceBuilder::new("f");
         let x = b.input("x", TensorMeta::new(DType::F32, [2usize])).unwrap();
         let c = call(
