@@ -447,10 +447,16 @@ fn c_args(args: &[AtenArg], lists: &mut Vec<Vec<i64>>) -> Vec<CAtenArg> {
 pub struct AtenOp {
     ptr: *mut c_void,
     call: AtenCall,
+    /// The call's arguments in C form, built once: they point into `lists` and into `call`'s
+    /// strings, heap buffers that neither move nor change while this lives.
+    args: Vec<CAtenArg>,
+    /// Only kept alive (`args` points into it).
+    _lists: Vec<Vec<i64>>,
 }
 
 // SAFETY: a `c10::OperatorHandle` is an immutable pointer into the dispatcher's operator table,
-// which lives as long as the process and is safe to call from any thread.
+// which lives as long as the process and is safe to call from any thread; the C arguments are
+// read-only pointers into buffers this value owns and never changes.
 unsafe impl Send for AtenOp {}
 unsafe impl Sync for AtenOp {}
 
@@ -486,9 +492,14 @@ impl AtenOp {
             },
             &format!("aten.{}", call.op),
         )?;
+        let call = call.clone();
+        let mut lists = Vec::new();
+        let args = c_args(&call.args, &mut lists);
         Ok(AtenOp {
             ptr,
-            call: call.clone(),
+            call,
+            args,
+            _lists: lists,
         })
     }
 
@@ -496,13 +507,12 @@ impl AtenOp {
     /// `torch.ops.aten.<op>(...)` does; at most `max_outs` results. A result that shares memory
     /// with an operand is a copy.
     pub fn call(&self, tensors: &[&Tensor], max_outs: usize) -> Result<Vec<Tensor>, KernelError> {
-        let mut lists = Vec::new();
-        let args = c_args(&self.call.args, &mut lists);
+        let args = &self.args;
         let ts = ptrs(tensors);
         let mut outs = vec![std::ptr::null_mut::<c_void>(); max_outs];
         let mut n = 0usize;
-        // SAFETY: `self.ptr` is a live handle; `args` points into `lists` and the call's
-        // strings, alive and unmoved for the call; `ts` are live `at::Tensor*` handles; `outs`
+        // SAFETY: `self.ptr` is a live handle; `args` points into `self._lists` and the call's
+        // strings, alive and unmoved while `self` lives; `ts` are live `at::Tensor*` handles; `outs`
         // has room for `max_outs` results. The shim catches every C++ exception and writes `n`
         // results only on success.
         check(
@@ -545,8 +555,7 @@ impl AtenOp {
                 ct_index.len()
             )));
         }
-        let mut lists = Vec::new();
-        let args = c_args(&self.call.args, &mut lists);
+        let args = &self.args;
         let ts = ptrs(tensors);
         let gs = ptrs(cts);
         let cti: Vec<i64> = ct_index.iter().map(|&i| i as i64).collect();

@@ -695,9 +695,15 @@ fn attr(kind: AttrKind, e: Expr) -> std::result::Result<Attr, String> {
     }
 }
 
+/// One Python expression of the kinds trace text uses (a whole input), for the other readers
+/// of Python literals in thunder-ir (`ops::aten`'s `args` text).
+pub(crate) fn parse_expr(text: &str) -> Result<Expr> {
+    Lexer::new(text, 1).expr_all()
+}
+
 /// The expressions trace text uses.
 #[derive(Debug, Clone, PartialEq)]
-enum Expr {
+pub(crate) enum Expr {
     Name(String),
     Int(i64),
     Float(f64),
@@ -711,7 +717,7 @@ enum Expr {
 }
 
 /// A call's name, positional arguments and keyword arguments.
-type CallExpr = (String, Vec<Expr>, Vec<(String, Expr)>);
+pub(crate) type CallExpr = (String, Vec<Expr>, Vec<(String, Expr)>);
 
 /// The lexer's errors, boxed for the same reason.
 type LexResult<T> = std::result::Result<T, Box<IrError>>;

@@ -28,9 +28,9 @@ class Block(torch.nn.Module):
         return self.norm(self.b(s) + x)
 
 
-def _inside(model):
+def _inside(model, device="cuda"):
     def f(x):
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             y = model(x)
         return y.float().square().mean(), y
 
@@ -84,12 +84,7 @@ def test_cuda_autocast_compiles_with_eager_autocasts_dtypes(where):
 
 
 def _cpu_autocast_inside(m):
-    def f(x):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = m(x)
-        return y.float().square().mean(), y
-
-    return f
+    return _inside(m, "cpu")
 
 
 def _check_cpu(f, g, m, x):

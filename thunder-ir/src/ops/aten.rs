@@ -14,7 +14,8 @@
 //!   `torch.ops.aten.<op>` names it;
 //! - `args` are the operator's arguments in schema order, every one of them (defaults filled in):
 //!   `T<i>` is the i-th tensor operand, lists of them are `Tensor[]` (`None` inside for
-//!   `Tensor?[]`), then `None`, `True`/`False`, ints, floats (`inf`, `-inf`, `nan`), `'strings'`,
+//!   `Tensor?[]`), then `None`, `True`/`False`, ints, floats (`float('inf')` as traces print
+//!   them), strings,
 //!   lists of ints, `torch.<dtype>`, `torch.<memory format>` and `wrap(<number>)` (a number
 //!   where the schema takes a tensor) ([`AtenArg`]);
 //! - `out` is one entry per output: `dtype[sizes]` on the first operand's device, or `T<i>` for
@@ -30,6 +31,7 @@ use super::prims::ArgMeta;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{IrError, Result};
+use crate::parser::Expr;
 use crate::shape::Shape;
 use crate::trace::Attr;
 use crate::value::{TensorMeta, ValueType};
@@ -383,17 +385,8 @@ pub fn print_args(args: &[AtenArg]) -> String {
             AtenArg::Int(v) => {
                 let _ = write!(s, "{v}");
             }
-            AtenArg::Float(f) => s.push_str(&float(*f)),
-            AtenArg::Str(t) => {
-                s.push('\'');
-                for c in t.chars() {
-                    if c == '\'' || c == '\\' {
-                        s.push('\\');
-                    }
-                    s.push(c);
-                }
-                s.push('\'');
-            }
+            AtenArg::Float(f) => s.push_str(&crate::printer::float(*f)),
+            AtenArg::Str(t) => s.push_str(&crate::printer::string(t)),
             AtenArg::Ints(v) => {
                 let _ = write!(
                     s,
@@ -420,17 +413,6 @@ pub fn print_args(args: &[AtenArg]) -> String {
     s
 }
 
-fn float(f: f64) -> String {
-    if f.is_nan() {
-        "nan".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        // Debug prints the shortest text that reads back to the same float, with a `.` or `e`.
-        format!("{f:?}")
-    }
-}
-
 /// Prints outputs as `out` reads them: `float32[4, 5], T0`.
 pub fn print_outs(outs: &[AtenOut]) -> String {
     outs.iter()
@@ -453,178 +435,74 @@ fn bad(what: &str, text: &str, why: impl std::fmt::Display) -> IrError {
     IrError::invalid("prims.aten", format!("{what}={text:?}: {why}"))
 }
 
-/// A cursor over the `args` text.
-struct Lexer<'a> {
-    text: &'a str,
-    pos: usize,
+/// Parses `args` (see [`print_args`]): a Python tuple, read by the trace parser's expression
+/// reader.
+pub fn parse_args(text: &str) -> Result<Vec<AtenArg>> {
+    let items = match crate::parser::parse_expr(text) {
+        Ok(Expr::Tuple(items)) => items,
+        Ok(other) => return Err(bad("args", text, format!("not a tuple: {other:?}"))),
+        Err(e) => return Err(bad("args", text, e)),
+    };
+    items
+        .into_iter()
+        .map(|e| arg(e).map_err(|why| bad("args", text, why)))
+        .collect()
 }
 
-impl<'a> Lexer<'a> {
-    fn rest(&self) -> &'a str {
-        &self.text[self.pos..]
-    }
-    fn skip_ws(&mut self) {
-        let r = self.rest();
-        self.pos += r.len() - r.trim_start().len();
-    }
-    fn eat(&mut self, c: char) -> bool {
-        self.skip_ws();
-        if self.rest().starts_with(c) {
-            self.pos += c.len_utf8();
-            true
-        } else {
-            false
-        }
-    }
-    fn expect(&mut self, c: char) -> Result<()> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(bad(
-                "args",
-                self.text,
-                format!("expected {c:?} at offset {}", self.pos),
-            ))
-        }
-    }
-    /// A bare word: letters, digits, `_`, `.`, `+`, `-`.
-    fn word(&mut self) -> &'a str {
-        self.skip_ws();
-        let r = self.rest();
-        let end = r
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.+-".contains(c)))
-            .unwrap_or(r.len());
-        self.pos += end;
-        &r[..end]
-    }
-    fn string(&mut self) -> Result<String> {
-        // After the opening quote.
-        let mut out = String::new();
-        let mut chars = self.rest().char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\'' => {
-                    self.pos += i + 1;
-                    return Ok(out);
-                }
-                '\\' => match chars.next() {
-                    Some((_, e)) => out.push(e),
-                    None => break,
-                },
-                c => out.push(c),
-            }
-        }
-        Err(bad("args", self.text, "an unterminated string"))
-    }
-    /// One scalar item (not a list).
-    fn item(&mut self) -> Result<AtenArg> {
-        if self.eat('\'') {
-            return self.string().map(AtenArg::Str);
-        }
-        let w = self.word();
-        let text = self.text;
-        let err = || bad("args", text, format!("cannot read {w:?}"));
-        Ok(match w {
-            "" => {
-                return Err(bad(
-                    "args",
-                    text,
-                    format!("expected a value at offset {}", self.pos),
-                ))
-            }
-            "None" => AtenArg::None,
-            "True" => AtenArg::Bool(true),
-            "False" => AtenArg::Bool(false),
-            "inf" => AtenArg::Float(f64::INFINITY),
-            "-inf" => AtenArg::Float(f64::NEG_INFINITY),
-            "nan" => AtenArg::Float(f64::NAN),
-            "wrap" => {
-                self.expect('(')?;
-                let n = self.item()?;
-                self.expect(')')?;
-                if !matches!(n, AtenArg::Int(_) | AtenArg::Float(_) | AtenArg::Bool(_)) {
-                    return Err(bad("args", text, format!("wrap({n:?}) must wrap a number")));
-                }
-                AtenArg::Wrapped(Box::new(n))
-            }
-            _ if w.starts_with('T') => AtenArg::Tensor(w[1..].parse().map_err(|_| err())?),
-            _ if w.starts_with("torch.") => match MEMORY_FORMATS.iter().position(|m| w[6..] == **m)
-            {
-                Some(m) => AtenArg::MemoryFormat(m),
-                None => AtenArg::DType(DType::parse(w).ok_or_else(err)?),
-            },
-            _ if w.contains(['.', 'e', 'E']) => AtenArg::Float(w.parse().map_err(|_| err())?),
-            _ => AtenArg::Int(w.parse().map_err(|_| err())?),
-        })
-    }
-    /// An item or a list of ints or of tensors.
-    fn arg(&mut self) -> Result<AtenArg> {
-        if !self.eat('[') {
-            return self.item();
-        }
-        let mut items = Vec::new();
-        if !self.eat(']') {
-            loop {
-                items.push(self.item()?);
-                if self.eat(']') {
-                    break;
-                }
-                self.expect(',')?;
-            }
-        }
-        let tensors = items.iter().any(|a| matches!(a, AtenArg::Tensor(_)));
-        if tensors {
-            return items
+/// One argument of the `args` tuple.
+fn arg(e: Expr) -> std::result::Result<AtenArg, String> {
+    Ok(match e {
+        Expr::List(items) if items.iter().any(|x| tensor_ref(x).is_some()) => AtenArg::Tensors(
+            items
                 .into_iter()
-                .map(|a| match a {
-                    AtenArg::Tensor(i) => Ok(Some(i)),
-                    AtenArg::None => Ok(None),
-                    other => Err(bad(
-                        "args",
-                        self.text,
-                        format!("{other:?} in a list of tensors"),
+                .map(|x| match (tensor_ref(&x), x) {
+                    (Some(i), _) => Ok(Some(i)),
+                    (None, Expr::None) => Ok(None),
+                    (None, other) => Err(format!("{other:?} in a list of tensors")),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Expr::List(items) => AtenArg::Ints(
+            items
+                .into_iter()
+                .map(|x| match x {
+                    Expr::Int(i) => Ok(i),
+                    other => Err(format!(
+                        "{other:?} in a list (lists are of ints or of tensors)"
                     )),
                 })
-                .collect::<Result<_>>()
-                .map(AtenArg::Tensors);
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        Expr::Call(c) if c.0 == "wrap" && c.2.is_empty() && c.1.len() == 1 => {
+            match arg(c.1.into_iter().next().unwrap_or(Expr::None))? {
+                n @ (AtenArg::Int(_) | AtenArg::Float(_) | AtenArg::Bool(_)) => {
+                    AtenArg::Wrapped(Box::new(n))
+                }
+                other => return Err(format!("wrap({other:?}) must wrap a number")),
+            }
         }
-        items
-            .into_iter()
-            .map(|a| match a {
-                AtenArg::Int(i) => Ok(i),
-                other => Err(bad(
-                    "args",
-                    self.text,
-                    format!("{other:?} in a list (lists are of ints or of tensors)"),
-                )),
-            })
-            .collect::<Result<_>>()
-            .map(AtenArg::Ints)
-    }
+        Expr::None => AtenArg::None,
+        Expr::Bool(b) => AtenArg::Bool(b),
+        Expr::Int(i) => AtenArg::Int(i),
+        Expr::Float(f) => AtenArg::Float(f),
+        Expr::Str(s) => AtenArg::Str(s),
+        ref x if tensor_ref(x).is_some() => AtenArg::Tensor(tensor_ref(x).unwrap_or_default()),
+        Expr::Name(n) if n.starts_with("torch.") => {
+            match MEMORY_FORMATS.iter().position(|m| n[6..] == **m) {
+                Some(m) => AtenArg::MemoryFormat(m),
+                None => AtenArg::DType(DType::parse(&n).ok_or(format!("cannot read {n:?}"))?),
+            }
+        }
+        other => return Err(format!("cannot read {other:?}")),
+    })
 }
 
-/// Parses `args` (see [`print_args`]).
-pub fn parse_args(text: &str) -> Result<Vec<AtenArg>> {
-    let mut lx = Lexer { text, pos: 0 };
-    lx.expect('(')?;
-    let mut out = Vec::new();
-    if !lx.eat(')') {
-        loop {
-            out.push(lx.arg()?);
-            if lx.eat(')') {
-                break;
-            }
-            lx.expect(',')?;
-            if lx.eat(')') {
-                break;
-            }
-        }
+/// The operand index of `T<i>`.
+fn tensor_ref(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Name(n) => n.strip_prefix('T').and_then(|i| i.parse().ok()),
+        _ => None,
     }
-    lx.skip_ws();
-    if !lx.rest().is_empty() {
-        return Err(bad("args", text, "text after the closing parenthesis"));
-    }
-    Ok(out)
 }
 
 /// Parses `out` (see [`print_outs`]).
@@ -696,12 +574,21 @@ mod tests {
         let text = print_args(&args);
         assert_eq!(
             text,
-            r"(T0, -3, 1e-5, -inf, None, True, 'it\'s', [2, -1], [], [T1, None], torch.bfloat16, torch.channels_last, wrap(0.5), wrap(-2))"
+            r#"(T0, -3, 1e-5, -float('inf'), None, True, "it's", [2, -1], [], [T1, None], torch.bfloat16, torch.channels_last, wrap(0.5), wrap(-2))"#
         );
         assert_eq!(parse_args(&text).unwrap(), args);
         assert_eq!(parse_args("(T0,)").unwrap(), vec![AtenArg::Tensor(0)]);
         assert_eq!(print_args(&[AtenArg::Float(2.0)]), "(2.0,)");
-        let nan = parse_args("(nan)").unwrap();
+        // What Python's side writes too: single quotes, and infinities as the printer does.
+        assert_eq!(
+            parse_args("(T0, 'it\\'s', float('inf'))").unwrap(),
+            vec![
+                AtenArg::Tensor(0),
+                AtenArg::Str("it's".into()),
+                AtenArg::Float(f64::INFINITY)
+            ]
+        );
+        let nan = parse_args("(float('nan'),)").unwrap();
         assert!(matches!(nan[0], AtenArg::Float(f) if f.is_nan()));
     }
 

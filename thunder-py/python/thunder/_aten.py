@@ -73,7 +73,13 @@ def _name(t):
 
 
 def _float(v):
-    return repr(float(v))
+    """A float as thunder-ir's printer writes it (`float('inf')` for infinities and NaN)."""
+    v = float(v)
+    if v != v:
+        return "float('nan')"
+    if v in (float("inf"), float("-inf")):
+        return "float('inf')" if v > 0 else "-float('inf')"
+    return repr(v)
 
 
 def _string(s):
